@@ -1,0 +1,3 @@
+//! Replay: operator actions from console test events. Arrives with the replay issue.
+
+fn main() {}

@@ -1,0 +1,96 @@
+//! Injected time. Verification windows, leases, backoff and retention all read a [`Clock`], so
+//! tests move time by hand instead of sleeping.
+
+use std::{
+    sync::Mutex,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+/// A source of the current time.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> SystemTime;
+}
+
+/// The machine's clock, used by the deployed functions.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// A clock that only moves when told to, for tests.
+#[derive(Debug)]
+pub struct ManualClock(Mutex<SystemTime>);
+
+impl ManualClock {
+    /// A clock standing at `unix_secs` seconds after the epoch.
+    pub fn at_unix(unix_secs: u64) -> Self {
+        Self(Mutex::new(UNIX_EPOCH + Duration::from_secs(unix_secs)))
+    }
+
+    pub fn set(&self, to: SystemTime) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = to;
+    }
+
+    pub fn advance(&self, by: Duration) {
+        let mut now = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *now += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> SystemTime {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Whole seconds since the Unix epoch; times before it count as 0.
+pub fn unix_secs(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Milliseconds since the Unix epoch; times before it count as 0.
+pub fn unix_millis(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The instant `millis` milliseconds after the epoch (negative values clamp to the epoch).
+pub fn from_unix_millis(millis: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(u64::try_from(millis).unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manual_clock_moves_only_when_told() {
+        let clock = ManualClock::at_unix(1_700_000_000);
+        assert_eq!(unix_secs(clock.now()), 1_700_000_000);
+        clock.advance(Duration::from_secs(90));
+        assert_eq!(unix_secs(clock.now()), 1_700_000_090);
+    }
+
+    #[test]
+    fn millis_round_trip() {
+        let t = from_unix_millis(1_700_000_000_123);
+        assert_eq!(unix_millis(t), 1_700_000_000_123);
+        assert_eq!(unix_millis(from_unix_millis(-5)), 0);
+    }
+}

@@ -1,0 +1,317 @@
+//! The stored event and its life:
+//! `received → enqueued → processing → processed`, with `failed` (will retry) and `dead`.
+//! Moves are functions that refuse what the life does not allow, so no code path can, say,
+//! resurrect a processed event by accident.
+
+use std::{fmt, str::FromStr, time::SystemTime};
+
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::{
+    ids::{EventId, TenantId},
+    provider::Provider,
+    secret::SecretSlot,
+};
+
+/// Where an event sits in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventStatus {
+    /// Stored, not yet confirmed on the queue.
+    Received,
+    /// A pointer message is on the queue.
+    Enqueued,
+    /// A processor holds a lease on it.
+    Processing,
+    /// Its effects are committed. Final, unless an operator forces a replay.
+    Processed,
+    /// The last attempt failed; the queue will deliver it again.
+    Failed,
+    /// Retries are exhausted or the error is permanent; waits for an operator.
+    Dead,
+}
+
+/// A move the life does not allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[error("an event cannot go from {from} to {to}")]
+pub struct IllegalTransition {
+    pub from: EventStatus,
+    pub to: EventStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("unknown event status")]
+pub struct UnknownStatus;
+
+impl EventStatus {
+    pub const ALL: [EventStatus; 6] = [
+        Self::Received,
+        Self::Enqueued,
+        Self::Processing,
+        Self::Processed,
+        Self::Failed,
+        Self::Dead,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Received => "received",
+            Self::Enqueued => "enqueued",
+            Self::Processing => "processing",
+            Self::Processed => "processed",
+            Self::Failed => "failed",
+            Self::Dead => "dead",
+        }
+    }
+
+    /// Whether the life allows going from `self` to `to`.
+    pub fn can_become(self, to: Self) -> bool {
+        use EventStatus::*;
+        matches!(
+            (self, to),
+            // Ingress confirms the enqueue; a processor may see the message first.
+            (Received, Enqueued | Processing)
+                | (Enqueued, Processing)
+                // A processor finishes, fails, or gives up; another may take over an
+                // expired lease; reconcile re-enqueues an abandoned one.
+                | (Processing, Processed | Failed | Dead | Processing | Enqueued)
+                // The queue redelivers a failure; an operator replays or it dies.
+                | (Failed, Processing | Enqueued | Dead)
+                // Operators replay dead events, and processed ones only by force.
+                | (Dead | Processed, Enqueued)
+        )
+    }
+
+    /// The status after a move, or why the move is refused.
+    pub fn transition(self, to: Self) -> Result<Self, IllegalTransition> {
+        if self.can_become(to) {
+            Ok(to)
+        } else {
+            Err(IllegalTransition { from: self, to })
+        }
+    }
+}
+
+impl fmt::Display for EventStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for EventStatus {
+    type Err = UnknownStatus;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or(UnknownStatus)
+    }
+}
+
+/// How the delivery was authenticated. Only these two outcomes are ever stored: a failed
+/// verification is refused at the door.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verification {
+    /// The signature matched this secret.
+    Verified(SecretSlot),
+    /// The tenant allowed unsigned deliveries for this provider, and this one carried none.
+    Unsigned,
+}
+
+impl Verification {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Verified(SecretSlot::Current) => "verified:current",
+            Self::Verified(SecretSlot::Previous) => "verified:previous",
+            Self::Unsigned => "unsigned",
+        }
+    }
+}
+
+impl FromStr for Verification {
+    type Err = UnknownStatus;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "verified:current" => Ok(Self::Verified(SecretSlot::Current)),
+            "verified:previous" => Ok(Self::Verified(SecretSlot::Previous)),
+            "unsigned" => Ok(Self::Unsigned),
+            _ => Err(UnknownStatus),
+        }
+    }
+}
+
+/// What identifies an event: built from the route and the provider's id, never from payload
+/// fields that name a tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EventKey {
+    pub tenant: TenantId,
+    pub provider: Provider,
+    pub event_id: EventId,
+}
+
+/// The ids that tie an event to the request that brought it, kept through every replay.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Correlation {
+    /// API Gateway's request id.
+    pub request_id: Option<String>,
+    /// The sender's `X-Request-Id`, if any.
+    pub client_request_id: Option<String>,
+}
+
+/// The stored event: the source of truth for its life, whatever the queues hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRecord {
+    pub key: EventKey,
+    pub event_type: Option<String>,
+    /// When the provider says the event happened (Stripe `created`, ...), for ordering.
+    pub provider_created_at: Option<SystemTime>,
+    pub correlation: Correlation,
+    pub verification: Verification,
+    pub status: EventStatus,
+    pub attempts: u32,
+    pub retry_exhausted: bool,
+    pub last_error: Option<String>,
+    pub received_at: SystemTime,
+    pub enqueued_at: Option<SystemTime>,
+    pub completed_at: Option<SystemTime>,
+    pub payload: Vec<u8>,
+    /// Hex SHA-256 of `payload`: a redelivery with the same id must carry the same bytes.
+    pub payload_hash: String,
+}
+
+impl EventRecord {
+    /// A freshly accepted delivery.
+    #[allow(clippy::too_many_arguments)]
+    pub fn received(
+        key: EventKey,
+        event_type: Option<String>,
+        provider_created_at: Option<SystemTime>,
+        correlation: Correlation,
+        verification: Verification,
+        payload: Vec<u8>,
+        now: SystemTime,
+    ) -> Self {
+        Self {
+            key,
+            event_type,
+            provider_created_at,
+            correlation,
+            verification,
+            status: EventStatus::Received,
+            attempts: 0,
+            retry_exhausted: false,
+            last_error: None,
+            received_at: now,
+            enqueued_at: None,
+            completed_at: None,
+            payload_hash: payload_hash(&payload),
+            payload,
+        }
+    }
+
+    /// Move to `to`, or refuse without changing anything.
+    pub fn transition(&mut self, to: EventStatus) -> Result<(), IllegalTransition> {
+        self.status = self.status.transition(to)?;
+        Ok(())
+    }
+}
+
+/// Hex SHA-256 of a payload.
+pub fn payload_hash(payload: &[u8]) -> String {
+    hex::encode(Sha256::digest(payload))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use EventStatus::*;
+
+    fn record() -> EventRecord {
+        EventRecord::received(
+            EventKey {
+                tenant: TenantId::parse("acme").expect("tenant"),
+                provider: Provider::Stripe,
+                event_id: EventId::parse("evt_1").expect("id"),
+            },
+            Some("invoice.paid".into()),
+            None,
+            Correlation::default(),
+            Verification::Verified(SecretSlot::Current),
+            b"{}".to_vec(),
+            SystemTime::UNIX_EPOCH,
+        )
+    }
+
+    #[test]
+    fn the_happy_path_is_legal() {
+        let mut r = record();
+        for next in [Enqueued, Processing, Processed] {
+            r.transition(next).expect("legal");
+        }
+        assert_eq!(r.status, Processed);
+    }
+
+    #[test]
+    fn retries_and_death_are_legal() {
+        let mut r = record();
+        for next in [
+            Enqueued, Processing, Failed, Processing, Failed, Dead, Enqueued, Processing, Processed,
+        ] {
+            r.transition(next).expect("legal");
+        }
+    }
+
+    #[test]
+    fn illegal_moves_are_refused_and_change_nothing() {
+        let illegal = [
+            (Received, Processed),
+            (Received, Failed),
+            (Enqueued, Processed),
+            (Enqueued, Received),
+            (Processed, Processing),
+            (Processed, Failed),
+            (Processed, Dead),
+            (Dead, Processing),
+            (Dead, Processed),
+            (Failed, Processed),
+        ];
+        for (from, to) in illegal {
+            let mut r = record();
+            r.status = from;
+            assert_eq!(r.transition(to), Err(IllegalTransition { from, to }));
+            assert_eq!(r.status, from);
+        }
+    }
+
+    #[test]
+    fn nothing_returns_to_received() {
+        for from in EventStatus::ALL {
+            assert!(!from.can_become(Received), "{from} -> received");
+        }
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for s in EventStatus::ALL {
+            assert_eq!(s.as_str().parse::<EventStatus>(), Ok(s));
+        }
+        for v in [
+            Verification::Unsigned,
+            Verification::Verified(SecretSlot::Previous),
+        ] {
+            assert_eq!(v.as_str().parse::<Verification>(), Ok(v));
+        }
+        assert!("verified".parse::<Verification>().is_err());
+    }
+
+    #[test]
+    fn payload_hash_is_sha256_hex() {
+        // printf '{}' | sha256sum
+        assert_eq!(
+            record().payload_hash,
+            "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+        );
+    }
+}
