@@ -7,10 +7,25 @@
 //! - [`verify`]: signature verification, one module per scheme.
 //! - [`record`]: the stored event and its status state machine.
 //! - [`clock`]: injected time, so tests never sleep.
+//! - [`tenant`]: a tenant's configuration for one provider.
+//! - [`extract`]: event id, type and time per provider.
+//! - [`ports`]: the traits use cases reach storage and queues through; [`memory`] implements
+//!   them in memory for tests.
+//! - [`ingress`]: the ingress use case: verify, store, enqueue, then acknowledge.
+//! - [`metrics`]: CloudWatch Embedded Metric Format lines.
 
+pub mod aws;
 pub mod clock;
+pub mod directory_cache;
+pub mod extract;
 pub mod ids;
+pub mod ingress;
+pub mod memory;
+pub mod message;
+pub mod metrics;
+pub mod ports;
 pub mod provider;
 pub mod record;
 pub mod secret;
+pub mod tenant;
 pub mod verify;

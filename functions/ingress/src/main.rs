@@ -1,3 +1,12 @@
-//! Ingress: `POST /webhooks/{tenant}/{provider}` behind API Gateway. Arrives with the ingress issue.
+//! Ingress Lambda: `POST /webhooks/{tenant}/{provider}` behind API Gateway.
 
-fn main() {}
+use lambda_http::{Error, run, service_fn, tracing};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let config = ingress::Config::from_env()?;
+    let sdk = shared::aws::sdk_config().await;
+    let ingress = ingress::build(&sdk, &config);
+    run(service_fn(|request| ingress::handle(&ingress, request))).await
+}

@@ -44,6 +44,21 @@ pub enum Scheme {
 }
 
 impl Scheme {
+    /// Whether the delivery carries this scheme's signature header at all. Used only to tell
+    /// an unsigned delivery from a badly signed one: a signature that is present is always
+    /// verified, never ignored.
+    pub fn is_signed(&self, headers: &HeaderMap) -> bool {
+        let names: &[&str] = match self {
+            Self::Stripe => &[stripe::SIGNATURE_HEADER],
+            Self::StandardWebhooks => &["webhook-signature", "svix-signature"],
+            Self::GitHub => &["x-hub-signature-256"],
+            Self::Slack => &["x-slack-signature"],
+            Self::Shopify => &["x-shopify-hmac-sha256"],
+            Self::Generic(names) => return headers.contains_key(names.signature.as_str()),
+        };
+        names.iter().any(|name| headers.contains_key(*name))
+    }
+
     /// Produce the headers a provider would send for `body`, for tests, benchmarks and the
     /// operator CLI's "send a sample" command. `id` is used where the scheme carries an event id
     /// in a header.

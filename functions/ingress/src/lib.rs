@@ -1,0 +1,297 @@
+//! The ingress Lambda's adapter: turn an API Gateway request into a [`Delivery`], run the
+//! ingress use case, turn its [`Outcome`] into a response. Everything else lives in `shared`.
+
+use std::{sync::Arc, time::Duration};
+
+use lambda_http::{
+    Body, Error, Request, RequestExt, Response,
+    http::{HeaderValue, StatusCode, header::CONTENT_TYPE},
+    request::RequestContext,
+};
+use shared::{
+    aws::{DynamoEventStore, DynamoTenantDirectory, SqsEventQueue},
+    clock::{Clock, SystemClock},
+    directory_cache::CachedDirectory,
+    ingress::{DEFAULT_MAX_BODY_BYTES, Delivery, Ingress, IngressSettings, Outcome},
+    ports::{EventQueue, EventStore, TenantDirectory},
+    record::Correlation,
+};
+use thiserror::Error;
+
+/// The ingress wired to DynamoDB and SQS, as deployed.
+pub type AwsIngress =
+    Ingress<DynamoEventStore, SqsEventQueue, CachedDirectory<DynamoTenantDirectory>, SystemClock>;
+
+/// The function's configuration, from its environment (set by template.yaml).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub events_table: String,
+    pub tenants_table: String,
+    pub events_queue_url: String,
+    pub max_body_bytes: usize,
+    pub tenant_cache_ttl: Duration,
+}
+
+/// A missing or unreadable setting: the function refuses to start rather than guess.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required")]
+    Missing(&'static str),
+    #[error("environment variable {0} must be a whole number")]
+    NotANumber(&'static str),
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Read the settings through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let required = |name: &'static str| {
+            lookup(name)
+                .filter(|v| !v.is_empty())
+                .ok_or(ConfigError::Missing(name))
+        };
+        let number = |name: &'static str, default: u64| match lookup(name) {
+            None => Ok(default),
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| ConfigError::NotANumber(name)),
+        };
+        Ok(Self {
+            events_table: required("EVENTS_TABLE")?,
+            tenants_table: required("TENANTS_TABLE")?,
+            events_queue_url: required("EVENTS_QUEUE_URL")?,
+            max_body_bytes: usize::try_from(number(
+                "MAX_BODY_BYTES",
+                DEFAULT_MAX_BODY_BYTES as u64,
+            )?)
+            .map_err(|_| ConfigError::NotANumber("MAX_BODY_BYTES"))?,
+            tenant_cache_ttl: Duration::from_secs(number("TENANT_CACHE_TTL_SECS", 60)?),
+        })
+    }
+}
+
+/// Build the deployed ingress: SDK clients once per cold start, shared by every invocation.
+pub fn build(sdk: &aws_config::SdkConfig, config: &Config) -> AwsIngress {
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    Ingress::new(
+        DynamoEventStore::new(dynamodb.clone(), &config.events_table),
+        SqsEventQueue::new(sqs, &config.events_queue_url),
+        CachedDirectory::new(
+            DynamoTenantDirectory::new(dynamodb, &config.tenants_table),
+            config.tenant_cache_ttl,
+            clock,
+        ),
+        SystemClock,
+        IngressSettings {
+            max_body_bytes: config.max_body_bytes,
+        },
+    )
+}
+
+/// Handle one API Gateway request. Client mistakes are responses, never `Err`.
+pub async fn handle<S, Q, D, C>(
+    ingress: &Ingress<S, Q, D, C>,
+    request: Request,
+) -> Result<Response<Body>, Error>
+where
+    S: EventStore,
+    Q: EventQueue,
+    D: TenantDirectory,
+    C: Clock,
+{
+    let params = request.path_parameters();
+    let body: &[u8] = match request.body() {
+        Body::Empty => &[],
+        Body::Text(text) => text.as_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => &[],
+    };
+    let delivery = Delivery {
+        tenant: params.first("tenant").unwrap_or_default(),
+        provider: params.first("provider").unwrap_or_default(),
+        path_token: params.first("token"),
+        headers: request.headers(),
+        body,
+        correlation: correlation(&request),
+    };
+    Ok(response(&ingress.handle(delivery).await))
+}
+
+/// API Gateway's request id and the sender's `X-Request-Id`.
+fn correlation(request: &Request) -> Correlation {
+    let request_id = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone(),
+        Some(RequestContext::ApiGatewayV1(ctx)) => ctx.request_id.clone(),
+        _ => None,
+    };
+    let client_request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.chars().take(128).collect());
+    Correlation {
+        request_id,
+        client_request_id,
+    }
+}
+
+/// The HTTP answer for an outcome.
+pub fn response(outcome: &Outcome) -> Response<Body> {
+    let mut response = Response::new(Body::Text(outcome.body().to_string()));
+    *response.status_mut() =
+        StatusCode::from_u16(outcome.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(secs) = outcome.retry_after() {
+        headers.insert("retry-after", HeaderValue::from(secs));
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use shared::{
+        clock::ManualClock,
+        ids::TenantId,
+        memory::{MemoryDirectory, MemoryEventStore, MemoryQueue},
+        provider::Provider,
+        secret::Secret,
+        tenant::ProviderConfig,
+    };
+
+    use super::*;
+
+    type MemoryIngress = Ingress<MemoryEventStore, MemoryQueue, MemoryDirectory, ManualClock>;
+
+    fn ingress() -> MemoryIngress {
+        let tenant = TenantId::parse("demo").expect("tenant");
+        let config = ProviderConfig::new(
+            tenant,
+            Provider::Stripe,
+            Secret::new("whsec_demo_local_only"),
+        );
+        Ingress::new(
+            MemoryEventStore::new(),
+            MemoryQueue::new(),
+            MemoryDirectory::with([config]),
+            ManualClock::at_unix(1_700_000_000),
+            IngressSettings::default(),
+        )
+    }
+
+    fn fixture(name: &str) -> Request {
+        let path = format!("{}/../../events/ingress/{name}", env!("CARGO_MANIFEST_DIR"));
+        let json = std::fs::read_to_string(&path).expect("fixture");
+        lambda_http::request::from_str(&json).expect("API Gateway event")
+    }
+
+    async fn call(ingress: &MemoryIngress, name: &str) -> (u16, serde_json::Value) {
+        let response = handle(ingress, fixture(name)).await.expect("response");
+        let body = match response.body() {
+            Body::Text(text) => serde_json::from_str(text).expect("json body"),
+            other => panic!("unexpected body {other:?}"),
+        };
+        (response.status().as_u16(), body)
+    }
+
+    #[tokio::test]
+    async fn the_sample_event_is_accepted_with_its_correlation_ids() {
+        let ingress = ingress();
+        let (status, body) = call(&ingress, "stripe-invoice-paid.json").await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            body,
+            serde_json::json!({"received": true, "id": "evt_1Demo000000000000000001"})
+        );
+        let record = &ingress.store.all()[0];
+        assert_eq!(
+            record.correlation.request_id.as_deref(),
+            Some("JKJaXmPLvHcESHA=")
+        );
+        assert_eq!(
+            record.correlation.client_request_id.as_deref(),
+            Some("req-demo-1")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_base64_body_is_verified_on_its_decoded_bytes() {
+        let ingress = ingress();
+        let (status, _) = call(&ingress, "stripe-invoice-paid-base64.json").await;
+        assert_eq!(status, 200);
+        let (status, body) = call(&ingress, "stripe-invoice-paid.json").await;
+        assert_eq!((status, body["duplicate"].as_bool()), (200, Some(true)));
+    }
+
+    #[tokio::test]
+    async fn a_bad_signature_is_a_generic_401() {
+        let ingress = ingress();
+        let (status, body) = call(&ingress, "stripe-bad-signature.json").await;
+        assert_eq!(
+            (status, body),
+            (401, serde_json::json!({"error": "invalid signature"}))
+        );
+        assert!(ingress.store.all().is_empty());
+    }
+
+    #[test]
+    fn unavailable_answers_carry_retry_after() {
+        let response = response(&Outcome::Unavailable);
+        assert_eq!(response.status(), 503);
+        assert_eq!(
+            response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok()),
+            Some("5")
+        );
+        assert_eq!(
+            response
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+            Some("application/json")
+        );
+    }
+
+    #[test]
+    fn config_requires_its_resources_and_reads_limits() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let full: &'static [(&str, &str)] = &[
+            ("EVENTS_TABLE", "events"),
+            ("TENANTS_TABLE", "tenants"),
+            ("EVENTS_QUEUE_URL", "http://queue"),
+            ("MAX_BODY_BYTES", "1024"),
+        ];
+        let config = Config::from_lookup(env(full)).expect("config");
+        assert_eq!(config.max_body_bytes, 1024);
+        assert_eq!(config.tenant_cache_ttl, Duration::from_secs(60));
+        assert!(matches!(
+            Config::from_lookup(env(&full[1..])),
+            Err(ConfigError::Missing("EVENTS_TABLE"))
+        ));
+        let bad: &'static [(&str, &str)] = &[
+            ("EVENTS_TABLE", "events"),
+            ("TENANTS_TABLE", "tenants"),
+            ("EVENTS_QUEUE_URL", "http://queue"),
+            ("MAX_BODY_BYTES", "lots"),
+        ];
+        assert!(matches!(
+            Config::from_lookup(env(bad)),
+            Err(ConfigError::NotANumber("MAX_BODY_BYTES"))
+        ));
+    }
+}

@@ -1,0 +1,384 @@
+//! The ingress use case: acknowledge a webhook only once it is durably stored and enqueued.
+//!
+//! 1. Route: unknown tenant or provider → 404, with no detail.
+//! 2. Size: over the limit → 413.
+//! 3. Verify the raw body with the tenant's secrets → 401 on failure (reason logged and
+//!    counted, never returned). Unsigned deliveries pass only where the tenant allowed them,
+//!    on the route carrying their token.
+//! 4. Read the event id → 400 when there is none.
+//! 5. Conditional put of the record. Same id, other bytes → 409. Same id, never confirmed on the
+//!    queue → enqueue again. Same id otherwise → 200 duplicate.
+//! 6. Send the pointer message, mark the record `enqueued`, answer 200.
+//!
+//! Any storage or queue failure → 503, so the provider retries; nothing is acknowledged early.
+
+use std::time::{Duration, Instant};
+
+use http::HeaderMap;
+use serde_json::{Value, json};
+use tracing::{error, info, warn};
+
+use crate::{
+    clock::Clock,
+    extract::{ExtractError, extract},
+    ids::{EventId, TenantId},
+    message::QueueMessage,
+    metrics::MetricLine,
+    ports::{EventQueue, EventStore, PutOutcome, TenantDirectory},
+    provider::Provider,
+    record::{Correlation, EventKey, EventRecord, EventStatus, Verification},
+    verify::VerifyError,
+};
+
+/// The default body limit: Stripe and Svix events stay far below it.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// What a 503 asks the provider to wait before retrying.
+pub const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// Knobs of the ingress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngressSettings {
+    pub max_body_bytes: usize,
+}
+
+impl Default for IngressSettings {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+/// One HTTP delivery, as the adapter hands it over: route segments, headers and the body bytes
+/// exactly as received.
+#[derive(Debug, Clone)]
+pub struct Delivery<'a> {
+    pub tenant: &'a str,
+    pub provider: &'a str,
+    /// The extra path segment of `/webhooks/{tenant}/{provider}/{token}`, if present.
+    pub path_token: Option<&'a str>,
+    pub headers: &'a HeaderMap,
+    pub body: &'a [u8],
+    pub correlation: Correlation,
+}
+
+/// How a delivery ended. Each maps to one HTTP answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stored and enqueued.
+    Accepted {
+        event_id: EventId,
+    },
+    /// Already stored with the same bytes, and on its way.
+    Duplicate {
+        event_id: EventId,
+    },
+    NotFound,
+    PayloadTooLarge {
+        limit: usize,
+    },
+    Unauthorized(VerifyError),
+    BadRequest(ExtractError),
+    /// The id was seen before with a different payload: a replay attack or a provider bug.
+    Conflict {
+        event_id: EventId,
+    },
+    /// A dependency failed; the provider should retry.
+    Unavailable,
+}
+
+impl Outcome {
+    pub fn status_code(&self) -> u16 {
+        match self {
+            Self::Accepted { .. } | Self::Duplicate { .. } => 200,
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(e) if e.is_configuration_error() => 503,
+            Self::Unauthorized(_) => 401,
+            Self::NotFound => 404,
+            Self::Conflict { .. } => 409,
+            Self::PayloadTooLarge { .. } => 413,
+            Self::Unavailable => 503,
+        }
+    }
+
+    /// The JSON body. Signature failures get a generic message: the reason is for our logs, not
+    /// for whoever is probing the endpoint.
+    pub fn body(&self) -> Value {
+        match self {
+            Self::Accepted { event_id } => json!({ "received": true, "id": event_id.as_str() }),
+            Self::Duplicate { event_id } => {
+                json!({ "received": true, "id": event_id.as_str(), "duplicate": true })
+            }
+            Self::NotFound => json!({ "error": "not found" }),
+            Self::PayloadTooLarge { limit } => {
+                json!({ "error": format!("payload larger than {limit} bytes") })
+            }
+            Self::Unauthorized(e) if e.is_configuration_error() => {
+                json!({ "error": "temporarily unavailable" })
+            }
+            Self::Unauthorized(_) => json!({ "error": "invalid signature" }),
+            Self::BadRequest(e) => json!({ "error": e.to_string() }),
+            Self::Conflict { .. } => {
+                json!({ "error": "event id already received with a different payload" })
+            }
+            Self::Unavailable => json!({ "error": "temporarily unavailable" }),
+        }
+    }
+
+    /// `Retry-After` seconds, for answers that ask the provider to come back.
+    pub fn retry_after(&self) -> Option<u64> {
+        (self.status_code() == 503).then_some(RETRY_AFTER.as_secs())
+    }
+
+    /// The metric and log label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Accepted { .. } => "accepted",
+            Self::Duplicate { .. } => "duplicate",
+            Self::NotFound => "not_found",
+            Self::PayloadTooLarge { .. } => "too_large",
+            Self::Unauthorized(_) => "signature_failure",
+            Self::BadRequest(_) => "bad_request",
+            Self::Conflict { .. } => "conflict",
+            Self::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// The ingress use case over its ports.
+#[derive(Debug)]
+pub struct Ingress<S, Q, D, C> {
+    pub store: S,
+    pub queue: Q,
+    pub directory: D,
+    pub clock: C,
+    pub settings: IngressSettings,
+}
+
+impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D, C> {
+    pub fn new(store: S, queue: Q, directory: D, clock: C, settings: IngressSettings) -> Self {
+        Self {
+            store,
+            queue,
+            directory,
+            clock,
+            settings,
+        }
+    }
+
+    /// Handle one delivery, log it and emit its metrics.
+    pub async fn handle(&self, delivery: Delivery<'_>) -> Outcome {
+        let started = Instant::now();
+        let (outcome, unsigned) = self.accept(&delivery).await;
+        let latency_ms = started.elapsed().as_secs_f64() * 1_000.0;
+        let provider = delivery
+            .provider
+            .parse::<Provider>()
+            .map_or("unknown", Provider::as_str);
+        let mut line = MetricLine::new(self.clock.now())
+            .dimension("function", "ingress")
+            .dimension("provider", provider)
+            .dimension("outcome", outcome.label())
+            .count(metric_name(&outcome))
+            .millis("ack_latency", latency_ms)
+            .property("tenant", delivery.tenant);
+        if let Outcome::Unauthorized(reason) = &outcome {
+            line = line.property("reason", reason.reason());
+        }
+        if unsigned {
+            line = line.count("unsigned_accepted");
+        }
+        line.emit();
+        outcome
+    }
+
+    /// The decision, without the bookkeeping. The flag says an unsigned delivery was accepted.
+    async fn accept(&self, delivery: &Delivery<'_>) -> (Outcome, bool) {
+        let (Ok(tenant), Ok(provider)) = (
+            TenantId::parse(delivery.tenant),
+            delivery.provider.parse::<Provider>(),
+        ) else {
+            return (Outcome::NotFound, false);
+        };
+        let log = Fields::new(&tenant, provider, &delivery.correlation);
+
+        if delivery.body.len() > self.settings.max_body_bytes {
+            log.info(None, "refused: payload too large");
+            return (
+                Outcome::PayloadTooLarge {
+                    limit: self.settings.max_body_bytes,
+                },
+                false,
+            );
+        }
+
+        let config = match self.directory.provider_config(&tenant, provider).await {
+            Ok(Some(config)) => config,
+            Ok(None) => return (Outcome::NotFound, false),
+            Err(e) => {
+                error!(tenant = %tenant, provider = %provider, error = %e, "tenant directory unavailable");
+                return (Outcome::Unavailable, false);
+            }
+        };
+        // The token route exists only for tenants that allowed unsigned deliveries.
+        if delivery.path_token.is_some() && !config.admits_unsigned(delivery.path_token) {
+            return (Outcome::NotFound, false);
+        }
+
+        let now = self.clock.now();
+        let verifier = config.verifier();
+        let unsigned = !verifier.scheme.is_signed(delivery.headers)
+            && config.admits_unsigned(delivery.path_token);
+        let verification = if unsigned {
+            Verification::Unsigned
+        } else {
+            match verifier.verify(delivery.body, delivery.headers, &config.secrets, now) {
+                Ok(verified) => Verification::Verified(verified.secret),
+                Err(e) => {
+                    if e.is_configuration_error() {
+                        error!(tenant = %tenant, provider = %provider, reason = e.reason(), error = %e, "tenant secret unusable");
+                    } else {
+                        warn!(tenant = %tenant, provider = %provider, reason = e.reason(), error = %e,
+                            request_id = log.request_id, client_request_id = log.client_request_id,
+                            "signature verification failed");
+                    }
+                    return (Outcome::Unauthorized(e), false);
+                }
+            }
+        };
+
+        let meta = match extract(
+            provider,
+            delivery.headers,
+            delivery.body,
+            config.generic_headers.as_ref(),
+        ) {
+            Ok(meta) => meta,
+            Err(e) => {
+                log.info(None, "refused: no readable event id");
+                return (Outcome::BadRequest(e), false);
+            }
+        };
+        if unsigned {
+            warn!(security = true, tenant = %tenant, provider = %provider, event_id = %meta.event_id,
+                request_id = log.request_id, client_request_id = log.client_request_id,
+                "unsigned delivery accepted on the tenant's token route");
+        }
+
+        let key = EventKey {
+            tenant: tenant.clone(),
+            provider,
+            event_id: meta.event_id.clone(),
+        };
+        let record = EventRecord::received(
+            key,
+            meta.event_type,
+            meta.created_at,
+            delivery.correlation.clone(),
+            verification,
+            delivery.body.to_vec(),
+            now,
+        );
+        let outcome = self.store_and_enqueue(&record, &log).await;
+        let unsigned_accepted = unsigned && matches!(outcome, Outcome::Accepted { .. });
+        (outcome, unsigned_accepted)
+    }
+
+    async fn store_and_enqueue(&self, record: &EventRecord, log: &Fields<'_>) -> Outcome {
+        let event_id = record.key.event_id.clone();
+        match self.store.put_if_absent(record).await {
+            Err(e) => {
+                error!(tenant = %record.key.tenant, provider = %record.key.provider, event_id = %event_id,
+                    error = %e, "event store unavailable; nothing acknowledged");
+                Outcome::Unavailable
+            }
+            Ok(PutOutcome::Inserted) => self.enqueue(record, log).await,
+            Ok(PutOutcome::Existing(stored)) if stored.payload_hash != record.payload_hash => {
+                warn!(security = true, tenant = %record.key.tenant, provider = %record.key.provider,
+                    event_id = %event_id, request_id = log.request_id,
+                    "event id reused with a different payload; refused");
+                Outcome::Conflict { event_id }
+            }
+            // An earlier delivery was stored but its enqueue failed: this retry finishes the job.
+            Ok(PutOutcome::Existing(stored)) if stored.status == EventStatus::Received => {
+                self.enqueue(&stored, log).await
+            }
+            Ok(PutOutcome::Existing(_)) => {
+                log.info(Some(&event_id), "duplicate delivery");
+                Outcome::Duplicate { event_id }
+            }
+        }
+    }
+
+    /// Send the pointer, then mark the record. A failed mark is not a failed delivery: the
+    /// message is on the queue and the processor accepts a `received` record.
+    async fn enqueue(&self, record: &EventRecord, log: &Fields<'_>) -> Outcome {
+        let key = &record.key;
+        let message = QueueMessage::new(key, &record.correlation);
+        if let Err(e) = self.queue.send(&message).await {
+            error!(tenant = %key.tenant, provider = %key.provider, event_id = %key.event_id, error = %e,
+                "enqueue failed; record left received for the provider's retry and reconcile");
+            MetricLine::new(self.clock.now())
+                .dimension("function", "ingress")
+                .dimension("provider", key.provider.as_str())
+                .count("enqueue_failure")
+                .property("tenant", key.tenant.as_str())
+                .emit();
+            return Outcome::Unavailable;
+        }
+        if let Err(e) = self.store.mark_enqueued(key, self.clock.now()).await {
+            warn!(tenant = %key.tenant, provider = %key.provider, event_id = %key.event_id, error = %e,
+                "enqueued, but the record could not be marked; the processor will");
+        }
+        log.info(Some(&key.event_id), "accepted");
+        Outcome::Accepted {
+            event_id: key.event_id.clone(),
+        }
+    }
+}
+
+/// The metric counted for each outcome.
+fn metric_name(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Accepted { .. } => "received",
+        Outcome::Duplicate { .. } => "duplicate",
+        Outcome::Unauthorized(_) => "signature_failure",
+        Outcome::Unavailable => "unavailable",
+        Outcome::Conflict { .. } => "conflict",
+        Outcome::NotFound | Outcome::PayloadTooLarge { .. } | Outcome::BadRequest(_) => "rejected",
+    }
+}
+
+/// The fields every log line of a delivery carries.
+struct Fields<'a> {
+    tenant: &'a TenantId,
+    provider: Provider,
+    request_id: Option<&'a str>,
+    client_request_id: Option<&'a str>,
+}
+
+impl<'a> Fields<'a> {
+    fn new(tenant: &'a TenantId, provider: Provider, correlation: &'a Correlation) -> Self {
+        Self {
+            tenant,
+            provider,
+            request_id: correlation.request_id.as_deref(),
+            client_request_id: correlation.client_request_id.as_deref(),
+        }
+    }
+
+    fn info(&self, event_id: Option<&EventId>, message: &str) {
+        info!(
+            tenant = %self.tenant,
+            provider = %self.provider,
+            event_id = event_id.map(EventId::as_str),
+            request_id = self.request_id,
+            client_request_id = self.client_request_id,
+            "{message}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests;

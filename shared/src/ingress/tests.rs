@@ -1,0 +1,429 @@
+//! The ingress use case on in-memory adapters: one test per outcome, GIVEN / WHEN / THEN.
+
+use std::time::{Duration, SystemTime};
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use super::*;
+use crate::{
+    clock::ManualClock,
+    memory::{MemoryDirectory, MemoryEventStore, MemoryQueue},
+    record::Verification,
+    secret::{Secret, SecretSlot},
+    tenant::{DEFAULT_ROTATION_GRACE, ProviderConfig, UnsignedPolicy},
+};
+
+const NOW: u64 = 1_700_000_000;
+const SECRET: &str = "whsec_stripe_test";
+const BODY: &[u8] =
+    br#"{"id":"evt_1","object":"event","type":"invoice.paid","created":1699999990}"#;
+
+type MemoryIngress = Ingress<MemoryEventStore, MemoryQueue, MemoryDirectory, ManualClock>;
+
+fn acme() -> TenantId {
+    TenantId::parse("acme").expect("tenant")
+}
+
+fn stripe_config() -> ProviderConfig {
+    ProviderConfig::new(acme(), Provider::Stripe, Secret::new(SECRET))
+}
+
+fn ingress_with(configs: Vec<ProviderConfig>) -> MemoryIngress {
+    Ingress::new(
+        MemoryEventStore::new(),
+        MemoryQueue::new(),
+        MemoryDirectory::with(configs),
+        ManualClock::at_unix(NOW),
+        IngressSettings::default(),
+    )
+}
+
+fn ingress() -> MemoryIngress {
+    ingress_with(vec![stripe_config()])
+}
+
+fn at(secs: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+fn signed(config: &ProviderConfig, secret: &str, body: &[u8], when: u64) -> HeaderMap {
+    let pairs = config
+        .verifier()
+        .scheme
+        .sign(body, &Secret::new(secret), at(when), "evt_1")
+        .expect("sign");
+    let mut headers = HeaderMap::new();
+    for (name, value) in pairs {
+        headers.insert(
+            HeaderName::from_bytes(name.as_bytes()).expect("name"),
+            HeaderValue::from_str(&value).expect("value"),
+        );
+    }
+    headers
+}
+
+fn delivery<'a>(headers: &'a HeaderMap, body: &'a [u8]) -> Delivery<'a> {
+    Delivery {
+        tenant: "acme",
+        provider: "stripe",
+        path_token: None,
+        headers,
+        body,
+        correlation: Correlation {
+            request_id: Some("apigw-1".into()),
+            client_request_id: Some("req-1".into()),
+        },
+    }
+}
+
+fn evt(id: &str) -> EventId {
+    EventId::parse(id).expect("id")
+}
+
+#[tokio::test]
+async fn a_valid_delivery_is_stored_enqueued_and_acknowledged() {
+    let ingress = ingress();
+    let headers = signed(&stripe_config(), SECRET, BODY, NOW);
+
+    let outcome = ingress.handle(delivery(&headers, BODY)).await;
+
+    assert_eq!(
+        outcome,
+        Outcome::Accepted {
+            event_id: evt("evt_1")
+        }
+    );
+    assert_eq!(outcome.status_code(), 200);
+    assert_eq!(outcome.body(), json!({"received": true, "id": "evt_1"}));
+    let records = ingress.store.all();
+    assert_eq!(records.len(), 1);
+    let record = &records[0];
+    assert_eq!(record.status, EventStatus::Enqueued);
+    assert_eq!(record.payload, BODY);
+    assert_eq!(record.event_type.as_deref(), Some("invoice.paid"));
+    assert_eq!(record.provider_created_at, Some(at(1_699_999_990)));
+    assert_eq!(
+        record.verification,
+        Verification::Verified(SecretSlot::Current)
+    );
+    assert_eq!(
+        record.correlation.client_request_id.as_deref(),
+        Some("req-1")
+    );
+    let sent = ingress.queue.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        (sent[0].tenant.as_str(), sent[0].event_id.as_str()),
+        ("acme", "evt_1")
+    );
+    assert_eq!(sent[0].request_id.as_deref(), Some("apigw-1"));
+}
+
+#[tokio::test]
+async fn a_duplicate_is_acknowledged_without_a_second_message() {
+    let ingress = ingress();
+    let headers = signed(&stripe_config(), SECRET, BODY, NOW);
+    ingress.handle(delivery(&headers, BODY)).await;
+
+    let outcome = ingress.handle(delivery(&headers, BODY)).await;
+
+    assert_eq!(
+        outcome,
+        Outcome::Duplicate {
+            event_id: evt("evt_1")
+        }
+    );
+    assert_eq!(outcome.status_code(), 200);
+    assert_eq!(ingress.queue.sent().len(), 1);
+}
+
+#[tokio::test]
+async fn the_same_id_with_other_bytes_is_a_conflict_and_changes_nothing() {
+    let ingress = ingress();
+    let headers = signed(&stripe_config(), SECRET, BODY, NOW);
+    ingress.handle(delivery(&headers, BODY)).await;
+    let other =
+        br#"{"id":"evt_1","object":"event","type":"invoice.paid","created":1699999999,"x":1}"#;
+    let other_headers = signed(&stripe_config(), SECRET, other, NOW);
+
+    let outcome = ingress.handle(delivery(&other_headers, other)).await;
+
+    assert_eq!(
+        outcome,
+        Outcome::Conflict {
+            event_id: evt("evt_1")
+        }
+    );
+    assert_eq!(outcome.status_code(), 409);
+    assert_eq!(ingress.store.all()[0].payload, BODY);
+    assert_eq!(ingress.queue.sent().len(), 1);
+}
+
+#[tokio::test]
+async fn bad_signatures_and_windows_are_401_and_store_nothing() {
+    let ingress = ingress();
+    let cases = [
+        signed(&stripe_config(), "whsec_wrong", BODY, NOW),
+        signed(&stripe_config(), SECRET, BODY, NOW - 301),
+        signed(&stripe_config(), SECRET, BODY, NOW + 301),
+        HeaderMap::new(),
+    ];
+    for headers in &cases {
+        let outcome = ingress.handle(delivery(headers, BODY)).await;
+        assert_eq!(outcome.status_code(), 401, "{outcome:?}");
+        assert_eq!(outcome.body(), json!({"error": "invalid signature"}));
+    }
+    let mut tampered = BODY.to_vec();
+    tampered.extend_from_slice(b" ");
+    let headers = signed(&stripe_config(), SECRET, BODY, NOW);
+    assert_eq!(
+        ingress
+            .handle(delivery(&headers, &tampered))
+            .await
+            .status_code(),
+        401
+    );
+    assert!(ingress.store.all().is_empty());
+    assert!(ingress.queue.sent().is_empty());
+}
+
+#[tokio::test]
+async fn the_previous_secret_works_until_it_expires() {
+    let mut config = stripe_config();
+    config.rotate(Secret::new("whsec_new"), at(NOW), DEFAULT_ROTATION_GRACE);
+    let ingress = ingress_with(vec![config.clone()]);
+    let by_old = signed(&config, SECRET, BODY, NOW);
+
+    assert!(matches!(
+        ingress.handle(delivery(&by_old, BODY)).await,
+        Outcome::Accepted { .. }
+    ));
+    assert_eq!(
+        ingress.store.all()[0].verification,
+        Verification::Verified(SecretSlot::Previous)
+    );
+
+    let later = NOW + DEFAULT_ROTATION_GRACE.as_secs() + 1;
+    ingress.clock.set(at(later));
+    let body2 = br#"{"id":"evt_2","type":"invoice.paid","created":1}"#;
+    let old_again = signed(&config, SECRET, body2, later);
+    assert_eq!(
+        ingress
+            .handle(delivery(&old_again, body2))
+            .await
+            .status_code(),
+        401
+    );
+    let by_new = signed(&config, "whsec_new", body2, later);
+    assert!(matches!(
+        ingress.handle(delivery(&by_new, body2)).await,
+        Outcome::Accepted { .. }
+    ));
+}
+
+fn unsigned_generic() -> ProviderConfig {
+    let mut config = ProviderConfig::new(acme(), Provider::Generic, Secret::new("gen_secret"));
+    config.unsigned = UnsignedPolicy::Allow {
+        path_token: Secret::new("tok_9f8e7d6c5b4a39281706f5e4d3c2b1a0"),
+    };
+    config
+}
+
+fn generic_delivery<'a>(
+    headers: &'a HeaderMap,
+    body: &'a [u8],
+    token: Option<&'a str>,
+) -> Delivery<'a> {
+    Delivery {
+        provider: "generic",
+        path_token: token,
+        ..delivery(headers, body)
+    }
+}
+
+#[tokio::test]
+async fn unsigned_is_accepted_only_on_the_token_route_of_a_tenant_that_allowed_it() {
+    let ingress = ingress_with(vec![unsigned_generic(), stripe_config()]);
+    let body: &[u8] = br#"{"id":"evt_u1","type":"ping"}"#;
+    let none = HeaderMap::new();
+    let token = Some("tok_9f8e7d6c5b4a39281706f5e4d3c2b1a0");
+
+    let accepted = ingress.handle(generic_delivery(&none, body, token)).await;
+    assert_eq!(
+        accepted,
+        Outcome::Accepted {
+            event_id: evt("evt_u1")
+        }
+    );
+    assert_eq!(ingress.store.all()[0].verification, Verification::Unsigned);
+
+    // Without the token, or with a wrong one, the delivery must be signed / the route is unknown.
+    assert_eq!(
+        ingress
+            .handle(generic_delivery(&none, body, None))
+            .await
+            .status_code(),
+        401
+    );
+    let wrong = Some("tok_9f8e7d6c5b4a39281706f5e4d3c2b1a1");
+    assert_eq!(
+        ingress.handle(generic_delivery(&none, body, wrong)).await,
+        Outcome::NotFound
+    );
+
+    // A signature that is present is verified, never ignored.
+    let bad = signed(&unsigned_generic(), "wrong", body, NOW);
+    assert_eq!(
+        ingress
+            .handle(generic_delivery(&bad, body, token))
+            .await
+            .status_code(),
+        401
+    );
+
+    // A tenant that did not allow unsigned has no token route at all.
+    let stripe_token = Delivery {
+        path_token: token,
+        ..delivery(&none, BODY)
+    };
+    assert_eq!(ingress.handle(stripe_token).await, Outcome::NotFound);
+    assert_eq!(ingress.store.all().len(), 1);
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_413_before_any_lookup() {
+    let ingress = ingress();
+    let body = vec![b' '; DEFAULT_MAX_BODY_BYTES + 1];
+    let headers = signed(&stripe_config(), SECRET, &body, NOW);
+
+    let outcome = ingress.handle(delivery(&headers, &body)).await;
+
+    assert_eq!(
+        outcome,
+        Outcome::PayloadTooLarge {
+            limit: DEFAULT_MAX_BODY_BYTES
+        }
+    );
+    assert_eq!(outcome.status_code(), 413);
+    assert_eq!(ingress.directory.reads(), 0);
+    assert!(ingress.store.all().is_empty());
+}
+
+#[tokio::test]
+async fn unknown_tenants_and_providers_are_404_without_detail() {
+    let ingress = ingress();
+    let headers = signed(&stripe_config(), SECRET, BODY, NOW);
+    for (tenant, provider) in [
+        ("globex", "stripe"),
+        ("acme", "github"),
+        ("acme", "paypal"),
+        ("ACME", "stripe"),
+        ("a#b", "stripe"),
+    ] {
+        let d = Delivery {
+            tenant,
+            provider,
+            ..delivery(&headers, BODY)
+        };
+        let outcome = ingress.handle(d).await;
+        assert_eq!(outcome, Outcome::NotFound, "{tenant}/{provider}");
+        assert_eq!(outcome.body(), json!({"error": "not found"}));
+    }
+    assert!(ingress.store.all().is_empty());
+}
+
+#[tokio::test]
+async fn a_body_without_an_event_id_is_400_with_a_specific_message() {
+    let ingress = ingress();
+    for body in [
+        &b"{not json"[..],
+        br#"{"type":"invoice.paid"}"#,
+        br#"{"id":""}"#,
+    ] {
+        let headers = signed(&stripe_config(), SECRET, body, NOW);
+        let outcome = ingress.handle(delivery(&headers, body)).await;
+        assert_eq!(outcome.status_code(), 400, "{outcome:?}");
+        assert!(
+            outcome.body()["error"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+    }
+    assert!(ingress.store.all().is_empty());
+}
+
+#[tokio::test]
+async fn a_queue_outage_is_503_and_the_provider_retry_enqueues_exactly_once() {
+    let ingress = ingress();
+    let headers = signed(&stripe_config(), SECRET, BODY, NOW);
+    ingress.queue.set_unavailable(true);
+
+    let outcome = ingress.handle(delivery(&headers, BODY)).await;
+
+    assert_eq!(outcome, Outcome::Unavailable);
+    assert_eq!(outcome.retry_after(), Some(5));
+    assert_eq!(ingress.store.all()[0].status, EventStatus::Received);
+
+    ingress.queue.set_unavailable(false);
+    let retry = ingress.handle(delivery(&headers, BODY)).await;
+    assert_eq!(
+        retry,
+        Outcome::Accepted {
+            event_id: evt("evt_1")
+        }
+    );
+    assert_eq!(ingress.queue.sent().len(), 1);
+    assert_eq!(ingress.store.all()[0].status, EventStatus::Enqueued);
+    let again = ingress.handle(delivery(&headers, BODY)).await;
+    assert_eq!(
+        again,
+        Outcome::Duplicate {
+            event_id: evt("evt_1")
+        }
+    );
+    assert_eq!(ingress.queue.sent().len(), 1);
+}
+
+#[tokio::test]
+async fn a_store_outage_is_503_and_nothing_is_enqueued() {
+    let ingress = ingress();
+    let headers = signed(&stripe_config(), SECRET, BODY, NOW);
+    ingress.store.set_unavailable(true);
+
+    assert_eq!(
+        ingress.handle(delivery(&headers, BODY)).await,
+        Outcome::Unavailable
+    );
+    assert!(ingress.queue.sent().is_empty());
+}
+
+#[tokio::test]
+async fn a_directory_outage_is_503() {
+    let ingress = ingress();
+    ingress.directory.set_unavailable(true);
+    let headers = signed(&stripe_config(), SECRET, BODY, NOW);
+    assert_eq!(
+        ingress.handle(delivery(&headers, BODY)).await.status_code(),
+        503
+    );
+}
+
+#[tokio::test]
+async fn an_unusable_tenant_secret_is_our_fault_503_not_401() {
+    let config = ProviderConfig::new(acme(), Provider::Clerk, Secret::new("whsec_!!!"));
+    let ingress = ingress_with(vec![config]);
+    let mut headers = HeaderMap::new();
+    headers.insert("svix-id", HeaderValue::from_static("msg_1"));
+    headers.insert("svix-timestamp", HeaderValue::from_static("1700000000"));
+    headers.insert(
+        "svix-signature",
+        HeaderValue::from_static("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="),
+    );
+    let d = Delivery {
+        provider: "clerk",
+        ..delivery(&headers, b"{}")
+    };
+    let outcome = ingress.handle(d).await;
+    assert_eq!(outcome.status_code(), 503);
+    assert!(ingress.store.all().is_empty());
+}

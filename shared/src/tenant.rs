@@ -1,0 +1,137 @@
+//! A tenant's configuration for one provider: its secrets, replay window and unsigned policy.
+
+use std::time::{Duration, SystemTime};
+
+use subtle::ConstantTimeEq;
+
+use crate::{
+    ids::TenantId,
+    provider::Provider,
+    secret::{Secret, SecretSet},
+    verify::{DEFAULT_TOLERANCE, GenericHeaders, Scheme, Verifier},
+};
+
+/// How long a rotated-out secret stays valid unless the operator says otherwise.
+pub const DEFAULT_ROTATION_GRACE: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Whether deliveries without a signature are accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnsignedPolicy {
+    /// The default: a delivery must be signed.
+    Refuse,
+    /// Unsigned deliveries are accepted on the route that carries this unguessable token
+    /// (`/webhooks/{tenant}/{provider}/{token}`), and raise a security metric. A delivery that
+    /// does carry a signature is still verified and never falls back to unsigned.
+    Allow { path_token: Secret },
+}
+
+/// One tenant's configuration for one provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderConfig {
+    pub tenant: TenantId,
+    pub provider: Provider,
+    pub secrets: SecretSet,
+    pub tolerance: Duration,
+    pub unsigned: UnsignedPolicy,
+    /// Header names for the generic scheme; `None` means the defaults.
+    pub generic_headers: Option<GenericHeaders>,
+}
+
+impl ProviderConfig {
+    /// A signed-only configuration with the default window.
+    pub fn new(tenant: TenantId, provider: Provider, secret: Secret) -> Self {
+        Self {
+            tenant,
+            provider,
+            secrets: SecretSet::single(secret),
+            tolerance: DEFAULT_TOLERANCE,
+            unsigned: UnsignedPolicy::Refuse,
+            generic_headers: None,
+        }
+    }
+
+    /// The verifier for this provider's scheme and this tenant's window.
+    pub fn verifier(&self) -> Verifier {
+        let scheme = match (self.provider.default_scheme(), &self.generic_headers) {
+            (Scheme::Generic(_), Some(names)) => Scheme::Generic(names.clone()),
+            (scheme, _) => scheme,
+        };
+        Verifier::new(scheme).with_tolerance(self.tolerance)
+    }
+
+    /// Make `new_secret` current; the old one stays valid for `grace`.
+    pub fn rotate(&mut self, new_secret: Secret, now: SystemTime, grace: Duration) {
+        self.secrets = self.secrets.rotate(new_secret, now + grace);
+    }
+
+    /// Whether an unsigned delivery on a route carrying `token` is acceptable. The comparison
+    /// is constant-time; no token, or a policy of refusal, is never acceptable.
+    pub fn admits_unsigned(&self, token: Option<&str>) -> bool {
+        match (&self.unsigned, token) {
+            (UnsignedPolicy::Allow { path_token }, Some(given)) => {
+                let expected = path_token.expose().as_bytes();
+                !expected.is_empty() && bool::from(expected.ct_eq(given.as_bytes()))
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> ProviderConfig {
+        ProviderConfig::new(
+            TenantId::parse("acme").expect("tenant"),
+            Provider::Generic,
+            Secret::new("s1"),
+        )
+    }
+
+    #[test]
+    fn unsigned_is_refused_by_default() {
+        assert!(!config().admits_unsigned(Some("anything")));
+        assert!(!config().admits_unsigned(None));
+    }
+
+    #[test]
+    fn unsigned_needs_the_exact_token() {
+        let mut c = config();
+        c.unsigned = UnsignedPolicy::Allow {
+            path_token: Secret::new("tok_0123456789abcdef"),
+        };
+        assert!(c.admits_unsigned(Some("tok_0123456789abcdef")));
+        for wrong in [
+            None,
+            Some(""),
+            Some("tok_0123456789abcdeF"),
+            Some("tok_0123456789abcde"),
+        ] {
+            assert!(!c.admits_unsigned(wrong), "{wrong:?}");
+        }
+    }
+
+    #[test]
+    fn rotation_keeps_the_old_secret_for_the_grace_period() {
+        let mut c = config();
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        c.rotate(Secret::new("s2"), now, DEFAULT_ROTATION_GRACE);
+        assert_eq!(c.secrets.current, Secret::new("s2"));
+        let previous = c.secrets.previous.as_ref().expect("previous kept");
+        assert_eq!(previous.secret, Secret::new("s1"));
+        assert_eq!(previous.expires_at, now + DEFAULT_ROTATION_GRACE);
+    }
+
+    #[test]
+    fn generic_header_names_reach_the_verifier() {
+        let mut c = config();
+        let names = GenericHeaders {
+            signature: "x-sig".into(),
+            timestamp: "x-ts".into(),
+            id: None,
+        };
+        c.generic_headers = Some(names.clone());
+        assert_eq!(c.verifier().scheme, Scheme::Generic(names));
+    }
+}
