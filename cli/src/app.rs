@@ -1,0 +1,70 @@
+//! The binary's wiring: settings from flags or the environment, the DynamoDB adapters, the
+//! system clock and the operating system's randomness.
+
+use std::{io::Write, time::SystemTime};
+
+use shared::{
+    aws::{DynamoEventStore, DynamoTenantDirectory, sdk_config},
+    ports::TenantDirectory,
+};
+
+use crate::{
+    args::{Cli, Command},
+    error::CliError,
+    events,
+    secrets::OsEntropy,
+    send, tenants,
+};
+
+/// Run the parsed command line, writing its report to `out`.
+pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
+    let now = SystemTime::now();
+    let entropy = OsEntropy;
+    match cli.command {
+        Command::Tenant { command } => {
+            let directory = tenant_directory(cli.tenants_table).await?;
+            tenants::run(&directory, command, now, &entropy, out).await
+        }
+        Command::Events { command } => {
+            let table = non_empty(cli.events_table).ok_or(CliError::MissingSetting {
+                what: "the events table",
+                flag: "events-table",
+                env: "EVENTS_TABLE",
+            })?;
+            let store = DynamoEventStore::new(dynamodb().await, table);
+            events::run(&store, command, out).await
+        }
+        Command::Send(args) => {
+            // A secret on the command line needs no table (and no AWS credentials).
+            let directory = match args.secret {
+                Some(_) => None,
+                None => Some(tenant_directory(cli.tenants_table).await?),
+            };
+            let delivery = send::prepare(
+                args,
+                directory.as_ref().map(|d| d as &dyn TenantDirectory),
+                now,
+                &entropy,
+            )
+            .await?;
+            send::deliver(delivery, out).await
+        }
+    }
+}
+
+async fn tenant_directory(table: Option<String>) -> Result<DynamoTenantDirectory, CliError> {
+    let table = non_empty(table).ok_or(CliError::MissingSetting {
+        what: "the tenants table",
+        flag: "tenants-table",
+        env: "TENANTS_TABLE",
+    })?;
+    Ok(DynamoTenantDirectory::new(dynamodb().await, table))
+}
+
+async fn dynamodb() -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(&sdk_config().await)
+}
+
+fn non_empty(setting: Option<String>) -> Option<String> {
+    setting.filter(|s| !s.trim().is_empty())
+}

@@ -1,0 +1,447 @@
+//! The command line, as clap parses it. Values are parsed into domain types here (tenant ids,
+//! providers, statuses, secrets), so the commands never see an unchecked string.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use shared::{
+    ids::{EventId, TenantId},
+    provider::Provider,
+    record::EventStatus,
+    secret::Secret,
+    verify::DEFAULT_TOLERANCE,
+};
+
+/// The longest replay window a tenant may configure: beyond a day a window stops protecting
+/// against replays.
+pub const MAX_TOLERANCE_SECS: u64 = 24 * 60 * 60;
+
+/// The longest a rotated-out secret may stay valid.
+pub const MAX_GRACE_HOURS: u64 = 30 * 24;
+
+/// The most events one listing returns.
+pub const MAX_LIST_LIMIT: u32 = 1_000;
+
+/// Operate the webhook system: tenants' provider configuration, event records, and signed
+/// sample deliveries.
+#[derive(Debug, Parser)]
+#[command(name = "hookctl", version)]
+pub struct Cli {
+    /// DynamoDB table holding tenants' provider configuration.
+    #[arg(long, env = "TENANTS_TABLE", global = true, value_name = "TABLE")]
+    pub tenants_table: Option<String>,
+
+    /// DynamoDB table holding event records.
+    #[arg(long, env = "EVENTS_TABLE", global = true, value_name = "TABLE")]
+    pub events_table: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage a tenant's provider configuration (secrets, replay window, unsigned policy).
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// Read event records.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+    /// Sign a payload as the provider would and POST it to a deployed (or local) ingress.
+    Send(SendArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Configure a provider for a tenant. Without --secret a strong secret is generated and
+    /// printed once.
+    Add(AddArgs),
+    /// Make a new secret current; the old one stays valid for the grace period.
+    Rotate(RotateArgs),
+    /// Allow or refuse unsigned deliveries on a tenant's unguessable route.
+    Unsigned(UnsignedArgs),
+    /// List configurations (never secrets or route tokens).
+    List(ListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// Tenant id: lowercase letters, digits, '-' and '_'.
+    #[arg(value_parser = parse_tenant)]
+    pub tenant: TenantId,
+    /// Provider: stripe, clerk, resend, svix, standard-webhooks, github, slack, shopify, generic.
+    #[arg(value_parser = parse_provider)]
+    pub provider: Provider,
+    /// The signing secret the provider issued; generated when absent. Prefer generated secrets or
+    /// a shell without history: a secret on a command line can be read from the history.
+    #[arg(long, value_parser = parse_secret, value_name = "SECRET")]
+    pub secret: Option<Secret>,
+    /// Replay window for signed timestamps, in seconds.
+    #[arg(
+        long,
+        default_value_t = DEFAULT_TOLERANCE.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..=MAX_TOLERANCE_SECS),
+        value_name = "SECS"
+    )]
+    pub tolerance_secs: u64,
+    /// Accept unsigned deliveries on a generated, unguessable route (printed once).
+    #[arg(long)]
+    pub allow_unsigned: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// Tenant id: lowercase letters, digits, '-' and '_'.
+    #[arg(value_parser = parse_tenant)]
+    pub tenant: TenantId,
+    /// Provider: stripe, clerk, resend, svix, standard-webhooks, github, slack, shopify, generic.
+    #[arg(value_parser = parse_provider)]
+    pub provider: Provider,
+    /// The new secret; generated when absent.
+    #[arg(long, value_parser = parse_secret, value_name = "SECRET")]
+    pub secret: Option<Secret>,
+    /// How long the previous secret stays valid, in hours (0 ends it now).
+    #[arg(
+        long,
+        default_value_t = 24,
+        value_parser = clap::value_parser!(u64).range(0..=MAX_GRACE_HOURS),
+        value_name = "HOURS"
+    )]
+    pub grace_hours: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct UnsignedArgs {
+    /// Tenant id: lowercase letters, digits, '-' and '_'.
+    #[arg(value_parser = parse_tenant)]
+    pub tenant: TenantId,
+    /// Provider: stripe, clerk, resend, svix, standard-webhooks, github, slack, shopify, generic.
+    #[arg(value_parser = parse_provider)]
+    pub provider: Provider,
+    /// allow: accept unsigned deliveries on a new unguessable route; refuse: signed only.
+    pub policy: PolicyArg,
+}
+
+/// Whether unsigned deliveries are accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PolicyArg {
+    Allow,
+    Refuse,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only this tenant's configurations.
+    #[arg(value_parser = parse_tenant)]
+    pub tenant: Option<TenantId>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// A tenant's events in one status, newest first.
+    List(EventsListArgs),
+    /// One event record. The payload shows as its size and hash unless --payload.
+    Show(EventsShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EventsListArgs {
+    /// Tenant id.
+    #[arg(value_parser = parse_tenant)]
+    pub tenant: TenantId,
+    /// received, enqueued, processing, processed, failed or dead.
+    #[arg(long, value_parser = parse_status)]
+    pub status: EventStatus,
+    /// How many events at most.
+    #[arg(
+        long,
+        default_value_t = 20,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_LIST_LIMIT))
+    )]
+    pub limit: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsShowArgs {
+    /// Tenant id: lowercase letters, digits, '-' and '_'.
+    #[arg(value_parser = parse_tenant)]
+    pub tenant: TenantId,
+    /// Provider: stripe, clerk, resend, svix, standard-webhooks, github, slack, shopify, generic.
+    #[arg(value_parser = parse_provider)]
+    pub provider: Provider,
+    /// The provider's event id (`evt_...`, `msg_...`, a delivery GUID).
+    #[arg(value_parser = parse_event_id)]
+    pub event_id: EventId,
+    /// Print the payload itself (it may hold personal data).
+    #[arg(long)]
+    pub payload: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The API's base URL, e.g. http://127.0.0.1:3000 or https://<api>.execute-api.<region>.amazonaws.com
+    pub url: String,
+    /// Tenant id.
+    #[arg(long, value_parser = parse_tenant)]
+    pub tenant: TenantId,
+    /// Provider (route name), e.g. stripe.
+    #[arg(long, value_parser = parse_provider)]
+    pub provider: Provider,
+    /// The payload to send, byte for byte (samples in events/payloads/). Without it, a small
+    /// fresh event in the provider's shape is sent.
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// Sign with this secret instead of the tenant's current one (then no table is read).
+    #[arg(long, value_parser = parse_secret, value_name = "SECRET")]
+    pub secret: Option<Secret>,
+    /// The event id for schemes that send it in a header (Standard Webhooks, GitHub, Shopify,
+    /// generic). Defaults to the payload's `id`, else a fresh one.
+    #[arg(long, value_parser = parse_event_id, value_name = "ID")]
+    pub id: Option<EventId>,
+    /// The event type for schemes that send it in a header (GitHub `X-GitHub-Event`, Shopify
+    /// `X-Shopify-Topic`). GitHub defaults to the file's name (`push.json` → `push`).
+    #[arg(long, value_name = "TYPE")]
+    pub event_type: Option<String>,
+}
+
+fn parse_tenant(raw: &str) -> Result<TenantId, String> {
+    TenantId::parse(raw).map_err(|e| e.to_string())
+}
+
+fn parse_event_id(raw: &str) -> Result<EventId, String> {
+    EventId::parse(raw).map_err(|e| e.to_string())
+}
+
+fn parse_provider(raw: &str) -> Result<Provider, String> {
+    raw.parse().map_err(|_| {
+        let names: Vec<&str> = Provider::ALL.iter().map(|p| p.as_str()).collect();
+        format!("unknown provider; expected one of: {}", names.join(", "))
+    })
+}
+
+fn parse_status(raw: &str) -> Result<EventStatus, String> {
+    raw.parse().map_err(|_| {
+        let names: Vec<&str> = EventStatus::ALL.iter().map(|s| s.as_str()).collect();
+        format!("unknown status; expected one of: {}", names.join(", "))
+    })
+}
+
+/// A secret as typed. Checked later, by the command, because clap quotes a refused value in its
+/// error message and a secret must not be printed.
+fn parse_secret(raw: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret::new(raw))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("hookctl").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn tenant_add_takes_defaults() {
+        let cli = parse(&["tenant", "add", "acme", "stripe"]).expect("parses");
+        let Command::Tenant {
+            command: TenantCommand::Add(add),
+        } = cli.command
+        else {
+            panic!("not tenant add: {cli:?}");
+        };
+        assert_eq!(add.tenant.as_str(), "acme");
+        assert_eq!(add.provider, Provider::Stripe);
+        assert_eq!(add.secret, None);
+        assert_eq!(add.tolerance_secs, 300);
+        assert!(!add.allow_unsigned);
+    }
+
+    #[test]
+    fn tenant_add_takes_every_flag() {
+        let cli = parse(&[
+            "tenant",
+            "add",
+            "acme",
+            "generic",
+            "--secret",
+            "s3cret-value",
+            "--tolerance-secs",
+            "60",
+            "--allow-unsigned",
+            "--tenants-table",
+            "tenants-dev",
+        ])
+        .expect("parses");
+        assert_eq!(cli.tenants_table.as_deref(), Some("tenants-dev"));
+        let Command::Tenant {
+            command: TenantCommand::Add(add),
+        } = cli.command
+        else {
+            panic!("not tenant add");
+        };
+        assert_eq!(add.secret, Some(Secret::new("s3cret-value")));
+        assert_eq!(add.tolerance_secs, 60);
+        assert!(add.allow_unsigned);
+    }
+
+    #[test]
+    fn bad_values_are_refused_before_any_call() {
+        for args in [
+            &["tenant", "add", "Acme", "stripe"][..],
+            &["tenant", "add", "acme", "paypal"],
+            &["tenant", "add", "acme", "Stripe"],
+            &["tenant", "add", "acme", "stripe", "--tolerance-secs", "0"],
+            &[
+                "tenant",
+                "add",
+                "acme",
+                "stripe",
+                "--tolerance-secs",
+                "86401",
+            ],
+            &["tenant", "rotate", "acme", "stripe", "--grace-hours", "-1"],
+            &["tenant", "rotate", "acme", "stripe", "--grace-hours", "721"],
+            &["tenant", "unsigned", "acme", "stripe", "maybe"],
+            &["events", "list", "acme"],
+            &["events", "list", "acme", "--status", "lost"],
+            &["events", "list", "acme", "--status", "dead", "--limit", "0"],
+            &[
+                "events", "list", "acme", "--status", "dead", "--limit", "1001",
+            ],
+            &["events", "show", "acme", "stripe", "evt 1"],
+            &["send", "http://localhost:3000", "--tenant", "acme"],
+        ] {
+            assert!(parse(args).is_err(), "{args:?} accepted");
+        }
+    }
+
+    #[test]
+    fn provider_help_names_every_provider() {
+        let command = Cli::command();
+        let add = command
+            .find_subcommand("tenant")
+            .and_then(|t| t.find_subcommand("add"))
+            .expect("tenant add");
+        let help = add
+            .get_arguments()
+            .find(|a| a.get_id() == "provider")
+            .and_then(|a| a.get_help())
+            .expect("provider help")
+            .to_string();
+        for provider in Provider::ALL {
+            assert!(
+                help.contains(provider.as_str()),
+                "{provider} missing: {help}"
+            );
+        }
+    }
+
+    #[test]
+    fn rotate_defaults_to_a_day_of_grace() {
+        let cli = parse(&["tenant", "rotate", "acme", "clerk"]).expect("parses");
+        let Command::Tenant {
+            command: TenantCommand::Rotate(rotate),
+        } = cli.command
+        else {
+            panic!("not rotate");
+        };
+        assert_eq!(rotate.grace_hours, 24);
+        assert_eq!(rotate.provider, Provider::Clerk);
+    }
+
+    #[test]
+    fn unsigned_policy_and_listing_parse() {
+        let cli = parse(&["tenant", "unsigned", "acme", "generic", "allow"]).expect("parses");
+        assert!(matches!(
+            cli.command,
+            Command::Tenant {
+                command: TenantCommand::Unsigned(UnsignedArgs {
+                    policy: PolicyArg::Allow,
+                    ..
+                })
+            }
+        ));
+        let cli = parse(&["tenant", "list"]).expect("parses");
+        assert!(matches!(
+            cli.command,
+            Command::Tenant {
+                command: TenantCommand::List(ListArgs { tenant: None })
+            }
+        ));
+    }
+
+    #[test]
+    fn events_commands_parse() {
+        let cli =
+            parse(&["events", "list", "acme", "--status", "dead", "--limit", "5"]).expect("parses");
+        let Command::Events {
+            command: EventsCommand::List(list),
+        } = cli.command
+        else {
+            panic!("not events list");
+        };
+        assert_eq!(list.status, EventStatus::Dead);
+        assert_eq!(list.limit, 5);
+
+        let cli =
+            parse(&["events", "show", "acme", "stripe", "evt_1", "--payload"]).expect("parses");
+        let Command::Events {
+            command: EventsCommand::Show(show),
+        } = cli.command
+        else {
+            panic!("not events show");
+        };
+        assert_eq!(show.event_id.as_str(), "evt_1");
+        assert!(show.payload);
+    }
+
+    #[test]
+    fn send_parses() {
+        let cli = parse(&[
+            "send",
+            "http://127.0.0.1:3000",
+            "--tenant",
+            "acme",
+            "--provider",
+            "stripe",
+            "--file",
+            "events/payloads/stripe/invoice.paid.json",
+        ])
+        .expect("parses");
+        let Command::Send(send) = cli.command else {
+            panic!("not send");
+        };
+        assert_eq!(send.url, "http://127.0.0.1:3000");
+        assert_eq!(send.provider, Provider::Stripe);
+        assert_eq!(
+            send.file,
+            Some(PathBuf::from("events/payloads/stripe/invoice.paid.json"))
+        );
+        assert_eq!(send.secret, None);
+    }
+
+    #[test]
+    fn debug_output_of_parsed_arguments_hides_the_secret() {
+        let cli = parse(&[
+            "tenant",
+            "add",
+            "acme",
+            "stripe",
+            "--secret",
+            "whsec_do_not_print",
+        ])
+        .expect("parses");
+        assert!(!format!("{cli:?}").contains("do_not_print"));
+    }
+}

@@ -1,0 +1,88 @@
+//! What can go wrong, in words an operator can act on. No message carries a secret, a route
+//! token or a payload.
+
+use std::{io, path::PathBuf};
+
+use shared::{
+    ids::{EventId, TenantId},
+    ports::StoreError,
+    provider::Provider,
+    verify::VerifyError,
+};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum CliError {
+    #[error("{what} is not set: pass --{flag} or set {env}")]
+    MissingSetting {
+        what: &'static str,
+        flag: &'static str,
+        env: &'static str,
+    },
+
+    #[error(transparent)]
+    Store(#[from] StoreError),
+
+    #[error("tenant {tenant} has no {provider} configuration")]
+    ConfigNotFound {
+        tenant: TenantId,
+        provider: Provider,
+    },
+
+    #[error(
+        "tenant {tenant} already has a {provider} configuration; \
+         use `hookctl tenant rotate` to change its secret"
+    )]
+    ConfigExists {
+        tenant: TenantId,
+        provider: Provider,
+    },
+
+    #[error("the secret is malformed: {0}")]
+    MalformedSecret(&'static str),
+
+    #[error("the new secret is the current one; a rotation needs a different secret")]
+    SameSecret,
+
+    #[error("the secret cannot be used with the {scheme} scheme: {source}")]
+    UnusableSecret {
+        scheme: &'static str,
+        #[source]
+        source: VerifyError,
+    },
+
+    #[error("no event {provider}/{event_id} for tenant {tenant}")]
+    EventNotFound {
+        tenant: TenantId,
+        provider: Provider,
+        event_id: EventId,
+    },
+
+    #[error("the operating system's random source failed: {0}")]
+    Random(getrandom::Error),
+
+    #[error("cannot read the payload {}: {source}", path.display())]
+    ReadPayload {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("invalid URL {url:?}: {reason}")]
+    InvalidUrl { url: String, reason: String },
+
+    #[error("cannot sign the request: {0}")]
+    Sign(String),
+
+    #[error("POST {url} failed: {reason}")]
+    Http { url: String, reason: String },
+
+    #[error("POST {url} got no answer within {secs}s")]
+    Timeout { url: String, secs: u64 },
+
+    #[error("the endpoint answered {status}")]
+    Rejected { status: u16 },
+
+    #[error("cannot write the output: {0}")]
+    Output(#[from] io::Error),
+}

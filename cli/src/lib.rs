@@ -1,0 +1,24 @@
+//! `hookctl`, the operators' command line: tenants' provider configuration (secrets, replay
+//! window, unsigned policy), event records, and signed sample deliveries.
+//!
+//! Every command is written against the ports in `shared::ports`, so the tests run it on the
+//! in-memory adapters; [`app`] wires the DynamoDB adapters in for the binary.
+//!
+//! - [`args`]: the command line (clap).
+//! - [`tenants`]: `tenant add | rotate | unsigned | list`.
+//! - [`events`]: `events list | show`.
+//! - [`send`]: `send`, signing with `shared::verify::Scheme::sign`.
+//! - [`secrets`]: generated secrets, route tokens and ids.
+//! - [`output`]: tables, times, terminal-safe text.
+
+pub mod app;
+pub mod args;
+pub mod error;
+pub mod events;
+pub mod output;
+pub mod secrets;
+pub mod send;
+pub mod tenants;
+
+pub use app::run;
+pub use error::CliError;

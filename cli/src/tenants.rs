@@ -1,0 +1,638 @@
+//! `hookctl tenant ...`: a tenant's provider configuration, through [`TenantAdmin`].
+//!
+//! A secret or route token is printed once, when this command created it, and never again: the
+//! listing shows only whether one exists and when a rotated-out secret expires.
+
+use std::{
+    io::Write,
+    time::{Duration, SystemTime},
+};
+
+use shared::{
+    ids::TenantId,
+    ports::TenantAdmin,
+    provider::Provider,
+    secret::Secret,
+    tenant::{ProviderConfig, UnsignedPolicy},
+};
+
+use crate::{
+    args::{AddArgs, ListArgs, PolicyArg, RotateArgs, TenantCommand, UnsignedArgs},
+    error::CliError,
+    output::{scheme_name, table, timestamp},
+    secrets::{
+        Entropy, check_usable, generate_path_token, generate_secret, provider_issues_secret,
+    },
+};
+
+/// Run one `tenant` subcommand.
+pub async fn run(
+    admin: &dyn TenantAdmin,
+    command: TenantCommand,
+    now: SystemTime,
+    entropy: &dyn Entropy,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    match command {
+        TenantCommand::Add(args) => add(admin, args, now, entropy, out).await,
+        TenantCommand::Rotate(args) => rotate(admin, args, now, entropy, out).await,
+        TenantCommand::Unsigned(args) => unsigned(admin, args, entropy, out).await,
+        TenantCommand::List(args) => list(admin, args, now, out).await,
+    }
+}
+
+pub async fn add(
+    admin: &dyn TenantAdmin,
+    args: AddArgs,
+    now: SystemTime,
+    entropy: &dyn Entropy,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let AddArgs {
+        tenant,
+        provider,
+        secret,
+        tolerance_secs,
+        allow_unsigned,
+    } = args;
+    if admin.provider_config(&tenant, provider).await?.is_some() {
+        return Err(CliError::ConfigExists { tenant, provider });
+    }
+    let scheme = provider.default_scheme();
+    let (secret, generated) = match secret {
+        Some(given) => (given, false),
+        None => (generate_secret(&scheme, entropy)?, true),
+    };
+    check_usable(&scheme, &secret, now)?;
+
+    let mut config = ProviderConfig::new(tenant, provider, secret);
+    config.tolerance = Duration::from_secs(tolerance_secs);
+    if allow_unsigned {
+        config.unsigned = UnsignedPolicy::Allow {
+            path_token: generate_path_token(entropy)?,
+        };
+    }
+    admin.put_config(&config).await?;
+
+    writeln!(
+        out,
+        "Added {provider} for tenant {tenant}: scheme {scheme}, replay window {tolerance_secs}s, \
+         unsigned deliveries {unsigned}.",
+        tenant = config.tenant,
+        scheme = scheme_name(&scheme),
+        unsigned = if allow_unsigned { "allowed" } else { "refused" },
+    )?;
+    print_secret(out, &config, generated, "Signing secret")?;
+    if let UnsignedPolicy::Allow { path_token } = &config.unsigned {
+        print_unsigned_route(out, &config.tenant, provider, path_token)?;
+    }
+    Ok(())
+}
+
+pub async fn rotate(
+    admin: &dyn TenantAdmin,
+    args: RotateArgs,
+    now: SystemTime,
+    entropy: &dyn Entropy,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let RotateArgs {
+        tenant,
+        provider,
+        secret,
+        grace_hours,
+    } = args;
+    let mut config = existing(admin, tenant, provider).await?;
+    let scheme = config.verifier().scheme;
+    let (secret, generated) = match secret {
+        Some(given) => (given, false),
+        None => (generate_secret(&scheme, entropy)?, true),
+    };
+    check_usable(&scheme, &secret, now)?;
+    if secret == config.secrets.current {
+        return Err(CliError::SameSecret);
+    }
+    let grace = Duration::from_secs(grace_hours * 60 * 60);
+    config.rotate(secret, now, grace);
+    admin.put_config(&config).await?;
+
+    writeln!(
+        out,
+        "Rotated {provider} for tenant {tenant}: the previous secret stays valid until {until}.",
+        tenant = config.tenant,
+        until = timestamp(now + grace),
+    )?;
+    print_secret(out, &config, generated, "New signing secret")
+}
+
+pub async fn unsigned(
+    admin: &dyn TenantAdmin,
+    args: UnsignedArgs,
+    entropy: &dyn Entropy,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let UnsignedArgs {
+        tenant,
+        provider,
+        policy,
+    } = args;
+    let mut config = existing(admin, tenant, provider).await?;
+    match (policy, &config.unsigned) {
+        (PolicyArg::Allow, UnsignedPolicy::Allow { .. }) => {
+            writeln!(
+                out,
+                "Unsigned deliveries are already allowed for {provider} of tenant {}; the route is \
+                 unchanged. To issue a new route, refuse and then allow again.",
+                config.tenant
+            )?;
+        }
+        (PolicyArg::Refuse, UnsignedPolicy::Refuse) => {
+            writeln!(
+                out,
+                "Unsigned deliveries are already refused for {provider} of tenant {}.",
+                config.tenant
+            )?;
+        }
+        (PolicyArg::Allow, UnsignedPolicy::Refuse) => {
+            let path_token = generate_path_token(entropy)?;
+            config.unsigned = UnsignedPolicy::Allow {
+                path_token: path_token.clone(),
+            };
+            admin.put_config(&config).await?;
+            writeln!(
+                out,
+                "Unsigned deliveries are now allowed for {provider} of tenant {}.",
+                config.tenant
+            )?;
+            print_unsigned_route(out, &config.tenant, provider, &path_token)?;
+        }
+        (PolicyArg::Refuse, UnsignedPolicy::Allow { .. }) => {
+            config.unsigned = UnsignedPolicy::Refuse;
+            admin.put_config(&config).await?;
+            writeln!(
+                out,
+                "Unsigned deliveries are now refused for {provider} of tenant {}; the unsigned \
+                 route no longer works.",
+                config.tenant
+            )?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn list(
+    admin: &dyn TenantAdmin,
+    args: ListArgs,
+    now: SystemTime,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let mut configs = admin.list_configs(args.tenant.as_ref()).await?;
+    configs.sort_by(|a, b| (&a.tenant, a.provider.as_str()).cmp(&(&b.tenant, b.provider.as_str())));
+    if configs.is_empty() {
+        match &args.tenant {
+            Some(tenant) => writeln!(out, "No provider is configured for tenant {tenant}.")?,
+            None => writeln!(out, "No tenant is configured.")?,
+        }
+        return Ok(());
+    }
+    let rows: Vec<[String; 6]> = configs.iter().map(|c| listing_row(c, now)).collect();
+    table(
+        out,
+        [
+            "TENANT", "PROVIDER", "SCHEME", "WINDOW", "UNSIGNED", "ROTATION",
+        ],
+        &rows,
+    )?;
+    Ok(())
+}
+
+/// One listing line. Built field by field from what may be shown: adding a field to
+/// `ProviderConfig` cannot make a secret appear here.
+fn listing_row(config: &ProviderConfig, now: SystemTime) -> [String; 6] {
+    let rotation = match &config.secrets.previous {
+        None => "-".to_owned(),
+        Some(previous) if previous.expires_at > now => format!(
+            "previous secret expires at {}",
+            timestamp(previous.expires_at)
+        ),
+        Some(previous) => format!(
+            "previous secret expired at {}",
+            timestamp(previous.expires_at)
+        ),
+    };
+    [
+        config.tenant.to_string(),
+        config.provider.to_string(),
+        scheme_name(&config.verifier().scheme).to_owned(),
+        format!("{}s", config.tolerance.as_secs()),
+        match config.unsigned {
+            UnsignedPolicy::Allow { .. } => "allowed",
+            UnsignedPolicy::Refuse => "refused",
+        }
+        .to_owned(),
+        rotation,
+    ]
+}
+
+async fn existing(
+    admin: &dyn TenantAdmin,
+    tenant: TenantId,
+    provider: Provider,
+) -> Result<ProviderConfig, CliError> {
+    admin
+        .provider_config(&tenant, provider)
+        .await?
+        .ok_or(CliError::ConfigNotFound { tenant, provider })
+}
+
+/// The secret, the one time it is shown; a secret the operator typed is not echoed back.
+fn print_secret(
+    out: &mut dyn Write,
+    config: &ProviderConfig,
+    generated: bool,
+    label: &str,
+) -> Result<(), CliError> {
+    if !generated {
+        writeln!(out, "{label}: as given (not shown).")?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{label} (shown once; it cannot be read back):\n  {}",
+        config.secrets.current.expose()
+    )?;
+    if provider_issues_secret(config.provider) {
+        writeln!(
+            out,
+            "Note: {} issues its own signing secret. Real deliveries verify only after you store \
+             that one with --secret; this generated secret suits `hookctl send` tests.",
+            config.provider
+        )?;
+    }
+    Ok(())
+}
+
+fn print_unsigned_route(
+    out: &mut dyn Write,
+    tenant: &TenantId,
+    provider: Provider,
+    path_token: &Secret,
+) -> Result<(), CliError> {
+    writeln!(
+        out,
+        "Unsigned route (shown once; anyone holding it can post unsigned events):\n  \
+         POST /webhooks/{tenant}/{provider}/{}",
+        path_token.expose()
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use shared::{
+        memory::MemoryDirectory, ports::TenantDirectory, secret::SecretSet, verify::Verifier,
+    };
+
+    use super::*;
+    use crate::secrets::OsEntropy;
+
+    const NOW: u64 = 1_700_000_000;
+
+    fn now() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(NOW)
+    }
+
+    fn tenant(name: &str) -> TenantId {
+        TenantId::parse(name).expect("tenant")
+    }
+
+    fn add_args(provider: Provider) -> AddArgs {
+        AddArgs {
+            tenant: tenant("acme"),
+            provider,
+            secret: None,
+            tolerance_secs: 300,
+            allow_unsigned: false,
+        }
+    }
+
+    async fn run_to_string(
+        admin: &dyn TenantAdmin,
+        command: TenantCommand,
+    ) -> Result<String, CliError> {
+        let mut out = Vec::new();
+        run(admin, command, now(), &OsEntropy, &mut out).await?;
+        Ok(String::from_utf8(out).expect("utf-8"))
+    }
+
+    async fn stored(admin: &dyn TenantAdmin, provider: Provider) -> ProviderConfig {
+        admin
+            .provider_config(&tenant("acme"), provider)
+            .await
+            .expect("reachable")
+            .expect("stored")
+    }
+
+    #[tokio::test]
+    async fn add_stores_a_generated_secret_and_prints_it_exactly_once() {
+        // GIVEN an empty directory
+        let dir = MemoryDirectory::new();
+        // WHEN a Clerk configuration is added without a secret
+        let printed = run_to_string(&dir, TenantCommand::Add(add_args(Provider::Clerk)))
+            .await
+            .expect("added");
+        // THEN a whsec_ secret is stored and shown once, and unsigned stays refused
+        let config = stored(&dir, Provider::Clerk).await;
+        let secret = config.secrets.current.expose();
+        assert!(secret.starts_with("whsec_"), "{secret}");
+        assert_eq!(printed.matches(secret).count(), 1, "{printed}");
+        assert_eq!(config.unsigned, UnsignedPolicy::Refuse);
+        assert!(!printed.contains("/webhooks/"), "{printed}");
+        assert!(printed.contains("clerk issues its own signing secret"));
+    }
+
+    #[tokio::test]
+    async fn add_with_a_given_secret_does_not_echo_it() {
+        let dir = MemoryDirectory::new();
+        let mut args = add_args(Provider::Stripe);
+        args.secret = Some(Secret::new("whsec_from_the_dashboard"));
+        args.tolerance_secs = 120;
+        let printed = run_to_string(&dir, TenantCommand::Add(args))
+            .await
+            .expect("added");
+        let config = stored(&dir, Provider::Stripe).await;
+        assert_eq!(
+            config.secrets.current,
+            Secret::new("whsec_from_the_dashboard")
+        );
+        assert_eq!(config.tolerance, Duration::from_secs(120));
+        assert!(!printed.contains("from_the_dashboard"), "{printed}");
+    }
+
+    #[tokio::test]
+    async fn add_with_allow_unsigned_prints_a_working_route_once() {
+        let dir = MemoryDirectory::new();
+        let mut args = add_args(Provider::Generic);
+        args.allow_unsigned = true;
+        let printed = run_to_string(&dir, TenantCommand::Add(args))
+            .await
+            .expect("added");
+        let config = stored(&dir, Provider::Generic).await;
+        let UnsignedPolicy::Allow { path_token } = &config.unsigned else {
+            panic!("unsigned not allowed");
+        };
+        let token = path_token.expose();
+        assert_eq!(token.len(), 64);
+        assert!(config.admits_unsigned(Some(token)));
+        assert_eq!(printed.matches(token).count(), 1, "{printed}");
+        assert!(printed.contains(&format!("POST /webhooks/acme/generic/{token}")));
+        assert!(!printed.contains("issues its own"), "{printed}");
+    }
+
+    #[tokio::test]
+    async fn add_refuses_to_overwrite_and_unusable_secrets() {
+        let dir = MemoryDirectory::new();
+        run_to_string(&dir, TenantCommand::Add(add_args(Provider::GitHub)))
+            .await
+            .expect("added");
+        let before = stored(&dir, Provider::GitHub).await;
+        let err = run_to_string(&dir, TenantCommand::Add(add_args(Provider::GitHub)))
+            .await
+            .expect_err("exists");
+        assert!(matches!(err, CliError::ConfigExists { .. }), "{err}");
+        assert_eq!(stored(&dir, Provider::GitHub).await, before);
+
+        let mut args = add_args(Provider::Resend);
+        args.secret = Some(Secret::new("not-base64!"));
+        let err = run_to_string(&dir, TenantCommand::Add(args))
+            .await
+            .expect_err("unusable");
+        assert!(matches!(err, CliError::UnusableSecret { .. }), "{err}");
+        assert!(
+            dir.provider_config(&tenant("acme"), Provider::Resend)
+                .await
+                .expect("reachable")
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn rotate_keeps_the_old_secret_for_the_grace_and_prints_only_the_new_one() {
+        // GIVEN a Svix configuration with a known secret
+        let old = "whsec_b2xkIHNlY3JldCBvbGQgc2VjcmV0";
+        let dir = MemoryDirectory::with([ProviderConfig::new(
+            tenant("acme"),
+            Provider::Svix,
+            Secret::new(old),
+        )]);
+        // WHEN it is rotated with 2 hours of grace
+        let printed = run_to_string(
+            &dir,
+            TenantCommand::Rotate(RotateArgs {
+                tenant: tenant("acme"),
+                provider: Provider::Svix,
+                secret: None,
+                grace_hours: 2,
+            }),
+        )
+        .await
+        .expect("rotated");
+        // THEN the new secret is current and printed once, the old one valid for 2 hours
+        let config = stored(&dir, Provider::Svix).await;
+        let new = config.secrets.current.expose();
+        assert_ne!(new, old);
+        assert!(new.starts_with("whsec_"));
+        assert_eq!(printed.matches(new).count(), 1, "{printed}");
+        assert!(!printed.contains(old), "{printed}");
+        let previous = config.secrets.previous.as_ref().expect("previous kept");
+        assert_eq!(previous.secret, Secret::new(old));
+        assert_eq!(previous.expires_at, now() + Duration::from_secs(2 * 3600));
+        assert!(printed.contains("2023-11-15T00:13:20Z"), "{printed}");
+    }
+
+    #[tokio::test]
+    async fn rotate_refuses_a_missing_config_and_the_same_secret() {
+        let dir = MemoryDirectory::with([ProviderConfig::new(
+            tenant("acme"),
+            Provider::Generic,
+            Secret::new("same"),
+        )]);
+        let args = |provider, secret: Option<&str>| RotateArgs {
+            tenant: tenant("acme"),
+            provider,
+            secret: secret.map(Secret::new),
+            grace_hours: 24,
+        };
+        let err = run_to_string(&dir, TenantCommand::Rotate(args(Provider::Slack, None)))
+            .await
+            .expect_err("missing");
+        assert!(matches!(err, CliError::ConfigNotFound { .. }), "{err}");
+        let err = run_to_string(
+            &dir,
+            TenantCommand::Rotate(args(Provider::Generic, Some("same"))),
+        )
+        .await
+        .expect_err("same secret");
+        assert!(matches!(err, CliError::SameSecret), "{err}");
+        assert!(
+            stored(&dir, Provider::Generic)
+                .await
+                .secrets
+                .previous
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn unsigned_allow_then_refuse() {
+        let dir = MemoryDirectory::with([ProviderConfig::new(
+            tenant("acme"),
+            Provider::Generic,
+            Secret::new("s"),
+        )]);
+        let policy = |policy| {
+            TenantCommand::Unsigned(UnsignedArgs {
+                tenant: tenant("acme"),
+                provider: Provider::Generic,
+                policy,
+            })
+        };
+        let printed = run_to_string(&dir, policy(PolicyArg::Allow))
+            .await
+            .expect("allowed");
+        let UnsignedPolicy::Allow { path_token } = stored(&dir, Provider::Generic).await.unsigned
+        else {
+            panic!("not allowed");
+        };
+        assert_eq!(printed.matches(path_token.expose()).count(), 1);
+
+        // Allowing again neither changes nor reprints the token.
+        let again = run_to_string(&dir, policy(PolicyArg::Allow))
+            .await
+            .expect("allowed");
+        assert!(!again.contains(path_token.expose()), "{again}");
+        assert_eq!(
+            stored(&dir, Provider::Generic).await.unsigned,
+            UnsignedPolicy::Allow {
+                path_token: path_token.clone()
+            }
+        );
+
+        run_to_string(&dir, policy(PolicyArg::Refuse))
+            .await
+            .expect("refused");
+        let config = stored(&dir, Provider::Generic).await;
+        assert_eq!(config.unsigned, UnsignedPolicy::Refuse);
+        assert!(!config.admits_unsigned(Some(path_token.expose())));
+    }
+
+    #[tokio::test]
+    async fn listings_never_print_a_secret_or_a_token() {
+        // GIVEN configurations holding every kind of secret material: current and previous
+        // secrets (one rotation live, one expired) and an unsigned route token
+        let mut rotating = ProviderConfig::new(
+            tenant("acme"),
+            Provider::Stripe,
+            Secret::new("whsec_CURRENT1"),
+        );
+        rotating.rotate(
+            Secret::new("whsec_CURRENT2"),
+            now(),
+            Duration::from_secs(3600),
+        );
+        let mut expired = ProviderConfig::new(
+            tenant("beta"),
+            Provider::GitHub,
+            Secret::new("gh_OLDSECRET"),
+        );
+        expired.rotate(
+            Secret::new("gh_NEWSECRET"),
+            now() - Duration::from_secs(7200),
+            Duration::from_secs(3600),
+        );
+        let mut unsigned =
+            ProviderConfig::new(tenant("acme"), Provider::Generic, Secret::new("gen_SECRET"));
+        unsigned.unsigned = UnsignedPolicy::Allow {
+            path_token: Secret::new("TOKEN0123456789abcdef"),
+        };
+        let dir = MemoryDirectory::with([rotating, expired, unsigned]);
+        let forbidden = [
+            "CURRENT1",
+            "CURRENT2",
+            "OLDSECRET",
+            "NEWSECRET",
+            "gen_SECRET",
+            "TOKEN0123456789abcdef",
+            "whsec_",
+        ];
+
+        // WHEN every tenant, then one tenant, is listed
+        for filter in [None, Some(tenant("acme")), Some(tenant("beta"))] {
+            let printed = run_to_string(&dir, TenantCommand::List(ListArgs { tenant: filter }))
+                .await
+                .expect("listed");
+            // THEN no secret material appears
+            for secret in forbidden {
+                assert!(!printed.contains(secret), "{secret} in\n{printed}");
+            }
+        }
+
+        let all = run_to_string(&dir, TenantCommand::List(ListArgs { tenant: None }))
+            .await
+            .expect("listed");
+        let lines: Vec<&str> = all.lines().collect();
+        assert_eq!(lines.len(), 4, "{all}");
+        assert!(lines[0].starts_with("TENANT"));
+        assert!(lines[1].contains("generic") && lines[1].contains("allowed"));
+        assert!(lines[2].starts_with("acme") && lines[2].contains("stripe"));
+        assert!(lines[2].contains("previous secret expires at 2023-11-14T23:13:20Z"));
+        assert!(lines[3].starts_with("beta") && lines[3].contains("previous secret expired at"));
+    }
+
+    #[tokio::test]
+    async fn an_empty_listing_says_so() {
+        let printed = run_to_string(
+            &MemoryDirectory::new(),
+            TenantCommand::List(ListArgs {
+                tenant: Some(tenant("nobody")),
+            }),
+        )
+        .await
+        .expect("listed");
+        assert_eq!(printed, "No provider is configured for tenant nobody.\n");
+    }
+
+    #[tokio::test]
+    async fn an_outage_is_an_error() {
+        let dir = MemoryDirectory::new();
+        dir.set_unavailable(true);
+        let err = run_to_string(&dir, TenantCommand::List(ListArgs { tenant: None }))
+            .await
+            .expect_err("down");
+        assert!(matches!(err, CliError::Store(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_generated_secret_verifies_deliveries_signed_with_it() {
+        let dir = MemoryDirectory::new();
+        run_to_string(&dir, TenantCommand::Add(add_args(Provider::Resend)))
+            .await
+            .expect("added");
+        let config = stored(&dir, Provider::Resend).await;
+        let body = br#"{"type":"email.sent","created_at":"2023-11-14T22:13:20Z","data":{}}"#;
+        let signed = config
+            .verifier()
+            .scheme
+            .sign(body, &config.secrets.current, now(), "msg_1")
+            .expect("signs");
+        let headers = crate::send::header_map(&signed).expect("headers");
+        Verifier::new(config.verifier().scheme)
+            .verify(
+                body,
+                &headers,
+                &SecretSet::single(config.secrets.current),
+                now(),
+            )
+            .expect("verifies");
+    }
+}
