@@ -1,0 +1,88 @@
+//! `local-stack dev`: provision, seed a demo tenant, serve the ingress.
+
+use std::{sync::Arc, time::Duration};
+
+use shared::{
+    aws::DynamoTenantDirectory,
+    ids::TenantId,
+    ports::{StoreError, TenantAdmin},
+    provider::Provider,
+    secret::Secret,
+    tenant::ProviderConfig,
+};
+
+use crate::provision::Provisioned;
+
+/// The demo tenant's name.
+pub const DEMO_TENANT: &str = "demo";
+
+/// Local-only secrets, fixed so the sample events in events/ verify and the README's commands
+/// work as written. Never use them anywhere else.
+pub const DEMO_SECRETS: [(Provider, &str); 5] = [
+    (Provider::Stripe, "whsec_demo_local_only"),
+    (
+        Provider::Clerk,
+        "whsec_ZGVtby1sb2NhbC1vbmx5LWNsZXJrLXNlY3JldA==",
+    ),
+    (
+        Provider::Resend,
+        "whsec_ZGVtby1sb2NhbC1vbmx5LXJlc2VuZC1zZWNyZXQ=",
+    ),
+    (Provider::GitHub, "demo-local-only-github-secret"),
+    (Provider::Generic, "demo-local-only-generic-secret"),
+];
+
+/// Store the demo tenant's provider configurations.
+pub async fn seed_demo_tenant(directory: &DynamoTenantDirectory) -> Result<(), StoreError> {
+    let tenant = TenantId::parse(DEMO_TENANT).map_err(|e| StoreError::Malformed(e.to_string()))?;
+    for (provider, secret) in DEMO_SECRETS {
+        directory
+            .put_config(&ProviderConfig::new(
+                tenant.clone(),
+                provider,
+                Secret::new(secret),
+            ))
+            .await?;
+    }
+    Ok(())
+}
+
+/// The environment the functions and `hookctl` need to reach this stack.
+pub fn environment(endpoint: &str, resources: &Provisioned) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", endpoint.to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID", "test".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
+        ("EVENTS_TABLE", resources.events_table().to_owned()),
+        ("TENANTS_TABLE", resources.tenants_table().to_owned()),
+        (
+            "PROJECTIONS_TABLE",
+            resources.projections_table().to_owned(),
+        ),
+        ("EVENTS_QUEUE_URL", resources.events_queue_url().to_owned()),
+        (
+            "DEAD_LETTER_QUEUE_URL",
+            resources.dead_letter_queue_url().to_owned(),
+        ),
+    ]
+}
+
+/// The ingress configuration for this stack.
+pub fn ingress_config(resources: &Provisioned) -> ingress::Config {
+    ingress::Config {
+        events_table: resources.events_table().to_owned(),
+        tenants_table: resources.tenants_table().to_owned(),
+        events_queue_url: resources.events_queue_url().to_owned(),
+        max_body_bytes: shared::ingress::DEFAULT_MAX_BODY_BYTES,
+        tenant_cache_ttl: Duration::from_secs(5),
+    }
+}
+
+/// Build the ingress exactly as the Lambda does, against the emulator.
+pub fn build_ingress(
+    sdk: &aws_config::SdkConfig,
+    resources: &Provisioned,
+) -> Arc<ingress::AwsIngress> {
+    Arc::new(ingress::build(sdk, &ingress_config(resources)))
+}

@@ -1,0 +1,12 @@
+//! The local stack: the same functions, against an AWS emulator instead of AWS.
+//!
+//! - [`template`] reads the tables and queues out of template.yaml, so the local resources and
+//!   the deployed ones come from one definition and cannot drift.
+//! - [`provision`] creates them in the emulator under a prefix (tests isolate themselves by it).
+//! - [`server`] serves the ingress over HTTP, standing in for API Gateway.
+
+pub mod aws;
+pub mod dev;
+pub mod provision;
+pub mod server;
+pub mod template;

@@ -1,0 +1,242 @@
+//! Create template.yaml's tables and queues in the emulator, under a name prefix.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+use thiserror::Error;
+
+use crate::template::{QueueDef, TableDef, Template};
+
+/// The logical ids the functions rely on.
+pub const EVENTS_TABLE: &str = "EventsTable";
+pub const TENANTS_TABLE: &str = "TenantsTable";
+pub const PROJECTIONS_TABLE: &str = "ProjectionsTable";
+pub const EVENTS_QUEUE: &str = "EventsQueue";
+pub const DEAD_LETTER_QUEUE: &str = "EventsDeadLetterQueue";
+
+#[derive(Debug, Error)]
+pub enum ProvisionError {
+    #[error("template.yaml declares no {0}")]
+    Missing(&'static str),
+    #[error("{resource}: {message}")]
+    Aws { resource: String, message: String },
+    #[error("{0}")]
+    Definition(String),
+}
+
+fn aws_error(resource: &str, err: impl std::error::Error) -> ProvisionError {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        message = format!("{message}: {cause}");
+        source = cause.source();
+    }
+    ProvisionError::Aws {
+        resource: resource.to_owned(),
+        message,
+    }
+}
+
+/// What was created: physical names and URLs by logical id.
+#[derive(Debug, Clone)]
+pub struct Provisioned {
+    tables: HashMap<String, String>,
+    queue_urls: HashMap<String, String>,
+    queue_arns: HashMap<String, String>,
+}
+
+impl Provisioned {
+    /// The physical table name of a logical id present in the template.
+    pub fn table(&self, logical_id: &str) -> Option<&str> {
+        self.tables.get(logical_id).map(String::as_str)
+    }
+
+    pub fn queue_url(&self, logical_id: &str) -> Option<&str> {
+        self.queue_urls.get(logical_id).map(String::as_str)
+    }
+
+    pub fn queue_arn(&self, logical_id: &str) -> Option<&str> {
+        self.queue_arns.get(logical_id).map(String::as_str)
+    }
+
+    // The accessors below cannot miss: `provision` checks these ids exist.
+    pub fn events_table(&self) -> &str {
+        self.table(EVENTS_TABLE).unwrap_or_default()
+    }
+
+    pub fn tenants_table(&self) -> &str {
+        self.table(TENANTS_TABLE).unwrap_or_default()
+    }
+
+    pub fn projections_table(&self) -> &str {
+        self.table(PROJECTIONS_TABLE).unwrap_or_default()
+    }
+
+    pub fn events_queue_url(&self) -> &str {
+        self.queue_url(EVENTS_QUEUE).unwrap_or_default()
+    }
+
+    pub fn dead_letter_queue_url(&self) -> &str {
+        self.queue_url(DEAD_LETTER_QUEUE).unwrap_or_default()
+    }
+}
+
+/// Create every table and queue of `template`, named `{prefix}{LogicalId}`. Resources that exist
+/// already are kept, so running it twice is harmless.
+pub async fn provision(
+    template: &Template,
+    dynamodb: &aws_sdk_dynamodb::Client,
+    sqs: &aws_sdk_sqs::Client,
+    prefix: &str,
+) -> Result<Provisioned, ProvisionError> {
+    for id in [EVENTS_TABLE, TENANTS_TABLE, PROJECTIONS_TABLE] {
+        template.table(id).ok_or(ProvisionError::Missing(id))?;
+    }
+    for id in [EVENTS_QUEUE, DEAD_LETTER_QUEUE] {
+        template.queue(id).ok_or(ProvisionError::Missing(id))?;
+    }
+
+    let mut provisioned = Provisioned {
+        tables: HashMap::new(),
+        queue_urls: HashMap::new(),
+        queue_arns: HashMap::new(),
+    };
+    for table in &template.tables {
+        let name = format!("{prefix}{}", table.logical_id);
+        create_table(dynamodb, table, &name).await?;
+        provisioned.tables.insert(table.logical_id.clone(), name);
+    }
+    // Dead-letter queues first: a redrive policy names its target's ARN.
+    let (plain, redriven): (Vec<&QueueDef>, Vec<&QueueDef>) =
+        template.queues.iter().partition(|q| q.redrive.is_none());
+    for queue in plain.into_iter().chain(redriven) {
+        let name = format!("{prefix}{}", queue.logical_id);
+        let (url, arn) = create_queue(sqs, queue, &name, &provisioned.queue_arns).await?;
+        provisioned.queue_urls.insert(queue.logical_id.clone(), url);
+        provisioned.queue_arns.insert(queue.logical_id.clone(), arn);
+    }
+    Ok(provisioned)
+}
+
+fn key_schema(pairs: &[(String, String)]) -> Result<Vec<KeySchemaElement>, ProvisionError> {
+    pairs
+        .iter()
+        .map(|(name, kind)| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(KeyType::from(kind.as_str()))
+                .build()
+                .map_err(|e| ProvisionError::Definition(e.to_string()))
+        })
+        .collect()
+}
+
+async fn create_table(
+    client: &aws_sdk_dynamodb::Client,
+    table: &TableDef,
+    name: &str,
+) -> Result<(), ProvisionError> {
+    let mut request = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .set_key_schema(Some(key_schema(&table.key_schema)?));
+    for (attribute, kind) in &table.attributes {
+        request = request.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(attribute)
+                .attribute_type(ScalarAttributeType::from(kind.as_str()))
+                .build()
+                .map_err(|e| ProvisionError::Definition(e.to_string()))?,
+        );
+    }
+    for index in &table.indexes {
+        let mut projection = Projection::builder()
+            .projection_type(ProjectionType::from(index.projection_type.as_str()));
+        for attribute in &index.non_key_attributes {
+            projection = projection.non_key_attributes(attribute);
+        }
+        request = request.global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(&index.name)
+                .set_key_schema(Some(key_schema(&index.key_schema)?))
+                .projection(projection.build())
+                .build()
+                .map_err(|e| ProvisionError::Definition(e.to_string()))?,
+        );
+    }
+    match request.send().await {
+        Ok(_) => {}
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_in_use_exception()) =>
+        {
+            return Ok(());
+        }
+        Err(e) => return Err(aws_error(name, e)),
+    }
+    if let Some(attribute) = &table.ttl_attribute {
+        let spec = TimeToLiveSpecification::builder()
+            .attribute_name(attribute)
+            .enabled(true)
+            .build()
+            .map_err(|e| ProvisionError::Definition(e.to_string()))?;
+        client
+            .update_time_to_live()
+            .table_name(name)
+            .time_to_live_specification(spec)
+            .send()
+            .await
+            .map_err(|e| aws_error(name, e))?;
+    }
+    Ok(())
+}
+
+async fn create_queue(
+    client: &aws_sdk_sqs::Client,
+    queue: &QueueDef,
+    name: &str,
+    arns: &HashMap<String, String>,
+) -> Result<(String, String), ProvisionError> {
+    let mut request = client.create_queue().queue_name(name);
+    if let Some(secs) = queue.visibility_timeout {
+        request = request.attributes(QueueAttributeName::VisibilityTimeout, secs.to_string());
+    }
+    if let Some(secs) = queue.retention_secs {
+        request = request.attributes(QueueAttributeName::MessageRetentionPeriod, secs.to_string());
+    }
+    if let Some(redrive) = &queue.redrive {
+        let target = arns.get(&redrive.dead_letter_queue).ok_or_else(|| {
+            ProvisionError::Definition(format!(
+                "{name}: dead-letter queue {} is not a queue",
+                redrive.dead_letter_queue
+            ))
+        })?;
+        let policy = format!(
+            r#"{{"deadLetterTargetArn":"{target}","maxReceiveCount":"{}"}}"#,
+            redrive.max_receive_count
+        );
+        request = request.attributes(QueueAttributeName::RedrivePolicy, policy);
+    }
+    let url = request
+        .send()
+        .await
+        .map_err(|e| aws_error(name, e))?
+        .queue_url
+        .ok_or_else(|| ProvisionError::Definition(format!("{name}: no queue URL returned")))?;
+    let arn = client
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| aws_error(name, e))?
+        .attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+        .ok_or_else(|| ProvisionError::Definition(format!("{name}: no queue ARN returned")))?;
+    Ok((url, arn))
+}

@@ -1,0 +1,355 @@
+//! The tables and queues of template.yaml, read as data. CloudFormation's short tags
+//! (`!GetAtt`, `!Ref`, `!Sub`) are kept as tagged values; only what provisioning needs is read.
+
+use std::path::Path;
+
+use serde_norway::Value;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum TemplateError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("template is not valid YAML: {0}")]
+    Yaml(#[from] serde_norway::Error),
+    #[error("resource {resource}: {problem}")]
+    Invalid { resource: String, problem: String },
+}
+
+/// A DynamoDB table as the template declares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableDef {
+    pub logical_id: String,
+    /// (name, type) pairs: `S`, `N` or `B`.
+    pub attributes: Vec<(String, String)>,
+    /// (name, `HASH` | `RANGE`) pairs.
+    pub key_schema: Vec<(String, String)>,
+    pub indexes: Vec<IndexDef>,
+    pub ttl_attribute: Option<String>,
+}
+
+/// A global secondary index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexDef {
+    pub name: String,
+    pub key_schema: Vec<(String, String)>,
+    pub projection_type: String,
+    pub non_key_attributes: Vec<String>,
+}
+
+/// An SQS queue as the template declares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueDef {
+    pub logical_id: String,
+    pub visibility_timeout: Option<u64>,
+    pub retention_secs: Option<u64>,
+    pub redrive: Option<Redrive>,
+}
+
+/// Where a queue's messages go after too many receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redrive {
+    pub dead_letter_queue: String,
+    pub max_receive_count: u64,
+}
+
+/// The template's tables and queues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    pub tables: Vec<TableDef>,
+    pub queues: Vec<QueueDef>,
+    /// Every resource's logical id and type, for drift checks.
+    pub resources: Vec<(String, String)>,
+    /// Each function's environment variable names, by logical id.
+    pub function_environments: Vec<(String, Vec<String>)>,
+}
+
+impl Template {
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, TemplateError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| TemplateError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    pub fn parse(text: &str) -> Result<Self, TemplateError> {
+        let doc: Value = serde_norway::from_str(text)?;
+        let mut template = Template {
+            tables: Vec::new(),
+            queues: Vec::new(),
+            resources: Vec::new(),
+            function_environments: Vec::new(),
+        };
+        let Some(resources) = doc.get("Resources").and_then(Value::as_mapping) else {
+            return Ok(template);
+        };
+        for (id, resource) in resources {
+            let id = id.as_str().unwrap_or_default().to_owned();
+            let kind = resource
+                .get("Type")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let props = resource.get("Properties").cloned().unwrap_or(Value::Null);
+            match kind.as_str() {
+                "AWS::DynamoDB::Table" => template.tables.push(table(&id, &props)?),
+                "AWS::SQS::Queue" => template.queues.push(queue(&id, &props)?),
+                "AWS::Serverless::Function" => {
+                    let names = props
+                        .get("Environment")
+                        .and_then(|e| e.get("Variables"))
+                        .and_then(Value::as_mapping)
+                        .map(|vars| {
+                            vars.keys()
+                                .filter_map(|k| k.as_str().map(str::to_owned))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    template.function_environments.push((id.clone(), names));
+                }
+                _ => {}
+            }
+            template.resources.push((id, kind));
+        }
+        Ok(template)
+    }
+
+    pub fn table(&self, logical_id: &str) -> Option<&TableDef> {
+        self.tables.iter().find(|t| t.logical_id == logical_id)
+    }
+
+    pub fn queue(&self, logical_id: &str) -> Option<&QueueDef> {
+        self.queues.iter().find(|q| q.logical_id == logical_id)
+    }
+}
+
+fn invalid(resource: &str, problem: impl Into<String>) -> TemplateError {
+    TemplateError::Invalid {
+        resource: resource.to_owned(),
+        problem: problem.into(),
+    }
+}
+
+fn pairs(
+    id: &str,
+    list: Option<&Value>,
+    name: &str,
+    value: &str,
+) -> Result<Vec<(String, String)>, TemplateError> {
+    let Some(list) = list else {
+        return Ok(Vec::new());
+    };
+    let items = list
+        .as_sequence()
+        .ok_or_else(|| invalid(id, format!("expected a list of {name}/{value}")))?;
+    items
+        .iter()
+        .map(|item| {
+            let get = |field: &str| item.get(field).and_then(Value::as_str).map(str::to_owned);
+            match (get(name), get(value)) {
+                (Some(n), Some(v)) => Ok((n, v)),
+                _ => Err(invalid(id, format!("an entry lacks {name} or {value}"))),
+            }
+        })
+        .collect()
+}
+
+fn table(id: &str, props: &Value) -> Result<TableDef, TemplateError> {
+    let key_schema = pairs(id, props.get("KeySchema"), "AttributeName", "KeyType")?;
+    if key_schema.is_empty() {
+        return Err(invalid(id, "no KeySchema"));
+    }
+    let mut indexes = Vec::new();
+    for gsi in props
+        .get("GlobalSecondaryIndexes")
+        .and_then(Value::as_sequence)
+        .into_iter()
+        .flatten()
+    {
+        let name = gsi
+            .get("IndexName")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid(id, "an index has no IndexName"))?;
+        let projection = gsi.get("Projection");
+        indexes.push(IndexDef {
+            name: name.to_owned(),
+            key_schema: pairs(id, gsi.get("KeySchema"), "AttributeName", "KeyType")?,
+            projection_type: projection
+                .and_then(|p| p.get("ProjectionType"))
+                .and_then(Value::as_str)
+                .unwrap_or("ALL")
+                .to_owned(),
+            non_key_attributes: projection
+                .and_then(|p| p.get("NonKeyAttributes"))
+                .and_then(Value::as_sequence)
+                .map(|names| {
+                    names
+                        .iter()
+                        .filter_map(|n| n.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        });
+    }
+    let ttl = props.get("TimeToLiveSpecification");
+    let ttl_enabled = ttl
+        .and_then(|t| t.get("Enabled"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    Ok(TableDef {
+        logical_id: id.to_owned(),
+        attributes: pairs(
+            id,
+            props.get("AttributeDefinitions"),
+            "AttributeName",
+            "AttributeType",
+        )?,
+        key_schema,
+        indexes,
+        ttl_attribute: ttl
+            .filter(|_| ttl_enabled)
+            .and_then(|t| t.get("AttributeName"))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    })
+}
+
+fn queue(id: &str, props: &Value) -> Result<QueueDef, TemplateError> {
+    let number = |field: &str| props.get(field).and_then(Value::as_u64);
+    let redrive = match props.get("RedrivePolicy") {
+        None => None,
+        Some(policy) => {
+            let target = policy
+                .get("deadLetterTargetArn")
+                .and_then(get_att_logical_id)
+                .ok_or_else(|| invalid(id, "deadLetterTargetArn must be !GetAtt <Queue>.Arn"))?;
+            let max = policy
+                .get("maxReceiveCount")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| invalid(id, "RedrivePolicy has no maxReceiveCount"))?;
+            Some(Redrive {
+                dead_letter_queue: target,
+                max_receive_count: max,
+            })
+        }
+    };
+    Ok(QueueDef {
+        logical_id: id.to_owned(),
+        visibility_timeout: number("VisibilityTimeout"),
+        retention_secs: number("MessageRetentionPeriod"),
+        redrive,
+    })
+}
+
+/// The logical id in `!GetAtt X.Arn` or `{"Fn::GetAtt": [X, Arn]}`.
+fn get_att_logical_id(value: &Value) -> Option<String> {
+    match value {
+        Value::Tagged(tagged) if tagged.tag == "GetAtt" => tagged
+            .value
+            .as_str()
+            .and_then(|s| s.split('.').next())
+            .map(str::to_owned),
+        Value::Mapping(map) => map
+            .get("Fn::GetAtt")
+            .and_then(Value::as_sequence)
+            .and_then(|parts| parts.first())
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn real() -> Template {
+        Template::load(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"))
+            .expect("template.yaml parses")
+    }
+
+    #[test]
+    fn reads_the_events_table_with_its_status_index_and_ttl() {
+        let template = real();
+        let events = template.table("EventsTable").expect("EventsTable");
+        assert_eq!(events.key_schema, [("pk".to_owned(), "HASH".to_owned())]);
+        assert_eq!(events.ttl_attribute.as_deref(), Some("expires_at"));
+        let index = &events.indexes[0];
+        assert_eq!(index.name, "by_tenant_status");
+        assert_eq!(index.projection_type, "INCLUDE");
+        assert!(index.non_key_attributes.iter().any(|a| a == "last_error"));
+        assert!(
+            !index.non_key_attributes.iter().any(|a| a == "payload"),
+            "payloads stay out of the index"
+        );
+    }
+
+    #[test]
+    fn reads_the_redrive_policy_through_get_att() {
+        let template = real();
+        let queue = template.queue("EventsQueue").expect("EventsQueue");
+        assert_eq!(
+            queue.redrive,
+            Some(Redrive {
+                dead_letter_queue: "EventsDeadLetterQueue".into(),
+                max_receive_count: 6
+            })
+        );
+        assert_eq!(queue.visibility_timeout, Some(180));
+        assert!(template.queue("EventsDeadLetterQueue").is_some());
+    }
+
+    #[test]
+    fn long_form_get_att_works_too() {
+        let text = r#"
+Resources:
+  Dlq: { Type: "AWS::SQS::Queue" }
+  Q:
+    Type: AWS::SQS::Queue
+    Properties:
+      RedrivePolicy: { deadLetterTargetArn: { "Fn::GetAtt": [Dlq, Arn] }, maxReceiveCount: 3 }
+"#;
+        let template = Template::parse(text).expect("parses");
+        assert_eq!(
+            template
+                .queue("Q")
+                .and_then(|q| q.redrive.clone())
+                .map(|r| r.dead_letter_queue),
+            Some("Dlq".into())
+        );
+    }
+
+    #[test]
+    fn a_table_without_keys_is_refused_by_name() {
+        let text = "Resources:\n  T:\n    Type: AWS::DynamoDB::Table\n    Properties: {}\n";
+        let err = Template::parse(text).expect_err("no keys");
+        assert_eq!(err.to_string(), "resource T: no KeySchema");
+    }
+
+    #[test]
+    fn the_ingress_environment_names_the_resources_its_code_reads() {
+        let template = real();
+        let (_, vars) = template
+            .function_environments
+            .iter()
+            .find(|(id, _)| id == "IngressFunction")
+            .expect("IngressFunction");
+        for required in [
+            "EVENTS_TABLE",
+            "TENANTS_TABLE",
+            "EVENTS_QUEUE_URL",
+            "MAX_BODY_BYTES",
+            "TENANT_CACHE_TTL_SECS",
+        ] {
+            assert!(
+                vars.iter().any(|v| v == required),
+                "{required} missing from template.yaml"
+            );
+        }
+    }
+}

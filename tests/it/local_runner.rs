@@ -1,0 +1,125 @@
+//! The local stack itself: resources match template.yaml, and the HTTP runner serves the
+//! deployed ingress handler.
+
+use std::sync::Arc;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use shared::{
+    aws::DynamoEventStore, ids::TenantId, ingress::IngressSettings, provider::Provider,
+    tenant::ProviderConfig,
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+};
+
+use crate::support::*;
+
+#[tokio::test]
+async fn provisioned_resources_match_the_template() {
+    let stack = Stack::new().await;
+
+    let table = stack
+        .dynamodb
+        .describe_table()
+        .table_name(stack.resources.events_table())
+        .send()
+        .await
+        .expect("describe")
+        .table
+        .expect("table");
+    let index = &table.global_secondary_indexes()[0];
+    assert_eq!(index.index_name(), Some("by_tenant_status"));
+    let keys: Vec<&str> = index
+        .key_schema()
+        .iter()
+        .map(|k| k.attribute_name())
+        .collect();
+    assert_eq!(keys, ["tenant_status", "status_at"]);
+
+    let attributes = stack
+        .sqs
+        .get_queue_attributes()
+        .queue_url(stack.resources.events_queue_url())
+        .attribute_names(QueueAttributeName::All)
+        .send()
+        .await
+        .expect("attributes")
+        .attributes
+        .expect("some");
+    let redrive: serde_json::Value =
+        serde_json::from_str(&attributes[&QueueAttributeName::RedrivePolicy])
+            .expect("redrive json");
+    assert_eq!(
+        redrive["maxReceiveCount"].to_string().trim_matches('"'),
+        "6"
+    );
+    assert_eq!(
+        redrive["deadLetterTargetArn"],
+        stack
+            .resources
+            .queue_arn("EventsDeadLetterQueue")
+            .expect("dlq arn")
+    );
+    assert_eq!(attributes[&QueueAttributeName::VisibilityTimeout], "180");
+}
+
+#[tokio::test]
+async fn the_http_runner_serves_the_ingress_handler() {
+    let stack = Stack::new().await;
+    let config = ProviderConfig::new(
+        TenantId::parse("demo").expect("tenant"),
+        Provider::Stripe,
+        shared::secret::Secret::new("whsec_runner"),
+    );
+    stack.add_tenant(&config).await;
+    let sdk = local_stack::aws::sdk_config(&endpoint()).await;
+    let mut ingress_config = local_stack::dev::ingress_config(&stack.resources);
+    ingress_config.max_body_bytes = IngressSettings::default().max_body_bytes;
+    let ingress = Arc::new(::ingress::build(&sdk, &ingress_config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let server = tokio::spawn(local_stack::server::serve(listener, ingress));
+
+    let body = br#"{"id":"evt_runner_1","object":"event","type":"invoice.paid","created":1}"#;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let headers = sign(&config, "whsec_runner", body, now, "");
+    let mut request = format!(
+        "POST /webhooks/demo/stripe HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
+        body.len()
+    );
+    for (name, value) in &headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    let mut stream = TcpStream::connect(address).await.expect("connect");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("write head");
+    stream.write_all(body).await.expect("write body");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.expect("read");
+    server.abort();
+
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains(r#""id":"evt_runner_1""#), "{answer}");
+    let store = DynamoEventStore::new(stack.dynamodb.clone(), stack.resources.events_table());
+    let key = shared::record::EventKey {
+        tenant: TenantId::parse("demo").expect("tenant"),
+        provider: Provider::Stripe,
+        event_id: shared::ids::EventId::parse("evt_runner_1").expect("id"),
+    };
+    use shared::ports::EventStore;
+    let record = store.get(&key).await.expect("read").expect("stored");
+    assert!(
+        record
+            .correlation
+            .request_id
+            .as_deref()
+            .is_some_and(|id| id.starts_with("local-"))
+    );
+}

@@ -1,0 +1,7 @@
+//! One integration-test binary: the real functions, through the real AWS SDK clients, against
+//! the local AWS emulator that `make test` starts. Every test provisions its own tables and
+//! queues under a unique prefix, so tests run in parallel and never see each other's data.
+
+mod ingress;
+mod local_runner;
+mod support;

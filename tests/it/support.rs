@@ -1,0 +1,203 @@
+//! The harness: emulator clients, per-test resources, and helpers to build signed requests.
+
+use std::{
+    sync::atomic::{AtomicU32, Ordering},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use aws_sdk_dynamodb::Client as DynamoDb;
+use aws_sdk_sqs::Client as Sqs;
+use lambda_http::{Body, Request, RequestExt};
+use local_stack::{provision::Provisioned, template::Template};
+use shared::{
+    aws::{DynamoEventStore, DynamoTenantDirectory, SqsEventQueue},
+    clock::ManualClock,
+    ingress::{Ingress, IngressSettings},
+    secret::Secret,
+    tenant::ProviderConfig,
+};
+
+/// The fixed "now" of every test, so signatures and windows are deterministic.
+pub const NOW: u64 = 1_700_000_000;
+
+pub fn at(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+/// The emulator's address. `make test` sets it; without it the tests fail loudly rather than
+/// skip: a test that did not run proves nothing.
+pub fn endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| {
+        panic!("AWS_ENDPOINT_URL is not set: run the integration tests with `make test`, which starts the AWS emulator")
+    })
+}
+
+/// One test's private slice of the emulator.
+pub struct Stack {
+    pub dynamodb: DynamoDb,
+    pub sqs: Sqs,
+    pub resources: Provisioned,
+}
+
+impl Stack {
+    /// Provision every table and queue of template.yaml under a fresh prefix.
+    pub async fn new() -> Self {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let endpoint = endpoint();
+        let (dynamodb, sqs) = local_stack::aws::clients(&endpoint).await;
+        let template = Template::load(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"))
+            .expect("template.yaml parses");
+        let prefix = format!(
+            "it{}x{}-",
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0)
+                % 100_000_000,
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        let resources = local_stack::provision::provision(&template, &dynamodb, &sqs, &prefix)
+            .await
+            .unwrap_or_else(|e| panic!("cannot provision on the AWS emulator at {endpoint} (is it running? `make test` starts it): {e}"));
+        Self {
+            dynamodb,
+            sqs,
+            resources,
+        }
+    }
+
+    pub fn store(&self) -> DynamoEventStore {
+        DynamoEventStore::new(self.dynamodb.clone(), self.resources.events_table())
+    }
+
+    pub fn queue(&self) -> SqsEventQueue {
+        SqsEventQueue::new(self.sqs.clone(), self.resources.events_queue_url())
+    }
+
+    pub fn directory(&self) -> DynamoTenantDirectory {
+        DynamoTenantDirectory::new(self.dynamodb.clone(), self.resources.tenants_table())
+    }
+
+    /// The ingress over the real adapters, with the clock pinned at [`NOW`].
+    pub fn ingress(
+        &self,
+    ) -> Ingress<DynamoEventStore, SqsEventQueue, DynamoTenantDirectory, ManualClock> {
+        Ingress::new(
+            self.store(),
+            self.queue(),
+            self.directory(),
+            ManualClock::at_unix(NOW),
+            IngressSettings::default(),
+        )
+    }
+
+    /// Store a tenant's provider configuration the way the CLI does.
+    pub async fn add_tenant(&self, config: &ProviderConfig) {
+        use shared::ports::TenantAdmin;
+        self.directory()
+            .put_config(config)
+            .await
+            .expect("tenant stored");
+    }
+
+    /// Receive (and delete) up to 10 messages from the main queue.
+    pub async fn drain_queue(&self) -> Vec<serde_json::Value> {
+        let mut bodies = Vec::new();
+        loop {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(self.resources.events_queue_url())
+                .max_number_of_messages(10)
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .expect("receive");
+            let messages = out.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return bodies;
+            }
+            for m in messages {
+                bodies
+                    .push(serde_json::from_str(m.body().unwrap_or("null")).expect("json message"));
+                if let Some(handle) = m.receipt_handle() {
+                    self.sqs
+                        .delete_message()
+                        .queue_url(self.resources.events_queue_url())
+                        .receipt_handle(handle)
+                        .send()
+                        .await
+                        .expect("delete");
+                }
+            }
+        }
+    }
+}
+
+/// Clients whose endpoint refuses connections: a service outage, as the SDK sees it.
+pub async fn unreachable_clients() -> (DynamoDb, Sqs) {
+    local_stack::aws::clients("http://127.0.0.1:9").await
+}
+
+/// An API Gateway request for `path` segments with `headers` and `body`.
+pub fn request(
+    tenant: &str,
+    provider: &str,
+    token: Option<&str>,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> Request {
+    let mut builder = http::Request::builder()
+        .method("POST")
+        .uri(format!("/webhooks/{tenant}/{provider}"));
+    for (name, value) in headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    let mut params = std::collections::HashMap::from([
+        ("tenant".to_owned(), tenant.to_owned()),
+        ("provider".to_owned(), provider.to_owned()),
+    ]);
+    if let Some(token) = token {
+        params.insert("token".to_owned(), token.to_owned());
+    }
+    builder
+        .body(Body::Binary(body.to_vec()))
+        .expect("request")
+        .with_path_parameters(params)
+}
+
+/// The headers `config`'s provider would send for `body`, signed with `secret` at `when`.
+pub fn sign(
+    config: &ProviderConfig,
+    secret: &str,
+    body: &[u8],
+    when: u64,
+    id: &str,
+) -> Vec<(String, String)> {
+    config
+        .verifier()
+        .scheme
+        .sign(body, &Secret::new(secret), at(when), id)
+        .expect("sign")
+}
+
+/// Run the deployed handler and return status and JSON body.
+pub async fn call<S, Q, D, C>(
+    ingress: &Ingress<S, Q, D, C>,
+    request: Request,
+) -> (u16, serde_json::Value)
+where
+    S: shared::ports::EventStore,
+    Q: shared::ports::EventQueue,
+    D: shared::ports::TenantDirectory,
+    C: shared::clock::Clock,
+{
+    let response = ::ingress::handle(ingress, request)
+        .await
+        .expect("handler answers");
+    let body = match response.body() {
+        Body::Text(text) => serde_json::from_str(text).expect("json body"),
+        other => panic!("unexpected body {other:?}"),
+    };
+    (response.status().as_u16(), body)
+}
