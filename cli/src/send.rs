@@ -334,7 +334,7 @@ where
     let response = client
         .request(request.map(|body| Full::new(Bytes::from(body))))
         .await
-        .map_err(|e| failed(causes(&e)))?;
+        .map_err(|e| failed(shared::errors::one_line(&e)))?;
     let status = response.status();
     let body = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
         .collect()
@@ -342,18 +342,6 @@ where
         .map_err(|e| failed(format!("reading the answer: {e}")))?
         .to_bytes();
     Ok(Answer { status, body })
-}
-
-/// An error and its causes on one line (hyper's own message alone says little).
-fn causes(err: &dyn std::error::Error) -> String {
-    let mut line = err.to_string();
-    let mut cause = err.source();
-    while let Some(c) = cause {
-        line.push_str(": ");
-        line.push_str(&c.to_string());
-        cause = c.source();
-    }
-    line
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
@@ -28,16 +29,14 @@ pub enum ProvisionError {
     Definition(String),
 }
 
-fn aws_error(resource: &str, err: impl std::error::Error) -> ProvisionError {
-    let mut message = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        message = format!("{message}: {cause}");
-        source = cause.source();
-    }
+fn aws_error<E, R>(resource: &str, err: SdkError<E, R>) -> ProvisionError
+where
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug,
+{
     ProvisionError::Aws {
         resource: resource.to_owned(),
-        message,
+        message: shared::aws::describe(&err),
     }
 }
 

@@ -17,6 +17,7 @@
 pub mod aws;
 pub mod clock;
 pub mod directory_cache;
+pub mod errors;
 pub mod extract;
 pub mod ids;
 pub mod ingress;

@@ -39,7 +39,7 @@ where
 /// An SDK error in one line: the service's code and message, or the chain of causes for
 /// transport failures. Not the SDK's `Debug`, which includes the raw response, and a raw
 /// response can hold an item (a payload, a secret).
-fn describe<E, R>(err: &SdkError<E, R>) -> String
+pub fn describe<E, R>(err: &SdkError<E, R>) -> String
 where
     E: Error + ProvideErrorMetadata + 'static,
     R: Debug,
@@ -51,14 +51,7 @@ where
             service.message().unwrap_or("no message")
         );
     }
-    let mut line = err.to_string();
-    let mut cause = err.source();
-    while let Some(c) = cause {
-        line.push_str(": ");
-        line.push_str(&c.to_string());
-        cause = c.source();
-    }
-    line
+    crate::errors::one_line(err)
 }
 
 #[cfg(test)]
