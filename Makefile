@@ -13,6 +13,11 @@ EMULATOR_HOST := 127.0.0.1
 EMULATOR_PORT ?= 4566
 EMULATOR_URL := http://$(EMULATOR_HOST):$(EMULATOR_PORT)
 MOTO_VERSION := 5.2.5
+# The emulator's pid and log. A second emulator on another port keeps its own files, so
+# `make test EMULATOR_PORT=4599` runs beside a `make dev` without touching its emulator.
+MOTO := $(STATE)/moto$(if $(filter 4566,$(EMULATOR_PORT)),,-$(EMULATOR_PORT))
+# The stamp names the version, so a bump reinstalls and unrelated Makefile edits do not.
+VENV_STAMP := $(VENV)/.moto-$(MOTO_VERSION)
 LISTEN ?= 127.0.0.1:3000
 
 # What the SDK clients of tests, the local stack and hookctl need to reach the emulator.
@@ -25,34 +30,41 @@ help: ## List the targets
 
 # --- Tools -----------------------------------------------------------------------------------
 
-$(VENV)/.installed: Makefile
+$(VENV_STAMP):
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet 'moto[server]==$(MOTO_VERSION)'
 	touch $@
 
-.PHONY: tools
-tools: $(VENV)/.installed ## Install the AWS emulator into .venv/
+.PHONY: tools $(VENV)
+tools: $(VENV_STAMP) ## Install the AWS emulator into .venv/ (once per moto version)
+$(VENV): $(VENV_STAMP)
 
 # --- The AWS emulator ------------------------------------------------------------------------
 
 .PHONY: emulator-start
-emulator-start: $(VENV)/.installed ## Start moto server on loopback (no-op if running)
+emulator-start: $(VENV_STAMP) ## Start moto server on loopback (no-op if running)
 	@mkdir -p $(STATE)
-	@if [ -f $(STATE)/moto.pid ] && kill -0 $$(cat $(STATE)/moto.pid) 2>/dev/null; then \
+	@if [ -f $(MOTO).pid ] && kill -0 $$(cat $(MOTO).pid) 2>/dev/null; then \
 		echo "emulator already running at $(EMULATOR_URL)"; exit 0; fi; \
-	$(VENV)/bin/moto_server -H $(EMULATOR_HOST) -p $(EMULATOR_PORT) > $(STATE)/moto.log 2>&1 & \
-	echo $$! > $(STATE)/moto.pid; \
+	$(VENV)/bin/moto_server -H $(EMULATOR_HOST) -p $(EMULATOR_PORT) > $(MOTO).log 2>&1 & \
+	echo $$! > $(MOTO).pid; \
 	for i in $$(seq 1 60); do \
 		if $(PYTHON) -c "import urllib.request; urllib.request.urlopen('$(EMULATOR_URL)/moto-api/', timeout=1)" 2>/dev/null; then \
 			echo "emulator up at $(EMULATOR_URL)"; exit 0; fi; \
-		if ! kill -0 $$(cat $(STATE)/moto.pid) 2>/dev/null; then break; fi; \
+		if ! kill -0 $$(cat $(MOTO).pid) 2>/dev/null; then break; fi; \
 		sleep 0.5; \
 	done; \
-	echo "emulator did not start; its log:" >&2; cat $(STATE)/moto.log >&2; exit 1
+	kill $$(cat $(MOTO).pid) 2>/dev/null; rm -f $(MOTO).pid; \
+	echo "emulator at $(EMULATOR_URL) did not come up (waited up to 30 s); its log ($(MOTO).log):" >&2; \
+	cat $(MOTO).log >&2; exit 1
 
+# Waits (bounded) for the process to exit, so an emulator-start right after finds the port free.
 .PHONY: emulator-stop
 emulator-stop: ## Stop the emulator started by emulator-start
-	@if [ -f $(STATE)/moto.pid ]; then kill $$(cat $(STATE)/moto.pid) 2>/dev/null || true; rm -f $(STATE)/moto.pid; fi
+	@if [ -f $(MOTO).pid ]; then \
+		pid=$$(cat $(MOTO).pid); kill $$pid 2>/dev/null || true; \
+		for i in $$(seq 1 20); do kill -0 $$pid 2>/dev/null || break; sleep 0.25; done; \
+		rm -f $(MOTO).pid; fi
 
 # --- Develop ---------------------------------------------------------------------------------
 

@@ -86,3 +86,18 @@ pub fn build_ingress(
 ) -> Arc<ingress::AwsIngress> {
     Arc::new(ingress::build(sdk, &ingress_config(resources)))
 }
+
+/// The processor configuration for this stack: the deployed defaults, with `RETRY_SCHEDULE`
+/// (seconds per attempt) read from the environment so a developer can watch the DLQ fill up
+/// in seconds instead of hours.
+pub fn processor_config(resources: &Provisioned) -> Result<processor::Config, String> {
+    let lookup = |name: &str| match name {
+        "EVENTS_TABLE" => Some(resources.events_table().to_owned()),
+        "PROJECTIONS_TABLE" => Some(resources.projections_table().to_owned()),
+        "EVENTS_QUEUE_URL" => Some(resources.events_queue_url().to_owned()),
+        "DEAD_LETTER_QUEUE_URL" => Some(resources.dead_letter_queue_url().to_owned()),
+        "RETRY_SCHEDULE" => std::env::var(name).ok(),
+        _ => None,
+    };
+    processor::Config::from_lookup(lookup).map_err(|e| e.to_string())
+}

@@ -7,6 +7,7 @@
 
 pub mod aws;
 pub mod dev;
+pub mod event_source;
 pub mod provision;
 pub mod server;
 pub mod template;

@@ -1,8 +1,10 @@
 //! `local-stack provision | dev`: the system on this machine, against the AWS emulator.
 
-use std::{net::SocketAddr, process::ExitCode};
+use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
-use local_stack::{dev, provision::provision, server, template::Template};
+use local_stack::{
+    dev, event_source::EventSourceMapping, provision::provision, server, template::Template,
+};
 use tokio::net::TcpListener;
 
 const USAGE: &str = "usage: local-stack <provision|dev> [--endpoint URL] [--prefix P] [--template PATH] [--listen ADDR]";
@@ -110,8 +112,20 @@ async fn run() -> Result<(), String> {
         options.listen
     );
     let ingress = dev::build_ingress(&sdk, &resources);
+    let processor = processor::build(&sdk, &dev::processor_config(&resources)?);
+    let mapping = EventSourceMapping {
+        sqs: sqs.clone(),
+        queue_url: resources.events_queue_url().to_owned(),
+        batch_size: 10,
+        batching_window: Duration::from_secs(1),
+    };
+    println!(
+        "# Processor polling {} (the SQS event source mapping, emulated)",
+        resources.events_queue_url()
+    );
     tokio::select! {
         served = server::serve(listener, ingress) => served.map_err(|e| e.to_string()),
+        () = mapping.run(&processor) => Ok(()),
         _ = tokio::signal::ctrl_c() => Ok(()),
     }
 }

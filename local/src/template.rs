@@ -98,7 +98,11 @@ impl Template {
             let props = resource.get("Properties").cloned().unwrap_or(Value::Null);
             match kind.as_str() {
                 "AWS::DynamoDB::Table" => template.tables.push(table(&id, &props)?),
-                "AWS::SQS::Queue" => template.queues.push(queue(&id, &props)?),
+                "AWS::SQS::Queue" => {
+                    template
+                        .queues
+                        .push(queue(&id, &props, doc.get("Parameters"))?)
+                }
                 "AWS::Serverless::Function" => {
                     let names = props
                         .get("Environment")
@@ -219,8 +223,8 @@ fn table(id: &str, props: &Value) -> Result<TableDef, TemplateError> {
     })
 }
 
-fn queue(id: &str, props: &Value) -> Result<QueueDef, TemplateError> {
-    let number = |field: &str| props.get(field).and_then(Value::as_u64);
+fn queue(id: &str, props: &Value, parameters: Option<&Value>) -> Result<QueueDef, TemplateError> {
+    let number = |field: &str, value: Option<&Value>| whole_number(id, field, value, parameters);
     let redrive = match props.get("RedrivePolicy") {
         None => None,
         Some(policy) => {
@@ -228,9 +232,7 @@ fn queue(id: &str, props: &Value) -> Result<QueueDef, TemplateError> {
                 .get("deadLetterTargetArn")
                 .and_then(get_att_logical_id)
                 .ok_or_else(|| invalid(id, "deadLetterTargetArn must be !GetAtt <Queue>.Arn"))?;
-            let max = policy
-                .get("maxReceiveCount")
-                .and_then(Value::as_u64)
+            let max = number("maxReceiveCount", policy.get("maxReceiveCount"))?
                 .ok_or_else(|| invalid(id, "RedrivePolicy has no maxReceiveCount"))?;
             Some(Redrive {
                 dead_letter_queue: target,
@@ -240,10 +242,48 @@ fn queue(id: &str, props: &Value) -> Result<QueueDef, TemplateError> {
     };
     Ok(QueueDef {
         logical_id: id.to_owned(),
-        visibility_timeout: number("VisibilityTimeout"),
-        retention_secs: number("MessageRetentionPeriod"),
+        visibility_timeout: number("VisibilityTimeout", props.get("VisibilityTimeout"))?,
+        retention_secs: number(
+            "MessageRetentionPeriod",
+            props.get("MessageRetentionPeriod"),
+        )?,
         redrive,
     })
+}
+
+/// A whole number written as a literal, a quoted literal (CloudFormation accepts both) or
+/// `!Ref` to a parameter with a default. Anything else is refused rather than skipped: a
+/// setting dropped in silence would make the local queue differ from the deployed one.
+fn whole_number(
+    id: &str,
+    field: &str,
+    value: Option<&Value>,
+    parameters: Option<&Value>,
+) -> Result<Option<u64>, TemplateError> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let value = match ref_name(value) {
+        Some(name) => parameters
+            .and_then(|p| p.get(name))
+            .and_then(|p| p.get("Default"))
+            .ok_or_else(|| invalid(id, format!("{field}: parameter {name} has no Default")))?,
+        None => value,
+    };
+    value
+        .as_u64()
+        .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()))
+        .map(Some)
+        .ok_or_else(|| invalid(id, format!("{field} is not a whole number")))
+}
+
+/// The parameter name in `!Ref Name` or `{"Ref": Name}`.
+fn ref_name(value: &Value) -> Option<&str> {
+    match value {
+        Value::Tagged(tagged) if tagged.tag == "Ref" => tagged.value.as_str(),
+        Value::Mapping(map) => map.get("Ref").and_then(Value::as_str),
+        _ => None,
+    }
 }
 
 /// The logical id in `!GetAtt X.Arn` or `{"Fn::GetAtt": [X, Arn]}`.
@@ -305,6 +345,54 @@ mod tests {
     }
 
     #[test]
+    fn reads_every_table_and_queue_of_the_real_template() {
+        let template = real();
+        let keys = |id: &str| {
+            template
+                .table(id)
+                .unwrap_or_else(|| panic!("{id}"))
+                .key_schema
+                .iter()
+                .map(|(name, kind)| format!("{name}:{kind}"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(keys("EventsTable"), ["pk:HASH"]);
+        assert_eq!(keys("TenantsTable"), ["tenant:HASH", "provider:RANGE"]);
+        assert_eq!(keys("ProjectionsTable"), ["pk:HASH", "sk:RANGE"]);
+
+        let index = &template.table("EventsTable").expect("EventsTable").indexes[0];
+        assert_eq!(
+            index.key_schema,
+            [
+                ("tenant_status".to_owned(), "HASH".to_owned()),
+                ("status_at".to_owned(), "RANGE".to_owned())
+            ]
+        );
+        assert_eq!(
+            index.non_key_attributes,
+            [
+                "tenant",
+                "provider",
+                "event_id",
+                "event_type",
+                "status",
+                "attempts",
+                "retry_exhausted",
+                "last_error",
+                "received_at",
+                "enqueued_at",
+                "completed_at"
+            ]
+        );
+
+        let dlq = template.queue("EventsDeadLetterQueue").expect("DLQ");
+        assert_eq!(dlq.retention_secs, Some(1_209_600));
+        assert_eq!(dlq.redrive, None);
+        let queue = template.queue("EventsQueue").expect("EventsQueue");
+        assert_eq!(queue.retention_secs, Some(345_600));
+    }
+
+    #[test]
     fn long_form_get_att_works_too() {
         let text = r#"
 Resources:
@@ -321,6 +409,40 @@ Resources:
                 .and_then(|q| q.redrive.clone())
                 .map(|r| r.dead_letter_queue),
             Some("Dlq".into())
+        );
+    }
+
+    #[test]
+    fn queue_numbers_may_be_quoted_or_parameters() {
+        let text = r#"
+Parameters:
+  Visibility: { Type: Number, Default: 42 }
+Resources:
+  Q:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: !Ref Visibility
+      MessageRetentionPeriod: "600"
+"#;
+        let template = Template::parse(text).expect("parses");
+        let queue = template.queue("Q").expect("Q");
+        assert_eq!(queue.visibility_timeout, Some(42));
+        assert_eq!(queue.retention_secs, Some(600));
+    }
+
+    #[test]
+    fn a_queue_setting_that_cannot_be_read_is_refused_not_dropped() {
+        let text = r#"
+Resources:
+  Q:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: !Sub "${AWS::NoValue}"
+"#;
+        let err = Template::parse(text).expect_err("unreadable number");
+        assert_eq!(
+            err.to_string(),
+            "resource Q: VisibilityTimeout is not a whole number"
         );
     }
 

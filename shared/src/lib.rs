@@ -12,6 +12,9 @@
 //! - [`ports`]: the traits use cases reach storage and queues through; [`memory`] implements
 //!   them in memory for tests.
 //! - [`ingress`]: the ingress use case: verify, store, enqueue, then acknowledge.
+//! - [`processor`]: the processor use case: claim, run the provider's [`handlers`], commit the
+//!   [`projection`] writes with the `processed` mark in one transaction, back off on the
+//!   [`retry`] schedule.
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines.
 
 pub mod aws;
@@ -19,14 +22,18 @@ pub mod clock;
 pub mod directory_cache;
 pub mod errors;
 pub mod extract;
+pub mod handlers;
 pub mod ids;
 pub mod ingress;
 pub mod memory;
 pub mod message;
 pub mod metrics;
 pub mod ports;
+pub mod processor;
+pub mod projection;
 pub mod provider;
 pub mod record;
+pub mod retry;
 pub mod secret;
 pub mod tenant;
 pub mod verify;

@@ -8,7 +8,7 @@ use std::{
         Mutex, MutexGuard,
         atomic::{AtomicBool, Ordering},
     },
-    time::SystemTime,
+    time::{Duration, SystemTime},
 };
 
 use async_trait::async_trait;
@@ -17,9 +17,11 @@ use crate::{
     ids::TenantId,
     message::QueueMessage,
     ports::{
-        EventListing, EventQueue, EventStore, EventSummary, PutOutcome, QueueError, StoreError,
-        TenantAdmin, TenantDirectory,
+        Claim, Commit, EventListing, EventProcessing, EventQueue, EventStore, EventSummary,
+        Failure, Lease, PutOutcome, QueueError, RetryQueue, StoreError, TenantAdmin,
+        TenantDirectory,
     },
+    projection::{MemoryProjections, ProjectionWrite},
     provider::Provider,
     record::{EventKey, EventRecord, EventStatus},
     tenant::ProviderConfig,
@@ -47,11 +49,13 @@ impl Outage {
     }
 }
 
-/// Event records in a map.
+/// Event records in a map, and the projections the processor commits with them.
 #[derive(Debug, Default)]
 pub struct MemoryEventStore {
     records: Mutex<HashMap<EventKey, EventRecord>>,
+    projections: Mutex<MemoryProjections>,
     outage: Outage,
+    commit_outage: Outage,
 }
 
 impl MemoryEventStore {
@@ -67,6 +71,26 @@ impl MemoryEventStore {
     /// Every stored record, for assertions.
     pub fn all(&self) -> Vec<EventRecord> {
         lock(&self.records).values().cloned().collect()
+    }
+
+    /// Make only commits fail (`true`): a downstream failure after a successful claim.
+    pub fn set_commits_failing(&self, failing: bool) {
+        self.commit_outage.set(failing);
+    }
+
+    /// One record, for assertions.
+    pub fn record(&self, key: &EventKey) -> Option<EventRecord> {
+        lock(&self.records).get(key).cloned()
+    }
+
+    /// Store or replace a record as it is, for arranging tests.
+    pub fn insert(&self, record: EventRecord) {
+        lock(&self.records).insert(record.key.clone(), record);
+    }
+
+    /// The committed projections, for assertions.
+    pub fn projections(&self) -> MemoryProjections {
+        lock(&self.projections).clone()
     }
 
     fn available(&self) -> Result<(), StoreError> {
@@ -128,6 +152,138 @@ impl EventListing for MemoryEventStore {
         found.sort_by_key(|s| std::cmp::Reverse(s.received_at));
         found.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         Ok(found)
+    }
+}
+
+#[async_trait]
+impl EventProcessing for MemoryEventStore {
+    async fn claim(
+        &self,
+        key: &EventKey,
+        lease: &Lease,
+        now: SystemTime,
+    ) -> Result<Claim, StoreError> {
+        self.available()?;
+        let mut records = lock(&self.records);
+        let Some(record) = records.get_mut(key) else {
+            return Ok(Claim::Missing);
+        };
+        let expired = record.lease_until.is_none_or(|until| until < now);
+        match record.status {
+            EventStatus::Processed => return Ok(Claim::AlreadyProcessed),
+            EventStatus::Processing if !expired => return Ok(Claim::Busy),
+            EventStatus::Dead => return Ok(Claim::Unclaimable(EventStatus::Dead)),
+            _ => {}
+        }
+        record.status = EventStatus::Processing;
+        record.lease_owner = Some(lease.owner.clone());
+        record.lease_until = Some(lease.until);
+        record.attempts += 1;
+        Ok(Claim::Claimed(Box::new(record.clone())))
+    }
+
+    async fn commit(
+        &self,
+        key: &EventKey,
+        lease: &Lease,
+        writes: &[ProjectionWrite],
+        outcome: &str,
+        now: SystemTime,
+        expires_at: Option<SystemTime>,
+    ) -> Result<Commit, StoreError> {
+        self.available()?;
+        self.commit_outage
+            .check()
+            .map_err(StoreError::Unavailable)?;
+        // Both locks held: the writes and the mark land together or not at all.
+        let mut records = lock(&self.records);
+        let mut projections = lock(&self.projections);
+        let Some(record) = records.get_mut(key) else {
+            return Ok(Commit::LeaseLost);
+        };
+        if record.status != EventStatus::Processing
+            || record.lease_owner.as_deref() != Some(&lease.owner)
+        {
+            return Ok(Commit::LeaseLost);
+        }
+        let applied = projections.apply_all(writes);
+        record.status = EventStatus::Processed;
+        record.outcome = Some(outcome.to_owned());
+        record.completed_at = Some(now);
+        record.lease_owner = None;
+        record.lease_until = None;
+        record.expires_at = expires_at;
+        Ok(Commit::Committed {
+            applied,
+            skipped: writes.len() - applied,
+        })
+    }
+
+    async fn record_failure(
+        &self,
+        key: &EventKey,
+        lease: &Lease,
+        failure: &Failure,
+        now: SystemTime,
+    ) -> Result<(), StoreError> {
+        self.available()?;
+        let mut records = lock(&self.records);
+        if let Some(record) = records.get_mut(key) {
+            if record.lease_owner.as_deref() == Some(&lease.owner) {
+                record.status = failure.status;
+                record.last_error = Some(failure.error.clone());
+                record.retry_exhausted = failure.retry_exhausted;
+                record.lease_owner = None;
+                record.lease_until = None;
+                if failure.status == EventStatus::Dead {
+                    record.completed_at = Some(now);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the processor asked of its queue.
+#[derive(Debug, Default)]
+pub struct MemoryRetryQueue {
+    delays: Mutex<Vec<(String, Duration)>>,
+    dead_letters: Mutex<Vec<String>>,
+    outage: Outage,
+}
+
+impl MemoryRetryQueue {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn set_unavailable(&self, down: bool) {
+        self.outage.set(down);
+    }
+
+    /// (receipt handle, delay) per retry asked for.
+    pub fn delays(&self) -> Vec<(String, Duration)> {
+        lock(&self.delays).clone()
+    }
+
+    /// Bodies sent straight to the dead-letter queue.
+    pub fn dead_letters(&self) -> Vec<String> {
+        lock(&self.dead_letters).clone()
+    }
+}
+
+#[async_trait]
+impl RetryQueue for MemoryRetryQueue {
+    async fn retry_after(&self, receipt_handle: &str, delay: Duration) -> Result<(), QueueError> {
+        self.outage.check().map_err(QueueError)?;
+        lock(&self.delays).push((receipt_handle.to_owned(), delay));
+        Ok(())
+    }
+
+    async fn dead_letter(&self, body: &str) -> Result<(), QueueError> {
+        self.outage.check().map_err(QueueError)?;
+        lock(&self.dead_letters).push(body.to_owned());
+        Ok(())
     }
 }
 

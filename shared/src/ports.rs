@@ -101,3 +101,92 @@ pub trait EventListing: Send + Sync {
         limit: u32,
     ) -> Result<Vec<EventSummary>, StoreError>;
 }
+
+/// A processor's hold on an event: until `until`, no other processor may claim it, and only
+/// the holder's commit can mark it processed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub owner: String,
+    pub until: SystemTime,
+}
+
+/// What a claim found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The lease is ours; the record as it stands now (attempts already counted).
+    Claimed(Box<EventRecord>),
+    /// Its effects are committed already: nothing to do.
+    AlreadyProcessed,
+    /// Another processor holds a live lease.
+    Busy,
+    /// The record is in a status no processor may take (`dead`: it waits for an operator).
+    Unclaimable(crate::record::EventStatus),
+    /// No record with that key.
+    Missing,
+}
+
+/// What a commit did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Commit {
+    /// The writes and the `processed` mark are stored, together. `skipped` counts writes older
+    /// than what their items already hold (out-of-order events), dropped by design.
+    Committed { applied: usize, skipped: usize },
+    /// The lease expired and another processor took over: nothing was written.
+    LeaseLost,
+}
+
+/// A failed attempt, as recorded on the event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub error: String,
+    /// `failed` (the queue will retry) or `dead` (an operator must act).
+    pub status: crate::record::EventStatus,
+    pub retry_exhausted: bool,
+}
+
+/// The processor's view of the event records: claim, commit atomically, record failures.
+#[async_trait]
+pub trait EventProcessing: Send + Sync {
+    /// Take the event for processing, unless it is processed, dead, or leased to another.
+    async fn claim(
+        &self,
+        key: &EventKey,
+        lease: &Lease,
+        now: SystemTime,
+    ) -> Result<Claim, StoreError>;
+
+    /// In one transaction: apply `writes` (those not older than their items) and mark the
+    /// event processed with `outcome`, on condition that the lease is still ours.
+    async fn commit(
+        &self,
+        key: &EventKey,
+        lease: &Lease,
+        writes: &[crate::projection::ProjectionWrite],
+        outcome: &str,
+        now: SystemTime,
+        expires_at: Option<SystemTime>,
+    ) -> Result<Commit, StoreError>;
+
+    /// Note a failed attempt and release the lease (only if it is still ours).
+    async fn record_failure(
+        &self,
+        key: &EventKey,
+        lease: &Lease,
+        failure: &Failure,
+        now: SystemTime,
+    ) -> Result<(), StoreError>;
+}
+
+/// The processor's view of its queue.
+#[async_trait]
+pub trait RetryQueue: Send + Sync {
+    /// Make the message visible again after `delay`: the retry schedule's backoff.
+    async fn retry_after(
+        &self,
+        receipt_handle: &str,
+        delay: std::time::Duration,
+    ) -> Result<(), QueueError>;
+
+    /// Put a message body on the dead-letter queue at once (permanent errors).
+    async fn dead_letter(&self, body: &str) -> Result<(), QueueError>;
+}

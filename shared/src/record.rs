@@ -117,6 +117,8 @@ pub enum Verification {
     Verified(SecretSlot),
     /// The tenant allowed unsigned deliveries for this provider, and this one carried none.
     Unsigned,
+    /// Anything else found in storage (a bug, or a hand-edited item). Never processed.
+    Unrecognized,
 }
 
 impl Verification {
@@ -125,19 +127,25 @@ impl Verification {
             Self::Verified(SecretSlot::Current) => "verified:current",
             Self::Verified(SecretSlot::Previous) => "verified:previous",
             Self::Unsigned => "unsigned",
+            Self::Unrecognized => "unrecognized",
         }
+    }
+
+    /// Whether the processor may apply an event authenticated this way.
+    pub fn permits_processing(self) -> bool {
+        !matches!(self, Self::Unrecognized)
     }
 }
 
-impl FromStr for Verification {
-    type Err = UnknownStatus;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
+impl Verification {
+    /// Read a stored value; anything unknown is [`Verification::Unrecognized`], so the
+    /// processor's gate sees it instead of a storage error hiding it.
+    pub fn from_stored(s: &str) -> Self {
         match s {
-            "verified:current" => Ok(Self::Verified(SecretSlot::Current)),
-            "verified:previous" => Ok(Self::Verified(SecretSlot::Previous)),
-            "unsigned" => Ok(Self::Unsigned),
-            _ => Err(UnknownStatus),
+            "verified:current" => Self::Verified(SecretSlot::Current),
+            "verified:previous" => Self::Verified(SecretSlot::Previous),
+            "unsigned" => Self::Unsigned,
+            _ => Self::Unrecognized,
         }
     }
 }
@@ -179,6 +187,14 @@ pub struct EventRecord {
     pub payload: Vec<u8>,
     /// Hex SHA-256 of `payload`: a redelivery with the same id must carry the same bytes.
     pub payload_hash: String,
+    /// The processor holding the event, while `processing`.
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<SystemTime>,
+    /// How processing ended: `processed`, `ignored` (unknown type), or the permanent error.
+    pub outcome: Option<String>,
+    /// When DynamoDB may delete the record (processed records only; failed and dead ones are
+    /// kept until an operator acts).
+    pub expires_at: Option<SystemTime>,
 }
 
 impl EventRecord {
@@ -208,6 +224,10 @@ impl EventRecord {
             completed_at: None,
             payload_hash: payload_hash(&payload),
             payload,
+            lease_owner: None,
+            lease_until: None,
+            outcome: None,
+            expires_at: None,
         }
     }
 
@@ -301,9 +321,14 @@ mod tests {
             Verification::Unsigned,
             Verification::Verified(SecretSlot::Previous),
         ] {
-            assert_eq!(v.as_str().parse::<Verification>(), Ok(v));
+            assert_eq!(Verification::from_stored(v.as_str()), v);
+            assert!(v.permits_processing());
         }
-        assert!("verified".parse::<Verification>().is_err());
+        assert_eq!(
+            Verification::from_stored("verified"),
+            Verification::Unrecognized
+        );
+        assert!(!Verification::Unrecognized.permits_processing());
     }
 
     #[test]

@@ -4,4 +4,6 @@
 
 mod ingress;
 mod local_runner;
+mod pipeline;
+mod processing;
 mod support;

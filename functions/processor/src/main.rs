@@ -1,3 +1,16 @@
-//! Processor: consumes SQS batches and applies events exactly once. Arrives with the processor issue.
+//! Processor Lambda: SQS event source with `ReportBatchItemFailures`.
 
-fn main() {}
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let config = processor::Config::from_env()?;
+    let sdk = shared::aws::sdk_config().await;
+    let processor = processor::build(&sdk, &config);
+    run(service_fn(|event: LambdaEvent<SqsEvent>| {
+        processor::handle(&processor, event)
+    }))
+    .await
+}

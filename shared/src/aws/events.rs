@@ -12,15 +12,15 @@ use aws_sdk_dynamodb::{
 
 use super::{
     item::{
-        Item, ItemError, b, boolean, bytes, millis, ms, n, number, opt_millis, opt_string, parsed,
-        put_opt, s, string,
+        Item, ItemError, b, boolean, bytes, millis, ms, n, number, opt_millis, opt_number,
+        opt_string, parsed, put_opt, s, string,
     },
     unavailable,
 };
 use crate::{
     ids::TenantId,
     ports::{EventListing, EventStore, EventSummary, PutOutcome, StoreError},
-    record::{Correlation, EventKey, EventRecord, EventStatus},
+    record::{Correlation, EventKey, EventRecord, EventStatus, Verification},
 };
 
 /// The status index: partition `tenant_status`, sort `status_at`.
@@ -44,8 +44,11 @@ pub const SUMMARY_ATTRIBUTES: [&str; 10] = [
 /// [`EventStore`] and [`EventListing`] on the events table.
 #[derive(Debug, Clone)]
 pub struct DynamoEventStore {
-    client: Client,
-    table: String,
+    pub(super) client: Client,
+    pub(super) table: String,
+    /// Where commits write projections (see `with_projections`); `None` for the ingress,
+    /// which never commits.
+    pub(super) projections: Option<String>,
 }
 
 impl DynamoEventStore {
@@ -53,6 +56,7 @@ impl DynamoEventStore {
         Self {
             client,
             table: table.into(),
+            projections: None,
         }
     }
 
@@ -124,6 +128,18 @@ pub(crate) fn record_to_item(record: &EventRecord) -> Item {
     put_opt(&mut item, "last_error", record.last_error.as_deref().map(s));
     put_opt(&mut item, "enqueued_at", record.enqueued_at.map(ms));
     put_opt(&mut item, "completed_at", record.completed_at.map(ms));
+    put_opt(
+        &mut item,
+        "lease_owner",
+        record.lease_owner.as_deref().map(s),
+    );
+    put_opt(&mut item, "lease_until", record.lease_until.map(ms));
+    put_opt(&mut item, "outcome", record.outcome.as_deref().map(s));
+    put_opt(
+        &mut item,
+        "expires_at",
+        record.expires_at.map(|t| n(crate::clock::unix_secs(t))),
+    );
     item
 }
 
@@ -149,7 +165,7 @@ pub(crate) fn record_from_item(item: &Item) -> Result<EventRecord, ItemError> {
             request_id: opt_string(item, "request_id")?.map(str::to_owned),
             client_request_id: opt_string(item, "client_request_id")?.map(str::to_owned),
         },
-        verification: parsed(item, "verification")?,
+        verification: Verification::from_stored(string(item, "verification")?),
         status: parsed(item, "status")?,
         attempts: number(item, "attempts")?,
         retry_exhausted: boolean(item, "retry_exhausted")?,
@@ -159,6 +175,11 @@ pub(crate) fn record_from_item(item: &Item) -> Result<EventRecord, ItemError> {
         completed_at: opt_millis(item, "completed_at")?,
         payload: bytes(item, "payload")?.to_vec(),
         payload_hash: string(item, "payload_hash")?.to_owned(),
+        lease_owner: opt_string(item, "lease_owner")?.map(str::to_owned),
+        lease_until: opt_millis(item, "lease_until")?,
+        outcome: opt_string(item, "outcome")?.map(str::to_owned),
+        expires_at: opt_number::<u64>(item, "expires_at")?
+            .map(|secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs)),
     })
 }
 
@@ -367,6 +388,9 @@ mod tests {
         r.last_error = Some("handler failed".into());
         r.enqueued_at = Some(from_unix_millis(1_700_000_000_050));
         r.completed_at = Some(from_unix_millis(1_700_000_009_000));
+        r.lease_owner = Some("worker-1".into());
+        r.lease_until = Some(from_unix_millis(1_700_000_060_000));
+        r.outcome = Some("permanent: bad payload".into());
         r
     }
 
@@ -416,7 +440,7 @@ mod tests {
     #[test]
     fn malformed_items_are_refused_naming_the_attribute() {
         let good = record_to_item(&full());
-        let cases: [(&str, Option<AttributeValue>, ItemError); 8] = [
+        let cases: [(&str, Option<AttributeValue>, ItemError); 7] = [
             ("payload", None, ItemError::Missing("payload")),
             (
                 "payload",
@@ -427,11 +451,6 @@ mod tests {
                 },
             ),
             ("status", Some(s("lost")), ItemError::Invalid("status")),
-            (
-                "verification",
-                Some(s("verified")),
-                ItemError::Invalid("verification"),
-            ),
             ("attempts", Some(n(-1)), ItemError::Invalid("attempts")),
             (
                 "provider",

@@ -92,15 +92,19 @@ pub(crate) fn millis(item: &Item, name: &'static str) -> Result<SystemTime, Item
     opt_millis(item, name)?.ok_or(ItemError::Missing(name))
 }
 
-pub(crate) fn boolean(item: &Item, name: &'static str) -> Result<bool, ItemError> {
+pub(crate) fn opt_boolean(item: &Item, name: &'static str) -> Result<Option<bool>, ItemError> {
     match present(item, name) {
-        None => Err(ItemError::Missing(name)),
-        Some(AttributeValue::Bool(b)) => Ok(*b),
+        None => Ok(None),
+        Some(AttributeValue::Bool(b)) => Ok(Some(*b)),
         Some(_) => Err(ItemError::WrongType {
             attribute: name,
             expected: "BOOL",
         }),
     }
+}
+
+pub(crate) fn boolean(item: &Item, name: &'static str) -> Result<bool, ItemError> {
+    opt_boolean(item, name)?.ok_or(ItemError::Missing(name))
 }
 
 pub(crate) fn bytes<'a>(item: &'a Item, name: &'static str) -> Result<&'a [u8], ItemError> {

@@ -4,7 +4,9 @@
 
 mod events;
 mod item;
+mod processing;
 mod queue;
+mod retry_queue;
 mod tenants;
 
 use std::{error::Error, fmt::Debug};
@@ -14,7 +16,9 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
 pub use self::{
     events::{DynamoEventStore, STATUS_INDEX, SUMMARY_ATTRIBUTES},
+    processing::MAX_ERROR_CHARS,
     queue::SqsEventQueue,
+    retry_queue::{MAX_VISIBILITY_DELAY, SqsRetryQueue},
     tenants::DynamoTenantDirectory,
 };
 use crate::ports::StoreError;

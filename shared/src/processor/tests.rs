@@ -1,0 +1,291 @@
+//! The processor on in-memory adapters, GIVEN / WHEN / THEN.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use super::*;
+use crate::{
+    clock::ManualClock,
+    memory::{MemoryEventStore, MemoryRetryQueue},
+    ports::EventProcessing,
+    record::{Correlation, Verification},
+    secret::SecretSlot,
+};
+
+const NOW: u64 = 1_750_000_000;
+const INVOICE_PAID: &[u8] = include_bytes!("../../../events/payloads/stripe/invoice.paid.json");
+
+/// Jitter fixed at the middle, so delays equal the schedule.
+#[derive(Debug)]
+struct NoJitter;
+
+impl Jitter for NoJitter {
+    fn sample(&self) -> f64 {
+        0.5
+    }
+}
+
+type MemoryProcessor = Processor<MemoryEventStore, MemoryRetryQueue, ManualClock, NoJitter>;
+
+fn processor() -> MemoryProcessor {
+    Processor::new(
+        MemoryEventStore::new(),
+        MemoryRetryQueue::new(),
+        ManualClock::at_unix(NOW),
+        NoJitter,
+        ProcessorSettings::default(),
+    )
+}
+
+fn key(id: &str) -> EventKey {
+    EventKey {
+        tenant: TenantId::parse("acme").expect("tenant"),
+        provider: Provider::Stripe,
+        event_id: EventId::parse(id).expect("id"),
+    }
+}
+
+fn stored(processor: &MemoryProcessor, id: &str, event_type: &str, payload: &[u8]) -> EventKey {
+    let key = key(id);
+    let mut record = EventRecord::received(
+        key.clone(),
+        Some(event_type.to_owned()),
+        None,
+        Correlation::default(),
+        Verification::Verified(SecretSlot::Current),
+        payload.to_vec(),
+        UNIX_EPOCH + Duration::from_secs(NOW - 2),
+    );
+    record.status = EventStatus::Enqueued;
+    processor.store.insert(record);
+    key
+}
+
+fn message(key: &EventKey, n: u32) -> Message {
+    let pointer = QueueMessage::new(key, &Correlation::default());
+    Message {
+        message_id: format!("m-{}-{n}", key.event_id),
+        receipt_handle: Some(format!("r-{}-{n}", key.event_id)),
+        body: serde_json::to_string(&pointer).expect("json"),
+        receive_count: n,
+    }
+}
+
+fn status(processor: &MemoryProcessor, key: &EventKey) -> EventStatus {
+    processor.store.record(key).expect("record").status
+}
+
+#[tokio::test]
+async fn an_event_is_applied_and_marked_processed_together() {
+    let p = processor();
+    let key = stored(&p, "evt_1", "invoice.paid", INVOICE_PAID);
+
+    let disposition = p.process(&message(&key, 1), "worker").await;
+
+    assert_eq!(disposition, Disposition::Processed);
+    let record = p.store.record(&key).expect("record");
+    assert_eq!(record.status, EventStatus::Processed);
+    assert_eq!(record.outcome.as_deref(), Some("processed"));
+    assert_eq!(record.attempts, 1);
+    assert_eq!(record.lease_owner, None);
+    assert_eq!(
+        record.expires_at,
+        Some(UNIX_EPOCH + Duration::from_secs(NOW) + ProcessorSettings::default().retention)
+    );
+    assert!(!p.store.projections().is_empty());
+}
+
+#[tokio::test]
+async fn a_redelivery_changes_nothing() {
+    let p = processor();
+    let key = stored(&p, "evt_1", "invoice.paid", INVOICE_PAID);
+    p.process(&message(&key, 1), "worker").await;
+    let before = p.store.projections();
+
+    let again = p.process(&message(&key, 2), "worker-2").await;
+
+    assert_eq!(again, Disposition::Skipped("already processed"));
+    assert_eq!(p.store.projections(), before);
+    assert_eq!(p.store.record(&key).expect("record").attempts, 1);
+}
+
+#[tokio::test]
+async fn a_live_lease_keeps_a_second_processor_out_and_a_lost_lease_writes_nothing() {
+    let p = processor();
+    let key = stored(&p, "evt_1", "invoice.paid", INVOICE_PAID);
+    let now = p.clock.now();
+    let first = Lease {
+        owner: "first".into(),
+        until: now + Duration::from_secs(60),
+    };
+    assert!(matches!(
+        p.store.claim(&key, &first, now).await,
+        Ok(Claim::Claimed(_))
+    ));
+
+    // A second delivery while the first holds the lease: retried later, nothing written.
+    assert_eq!(
+        p.process(&message(&key, 2), "second").await,
+        Disposition::Retry
+    );
+    assert!(p.store.projections().is_empty());
+
+    // The first processor's lease expires and a third takes over; the first's commit is refused.
+    p.clock.advance(Duration::from_secs(61));
+    assert_eq!(
+        p.process(&message(&key, 3), "third").await,
+        Disposition::Processed
+    );
+    let late = p
+        .store
+        .commit(&key, &first, &[], "processed", p.clock.now(), None)
+        .await;
+    assert_eq!(late, Ok(Commit::LeaseLost));
+}
+
+#[tokio::test]
+async fn unrecognized_verification_is_never_applied() {
+    let p = processor();
+    let key = stored(&p, "evt_1", "invoice.paid", INVOICE_PAID);
+    let mut record = p.store.record(&key).expect("record");
+    record.verification = Verification::Unrecognized;
+    p.store.insert(record);
+
+    assert_eq!(
+        p.process(&message(&key, 1), "worker").await,
+        Disposition::DeadLettered
+    );
+
+    assert_eq!(status(&p, &key), EventStatus::Dead);
+    assert!(p.store.projections().is_empty());
+    assert_eq!(p.queue.dead_letters().len(), 1);
+}
+
+#[tokio::test]
+async fn a_payload_that_breaks_the_schema_goes_dead_and_to_the_dlq_at_once() {
+    let p = processor();
+    let key = stored(
+        &p,
+        "evt_bad",
+        "invoice.paid",
+        br#"{"id":"evt_bad","type":"invoice.paid","created":1,"data":{"object":"nope"}}"#,
+    );
+
+    assert_eq!(
+        p.process(&message(&key, 1), "worker").await,
+        Disposition::DeadLettered
+    );
+
+    let record = p.store.record(&key).expect("record");
+    assert_eq!(record.status, EventStatus::Dead);
+    assert!(!record.retry_exhausted);
+    assert!(
+        record
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("permanent:"))
+    );
+    assert!(p.queue.delays().is_empty());
+}
+
+#[tokio::test]
+async fn an_unknown_type_is_processed_as_ignored() {
+    let p = processor();
+    let key = stored(
+        &p,
+        "evt_new",
+        "radar.early_fraud_warning.created",
+        br#"{"id":"evt_new","type":"radar.early_fraud_warning.created","created":1}"#,
+    );
+
+    assert_eq!(
+        p.process(&message(&key, 1), "worker").await,
+        Disposition::Ignored
+    );
+
+    let record = p.store.record(&key).expect("record");
+    assert_eq!(record.status, EventStatus::Processed);
+    assert!(
+        record
+            .outcome
+            .as_deref()
+            .is_some_and(|o| o.starts_with("ignored"))
+    );
+}
+
+#[tokio::test]
+async fn failures_back_off_on_the_schedule_and_the_last_attempt_is_dead() {
+    let p = processor();
+    let key = stored(&p, "evt_1", "invoice.paid", INVOICE_PAID);
+    p.store.set_commits_failing(true);
+    // The 12 h step is trimmed by the lease: SQS counts its limit from the receive.
+    let expected = [60, 300, 1_800, 7_200, 43_200 - 60];
+
+    for (n, secs) in (1..=5).zip(expected) {
+        assert_eq!(
+            p.process(&message(&key, n), "worker").await,
+            Disposition::Retry
+        );
+        let record = p.store.record(&key).expect("record");
+        assert_eq!((record.status, record.attempts), (EventStatus::Failed, n));
+        assert!(record.last_error.is_some());
+        assert_eq!(
+            p.queue.delays().last().map(|(_, d)| d.as_secs()),
+            Some(secs),
+            "after attempt {n}"
+        );
+    }
+
+    assert_eq!(
+        p.process(&message(&key, 6), "worker").await,
+        Disposition::Retry
+    );
+    let record = p.store.record(&key).expect("record");
+    assert_eq!(record.status, EventStatus::Dead);
+    assert!(record.retry_exhausted);
+    assert_eq!(
+        p.queue.delays().last().map(|(_, d)| *d),
+        Some(Duration::ZERO)
+    );
+    assert!(p.store.projections().is_empty());
+}
+
+#[tokio::test]
+async fn one_poison_message_fails_alone_in_a_batch() {
+    let p = processor();
+    let mut messages: Vec<Message> = (0..9)
+        .map(|i| {
+            let id = format!("evt_b{i}");
+            let body =
+                String::from_utf8_lossy(INVOICE_PAID).replace("evt_1PayloadInvoicePaid0001", &id);
+            message(&stored(&p, &id, "invoice.paid", body.as_bytes()), 1)
+        })
+        .collect();
+    // A pointer whose record does not exist (yet): retried, not applied.
+    let poison = message(&key("evt_missing"), 1);
+    messages.insert(4, poison.clone());
+    messages.push(Message {
+        message_id: "not-a-pointer".into(),
+        receipt_handle: Some("r-x".into()),
+        body: "{oops".into(),
+        receive_count: 1,
+    });
+
+    let failed = p.process_batch(&messages, "invocation-1").await;
+
+    assert_eq!(failed, vec![poison.message_id.clone()]);
+    assert_eq!(
+        p.queue.delays(),
+        vec![(
+            poison.receipt_handle.clone().expect("receipt"),
+            Duration::from_secs(60)
+        )]
+    );
+    assert_eq!(p.queue.dead_letters(), vec!["{oops".to_owned()]);
+    let processed = p
+        .store
+        .all()
+        .into_iter()
+        .filter(|r| r.status == EventStatus::Processed)
+        .count();
+    assert_eq!(processed, 9);
+}

@@ -1,0 +1,508 @@
+//! Projections: the read models the processor builds from events. A handler *returns*
+//! [`ProjectionWrite`]s instead of performing them, so the processor can commit them together
+//! with the event's `processed` mark in one transaction, and so one rule ([`applies_over`])
+//! orders them the same way in memory and in DynamoDB.
+//!
+//! Table layout (partition `pk`, sort `sk`, both strings): `pk = "{tenant}#{kind}"`,
+//! `sk = entity id`. The tenant half of `pk` comes only from a validated [`TenantId`] (which
+//! cannot contain `#`) and the kind from a closed enum, so no payload field can reach another
+//! tenant's partition.
+
+use std::{collections::BTreeMap, fmt};
+
+use serde_json::Value;
+use thiserror::Error;
+
+use crate::ids::{EventId, TenantId};
+
+/// The fields an upsert sets or a history entry holds.
+pub type Fields = BTreeMap<String, Value>;
+
+/// Attribute names the store keeps for itself; handlers never emit them as fields.
+pub const RESERVED_ATTRIBUTES: [&str; 5] = ["pk", "sk", "version", "deleted", "source_event_id"];
+
+/// What a projection item describes. A closed set: the kind is half of the partition key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ProjectionKind {
+    StripeInvoice,
+    StripeSubscription,
+    StripeCheckoutSession,
+    /// Links a Stripe customer to the checkout that created it (email, `client_reference_id`).
+    StripeCustomer,
+    StripePaymentIntent,
+    StripeCharge,
+    ClerkUser,
+    ClerkSession,
+    ClerkOrganization,
+    ClerkMembership,
+    /// The latest status of one Resend email.
+    ResendEmail,
+    /// One entry of a Resend email's event history.
+    ResendEmailEvent,
+    /// An event from a provider without a domain handler, recorded with its type and time.
+    ReceivedEvent,
+}
+
+impl ProjectionKind {
+    pub const ALL: [ProjectionKind; 13] = [
+        Self::StripeInvoice,
+        Self::StripeSubscription,
+        Self::StripeCheckoutSession,
+        Self::StripeCustomer,
+        Self::StripePaymentIntent,
+        Self::StripeCharge,
+        Self::ClerkUser,
+        Self::ClerkSession,
+        Self::ClerkOrganization,
+        Self::ClerkMembership,
+        Self::ResendEmail,
+        Self::ResendEmailEvent,
+        Self::ReceivedEvent,
+    ];
+
+    /// The name stored in `pk`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::StripeInvoice => "stripe_invoice",
+            Self::StripeSubscription => "stripe_subscription",
+            Self::StripeCheckoutSession => "stripe_checkout_session",
+            Self::StripeCustomer => "stripe_customer",
+            Self::StripePaymentIntent => "stripe_payment_intent",
+            Self::StripeCharge => "stripe_charge",
+            Self::ClerkUser => "clerk_user",
+            Self::ClerkSession => "clerk_session",
+            Self::ClerkOrganization => "clerk_organization",
+            Self::ClerkMembership => "clerk_membership",
+            Self::ResendEmail => "resend_email",
+            Self::ResendEmailEvent => "resend_email_event",
+            Self::ReceivedEvent => "received_event",
+        }
+    }
+}
+
+impl fmt::Display for ProjectionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why an entity id cannot be part of a key.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum KeyError {
+    #[error("entity id is empty")]
+    Empty,
+    #[error("entity id is longer than {max} bytes")]
+    TooLong { max: usize },
+    #[error("entity id contains a control character")]
+    ControlCharacter,
+    #[error("entity id contains '#', which separates the parts of a history key")]
+    Separator,
+}
+
+/// Where a projection item lives: always under the event's tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProjectionKey {
+    tenant: TenantId,
+    kind: ProjectionKind,
+    sk: String,
+}
+
+impl ProjectionKey {
+    /// Longest entity id: keeps every sort key, history keys included, under DynamoDB's
+    /// 1024-byte limit.
+    pub const MAX_ENTITY_ID_LEN: usize = 512;
+
+    /// The item for entity `entity_id` of `kind` under `tenant`.
+    pub fn new(tenant: &TenantId, kind: ProjectionKind, entity_id: &str) -> Result<Self, KeyError> {
+        check_entity_id(entity_id)?;
+        Ok(Self {
+            tenant: tenant.clone(),
+            kind,
+            sk: entity_id.to_owned(),
+        })
+    }
+
+    /// One history entry of `parent_id`: `sk = "{parent_id}#{at_millis:013}#{event_id}"`, so
+    /// a `begins_with(sk, "{parent_id}#")` query lists a parent's history in time order, and
+    /// two events never share an entry.
+    pub fn history(
+        tenant: &TenantId,
+        kind: ProjectionKind,
+        parent_id: &str,
+        at_millis: i64,
+        event_id: &EventId,
+    ) -> Result<Self, KeyError> {
+        check_entity_id(parent_id)?;
+        if parent_id.contains('#') {
+            return Err(KeyError::Separator);
+        }
+        Ok(Self {
+            tenant: tenant.clone(),
+            kind,
+            sk: format!("{parent_id}#{:013}#{event_id}", at_millis.max(0)),
+        })
+    }
+
+    pub fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+
+    pub fn kind(&self) -> ProjectionKind {
+        self.kind
+    }
+
+    /// The partition key: `"{tenant}#{kind}"`.
+    pub fn pk(&self) -> String {
+        format!("{}#{}", self.tenant, self.kind)
+    }
+
+    /// The sort key: the entity id, or a history entry's composite id.
+    pub fn sk(&self) -> &str {
+        &self.sk
+    }
+}
+
+impl fmt::Display for ProjectionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#{}/{}", self.tenant, self.kind, self.sk)
+    }
+}
+
+fn check_entity_id(id: &str) -> Result<(), KeyError> {
+    if id.is_empty() {
+        return Err(KeyError::Empty);
+    }
+    if id.len() > ProjectionKey::MAX_ENTITY_ID_LEN {
+        return Err(KeyError::TooLong {
+            max: ProjectionKey::MAX_ENTITY_ID_LEN,
+        });
+    }
+    if id.chars().any(char::is_control) {
+        return Err(KeyError::ControlCharacter);
+    }
+    Ok(())
+}
+
+/// What a write does to its item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Set these fields (merged into the item) and clear `deleted`. Every handler emits the
+    /// same field set for a kind, `null` where the event has no value, so merging and
+    /// replacing agree and the final item does not depend on delivery order.
+    Upsert(Fields),
+    /// Leave a tombstone: only `deleted = true`, the version and the source event remain, so
+    /// a late, older update cannot resurrect the entity.
+    Delete,
+    /// Create a history entry. Its key names the event, so it never meets another event's
+    /// entry; a replay of the same event finds it present and changes nothing.
+    Append(Fields),
+}
+
+/// One write a handler asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectionWrite {
+    pub key: ProjectionKey,
+    /// The provider's event time in unix milliseconds: orders writes to the same item.
+    pub version: i64,
+    /// The event that caused the write, for tracing an item back to its delivery.
+    pub source_event_id: EventId,
+    pub change: Change,
+}
+
+/// Whether `incoming` applies over the stored item (`existing_version` is `None` when there is
+/// none). The rule: the highest version wins; at equal versions a delete wins, and otherwise
+/// the write re-applies (an idempotent replay, or a same-second event the provider's clock
+/// cannot order). So a tombstone is replaced only by a strictly newer update, and the final
+/// state of an item does not depend on the order its events arrive in.
+///
+/// The DynamoDB adapter uses this on the versions it read, and conditions each write on the
+/// item still holding that version, so a concurrent newer write cancels the transaction
+/// instead of being overwritten.
+pub fn applies_over(
+    existing_version: Option<i64>,
+    existing_deleted: bool,
+    incoming: &ProjectionWrite,
+) -> bool {
+    let Some(existing) = existing_version else {
+        return true;
+    };
+    match incoming.change {
+        Change::Append(_) => false,
+        Change::Delete => incoming.version >= existing,
+        Change::Upsert(_) if existing_deleted => incoming.version > existing,
+        Change::Upsert(_) => incoming.version >= existing,
+    }
+}
+
+/// A stored projection item, as the memory store holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectionItem {
+    pub version: i64,
+    pub deleted: bool,
+    pub source_event_id: EventId,
+    pub fields: Fields,
+}
+
+/// Whether a write changed the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Written,
+    /// Older than the stored item (or a history entry already there): nothing changed.
+    Skipped,
+}
+
+/// Projection items in a map, applying writes with [`applies_over`]: the reference the
+/// DynamoDB adapter is tested against, and the store of the processor's unit tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemoryProjections {
+    items: BTreeMap<ProjectionKey, ProjectionItem>,
+}
+
+impl MemoryProjections {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Apply one write, or skip it if the stored item is newer.
+    pub fn apply(&mut self, write: &ProjectionWrite) -> Applied {
+        let existing = self.items.get(&write.key);
+        if !applies_over(
+            existing.map(|item| item.version),
+            existing.is_some_and(|item| item.deleted),
+            write,
+        ) {
+            return Applied::Skipped;
+        }
+        let item = self
+            .items
+            .entry(write.key.clone())
+            .or_insert_with(|| ProjectionItem {
+                version: write.version,
+                deleted: false,
+                source_event_id: write.source_event_id.clone(),
+                fields: Fields::new(),
+            });
+        item.version = write.version;
+        item.source_event_id = write.source_event_id.clone();
+        match &write.change {
+            Change::Upsert(fields) => {
+                if item.deleted {
+                    // A tombstone has no fields left; the entity starts over.
+                    item.fields.clear();
+                }
+                item.deleted = false;
+                item.fields
+                    .extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+            Change::Delete => {
+                item.deleted = true;
+                item.fields.clear();
+            }
+            Change::Append(fields) => item.fields = fields.clone(),
+        }
+        Applied::Written
+    }
+
+    /// Apply writes in order; how many changed the store.
+    pub fn apply_all<'a>(
+        &mut self,
+        writes: impl IntoIterator<Item = &'a ProjectionWrite>,
+    ) -> usize {
+        writes
+            .into_iter()
+            .filter(|w| self.apply(w) == Applied::Written)
+            .count()
+    }
+
+    pub fn get(&self, key: &ProjectionKey) -> Option<&ProjectionItem> {
+        self.items.get(key)
+    }
+
+    /// Every item, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&ProjectionKey, &ProjectionItem)> {
+        self.items.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn tenant(t: &str) -> TenantId {
+        TenantId::parse(t).expect("tenant")
+    }
+
+    fn key() -> ProjectionKey {
+        ProjectionKey::new(&tenant("acme"), ProjectionKind::StripeCustomer, "cus_1").expect("key")
+    }
+
+    fn write(version: i64, change: Change) -> ProjectionWrite {
+        ProjectionWrite {
+            key: key(),
+            version,
+            source_event_id: EventId::parse(&format!("evt_{version}")).expect("id"),
+            change,
+        }
+    }
+
+    fn upsert(version: i64, status: &str) -> ProjectionWrite {
+        write(
+            version,
+            Change::Upsert(Fields::from([("status".to_owned(), json!(status))])),
+        )
+    }
+
+    #[test]
+    fn keys_are_laid_out_tenant_then_kind() {
+        let k = key();
+        assert_eq!(k.pk(), "acme#stripe_customer");
+        assert_eq!(k.sk(), "cus_1");
+        assert_eq!(k.to_string(), "acme#stripe_customer/cus_1");
+    }
+
+    #[test]
+    fn the_same_entity_under_two_tenants_is_two_keys() {
+        let a = ProjectionKey::new(&tenant("acme"), ProjectionKind::StripeCustomer, "cus_1");
+        let b = ProjectionKey::new(&tenant("globex"), ProjectionKind::StripeCustomer, "cus_1");
+        assert_ne!(a.expect("a").pk(), b.expect("b").pk());
+    }
+
+    #[test]
+    fn history_keys_sort_by_time_and_name_the_event() {
+        let id = EventId::parse("msg_1").expect("id");
+        let k = ProjectionKey::history(
+            &tenant("acme"),
+            ProjectionKind::ResendEmailEvent,
+            "em_1",
+            1_717_243_200_412,
+            &id,
+        )
+        .expect("key");
+        assert_eq!(k.sk(), "em_1#1717243200412#msg_1");
+        let early = ProjectionKey::history(
+            &tenant("acme"),
+            ProjectionKind::ResendEmailEvent,
+            "em_1",
+            5,
+            &id,
+        )
+        .expect("key");
+        assert_eq!(early.sk(), "em_1#0000000000005#msg_1");
+        assert!(early.sk() < k.sk());
+    }
+
+    #[test]
+    fn bad_entity_ids_are_refused() {
+        let t = tenant("acme");
+        let kind = ProjectionKind::ClerkUser;
+        assert_eq!(ProjectionKey::new(&t, kind, ""), Err(KeyError::Empty));
+        assert_eq!(
+            ProjectionKey::new(&t, kind, "a\nb"),
+            Err(KeyError::ControlCharacter)
+        );
+        assert_eq!(
+            ProjectionKey::new(&t, kind, &"x".repeat(513)),
+            Err(KeyError::TooLong { max: 512 })
+        );
+        let id = EventId::parse("e").expect("id");
+        assert_eq!(
+            ProjectionKey::history(&t, kind, "a#b", 1, &id),
+            Err(KeyError::Separator)
+        );
+    }
+
+    #[test]
+    fn versioning_rule() {
+        let up = upsert(10, "x");
+        let del = write(10, Change::Delete);
+        let app = write(10, Change::Append(Fields::new()));
+        // No item: everything applies.
+        for w in [&up, &del, &app] {
+            assert!(applies_over(None, false, w));
+        }
+        // Live item: same or newer applies, older does not.
+        assert!(applies_over(Some(10), false, &up));
+        assert!(applies_over(Some(9), false, &up));
+        assert!(!applies_over(Some(11), false, &up));
+        assert!(applies_over(Some(10), false, &del));
+        assert!(!applies_over(Some(11), false, &del));
+        // Tombstone: only a strictly newer update replaces it; a delete re-applies.
+        assert!(!applies_over(Some(10), true, &up));
+        assert!(applies_over(Some(9), true, &up));
+        assert!(applies_over(Some(10), true, &del));
+        // History entries are written once.
+        assert!(!applies_over(Some(1), false, &app));
+    }
+
+    #[test]
+    fn an_older_update_never_overwrites_a_newer_one() {
+        let mut store = MemoryProjections::new();
+        assert_eq!(store.apply(&upsert(20, "active")), Applied::Written);
+        assert_eq!(store.apply(&upsert(10, "incomplete")), Applied::Skipped);
+        let item = store.get(&key()).expect("item");
+        assert_eq!(item.fields["status"], json!("active"));
+        assert_eq!(item.version, 20);
+    }
+
+    #[test]
+    fn a_delete_is_not_undone_by_a_late_or_same_time_update() {
+        let mut store = MemoryProjections::new();
+        store.apply(&upsert(5, "active"));
+        assert_eq!(store.apply(&write(10, Change::Delete)), Applied::Written);
+        assert_eq!(store.apply(&upsert(9, "active")), Applied::Skipped);
+        assert_eq!(store.apply(&upsert(10, "active")), Applied::Skipped);
+        let item = store.get(&key()).expect("tombstone");
+        assert!(item.deleted);
+        assert!(item.fields.is_empty());
+        assert_eq!(item.version, 10);
+    }
+
+    #[test]
+    fn a_strictly_newer_update_replaces_a_tombstone_from_scratch() {
+        let mut store = MemoryProjections::new();
+        store.apply(&write(
+            5,
+            Change::Upsert(Fields::from([("old".to_owned(), json!(1))])),
+        ));
+        store.apply(&write(10, Change::Delete));
+        assert_eq!(store.apply(&upsert(11, "active")), Applied::Written);
+        let item = store.get(&key()).expect("item");
+        assert!(!item.deleted);
+        assert_eq!(
+            item.fields,
+            Fields::from([("status".to_owned(), json!("active"))])
+        );
+    }
+
+    #[test]
+    fn equal_versions_reapply_so_replays_are_idempotent() {
+        let mut store = MemoryProjections::new();
+        let w = upsert(10, "active");
+        store.apply(&w);
+        let once = store.clone();
+        assert_eq!(store.apply(&w), Applied::Written);
+        assert_eq!(store, once);
+    }
+
+    #[test]
+    fn history_entries_are_written_once() {
+        let mut store = MemoryProjections::new();
+        let entry = write(
+            3,
+            Change::Append(Fields::from([("type".to_owned(), json!("a"))])),
+        );
+        assert_eq!(store.apply(&entry), Applied::Written);
+        assert_eq!(store.apply(&entry), Applied::Skipped);
+        assert_eq!(store.len(), 1);
+    }
+}

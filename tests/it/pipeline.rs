@@ -1,0 +1,316 @@
+//! The whole pipeline against the emulator: ingress → SQS → event source mapping → processor
+//! → projections, with retries, redrive and duplicates.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use local_stack::event_source::{EventSourceMapping, Poll};
+use shared::{
+    ids::{EventId, TenantId},
+    message::QueueMessage,
+    ports::EventStore,
+    processor::Disposition,
+    provider::Provider,
+    record::{Correlation, EventKey, EventStatus},
+    retry::RetrySchedule,
+    secret::Secret,
+    tenant::ProviderConfig,
+};
+
+use crate::support::*;
+
+const SECRET: &str = "whsec_pipeline";
+const INVOICE_PAID: &str = include_str!("../../events/payloads/stripe/invoice.paid.json");
+
+fn stripe() -> ProviderConfig {
+    ProviderConfig::new(
+        TenantId::parse("acme").expect("tenant"),
+        Provider::Stripe,
+        Secret::new(SECRET),
+    )
+}
+
+fn key(id: &str) -> EventKey {
+    EventKey {
+        tenant: TenantId::parse("acme").expect("tenant"),
+        provider: Provider::Stripe,
+        event_id: EventId::parse(id).expect("id"),
+    }
+}
+
+/// A Stripe invoice.paid for `id`, as the provider would send it, about its own invoice and
+/// customer. (Distinct entities also keep concurrent transactions off the same projection
+/// items: the emulator rolls a cancelled transaction back by restoring a table snapshot, which
+/// can erase a concurrent commit; DynamoDB does not.)
+fn invoice(id: &str) -> Vec<u8> {
+    INVOICE_PAID
+        .replace("evt_1PayloadInvoicePaid0001", id)
+        .replace("in_1PayloadInvoice0001", &format!("in_{id}"))
+        .replace("cus_PayloadCustomer1", &format!("cus_{id}"))
+        .replace("sub_1PayloadSubscr0001", &format!("sub_{id}"))
+        .into_bytes()
+}
+
+async fn deliver(stack: &Stack, id: &str) {
+    let body = invoice(id);
+    let headers = sign(&stripe(), SECRET, &body, NOW, "");
+    let (status, _) = call(
+        &stack.ingress(),
+        request("acme", "stripe", None, &headers, &body),
+    )
+    .await;
+    assert_eq!(status, 200, "delivery of {id}");
+}
+
+async fn processor_with(
+    stack: &Stack,
+    schedule: &str,
+    projections_table: &str,
+) -> processor::AwsProcessor {
+    let sdk = local_stack::aws::sdk_config(&endpoint()).await;
+    let mut config = local_stack::dev::processor_config(&stack.resources).expect("config");
+    config.settings.schedule = schedule
+        .parse::<RetrySchedule>()
+        .expect("schedule")
+        .with_jitter(0.0);
+    config.projections_table = projections_table.to_owned();
+    processor::build(&sdk, &config)
+}
+
+fn mapping(stack: &Stack) -> EventSourceMapping {
+    EventSourceMapping {
+        sqs: stack.sqs.clone(),
+        queue_url: stack.resources.events_queue_url().to_owned(),
+        batch_size: 10,
+        batching_window: Duration::ZERO,
+    }
+}
+
+async fn projection_items(stack: &Stack, pk: &str) -> usize {
+    stack
+        .dynamodb
+        .query()
+        .table_name(stack.resources.projections_table())
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("query")
+        .count() as usize
+}
+
+async fn dead_letters(stack: &Stack) -> usize {
+    let out = stack
+        .sqs
+        .receive_message()
+        .queue_url(stack.resources.dead_letter_queue_url())
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .expect("receive");
+    out.messages.unwrap_or_default().len()
+}
+
+#[tokio::test]
+async fn a_signed_webhook_reaches_its_projection() {
+    let stack = Stack::new().await;
+    stack.add_tenant(&stripe()).await;
+    deliver(&stack, "evt_pipe_1").await;
+    let processor = processor_with(
+        &stack,
+        "0,60,300,1800,7200,43200",
+        stack.resources.projections_table(),
+    )
+    .await;
+
+    let poll = mapping(&stack)
+        .poll_once(&processor, "invocation-1")
+        .await
+        .expect("poll");
+
+    assert_eq!(
+        poll,
+        Poll {
+            received: 1,
+            failed: 0
+        }
+    );
+    let record = stack
+        .store()
+        .get(&key("evt_pipe_1"))
+        .await
+        .expect("read")
+        .expect("record");
+    assert_eq!(record.status, EventStatus::Processed);
+    assert!(record.expires_at.is_some(), "processed records expire");
+    assert_eq!(projection_items(&stack, "acme#stripe_invoice").await, 1);
+    // The processed message was deleted: nothing left to receive.
+    assert_eq!(
+        mapping(&stack)
+            .poll_once(&processor, "invocation-2")
+            .await
+            .expect("poll"),
+        Poll::default()
+    );
+}
+
+#[tokio::test]
+async fn one_poison_message_in_a_batch_of_ten_is_retried_alone() {
+    let stack = Stack::new().await;
+    stack.add_tenant(&stripe()).await;
+    for i in 0..9 {
+        deliver(&stack, &format!("evt_batch_{i}")).await;
+    }
+    // A pointer to an event that has no record: it cannot succeed now.
+    let poison = QueueMessage::new(&key("evt_nowhere"), &Correlation::default());
+    stack
+        .sqs
+        .send_message()
+        .queue_url(stack.resources.events_queue_url())
+        .message_body(serde_json::to_string(&poison).expect("json"))
+        .send()
+        .await
+        .expect("send poison");
+    let processor = processor_with(
+        &stack,
+        "0,60,300,1800,7200,43200",
+        stack.resources.projections_table(),
+    )
+    .await;
+
+    let poll = mapping(&stack)
+        .poll_once(&processor, "invocation-1")
+        .await
+        .expect("poll");
+
+    assert_eq!(
+        poll,
+        Poll {
+            received: 10,
+            failed: 1
+        }
+    );
+    for i in 0..9 {
+        let record = stack
+            .store()
+            .get(&key(&format!("evt_batch_{i}")))
+            .await
+            .expect("read")
+            .expect("record");
+        assert_eq!(record.status, EventStatus::Processed);
+    }
+    // The poison message is hidden for its backoff (60 s after the first attempt).
+    assert_eq!(
+        mapping(&stack)
+            .poll_once(&processor, "invocation-2")
+            .await
+            .expect("poll"),
+        Poll::default()
+    );
+}
+
+#[tokio::test]
+async fn the_last_failed_attempt_marks_the_event_dead_and_sqs_redrives_it() {
+    let stack = Stack::new().await;
+    stack.add_tenant(&stripe()).await;
+    deliver(&stack, "evt_doomed").await;
+    // A projections table that does not exist: every commit fails, as in a downstream outage.
+    let processor = processor_with(&stack, "0,0,0,0,0,0", "no-such-table").await;
+
+    for attempt in 1..=6u32 {
+        let poll = mapping(&stack)
+            .poll_once(&processor, &format!("invocation-{attempt}"))
+            .await
+            .expect("poll");
+        assert_eq!(
+            poll,
+            Poll {
+                received: 1,
+                failed: 1
+            },
+            "attempt {attempt}"
+        );
+        let record = stack
+            .store()
+            .get(&key("evt_doomed"))
+            .await
+            .expect("read")
+            .expect("record");
+        let expected = if attempt < 6 {
+            EventStatus::Failed
+        } else {
+            EventStatus::Dead
+        };
+        assert_eq!((record.status, record.attempts), (expected, attempt));
+    }
+    let record = stack
+        .store()
+        .get(&key("evt_doomed"))
+        .await
+        .expect("read")
+        .expect("record");
+    assert!(record.retry_exhausted);
+    assert!(record.last_error.is_some());
+
+    // The next receive finds the receive count spent: SQS moves the message to the DLQ.
+    assert_eq!(
+        mapping(&stack)
+            .poll_once(&processor, "invocation-7")
+            .await
+            .expect("poll"),
+        Poll::default()
+    );
+    assert_eq!(dead_letters(&stack).await, 1);
+}
+
+#[tokio::test]
+async fn duplicate_and_concurrent_deliveries_apply_once() {
+    let stack = Stack::new().await;
+    stack.add_tenant(&stripe()).await;
+    deliver(&stack, "evt_dup").await;
+    let processor = processor_with(
+        &stack,
+        "0,60,300,1800,7200,43200",
+        stack.resources.projections_table(),
+    )
+    .await;
+    let body = serde_json::to_string(&QueueMessage::new(&key("evt_dup"), &Correlation::default()))
+        .expect("json");
+    let message = |n: u32| shared::processor::Message {
+        message_id: format!("dup-{n}"),
+        receipt_handle: None,
+        body: body.clone(),
+        receive_count: 1,
+    };
+
+    // Two processors race on the same event.
+    let (one, two) = (message(1), message(2));
+    let (first, second) = tokio::join!(
+        processor.process(&one, "racer-1"),
+        processor.process(&two, "racer-2")
+    );
+    let outcomes = [first, second];
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|d| **d == Disposition::Processed)
+            .count(),
+        1,
+        "{outcomes:?}"
+    );
+
+    // A late duplicate changes nothing.
+    assert_eq!(
+        processor.process(&message(3), "late").await,
+        Disposition::Skipped("already processed")
+    );
+    let record = stack
+        .store()
+        .get(&key("evt_dup"))
+        .await
+        .expect("read")
+        .expect("record");
+    assert_eq!(record.status, EventStatus::Processed);
+    assert_eq!(projection_items(&stack, "acme#stripe_invoice").await, 1);
+}
