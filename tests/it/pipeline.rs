@@ -314,3 +314,50 @@ async fn duplicate_and_concurrent_deliveries_apply_once() {
     assert_eq!(record.status, EventStatus::Processed);
     assert_eq!(projection_items(&stack, "acme#stripe_invoice").await, 1);
 }
+
+#[tokio::test]
+async fn a_record_whose_verification_was_tampered_with_is_never_applied() {
+    let stack = Stack::new().await;
+    stack.add_tenant(&stripe()).await;
+    deliver(&stack, "evt_tampered").await;
+    // Someone (a bug, a hand edit) changes the stored verification result.
+    stack
+        .dynamodb
+        .update_item()
+        .table_name(stack.resources.events_table())
+        .key("pk", AttributeValue::S("acme#stripe#evt_tampered".into()))
+        .update_expression("SET verification = :v")
+        .expression_attribute_values(":v", AttributeValue::S("trust-me".into()))
+        .send()
+        .await
+        .expect("tamper");
+    let processor = processor_with(
+        &stack,
+        "0,60,300,1800,7200,43200",
+        stack.resources.projections_table(),
+    )
+    .await;
+
+    let poll = mapping(&stack)
+        .poll_once(&processor, "invocation-1")
+        .await
+        .expect("poll");
+
+    assert_eq!(
+        poll,
+        Poll {
+            received: 1,
+            failed: 0
+        },
+        "dead-lettered at once, not retried"
+    );
+    let record = stack
+        .store()
+        .get(&key("evt_tampered"))
+        .await
+        .expect("read")
+        .expect("record");
+    assert_eq!(record.status, EventStatus::Dead);
+    assert_eq!(projection_items(&stack, "acme#stripe_invoice").await, 0);
+    assert_eq!(dead_letters(&stack).await, 1);
+}
