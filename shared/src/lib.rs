@@ -20,6 +20,7 @@
 pub mod aws;
 pub mod clock;
 pub mod directory_cache;
+pub mod env;
 pub mod errors;
 pub mod extract;
 pub mod handlers;

@@ -12,11 +12,11 @@ use shared::{
     aws::{DynamoEventStore, DynamoTenantDirectory, SqsEventQueue},
     clock::{Clock, SystemClock},
     directory_cache::CachedDirectory,
+    env::{Env, EnvError},
     ingress::{DEFAULT_MAX_BODY_BYTES, Delivery, Ingress, IngressSettings, Outcome},
     ports::{EventQueue, EventStore, TenantDirectory},
     record::Correlation,
 };
-use thiserror::Error;
 
 /// The ingress wired to DynamoDB and SQS, as deployed.
 pub type AwsIngress =
@@ -32,44 +32,20 @@ pub struct Config {
     pub tenant_cache_ttl: Duration,
 }
 
-/// A missing or unreadable setting: the function refuses to start rather than guess.
-#[derive(Debug, Error)]
-pub enum ConfigError {
-    #[error("environment variable {0} is required")]
-    Missing(&'static str),
-    #[error("environment variable {0} must be a whole number")]
-    NotANumber(&'static str),
-}
-
 impl Config {
-    pub fn from_env() -> Result<Self, ConfigError> {
+    pub fn from_env() -> Result<Self, EnvError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
     /// Read the settings through `lookup`, so tests need not touch the process environment.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let required = |name: &'static str| {
-            lookup(name)
-                .filter(|v| !v.is_empty())
-                .ok_or(ConfigError::Missing(name))
-        };
-        let number = |name: &'static str, default: u64| match lookup(name) {
-            None => Ok(default),
-            Some(v) => v
-                .trim()
-                .parse::<u64>()
-                .map_err(|_| ConfigError::NotANumber(name)),
-        };
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, EnvError> {
+        let env = Env(lookup);
         Ok(Self {
-            events_table: required("EVENTS_TABLE")?,
-            tenants_table: required("TENANTS_TABLE")?,
-            events_queue_url: required("EVENTS_QUEUE_URL")?,
-            max_body_bytes: usize::try_from(number(
-                "MAX_BODY_BYTES",
-                DEFAULT_MAX_BODY_BYTES as u64,
-            )?)
-            .map_err(|_| ConfigError::NotANumber("MAX_BODY_BYTES"))?,
-            tenant_cache_ttl: Duration::from_secs(number("TENANT_CACHE_TTL_SECS", 60)?),
+            events_table: env.required("EVENTS_TABLE")?,
+            tenants_table: env.required("TENANTS_TABLE")?,
+            events_queue_url: env.required("EVENTS_QUEUE_URL")?,
+            max_body_bytes: env.parsed_or("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)?,
+            tenant_cache_ttl: Duration::from_secs(env.parsed_or("TENANT_CACHE_TTL_SECS", 60)?),
         })
     }
 }
@@ -279,10 +255,10 @@ mod tests {
         let config = Config::from_lookup(env(full)).expect("config");
         assert_eq!(config.max_body_bytes, 1024);
         assert_eq!(config.tenant_cache_ttl, Duration::from_secs(60));
-        assert!(matches!(
+        assert_eq!(
             Config::from_lookup(env(&full[1..])),
-            Err(ConfigError::Missing("EVENTS_TABLE"))
-        ));
+            Err(EnvError::Missing("EVENTS_TABLE"))
+        );
         let bad: &'static [(&str, &str)] = &[
             ("EVENTS_TABLE", "events"),
             ("TENANTS_TABLE", "tenants"),
@@ -291,7 +267,7 @@ mod tests {
         ];
         assert!(matches!(
             Config::from_lookup(env(bad)),
-            Err(ConfigError::NotANumber("MAX_BODY_BYTES"))
+            Err(EnvError::Invalid { .. })
         ));
     }
 }

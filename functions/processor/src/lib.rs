@@ -8,10 +8,10 @@ use lambda_runtime::{Error, LambdaEvent};
 use shared::{
     aws::{DynamoEventStore, SqsRetryQueue},
     clock::{Clock, SystemClock},
+    env::{Env, EnvError},
     handlers::UnknownTypePolicy,
     ports::{EventProcessing, EventStore, RetryQueue},
     processor::{Jitter, Message, Processor, ProcessorSettings, SystemJitter},
-    retry::RetrySchedule,
 };
 use thiserror::Error;
 use tracing::error;
@@ -29,65 +29,27 @@ pub struct Config {
     pub settings: ProcessorSettings,
 }
 
-#[derive(Debug, Error)]
-pub enum ConfigError {
-    #[error("environment variable {0} is required")]
-    Missing(&'static str),
-    #[error("environment variable {name} is invalid: {problem}")]
-    Invalid { name: &'static str, problem: String },
-}
-
 impl Config {
-    pub fn from_env() -> Result<Self, ConfigError> {
+    pub fn from_env() -> Result<Self, EnvError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
     /// Read the settings through `lookup`, so tests need not touch the process environment.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let required = |name: &'static str| {
-            lookup(name)
-                .filter(|v| !v.is_empty())
-                .ok_or(ConfigError::Missing(name))
-        };
-        let invalid =
-            |name: &'static str| move |problem: String| ConfigError::Invalid { name, problem };
-        let number = |name: &'static str, default: u64| match lookup(name) {
-            None => Ok(default),
-            Some(v) => v
-                .trim()
-                .parse::<u64>()
-                .map_err(|e| invalid(name)(e.to_string())),
-        };
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, EnvError> {
+        let env = Env(lookup);
         let defaults = ProcessorSettings::default();
-        let schedule = match lookup("RETRY_SCHEDULE") {
-            None => defaults.schedule.clone(),
-            Some(v) => v
-                .parse::<RetrySchedule>()
-                .map_err(|e| invalid("RETRY_SCHEDULE")(e.to_string()))?,
-        };
-        let unknown_types = match lookup("UNKNOWN_EVENT_TYPES") {
-            None => UnknownTypePolicy::Ignore,
-            Some(v) => v
-                .parse()
-                .map_err(|e: shared::handlers::UnknownPolicyName| {
-                    invalid("UNKNOWN_EVENT_TYPES")(e.to_string())
-                })?,
-        };
-        let concurrency = usize::try_from(number("BATCH_CONCURRENCY", 4)?)
-            .map_err(|e| invalid("BATCH_CONCURRENCY")(e.to_string()))?;
+        let retention_days: u64 = env.parsed_or("RETENTION_DAYS", 30)?;
         Ok(Self {
-            events_table: required("EVENTS_TABLE")?,
-            projections_table: required("PROJECTIONS_TABLE")?,
-            events_queue_url: required("EVENTS_QUEUE_URL")?,
-            dead_letter_queue_url: required("DEAD_LETTER_QUEUE_URL")?,
+            events_table: env.required("EVENTS_TABLE")?,
+            projections_table: env.required("PROJECTIONS_TABLE")?,
+            events_queue_url: env.required("EVENTS_QUEUE_URL")?,
+            dead_letter_queue_url: env.required("DEAD_LETTER_QUEUE_URL")?,
             settings: ProcessorSettings {
-                lease: Duration::from_secs(number("LEASE_SECS", defaults.lease.as_secs())?),
-                schedule,
-                unknown_types,
-                retention: Duration::from_secs(
-                    number("RETENTION_DAYS", 30)?.saturating_mul(24 * 60 * 60),
-                ),
-                concurrency,
+                lease: Duration::from_secs(env.parsed_or("LEASE_SECS", defaults.lease.as_secs())?),
+                schedule: env.parsed_or("RETRY_SCHEDULE", defaults.schedule)?,
+                unknown_types: env.parsed_or("UNKNOWN_EVENT_TYPES", UnknownTypePolicy::Ignore)?,
+                retention: Duration::from_secs(retention_days.saturating_mul(24 * 60 * 60)),
+                concurrency: env.parsed_or("BATCH_CONCURRENCY", defaults.concurrency)?,
             },
         })
     }
