@@ -1,7 +1,10 @@
 # One entry point for developers and CI. `make help` lists the targets.
 #
-# Everything the project needs beyond a Rust toolchain and Python 3 is installed here: the AWS
-# emulator (moto server) into .venv/. The emulator listens on loopback only.
+# Everything the project needs beyond a Rust toolchain and Python 3 is installed here, pinned,
+# each tool set in its own virtualenv under .venv/ so their dependencies never meet: the AWS
+# emulator (moto server) in .venv/, the template checks in .venv/lint, the Lambda build tools
+# in .venv/build, the SAM CLI in .venv/deploy. `make test` needs only the first two. The
+# emulator listens on loopback only.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -20,6 +23,27 @@ MOTO := $(STATE)/moto$(if $(filter 4566,$(EMULATOR_PORT)),,-$(EMULATOR_PORT))
 VENV_STAMP := $(VENV)/.moto-$(MOTO_VERSION)
 LISTEN ?= 127.0.0.1:3000
 
+# Template checks, run by `make lint`.
+CFN_LINT_VERSION := 1.58.0
+CHECKOV_VERSION := 3.3.30
+LINT_VENV := $(VENV)/lint
+LINT_STAMP := $(LINT_VENV)/.lint-$(CFN_LINT_VERSION)-$(CHECKOV_VERSION)
+# Lambda builds: cargo-lambda cross-compiles with zig, both shipped as PyPI wheels.
+CARGO_LAMBDA_VERSION := 1.9.2
+ZIG_VERSION := 0.17.1
+BUILD_VENV := $(VENV)/build
+BUILD_STAMP := $(BUILD_VENV)/.build-$(CARGO_LAMBDA_VERSION)-$(ZIG_VERSION)
+# Deploys: the SAM CLI, installed on first `make deploy` only.
+SAM_VERSION := 1.170.0
+DEPLOY_VENV := $(VENV)/deploy
+DEPLOY_STAMP := $(DEPLOY_VENV)/.sam-$(SAM_VERSION)
+# One Lambda function per crate under functions/; each becomes target/lambda/<name>/bootstrap.
+FUNCTIONS := $(notdir $(wildcard functions/*))
+# `make deploy ALARM_EMAIL=ops@example.com` subscribes that address to the alarms.
+ALARM_EMAIL ?=
+# The SAM CLI's usage reports stay off unless asked for.
+SAM_CLI_TELEMETRY ?= 0
+
 # What the SDK clients of tests, the local stack and hookctl need to reach the emulator.
 EMULATOR_ENV := AWS_ENDPOINT_URL=$(EMULATOR_URL) AWS_REGION=us-east-1 \
 	AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true
@@ -36,8 +60,23 @@ $(VENV_STAMP):
 	touch $@
 
 .PHONY: tools $(VENV)
-tools: $(VENV_STAMP) ## Install the AWS emulator into .venv/ (once per moto version)
+tools: $(VENV_STAMP) $(LINT_STAMP) ## Install the AWS emulator and the template checks (once per version)
 $(VENV): $(VENV_STAMP)
+
+$(LINT_STAMP):
+	$(PYTHON) -m venv $(LINT_VENV)
+	$(LINT_VENV)/bin/pip install --quiet 'cfn-lint==$(CFN_LINT_VERSION)' 'checkov==$(CHECKOV_VERSION)'
+	touch $@
+
+$(BUILD_STAMP):
+	$(PYTHON) -m venv $(BUILD_VENV)
+	$(BUILD_VENV)/bin/pip install --quiet 'cargo-lambda==$(CARGO_LAMBDA_VERSION)' 'ziglang==$(ZIG_VERSION)'
+	touch $@
+
+$(DEPLOY_STAMP):
+	$(PYTHON) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/pip install --quiet 'aws-sam-cli==$(SAM_VERSION)'
+	touch $@
 
 # --- The AWS emulator ------------------------------------------------------------------------
 
@@ -72,6 +111,10 @@ emulator-stop: ## Stop the emulator started by emulator-start
 dev: emulator-start ## Run the system locally: emulator, tables, queues, demo tenant, ingress on $(LISTEN)
 	$(EMULATOR_ENV) $(CARGO) run -p local-stack -- dev --listen $(LISTEN)
 
+.PHONY: invoke
+invoke: emulator-start ## Run a function on a console event against the local stack: make invoke FN=replay EVENT=events/replay/list.json
+	$(EMULATOR_ENV) $(CARGO) run -q -p local-stack -- invoke $(FN) $(EVENT)
+
 .PHONY: provision
 provision: emulator-start ## Create template.yaml's tables and queues in the emulator
 	$(EMULATOR_ENV) $(CARGO) run -p local-stack -- provision
@@ -85,9 +128,47 @@ test: lint ## Everything CI checks: format, lints, unit, property and integratio
 	$(MAKE) --no-print-directory emulator-stop; exit $$status
 
 .PHONY: lint
-lint: ## cargo fmt --check and clippy -D warnings
+lint: $(LINT_STAMP) ## cargo fmt --check, clippy -D warnings, cfn-lint and checkov on template.yaml
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(LINT_VENV)/bin/cfn-lint template.yaml
+	@# --skip-download: no calls home; skips are justified in the template's Metadata.
+	$(LINT_VENV)/bin/checkov -f template.yaml --framework cloudformation --quiet --compact --skip-download
+
+# --- Build and deploy ------------------------------------------------------------------------
+
+# The build venv's bin/ comes first on PATH: `cargo lambda` finds its binary there, and its
+# zig lookup finds the venv's python, which carries the ziglang package.
+LAMBDA_PATH := PATH="$(abspath $(BUILD_VENV))/bin:$$PATH"
+# `make build` gets its own target directory, so a long arm64 build never holds the lock a
+# `make test` needs. (`sam build` cannot: it collects bootstraps from target/lambda/.)
+LAMBDA_ENV := $(LAMBDA_PATH) CARGO_TARGET_DIR=target/arm64
+
+.PHONY: build
+build: $(BUILD_STAMP) ## Build every function for Lambda (arm64, release) into target/lambda/<fn>/bootstrap
+	@if command -v rustup >/dev/null; then rustup target add aarch64-unknown-linux-gnu; fi
+	$(LAMBDA_ENV) $(CARGO) lambda build --release --arm64 --lambda-dir target/lambda \
+		$(addprefix --package ,$(FUNCTIONS))
+	@$(MAKE) --no-print-directory package-size
+
+.PHONY: package-size
+package-size: ## Print each built bootstrap's size (Lambda's limit: 250 MB unzipped)
+	@for fn in $(FUNCTIONS); do \
+		f=target/lambda/$$fn/bootstrap; \
+		if [ -f $$f ]; then printf '  %-12s %8d KiB  %s\n' $$fn $$(( $$(stat -c %s $$f) / 1024 )) $$f; \
+		else printf '  %-12s not built (make build)\n' $$fn; fi; \
+	done
+
+# `sam build` runs cargo-lambda itself (BuildMethod: rust-cargolambda, a beta feature enabled
+# in samconfig.toml), so it needs the build venv on PATH too. Credentials and region come from
+# the usual AWS configuration (AWS_PROFILE, AWS_REGION, ...).
+.PHONY: deploy
+deploy: $(BUILD_STAMP) $(DEPLOY_STAMP) ## sam build + sam deploy with samconfig.toml (needs AWS credentials)
+	$(LAMBDA_PATH) SAM_CLI_TELEMETRY=$(SAM_CLI_TELEMETRY) \
+		$(DEPLOY_VENV)/bin/sam build --config-file samconfig.toml
+	$(LAMBDA_PATH) SAM_CLI_TELEMETRY=$(SAM_CLI_TELEMETRY) \
+		$(DEPLOY_VENV)/bin/sam deploy --config-file samconfig.toml \
+		$(if $(ALARM_EMAIL),--parameter-overrides AlarmEmail=$(ALARM_EMAIL))
 
 .PHONY: bench
 bench: ## Criterion benchmarks (figures in target/criterion)

@@ -4,14 +4,19 @@
 use std::{io::Write, time::SystemTime};
 
 use shared::{
-    aws::{DynamoEventStore, DynamoTenantDirectory, sdk_config},
+    aws::{
+        DynamoEventStore, DynamoTenantDirectory, DynamoTenantNames, SqsDeadLetterQueue,
+        SqsEventQueue, sdk_config,
+    },
+    clock::SystemClock,
     ports::TenantDirectory,
+    replay::Operations,
 };
 
 use crate::{
     args::{Cli, Command},
     error::CliError,
-    events,
+    events, replay,
     secrets::OsEntropy,
     send, tenants,
 };
@@ -48,6 +53,47 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             )
             .await?;
             send::deliver(delivery, out).await
+        }
+        Command::Replay(args) => {
+            let action = replay::read_action(&args.action)?;
+            let setting = |value: Option<String>, what, flag, env| {
+                non_empty(value).ok_or(CliError::MissingSetting { what, flag, env })
+            };
+            let events_table = setting(
+                cli.events_table,
+                "the events table",
+                "events-table",
+                "EVENTS_TABLE",
+            )?;
+            let tenants_table = setting(
+                cli.tenants_table,
+                "the tenants table",
+                "tenants-table",
+                "TENANTS_TABLE",
+            )?;
+            let queue_url = setting(
+                args.events_queue_url,
+                "the events queue",
+                "events-queue-url",
+                "EVENTS_QUEUE_URL",
+            )?;
+            let dlq_url = setting(
+                args.dead_letter_queue_url,
+                "the dead-letter queue",
+                "dead-letter-queue-url",
+                "DEAD_LETTER_QUEUE_URL",
+            )?;
+            let sdk = sdk_config().await;
+            let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+            let sqs = aws_sdk_sqs::Client::new(&sdk);
+            let operations = Operations::new(
+                DynamoEventStore::new(dynamodb.clone(), events_table),
+                SqsEventQueue::new(sqs.clone(), queue_url),
+                SqsDeadLetterQueue::new(sqs, dlq_url),
+                DynamoTenantNames::new(dynamodb, tenants_table),
+                SystemClock,
+            );
+            replay::run(&operations, action, out).await
         }
     }
 }

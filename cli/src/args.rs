@@ -53,6 +53,9 @@ pub enum Command {
     },
     /// Sign a payload as the provider would and POST it to a deployed (or local) ingress.
     Send(SendArgs),
+    /// Run a replay function action from here, through the same use cases: redrive, replay,
+    /// reconcile, list, health, discard (see events/replay/README.md).
+    Replay(ReplayArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -179,6 +182,19 @@ pub struct EventsShowArgs {
     /// Print the payload itself (it may hold personal data).
     #[arg(long)]
     pub payload: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The action as JSON, e.g. '{"action":"list","tenant":"acme"}', or @PATH to read a console
+    /// event such as @events/replay/redrive.json.
+    pub action: String,
+    /// The events queue, where redrive, replay and reconcile send pointers.
+    #[arg(long, env = "EVENTS_QUEUE_URL", value_name = "URL")]
+    pub events_queue_url: Option<String>,
+    /// The events queue's dead-letter queue, which redrive drains.
+    #[arg(long, env = "DEAD_LETTER_QUEUE_URL", value_name = "URL")]
+    pub dead_letter_queue_url: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -85,4 +85,15 @@ pub enum CliError {
 
     #[error("cannot write the output: {0}")]
     Output(#[from] io::Error),
+
+    #[error("cannot read the action {}: {source}", path.display())]
+    ReadAction {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    /// The replay action was refused (bad input) or could not run (an outage).
+    #[error("replay: {0}")]
+    Replay(String),
 }

@@ -113,7 +113,7 @@ fn write_record(out: &mut dyn Write, r: &EventRecord, with_payload: bool) -> std
     if payload_hash(&r.payload) != r.payload_hash {
         integrity.push_str(" (does NOT match the stored bytes)");
     }
-    let fields: [(&str, String); 16] = [
+    let fields: [(&str, String); 21] = [
         ("tenant", r.key.tenant.to_string()),
         ("provider", r.key.provider.to_string()),
         ("event id", r.key.event_id.to_string()),
@@ -132,6 +132,11 @@ fn write_record(out: &mut dyn Write, r: &EventRecord, with_payload: bool) -> std
             "client request id",
             opt_text(r.correlation.client_request_id.as_deref()),
         ),
+        ("replays", r.replay_count.to_string()),
+        ("replayed at", opt_time(r.replayed_at)),
+        ("note", opt_text(r.note.as_deref())),
+        ("duplicates", r.duplicates.to_string()),
+        ("expires at", opt_time(r.expires_at)),
         (
             "payload",
             format!(

@@ -8,6 +8,7 @@
 //! - [`tenants`]: `tenant add | rotate | unsigned | list`.
 //! - [`events`]: `events list | show`.
 //! - [`send`]: `send`, signing with `shared::verify::Scheme::sign`.
+//! - [`replay`]: `replay`, the replay function's actions through `shared::replay`.
 //! - [`secrets`]: generated secrets, route tokens and ids.
 //! - [`output`]: tables, times, terminal-safe text.
 
@@ -16,6 +17,7 @@ pub mod args;
 pub mod error;
 pub mod events;
 pub mod output;
+pub mod replay;
 pub mod secrets;
 pub mod send;
 pub mod tenants;

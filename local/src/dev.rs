@@ -101,3 +101,17 @@ pub fn processor_config(resources: &Provisioned) -> Result<processor::Config, St
     };
     processor::Config::from_lookup(lookup).map_err(|e| e.to_string())
 }
+
+/// The replay function's configuration for this stack: the deployed defaults, with
+/// `STUCK_AFTER_SECS` and `RETRY_SCHEDULE` read from the environment.
+pub fn replay_config(resources: &Provisioned) -> Result<replay::Config, String> {
+    let lookup = |name: &str| match name {
+        "EVENTS_TABLE" => Some(resources.events_table().to_owned()),
+        "TENANTS_TABLE" => Some(resources.tenants_table().to_owned()),
+        "EVENTS_QUEUE_URL" => Some(resources.events_queue_url().to_owned()),
+        "DEAD_LETTER_QUEUE_URL" => Some(resources.dead_letter_queue_url().to_owned()),
+        "STUCK_AFTER_SECS" | "RETRY_SCHEDULE" | "RETENTION_DAYS" => std::env::var(name).ok(),
+        _ => None,
+    };
+    replay::Config::from_lookup(lookup).map_err(|e| e.to_string())
+}

@@ -381,7 +381,9 @@ mod tests {
                 "last_error",
                 "received_at",
                 "enqueued_at",
-                "completed_at"
+                "completed_at",
+                "duplicates",
+                "replay_count"
             ]
         );
 

@@ -16,6 +16,8 @@
 //!   [`projection`] writes with the `processed` mark in one transaction, back off on the
 //!   [`retry`] schedule.
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines.
+//! - [`replay`]: the operators' use cases: DLQ redrive, replay by id, reconcile, list, health,
+//!   discard.
 
 pub mod aws;
 pub mod clock;
@@ -34,6 +36,7 @@ pub mod processor;
 pub mod projection;
 pub mod provider;
 pub mod record;
+pub mod replay;
 pub mod retry;
 pub mod secret;
 pub mod tenant;

@@ -17,9 +17,10 @@ use crate::{
     ids::TenantId,
     message::QueueMessage,
     ports::{
-        Claim, Commit, EventListing, EventProcessing, EventQueue, EventStore, EventSummary,
-        Failure, Lease, PutOutcome, QueueError, RetryQueue, StoreError, TenantAdmin,
-        TenantDirectory,
+        Claim, Commit, DeadLetter, DeadLetterQueue, EventHistory, EventListing, EventPage,
+        EventProcessing, EventQueue, EventReplay, EventStore, EventSummary, EventTimeline, Failure,
+        Lease, OperatorMark, PendingEvent, PendingEvents, PutOutcome, QueueError, Requeue,
+        RetryQueue, StoreError, TenantAdmin, TenantDirectory, TenantNames,
     },
     projection::{MemoryProjections, ProjectionWrite},
     provider::Provider,
@@ -103,8 +104,10 @@ impl EventStore for MemoryEventStore {
     async fn put_if_absent(&self, record: &EventRecord) -> Result<PutOutcome, StoreError> {
         self.available()?;
         let mut records = lock(&self.records);
-        if let Some(existing) = records.get(&record.key) {
-            return Ok(PutOutcome::Existing(Box::new(existing.clone())));
+        if let Some(existing) = records.get_mut(&record.key) {
+            let found = existing.clone();
+            existing.duplicates += 1;
+            return Ok(PutOutcome::Existing(Box::new(found)));
         }
         records.insert(record.key.clone(), record.clone());
         Ok(PutOutcome::Inserted)
@@ -172,7 +175,9 @@ impl EventProcessing for MemoryEventStore {
         match record.status {
             EventStatus::Processed => return Ok(Claim::AlreadyProcessed),
             EventStatus::Processing if !expired => return Ok(Claim::Busy),
-            EventStatus::Dead => return Ok(Claim::Unclaimable(EventStatus::Dead)),
+            EventStatus::Dead | EventStatus::Discarded => {
+                return Ok(Claim::Unclaimable(record.status));
+            }
             _ => {}
         }
         record.status = EventStatus::Processing;
@@ -387,5 +392,280 @@ impl TenantAdmin for MemoryDirectory {
             .collect();
         configs.sort_by(|a, b| (&a.tenant, a.provider).cmp(&(&b.tenant, b.provider)));
         Ok(configs)
+    }
+}
+
+/// When a record entered its status, as far as the record tells (the DynamoDB adapter keeps it
+/// in `status_at`; the memory store derives it).
+fn status_since(record: &EventRecord) -> SystemTime {
+    match record.status {
+        EventStatus::Enqueued => record.enqueued_at,
+        EventStatus::Processed | EventStatus::Dead => record.completed_at,
+        EventStatus::Discarded => record.discarded_at,
+        EventStatus::Processing | EventStatus::Failed => record.enqueued_at,
+        EventStatus::Received => None,
+    }
+    .unwrap_or(record.received_at)
+}
+
+fn summary(r: &EventRecord) -> EventSummary {
+    EventSummary {
+        key: r.key.clone(),
+        event_type: r.event_type.clone(),
+        status: r.status,
+        attempts: r.attempts,
+        retry_exhausted: r.retry_exhausted,
+        last_error: r.last_error.clone(),
+        received_at: r.received_at,
+    }
+}
+
+fn memory_pk(key: &EventKey) -> String {
+    format!("{}#{}#{}", key.tenant, key.provider, key.event_id)
+}
+
+#[async_trait]
+impl EventReplay for MemoryEventStore {
+    async fn mark_requeued(
+        &self,
+        key: &EventKey,
+        from: EventStatus,
+        how: Requeue,
+        mark: &OperatorMark,
+    ) -> Result<Option<EventRecord>, StoreError> {
+        self.available()?;
+        let mut records = lock(&self.records);
+        let Some(record) = records.get_mut(key) else {
+            return Ok(None);
+        };
+        let lease_live = record.lease_until.is_some_and(|until| until >= mark.at);
+        if record.status != from || (from == EventStatus::Processing && lease_live) {
+            return Ok(None);
+        }
+        record.status = EventStatus::Enqueued;
+        record.enqueued_at = Some(mark.at);
+        record.note = Some(mark.note.clone());
+        record.lease_owner = None;
+        record.lease_until = None;
+        record.completed_at = None;
+        record.expires_at = None;
+        if how == Requeue::Replay {
+            record.replay_count += 1;
+            record.replayed_at = Some(mark.at);
+            record.attempts = 0;
+            record.retry_exhausted = false;
+        }
+        Ok(Some(record.clone()))
+    }
+
+    async fn mark_discarded(
+        &self,
+        key: &EventKey,
+        mark: &OperatorMark,
+        expires_at: Option<SystemTime>,
+    ) -> Result<bool, StoreError> {
+        self.available()?;
+        let mut records = lock(&self.records);
+        let Some(record) = records
+            .get_mut(key)
+            .filter(|r| r.status == EventStatus::Dead)
+        else {
+            return Ok(false);
+        };
+        record.status = EventStatus::Discarded;
+        record.discarded_at = Some(mark.at);
+        record.note = Some(mark.note.clone());
+        record.expires_at = expires_at;
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl PendingEvents for MemoryEventStore {
+    async fn pending_before(
+        &self,
+        status: EventStatus,
+        before: SystemTime,
+        limit: u32,
+    ) -> Result<Vec<PendingEvent>, StoreError> {
+        self.available()?;
+        let mut found: Vec<PendingEvent> = lock(&self.records)
+            .values()
+            .filter(|r| r.status == status && status.is_pending() && status_since(r) < before)
+            .map(|r| PendingEvent {
+                key: r.key.clone(),
+                status: r.status,
+                since: status_since(r),
+                attempts: r.attempts,
+                lease_until: r.lease_until,
+            })
+            .collect();
+        found.sort_by_key(|p| (p.since, memory_pk(&p.key)));
+        found.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(found)
+    }
+}
+
+#[async_trait]
+impl EventHistory for MemoryEventStore {
+    async fn page_by_status(
+        &self,
+        tenant: &TenantId,
+        status: EventStatus,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<EventPage, StoreError> {
+        self.available()?;
+        let start = match after {
+            None => None,
+            Some(token) => Some(
+                crate::replay::decode_page_token(token, tenant)
+                    .ok_or_else(|| StoreError::Malformed("invalid page token".into()))?,
+            ),
+        };
+        let mut found: Vec<(i64, String, EventSummary)> = lock(&self.records)
+            .values()
+            .filter(|r| &r.key.tenant == tenant && r.status == status)
+            .map(|r| {
+                (
+                    crate::clock::unix_millis(status_since(r)),
+                    memory_pk(&r.key),
+                    summary(r),
+                )
+            })
+            .collect();
+        // Newest first, as the index reads backwards: by time, then by key.
+        found.sort_by(|a, b| (b.0, &b.1).cmp(&(a.0, &a.1)));
+        if let Some((at, pk)) = &start {
+            found.retain(|(t, k, _)| (t, k) < (at, pk));
+        }
+        let wanted = usize::try_from(limit).unwrap_or(usize::MAX);
+        let more = found.len() > wanted;
+        found.truncate(wanted);
+        let next = more
+            .then(|| found.last())
+            .flatten()
+            .map(|(t, k, _)| crate::replay::encode_page_token(*t, k));
+        Ok(EventPage {
+            events: found.into_iter().map(|(_, _, s)| s).collect(),
+            next,
+        })
+    }
+
+    async fn in_status_since(
+        &self,
+        tenant: &TenantId,
+        status: EventStatus,
+        since: SystemTime,
+        limit: u32,
+    ) -> Result<Vec<EventTimeline>, StoreError> {
+        self.available()?;
+        let mut found: Vec<EventTimeline> = lock(&self.records)
+            .values()
+            .filter(|r| &r.key.tenant == tenant && r.status == status && status_since(r) >= since)
+            .map(|r| EventTimeline {
+                key: r.key.clone(),
+                status: r.status,
+                status_at: status_since(r),
+                attempts: r.attempts,
+                received_at: r.received_at,
+                enqueued_at: r.enqueued_at,
+                completed_at: r.completed_at,
+                duplicates: r.duplicates,
+            })
+            .collect();
+        found.sort_by_key(|t| std::cmp::Reverse(t.status_at));
+        found.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(found)
+    }
+}
+
+#[async_trait]
+impl TenantNames for MemoryDirectory {
+    async fn tenant_ids(&self) -> Result<Vec<TenantId>, StoreError> {
+        self.outage.check().map_err(StoreError::Unavailable)?;
+        let mut tenants: Vec<TenantId> =
+            lock(&self.configs).keys().map(|(t, _)| t.clone()).collect();
+        tenants.sort();
+        tenants.dedup();
+        Ok(tenants)
+    }
+}
+
+/// A dead-letter queue: visible messages, and received ones held until deleted or released.
+#[derive(Debug, Default)]
+pub struct MemoryDeadLetterQueue {
+    visible: Mutex<std::collections::VecDeque<DeadLetter>>,
+    held: Mutex<HashMap<String, DeadLetter>>,
+    counter: std::sync::atomic::AtomicUsize,
+    outage: Outage,
+}
+
+impl MemoryDeadLetterQueue {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn set_unavailable(&self, down: bool) {
+        self.outage.set(down);
+    }
+
+    /// Put a body on the queue, as a redrive or the processor would.
+    pub fn push(&self, body: impl Into<String>) {
+        let n = self.counter.fetch_add(1, Ordering::SeqCst);
+        lock(&self.visible).push_back(DeadLetter {
+            message_id: format!("dlq-{n}"),
+            receipt_handle: String::new(),
+            body: body.into(),
+        });
+    }
+
+    /// Bodies visible now, oldest first.
+    pub fn visible(&self) -> Vec<String> {
+        lock(&self.visible).iter().map(|m| m.body.clone()).collect()
+    }
+
+    /// How many received messages are neither deleted nor released.
+    pub fn held(&self) -> usize {
+        lock(&self.held).len()
+    }
+}
+
+#[async_trait]
+impl DeadLetterQueue for MemoryDeadLetterQueue {
+    async fn receive(&self, max: u32, _hold: Duration) -> Result<Vec<DeadLetter>, QueueError> {
+        self.outage.check().map_err(QueueError)?;
+        let mut visible = lock(&self.visible);
+        let mut held = lock(&self.held);
+        let mut out = Vec::new();
+        while out.len() < usize::try_from(max.min(10)).unwrap_or(10) {
+            let Some(mut message) = visible.pop_front() else {
+                break;
+            };
+            let n = self.counter.fetch_add(1, Ordering::SeqCst);
+            message.receipt_handle = format!("receipt-{n}");
+            held.insert(message.receipt_handle.clone(), message.clone());
+            out.push(message);
+        }
+        Ok(out)
+    }
+
+    async fn delete(&self, receipt_handle: &str) -> Result<(), QueueError> {
+        self.outage.check().map_err(QueueError)?;
+        lock(&self.held).remove(receipt_handle);
+        Ok(())
+    }
+
+    async fn release(&self, receipt_handle: &str) -> Result<(), QueueError> {
+        self.outage.check().map_err(QueueError)?;
+        if let Some(message) = lock(&self.held).remove(receipt_handle) {
+            lock(&self.visible).push_back(message);
+        }
+        Ok(())
+    }
+
+    async fn depth(&self) -> Result<u64, QueueError> {
+        self.outage.check().map_err(QueueError)?;
+        Ok((lock(&self.visible).len() + lock(&self.held).len()) as u64)
     }
 }

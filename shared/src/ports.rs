@@ -190,3 +190,145 @@ pub trait RetryQueue: Send + Sync {
     /// Put a message body on the dead-letter queue at once (permanent errors).
     async fn dead_letter(&self, body: &str) -> Result<(), QueueError>;
 }
+
+/// Who did what and why: what an operator action records on each event it touches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorMark {
+    pub at: SystemTime,
+    pub note: String,
+}
+
+/// How a re-enqueue counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requeue {
+    /// An operator's replay (redrive, replay): `replay_count` + 1, `replayed_at` set, and a
+    /// fresh retry budget (attempts back to 0, `retry_exhausted` cleared).
+    Replay,
+    /// Reconcile recovering a lost message: the attempts so far still count.
+    Reconcile,
+}
+
+/// Operators' changes to event records. Each is conditioned on the status the operator saw,
+/// so an event that moved on meanwhile is left alone (`None` / `false`).
+#[async_trait]
+pub trait EventReplay: Send + Sync {
+    /// Put the event back to `enqueued` from `from` (a `processing` one only once its lease has
+    /// run out): clears the lease, the completion time and the TTL (a replayed event must not
+    /// expire before it is processed again), records `mark`. The record as it is now.
+    async fn mark_requeued(
+        &self,
+        key: &EventKey,
+        from: crate::record::EventStatus,
+        how: Requeue,
+        mark: &OperatorMark,
+    ) -> Result<Option<EventRecord>, StoreError>;
+
+    /// Resolve a dead event without processing it: `discarded`, expiring at `expires_at`.
+    async fn mark_discarded(
+        &self,
+        key: &EventKey,
+        mark: &OperatorMark,
+        expires_at: Option<SystemTime>,
+    ) -> Result<bool, StoreError>;
+}
+
+/// An event waiting in a pending status, as the pending index holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingEvent {
+    pub key: EventKey,
+    pub status: crate::record::EventStatus,
+    /// When it entered that status.
+    pub since: SystemTime,
+    pub attempts: u32,
+    pub lease_until: Option<SystemTime>,
+}
+
+/// Pending events across all tenants: reconcile's view.
+#[async_trait]
+pub trait PendingEvents: Send + Sync {
+    /// Up to `limit` events in `status` (received, enqueued or processing) since before
+    /// `before`, oldest first.
+    async fn pending_before(
+        &self,
+        status: crate::record::EventStatus,
+        before: SystemTime,
+        limit: u32,
+    ) -> Result<Vec<PendingEvent>, StoreError>;
+}
+
+/// One page of a listing, and where the next starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventPage {
+    pub events: Vec<EventSummary>,
+    /// Opaque; `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// An event's timings, for the health report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventTimeline {
+    pub key: EventKey,
+    pub status: crate::record::EventStatus,
+    pub status_at: SystemTime,
+    pub attempts: u32,
+    pub received_at: SystemTime,
+    pub enqueued_at: Option<SystemTime>,
+    pub completed_at: Option<SystemTime>,
+    pub duplicates: u32,
+}
+
+/// A tenant's events by status through the status index, page by page or over a time window.
+#[async_trait]
+pub trait EventHistory: Send + Sync {
+    /// Up to `limit` events in `status`, newest first, starting after `after` (a previous
+    /// page's `next`, which must belong to the same tenant and status).
+    async fn page_by_status(
+        &self,
+        tenant: &TenantId,
+        status: crate::record::EventStatus,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<EventPage, StoreError>;
+
+    /// Up to `limit` events that entered `status` at or after `since`.
+    async fn in_status_since(
+        &self,
+        tenant: &TenantId,
+        status: crate::record::EventStatus,
+        since: SystemTime,
+        limit: u32,
+    ) -> Result<Vec<EventTimeline>, StoreError>;
+}
+
+/// The tenants that have configuration: names only, never secrets.
+#[async_trait]
+pub trait TenantNames: Send + Sync {
+    async fn tenant_ids(&self) -> Result<Vec<TenantId>, StoreError>;
+}
+
+/// A message received from the dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub message_id: String,
+    pub receipt_handle: String,
+    pub body: String,
+}
+
+/// The dead-letter queue, as the replay function drains it.
+#[async_trait]
+pub trait DeadLetterQueue: Send + Sync {
+    /// Up to `max` (at most 10) messages, hidden from other receivers for `hold`.
+    async fn receive(
+        &self,
+        max: u32,
+        hold: std::time::Duration,
+    ) -> Result<Vec<DeadLetter>, QueueError>;
+
+    async fn delete(&self, receipt_handle: &str) -> Result<(), QueueError>;
+
+    /// Make a received message visible again at once.
+    async fn release(&self, receipt_handle: &str) -> Result<(), QueueError>;
+
+    /// How many messages wait (approximately).
+    async fn depth(&self) -> Result<u64, QueueError>;
+}

@@ -29,6 +29,9 @@ pub enum EventStatus {
     Failed,
     /// Retries are exhausted or the error is permanent; waits for an operator.
     Dead,
+    /// An operator resolved a dead event without processing it. Final; kept for audit until
+    /// its retention runs out.
+    Discarded,
 }
 
 /// A move the life does not allow.
@@ -44,14 +47,23 @@ pub struct IllegalTransition {
 pub struct UnknownStatus;
 
 impl EventStatus {
-    pub const ALL: [EventStatus; 6] = [
+    pub const ALL: [EventStatus; 7] = [
         Self::Received,
         Self::Enqueued,
         Self::Processing,
         Self::Processed,
         Self::Failed,
         Self::Dead,
+        Self::Discarded,
     ];
+
+    /// The statuses an event waits in for the queue or a processor: what reconcile watches.
+    pub const PENDING: [EventStatus; 3] = [Self::Received, Self::Enqueued, Self::Processing];
+
+    /// Whether the event waits for the queue or a processor (see [`Self::PENDING`]).
+    pub fn is_pending(self) -> bool {
+        Self::PENDING.contains(&self)
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -61,6 +73,7 @@ impl EventStatus {
             Self::Processed => "processed",
             Self::Failed => "failed",
             Self::Dead => "dead",
+            Self::Discarded => "discarded",
         }
     }
 
@@ -79,6 +92,8 @@ impl EventStatus {
                 | (Failed, Processing | Enqueued | Dead)
                 // Operators replay dead events, and processed ones only by force.
                 | (Dead | Processed, Enqueued)
+                // Or resolve a dead one without processing it.
+                | (Dead, Discarded)
         )
     }
 
@@ -192,9 +207,18 @@ pub struct EventRecord {
     pub lease_until: Option<SystemTime>,
     /// How processing ended: `processed`, `ignored` (unknown type), or the permanent error.
     pub outcome: Option<String>,
-    /// When DynamoDB may delete the record (processed records only; failed and dead ones are
-    /// kept until an operator acts).
+    /// When DynamoDB may delete the record (processed and discarded records only; failed and
+    /// dead ones are kept until an operator acts).
     pub expires_at: Option<SystemTime>,
+    /// How many times an operator re-enqueued the event (redrive, replay); 0 if never.
+    pub replay_count: u32,
+    pub replayed_at: Option<SystemTime>,
+    /// Who did what and why, from the last operator action that touched the event.
+    pub note: Option<String>,
+    /// When an operator discarded the event.
+    pub discarded_at: Option<SystemTime>,
+    /// How many more times the provider delivered the same event after it was stored.
+    pub duplicates: u32,
 }
 
 impl EventRecord {
@@ -228,6 +252,11 @@ impl EventRecord {
             lease_until: None,
             outcome: None,
             expires_at: None,
+            replay_count: 0,
+            replayed_at: None,
+            note: None,
+            discarded_at: None,
+            duplicates: 0,
         }
     }
 
@@ -280,6 +309,20 @@ mod tests {
             Enqueued, Processing, Failed, Processing, Failed, Dead, Enqueued, Processing, Processed,
         ] {
             r.transition(next).expect("legal");
+        }
+    }
+
+    #[test]
+    fn only_dead_events_are_discarded_and_discarded_is_final() {
+        let mut r = record();
+        for next in [Enqueued, Processing, Dead, Discarded] {
+            r.transition(next).expect("legal");
+        }
+        for to in EventStatus::ALL {
+            assert!(!Discarded.can_become(to), "discarded -> {to}");
+        }
+        for from in [Received, Enqueued, Processing, Processed, Failed] {
+            assert!(!from.can_become(Discarded), "{from} -> discarded");
         }
     }
 

@@ -6,4 +6,6 @@ mod ingress;
 mod local_runner;
 mod pipeline;
 mod processing;
+mod replay;
 mod support;
+mod template;

@@ -1,3 +1,16 @@
-//! Replay: operator actions from console test events. Arrives with the replay issue.
+//! Replay Lambda: operator actions from console test events, and the scheduled reconcile.
 
-fn main() {}
+use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let config = replay::Config::from_env()?;
+    let sdk = shared::aws::sdk_config().await;
+    let operations = replay::build(&sdk, &config);
+    run(service_fn(|event: LambdaEvent<Value>| {
+        replay::handle(&operations, event)
+    }))
+    .await
+}

@@ -1,5 +1,8 @@
 //! The event records in DynamoDB: one item per event, keyed `{tenant}#{provider}#{event_id}`,
-//! with a GSI (`by_tenant_status`: `tenant_status`, `status_at`) for operators' listings.
+//! with a GSI (`by_tenant_status`: `tenant_status`, `status_at`) for operators' listings, and a
+//! sparse one (`by_pending_status`: `pending_status`, `status_at`) holding only the events that
+//! wait in `received`, `enqueued` or `processing`, for reconcile. Every status change keeps
+//! `tenant_status`, `status_at` and `pending_status` in step.
 
 use std::time::SystemTime;
 
@@ -25,6 +28,13 @@ use crate::{
 
 /// The status index: partition `tenant_status`, sort `status_at`.
 pub const STATUS_INDEX: &str = "by_tenant_status";
+
+/// The sparse index of pending events: partition `pending_status`, sort `status_at`.
+pub const PENDING_INDEX: &str = "by_pending_status";
+
+/// How many partitions each pending status is spread over, so a busy ingress never makes one
+/// index partition hot. Reconcile reads them all.
+pub const PENDING_SHARDS: u8 = 8;
 
 /// The attributes a listing reads. The status index must project at least these (an `INCLUDE`
 /// projection of the non-key ones keeps payloads out of the index).
@@ -63,6 +73,25 @@ impl DynamoEventStore {
     fn key(key: &EventKey) -> (String, AttributeValue) {
         ("pk".to_owned(), s(event_pk(key)))
     }
+
+    /// Count one more delivery of a stored event, for the health report. Best effort: the
+    /// delivery's answer never waits on bookkeeping that failed.
+    async fn count_duplicate(&self, key: &EventKey) {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Item::from([Self::key(key)])))
+            .update_expression("ADD duplicates :one")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await;
+        if let Err(err) = result {
+            tracing::warn!(tenant = %key.tenant, event_id = %key.event_id,
+                error = %super::describe(&err), "could not count a duplicate delivery");
+        }
+    }
 }
 
 /// The partition key. Tenant ids and provider names never contain `#`, so no two events share
@@ -76,11 +105,23 @@ pub(crate) fn tenant_status(tenant: &TenantId, status: EventStatus) -> String {
     format!("{tenant}#{status}")
 }
 
+/// The pending index's partition key for an event in a pending `status`: the status and a
+/// shard derived from the event's key, e.g. `received#3`.
+pub(crate) fn pending_partition(key: &EventKey, status: EventStatus) -> String {
+    format!("{status}#{}", pending_shard(key))
+}
+
+fn pending_shard(key: &EventKey) -> u8 {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(event_pk(key).as_bytes())[0] % PENDING_SHARDS
+}
+
 /// When the record's current status was set, as far as the record tells.
 fn status_at(record: &EventRecord) -> SystemTime {
     match record.status {
         EventStatus::Enqueued => record.enqueued_at,
         EventStatus::Processed | EventStatus::Dead => record.completed_at,
+        EventStatus::Discarded => record.discarded_at,
         _ => None,
     }
     .unwrap_or(record.received_at)
@@ -140,11 +181,32 @@ pub(crate) fn record_to_item(record: &EventRecord) -> Item {
         "expires_at",
         record.expires_at.map(|t| n(crate::clock::unix_secs(t))),
     );
+    put_opt(
+        &mut item,
+        "pending_status",
+        record
+            .status
+            .is_pending()
+            .then(|| s(pending_partition(key, record.status))),
+    );
+    put_opt(
+        &mut item,
+        "replay_count",
+        (record.replay_count > 0).then(|| n(record.replay_count)),
+    );
+    put_opt(&mut item, "replayed_at", record.replayed_at.map(ms));
+    put_opt(&mut item, "note", record.note.as_deref().map(s));
+    put_opt(&mut item, "discarded_at", record.discarded_at.map(ms));
+    put_opt(
+        &mut item,
+        "duplicates",
+        (record.duplicates > 0).then(|| n(record.duplicates)),
+    );
     item
 }
 
 /// The key, checked against `pk` so an item copied or edited by hand cannot pass for another.
-fn key_from_item(item: &Item) -> Result<EventKey, ItemError> {
+pub(crate) fn key_from_item(item: &Item) -> Result<EventKey, ItemError> {
     let key = EventKey {
         tenant: parsed(item, "tenant")?,
         provider: parsed(item, "provider")?,
@@ -180,6 +242,11 @@ pub(crate) fn record_from_item(item: &Item) -> Result<EventRecord, ItemError> {
         outcome: opt_string(item, "outcome")?.map(str::to_owned),
         expires_at: opt_number::<u64>(item, "expires_at")?
             .map(|secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs)),
+        replay_count: opt_number(item, "replay_count")?.unwrap_or(0),
+        replayed_at: opt_millis(item, "replayed_at")?,
+        note: opt_string(item, "note")?.map(str::to_owned),
+        discarded_at: opt_millis(item, "discarded_at")?,
+        duplicates: opt_number(item, "duplicates")?.unwrap_or(0),
     })
 }
 
@@ -227,6 +294,7 @@ impl EventStore for DynamoEventStore {
                 ))
             })?,
         };
+        self.count_duplicate(&record.key).await;
         Ok(PutOutcome::Existing(Box::new(existing)))
     }
 
@@ -238,7 +306,7 @@ impl EventStore for DynamoEventStore {
             .set_key(Some(Item::from([Self::key(key)])))
             .update_expression(
                 "SET #status = :enqueued, enqueued_at = :at, \
-                 tenant_status = :tenant_status, status_at = :at",
+                 tenant_status = :tenant_status, status_at = :at, pending_status = :pending",
             )
             .condition_expression("#status = :received")
             .expression_attribute_names("#status", "status")
@@ -249,6 +317,10 @@ impl EventStore for DynamoEventStore {
                 s(tenant_status(&key.tenant, EventStatus::Enqueued)),
             )
             .expression_attribute_values(":at", ms(at))
+            .expression_attribute_values(
+                ":pending",
+                s(pending_partition(key, EventStatus::Enqueued)),
+            )
             .send()
             .await;
         match result {
@@ -391,7 +463,30 @@ mod tests {
         r.lease_owner = Some("worker-1".into());
         r.lease_until = Some(from_unix_millis(1_700_000_060_000));
         r.outcome = Some("permanent: bad payload".into());
+        r.replay_count = 2;
+        r.replayed_at = Some(from_unix_millis(1_700_000_008_000));
+        r.note = Some("ops: replay after fix".into());
+        r.duplicates = 3;
         r
+    }
+
+    #[test]
+    fn only_pending_records_carry_the_pending_partition() {
+        let mut record = minimal();
+        for status in EventStatus::ALL {
+            record.status = status;
+            let item = record_to_item(&record);
+            match item.get("pending_status") {
+                Some(AttributeValue::S(p)) => {
+                    assert!(status.is_pending(), "{status}");
+                    let (name, shard) = p.split_once('#').expect("status#shard");
+                    assert_eq!(name, status.as_str());
+                    assert!(shard.parse::<u8>().expect("shard") < PENDING_SHARDS);
+                }
+                None => assert!(!status.is_pending(), "{status}"),
+                Some(other) => panic!("{other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod events;
 mod item;
 mod processing;
 mod queue;
+mod replay;
 mod retry_queue;
 mod tenants;
 
@@ -15,9 +16,10 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
 pub use self::{
-    events::{DynamoEventStore, STATUS_INDEX, SUMMARY_ATTRIBUTES},
+    events::{DynamoEventStore, PENDING_INDEX, PENDING_SHARDS, STATUS_INDEX, SUMMARY_ATTRIBUTES},
     processing::MAX_ERROR_CHARS,
     queue::SqsEventQueue,
+    replay::{DynamoTenantNames, SqsDeadLetterQueue},
     retry_queue::{MAX_VISIBILITY_DELAY, SqsRetryQueue},
     tenants::DynamoTenantDirectory,
 };

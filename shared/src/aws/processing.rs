@@ -30,7 +30,7 @@ use serde_json::Value;
 
 use super::{
     DynamoEventStore,
-    events::{event_pk, record_from_item, tenant_status},
+    events::{event_pk, pending_partition, record_from_item, tenant_status},
     item::{Item, ms, n, number, opt_boolean, parsed, s, string},
     unavailable,
 };
@@ -239,7 +239,7 @@ fn claim_expression(key: &EventKey, lease: &Lease, now: SystemTime) -> Expressio
         key: DynamoEventStore::event_key(key),
         update: "SET #status = :processing, #lease_owner = :owner, #lease_until = :until, \
                  #attempts = if_not_exists(#attempts, :zero) + :one, \
-                 #tenant_status = :tenant_status, #status_at = :now"
+                 #tenant_status = :tenant_status, #status_at = :now, #pending_status = :pending"
             .into(),
         // A `processing` record without `lease_until` counts as expired, as in memory.
         condition: "attribute_exists(#pk) AND (#status IN (:received, :enqueued, :failed) \
@@ -254,10 +254,15 @@ fn claim_expression(key: &EventKey, lease: &Lease, now: SystemTime) -> Expressio
             "attempts",
             "tenant_status",
             "status_at",
+            "pending_status",
         ]),
         values: Item::new(),
     }
     .value(":processing", s(EventStatus::Processing.as_str()))
+    .value(
+        ":pending",
+        s(pending_partition(key, EventStatus::Processing)),
+    )
     .value(":received", s(EventStatus::Received.as_str()))
     .value(":enqueued", s(EventStatus::Enqueued.as_str()))
     .value(":failed", s(EventStatus::Failed.as_str()))
@@ -288,6 +293,7 @@ fn processed_expression(
         "status_at",
         "lease_owner",
         "lease_until",
+        "pending_status",
     ];
     let mut update = String::from(
         "SET #status = :processed, #outcome = :outcome, #completed_at = :now, \
@@ -297,7 +303,7 @@ fn processed_expression(
         attributes.push("expires_at");
         update.push_str(", #expires_at = :expires_at");
     }
-    update.push_str(" REMOVE #lease_owner, #lease_until");
+    update.push_str(" REMOVE #lease_owner, #lease_until, #pending_status");
     let mut expression = Expression {
         key: DynamoEventStore::event_key(key),
         update,
@@ -337,6 +343,7 @@ fn failure_expression(
         "status_at",
         "lease_owner",
         "lease_until",
+        "pending_status",
     ];
     let mut update = String::from(
         "SET #status = :status, #last_error = :error, #retry_exhausted = :exhausted, \
@@ -346,7 +353,7 @@ fn failure_expression(
         attributes.push("completed_at");
         update.push_str(", #completed_at = :now");
     }
-    update.push_str(" REMOVE #lease_owner, #lease_until");
+    update.push_str(" REMOVE #lease_owner, #lease_until, #pending_status");
     Expression {
         key: DynamoEventStore::event_key(key),
         update,
@@ -630,6 +637,7 @@ fn refused_claim(status: EventStatus, table: &str) -> Result<Claim, StoreError> 
         EventStatus::Processed => Ok(Claim::AlreadyProcessed),
         EventStatus::Processing => Ok(Claim::Busy),
         EventStatus::Dead => Ok(Claim::Unclaimable(EventStatus::Dead)),
+        EventStatus::Discarded => Ok(Claim::Unclaimable(EventStatus::Discarded)),
         // The record changed between the refusal and the read: let the queue try again.
         EventStatus::Received | EventStatus::Enqueued | EventStatus::Failed => {
             Err(StoreError::Unavailable(format!(
@@ -962,7 +970,10 @@ mod tests {
         assert_eq!(e.values[":expires_at"], n(1_702_592_000));
         assert_eq!(e.values[":tenant_status"], s("acme#processed"));
         assert_eq!(e.values[":owner"], s("req-1/msg-1"));
-        assert!(e.update.ends_with("REMOVE #lease_owner, #lease_until"));
+        assert!(
+            e.update
+                .ends_with("REMOVE #lease_owner, #lease_until, #pending_status")
+        );
         let without = processed_expression(&event_key(), &lease(), "processed", now, None);
         assert!(!without.update.contains("expires_at"));
     }

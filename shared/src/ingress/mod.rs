@@ -12,7 +12,10 @@
 //!
 //! Any storage or queue failure → 503, so the provider retries; nothing is acknowledged early.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use http::HeaderMap;
 use serde_json::{Value, json};
@@ -23,7 +26,7 @@ use crate::{
     extract::{ExtractError, extract},
     ids::{EventId, TenantId},
     message::QueueMessage,
-    metrics::MetricLine,
+    metrics::{self, MetricLine, MetricSink},
     ports::{EventQueue, EventStore, PutOutcome, TenantDirectory},
     provider::Provider,
     record::{Correlation, EventKey, EventRecord, EventStatus, Verification},
@@ -154,6 +157,8 @@ pub struct Ingress<S, Q, D, C> {
     pub directory: D,
     pub clock: C,
     pub settings: IngressSettings,
+    /// Where metric lines go: stdout unless replaced with [`Ingress::with_metrics`].
+    pub metrics: Arc<dyn MetricSink>,
 }
 
 impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D, C> {
@@ -164,7 +169,14 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
             directory,
             clock,
             settings,
+            metrics: metrics::stdout(),
         }
+    }
+
+    /// Send metric lines to `sink` instead of stdout (tests read them back).
+    pub fn with_metrics(mut self, sink: Arc<dyn MetricSink>) -> Self {
+        self.metrics = sink;
+        self
     }
 
     /// Handle one delivery, log it and emit its metrics.
@@ -177,19 +189,19 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
             .parse::<Provider>()
             .map_or("unknown", Provider::as_str);
         let mut line = MetricLine::new(self.clock.now())
-            .dimension("function", "ingress")
-            .dimension("provider", provider)
-            .dimension("outcome", outcome.label())
+            .dimension(metrics::FUNCTION, metrics::INGRESS)
+            .dimension(metrics::PROVIDER, provider)
+            .dimension(metrics::OUTCOME, outcome.label())
             .count(metric_name(&outcome))
-            .millis("ack_latency", latency_ms)
-            .property("tenant", delivery.tenant);
+            .millis(metrics::ACK_LATENCY, latency_ms)
+            .property(metrics::TENANT, delivery.tenant);
         if let Outcome::Unauthorized(reason) = &outcome {
-            line = line.property("reason", reason.reason());
+            line = line.property(metrics::REASON, reason.reason());
         }
         if unsigned {
-            line = line.count("unsigned_accepted");
+            line = line.count(metrics::UNSIGNED_ACCEPTED);
         }
-        line.emit();
+        self.metrics.emit(&line);
         outcome
     }
 
@@ -319,12 +331,13 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
         if let Err(e) = self.queue.send(&message).await {
             error!(tenant = %key.tenant, provider = %key.provider, event_id = %key.event_id, error = %e,
                 "enqueue failed; record left received for the provider's retry and reconcile");
-            MetricLine::new(self.clock.now())
-                .dimension("function", "ingress")
-                .dimension("provider", key.provider.as_str())
-                .count("enqueue_failure")
-                .property("tenant", key.tenant.as_str())
-                .emit();
+            let line = MetricLine::new(self.clock.now())
+                .dimension(metrics::FUNCTION, metrics::INGRESS)
+                .dimension(metrics::PROVIDER, key.provider.as_str())
+                .count(metrics::ENQUEUE_FAILURE)
+                .property(metrics::TENANT, key.tenant.as_str())
+                .property(metrics::EVENT_ID, key.event_id.as_str());
+            self.metrics.emit(&line);
             return Outcome::Unavailable;
         }
         if let Err(e) = self.store.mark_enqueued(key, self.clock.now()).await {
@@ -341,12 +354,14 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
 /// The metric counted for each outcome.
 fn metric_name(outcome: &Outcome) -> &'static str {
     match outcome {
-        Outcome::Accepted { .. } => "received",
-        Outcome::Duplicate { .. } => "duplicate",
-        Outcome::Unauthorized(_) => "signature_failure",
-        Outcome::Unavailable => "unavailable",
-        Outcome::Conflict { .. } => "conflict",
-        Outcome::NotFound | Outcome::PayloadTooLarge { .. } | Outcome::BadRequest(_) => "rejected",
+        Outcome::Accepted { .. } => metrics::RECEIVED,
+        Outcome::Duplicate { .. } => metrics::DUPLICATE,
+        Outcome::Unauthorized(_) => metrics::SIGNATURE_FAILURE,
+        Outcome::Unavailable => metrics::UNAVAILABLE,
+        Outcome::Conflict { .. } => metrics::CONFLICT,
+        Outcome::NotFound | Outcome::PayloadTooLarge { .. } | Outcome::BadRequest(_) => {
+            metrics::REJECTED
+        }
     }
 }
 
@@ -380,5 +395,7 @@ impl<'a> Fields<'a> {
     }
 }
 
+#[cfg(test)]
+mod metrics_tests;
 #[cfg(test)]
 mod tests;

@@ -9,7 +9,10 @@
 //! reports it failed; the last attempt marks the event dead and `retry_exhausted`, and the
 //! queue's redrive moves the message to the DLQ.
 
-use std::time::{Duration, SystemTime};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant, SystemTime},
+};
 
 use futures_util::{StreamExt, stream};
 use tracing::{error, info, warn};
@@ -19,7 +22,7 @@ use crate::{
     handlers::{self, HandlerOutcome, UnknownTypePolicy},
     ids::{EventId, TenantId},
     message::QueueMessage,
-    metrics::MetricLine,
+    metrics::{self, MetricLine, MetricSink},
     ports::{Claim, Commit, EventProcessing, EventStore, Failure, Lease, RetryQueue},
     projection::ProjectionWrite,
     provider::Provider,
@@ -84,13 +87,14 @@ impl Disposition {
         matches!(self, Self::Retry)
     }
 
+    /// The `outcome` dimension and the metric counted.
     fn label(&self) -> &'static str {
         match self {
-            Self::Processed => "processed",
-            Self::Ignored => "ignored",
-            Self::Skipped(_) => "skipped",
-            Self::DeadLettered => "dead_lettered",
-            Self::Retry => "failed",
+            Self::Processed => metrics::PROCESSED,
+            Self::Ignored => metrics::IGNORED,
+            Self::Skipped(_) => metrics::SKIPPED,
+            Self::DeadLettered => metrics::DEAD_LETTERED,
+            Self::Retry => metrics::FAILED,
         }
     }
 }
@@ -119,6 +123,8 @@ pub struct Processor<S, Q, C, J> {
     pub clock: C,
     pub jitter: J,
     pub settings: ProcessorSettings,
+    /// Where metric lines go: stdout unless replaced with [`Processor::with_metrics`].
+    pub metrics: Arc<dyn MetricSink>,
 }
 
 impl<S, Q, C, J> Processor<S, Q, C, J>
@@ -135,7 +141,14 @@ where
             clock,
             jitter,
             settings,
+            metrics: metrics::stdout(),
         }
+    }
+
+    /// Send metric lines to `sink` instead of stdout (tests read them back).
+    pub fn with_metrics(mut self, sink: Arc<dyn MetricSink>) -> Self {
+        self.metrics = sink;
+        self
     }
 
     /// Process a batch, a bounded number at a time; the ids of the messages to report failed.
@@ -156,12 +169,21 @@ where
 
     /// Process one message, log it and emit its metrics.
     pub async fn process(&self, message: &Message, owner: &str) -> Disposition {
+        let started = Instant::now();
         let Some(key) = pointer_key(&message.body) else {
             error!(message_id = %message.message_id, "queue message is not an event pointer; dead-lettering it");
-            return self.dead_letter(message).await;
+            let disposition = self.dead_letter(message).await;
+            // No key, so no provider or tenant: counted all the same, so the DLQ never grows
+            // unexplained.
+            let line = self
+                .line(None, &disposition)
+                .millis(metrics::PROCESSING_LATENCY, millis_since(started))
+                .property(metrics::MESSAGE_ID, message.message_id.as_str());
+            self.metrics.emit(&line);
+            return disposition;
         };
         let (disposition, record) = self.run(message, &key, owner).await;
-        self.observe(&key, message, &disposition, record.as_ref());
+        self.observe(&key, message, &disposition, record.as_ref(), started);
         disposition
     }
 
@@ -174,6 +196,12 @@ where
         match self.store.get(key).await {
             Ok(Some(record)) if record.status == EventStatus::Processed => {
                 return (Disposition::Skipped("already processed"), Some(record));
+            }
+            Ok(Some(record)) if record.status == EventStatus::Discarded => {
+                return (
+                    Disposition::Skipped("discarded by an operator"),
+                    Some(record),
+                );
             }
             Ok(Some(record)) if record.status == EventStatus::Dead => {
                 return (
@@ -312,6 +340,14 @@ where
         if exhausted {
             error!(tenant = %key.tenant, provider = %key.provider, event_id = %key.event_id, attempt, error,
                 "retries exhausted; event dead, the queue's redrive moves it to the DLQ");
+            // Its own line: the message's line counts it `failed` like any other attempt.
+            let line = MetricLine::new(self.clock.now())
+                .dimension(metrics::FUNCTION, metrics::PROCESSOR)
+                .dimension(metrics::PROVIDER, key.provider.as_str())
+                .count(metrics::RETRY_EXHAUSTED)
+                .property(metrics::TENANT, key.tenant.as_str())
+                .property(metrics::EVENT_ID, key.event_id.as_str());
+            self.metrics.emit(&line);
             return self.retry_after(message, Duration::ZERO).await;
         }
         let delay = self
@@ -389,24 +425,34 @@ where
         message: &Message,
         disposition: &Disposition,
         record: Option<&EventRecord>,
+        started: Instant,
     ) {
-        let now = self.clock.now();
-        let mut line = MetricLine::new(now)
-            .dimension("function", "processor")
-            .dimension("provider", key.provider.as_str())
-            .dimension("outcome", disposition.label())
-            .count(disposition.label())
-            .property("tenant", key.tenant.as_str())
-            .property("event_id", key.event_id.as_str())
-            .property("message_id", message.message_id.as_str());
+        let mut line = self
+            .line(Some(key.provider), disposition)
+            .millis(metrics::PROCESSING_LATENCY, millis_since(started))
+            .property(metrics::TENANT, key.tenant.as_str())
+            .property(metrics::EVENT_ID, key.event_id.as_str())
+            .property(metrics::MESSAGE_ID, message.message_id.as_str());
         if let (Disposition::Processed | Disposition::Ignored, Some(record)) = (disposition, record)
         {
             line = line.millis(
-                "end_to_end_latency",
-                millis_between(record.received_at, now),
+                metrics::END_TO_END_LATENCY,
+                millis_between(record.received_at, self.clock.now()),
             );
         }
-        line.emit();
+        self.metrics.emit(&line);
+    }
+
+    /// A message's line: its disposition counted under function, provider and outcome.
+    fn line(&self, provider: Option<Provider>, disposition: &Disposition) -> MetricLine {
+        MetricLine::new(self.clock.now())
+            .dimension(metrics::FUNCTION, metrics::PROCESSOR)
+            .dimension(
+                metrics::PROVIDER,
+                provider.map_or("unknown", Provider::as_str),
+            )
+            .dimension(metrics::OUTCOME, disposition.label())
+            .count(disposition.label())
     }
 }
 
@@ -420,10 +466,16 @@ fn pointer_key(body: &str) -> Option<EventKey> {
     })
 }
 
+fn millis_since(started: Instant) -> f64 {
+    started.elapsed().as_secs_f64() * 1_000.0
+}
+
 fn millis_between(from: SystemTime, to: SystemTime) -> f64 {
     to.duration_since(from)
         .map_or(0.0, |d| d.as_secs_f64() * 1_000.0)
 }
 
+#[cfg(test)]
+mod metrics_tests;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,196 @@
+//! The replay Lambda's adapter: a JSON action in (a console test event, or the schedule's
+//! reconcile), a JSON summary out. The work is the replay use cases in `shared`.
+//!
+//! Input the operator got wrong is answered as `{"error": "..."}` with nothing changed; a
+//! storage or queue outage fails the invocation, so the schedule's errors show in metrics.
+
+use std::time::Duration;
+
+use lambda_runtime::{Error, LambdaEvent};
+use serde_json::Value;
+use shared::{
+    aws::{DynamoEventStore, DynamoTenantNames, SqsDeadLetterQueue, SqsEventQueue},
+    clock::{Clock, SystemClock},
+    ports::{
+        DeadLetterQueue, EventHistory, EventQueue, EventReplay, EventStore, PendingEvents,
+        TenantNames,
+    },
+    replay::{Operations, ReplaySettings},
+    retry::RetrySchedule,
+};
+use thiserror::Error;
+use tracing::{error, info};
+
+/// The operations wired to DynamoDB and SQS, as deployed.
+pub type AwsOperations =
+    Operations<DynamoEventStore, SqsEventQueue, SqsDeadLetterQueue, DynamoTenantNames, SystemClock>;
+
+/// The function's configuration, from its environment (set by template.yaml).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub events_table: String,
+    pub tenants_table: String,
+    pub events_queue_url: String,
+    pub dead_letter_queue_url: String,
+    pub settings: ReplaySettings,
+}
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {problem}")]
+    Invalid { name: &'static str, problem: String },
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Read the settings through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let required = |name: &'static str| {
+            lookup(name)
+                .filter(|v| !v.is_empty())
+                .ok_or(ConfigError::Missing(name))
+        };
+        let number = |name: &'static str, default: u64| match lookup(name) {
+            None => Ok(default),
+            Some(v) => v.trim().parse::<u64>().map_err(|e| ConfigError::Invalid {
+                name,
+                problem: e.to_string(),
+            }),
+        };
+        let defaults = ReplaySettings::default();
+        let max_attempts = match lookup("RETRY_SCHEDULE") {
+            None => defaults.max_attempts,
+            Some(v) => v
+                .parse::<RetrySchedule>()
+                .map_err(|e| ConfigError::Invalid {
+                    name: "RETRY_SCHEDULE",
+                    problem: e.to_string(),
+                })?
+                .max_attempts(),
+        };
+        Ok(Self {
+            events_table: required("EVENTS_TABLE")?,
+            tenants_table: required("TENANTS_TABLE")?,
+            events_queue_url: required("EVENTS_QUEUE_URL")?,
+            dead_letter_queue_url: required("DEAD_LETTER_QUEUE_URL")?,
+            settings: ReplaySettings {
+                retention: Duration::from_secs(
+                    number("RETENTION_DAYS", 30)?.saturating_mul(24 * 60 * 60),
+                ),
+                stuck_after: Duration::from_secs(number(
+                    "STUCK_AFTER_SECS",
+                    defaults.stuck_after.as_secs(),
+                )?),
+                max_attempts,
+                ..defaults
+            },
+        })
+    }
+}
+
+/// Build the deployed operations: SDK clients once per cold start.
+pub fn build(sdk: &aws_config::SdkConfig, config: &Config) -> AwsOperations {
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    Operations::new(
+        DynamoEventStore::new(dynamodb.clone(), &config.events_table),
+        SqsEventQueue::new(sqs.clone(), &config.events_queue_url),
+        SqsDeadLetterQueue::new(sqs, &config.dead_letter_queue_url),
+        DynamoTenantNames::new(dynamodb, &config.tenants_table),
+        SystemClock,
+    )
+    .with_settings(config.settings.clone())
+}
+
+/// Run one action from its console event; its summary.
+pub async fn handle<S, Q, D, T, C>(
+    operations: &Operations<S, Q, D, T, C>,
+    event: LambdaEvent<Value>,
+) -> Result<Value, Error>
+where
+    S: EventStore + EventReplay + PendingEvents + EventHistory,
+    Q: EventQueue,
+    D: DeadLetterQueue,
+    T: TenantNames,
+    C: Clock,
+{
+    let action = event
+        .payload
+        .get("action")
+        .and_then(Value::as_str)
+        .unwrap_or("none")
+        .to_owned();
+    let request_id = event.context.request_id.clone();
+    match operations.run_json(event.payload).await {
+        Ok(summary) => {
+            info!(action, request_id, summary = %summary, "operator action done");
+            Ok(summary)
+        }
+        Err(e) => {
+            error!(action, request_id, error = %e, "operator action failed");
+            Err(e.into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use shared::replay::Action;
+
+    use super::*;
+
+    #[test]
+    fn every_console_event_is_a_valid_action_and_changing_ones_are_dry_runs() {
+        let events = [
+            (
+                "redrive",
+                include_str!("../../../events/replay/redrive.json"),
+            ),
+            ("replay", include_str!("../../../events/replay/replay.json")),
+            (
+                "reconcile",
+                include_str!("../../../events/replay/reconcile.json"),
+            ),
+            ("list", include_str!("../../../events/replay/list.json")),
+            ("health", include_str!("../../../events/replay/health.json")),
+            (
+                "discard",
+                include_str!("../../../events/replay/discard.json"),
+            ),
+        ];
+        for (name, text) in events {
+            let value: Value = serde_json::from_str(text).expect("json");
+            let action: Action =
+                serde_json::from_value(value.clone()).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(action.name(), name);
+            if !matches!(name, "list" | "health") {
+                assert_eq!(value["dry_run"], true, "{name} ships as a dry run");
+            }
+        }
+    }
+
+    #[test]
+    fn configuration_comes_from_the_environment() {
+        let env = |name: &str| match name {
+            "EVENTS_TABLE" => Some("events".to_owned()),
+            "TENANTS_TABLE" => Some("tenants".to_owned()),
+            "EVENTS_QUEUE_URL" => Some("https://q".to_owned()),
+            "DEAD_LETTER_QUEUE_URL" => Some("https://dlq".to_owned()),
+            "RETRY_SCHEDULE" => Some("0,1,2".to_owned()),
+            "STUCK_AFTER_SECS" => Some("60".to_owned()),
+            _ => None,
+        };
+        let config = Config::from_lookup(env).expect("config");
+        assert_eq!(config.settings.max_attempts, 3);
+        assert_eq!(config.settings.stuck_after, Duration::from_secs(60));
+        assert!(matches!(
+            Config::from_lookup(|_| None),
+            Err(ConfigError::Missing("EVENTS_TABLE"))
+        ));
+    }
+}

@@ -1,0 +1,159 @@
+//! The EMF lines the processor prints on each path, read back the way CloudWatch reads them.
+
+use std::{
+    sync::Arc,
+    time::{Duration, UNIX_EPOCH},
+};
+
+use super::*;
+use crate::{
+    clock::ManualClock,
+    memory::{MemoryEventStore, MemoryRetryQueue},
+    metrics::{CapturedMetrics, Published},
+    record::{Correlation, Verification},
+    secret::SecretSlot,
+};
+
+const NOW: u64 = 1_750_000_000;
+const INVOICE_PAID: &[u8] = include_bytes!("../../../events/payloads/stripe/invoice.paid.json");
+
+#[derive(Debug)]
+struct NoJitter;
+
+impl Jitter for NoJitter {
+    fn sample(&self) -> f64 {
+        0.5
+    }
+}
+
+type MemoryProcessor = Processor<MemoryEventStore, MemoryRetryQueue, ManualClock, NoJitter>;
+
+/// GIVEN one stored Stripe invoice.paid event, received 2 s ago, and metrics captured.
+fn processor() -> (MemoryProcessor, Arc<CapturedMetrics>, Message) {
+    let sink = CapturedMetrics::new();
+    let p = Processor::new(
+        MemoryEventStore::new(),
+        MemoryRetryQueue::new(),
+        ManualClock::at_unix(NOW),
+        NoJitter,
+        ProcessorSettings::default(),
+    )
+    .with_metrics(sink.clone());
+    let key = EventKey {
+        tenant: TenantId::parse("acme").expect("tenant"),
+        provider: Provider::Stripe,
+        event_id: EventId::parse("evt_1PayloadInvoicePaid0001").expect("id"),
+    };
+    let mut record = EventRecord::received(
+        key.clone(),
+        Some("invoice.paid".to_owned()),
+        None,
+        Correlation::default(),
+        Verification::Verified(SecretSlot::Current),
+        INVOICE_PAID.to_vec(),
+        UNIX_EPOCH + Duration::from_secs(NOW - 2),
+    );
+    record.status = EventStatus::Enqueued;
+    p.store.insert(record);
+    let message = Message {
+        message_id: "m-1".into(),
+        receipt_handle: Some("r-1".into()),
+        body: serde_json::to_string(&QueueMessage::new(&key, &Correlation::default()))
+            .expect("json"),
+        receive_count: 1,
+    };
+    (p, sink, message)
+}
+
+fn published(sink: &CapturedMetrics) -> Vec<Published> {
+    sink.lines()
+        .iter()
+        .map(|l| Published::parse(l).expect("valid EMF"))
+        .collect()
+}
+
+/// Every message's line: dimensions with a function roll-up, ids as properties, a latency.
+fn assert_message_line(line: &Published, outcome: &str) {
+    assert_eq!(line.namespace, "Webhooks");
+    assert_eq!(
+        line.dimension_sets,
+        [vec!["function", "provider", "outcome"], vec!["function"]]
+    );
+    assert_eq!(line.field("function"), Some("processor"));
+    assert_eq!(line.field("provider"), Some("stripe"));
+    assert_eq!(line.field("outcome"), Some(outcome));
+    assert_eq!(line.field("tenant"), Some("acme"));
+    assert_eq!(line.field("event_id"), Some("evt_1PayloadInvoicePaid0001"));
+    assert_eq!(line.field("message_id"), Some("m-1"));
+    assert_eq!(line.metric(outcome), Some(("Count", 1.0)));
+    assert!(matches!(line.metric("processing_latency"), Some(("Milliseconds", ms)) if ms >= 0.0));
+}
+
+#[tokio::test]
+async fn a_processed_event_counts_processed_with_both_latencies() {
+    let (p, sink, message) = processor();
+
+    assert_eq!(p.process(&message, "worker").await, Disposition::Processed);
+
+    let lines = published(&sink);
+    assert_eq!(lines.len(), 1);
+    assert_message_line(&lines[0], "processed");
+    assert_eq!(
+        lines[0].names(),
+        ["processed", "processing_latency", "end_to_end_latency"]
+    );
+    assert_eq!(
+        lines[0].metric("end_to_end_latency"),
+        Some(("Milliseconds", 2_000.0))
+    );
+}
+
+#[tokio::test]
+async fn a_failed_attempt_counts_failed_without_end_to_end_latency() {
+    let (p, sink, message) = processor();
+    p.store.set_commits_failing(true);
+
+    assert_eq!(p.process(&message, "worker").await, Disposition::Retry);
+
+    let lines = published(&sink);
+    assert_eq!(lines.len(), 1);
+    assert_message_line(&lines[0], "failed");
+    assert_eq!(lines[0].names(), ["failed", "processing_latency"]);
+}
+
+#[tokio::test]
+async fn the_last_failed_attempt_also_counts_retry_exhausted() {
+    let (p, sink, mut message) = processor();
+    p.store.set_commits_failing(true);
+    message.receive_count = 6;
+
+    assert_eq!(p.process(&message, "worker").await, Disposition::Retry);
+
+    let lines = published(&sink);
+    assert_eq!(lines.len(), 2);
+    let exhausted = &lines[0];
+    assert_eq!(exhausted.names(), ["retry_exhausted"]);
+    assert_eq!(exhausted.metric("retry_exhausted"), Some(("Count", 1.0)));
+    assert_eq!(
+        exhausted.dimension_sets,
+        [vec!["function", "provider"], vec!["function"]]
+    );
+    assert_eq!(exhausted.field("tenant"), Some("acme"));
+    assert_message_line(&lines[1], "failed");
+}
+
+#[tokio::test]
+async fn a_message_that_is_not_a_pointer_is_still_counted() {
+    let (p, sink, mut message) = processor();
+    message.body = "not a pointer".into();
+
+    assert_eq!(
+        p.process(&message, "worker").await,
+        Disposition::DeadLettered
+    );
+
+    let line = &published(&sink)[0];
+    assert_eq!(line.field("provider"), Some("unknown"));
+    assert_eq!(line.field("outcome"), Some("dead_lettered"));
+    assert_eq!(line.names(), ["dead_lettered", "processing_latency"]);
+}

@@ -1,0 +1,461 @@
+//! template.yaml against the code, with no emulator: the settings each function reads, the
+//! resources they name, the key schema the adapters write, the queues' redrive and timing, the
+//! IAM statements and the metric names the alarms watch. A rename on one side fails here, not
+//! in a deployment.
+
+use std::{
+    cell::RefCell,
+    collections::{BTreeMap, BTreeSet},
+};
+
+use local_stack::{
+    provision::{DEAD_LETTER_QUEUE, EVENTS_QUEUE, EVENTS_TABLE, PROJECTIONS_TABLE, TENANTS_TABLE},
+    template::Template,
+};
+use serde_norway::Value;
+use shared::{
+    aws::{STATUS_INDEX, SUMMARY_ATTRIBUTES},
+    metrics,
+    projection::RESERVED_ATTRIBUTES,
+};
+
+const TEMPLATE: &str = include_str!("../../template.yaml");
+
+/// The adapters' sources: their item builders are crate-private, so the attribute names they
+/// write are read from the code itself. (The pipeline tests write real items through them.)
+const EVENTS_ADAPTER: &str = include_str!("../../shared/src/aws/events.rs");
+const TENANTS_ADAPTER: &str = include_str!("../../shared/src/aws/tenants.rs");
+const PROCESSING_ADAPTER: &str = include_str!("../../shared/src/aws/processing.rs");
+
+/// Which resource each resource-naming variable must point at, in every function.
+const RESOURCE_VARIABLES: [(&str, &str); 5] = [
+    ("EVENTS_TABLE", EVENTS_TABLE),
+    ("TENANTS_TABLE", TENANTS_TABLE),
+    ("PROJECTIONS_TABLE", PROJECTIONS_TABLE),
+    ("EVENTS_QUEUE_URL", EVENTS_QUEUE),
+    ("DEAD_LETTER_QUEUE_URL", DEAD_LETTER_QUEUE),
+];
+
+fn parsed() -> Template {
+    Template::parse(TEMPLATE).expect("template.yaml parses")
+}
+
+fn doc() -> Value {
+    serde_norway::from_str(TEMPLATE).expect("template.yaml is YAML")
+}
+
+fn resource<'a>(doc: &'a Value, id: &str) -> &'a Value {
+    doc.get("Resources")
+        .and_then(|r| r.get(id))
+        .unwrap_or_else(|| panic!("template.yaml has no {id}"))
+}
+
+/// The target of `!Ref X`.
+fn ref_target(value: &Value) -> Option<&str> {
+    match value {
+        Value::Tagged(tagged) if tagged.tag == "Ref" => tagged.value.as_str(),
+        _ => None,
+    }
+}
+
+fn scalar(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// A function's environment as it would be deployed with the parameters' defaults; a
+/// reference to a resource stands for that resource's name or URL.
+fn environment(doc: &Value, function: &str) -> BTreeMap<String, String> {
+    let variables = resource(doc, function)
+        .get("Properties")
+        .and_then(|p| p.get("Environment"))
+        .and_then(|e| e.get("Variables"))
+        .and_then(Value::as_mapping)
+        .unwrap_or_else(|| panic!("{function} has no environment"));
+    variables
+        .iter()
+        .map(|(name, value)| {
+            let name = name.as_str().expect("variable name").to_owned();
+            let value = match ref_target(value) {
+                Some(target) => match doc.get("Parameters").and_then(|p| p.get(target)) {
+                    Some(parameter) => parameter
+                        .get("Default")
+                        .and_then(scalar)
+                        .unwrap_or_else(|| panic!("{name}: parameter {target} has no Default")),
+                    None => format!("resource:{target}"),
+                },
+                None => scalar(value).unwrap_or_else(|| panic!("{name}: unreadable value")),
+            };
+            (name, value)
+        })
+        .collect()
+}
+
+/// Load a function's configuration from the template's values, recording every variable the
+/// code asks for.
+fn load<T, E: std::fmt::Display>(
+    environment: &BTreeMap<String, String>,
+    from_lookup: impl FnOnce(&dyn Fn(&str) -> Option<String>) -> Result<T, E>,
+) -> (T, BTreeSet<String>) {
+    let asked = RefCell::new(BTreeSet::new());
+    let lookup = |name: &str| {
+        asked.borrow_mut().insert(name.to_owned());
+        environment.get(name).cloned()
+    };
+    let config = from_lookup(&lookup)
+        .unwrap_or_else(|e| panic!("the template's environment does not load: {e}"));
+    (config, asked.into_inner())
+}
+
+fn keys(set: &BTreeMap<String, String>) -> BTreeSet<String> {
+    set.keys().cloned().collect()
+}
+
+fn number(value: &Value, what: &str) -> u64 {
+    value
+        .as_u64()
+        .unwrap_or_else(|| panic!("{what} is not a literal whole number"))
+}
+
+fn timeout(doc: &Value, function: &str) -> u64 {
+    number(
+        &resource(doc, function)["Properties"]["Timeout"],
+        &format!("{function} Timeout"),
+    )
+}
+
+#[test]
+fn the_ingress_reads_exactly_the_settings_the_template_gives_it() {
+    let doc = doc();
+    let env = environment(&doc, "IngressFunction");
+
+    let (config, asked) = load(&env, |lookup| ingress::Config::from_lookup(lookup));
+
+    assert_eq!(
+        asked,
+        keys(&env),
+        "variables read by the code vs set by the template"
+    );
+    assert_eq!(config.events_table, format!("resource:{EVENTS_TABLE}"));
+    assert_eq!(config.tenants_table, format!("resource:{TENANTS_TABLE}"));
+    assert_eq!(config.events_queue_url, format!("resource:{EVENTS_QUEUE}"));
+}
+
+#[test]
+fn the_processor_reads_exactly_the_settings_the_template_gives_it() {
+    let doc = doc();
+    let env = environment(&doc, "ProcessorFunction");
+
+    let (config, asked) = load(&env, |lookup| processor::Config::from_lookup(lookup));
+
+    assert_eq!(
+        asked,
+        keys(&env),
+        "variables read by the code vs set by the template"
+    );
+    assert_eq!(
+        config.projections_table,
+        format!("resource:{PROJECTIONS_TABLE}")
+    );
+    assert_eq!(
+        config.dead_letter_queue_url,
+        format!("resource:{DEAD_LETTER_QUEUE}")
+    );
+
+    // The retry schedule and the queue's redrive describe the same attempts.
+    let queue = parsed().queue(EVENTS_QUEUE).cloned().expect("events queue");
+    let redrive = queue.redrive.expect("the events queue redrives");
+    assert_eq!(redrive.dead_letter_queue, DEAD_LETTER_QUEUE);
+    assert_eq!(
+        u64::from(config.settings.schedule.max_attempts()),
+        redrive.max_receive_count,
+        "RETRY_SCHEDULE has one entry per receive before the DLQ"
+    );
+    // A live processor never loses its lease, and a message stays hidden through six tries
+    // of a slow invocation (AWS's guidance for SQS event sources).
+    let processor_timeout = timeout(&doc, "ProcessorFunction");
+    assert!(config.settings.lease.as_secs() > processor_timeout);
+    assert!(queue.visibility_timeout.expect("visibility timeout") >= 6 * processor_timeout);
+    let dlq = parsed().queue(DEAD_LETTER_QUEUE).cloned().expect("dlq");
+    assert_eq!(dlq.retention_secs, Some(14 * 24 * 60 * 60));
+}
+
+#[test]
+fn replay_reads_exactly_the_settings_the_template_gives_it() {
+    let doc = doc();
+    let env = environment(&doc, "ReplayFunction");
+
+    let (config, asked) = load(&env, |lookup| replay::Config::from_lookup(lookup));
+
+    assert_eq!(
+        asked,
+        keys(&env),
+        "variables read by the code vs set by the template"
+    );
+    assert_eq!(config.tenants_table, format!("resource:{TENANTS_TABLE}"));
+    assert_eq!(
+        config.dead_letter_queue_url,
+        format!("resource:{DEAD_LETTER_QUEUE}")
+    );
+    // Reconcile must not take an event from a processor that still holds its lease.
+    let processor = environment(&doc, "ProcessorFunction");
+    let lease: u64 = processor["LEASE_SECS"].parse().expect("lease");
+    assert!(config.settings.stuck_after.as_secs() > lease);
+
+    // The schedule's input is an action the function accepts (unknown fields are refused).
+    let input = resource(&doc, "ReplayFunction")["Properties"]["Events"]["Reconcile"]["Properties"]
+        ["Input"]
+        .as_str()
+        .expect("the reconcile schedule's input");
+    let action: shared::replay::Action =
+        serde_json::from_str(input).expect("the schedule's input is a replay action");
+    assert_eq!(action.name(), "reconcile");
+}
+
+#[test]
+fn every_function_names_the_right_resources() {
+    let doc = doc();
+    let template = parsed();
+    assert!(!template.function_environments.is_empty());
+    for (function, _) in &template.function_environments {
+        let variables = resource(&doc, function)["Properties"]["Environment"]["Variables"]
+            .as_mapping()
+            .cloned()
+            .unwrap_or_default();
+        for (variable, expected) in RESOURCE_VARIABLES {
+            if let Some(value) = variables.get(variable) {
+                assert_eq!(
+                    ref_target(value),
+                    Some(expected),
+                    "{function}: {variable} must be !Ref {expected}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_key_schema_is_the_one_the_adapters_write() {
+    let template = parsed();
+    let pairs = |list: &[(String, String)]| -> Vec<String> {
+        list.iter().map(|(n, k)| format!("{n}:{k}")).collect()
+    };
+
+    let events = template.table(EVENTS_TABLE).expect("events table");
+    assert_eq!(pairs(&events.key_schema), ["pk:HASH"]);
+    assert_eq!(events.ttl_attribute.as_deref(), Some("expires_at"));
+    let status = events
+        .indexes
+        .iter()
+        .find(|i| i.name == STATUS_INDEX)
+        .expect("the status index the listings query");
+    assert_eq!(
+        pairs(&status.key_schema),
+        ["tenant_status:HASH", "status_at:RANGE"]
+    );
+    // A listing reads these from the index; one not projected would come back missing.
+    for attribute in SUMMARY_ATTRIBUTES {
+        let is_key = ["pk", "tenant_status", "status_at"].contains(&attribute);
+        assert!(
+            is_key || status.non_key_attributes.iter().any(|a| a == attribute),
+            "{attribute} is not projected into {}",
+            status.name
+        );
+    }
+    for index in &events.indexes {
+        assert!(
+            !index.non_key_attributes.iter().any(|a| a == "payload"),
+            "payloads stay out of {}",
+            index.name
+        );
+        for (attribute, _) in &index.key_schema {
+            assert!(
+                EVENTS_ADAPTER.contains(&format!("\"{attribute}\"")),
+                "the events adapter never writes {attribute}, the key of {}",
+                index.name
+            );
+        }
+    }
+    for attribute in ["pk", "tenant_status", "status_at", "expires_at"] {
+        assert!(
+            EVENTS_ADAPTER.contains(&format!("\"{attribute}\"")),
+            "{attribute}"
+        );
+    }
+
+    let tenants = template.table(TENANTS_TABLE).expect("tenants table");
+    assert_eq!(
+        pairs(&tenants.key_schema),
+        ["tenant:HASH", "provider:RANGE"]
+    );
+    for attribute in ["tenant", "provider"] {
+        assert!(
+            TENANTS_ADAPTER.contains(&format!("\"{attribute}\"")),
+            "{attribute}"
+        );
+    }
+
+    let projections = template
+        .table(PROJECTIONS_TABLE)
+        .expect("projections table");
+    assert_eq!(pairs(&projections.key_schema), ["pk:HASH", "sk:RANGE"]);
+    assert_eq!(&RESERVED_ATTRIBUTES[..2], ["pk", "sk"]);
+    assert!(PROCESSING_ADAPTER.contains("(\"sk\".to_owned()"));
+
+    // Every key attribute is declared, and only key attributes are (CloudFormation refuses
+    // the others).
+    for table in &template.tables {
+        let declared: BTreeSet<&str> = table.attributes.iter().map(|(n, _)| n.as_str()).collect();
+        let used: BTreeSet<&str> = table
+            .key_schema
+            .iter()
+            .chain(table.indexes.iter().flat_map(|i| &i.key_schema))
+            .map(|(n, _)| n.as_str())
+            .collect();
+        assert_eq!(declared, used, "{}", table.logical_id);
+    }
+}
+
+/// Every IAM statement of every function.
+fn statements(doc: &Value) -> Vec<(String, Value)> {
+    let mut found = Vec::new();
+    for (id, resource) in doc["Resources"].as_mapping().expect("resources") {
+        let id = id.as_str().unwrap_or_default().to_owned();
+        for policy in resource["Properties"]["Policies"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+        {
+            for statement in policy["Statement"].as_sequence().into_iter().flatten() {
+                found.push((id.clone(), statement.clone()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn every_policy_names_its_actions_and_resources() {
+    let statements = statements(&doc());
+    assert!(
+        statements.len() >= 9,
+        "the functions' policies were not found"
+    );
+    for (function, statement) in statements {
+        let sid = statement["Sid"]
+            .as_str()
+            .unwrap_or("a statement")
+            .to_owned();
+        let as_list = |value: &Value| match value {
+            Value::Sequence(items) => items.clone(),
+            other => vec![other.clone()],
+        };
+        for action in as_list(&statement["Action"]) {
+            let action = action.as_str().unwrap_or_default();
+            assert!(
+                !action.is_empty() && !action.contains('*'),
+                "{function} {sid}: action {action:?}"
+            );
+        }
+        for target in as_list(&statement["Resource"]) {
+            let wildcard = target.as_str().is_some_and(|s| s.contains('*'));
+            assert!(
+                !target.is_null() && !wildcard,
+                "{function} {sid}: resource {target:?}"
+            );
+        }
+    }
+}
+
+/// Every metric the code emits, by name.
+const EMITTED: [&str; 19] = [
+    metrics::RECEIVED,
+    metrics::DUPLICATE,
+    metrics::SIGNATURE_FAILURE,
+    metrics::UNSIGNED_ACCEPTED,
+    metrics::ENQUEUE_FAILURE,
+    metrics::CONFLICT,
+    metrics::UNAVAILABLE,
+    metrics::REJECTED,
+    metrics::ACK_LATENCY,
+    metrics::PROCESSED,
+    metrics::IGNORED,
+    metrics::SKIPPED,
+    metrics::DEAD_LETTERED,
+    metrics::FAILED,
+    metrics::RETRY_EXHAUSTED,
+    metrics::PROCESSING_LATENCY,
+    metrics::END_TO_END_LATENCY,
+    metrics::REPLAYED,
+    metrics::DLQ_REDRIVEN,
+];
+
+#[test]
+fn alarms_and_dashboard_watch_metrics_the_code_emits() {
+    let doc = doc();
+    let functions = [metrics::INGRESS, metrics::PROCESSOR, metrics::REPLAY];
+    let mut watched = BTreeSet::new();
+    for (id, resource) in doc["Resources"].as_mapping().expect("resources") {
+        if resource["Type"].as_str() != Some("AWS::CloudWatch::Alarm") {
+            continue;
+        }
+        let props = &resource["Properties"];
+        let mut metric_defs = vec![props.clone()];
+        for query in props["Metrics"].as_sequence().into_iter().flatten() {
+            metric_defs.push(query["MetricStat"]["Metric"].clone());
+        }
+        for metric in metric_defs {
+            if metric["Namespace"].as_str() != Some(metrics::NAMESPACE) {
+                continue;
+            }
+            let name = metric["MetricName"].as_str().unwrap_or_default();
+            assert!(
+                EMITTED.contains(&name),
+                "{id:?} watches unknown metric {name}"
+            );
+            let dimensions = metric["Dimensions"]
+                .as_sequence()
+                .cloned()
+                .unwrap_or_default();
+            assert_eq!(
+                dimensions.len(),
+                1,
+                "{id:?}: alarms read the function roll-up"
+            );
+            assert_eq!(dimensions[0]["Name"].as_str(), Some(metrics::FUNCTION));
+            let function = dimensions[0]["Value"].as_str().unwrap_or_default();
+            assert!(functions.contains(&function), "{id:?}: function {function}");
+            watched.insert(name.to_owned());
+        }
+    }
+    for name in [
+        metrics::SIGNATURE_FAILURE,
+        metrics::ACK_LATENCY,
+        metrics::ENQUEUE_FAILURE,
+        metrics::RETRY_EXHAUSTED,
+    ] {
+        assert!(watched.contains(name), "no alarm watches {name}");
+    }
+
+    // The dashboard body is a JSON string: every `"Webhooks", "<name>"` names a known metric.
+    let body = TEMPLATE
+        .split("DashboardBody:")
+        .nth(1)
+        .expect("a dashboard");
+    let shown: Vec<&str> = body
+        .split("[\"Webhooks\", \"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    assert!(shown.len() >= 5, "dashboard metrics not found");
+    for name in shown {
+        assert!(
+            EMITTED.contains(&name),
+            "the dashboard shows unknown metric {name}"
+        );
+    }
+}
