@@ -4,7 +4,7 @@ use serde_json::json;
 use shared::{
     aws::{DynamoEventStore, SqsEventQueue},
     clock::ManualClock,
-    ids::{EventId, TenantId},
+    ids::TenantId,
     ingress::{Ingress, IngressSettings},
     ports::EventStore,
     provider::Provider,
@@ -15,24 +15,7 @@ use shared::{
 
 use crate::support::*;
 
-const SECRET: &str = "whsec_it_stripe";
 const BODY: &[u8] = br#"{"id":"evt_it_1","object":"event","type":"invoice.paid","created":1699999990,"data":{"object":{"customer":"cus_1"}}}"#;
-
-fn stripe() -> ProviderConfig {
-    ProviderConfig::new(
-        TenantId::parse("acme").expect("tenant"),
-        Provider::Stripe,
-        Secret::new(SECRET),
-    )
-}
-
-fn key(id: &str) -> EventKey {
-    EventKey {
-        tenant: TenantId::parse("acme").expect("tenant"),
-        provider: Provider::Stripe,
-        event_id: EventId::parse(id).expect("id"),
-    }
-}
 
 async fn stack_with_stripe() -> Stack {
     let stack = Stack::new().await;

@@ -6,50 +6,14 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use local_stack::event_source::{EventSourceMapping, Poll};
 use shared::{
-    ids::{EventId, TenantId},
     message::QueueMessage,
     ports::EventStore,
     processor::Disposition,
-    provider::Provider,
-    record::{Correlation, EventKey, EventStatus},
+    record::{Correlation, EventStatus},
     retry::RetrySchedule,
-    secret::Secret,
-    tenant::ProviderConfig,
 };
 
 use crate::support::*;
-
-const SECRET: &str = "whsec_pipeline";
-const INVOICE_PAID: &str = include_str!("../../events/payloads/stripe/invoice.paid.json");
-
-fn stripe() -> ProviderConfig {
-    ProviderConfig::new(
-        TenantId::parse("acme").expect("tenant"),
-        Provider::Stripe,
-        Secret::new(SECRET),
-    )
-}
-
-fn key(id: &str) -> EventKey {
-    EventKey {
-        tenant: TenantId::parse("acme").expect("tenant"),
-        provider: Provider::Stripe,
-        event_id: EventId::parse(id).expect("id"),
-    }
-}
-
-/// A Stripe invoice.paid for `id`, as the provider would send it, about its own invoice and
-/// customer. (Distinct entities also keep concurrent transactions off the same projection
-/// items: the emulator rolls a cancelled transaction back by restoring a table snapshot, which
-/// can erase a concurrent commit; DynamoDB does not.)
-fn invoice(id: &str) -> Vec<u8> {
-    INVOICE_PAID
-        .replace("evt_1PayloadInvoicePaid0001", id)
-        .replace("in_1PayloadInvoice0001", &format!("in_{id}"))
-        .replace("cus_PayloadCustomer1", &format!("cus_{id}"))
-        .replace("sub_1PayloadSubscr0001", &format!("sub_{id}"))
-        .into_bytes()
-}
 
 async fn deliver(stack: &Stack, id: &str) {
     let body = invoice(id);

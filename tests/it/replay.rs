@@ -5,126 +5,23 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use local_stack::{
-    event_source::{EventSourceMapping, Poll},
-    template::{IndexDef, Template},
-};
+use local_stack::event_source::{EventSourceMapping, Poll};
 use serde_json::{Value, json};
 use shared::{
-    aws::{DynamoEventStore, DynamoTenantNames, PENDING_INDEX, SqsDeadLetterQueue, SqsEventQueue},
+    aws::{DynamoEventStore, DynamoTenantNames, SqsDeadLetterQueue, SqsEventQueue},
     clock::ManualClock,
-    ids::{EventId, TenantId},
     ingress::{Ingress, IngressSettings},
     ports::EventStore,
-    provider::Provider,
-    record::{Correlation, EventKey, EventRecord, EventStatus, Verification},
+    record::{Correlation, EventRecord, EventStatus, Verification},
     replay::{Operations, ReplaySettings},
     retry::RetrySchedule,
-    secret::{Secret, SecretSlot},
-    tenant::ProviderConfig,
+    secret::SecretSlot,
 };
 
 use crate::support::*;
 
-const SECRET: &str = "whsec_replay";
-const INVOICE_PAID: &str = include_str!("../../events/payloads/stripe/invoice.paid.json");
-
 type AwsOperations =
     Operations<DynamoEventStore, SqsEventQueue, SqsDeadLetterQueue, DynamoTenantNames, ManualClock>;
-
-/// A stack provisioned from template.yaml, with the pending index added if the template does
-/// not declare it yet (so these tests run before and after the template carries it).
-async fn replay_stack() -> Stack {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let endpoint = endpoint();
-    let (dynamodb, sqs) = local_stack::aws::clients(&endpoint).await;
-    let mut template = Template::load(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"))
-        .expect("template.yaml parses");
-    if let Some(events) = template
-        .tables
-        .iter_mut()
-        .find(|t| t.logical_id == "EventsTable")
-    {
-        if !events.indexes.iter().any(|i| i.name == PENDING_INDEX) {
-            events
-                .attributes
-                .push(("pending_status".into(), "S".into()));
-            events.indexes.push(IndexDef {
-                name: PENDING_INDEX.into(),
-                key_schema: vec![
-                    ("pending_status".into(), "HASH".into()),
-                    ("status_at".into(), "RANGE".into()),
-                ],
-                projection_type: "INCLUDE".into(),
-                non_key_attributes: [
-                    "tenant",
-                    "provider",
-                    "event_id",
-                    "status",
-                    "attempts",
-                    "lease_until",
-                ]
-                .map(str::to_owned)
-                .to_vec(),
-            });
-        }
-        for extra in ["duplicates", "replay_count"] {
-            if let Some(index) = events
-                .indexes
-                .iter_mut()
-                .find(|i| i.name == "by_tenant_status")
-            {
-                if !index.non_key_attributes.iter().any(|a| a == extra) {
-                    index.non_key_attributes.push(extra.into());
-                }
-            }
-        }
-    }
-    let prefix = format!(
-        "rp{}x{}-",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0)
-            % 100_000_000,
-        COUNTER.fetch_add(1, Ordering::SeqCst)
-    );
-    let resources = local_stack::provision::provision(&template, &dynamodb, &sqs, &prefix)
-        .await
-        .unwrap_or_else(|e| panic!("cannot provision on the AWS emulator at {endpoint}: {e}"));
-    Stack {
-        dynamodb,
-        sqs,
-        resources,
-    }
-}
-
-fn stripe() -> ProviderConfig {
-    ProviderConfig::new(
-        TenantId::parse("acme").expect("tenant"),
-        Provider::Stripe,
-        Secret::new(SECRET),
-    )
-}
-
-fn key(id: &str) -> EventKey {
-    EventKey {
-        tenant: TenantId::parse("acme").expect("tenant"),
-        provider: Provider::Stripe,
-        event_id: EventId::parse(id).expect("id"),
-    }
-}
-
-/// A Stripe invoice.paid for `id`, about its own invoice and customer.
-fn invoice(id: &str) -> Vec<u8> {
-    INVOICE_PAID
-        .replace("evt_1PayloadInvoicePaid0001", id)
-        .replace("in_1PayloadInvoice0001", &format!("in_{id}"))
-        .replace("cus_PayloadCustomer1", &format!("cus_{id}"))
-        .replace("sub_1PayloadSubscr0001", &format!("sub_{id}"))
-        .into_bytes()
-}
 
 fn signed(id: &str, request_id: &str) -> lambda_http::Request {
     let body = invoice(id);
@@ -223,7 +120,7 @@ fn strings(summary: &Value, field: &str) -> Vec<String> {
 async fn gameday_replay_exercise_from_the_dlq() {
     // GIVEN a delivery whose processing fails every time (its projections table is missing,
     // as in a downstream outage) until it is dead and SQS has moved it to the DLQ.
-    let stack = replay_stack().await;
+    let stack = Stack::new().await;
     stack.add_tenant(&stripe()).await;
     let (status, _) = call(&stack.ingress(), signed("evt_gameday", "req-gameday-1")).await;
     assert_eq!(status, 200);
@@ -341,7 +238,7 @@ async fn gameday_replay_exercise_from_the_dlq() {
 
 #[tokio::test]
 async fn a_dlq_message_of_a_processed_event_is_removed_not_re_run() {
-    let stack = replay_stack().await;
+    let stack = Stack::new().await;
     stack.add_tenant(&stripe()).await;
     assert_eq!(
         call(&stack.ingress(), signed("evt_done", "req-done"))
@@ -383,7 +280,7 @@ async fn a_dlq_message_of_a_processed_event_is_removed_not_re_run() {
 async fn reconcile_recovers_an_event_stuck_by_a_queue_outage() {
     // GIVEN an SQS outage during a delivery: stored `received`, 503 to the provider, which
     // (in this exercise) never retries.
-    let stack = replay_stack().await;
+    let stack = Stack::new().await;
     stack.add_tenant(&stripe()).await;
     let (_, dead_sqs) = unreachable_clients().await;
     let during_outage = Ingress::new(
@@ -475,7 +372,7 @@ async fn seed(stack: &Stack, id: &str, status: EventStatus, secs_after_now: u64)
 
 #[tokio::test]
 async fn health_turns_degraded_then_critical_under_seeded_failures() {
-    let stack = replay_stack().await;
+    let stack = Stack::new().await;
     stack.add_tenant(&stripe()).await;
     for i in 0..20 {
         seed(&stack, &format!("evt_ok_{i}"), EventStatus::Processed, i).await;
@@ -510,7 +407,7 @@ async fn health_turns_degraded_then_critical_under_seeded_failures() {
 
 #[tokio::test]
 async fn dead_events_are_listed_page_by_page_and_discarded_for_audit() {
-    let stack = replay_stack().await;
+    let stack = Stack::new().await;
     for i in 0..3 {
         seed(&stack, &format!("evt_dead_{i}"), EventStatus::Dead, i * 10).await;
     }
@@ -568,7 +465,7 @@ async fn dead_events_are_listed_page_by_page_and_discarded_for_audit() {
 
 #[tokio::test]
 async fn reconcile_takes_over_abandoned_processing_and_leaves_live_and_spent_leases() {
-    let stack = replay_stack().await;
+    let stack = Stack::new().await;
     let at = |s: u64| shared::clock::from_unix_millis(i64::try_from(s * 1_000).unwrap_or(0));
     let claimed = |id: &str, lease_ends: u64, attempts: u32| {
         let mut r = EventRecord::received(
@@ -623,7 +520,7 @@ async fn reconcile_takes_over_abandoned_processing_and_leaves_live_and_spent_lea
 
 #[tokio::test]
 async fn a_dlq_message_that_is_no_pointer_stays_in_the_dlq() {
-    let stack = replay_stack().await;
+    let stack = Stack::new().await;
     stack
         .sqs
         .send_message()

@@ -201,3 +201,39 @@ where
     };
     (response.status().as_u16(), body)
 }
+
+/// The Stripe secret of the `acme` tenant in the pipeline and replay tests.
+pub const SECRET: &str = "whsec_it_pipeline";
+
+const INVOICE_PAID: &str = include_str!("../../events/payloads/stripe/invoice.paid.json");
+
+/// Tenant `acme`'s Stripe configuration.
+pub fn stripe() -> ProviderConfig {
+    ProviderConfig::new(
+        shared::ids::TenantId::parse("acme").expect("tenant"),
+        shared::provider::Provider::Stripe,
+        Secret::new(SECRET),
+    )
+}
+
+/// The key of `acme`'s Stripe event `id`.
+pub fn key(id: &str) -> shared::record::EventKey {
+    shared::record::EventKey {
+        tenant: shared::ids::TenantId::parse("acme").expect("tenant"),
+        provider: shared::provider::Provider::Stripe,
+        event_id: shared::ids::EventId::parse(id).expect("id"),
+    }
+}
+
+/// A Stripe invoice.paid for `id`, as the provider would send it, about its own invoice and
+/// customer. (Distinct entities also keep concurrent transactions off the same projection
+/// items: the emulator rolls a cancelled transaction back by restoring a table snapshot, which
+/// can erase a concurrent commit; DynamoDB does not.)
+pub fn invoice(id: &str) -> Vec<u8> {
+    INVOICE_PAID
+        .replace("evt_1PayloadInvoicePaid0001", id)
+        .replace("in_1PayloadInvoice0001", &format!("in_{id}"))
+        .replace("cus_PayloadCustomer1", &format!("cus_{id}"))
+        .replace("sub_1PayloadSubscr0001", &format!("sub_{id}"))
+        .into_bytes()
+}
