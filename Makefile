@@ -130,7 +130,7 @@ test: lint ## Everything CI checks: format, lints, unit, property and integratio
 .PHONY: lint
 lint: $(LINT_STAMP) ## cargo fmt --check, clippy -D warnings, cfn-lint and checkov on template.yaml
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 	$(LINT_VENV)/bin/cfn-lint template.yaml
 	@# --skip-download: no calls home; skips are justified in the template's Metadata.
 	$(LINT_VENV)/bin/checkov -f template.yaml --framework cloudformation --quiet --compact --skip-download
@@ -172,7 +172,7 @@ deploy: $(BUILD_STAMP) $(DEPLOY_STAMP) ## sam build + sam deploy with samconfig.
 
 .PHONY: bench
 bench: ## Criterion benchmarks (figures in target/criterion)
-	$(CARGO) bench -p shared
+	$(CARGO) bench -p shared --features test-util
 
 .PHONY: fmt
 fmt: ## Format the code

@@ -9,8 +9,9 @@ use shared::{
         SqsEventQueue, sdk_config,
     },
     clock::SystemClock,
+    env::Env,
+    operations::{Operations, ReplaySettings},
     ports::TenantDirectory,
-    replay::Operations,
 };
 
 use crate::{
@@ -56,6 +57,10 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         }
         Command::Replay(args) => {
             let action = replay::read_action(&args.action)?;
+            // The deployed function's settings (RETRY_SCHEDULE, RETENTION_DAYS, ...), read the
+            // same way, so a replay from a shell acts as the console's would.
+            let settings = ReplaySettings::from_env(&Env::process())
+                .map_err(|e| CliError::Replay(e.to_string()))?;
             let setting = |value: Option<String>, what, flag, env| {
                 non_empty(value).ok_or(CliError::MissingSetting { what, flag, env })
             };
@@ -92,7 +97,8 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                 SqsDeadLetterQueue::new(sqs, dlq_url),
                 DynamoTenantNames::new(dynamodb, tenants_table),
                 SystemClock,
-            );
+            )
+            .with_settings(settings);
             replay::run(&operations, action, out).await
         }
     }

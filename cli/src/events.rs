@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use shared::{
-    ports::{EventListing, EventStore, EventSummary},
+    ports::{EventHistory, EventStore, EventSummary},
     record::{EventKey, EventRecord, payload_hash},
 };
 
@@ -17,7 +17,7 @@ use crate::{
 /// Run one `events` subcommand against a store that can both list and read.
 pub async fn run<S>(store: &S, command: EventsCommand, out: &mut dyn Write) -> Result<(), CliError>
 where
-    S: EventStore + EventListing,
+    S: EventStore + EventHistory,
 {
     match command {
         EventsCommand::List(args) => list(store, args, out).await,
@@ -26,7 +26,7 @@ where
 }
 
 pub async fn list(
-    listing: &dyn EventListing,
+    listing: &dyn EventHistory,
     args: EventsListArgs,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
@@ -35,7 +35,10 @@ pub async fn list(
         status,
         limit,
     } = args;
-    let events = listing.list_by_status(&tenant, status, limit).await?;
+    let events = listing
+        .page_by_status(&tenant, status, limit, None)
+        .await?
+        .events;
     if events.is_empty() {
         writeln!(out, "No {status} events for tenant {tenant}.")?;
         return Ok(());

@@ -1,16 +1,14 @@
 //! `hookctl replay`: the replay function's actions, run from an operator's machine through the
-//! same use cases (`shared::replay`), so the console and the command line answer alike.
+//! same use cases (`shared::operations`) and the same settings (`ReplaySettings::from_env`), so
+//! the console and the command line answer alike.
 
 use std::{io::Write, path::PathBuf};
 
 use serde_json::Value;
 use shared::{
     clock::Clock,
-    ports::{
-        DeadLetterQueue, EventHistory, EventQueue, EventReplay, EventStore, PendingEvents,
-        TenantNames,
-    },
-    replay::Operations,
+    operations::Operations,
+    ports::{DeadLetterQueue, EventQueue, OperationsStore, TenantNames},
 };
 
 use crate::error::CliError;
@@ -36,7 +34,7 @@ pub async fn run<S, Q, D, T, C>(
     out: &mut dyn Write,
 ) -> Result<(), CliError>
 where
-    S: EventStore + EventReplay + PendingEvents + EventHistory,
+    S: OperationsStore,
     Q: EventQueue,
     D: DeadLetterQueue,
     T: TenantNames,

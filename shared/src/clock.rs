@@ -1,10 +1,7 @@
 //! Injected time. Verification windows, leases, backoff and retention all read a [`Clock`], so
 //! tests move time by hand instead of sleeping.
 
-use std::{
-    sync::Mutex,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A source of the current time.
 pub trait Clock: Send + Sync + std::fmt::Debug {
@@ -22,13 +19,17 @@ impl Clock for SystemClock {
 }
 
 /// A clock that only moves when told to, for tests.
+#[cfg(any(test, feature = "test-util"))]
 #[derive(Debug)]
-pub struct ManualClock(Mutex<SystemTime>);
+pub struct ManualClock(std::sync::Mutex<SystemTime>);
 
+#[cfg(any(test, feature = "test-util"))]
 impl ManualClock {
     /// A clock standing at `unix_secs` seconds after the epoch.
     pub fn at_unix(unix_secs: u64) -> Self {
-        Self(Mutex::new(UNIX_EPOCH + Duration::from_secs(unix_secs)))
+        Self(std::sync::Mutex::new(
+            UNIX_EPOCH + Duration::from_secs(unix_secs),
+        ))
     }
 
     pub fn set(&self, to: SystemTime) {
@@ -47,6 +48,7 @@ impl ManualClock {
     }
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl Clock for ManualClock {
     fn now(&self) -> SystemTime {
         *self

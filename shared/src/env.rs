@@ -1,9 +1,14 @@
 //! Reading a function's settings from its environment, the way every function does: required
 //! names fail the cold start with a clear message, optional ones fall back to a default.
 
-use std::{fmt::Display, str::FromStr};
+use std::{fmt::Display, str::FromStr, time::Duration};
 
 use thiserror::Error;
+
+use crate::{
+    record::{DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS},
+    retry::RetrySchedule,
+};
 
 /// A missing or unreadable setting: the function refuses to start rather than guess.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -47,11 +52,49 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             }),
         }
     }
+
+    /// `RETRY_SCHEDULE`: the processor's attempts, which the queue's `maxReceiveCount` and
+    /// reconcile's patience follow. One reading for every function and `hookctl`.
+    pub fn retry_schedule(&self) -> Result<RetrySchedule, EnvError> {
+        self.parsed_or("RETRY_SCHEDULE", RetrySchedule::default())
+    }
+
+    /// `RETENTION_DAYS`: how long processed and discarded records are kept, at most
+    /// [`MAX_RETENTION_DAYS`].
+    pub fn retention(&self) -> Result<Duration, EnvError> {
+        let days: u64 = self.parsed_or("RETENTION_DAYS", DEFAULT_RETENTION_DAYS)?;
+        if days == 0 || days > MAX_RETENTION_DAYS {
+            return Err(EnvError::Invalid {
+                name: "RETENTION_DAYS",
+                problem: format!("must be between 1 and {MAX_RETENTION_DAYS} days"),
+            });
+        }
+        Ok(Duration::from_secs(days * 24 * 60 * 60))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retention_is_bounded_and_defaults_to_thirty_days() {
+        assert_eq!(
+            env(&[]).retention(),
+            Ok(Duration::from_secs(30 * 24 * 60 * 60))
+        );
+        for bad in ["0", "3651", "18446744073709551615", "-1"] {
+            let pairs: &'static [(&'static str, &'static str)] =
+                Box::leak(Box::new([("RETENTION_DAYS", bad)]));
+            assert!(env(pairs).retention().is_err(), "{bad}");
+        }
+        assert_eq!(
+            env(&[("RETRY_SCHEDULE", "0,5")])
+                .retry_schedule()
+                .map(|s| s.max_attempts()),
+            Ok(2)
+        );
+    }
 
     fn env(pairs: &'static [(&'static str, &'static str)]) -> Env<impl Fn(&str) -> Option<String>> {
         Env(move |name: &str| {

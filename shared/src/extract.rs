@@ -33,7 +33,14 @@ pub enum ExtractError {
     MissingEventId(&'static str),
     #[error("invalid event id: {0}")]
     InvalidEventId(#[from] IdError),
+    /// A time field holds a number no real event carries (beyond [`LATEST_EVENT_TIME`]).
+    #[error("{0} is out of range")]
+    TimeOutOfRange(&'static str),
 }
+
+/// The latest provider time accepted: 9999-12-31T23:59:59Z, as far as RFC 3339 reaches. Beyond
+/// it a number is a mistake or an attack, and would overflow the arithmetic on times.
+pub const LATEST_EVENT_TIME: Duration = Duration::from_secs(253_402_300_799);
 
 /// Read the metadata of a delivery for `provider`. `generic` names the generic scheme's
 /// headers when the tenant configured its own.
@@ -49,14 +56,14 @@ pub fn extract(
             Ok(EventMeta {
                 event_id: id_from(string(&json, "id"), "body field id")?,
                 event_type: string(&json, "type"),
-                created_at: unix_secs(&json["created"]),
+                created_at: unix_secs(&json["created"], "created")?,
             })
         }
         Provider::Clerk | Provider::Resend | Provider::Svix | Provider::StandardWebhooks => {
             let id = header(headers, "webhook-id").or_else(|| header(headers, "svix-id"));
             let json = object(body)?;
             let created_at = match provider {
-                Provider::Clerk => unix_millis(&json["timestamp"]),
+                Provider::Clerk => unix_millis(&json["timestamp"], "timestamp")?,
                 _ => rfc3339(&json["created_at"]).or_else(|| rfc3339(&json["timestamp"])),
             };
             Ok(EventMeta {
@@ -91,7 +98,7 @@ pub fn extract(
             Ok(EventMeta {
                 event_id: id_from(string(&json, "event_id"), "body field event_id")?,
                 event_type,
-                created_at: unix_secs(&json["event_time"]),
+                created_at: unix_secs(&json["event_time"], "event_time")?,
             })
         }
         Provider::Generic => {
@@ -104,7 +111,10 @@ pub fn extract(
                     "id header or body field id",
                 )?,
                 event_type: string(&json, "type"),
-                created_at: unix_secs(&json["created"]).or_else(|| rfc3339(&json["created_at"])),
+                created_at: match unix_secs(&json["created"], "created")? {
+                    Some(at) => Some(at),
+                    None => rfc3339(&json["created_at"]),
+                },
             })
         }
     }
@@ -138,22 +148,37 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn unix_secs(value: &Value) -> Option<SystemTime> {
+/// A whole number of seconds since the epoch. Absent or not a whole number: no time (the
+/// event is ordered by arrival); a whole number past [`LATEST_EVENT_TIME`]: refused.
+fn unix_secs(value: &Value, field: &'static str) -> Result<Option<SystemTime>, ExtractError> {
     value
         .as_u64()
-        .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s))
+        .map(|secs| since_epoch(Duration::from_secs(secs), field))
+        .transpose()
 }
 
-fn unix_millis(value: &Value) -> Option<SystemTime> {
+/// As [`unix_secs`], in milliseconds.
+fn unix_millis(value: &Value, field: &'static str) -> Result<Option<SystemTime>, ExtractError> {
     value
         .as_u64()
-        .map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
+        .map(|ms| since_epoch(Duration::from_millis(ms), field))
+        .transpose()
 }
 
+fn since_epoch(offset: Duration, field: &'static str) -> Result<SystemTime, ExtractError> {
+    if offset > LATEST_EVENT_TIME {
+        return Err(ExtractError::TimeOutOfRange(field));
+    }
+    SystemTime::UNIX_EPOCH
+        .checked_add(offset)
+        .ok_or(ExtractError::TimeOutOfRange(field))
+}
+
+/// An RFC 3339 time at or after the epoch (the format caps the year at 9999).
 fn rfc3339(value: &Value) -> Option<SystemTime> {
     let parsed = OffsetDateTime::parse(value.as_str()?, &Rfc3339).ok()?;
     let nanos = u64::try_from(parsed.unix_timestamp_nanos()).ok()?;
-    Some(SystemTime::UNIX_EPOCH + Duration::from_nanos(nanos))
+    SystemTime::UNIX_EPOCH.checked_add(Duration::from_nanos(nanos))
 }
 
 #[cfg(test)]
@@ -271,11 +296,131 @@ mod tests {
         );
     }
 
+    #[test]
+    fn times_past_year_9999_are_refused_with_the_field_named() {
+        let h = headers(&[("webhook-id", "msg_1"), ("x-github-delivery", "d")]);
+        let cases = [
+            (
+                Provider::Stripe,
+                r#"{"id":"evt_1","created":18446744073709551615}"#,
+                "created",
+            ),
+            (
+                Provider::Stripe,
+                r#"{"id":"evt_1","created":253402300800}"#,
+                "created",
+            ),
+            (
+                Provider::Clerk,
+                r#"{"timestamp":18446744073709551615}"#,
+                "timestamp",
+            ),
+            (
+                Provider::Slack,
+                r#"{"event_id":"Ev1","event_time":18446744073709551615}"#,
+                "event_time",
+            ),
+            (
+                Provider::Generic,
+                r#"{"id":"e","created":18446744073709551614}"#,
+                "created",
+            ),
+        ];
+        for (provider, body, field) in cases {
+            assert_eq!(
+                extract(provider, &h, body.as_bytes(), None),
+                Err(ExtractError::TimeOutOfRange(field)),
+                "{provider}"
+            );
+        }
+        // The last second of 9999 is still a time; a fractional or negative one is no time.
+        let meta = extract(
+            Provider::Stripe,
+            &h,
+            br#"{"id":"evt_1","created":253402300799}"#,
+            None,
+        )
+        .expect("meta");
+        assert!(meta.created_at.is_some());
+        for created in ["-5", "1.5e9", "\"1700000000\""] {
+            let body = format!(r#"{{"id":"evt_1","created":{created}}}"#);
+            let meta = extract(Provider::Stripe, &h, body.as_bytes(), None).expect("meta");
+            assert_eq!(meta.created_at, None, "{created}");
+        }
+    }
+
+    /// JSON values that break naive code: extreme numbers, huge strings, deep nesting.
+    fn hostile_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            prop_oneof![
+                Just(u64::MAX),
+                Just(u64::MAX - 1),
+                Just(i64::MAX as u64),
+                Just(253_402_300_800),
+                any::<u64>(),
+            ]
+            .prop_map(Value::from),
+            prop_oneof![Just(i64::MIN), Just(-1i64), any::<i64>()].prop_map(Value::from),
+            prop_oneof![
+                Just(f64::MAX),
+                Just(f64::MIN_POSITIVE),
+                Just(-0.0),
+                any::<f64>()
+            ]
+            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+            "[ -~]{0,40}".prop_map(Value::String),
+            Just(Value::String("x".repeat(100_000))),
+        ];
+        leaf.prop_recursive(8, 64, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map("[a-z_]{1,12}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// An event body whose well-known fields (ids, types, every time field a provider uses)
+    /// hold hostile values.
+    fn hostile_event() -> impl Strategy<Value = Vec<u8>> {
+        let fields = [
+            "id",
+            "type",
+            "created",
+            "timestamp",
+            "created_at",
+            "event_time",
+            "event_id",
+            "event",
+        ];
+        proptest::collection::vec(hostile_value(), fields.len()).prop_map(move |values| {
+            let object: serde_json::Map<String, Value> =
+                fields.iter().map(|f| (*f).to_owned()).zip(values).collect();
+            serde_json::to_vec(&Value::Object(object)).unwrap_or_default()
+        })
+    }
+
     proptest! {
         #[test]
         fn no_body_makes_extraction_panic(body in proptest::collection::vec(any::<u8>(), 0..512)) {
             for provider in Provider::ALL {
                 let _ = extract(provider, &HeaderMap::new(), &body, None);
+            }
+        }
+
+        #[test]
+        fn hostile_json_is_answered_never_panicked_on(body in hostile_event()) {
+            let h = headers(&[("webhook-id", "msg_1"), ("x-github-delivery", "d")]);
+            for provider in Provider::ALL {
+                if let Ok(meta) = extract(provider, &h, &body, None) {
+                    // Any time that passes can be computed with, and stored as milliseconds.
+                    if let Some(at) = meta.created_at {
+                        prop_assert!(at <= SystemTime::UNIX_EPOCH + LATEST_EVENT_TIME);
+                        prop_assert!(at.checked_add(Duration::from_secs(86_400 * 366)).is_some());
+                    }
+                }
             }
         }
     }

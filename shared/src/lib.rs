@@ -9,34 +9,37 @@
 //! - [`clock`]: injected time, so tests never sleep.
 //! - [`tenant`]: a tenant's configuration for one provider.
 //! - [`extract`]: event id, type and time per provider.
-//! - [`ports`]: the traits use cases reach storage and queues through; [`memory`] implements
-//!   them in memory for tests.
+//! - [`ports`]: the traits use cases reach storage and queues through; [`adapters`] implement
+//!   them, grouped by port (DynamoDB and SQS as deployed, memory for tests); [`aws`] is the
+//!   deployed functions' entry to them.
 //! - [`ingress`]: the ingress use case: verify, store, enqueue, then acknowledge.
-//! - [`processor`]: the processor use case: claim, run the provider's [`handlers`], commit the
+//! - [`processor`]: the processor use case: claim, run the provider's [`projectors`], commit the
 //!   [`projection`] writes with the `processed` mark in one transaction, back off on the
 //!   [`retry`] schedule.
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines.
-//! - [`replay`]: the operators' use cases: DLQ redrive, replay by id, reconcile, list, health,
-//!   discard.
+//! - [`operations`]: the operators' use cases, run by the replay function: DLQ redrive, replay
+//!   by id, reconcile, list, health, discard.
 
+pub mod adapters;
 pub mod aws;
 pub mod clock;
 pub mod directory_cache;
 pub mod env;
 pub mod errors;
 pub mod extract;
-pub mod handlers;
 pub mod ids;
 pub mod ingress;
+#[cfg(any(test, feature = "test-util"))]
 pub mod memory;
 pub mod message;
 pub mod metrics;
+pub mod operations;
 pub mod ports;
 pub mod processor;
 pub mod projection;
+pub mod projectors;
 pub mod provider;
 pub mod record;
-pub mod replay;
 pub mod retry;
 pub mod secret;
 pub mod tenant;

@@ -9,11 +9,7 @@
 //! The names below are the contract with template.yaml's alarms and dashboard: rename one here
 //! and there together.
 
-use std::{
-    fmt::Debug,
-    sync::{Arc, Mutex},
-    time::SystemTime,
-};
+use std::{fmt::Debug, sync::Arc, time::SystemTime};
 
 use serde_json::{Map, Value, json};
 
@@ -192,11 +188,13 @@ pub fn stdout() -> Arc<dyn MetricSink> {
 }
 
 /// Keeps every rendered line, so tests assert on exactly what CloudWatch would read.
+#[cfg(any(test, feature = "test-util"))]
 #[derive(Debug, Default)]
 pub struct CapturedMetrics {
-    lines: Mutex<Vec<String>>,
+    lines: std::sync::Mutex<Vec<String>>,
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl CapturedMetrics {
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
@@ -211,6 +209,7 @@ impl CapturedMetrics {
     }
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl MetricSink for CapturedMetrics {
     fn emit(&self, line: &MetricLine) {
         if let Ok(mut lines) = self.lines.lock() {

@@ -1,5 +1,8 @@
-//! The ports the use cases reach the world through. Each has an AWS adapter (`crate::aws`) and
-//! an in-memory one (`crate::memory`) for fast unit tests.
+//! The ports the use cases reach the world through. Each has an AWS adapter and an in-memory one
+//! for fast unit tests, side by side under `crate::adapters`.
+//!
+//! The processor and the operators' use cases name the ports they need through one trait each
+//! ([`ProcessorStore`], [`OperationsStore`]), implemented for every adapter that has the parts.
 
 use std::time::SystemTime;
 
@@ -14,14 +17,26 @@ use crate::{
     tenant::ProviderConfig,
 };
 
-/// A storage call that did not complete. Never a client's fault: the ingress answers 503 so the
-/// provider retries.
+/// A storage call that did not complete.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum StoreError {
+    /// The store could not answer now (an outage, throttling, a timeout): retrying may pass.
+    /// Never a client's fault: the ingress answers 503 so the provider retries.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
     #[error("stored item is malformed: {0}")]
     Malformed(String),
+    /// The store refused the request itself (too large, too many items, an invalid value): the
+    /// same request fails the same way every time, so retrying only wastes attempts.
+    #[error("storage refused the request: {0}")]
+    Rejected(String),
+}
+
+impl StoreError {
+    /// Whether retrying the same call can never succeed.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Rejected(_))
+    }
 }
 
 /// A queue call that did not complete.
@@ -89,17 +104,6 @@ pub struct EventSummary {
     pub retry_exhausted: bool,
     pub last_error: Option<String>,
     pub received_at: SystemTime,
-}
-
-/// Listing a tenant's events by status, newest first: the operators' view.
-#[async_trait]
-pub trait EventListing: Send + Sync {
-    async fn list_by_status(
-        &self,
-        tenant: &TenantId,
-        status: crate::record::EventStatus,
-        limit: u32,
-    ) -> Result<Vec<EventSummary>, StoreError>;
 }
 
 /// A processor's hold on an event: until `until`, no other processor may claim it, and only
@@ -223,6 +227,16 @@ pub trait EventReplay: Send + Sync {
         mark: &OperatorMark,
     ) -> Result<Option<EventRecord>, StoreError>;
 
+    /// Give up on a `processing` event whose lease has run out and whose attempts are spent
+    /// (its processor died on the last one): `dead`, `retry_exhausted`, with `reason`. `false`
+    /// when it is no longer so.
+    async fn mark_dead(
+        &self,
+        key: &EventKey,
+        reason: &str,
+        mark: &OperatorMark,
+    ) -> Result<bool, StoreError>;
+
     /// Resolve a dead event without processing it: `discarded`, expiring at `expires_at`.
     async fn mark_discarded(
         &self,
@@ -246,11 +260,13 @@ pub struct PendingEvent {
 /// Pending events across all tenants: reconcile's view.
 #[async_trait]
 pub trait PendingEvents: Send + Sync {
-    /// Up to `limit` events in `status` (received, enqueued or processing) since before
-    /// `before`, oldest first.
-    async fn pending_before(
+    /// Up to `limit` events in the pending `status` that entered it in `from..before` (whole
+    /// milliseconds), oldest first, ties by key: a reader pages on by moving `from` up to the
+    /// last one it saw.
+    async fn pending_between(
         &self,
         status: crate::record::EventStatus,
+        from: SystemTime,
         before: SystemTime,
         limit: u32,
     ) -> Result<Vec<PendingEvent>, StoreError>;
@@ -326,9 +342,21 @@ pub trait DeadLetterQueue: Send + Sync {
 
     async fn delete(&self, receipt_handle: &str) -> Result<(), QueueError>;
 
+    /// Put a message body on the queue (reconcile dead-letters what a dead processor left).
+    async fn send(&self, body: &str) -> Result<(), QueueError>;
+
     /// Make a received message visible again at once.
     async fn release(&self, receipt_handle: &str) -> Result<(), QueueError>;
 
     /// How many messages wait (approximately).
     async fn depth(&self) -> Result<u64, QueueError>;
 }
+
+/// What the processor needs of the event records: read, claim, commit, record failures.
+pub trait ProcessorStore: EventStore + EventProcessing {}
+impl<T: EventStore + EventProcessing> ProcessorStore for T {}
+
+/// What the operators' use cases need of the event records: read, requeue and discard, the
+/// pending index and the status index.
+pub trait OperationsStore: EventStore + EventReplay + PendingEvents + EventHistory {}
+impl<T: EventStore + EventReplay + PendingEvents + EventHistory> OperationsStore for T {}

@@ -19,7 +19,8 @@ use crate::ids::{EventId, TenantId};
 pub type Fields = BTreeMap<String, Value>;
 
 /// Attribute names the store keeps for itself; handlers never emit them as fields.
-pub const RESERVED_ATTRIBUTES: [&str; 5] = ["pk", "sk", "version", "deleted", "source_event_id"];
+pub const RESERVED_ATTRIBUTES: [&str; 6] =
+    ["pk", "sk", "version", "rank", "deleted", "source_event_id"];
 
 /// What a projection item describes. A closed set: the kind is half of the partition key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -204,45 +205,109 @@ pub struct ProjectionWrite {
     pub key: ProjectionKey,
     /// The provider's event time in unix milliseconds: orders writes to the same item.
     pub version: i64,
-    /// The event that caused the write, for tracing an item back to its delivery.
+    /// The provider's ordering hint among events of the same instant (Stripe's `created` is
+    /// whole seconds): a lifecycle rank, higher for what comes later (`*.created` before
+    /// `*.updated` before `*.deleted`). 0 where the provider gives none.
+    pub rank: u32,
+    /// The event that caused the write: the last tie-breaker, and the trace from an item back
+    /// to its delivery.
     pub source_event_id: EventId,
     pub change: Change,
 }
 
-/// Whether `incoming` applies over the stored item (`existing_version` is `None` when there is
-/// none). The rule: the highest version wins; at equal versions a delete wins, and otherwise
-/// the write re-applies (an idempotent replay, or a same-second event the provider's clock
-/// cannot order). So a tombstone is replaced only by a strictly newer update, and the final
-/// state of an item does not depend on the order its events arrive in.
+/// Where a write stands among every write to its item: event time, then rank, then event id.
+/// A total order, so the final state of an item is the same whatever order its events arrive
+/// in; two writes with the same order come from the same event.
+pub type Order<'a> = (i64, u32, &'a str);
+
+impl ProjectionWrite {
+    pub fn order(&self) -> Order<'_> {
+        (self.version, self.rank, self.source_event_id.as_str())
+    }
+}
+
+/// The most items one commit may write: DynamoDB's 100-item transaction, less the event's own
+/// update.
+pub const MAX_ITEMS_PER_COMMIT: usize = 99;
+
+/// Why a commit's writes can never be stored, whatever the retry: permanent.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum WritesError {
+    #[error("a {kind} projection write sets the field `{field}`, which is empty or reserved")]
+    ReservedField { kind: ProjectionKind, field: String },
+    #[error(
+        "a commit touching {items} projection items exceeds the {MAX_ITEMS_PER_COMMIT} one \
+         transaction holds beside the event's update"
+    )]
+    TooManyItems { items: usize },
+}
+
+/// Refuse, before any I/O, what the store would refuse mid-way or what would break an item's
+/// bookkeeping: reserved or empty field names, and more items than one commit holds. The
+/// distinct keys written, in order.
+pub fn check_writes(writes: &[ProjectionWrite]) -> Result<Vec<&ProjectionKey>, WritesError> {
+    for write in writes {
+        let fields = match &write.change {
+            Change::Upsert(fields) | Change::Append(fields) => fields,
+            Change::Delete => continue,
+        };
+        if let Some(field) = fields
+            .keys()
+            .find(|name| name.is_empty() || RESERVED_ATTRIBUTES.contains(&name.as_str()))
+        {
+            return Err(WritesError::ReservedField {
+                kind: write.key.kind(),
+                field: field.clone(),
+            });
+        }
+    }
+    let mut keys: Vec<&ProjectionKey> = writes.iter().map(|w| &w.key).collect();
+    keys.sort();
+    keys.dedup();
+    if keys.len() > MAX_ITEMS_PER_COMMIT {
+        return Err(WritesError::TooManyItems { items: keys.len() });
+    }
+    Ok(keys)
+}
+
+/// Whether `incoming` applies over the stored item whose order is `existing` (`None` when
+/// there is none). The rule: a write applies only over an item strictly older in the
+/// [`Order`]. So a late, older event never overwrites newer state, a tombstone is replaced only
+/// by a strictly newer update, a replay of an applied event (equal order: the same event)
+/// changes nothing, and history entries are written once.
 ///
-/// The DynamoDB adapter uses this on the versions it read, and conditions each write on the
-/// item still holding that version, so a concurrent newer write cancels the transaction
-/// instead of being overwritten.
-pub fn applies_over(
-    existing_version: Option<i64>,
-    existing_deleted: bool,
-    incoming: &ProjectionWrite,
-) -> bool {
-    let Some(existing) = existing_version else {
+/// The DynamoDB adapter uses this on the orders it read, and conditions each write on the item
+/// still holding that order, so a concurrent newer write cancels the transaction instead of
+/// being overwritten.
+pub fn applies_over(existing: Option<Order<'_>>, incoming: &ProjectionWrite) -> bool {
+    let Some(existing) = existing else {
         return true;
     };
     match incoming.change {
         Change::Append(_) => false,
-        Change::Delete => incoming.version >= existing,
-        Change::Upsert(_) if existing_deleted => incoming.version > existing,
-        Change::Upsert(_) => incoming.version >= existing,
+        Change::Upsert(_) | Change::Delete => incoming.order() > existing,
     }
 }
 
+#[cfg(any(test, feature = "test-util"))]
 /// A stored projection item, as the memory store holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProjectionItem {
     pub version: i64,
+    pub rank: u32,
     pub deleted: bool,
     pub source_event_id: EventId,
     pub fields: Fields,
 }
 
+#[cfg(any(test, feature = "test-util"))]
+impl ProjectionItem {
+    pub fn order(&self) -> Order<'_> {
+        (self.version, self.rank, self.source_event_id.as_str())
+    }
+}
+
+#[cfg(any(test, feature = "test-util"))]
 /// Whether a write changed the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
@@ -251,6 +316,7 @@ pub enum Applied {
     Skipped,
 }
 
+#[cfg(any(test, feature = "test-util"))]
 /// Projection items in a map, applying writes with [`applies_over`]: the reference the
 /// DynamoDB adapter is tested against, and the store of the processor's unit tests.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -258,6 +324,7 @@ pub struct MemoryProjections {
     items: BTreeMap<ProjectionKey, ProjectionItem>,
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl MemoryProjections {
     pub fn new() -> Self {
         Self::default()
@@ -266,11 +333,7 @@ impl MemoryProjections {
     /// Apply one write, or skip it if the stored item is newer.
     pub fn apply(&mut self, write: &ProjectionWrite) -> Applied {
         let existing = self.items.get(&write.key);
-        if !applies_over(
-            existing.map(|item| item.version),
-            existing.is_some_and(|item| item.deleted),
-            write,
-        ) {
+        if !applies_over(existing.map(ProjectionItem::order), write) {
             return Applied::Skipped;
         }
         let item = self
@@ -278,11 +341,13 @@ impl MemoryProjections {
             .entry(write.key.clone())
             .or_insert_with(|| ProjectionItem {
                 version: write.version,
+                rank: write.rank,
                 deleted: false,
                 source_event_id: write.source_event_id.clone(),
                 fields: Fields::new(),
             });
         item.version = write.version;
+        item.rank = write.rank;
         item.source_event_id = write.source_event_id.clone();
         match &write.change {
             Change::Upsert(fields) => {
@@ -334,6 +399,7 @@ impl MemoryProjections {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
     use serde_json::json;
 
     use super::*;
@@ -347,10 +413,15 @@ mod tests {
     }
 
     fn write(version: i64, change: Change) -> ProjectionWrite {
+        ranked(version, 0, &format!("evt_{version}"), change)
+    }
+
+    fn ranked(version: i64, rank: u32, event: &str, change: Change) -> ProjectionWrite {
         ProjectionWrite {
             key: key(),
             version,
-            source_event_id: EventId::parse(&format!("evt_{version}")).expect("id"),
+            rank,
+            source_event_id: EventId::parse(event).expect("id"),
             change,
         }
     }
@@ -428,20 +499,28 @@ mod tests {
         let app = write(10, Change::Append(Fields::new()));
         // No item: everything applies.
         for w in [&up, &del, &app] {
-            assert!(applies_over(None, false, w));
+            assert!(applies_over(None, w));
         }
-        // Live item: same or newer applies, older does not.
-        assert!(applies_over(Some(10), false, &up));
-        assert!(applies_over(Some(9), false, &up));
-        assert!(!applies_over(Some(11), false, &up));
-        assert!(applies_over(Some(10), false, &del));
-        assert!(!applies_over(Some(11), false, &del));
-        // Tombstone: only a strictly newer update replaces it; a delete re-applies.
-        assert!(!applies_over(Some(10), true, &up));
-        assert!(applies_over(Some(9), true, &up));
-        assert!(applies_over(Some(10), true, &del));
+        // Strictly newer applies; older, or the same event again, does not.
+        assert!(applies_over(Some((9, 0, "evt_9")), &up));
+        assert!(!applies_over(Some((11, 0, "evt_11")), &up));
+        assert!(!applies_over(Some(up.order()), &up));
+        assert!(!applies_over(Some(del.order()), &del));
+        // Same instant: the rank decides, then the event id.
+        assert!(applies_over(
+            Some((10, 0, "evt_10")),
+            &ranked(10, 1, "evt_0", Change::Delete)
+        ));
+        assert!(!applies_over(
+            Some((10, 2, "evt_0")),
+            &ranked(10, 1, "evt_z", Change::Delete)
+        ));
+        assert!(applies_over(
+            Some((10, 1, "evt_a")),
+            &ranked(10, 1, "evt_b", Change::Delete)
+        ));
         // History entries are written once.
-        assert!(!applies_over(Some(1), false, &app));
+        assert!(!applies_over(Some((1, 0, "evt_1")), &app));
     }
 
     #[test]
@@ -455,16 +534,23 @@ mod tests {
     }
 
     #[test]
-    fn a_delete_is_not_undone_by_a_late_or_same_time_update() {
+    fn a_delete_is_not_undone_by_a_late_or_lower_ranked_update() {
         let mut store = MemoryProjections::new();
         store.apply(&upsert(5, "active"));
-        assert_eq!(store.apply(&write(10, Change::Delete)), Applied::Written);
+        let delete = ranked(10, 2, "evt_del", Change::Delete);
+        assert_eq!(store.apply(&delete), Applied::Written);
         assert_eq!(store.apply(&upsert(9, "active")), Applied::Skipped);
-        assert_eq!(store.apply(&upsert(10, "active")), Applied::Skipped);
+        let same_second_update = ranked(
+            10,
+            1,
+            "evt_zzz",
+            Change::Upsert(Fields::from([("status".to_owned(), json!("active"))])),
+        );
+        assert_eq!(store.apply(&same_second_update), Applied::Skipped);
         let item = store.get(&key()).expect("tombstone");
         assert!(item.deleted);
         assert!(item.fields.is_empty());
-        assert_eq!(item.version, 10);
+        assert_eq!(item.order(), (10, 2, "evt_del"));
     }
 
     #[test]
@@ -485,13 +571,63 @@ mod tests {
     }
 
     #[test]
-    fn equal_versions_reapply_so_replays_are_idempotent() {
+    fn a_replayed_event_changes_nothing() {
         let mut store = MemoryProjections::new();
         let w = upsert(10, "active");
-        store.apply(&w);
-        let once = store.clone();
         assert_eq!(store.apply(&w), Applied::Written);
+        let once = store.clone();
+        assert_eq!(store.apply(&w), Applied::Skipped);
         assert_eq!(store, once);
+    }
+
+    /// A write generated for the permutation property: every upsert carries the whole field
+    /// set, as handlers do, so only the order decides what is left.
+    fn arbitrary_write() -> impl Strategy<Value = (i64, u32, u8, u8)> {
+        // Few distinct times and ranks, so ties are the common case.
+        (0i64..3, 0u32..3, 0u8..3, any::<u8>())
+    }
+
+    proptest! {
+        #[test]
+        fn any_arrival_order_of_any_events_leaves_one_final_state(
+            specs in proptest::collection::vec(arbitrary_write(), 1..8),
+            seed in any::<u64>(),
+        ) {
+            let writes: Vec<ProjectionWrite> = specs
+                .iter()
+                .enumerate()
+                .map(|(i, (at, rank, kind, value))| {
+                    let change = match kind {
+                        0 => Change::Delete,
+                        _ => Change::Upsert(Fields::from([
+                            ("status".to_owned(), json!(value)),
+                            ("n".to_owned(), json!(i)),
+                        ])),
+                    };
+                    // Distinct events: ids are unique, as the provider's are.
+                    ranked(*at, *rank, &format!("evt_{i:02}"), change)
+                })
+                .collect();
+            let mut in_order = MemoryProjections::new();
+            in_order.apply_all(&writes);
+            let mut shuffled = writes.clone();
+            shuffle(&mut shuffled, seed);
+            let mut other = MemoryProjections::new();
+            other.apply_all(&shuffled);
+            // Replays (forced or not) of every event, in yet another order, change nothing.
+            shuffle(&mut shuffled, seed.rotate_left(7));
+            other.apply_all(&shuffled);
+            prop_assert_eq!(in_order, other);
+        }
+    }
+
+    /// A deterministic Fisher-Yates shuffle, so a failing case reproduces from its seed.
+    fn shuffle<T>(items: &mut [T], mut seed: u64) {
+        for i in (1..items.len()).rev() {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let j = usize::try_from((seed >> 33) % (i as u64 + 1)).unwrap_or(0);
+            items.swap(i, j);
+        }
     }
 
     #[test]

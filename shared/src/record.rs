@@ -3,7 +3,11 @@
 //! Moves are functions that refuse what the life does not allow, so no code path can, say,
 //! resurrect a processed event by accident.
 
-use std::{fmt, str::FromStr, time::SystemTime};
+use std::{
+    fmt,
+    str::FromStr,
+    time::{Duration, SystemTime},
+};
 
 use sha2::{Digest, Sha256};
 use thiserror::Error;
@@ -13,6 +17,17 @@ use crate::{
     provider::Provider,
     secret::SecretSlot,
 };
+
+/// How long processed and discarded records are kept when the deployment says nothing
+/// (`RETENTION_DAYS`); failed and dead ones never expire.
+pub const DEFAULT_RETENTION_DAYS: u64 = 30;
+
+/// [`DEFAULT_RETENTION_DAYS`] as a duration.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(DEFAULT_RETENTION_DAYS * 24 * 60 * 60);
+
+/// The longest retention a deployment may ask for: ten years, well inside what a TTL and
+/// `SystemTime` arithmetic hold.
+pub const MAX_RETENTION_DAYS: u64 = 3_650;
 
 /// Where an event sits in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -57,12 +72,31 @@ impl EventStatus {
         Self::Discarded,
     ];
 
-    /// The statuses an event waits in for the queue or a processor: what reconcile watches.
-    pub const PENDING: [EventStatus; 3] = [Self::Received, Self::Enqueued, Self::Processing];
+    /// The statuses an event waits in for the queue or a processor: what reconcile watches,
+    /// and what the pending index holds. `failed` waits for the queue's redelivery; if its
+    /// message is lost (an outage on its last receive), reconcile is what finds it.
+    pub const PENDING: [EventStatus; 4] = [
+        Self::Received,
+        Self::Enqueued,
+        Self::Processing,
+        Self::Failed,
+    ];
+
+    /// The statuses an operator calls stuck: waiting for a first attempt, or in one.
+    pub const STUCK: [EventStatus; 3] = [Self::Received, Self::Enqueued, Self::Processing];
 
     /// Whether the event waits for the queue or a processor (see [`Self::PENDING`]).
     pub fn is_pending(self) -> bool {
         Self::PENDING.contains(&self)
+    }
+
+    /// The statuses an event may reach `to` from: the life, read backwards. Adapters condition
+    /// every status write on the record being in one of these.
+    pub fn sources(to: Self) -> Vec<Self> {
+        Self::ALL
+            .into_iter()
+            .filter(|from| from.can_become(to))
+            .collect()
     }
 
     pub fn as_str(self) -> &'static str {
@@ -84,7 +118,8 @@ impl EventStatus {
             (self, to),
             // Ingress confirms the enqueue; a processor may see the message first.
             (Received, Enqueued | Processing)
-                | (Enqueued, Processing)
+                // A processor takes it; reconcile sends a lost message again.
+                | (Enqueued, Processing | Enqueued)
                 // A processor finishes, fails, or gives up; another may take over an
                 // expired lease; reconcile re-enqueues an abandoned one.
                 | (Processing, Processed | Failed | Dead | Processing | Enqueued)
@@ -167,7 +202,7 @@ impl Verification {
 
 /// What identifies an event: built from the route and the provider's id, never from payload
 /// fields that name a tenant.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EventKey {
     pub tenant: TenantId,
     pub provider: Provider,
@@ -193,6 +228,8 @@ pub struct EventRecord {
     pub correlation: Correlation,
     pub verification: Verification,
     pub status: EventStatus,
+    /// When the record entered `status`: what listings sort by and reconcile measures.
+    pub status_at: SystemTime,
     pub attempts: u32,
     pub retry_exhausted: bool,
     pub last_error: Option<String>,
@@ -240,6 +277,7 @@ impl EventRecord {
             correlation,
             verification,
             status: EventStatus::Received,
+            status_at: now,
             attempts: 0,
             retry_exhausted: false,
             last_error: None,
@@ -260,9 +298,11 @@ impl EventRecord {
         }
     }
 
-    /// Move to `to`, or refuse without changing anything.
-    pub fn transition(&mut self, to: EventStatus) -> Result<(), IllegalTransition> {
+    /// Move to `to` at `at`, or refuse without changing anything. The one place a record's
+    /// status and the time it entered it change together.
+    pub fn enter(&mut self, to: EventStatus, at: SystemTime) -> Result<(), IllegalTransition> {
         self.status = self.status.transition(to)?;
+        self.status_at = at;
         Ok(())
     }
 }
@@ -297,7 +337,7 @@ mod tests {
     fn the_happy_path_is_legal() {
         let mut r = record();
         for next in [Enqueued, Processing, Processed] {
-            r.transition(next).expect("legal");
+            r.enter(next, SystemTime::UNIX_EPOCH).expect("legal");
         }
         assert_eq!(r.status, Processed);
     }
@@ -308,7 +348,7 @@ mod tests {
         for next in [
             Enqueued, Processing, Failed, Processing, Failed, Dead, Enqueued, Processing, Processed,
         ] {
-            r.transition(next).expect("legal");
+            r.enter(next, SystemTime::UNIX_EPOCH).expect("legal");
         }
     }
 
@@ -316,7 +356,7 @@ mod tests {
     fn only_dead_events_are_discarded_and_discarded_is_final() {
         let mut r = record();
         for next in [Enqueued, Processing, Dead, Discarded] {
-            r.transition(next).expect("legal");
+            r.enter(next, SystemTime::UNIX_EPOCH).expect("legal");
         }
         for to in EventStatus::ALL {
             assert!(!Discarded.can_become(to), "discarded -> {to}");
@@ -343,7 +383,10 @@ mod tests {
         for (from, to) in illegal {
             let mut r = record();
             r.status = from;
-            assert_eq!(r.transition(to), Err(IllegalTransition { from, to }));
+            assert_eq!(
+                r.enter(to, SystemTime::UNIX_EPOCH),
+                Err(IllegalTransition { from, to })
+            );
             assert_eq!(r.status, from);
         }
     }

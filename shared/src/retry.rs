@@ -76,6 +76,11 @@ impl RetrySchedule {
         u32::try_from(self.delays.len()).unwrap_or(u32::MAX)
     }
 
+    /// The longest wait between two attempts.
+    pub fn longest_delay(&self) -> Duration {
+        self.delays.iter().copied().max().unwrap_or_default()
+    }
+
     /// Whether `attempt` (1-based) is the last one: if it fails, the event is dead.
     pub fn is_last(&self, attempt: u32) -> bool {
         attempt >= self.max_attempts()

@@ -23,7 +23,7 @@ use shared::{
     aws::{DynamoEventStore, MAX_ERROR_CHARS, SqsRetryQueue},
     ids::{EventId, TenantId},
     ports::{
-        Claim, Commit, EventListing, EventProcessing, EventStore, Failure, Lease, RetryQueue,
+        Claim, Commit, EventHistory, EventProcessing, EventStore, Failure, Lease, RetryQueue,
         StoreError,
     },
     projection::{Change, Fields, ProjectionKey, ProjectionKind, ProjectionWrite},
@@ -103,15 +103,18 @@ fn upsert(id: &str, version: i64, event: &str, fields: Value) -> ProjectionWrite
     ProjectionWrite {
         key: customer(id),
         version,
+        rank: 0,
         source_event_id: EventId::parse(event).expect("id"),
         change: Change::Upsert(map.into_iter().collect()),
     }
 }
 
+/// A delete ranks last in its object's life, as the projectors rank `*.deleted`.
 fn delete(id: &str, version: i64, event: &str) -> ProjectionWrite {
     ProjectionWrite {
         key: customer(id),
         version,
+        rank: shared::projectors::lifecycle_rank(Provider::Stripe, "customer.deleted"),
         source_event_id: EventId::parse(event).expect("id"),
         change: Change::Delete,
     }
@@ -206,9 +209,10 @@ async fn a_claim_takes_the_event_and_counts_the_attempt() {
     // The status index moved with it.
     let listed = stack
         .store()
-        .list_by_status(&tenant(), EventStatus::Processing, 10)
+        .page_by_status(&tenant(), EventStatus::Processing, 10, None)
         .await
-        .expect("list");
+        .expect("list")
+        .events;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].attempts, 1);
 }
@@ -284,6 +288,7 @@ async fn a_commit_writes_projections_and_marks_the_event_processed_together() {
         )
         .expect("key"),
         version: 1_700_000_000_000,
+        rank: 0,
         source_event_id: EventId::parse("evt_commit").expect("id"),
         change: Change::Append(Fields::from([("type".to_owned(), json!("delivered"))])),
     };
@@ -415,9 +420,9 @@ async fn a_delete_leaves_a_tombstone_that_only_a_newer_update_replaces() {
     attributes.sort_unstable();
     assert_eq!(
         attributes,
-        ["deleted", "pk", "sk", "source_event_id", "version"]
+        ["deleted", "pk", "rank", "sk", "source_event_id", "version"]
     );
-    // Same version: the delete wins.
+    // Same instant: the delete ranks higher, and wins.
     assert_eq!(
         step(
             "evt_v5b",
@@ -747,7 +752,7 @@ async fn a_commit_with_writes_needs_a_projections_table() {
 
     assert_eq!(
         refused,
-        Err(StoreError::Unavailable(
+        Err(StoreError::Rejected(
             "no projections table configured".into()
         ))
     );
@@ -795,9 +800,10 @@ async fn a_failure_is_recorded_by_the_lease_holder_only() {
     assert_eq!(after.completed_at, None);
     let listed = stack
         .store()
-        .list_by_status(&tenant(), EventStatus::Failed, 10)
+        .page_by_status(&tenant(), EventStatus::Failed, 10, None)
         .await
-        .expect("list");
+        .expect("list")
+        .events;
     assert_eq!(listed.len(), 1);
 
     // The queue redelivers; the next attempt fails for good.

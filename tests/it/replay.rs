@@ -11,9 +11,9 @@ use shared::{
     aws::{DynamoEventStore, DynamoTenantNames, SqsDeadLetterQueue, SqsEventQueue},
     clock::ManualClock,
     ingress::{Ingress, IngressSettings},
+    operations::{Operations, ReplaySettings},
     ports::EventStore,
     record::{Correlation, EventRecord, EventStatus, Verification},
-    replay::{Operations, ReplaySettings},
     retry::RetrySchedule,
     secret::SecretSlot,
 };
@@ -464,7 +464,7 @@ async fn dead_events_are_listed_page_by_page_and_discarded_for_audit() {
 }
 
 #[tokio::test]
-async fn reconcile_takes_over_abandoned_processing_and_leaves_live_and_spent_leases() {
+async fn reconcile_takes_over_abandoned_processing_dead_letters_spent_and_leaves_live_leases() {
     let stack = Stack::new().await;
     let at = |s: u64| shared::clock::from_unix_millis(i64::try_from(s * 1_000).unwrap_or(0));
     let claimed = |id: &str, lease_ends: u64, attempts: u32| {
@@ -500,7 +500,10 @@ async fn reconcile_takes_over_abandoned_processing_and_leaves_live_and_spent_lea
     let summary = run(&ops, json!({"action": "reconcile"})).await;
 
     assert_eq!(strings(&summary, "requeued"), ["acme/stripe/evt_abandoned"]);
-    assert_eq!(strings(&summary, "exhausted"), ["acme/stripe/evt_spent"]);
+    assert_eq!(
+        strings(&summary, "dead_lettered"),
+        ["acme/stripe/evt_spent"]
+    );
     let requeued = record(&stack, "evt_abandoned").await;
     assert_eq!(requeued.status, EventStatus::Enqueued);
     assert_eq!((requeued.lease_owner, requeued.lease_until), (None, None));
@@ -509,10 +512,13 @@ async fn reconcile_takes_over_abandoned_processing_and_leaves_live_and_spent_lea
         record(&stack, "evt_live").await.status,
         EventStatus::Processing
     );
+    // Its processor died on the last attempt: dead, exhausted, its copy on the DLQ.
+    let spent = record(&stack, "evt_spent").await;
     assert_eq!(
-        record(&stack, "evt_spent").await.status,
-        EventStatus::Processing
+        (spent.status, spent.retry_exhausted),
+        (EventStatus::Dead, true)
     );
+    assert_eq!(dlq_depth(&stack).await, 1);
     let sent = stack.drain_queue().await;
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0]["request_id"], "apigw-evt_abandoned");

@@ -23,9 +23,13 @@ const TEMPLATE: &str = include_str!("../../template.yaml");
 
 /// The adapters' sources: their item builders are crate-private, so the attribute names they
 /// write are read from the code itself. (The pipeline tests write real items through them.)
-const EVENTS_ADAPTER: &str = include_str!("../../shared/src/aws/events.rs");
-const TENANTS_ADAPTER: &str = include_str!("../../shared/src/aws/tenants.rs");
-const PROCESSING_ADAPTER: &str = include_str!("../../shared/src/aws/processing.rs");
+const EVENTS_ADAPTER: &str = concat!(
+    include_str!("../../shared/src/adapters/events/dynamodb/mod.rs"),
+    include_str!("../../shared/src/adapters/events/dynamodb/records.rs"),
+);
+const TENANTS_ADAPTER: &str = include_str!("../../shared/src/adapters/tenants/dynamodb.rs");
+const PROCESSING_ADAPTER: &str =
+    include_str!("../../shared/src/adapters/events/dynamodb/commit.rs");
 
 /// Which resource each resource-naming variable must point at, in every function.
 const RESOURCE_VARIABLES: [(&str, &str); 5] = [
@@ -211,7 +215,7 @@ fn replay_reads_exactly_the_settings_the_template_gives_it() {
         ["Input"]
         .as_str()
         .expect("the reconcile schedule's input");
-    let action: shared::replay::Action =
+    let action: shared::operations::Action =
         serde_json::from_str(input).expect("the schedule's input is a replay action");
     assert_eq!(action.name(), "reconcile");
 }

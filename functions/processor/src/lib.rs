@@ -9,9 +9,9 @@ use shared::{
     aws::{DynamoEventStore, SqsRetryQueue},
     clock::{Clock, SystemClock},
     env::{Env, EnvError},
-    handlers::UnknownTypePolicy,
-    ports::{EventProcessing, EventStore, RetryQueue},
+    ports::{ProcessorStore, RetryQueue},
     processor::{Jitter, Message, Processor, ProcessorSettings, SystemJitter},
+    projectors::UnknownTypePolicy,
 };
 use thiserror::Error;
 use tracing::error;
@@ -38,7 +38,6 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, EnvError> {
         let env = Env(lookup);
         let defaults = ProcessorSettings::default();
-        let retention_days: u64 = env.parsed_or("RETENTION_DAYS", 30)?;
         Ok(Self {
             events_table: env.required("EVENTS_TABLE")?,
             projections_table: env.required("PROJECTIONS_TABLE")?,
@@ -46,9 +45,9 @@ impl Config {
             dead_letter_queue_url: env.required("DEAD_LETTER_QUEUE_URL")?,
             settings: ProcessorSettings {
                 lease: Duration::from_secs(env.parsed_or("LEASE_SECS", defaults.lease.as_secs())?),
-                schedule: env.parsed_or("RETRY_SCHEDULE", defaults.schedule)?,
+                schedule: env.retry_schedule()?,
                 unknown_types: env.parsed_or("UNKNOWN_EVENT_TYPES", UnknownTypePolicy::Ignore)?,
-                retention: Duration::from_secs(retention_days.saturating_mul(24 * 60 * 60)),
+                retention: env.retention()?,
                 concurrency: env.parsed_or("BATCH_CONCURRENCY", defaults.concurrency)?,
             },
         })
@@ -109,7 +108,7 @@ pub async fn handle<S, Q, C, J>(
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Error>
 where
-    S: EventStore + EventProcessing,
+    S: ProcessorStore,
     Q: RetryQueue,
     C: Clock,
     J: Jitter,
@@ -124,4 +123,223 @@ where
         response.add_failure(failed);
     }
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use aws_lambda_events::event::sqs::SqsMessage;
+    use lambda_runtime::Context;
+    use shared::{
+        clock::ManualClock,
+        ids::{EventId, TenantId},
+        memory::{MemoryEventStore, MemoryRetryQueue},
+        message::QueueMessage,
+        provider::Provider,
+        record::{Correlation, EventKey, EventRecord, EventStatus, Verification},
+        secret::SecretSlot,
+    };
+
+    use super::*;
+
+    const NOW: u64 = 1_750_000_000;
+    const INVOICE_PAID: &str = include_str!("../../../events/payloads/stripe/invoice.paid.json");
+
+    #[derive(Debug)]
+    struct MidJitter;
+
+    impl Jitter for MidJitter {
+        fn sample(&self) -> f64 {
+            0.5
+        }
+    }
+
+    type MemoryProcessor = Processor<MemoryEventStore, MemoryRetryQueue, ManualClock, MidJitter>;
+
+    fn processor() -> MemoryProcessor {
+        Processor::new(
+            MemoryEventStore::new(),
+            MemoryRetryQueue::new(),
+            ManualClock::at_unix(NOW),
+            MidJitter,
+            ProcessorSettings::default(),
+        )
+    }
+
+    fn key(id: &str) -> EventKey {
+        EventKey {
+            tenant: TenantId::parse("acme").expect("tenant"),
+            provider: Provider::Stripe,
+            event_id: EventId::parse(id).expect("id"),
+        }
+    }
+
+    /// GIVEN a stored, enqueued invoice.paid event with id `id`.
+    fn stored(p: &MemoryProcessor, id: &str) -> EventKey {
+        let key = key(id);
+        let body = INVOICE_PAID.replace("evt_1PayloadInvoicePaid0001", id);
+        let mut record = EventRecord::received(
+            key.clone(),
+            Some("invoice.paid".into()),
+            None,
+            Correlation::default(),
+            Verification::Verified(SecretSlot::Current),
+            body.into_bytes(),
+            p.clock.now(),
+        );
+        record.status = EventStatus::Enqueued;
+        p.store.insert(record);
+        key
+    }
+
+    /// An SQS record as Lambda delivers it, pointing at `key`.
+    fn record(message_id: Option<&str>, key: &EventKey, receive_count: Option<&str>) -> SqsMessage {
+        let mut attributes = HashMap::new();
+        if let Some(n) = receive_count {
+            attributes.insert("ApproximateReceiveCount".to_owned(), n.to_owned());
+        }
+        let mut message = SqsMessage::default();
+        message.message_id = message_id.map(str::to_owned);
+        message.receipt_handle = message_id.map(|id| format!("receipt-{id}"));
+        message.body = Some(
+            serde_json::to_string(&QueueMessage::new(key, &Correlation::default())).expect("json"),
+        );
+        message.attributes = attributes;
+        message
+    }
+
+    fn event(records: Vec<SqsMessage>) -> LambdaEvent<SqsEvent> {
+        let mut payload = SqsEvent::default();
+        payload.records = records;
+        let mut context = Context::default();
+        context.request_id = "invocation-1".into();
+        LambdaEvent::new(payload, context)
+    }
+
+    fn failures(response: &SqsBatchResponse) -> Vec<String> {
+        response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_batch_reports_only_the_messages_that_must_come_back() {
+        // GIVEN two stored events and a pointer to one that is not stored yet
+        let p = processor();
+        let a = stored(&p, "evt_a");
+        let b = stored(&p, "evt_b");
+        let missing = key("evt_missing");
+
+        // WHEN the batch arrives
+        let response = handle(
+            &p,
+            event(vec![
+                record(Some("m-a"), &a, Some("1")),
+                record(Some("m-missing"), &missing, Some("1")),
+                record(Some("m-b"), &b, Some("1")),
+            ]),
+        )
+        .await
+        .expect("answered");
+
+        // THEN only the missing one is reported, by its message id
+        assert_eq!(failures(&response), ["m-missing"]);
+        for k in [&a, &b] {
+            assert_eq!(
+                p.store.record(k).expect("record").status,
+                EventStatus::Processed
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_record_without_a_message_id_refuses_the_batch_rather_than_report_an_empty_id() {
+        let p = processor();
+        let a = stored(&p, "evt_a");
+
+        let result = handle(&p, event(vec![record(None, &a, Some("1"))])).await;
+
+        assert!(result.is_err());
+        // Nothing was processed: the whole batch comes back, and processing is idempotent.
+        assert_eq!(
+            p.store.record(&a).expect("record").status,
+            EventStatus::Enqueued
+        );
+    }
+
+    #[tokio::test]
+    async fn receive_counts_reach_the_processor_and_a_missing_one_counts_as_the_first() {
+        // GIVEN a commit that fails, so the receive count decides the delay
+        let p = processor();
+        let a = stored(&p, "evt_a");
+        let b = stored(&p, "evt_b");
+        p.store.set_commits_failing(true);
+
+        let response = handle(
+            &p,
+            event(vec![
+                record(Some("m-a"), &a, Some("3")),
+                record(Some("m-b"), &b, None),
+            ]),
+        )
+        .await
+        .expect("answered");
+
+        assert_eq!(failures(&response).len(), 2);
+        // Receive 3 of six is not the last: a failed attempt, backed off on the schedule.
+        assert_eq!(
+            p.store.record(&a).expect("record").status,
+            EventStatus::Failed
+        );
+        let delays: HashMap<String, u64> = p
+            .queue
+            .delays()
+            .into_iter()
+            .map(|(receipt, delay)| (receipt, delay.as_secs()))
+            .collect();
+        assert_eq!(delays["receipt-m-b"], 60);
+        assert_eq!(delays["receipt-m-a"], 60);
+    }
+
+    #[tokio::test]
+    async fn the_last_receive_gives_up_into_the_dlq_and_is_not_reported() {
+        let p = processor();
+        let a = stored(&p, "evt_a");
+        p.store.set_commits_failing(true);
+
+        let response = handle(&p, event(vec![record(Some("m-a"), &a, Some("6"))]))
+            .await
+            .expect("answered");
+
+        assert!(failures(&response).is_empty());
+        assert_eq!(p.queue.dead_letters().len(), 1);
+        assert_eq!(
+            p.store.record(&a).expect("record").status,
+            EventStatus::Dead
+        );
+    }
+
+    #[test]
+    fn configuration_comes_from_the_environment() {
+        let env = |name: &str| match name {
+            "EVENTS_TABLE" => Some("events".to_owned()),
+            "PROJECTIONS_TABLE" => Some("projections".to_owned()),
+            "EVENTS_QUEUE_URL" => Some("https://q".to_owned()),
+            "DEAD_LETTER_QUEUE_URL" => Some("https://dlq".to_owned()),
+            "RETRY_SCHEDULE" => Some("0,1,2".to_owned()),
+            "RETENTION_DAYS" => Some("7".to_owned()),
+            _ => None,
+        };
+        let config = Config::from_lookup(env).expect("config");
+        assert_eq!(config.settings.schedule.max_attempts(), 3);
+        assert_eq!(config.settings.retention, Duration::from_secs(7 * 86_400));
+        let huge = |name: &str| match name {
+            "RETENTION_DAYS" => Some("18446744073709551615".to_owned()),
+            other => env(other),
+        };
+        assert!(Config::from_lookup(huge).is_err());
+    }
 }

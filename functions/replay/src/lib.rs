@@ -4,21 +4,15 @@
 //! Input the operator got wrong is answered as `{"error": "..."}` with nothing changed; a
 //! storage or queue outage fails the invocation, so the schedule's errors show in metrics.
 
-use std::time::Duration;
-
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
 use shared::{
     aws::{DynamoEventStore, DynamoTenantNames, SqsDeadLetterQueue, SqsEventQueue},
     clock::{Clock, SystemClock},
-    ports::{
-        DeadLetterQueue, EventHistory, EventQueue, EventReplay, EventStore, PendingEvents,
-        TenantNames,
-    },
-    replay::{Operations, ReplaySettings},
-    retry::RetrySchedule,
+    env::{Env, EnvError},
+    operations::{Operations, ReplaySettings},
+    ports::{DeadLetterQueue, EventQueue, OperationsStore, TenantNames},
 };
-use thiserror::Error;
 use tracing::{error, info};
 
 /// The operations wired to DynamoDB and SQS, as deployed.
@@ -35,60 +29,20 @@ pub struct Config {
     pub settings: ReplaySettings,
 }
 
-#[derive(Debug, Error)]
-pub enum ConfigError {
-    #[error("environment variable {0} is required")]
-    Missing(&'static str),
-    #[error("environment variable {name} is invalid: {problem}")]
-    Invalid { name: &'static str, problem: String },
-}
-
 impl Config {
-    pub fn from_env() -> Result<Self, ConfigError> {
+    pub fn from_env() -> Result<Self, EnvError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
     /// Read the settings through `lookup`, so tests need not touch the process environment.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let required = |name: &'static str| {
-            lookup(name)
-                .filter(|v| !v.is_empty())
-                .ok_or(ConfigError::Missing(name))
-        };
-        let number = |name: &'static str, default: u64| match lookup(name) {
-            None => Ok(default),
-            Some(v) => v.trim().parse::<u64>().map_err(|e| ConfigError::Invalid {
-                name,
-                problem: e.to_string(),
-            }),
-        };
-        let defaults = ReplaySettings::default();
-        let max_attempts = match lookup("RETRY_SCHEDULE") {
-            None => defaults.max_attempts,
-            Some(v) => v
-                .parse::<RetrySchedule>()
-                .map_err(|e| ConfigError::Invalid {
-                    name: "RETRY_SCHEDULE",
-                    problem: e.to_string(),
-                })?
-                .max_attempts(),
-        };
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, EnvError> {
+        let env = Env(lookup);
         Ok(Self {
-            events_table: required("EVENTS_TABLE")?,
-            tenants_table: required("TENANTS_TABLE")?,
-            events_queue_url: required("EVENTS_QUEUE_URL")?,
-            dead_letter_queue_url: required("DEAD_LETTER_QUEUE_URL")?,
-            settings: ReplaySettings {
-                retention: Duration::from_secs(
-                    number("RETENTION_DAYS", 30)?.saturating_mul(24 * 60 * 60),
-                ),
-                stuck_after: Duration::from_secs(number(
-                    "STUCK_AFTER_SECS",
-                    defaults.stuck_after.as_secs(),
-                )?),
-                max_attempts,
-                ..defaults
-            },
+            events_table: env.required("EVENTS_TABLE")?,
+            tenants_table: env.required("TENANTS_TABLE")?,
+            events_queue_url: env.required("EVENTS_QUEUE_URL")?,
+            dead_letter_queue_url: env.required("DEAD_LETTER_QUEUE_URL")?,
+            settings: ReplaySettings::from_env(&env)?,
         })
     }
 }
@@ -113,7 +67,7 @@ pub async fn handle<S, Q, D, T, C>(
     event: LambdaEvent<Value>,
 ) -> Result<Value, Error>
 where
-    S: EventStore + EventReplay + PendingEvents + EventHistory,
+    S: OperationsStore,
     Q: EventQueue,
     D: DeadLetterQueue,
     T: TenantNames,
@@ -140,7 +94,7 @@ where
 
 #[cfg(test)]
 mod tests {
-    use shared::replay::Action;
+    use shared::operations::Action;
 
     use super::*;
 
@@ -186,11 +140,14 @@ mod tests {
             _ => None,
         };
         let config = Config::from_lookup(env).expect("config");
-        assert_eq!(config.settings.max_attempts, 3);
-        assert_eq!(config.settings.stuck_after, Duration::from_secs(60));
+        assert_eq!(config.settings.schedule.max_attempts(), 3);
+        assert_eq!(
+            config.settings.stuck_after,
+            std::time::Duration::from_secs(60)
+        );
         assert!(matches!(
             Config::from_lookup(|_| None),
-            Err(ConfigError::Missing("EVENTS_TABLE"))
+            Err(EnvError::Missing("EVENTS_TABLE"))
         ));
     }
 }

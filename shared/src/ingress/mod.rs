@@ -300,6 +300,15 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
     async fn store_and_enqueue(&self, record: &EventRecord, log: &Fields<'_>) -> Outcome {
         let event_id = record.key.event_id.clone();
         match self.store.put_if_absent(record).await {
+            // The store refuses the record itself (an item over its size limit): the same
+            // bytes fail the same way every time, so a 503 would only loop the provider.
+            Err(e) if e.is_permanent() => {
+                error!(tenant = %record.key.tenant, provider = %record.key.provider, event_id = %event_id,
+                    error = %e, "event store refused the record; refused");
+                Outcome::PayloadTooLarge {
+                    limit: self.settings.max_body_bytes,
+                }
+            }
             Err(e) => {
                 error!(tenant = %record.key.tenant, provider = %record.key.provider, event_id = %event_id,
                     error = %e, "event store unavailable; nothing acknowledged");

@@ -8,6 +8,7 @@ use std::{
 use super::*;
 use crate::{
     clock::ManualClock,
+    ids::{EventId, TenantId},
     memory::{MemoryEventStore, MemoryRetryQueue},
     metrics::{CapturedMetrics, Published},
     record::{Correlation, Verification},
@@ -127,7 +128,10 @@ async fn the_last_failed_attempt_also_counts_retry_exhausted() {
     p.store.set_commits_failing(true);
     message.receive_count = 6;
 
-    assert_eq!(p.process(&message, "worker").await, Disposition::Retry);
+    assert_eq!(
+        p.process(&message, "worker").await,
+        Disposition::DeadLettered
+    );
 
     let lines = published(&sink);
     assert_eq!(lines.len(), 2);
@@ -139,7 +143,7 @@ async fn the_last_failed_attempt_also_counts_retry_exhausted() {
         [vec!["function", "provider"], vec!["function"]]
     );
     assert_eq!(exhausted.field("tenant"), Some("acme"));
-    assert_message_line(&lines[1], "failed");
+    assert_message_line(&lines[1], "dead_lettered");
 }
 
 #[tokio::test]

@@ -1,13 +1,20 @@
 //! The processor use case: exactly-once effects over at-least-once delivery.
 //!
-//! For each queue message, on its own: read the record (consistent); processed or dead →
-//! nothing to do. Claim it with a lease; refuse it if its verification does not permit
-//! processing; run the provider's handler, which returns its writes; commit the writes and the
-//! `processed` mark in one transaction conditioned on the lease. A permanent error (bad
-//! payload, unknown type configured as fatal) sends the event dead and its message to the DLQ
-//! at once. Any other failure records the error, delays the message by the retry schedule and
-//! reports it failed; the last attempt marks the event dead and `retry_exhausted`, and the
-//! queue's redrive moves the message to the DLQ.
+//! For each queue message, on its own: read the record (consistent); processed, discarded or
+//! dead → nothing to do. Claim it with a lease (counting an attempt); refuse it if its
+//! verification does not permit processing; run the provider's projector, which returns its
+//! writes; commit the writes and the `processed` mark in one transaction conditioned on the
+//! lease.
+//!
+//! When it gives up on an event, the processor itself dead-letters it: first the copy on the
+//! DLQ, then the record `dead`, then the message deleted. So a `dead` record always has its DLQ
+//! copy (the alarm and `redrive` see it), and a failure between the steps leaves the message to
+//! come back and finish the job. It gives up on a permanent error (a payload that breaks the
+//! provider's schema, an unknown type configured as fatal, a write the store refuses), on the
+//! event's last attempt, and on the message's last receive: whichever comes first, so attempts
+//! lost to reconcile's fresh messages or to receives that could not claim never leave an event
+//! dead without its copy, nor a message redriven with its record still `failed`. Any other
+//! failure records the error, delays the message by the retry schedule and reports it failed.
 
 use std::{
     sync::Arc,
@@ -15,16 +22,15 @@ use std::{
 };
 
 use futures_util::{StreamExt, stream};
-use tracing::{error, info, warn};
+use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::{
     clock::Clock,
-    handlers::{self, HandlerOutcome, UnknownTypePolicy},
-    ids::{EventId, TenantId},
     message::QueueMessage,
     metrics::{self, MetricLine, MetricSink},
-    ports::{Claim, Commit, EventProcessing, EventStore, Failure, Lease, RetryQueue},
+    ports::{Claim, Commit, Failure, Lease, ProcessorStore, RetryQueue},
     projection::ProjectionWrite,
+    projectors::{self, ProjectorOutcome, UnknownTypePolicy},
     provider::Provider,
     record::{EventKey, EventRecord, EventStatus},
     retry::{RetrySchedule, within_sqs_limit},
@@ -50,7 +56,7 @@ impl Default for ProcessorSettings {
             lease: Duration::from_secs(60),
             schedule: RetrySchedule::default(),
             unknown_types: UnknownTypePolicy::Ignore,
-            retention: Duration::from_secs(30 * 24 * 60 * 60),
+            retention: crate::record::DEFAULT_RETENTION,
             concurrency: 4,
         }
     }
@@ -75,7 +81,8 @@ pub enum Disposition {
     Ignored,
     /// Nothing to do: committed before, dead waiting for an operator, or finished by another.
     Skipped(&'static str),
-    /// Sent to the DLQ at once: a permanent error.
+    /// Given up: copied to the DLQ and the record marked dead (a permanent error, the last
+    /// attempt, or the message's last receive).
     DeadLettered,
     /// Report the message failed: the queue delivers it again after its delay (or redrives it).
     Retry,
@@ -129,7 +136,7 @@ pub struct Processor<S, Q, C, J> {
 
 impl<S, Q, C, J> Processor<S, Q, C, J>
 where
-    S: EventStore + EventProcessing,
+    S: ProcessorStore,
     Q: RetryQueue,
     C: Clock,
     J: Jitter,
@@ -167,24 +174,40 @@ where
             .await
     }
 
-    /// Process one message, log it and emit its metrics.
+    /// Process one message, log it and emit its metrics. Every line of its life carries the
+    /// message's span: message id, tenant, provider, event id and request ids.
     pub async fn process(&self, message: &Message, owner: &str) -> Disposition {
         let started = Instant::now();
-        let Some(key) = pointer_key(&message.body) else {
-            error!(message_id = %message.message_id, "queue message is not an event pointer; dead-lettering it");
-            let disposition = self.dead_letter(message).await;
-            // No key, so no provider or tenant: counted all the same, so the DLQ never grows
-            // unexplained.
-            let line = self
-                .line(None, &disposition)
-                .millis(metrics::PROCESSING_LATENCY, millis_since(started))
-                .property(metrics::MESSAGE_ID, message.message_id.as_str());
-            self.metrics.emit(&line);
-            return disposition;
-        };
-        let (disposition, record) = self.run(message, &key, owner).await;
-        self.observe(&key, message, &disposition, record.as_ref(), started);
-        disposition
+        let pointer = QueueMessage::parse(&message.body);
+        let span = info_span!(
+            "message",
+            message_id = %message.message_id,
+            receive_count = message.receive_count,
+            tenant = pointer.as_ref().map(|p| p.tenant.as_str()),
+            provider = pointer.as_ref().map(|p| p.provider.as_str()),
+            event_id = pointer.as_ref().map(|p| p.event_id.as_str()),
+            request_id = pointer.as_ref().and_then(|p| p.request_id.as_deref()),
+            client_request_id = pointer.as_ref().and_then(|p| p.client_request_id.as_deref()),
+        );
+        async {
+            let Some(key) = pointer.and_then(|p| p.key()) else {
+                error!("queue message is not an event pointer; dead-lettering it");
+                let disposition = self.dead_letter_unreadable(message).await;
+                // No key, so no provider or tenant: counted all the same, so the DLQ never
+                // grows unexplained.
+                let line = self
+                    .line(None, &disposition)
+                    .millis(metrics::PROCESSING_LATENCY, millis_since(started))
+                    .property(metrics::MESSAGE_ID, message.message_id.as_str());
+                self.metrics.emit(&line);
+                return disposition;
+            };
+            let (disposition, record) = self.run(message, &key, owner).await;
+            self.observe(&key, message, &disposition, record.as_ref(), started);
+            disposition
+        }
+        .instrument(span)
+        .await
     }
 
     async fn run(
@@ -194,28 +217,31 @@ where
         owner: &str,
     ) -> (Disposition, Option<EventRecord>) {
         match self.store.get(key).await {
-            Ok(Some(record)) if record.status == EventStatus::Processed => {
-                return (Disposition::Skipped("already processed"), Some(record));
-            }
-            Ok(Some(record)) if record.status == EventStatus::Discarded => {
-                return (
-                    Disposition::Skipped("discarded by an operator"),
-                    Some(record),
-                );
-            }
-            Ok(Some(record)) if record.status == EventStatus::Dead => {
-                return (
-                    Disposition::Skipped("dead, waiting for an operator"),
-                    Some(record),
-                );
-            }
-            Ok(Some(_)) => {}
+            Ok(Some(record)) => match record.status {
+                EventStatus::Processed => {
+                    return (Disposition::Skipped("already processed"), Some(record));
+                }
+                EventStatus::Discarded => {
+                    return (
+                        Disposition::Skipped("discarded by an operator"),
+                        Some(record),
+                    );
+                }
+                // Its DLQ copy was sent before it was marked dead.
+                EventStatus::Dead => {
+                    return (
+                        Disposition::Skipped("dead, waiting for an operator"),
+                        Some(record),
+                    );
+                }
+                _ => {}
+            },
             Ok(None) => {
-                warn!(tenant = %key.tenant, provider = %key.provider, event_id = %key.event_id, "no record for this pointer yet");
+                warn!("no record for this pointer yet");
                 return (self.retry_unclaimed(message).await, None);
             }
             Err(e) => {
-                warn!(tenant = %key.tenant, event_id = %key.event_id, error = %e, "event store unavailable");
+                warn!(error = %e, "event store unavailable");
                 return (self.retry_unclaimed(message).await, None);
             }
         }
@@ -233,39 +259,39 @@ where
             Ok(Claim::Unclaimable(_)) => {
                 return (Disposition::Skipped("dead, waiting for an operator"), None);
             }
-            Ok(Claim::Busy) => {
-                info!(tenant = %key.tenant, event_id = %key.event_id, "another processor holds the event");
-                return (self.retry_after(message, self.settings.lease).await, None);
-            }
+            Ok(Claim::Busy) => return (self.busy(message).await, None),
             Ok(Claim::Missing) | Err(_) => return (self.retry_unclaimed(message).await, None),
         };
 
         if !record.verification.permits_processing() {
-            warn!(security = true, tenant = %key.tenant, provider = %key.provider, event_id = %key.event_id,
-                verification = record.verification.as_str(), "stored verification does not permit processing; event dead");
+            warn!(
+                security = true,
+                verification = record.verification.as_str(),
+                "stored verification does not permit processing; event dead"
+            );
             let disposition = self
-                .permanent(
+                .give_up(
                     message,
                     &record,
                     &lease,
-                    "verification does not permit processing",
+                    GiveUp::Permanent("verification does not permit processing".into()),
                 )
                 .await;
             return (disposition, Some(record));
         }
 
-        let (writes, outcome) = match handlers::handle(
+        let (writes, outcome) = match projectors::project(
             key.provider,
             record.event_type.as_deref(),
             &record.payload,
             key,
             self.settings.unknown_types,
         ) {
-            Ok(HandlerOutcome::Writes(writes)) => (writes, "processed".to_owned()),
-            Ok(HandlerOutcome::Ignored { reason }) => (Vec::new(), format!("ignored: {reason}")),
+            Ok(ProjectorOutcome::Writes(writes)) => (writes, "processed".to_owned()),
+            Ok(ProjectorOutcome::Ignored { reason }) => (Vec::new(), format!("ignored: {reason}")),
             Err(e) => {
                 let disposition = self
-                    .permanent(message, &record, &lease, &e.to_string())
+                    .give_up(message, &record, &lease, GiveUp::Permanent(e.to_string()))
                     .await;
                 return (disposition, Some(record));
             }
@@ -286,15 +312,14 @@ where
     ) -> Disposition {
         let key = &record.key;
         let now = self.clock.now();
-        let expires_at = Some(now + self.settings.retention);
+        let expires_at = now.checked_add(self.settings.retention);
         match self
             .store
             .commit(key, lease, writes, outcome, now, expires_at)
             .await
         {
             Ok(Commit::Committed { applied, skipped }) => {
-                info!(tenant = %key.tenant, provider = %key.provider, event_id = %key.event_id,
-                    request_id = record.correlation.request_id.as_deref(), applied, skipped, "processed");
+                info!(applied, skipped, "processed");
                 if writes.is_empty() {
                     Disposition::Ignored
                 } else {
@@ -302,15 +327,25 @@ where
                 }
             }
             Ok(Commit::LeaseLost) => {
-                warn!(tenant = %key.tenant, event_id = %key.event_id, "lease lost before commit; nothing written");
-                self.retry_after(message, Duration::ZERO).await
+                warn!("lease lost before commit; nothing written");
+                // Whoever holds the event now carries it; this copy of the message may go,
+                // and must, on its last receive, rather than reach the DLQ by redrive.
+                if self.is_last_receive(message) {
+                    Disposition::Skipped("another processor holds the event")
+                } else {
+                    self.retry_after(message, Duration::ZERO).await
+                }
+            }
+            Err(e) if e.is_permanent() => {
+                self.give_up(message, record, lease, GiveUp::Permanent(e.to_string()))
+                    .await
             }
             Err(e) => self.transient(message, record, lease, &e.to_string()).await,
         }
     }
 
     /// A failure that may pass: record it, and let the queue try again after the schedule's
-    /// delay, or give up on the last attempt.
+    /// delay, unless this was the event's last attempt or the message's last receive.
     async fn transient(
         &self,
         message: &Message,
@@ -318,16 +353,72 @@ where
         lease: &Lease,
         error: &str,
     ) -> Disposition {
-        let key = &record.key;
-        let attempt = record.attempts.max(message.receive_count);
-        let exhausted = self.settings.schedule.is_last(attempt);
+        let attempt = record.attempts;
+        if self.settings.schedule.is_last(attempt) || self.is_last_receive(message) {
+            return self
+                .give_up(message, record, lease, GiveUp::Exhausted(error.to_owned()))
+                .await;
+        }
         let failure = Failure {
             error: error.to_owned(),
-            status: if exhausted {
-                EventStatus::Dead
-            } else {
-                EventStatus::Failed
-            },
+            status: EventStatus::Failed,
+            retry_exhausted: false,
+        };
+        if let Err(e) = self
+            .store
+            .record_failure(&record.key, lease, &failure, self.clock.now())
+            .await
+        {
+            warn!(error = %e, "could not record the failure");
+        }
+        let delay = self
+            .settings
+            .schedule
+            .delay_for(attempt, &mut || self.jitter.sample());
+        warn!(
+            attempt,
+            retry_in_secs = delay.as_secs(),
+            error,
+            "attempt failed; will retry"
+        );
+        self.retry_after(message, delay).await
+    }
+
+    /// Stop trying: the DLQ copy first, then the record `dead`, then let the message go. If the
+    /// copy cannot be sent, the record stays `failed` and the message comes back (or, on its
+    /// last receive, reaches the DLQ by redrive, where reconcile's watch of `failed` records
+    /// finds it); if the record cannot be marked, the message comes back to finish.
+    async fn give_up(
+        &self,
+        message: &Message,
+        record: &EventRecord,
+        lease: &Lease,
+        why: GiveUp,
+    ) -> Disposition {
+        let key = &record.key;
+        let (error, exhausted) = match &why {
+            GiveUp::Permanent(error) => (format!("permanent: {error}"), false),
+            GiveUp::Exhausted(error) => (error.clone(), true),
+        };
+        if let Err(e) = self.queue.dead_letter(&message.body).await {
+            warn!(error = %e, "could not copy the event to the DLQ; it stays failed and retries");
+            let failure = Failure {
+                error: format!("{error} (the DLQ copy failed: {e})"),
+                status: EventStatus::Failed,
+                retry_exhausted: false,
+            };
+            if let Err(e) = self
+                .store
+                .record_failure(key, lease, &failure, self.clock.now())
+                .await
+            {
+                warn!(error = %e, "could not record the failure");
+            }
+            return self.retry_after(message, Duration::ZERO).await;
+        }
+        let failure = Failure {
+            error: error.clone(),
+            status: EventStatus::Dead,
             retry_exhausted: exhausted,
         };
         if let Err(e) = self
@@ -335,12 +426,15 @@ where
             .record_failure(key, lease, &failure, self.clock.now())
             .await
         {
-            warn!(tenant = %key.tenant, event_id = %key.event_id, error = %e, "could not record the failure");
+            warn!(error = %e, "copied to the DLQ, but the record could not be marked dead; retrying");
+            return self.retry_after(message, Duration::ZERO).await;
         }
         if exhausted {
-            error!(tenant = %key.tenant, provider = %key.provider, event_id = %key.event_id, attempt, error,
-                "retries exhausted; event dead, the queue's redrive moves it to the DLQ");
-            // Its own line: the message's line counts it `failed` like any other attempt.
+            error!(
+                attempt = record.attempts,
+                error, "retries exhausted; event dead and on the DLQ"
+            );
+            // Its own line: the message's line counts it `dead_lettered`.
             let line = MetricLine::new(self.clock.now())
                 .dimension(metrics::FUNCTION, metrics::PROCESSOR)
                 .dimension(metrics::PROVIDER, key.provider.as_str())
@@ -348,45 +442,32 @@ where
                 .property(metrics::TENANT, key.tenant.as_str())
                 .property(metrics::EVENT_ID, key.event_id.as_str());
             self.metrics.emit(&line);
-            return self.retry_after(message, Duration::ZERO).await;
+        } else {
+            error!(error, "permanent failure; event dead and on the DLQ");
         }
-        let delay = self
-            .settings
-            .schedule
-            .delay_for(attempt, &mut || self.jitter.sample());
-        warn!(tenant = %key.tenant, provider = %key.provider, event_id = %key.event_id, attempt,
-            retry_in_secs = delay.as_secs(), error, "attempt failed; will retry");
-        self.retry_after(message, delay).await
+        Disposition::DeadLettered
     }
 
-    /// A failure that will not pass: the event goes dead and its message to the DLQ now.
-    async fn permanent(
-        &self,
-        message: &Message,
-        record: &EventRecord,
-        lease: &Lease,
-        error: &str,
-    ) -> Disposition {
-        let key = &record.key;
-        error!(tenant = %key.tenant, provider = %key.provider, event_id = %key.event_id, error,
-            "permanent failure; event dead");
-        let failure = Failure {
-            error: format!("permanent: {error}"),
-            status: EventStatus::Dead,
-            retry_exhausted: false,
-        };
-        if let Err(e) = self
-            .store
-            .record_failure(key, lease, &failure, self.clock.now())
-            .await
-        {
-            warn!(tenant = %key.tenant, event_id = %key.event_id, error = %e, "could not record the failure");
-            return self.retry_after(message, Duration::ZERO).await;
+    /// Another processor holds a live lease. It carries the event, so on this message's last
+    /// receive the message may go (reconcile watches the event while it is `processing`);
+    /// otherwise look again once the lease has run out.
+    async fn busy(&self, message: &Message) -> Disposition {
+        info!("another processor holds the event");
+        if self.is_last_receive(message) {
+            return Disposition::Skipped("another processor holds the event");
         }
-        self.dead_letter(message).await
+        self.retry_after(message, self.settings.lease).await
     }
 
-    /// Before any claim: retry on the schedule for the message's receive count.
+    /// Whether the queue will not deliver this message again: its receives equal the
+    /// schedule's attempts, which is the queue's `maxReceiveCount`.
+    fn is_last_receive(&self, message: &Message) -> bool {
+        message.receive_count >= self.settings.schedule.max_attempts()
+    }
+
+    /// Before any claim: retry on the schedule for the message's receive count. On its last
+    /// receive SQS redrives it to the DLQ, and the record (pending or failed, if any) is in
+    /// reconcile's watch.
     async fn retry_unclaimed(&self, message: &Message) -> Disposition {
         let delay = self
             .settings
@@ -402,18 +483,19 @@ where
         if let Some(receipt) = &message.receipt_handle {
             if let Err(e) = self.queue.retry_after(receipt, delay).await {
                 // The message still comes back, after the queue's own visibility timeout.
-                warn!(message_id = %message.message_id, error = %e, "could not set the retry delay");
+                warn!(error = %e, "could not set the retry delay");
             }
         }
         Disposition::Retry
     }
 
-    async fn dead_letter(&self, message: &Message) -> Disposition {
+    /// A message that names no event: copied to the DLQ for a human, or left to SQS's redrive.
+    async fn dead_letter_unreadable(&self, message: &Message) -> Disposition {
         match self.queue.dead_letter(&message.body).await {
             Ok(()) => Disposition::DeadLettered,
             Err(e) => {
                 // Left on the queue, it reaches the DLQ by redrive after its receives run out.
-                warn!(message_id = %message.message_id, error = %e, "could not dead-letter; retrying instead");
+                warn!(error = %e, "could not dead-letter; retrying instead");
                 Disposition::Retry
             }
         }
@@ -456,14 +538,12 @@ where
     }
 }
 
-/// The event key a queue message points at, if it is a valid pointer.
-fn pointer_key(body: &str) -> Option<EventKey> {
-    let pointer: QueueMessage = serde_json::from_str(body).ok()?;
-    Some(EventKey {
-        tenant: TenantId::parse(&pointer.tenant).ok()?,
-        provider: pointer.provider.parse::<Provider>().ok()?,
-        event_id: EventId::parse(&pointer.event_id).ok()?,
-    })
+/// Why the processor stops trying an event.
+enum GiveUp {
+    /// The same input fails the same way every time.
+    Permanent(String),
+    /// The last attempt, or the message's last receive, failed.
+    Exhausted(String),
 }
 
 fn millis_since(started: Instant) -> f64 {

@@ -5,6 +5,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use super::*;
 use crate::{
     clock::ManualClock,
+    ids::{EventId, TenantId},
     memory::{MemoryEventStore, MemoryRetryQueue},
     ports::EventProcessing,
     record::{Correlation, Verification},
@@ -235,18 +236,136 @@ async fn failures_back_off_on_the_schedule_and_the_last_attempt_is_dead() {
         );
     }
 
+    // The last attempt gives up: the DLQ copy, then the record dead, then the message goes.
     assert_eq!(
         p.process(&message(&key, 6), "worker").await,
-        Disposition::Retry
+        Disposition::DeadLettered
     );
     let record = p.store.record(&key).expect("record");
     assert_eq!(record.status, EventStatus::Dead);
     assert!(record.retry_exhausted);
-    assert_eq!(
-        p.queue.delays().last().map(|(_, d)| *d),
-        Some(Duration::ZERO)
-    );
+    assert_eq!(p.queue.dead_letters(), [message(&key, 6).body]);
+    assert_eq!(p.queue.delays().len(), 5);
     assert!(p.store.projections().is_empty());
+}
+
+#[tokio::test]
+async fn a_dead_event_always_has_its_dlq_copy_even_when_the_first_send_fails() {
+    // GIVEN a permanent failure while the DLQ is down
+    let p = processor();
+    let key = stored(
+        &p,
+        "evt_bad",
+        "invoice.paid",
+        br#"{"id":"evt_bad","type":"invoice.paid","created":1,"data":{"object":"nope"}}"#,
+    );
+    p.queue.set_dead_letters_failing(true);
+
+    // WHEN the processor gives up: the message stays, the record is not dead yet
+    assert_eq!(
+        p.process(&message(&key, 1), "worker").await,
+        Disposition::Retry
+    );
+    assert_eq!(status(&p, &key), EventStatus::Failed);
+    assert!(p.queue.dead_letters().is_empty());
+
+    // THEN its next receive finishes the job: the copy, then the record dead
+    p.queue.set_dead_letters_failing(false);
+    assert_eq!(
+        p.process(&message(&key, 2), "worker").await,
+        Disposition::DeadLettered
+    );
+    assert_eq!(status(&p, &key), EventStatus::Dead);
+    assert_eq!(p.queue.dead_letters().len(), 1);
+}
+
+#[tokio::test]
+async fn a_fresh_message_for_an_event_with_spent_attempts_gives_up_with_a_dlq_copy() {
+    // GIVEN an event reconcile re-enqueued after five attempts: a fresh message, receive 1
+    let p = processor();
+    let key = stored(&p, "evt_1", "invoice.paid", INVOICE_PAID);
+    let mut record = p.store.record(&key).expect("record");
+    record.attempts = 5;
+    p.store.insert(record);
+    p.store.set_commits_failing(true);
+
+    // WHEN its sixth attempt fails
+    let disposition = p.process(&message(&key, 1), "worker").await;
+
+    // THEN it is dead with its copy on the DLQ, not dead with its message about to be dropped
+    assert_eq!(disposition, Disposition::DeadLettered);
+    let record = p.store.record(&key).expect("record");
+    assert_eq!((record.status, record.attempts), (EventStatus::Dead, 6));
+    assert!(record.retry_exhausted);
+    assert_eq!(p.queue.dead_letters().len(), 1);
+}
+
+#[tokio::test]
+async fn the_last_receive_gives_up_even_with_attempts_left() {
+    // GIVEN a message whose receives went to a busy lease and outages: attempt 1, receive 6
+    let p = processor();
+    let key = stored(&p, "evt_1", "invoice.paid", INVOICE_PAID);
+    p.store.set_commits_failing(true);
+
+    // WHEN that attempt fails
+    let disposition = p.process(&message(&key, 6), "worker").await;
+
+    // THEN the processor dead-letters it itself, rather than let SQS redrive the message
+    // while the record says `failed` where nobody looks
+    assert_eq!(disposition, Disposition::DeadLettered);
+    let record = p.store.record(&key).expect("record");
+    assert_eq!((record.status, record.attempts), (EventStatus::Dead, 1));
+    assert_eq!(p.queue.dead_letters().len(), 1);
+}
+
+#[tokio::test]
+async fn a_busy_event_on_its_messages_last_receive_lets_the_message_go() {
+    let p = processor();
+    let key = stored(&p, "evt_1", "invoice.paid", INVOICE_PAID);
+    let now = p.clock.now();
+    let holder = Lease {
+        owner: "holder".into(),
+        until: now + Duration::from_secs(60),
+    };
+    assert!(matches!(
+        p.store.claim(&key, &holder, now).await,
+        Ok(Claim::Claimed(_))
+    ));
+
+    let disposition = p.process(&message(&key, 6), "duplicate").await;
+
+    // The holder carries the event (and reconcile watches it while it is processing): this
+    // copy is deleted, not redriven to the DLQ as if it had failed.
+    assert_eq!(
+        disposition,
+        Disposition::Skipped("another processor holds the event")
+    );
+    assert!(p.queue.dead_letters().is_empty());
+    assert_eq!(status(&p, &key), EventStatus::Processing);
+}
+
+#[tokio::test]
+async fn a_write_the_store_refuses_is_permanent() {
+    // GIVEN a commit DynamoDB refuses (an item over 400 KB, a transaction over 100 items)
+    let p = processor();
+    let key = stored(&p, "evt_1", "invoice.paid", INVOICE_PAID);
+    p.store.set_commits_refused(true);
+
+    // WHEN it is processed, THEN it is dead at once, not retried for fourteen hours
+    assert_eq!(
+        p.process(&message(&key, 1), "worker").await,
+        Disposition::DeadLettered
+    );
+    let record = p.store.record(&key).expect("record");
+    assert_eq!((record.status, record.attempts), (EventStatus::Dead, 1));
+    assert!(!record.retry_exhausted);
+    assert!(
+        record
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("permanent: storage refused"))
+    );
+    assert_eq!(p.queue.dead_letters().len(), 1);
 }
 
 #[tokio::test]

@@ -52,7 +52,7 @@ impl FromStr for UnknownTypePolicy {
 
 /// What a handler decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HandlerOutcome {
+pub enum ProjectorOutcome {
     /// Commit these with the `processed` mark. Never two writes to the same key, since one
     /// transaction cannot touch an item twice.
     Writes(Vec<ProjectionWrite>),
@@ -63,7 +63,7 @@ pub enum HandlerOutcome {
 /// A handler failure. Every one is permanent: the same bytes fail the same way on every
 /// retry, so the event goes dead at once.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum HandlerError {
+pub enum ProjectorError {
     /// The payload does not match the provider's schema for its type, or the type is unknown
     /// and configured as fatal.
     #[error("{0}")]
@@ -72,23 +72,23 @@ pub enum HandlerError {
 
 /// Run `provider`'s handler on a stored event. `event_type` is the type stored with the event
 /// record; `key` supplies the tenant every write is scoped to and the source event id.
-pub fn handle(
+pub fn project(
     provider: Provider,
     event_type: Option<&str>,
     payload: &[u8],
     key: &EventKey,
     policy: UnknownTypePolicy,
-) -> Result<HandlerOutcome, HandlerError> {
+) -> Result<ProjectorOutcome, ProjectorError> {
     match provider {
-        Provider::Stripe => stripe::handle(event_type, payload, key, policy),
-        Provider::Clerk => clerk::handle(event_type, payload, key, policy),
-        Provider::Resend => resend::handle(event_type, payload, key, policy),
+        Provider::Stripe => stripe::project(event_type, payload, key, policy),
+        Provider::Clerk => clerk::project(event_type, payload, key, policy),
+        Provider::Resend => resend::project(event_type, payload, key, policy),
         Provider::Svix
         | Provider::StandardWebhooks
         | Provider::GitHub
         | Provider::Slack
         | Provider::Shopify
-        | Provider::Generic => recorded::handle(provider, event_type, payload, key),
+        | Provider::Generic => recorded::project(provider, event_type, payload, key),
     }
 }
 
@@ -97,14 +97,14 @@ fn unknown(
     provider: Provider,
     event_type: Option<&str>,
     policy: UnknownTypePolicy,
-) -> Result<HandlerOutcome, HandlerError> {
+) -> Result<ProjectorOutcome, ProjectorError> {
     let reason = match event_type {
         Some(t) => format!("unknown {provider} event type {}", clip(t, 100)),
         None => format!("{provider} event has no type"),
     };
     match policy {
-        UnknownTypePolicy::Ignore => Ok(HandlerOutcome::Ignored { reason }),
-        UnknownTypePolicy::Fail => Err(HandlerError::Permanent(reason)),
+        UnknownTypePolicy::Ignore => Ok(ProjectorOutcome::Ignored { reason }),
+        UnknownTypePolicy::Fail => Err(ProjectorError::Permanent(reason)),
     }
 }
 
@@ -122,11 +122,39 @@ fn clip(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+/// Where an event type stands in its object's life, for events of the same instant (Stripe's
+/// `created` is whole seconds, so a subscription's `created` and first `updated` often share
+/// one): the later in the life, the higher. Types the table does not name rank in the middle;
+/// events of equal rank fall back to the event id, a stable rule, so every arrival order ends
+/// in the same state.
+pub fn lifecycle_rank(provider: Provider, event_type: &str) -> u32 {
+    const BIRTH: u32 = 0;
+    const CHANGE: u32 = 50;
+    const DEATH: u32 = 100;
+    match (provider, event_type) {
+        // A payment attempt fails before the one that succeeds.
+        (Provider::Stripe, "invoice.payment_failed" | "payment_intent.payment_failed") => 40,
+        (Provider::Stripe, "invoice.paid" | "payment_intent.succeeded") => 60,
+        // Resend's delivery life: sent, delayed, delivered, then what the recipient did.
+        (Provider::Resend, "email.sent") => 10,
+        (Provider::Resend, "email.delivery_delayed") => 20,
+        (Provider::Resend, "email.delivered") => 30,
+        (Provider::Resend, "email.opened") => 40,
+        (Provider::Resend, "email.clicked") => 50,
+        (Provider::Resend, "email.bounced") => 60,
+        (Provider::Resend, "email.complained") => 70,
+        (_, t) if t.ends_with(".created") || t.ends_with(".completed") => BIRTH,
+        (_, t) if t.ends_with(".deleted") => DEATH,
+        _ => CHANGE,
+    }
+}
+
 /// One known event being handled: builds its writes and names it in errors.
 struct Event<'a> {
     provider: Provider,
     event_type: &'a str,
     key: &'a EventKey,
+    rank: u32,
 }
 
 impl<'a> Event<'a> {
@@ -135,17 +163,18 @@ impl<'a> Event<'a> {
             provider,
             event_type,
             key,
+            rank: lifecycle_rank(provider, event_type),
         }
     }
 
     /// A permanent error naming the provider and type.
-    fn invalid(&self, what: impl fmt::Display) -> HandlerError {
+    fn invalid(&self, what: impl fmt::Display) -> ProjectorError {
         let message = format!("{} {}: {what}", self.provider, self.event_type);
-        HandlerError::Permanent(clip(&message, MAX_MESSAGE).to_owned())
+        ProjectorError::Permanent(clip(&message, MAX_MESSAGE).to_owned())
     }
 
     /// Parse the payload into the shape this type must have.
-    fn parse<T: DeserializeOwned>(&self, payload: &[u8]) -> Result<T, HandlerError> {
+    fn parse<T: DeserializeOwned>(&self, payload: &[u8]) -> Result<T, ProjectorError> {
         serde_json::from_slice(payload).map_err(|e| {
             // serde quotes the offending value, which may be long: keep its start and where.
             let full = e.to_string();
@@ -164,7 +193,7 @@ impl<'a> Event<'a> {
     }
 
     /// Refuse a payload whose own `type` disagrees with the stored one.
-    fn check_type(&self, payload_type: &str) -> Result<(), HandlerError> {
+    fn check_type(&self, payload_type: &str) -> Result<(), ProjectorError> {
         if payload_type == self.event_type {
             Ok(())
         } else {
@@ -173,7 +202,7 @@ impl<'a> Event<'a> {
     }
 
     /// Refuse an object of the wrong kind (Stripe and Clerk name it in `object`).
-    fn check_object(&self, found: &str, expected: &str) -> Result<(), HandlerError> {
+    fn check_object(&self, found: &str, expected: &str) -> Result<(), ProjectorError> {
         if found == expected {
             Ok(())
         } else {
@@ -184,7 +213,7 @@ impl<'a> Event<'a> {
         }
     }
 
-    fn key(&self, kind: ProjectionKind, entity_id: &str) -> Result<ProjectionKey, HandlerError> {
+    fn key(&self, kind: ProjectionKind, entity_id: &str) -> Result<ProjectionKey, ProjectorError> {
         ProjectionKey::new(&self.key.tenant, kind, entity_id)
             .map_err(|e| self.invalid(format_args!("{kind}: {e}")))
     }
@@ -193,6 +222,7 @@ impl<'a> Event<'a> {
         ProjectionWrite {
             key,
             version,
+            rank: self.rank,
             source_event_id: self.key.event_id.clone(),
             change,
         }
@@ -204,7 +234,7 @@ impl<'a> Event<'a> {
         entity_id: &str,
         version: i64,
         fields: Fields,
-    ) -> Result<ProjectionWrite, HandlerError> {
+    ) -> Result<ProjectionWrite, ProjectorError> {
         Ok(self.write(self.key(kind, entity_id)?, version, Change::Upsert(fields)))
     }
 
@@ -213,19 +243,19 @@ impl<'a> Event<'a> {
         kind: ProjectionKind,
         entity_id: &str,
         version: i64,
-    ) -> Result<ProjectionWrite, HandlerError> {
+    ) -> Result<ProjectionWrite, ProjectorError> {
         Ok(self.write(self.key(kind, entity_id)?, version, Change::Delete))
     }
 
     /// Unix seconds to the millisecond version.
-    fn secs_version(&self, secs: i64) -> Result<i64, HandlerError> {
+    fn secs_version(&self, secs: i64) -> Result<i64, ProjectorError> {
         secs.checked_mul(1000)
             .filter(|ms| *ms >= 0)
             .ok_or_else(|| self.invalid("event time is out of range"))
     }
 
     /// Unix milliseconds as the version.
-    fn millis_version(&self, ms: i64) -> Result<i64, HandlerError> {
+    fn millis_version(&self, ms: i64) -> Result<i64, ProjectorError> {
         if ms >= 0 {
             Ok(ms)
         } else {
@@ -234,7 +264,7 @@ impl<'a> Event<'a> {
     }
 
     /// An RFC 3339 time to the millisecond version.
-    fn rfc3339_version(&self, field: &str, raw: &str) -> Result<i64, HandlerError> {
+    fn rfc3339_version(&self, field: &str, raw: &str) -> Result<i64, ProjectorError> {
         rfc3339_millis(raw)
             .ok_or_else(|| self.invalid(format_args!("{field} is not an RFC 3339 time")))
     }

@@ -9,19 +9,19 @@ use serde::{
 };
 use serde_json::{Value, json};
 
-use super::{Event, HandlerError, HandlerOutcome, UnknownTypePolicy, fields, unknown};
+use super::{Event, ProjectorError, ProjectorOutcome, UnknownTypePolicy, fields, unknown};
 use crate::{
     projection::{ProjectionKind, ProjectionWrite},
     provider::Provider,
     record::EventKey,
 };
 
-pub(super) fn handle(
+pub(super) fn project(
     event_type: Option<&str>,
     payload: &[u8],
     key: &EventKey,
     policy: UnknownTypePolicy,
-) -> Result<HandlerOutcome, HandlerError> {
+) -> Result<ProjectorOutcome, ProjectorError> {
     let Some(t) = event_type else {
         return unknown(Provider::Stripe, None, policy);
     };
@@ -38,7 +38,7 @@ pub(super) fn handle(
         "charge.refunded" => charge(&ev, payload)?,
         other => return unknown(Provider::Stripe, Some(other), policy),
     };
-    Ok(HandlerOutcome::Writes(writes))
+    Ok(ProjectorOutcome::Writes(writes))
 }
 
 /// The event envelope around `data.object`.
@@ -59,7 +59,7 @@ struct Data<T> {
 fn open<T: DeserializeOwned + Object>(
     ev: &Event<'_>,
     payload: &[u8],
-) -> Result<(T, i64), HandlerError> {
+) -> Result<(T, i64), ProjectorError> {
     let env: Envelope<T> = ev.parse(payload)?;
     ev.check_type(&env.event_type)?;
     ev.check_object(env.data.object.object(), T::NAME)?;
@@ -142,7 +142,7 @@ struct SubscriptionDetails {
     subscription: Option<Expandable>,
 }
 
-fn invoice(ev: &Event<'_>, payload: &[u8]) -> Result<Vec<ProjectionWrite>, HandlerError> {
+fn invoice(ev: &Event<'_>, payload: &[u8]) -> Result<Vec<ProjectionWrite>, ProjectorError> {
     let (inv, version) = open::<Invoice>(ev, payload)?;
     let subscription = inv.subscription.as_ref().or_else(|| {
         inv.parent
@@ -200,7 +200,7 @@ struct Price {
     id: String,
 }
 
-fn subscription(ev: &Event<'_>, payload: &[u8]) -> Result<Vec<ProjectionWrite>, HandlerError> {
+fn subscription(ev: &Event<'_>, payload: &[u8]) -> Result<Vec<ProjectionWrite>, ProjectorError> {
     let (sub, version) = open::<Subscription>(ev, payload)?;
     let kind = ProjectionKind::StripeSubscription;
     if ev.event_type == "customer.subscription.deleted" {
@@ -250,7 +250,10 @@ struct CustomerDetails {
 
 /// The session, and a link from its customer to the app's user (`client_reference_id`), the
 /// usual way an app finds whom a Stripe customer belongs to.
-fn checkout_session(ev: &Event<'_>, payload: &[u8]) -> Result<Vec<ProjectionWrite>, HandlerError> {
+fn checkout_session(
+    ev: &Event<'_>,
+    payload: &[u8],
+) -> Result<Vec<ProjectionWrite>, ProjectorError> {
     let (cs, version) = open::<CheckoutSession>(ev, payload)?;
     let email = cs
         .customer_details
@@ -308,7 +311,7 @@ struct PaymentError {
     message: Option<String>,
 }
 
-fn payment_intent(ev: &Event<'_>, payload: &[u8]) -> Result<Vec<ProjectionWrite>, HandlerError> {
+fn payment_intent(ev: &Event<'_>, payload: &[u8]) -> Result<Vec<ProjectionWrite>, ProjectorError> {
     let (pi, version) = open::<PaymentIntent>(ev, payload)?;
     let error = pi.last_payment_error.as_ref();
     let f = fields([
@@ -350,7 +353,7 @@ struct Charge {
 }
 object!(Charge, "charge");
 
-fn charge(ev: &Event<'_>, payload: &[u8]) -> Result<Vec<ProjectionWrite>, HandlerError> {
+fn charge(ev: &Event<'_>, payload: &[u8]) -> Result<Vec<ProjectionWrite>, ProjectorError> {
     let (ch, version) = open::<Charge>(ev, payload)?;
     let f = fields([
         ("status", json!(ch.status)),

@@ -9,10 +9,7 @@ use tracing::{info, warn};
 use super::{OperationError, Operations, Skipped, event_ref, keys, lease_live, note_or};
 use crate::{
     clock::Clock,
-    ports::{
-        DeadLetterQueue, EventHistory, EventQueue, EventReplay, EventStore, OperatorMark,
-        PendingEvents, Requeue, TenantNames,
-    },
+    ports::{DeadLetterQueue, EventQueue, OperationsStore, OperatorMark, Requeue, TenantNames},
     record::EventStatus,
 };
 
@@ -44,7 +41,7 @@ pub struct ReplaySummary {
 
 impl<S, Q, D, T, C> Operations<S, Q, D, T, C>
 where
-    S: EventStore + EventReplay + PendingEvents + EventHistory,
+    S: OperationsStore,
     Q: EventQueue,
     D: DeadLetterQueue,
     T: TenantNames,

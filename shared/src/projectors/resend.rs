@@ -6,19 +6,19 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Event, HandlerError, HandlerOutcome, UnknownTypePolicy, fields, unknown};
+use super::{Event, ProjectorError, ProjectorOutcome, UnknownTypePolicy, fields, unknown};
 use crate::{
     projection::{Change, ProjectionKey, ProjectionKind, ProjectionWrite},
     provider::Provider,
     record::EventKey,
 };
 
-pub(super) fn handle(
+pub(super) fn project(
     event_type: Option<&str>,
     payload: &[u8],
     key: &EventKey,
     policy: UnknownTypePolicy,
-) -> Result<HandlerOutcome, HandlerError> {
+) -> Result<ProjectorOutcome, ProjectorError> {
     let Some(t) = event_type else {
         return unknown(Provider::Resend, None, policy);
     };
@@ -33,7 +33,7 @@ pub(super) fn handle(
         other => return unknown(Provider::Resend, Some(other), policy),
     };
     let ev = Event::new(Provider::Resend, t, key);
-    email(&ev, status, payload).map(HandlerOutcome::Writes)
+    email(&ev, status, payload).map(ProjectorOutcome::Writes)
 }
 
 #[derive(Deserialize)]
@@ -75,7 +75,7 @@ fn email(
     ev: &Event<'_>,
     status: &str,
     payload: &[u8],
-) -> Result<Vec<ProjectionWrite>, HandlerError> {
+) -> Result<Vec<ProjectionWrite>, ProjectorError> {
     let env: Envelope = ev.parse(payload)?;
     ev.check_type(&env.event_type)?;
     let version = ev.rfc3339_version("created_at", &env.created_at)?;

@@ -96,6 +96,7 @@ fn given(ops: &Ops, tenant_name: &str, id: &str, status: EventStatus, age: u64) 
             record.last_error = Some("downstream down".into());
         }
     }
+    record.status_at = record.completed_at.unwrap_or(at(age));
     ops.store.insert(record);
     key
 }
@@ -405,7 +406,12 @@ async fn reconcile_re_enqueues_stuck_events_and_leaves_fresh_and_leased_ones() {
             "globex/stripe/evt_enq"
         ]
     );
-    assert_eq!(ids(&summary, "exhausted"), ["acme/stripe/evt_spent"]);
+    // Its processor died on the last attempt: dead, with its DLQ copy, for an operator.
+    assert_eq!(ids(&summary, "dead_lettered"), ["acme/stripe/evt_spent"]);
+    let spent = record(&ops, &spent);
+    assert_eq!(spent.status, EventStatus::Dead);
+    assert!(spent.retry_exhausted);
+    assert_eq!(ops.dead_letters.visible().len(), 1);
     for key in [&received, &enqueued, &abandoned] {
         let r = record(&ops, key);
         assert_eq!(r.status, EventStatus::Enqueued, "{}", key.event_id);
@@ -417,6 +423,96 @@ async fn reconcile_re_enqueues_stuck_events_and_leaves_fresh_and_leased_ones() {
     assert_eq!(record(&ops, &fresh).status, EventStatus::Received);
     assert_eq!(record(&ops, &leased).status, EventStatus::Processing);
     assert_eq!(ops.queue.sent().len(), 3);
+}
+
+#[tokio::test]
+async fn reconcile_requeues_failed_events_only_past_their_longest_backoff() {
+    // GIVEN two failed events: one waiting out its backoff, one whose message was lost
+    let ops = ops();
+    let waiting = given(&ops, "acme", "evt_waiting", EventStatus::Failed, 3_600);
+    let lost = given(&ops, "acme", "evt_lost", EventStatus::Failed, 50_000);
+
+    let summary = run(&ops, json!({"action": "reconcile"})).await;
+
+    // THEN only the lost one goes back on the queue, with its attempts kept
+    assert_eq!(ids(&summary, "requeued"), ["acme/stripe/evt_lost"]);
+    assert_eq!(record(&ops, &lost).status, EventStatus::Enqueued);
+    assert_eq!(record(&ops, &waiting).status, EventStatus::Failed);
+}
+
+#[tokio::test]
+async fn reconcile_reads_past_events_it_cannot_act_on() {
+    // GIVEN 100 processing events whose leases still hold, older than one abandoned event
+    let ops = ops();
+    for i in 0..100 {
+        let key = given(
+            &ops,
+            "acme",
+            &format!("evt_busy{i:03}"),
+            EventStatus::Processing,
+            3_600,
+        );
+        ops.store.insert(EventRecord {
+            lease_until: Some(at(0) + Duration::from_secs(600)),
+            ..record(&ops, &key)
+        });
+    }
+    let abandoned = given(
+        &ops,
+        "acme",
+        "evt_abandoned",
+        EventStatus::Processing,
+        1_800,
+    );
+
+    // WHEN reconcile runs with a small limit
+    let summary = run(&ops, json!({"action": "reconcile", "limit": 5})).await;
+
+    // THEN it still reaches the one it can recover
+    assert_eq!(ids(&summary, "requeued"), ["acme/stripe/evt_abandoned"]);
+    assert_eq!(record(&ops, &abandoned).status, EventStatus::Enqueued);
+}
+
+#[tokio::test]
+async fn spent_stuck_events_do_not_hide_a_recoverable_one() {
+    // GIVEN 100 events whose processors died on their last attempt, and one recoverable
+    let ops = ops();
+    for i in 0..100 {
+        let key = given(
+            &ops,
+            "acme",
+            &format!("evt_spent{i:03}"),
+            EventStatus::Processing,
+            7_200,
+        );
+        ops.store.insert(EventRecord {
+            attempts: 6,
+            ..record(&ops, &key)
+        });
+    }
+    let recoverable = given(&ops, "acme", "evt_ok", EventStatus::Processing, 3_600);
+
+    // WHEN the schedule runs reconcile until it says there is no more
+    let mut runs = 0;
+    loop {
+        runs += 1;
+        let summary = run(&ops, json!({"action": "reconcile", "limit": 25})).await;
+        if summary["more"] == json!(false) || runs > 10 {
+            break;
+        }
+    }
+
+    // THEN the spent ones are dead on the DLQ and the recoverable one is back on the queue
+    assert!(runs <= 6, "took {runs} runs");
+    assert_eq!(record(&ops, &recoverable).status, EventStatus::Enqueued);
+    assert_eq!(ops.dead_letters.visible().len(), 100);
+    let dead = ops
+        .store
+        .all()
+        .into_iter()
+        .filter(|r| r.status == EventStatus::Dead)
+        .count();
+    assert_eq!(dead, 100);
 }
 
 #[tokio::test]

@@ -132,14 +132,14 @@ fn acme(provider: Provider) -> EventKey {
 }
 
 fn run_as(key: &EventKey, t: &str, payload: &str) -> Vec<ProjectionWrite> {
-    match handle(
+    match project(
         key.provider,
         Some(t),
         payload.as_bytes(),
         key,
         UnknownTypePolicy::Ignore,
     ) {
-        Ok(HandlerOutcome::Writes(w)) => w,
+        Ok(ProjectorOutcome::Writes(w)) => w,
         other => panic!("{t}: expected writes, got {other:?}"),
     }
 }
@@ -162,14 +162,14 @@ fn upserted(w: &ProjectionWrite) -> &Fields {
 }
 
 fn permanent(provider: Provider, t: &str, payload: &str) -> String {
-    match handle(
+    match project(
         provider,
         Some(t),
         payload.as_bytes(),
         &acme(provider),
         UnknownTypePolicy::Ignore,
     ) {
-        Err(HandlerError::Permanent(msg)) => msg,
+        Err(ProjectorError::Permanent(msg)) => msg,
         other => panic!("{t}: expected a permanent error, got {other:?}"),
     }
 }
@@ -475,7 +475,7 @@ fn unknown_types_are_ignored_by_default_and_fatal_when_configured() {
     for provider in [Provider::Stripe, Provider::Clerk, Provider::Resend] {
         let key = acme(provider);
         let payload = br#"{"type":"brand.new","created":1,"timestamp":1,"data":{}}"#;
-        let ignored = handle(
+        let ignored = project(
             provider,
             Some("brand.new"),
             payload,
@@ -484,11 +484,11 @@ fn unknown_types_are_ignored_by_default_and_fatal_when_configured() {
         );
         assert_eq!(
             ignored,
-            Ok(HandlerOutcome::Ignored {
+            Ok(ProjectorOutcome::Ignored {
                 reason: format!("unknown {provider} event type brand.new")
             })
         );
-        let failed = handle(
+        let failed = project(
             provider,
             Some("brand.new"),
             payload,
@@ -496,12 +496,12 @@ fn unknown_types_are_ignored_by_default_and_fatal_when_configured() {
             UnknownTypePolicy::Fail,
         );
         assert!(
-            matches!(failed, Err(HandlerError::Permanent(_))),
+            matches!(failed, Err(ProjectorError::Permanent(_))),
             "{failed:?}"
         );
-        let untyped = handle(provider, None, payload, &key, UnknownTypePolicy::Ignore);
+        let untyped = project(provider, None, payload, &key, UnknownTypePolicy::Ignore);
         assert!(
-            matches!(untyped, Ok(HandlerOutcome::Ignored { .. })),
+            matches!(untyped, Ok(ProjectorOutcome::Ignored { .. })),
             "{untyped:?}"
         );
     }
@@ -738,8 +738,8 @@ fn recorded_providers_read_their_body_times() {
         (Provider::Shopify, &b"{}"[..], 0),
     ] {
         let key = acme(provider);
-        let out = handle(provider, Some("x"), body, &key, UnknownTypePolicy::Fail);
-        let Ok(HandlerOutcome::Writes(w)) = out else {
+        let out = project(provider, Some("x"), body, &key, UnknownTypePolicy::Fail);
+        let Ok(ProjectorOutcome::Writes(w)) = out else {
             panic!("{provider}: {out:?}");
         };
         assert_eq!(w[0].version, version, "{provider}");
@@ -749,14 +749,14 @@ fn recorded_providers_read_their_body_times() {
 #[test]
 fn recorded_providers_accept_any_body_and_no_type() {
     let key = acme(Provider::GitHub);
-    let out = handle(
+    let out = project(
         Provider::GitHub,
         None,
         b"payload=%7B%7D",
         &key,
         UnknownTypePolicy::Fail,
     );
-    let Ok(HandlerOutcome::Writes(w)) = out else {
+    let Ok(ProjectorOutcome::Writes(w)) = out else {
         panic!("{out:?}");
     };
     assert_eq!(upserted(&w[0])["event_type"], Value::Null);
@@ -932,6 +932,80 @@ fn subscription_events_in_any_order_end_in_the_newest_state() {
 }
 
 #[test]
+fn a_subscription_created_and_updated_in_one_second_ends_updated_in_every_order() {
+    // GIVEN Stripe's whole-second `created`: both events carry the same second
+    let second = 1_718_000_000;
+    let created = edited(STRIPE[2].1, |v| {
+        set(v, "/created", json!(second));
+        set(v, "/data/object/status", json!("incomplete"));
+    });
+    let updated = edited(STRIPE[3].1, |v| {
+        set(v, "/created", json!(second));
+        set(v, "/data/object/status", json!("active"));
+    });
+    // Event ids that sort the "wrong" way, so only the lifecycle rank can decide.
+    let events = [
+        stripe_event("customer.subscription.created", &created, "evt_z"),
+        stripe_event("customer.subscription.updated", &updated, "evt_a"),
+    ];
+    let mut store = same_state_in_every_order(&events);
+    let key = events[1][0].key.clone();
+    assert_eq!(
+        store.get(&key).expect("item").fields["status"],
+        json!("active")
+    );
+
+    // WHEN an operator force-replays the `created` event, THEN nothing flips.
+    assert_eq!(store.apply_all(&events[0]), 0);
+    assert_eq!(
+        store.get(&key).expect("item").fields["status"],
+        json!("active")
+    );
+}
+
+proptest! {
+    #[test]
+    fn any_arrival_order_of_same_second_stripe_events_ends_in_one_state(
+        picks in prop::collection::vec((0usize..5, 0i64..2, 0u8..4), 2..6),
+        seed in any::<u64>(),
+    ) {
+        // Subscription and invoice events of one object, two possible seconds, four statuses.
+        let statuses = ["incomplete", "active", "past_due", "canceled"];
+        let events: Vec<Vec<ProjectionWrite>> = picks
+            .iter()
+            .enumerate()
+            .map(|(i, (kind, second, status))| {
+                let (t, fixture) = [STRIPE[2], STRIPE[3], STRIPE[4], STRIPE[0], STRIPE[1]][*kind];
+                let body = edited(fixture, |v| {
+                    set(v, "/created", json!(1_718_000_000 + second));
+                    set(v, "/data/object/status", json!(statuses[usize::from(*status)]));
+                });
+                stripe_event(t, &body, &format!("evt_{i:02}"))
+            })
+            .collect();
+        let mut in_order = MemoryProjections::new();
+        for e in &events {
+            in_order.apply_all(e);
+        }
+        let mut order: Vec<usize> = (0..events.len()).collect();
+        let mut state = seed;
+        for i in (1..order.len()).rev() {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            order.swap(i, usize::try_from((state >> 33) % (i as u64 + 1)).unwrap_or(0));
+        }
+        let mut shuffled = MemoryProjections::new();
+        for &i in &order {
+            shuffled.apply_all(&events[i]);
+        }
+        // Forced replays of everything, in the first order again, change nothing.
+        for e in &events {
+            shuffled.apply_all(e);
+        }
+        prop_assert_eq!(in_order, shuffled);
+    }
+}
+
+#[test]
 fn subscription_deletion_wins_in_any_order() {
     let late_update = edited(STRIPE[3].1, |v| {
         // Sent before the deletion, delivered whenever.
@@ -1095,8 +1169,8 @@ proptest! {
     ) {
         for provider in Provider::ALL {
             let key = acme(provider);
-            let _ = handle(provider, Some(t), &body, &key, UnknownTypePolicy::Fail);
-            let _ = handle(provider, None, &body, &key, UnknownTypePolicy::Ignore);
+            let _ = project(provider, Some(t), &body, &key, UnknownTypePolicy::Fail);
+            let _ = project(provider, None, &body, &key, UnknownTypePolicy::Ignore);
         }
     }
 
@@ -1115,8 +1189,8 @@ proptest! {
             let key = acme(provider);
             for b in [&body, &flat] {
                 let bytes = b.to_string().into_bytes();
-                if let Ok(HandlerOutcome::Writes(w)) =
-                    handle(provider, Some(t), &bytes, &key, UnknownTypePolicy::Fail)
+                if let Ok(ProjectorOutcome::Writes(w)) =
+                    project(provider, Some(t), &bytes, &key, UnknownTypePolicy::Fail)
                 {
                     prop_assert!(w.iter().all(|w| w.key.tenant().as_str() == "acme"));
                     prop_assert!(w.iter().all(|w| w.version >= 0));

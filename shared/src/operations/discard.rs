@@ -9,10 +9,7 @@ use tracing::info;
 use super::{OperationError, Operations, Skipped, event_ref, keys};
 use crate::{
     clock::Clock,
-    ports::{
-        DeadLetterQueue, EventHistory, EventQueue, EventReplay, EventStore, OperatorMark,
-        PendingEvents, TenantNames,
-    },
+    ports::{DeadLetterQueue, EventQueue, OperationsStore, OperatorMark, TenantNames},
     record::EventStatus,
 };
 
@@ -42,7 +39,7 @@ pub struct DiscardSummary {
 
 impl<S, Q, D, T, C> Operations<S, Q, D, T, C>
 where
-    S: EventStore + EventReplay + PendingEvents + EventHistory,
+    S: OperationsStore,
     Q: EventQueue,
     D: DeadLetterQueue,
     T: TenantNames,

@@ -4,17 +4,17 @@
 
 use serde_json::{Value, json};
 
-use super::{Event, HandlerError, HandlerOutcome, fields, rfc3339_millis};
+use super::{Event, ProjectorError, ProjectorOutcome, fields, rfc3339_millis};
 use crate::{projection::ProjectionKind, provider::Provider, record::EventKey};
 
 /// One `received_event` item keyed `"{provider}#{event id}"`: ids are unique per provider
 /// only, and generic senders choose their own.
-pub(super) fn handle(
+pub(super) fn project(
     provider: Provider,
     event_type: Option<&str>,
     payload: &[u8],
     key: &EventKey,
-) -> Result<HandlerOutcome, HandlerError> {
+) -> Result<ProjectorOutcome, ProjectorError> {
     let ev = Event::new(provider, event_type.unwrap_or("event"), key);
     let occurred = occurred_at(provider, payload);
     let f = fields([
@@ -29,7 +29,7 @@ pub(super) fn handle(
         occurred.unwrap_or(0),
         f,
     )?;
-    Ok(HandlerOutcome::Writes(vec![write]))
+    Ok(ProjectorOutcome::Writes(vec![write]))
 }
 
 /// The provider's event time in unix milliseconds, where the body carries one (GitHub's and

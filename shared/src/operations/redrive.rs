@@ -19,11 +19,11 @@ use super::{
 };
 use crate::{
     clock::Clock,
-    ids::{EventId, TenantId},
+    ids::TenantId,
     message::QueueMessage,
     ports::{
-        DeadLetter, DeadLetterQueue, EventHistory, EventQueue, EventReplay, EventStore,
-        OperatorMark, PendingEvents, Requeue, TenantNames,
+        DeadLetter, DeadLetterQueue, EventQueue, OperationsStore, OperatorMark, Requeue,
+        TenantNames,
     },
     provider::Provider,
     record::{EventKey, EventStatus},
@@ -81,7 +81,7 @@ struct Filters {
 
 impl<S, Q, D, T, C> Operations<S, Q, D, T, C>
 where
-    S: EventStore + EventReplay + PendingEvents + EventHistory,
+    S: OperationsStore,
     Q: EventQueue,
     D: DeadLetterQueue,
     T: TenantNames,
@@ -261,11 +261,7 @@ fn left(summary: &mut RedriveSummary, id: String, reason: &str) -> Fate {
 
 /// The pointer in a DLQ message body and the key it names, if valid.
 fn pointer(body: &str) -> Option<(QueueMessage, EventKey)> {
-    let pointer: QueueMessage = serde_json::from_str(body).ok()?;
-    let key = EventKey {
-        tenant: TenantId::parse(&pointer.tenant).ok()?,
-        provider: pointer.provider.parse().ok()?,
-        event_id: EventId::parse(&pointer.event_id).ok()?,
-    };
+    let pointer = QueueMessage::parse(body)?;
+    let key = pointer.key()?;
     Some((pointer, key))
 }

@@ -4,19 +4,19 @@
 use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::json;
 
-use super::{Event, HandlerError, HandlerOutcome, UnknownTypePolicy, fields, unknown};
+use super::{Event, ProjectorError, ProjectorOutcome, UnknownTypePolicy, fields, unknown};
 use crate::{
     projection::{ProjectionKind, ProjectionWrite},
     provider::Provider,
     record::EventKey,
 };
 
-pub(super) fn handle(
+pub(super) fn project(
     event_type: Option<&str>,
     payload: &[u8],
     key: &EventKey,
     policy: UnknownTypePolicy,
-) -> Result<HandlerOutcome, HandlerError> {
+) -> Result<ProjectorOutcome, ProjectorError> {
     let Some(t) = event_type else {
         return unknown(Provider::Clerk, None, policy);
     };
@@ -29,7 +29,7 @@ pub(super) fn handle(
         "organizationMembership.created" => membership(&ev, payload)?,
         other => return unknown(Provider::Clerk, Some(other), policy),
     };
-    Ok(HandlerOutcome::Writes(writes))
+    Ok(ProjectorOutcome::Writes(writes))
 }
 
 #[derive(Deserialize)]
@@ -45,7 +45,7 @@ struct Envelope<T> {
 fn open<T: DeserializeOwned + Named>(
     ev: &Event<'_>,
     payload: &[u8],
-) -> Result<(T, i64), HandlerError> {
+) -> Result<(T, i64), ProjectorError> {
     let env: Envelope<T> = ev.parse(payload)?;
     ev.check_type(&env.event_type)?;
     ev.check_object(env.data.object(), T::NAME)?;
@@ -88,7 +88,7 @@ struct EmailAddress {
     email_address: String,
 }
 
-fn user(ev: &Event<'_>, payload: &[u8]) -> Result<Vec<ProjectionWrite>, HandlerError> {
+fn user(ev: &Event<'_>, payload: &[u8]) -> Result<Vec<ProjectionWrite>, ProjectorError> {
     let (user, version) = open::<User>(ev, payload)?;
     let primary = user.primary_email_address_id.as_deref().and_then(|id| {
         user.email_addresses
@@ -119,7 +119,7 @@ struct Deleted {
 }
 named!(Deleted, "user");
 
-fn user_deleted(ev: &Event<'_>, payload: &[u8]) -> Result<Vec<ProjectionWrite>, HandlerError> {
+fn user_deleted(ev: &Event<'_>, payload: &[u8]) -> Result<Vec<ProjectionWrite>, ProjectorError> {
     let (gone, version) = open::<Deleted>(ev, payload)?;
     if !gone.deleted {
         return Err(ev.invalid("data.deleted is false"));
@@ -142,7 +142,7 @@ struct Session {
 }
 named!(Session, "session");
 
-fn session(ev: &Event<'_>, payload: &[u8]) -> Result<Vec<ProjectionWrite>, HandlerError> {
+fn session(ev: &Event<'_>, payload: &[u8]) -> Result<Vec<ProjectionWrite>, ProjectorError> {
     let (s, version) = open::<Session>(ev, payload)?;
     let f = fields([
         ("user_id", json!(s.user_id)),
@@ -168,7 +168,7 @@ struct Organization {
 }
 named!(Organization, "organization");
 
-fn organization(ev: &Event<'_>, payload: &[u8]) -> Result<Vec<ProjectionWrite>, HandlerError> {
+fn organization(ev: &Event<'_>, payload: &[u8]) -> Result<Vec<ProjectionWrite>, ProjectorError> {
     let (org, version) = open::<Organization>(ev, payload)?;
     let f = fields([
         ("name", json!(org.name)),
@@ -203,7 +203,7 @@ struct PublicUserData {
     user_id: String,
 }
 
-fn membership(ev: &Event<'_>, payload: &[u8]) -> Result<Vec<ProjectionWrite>, HandlerError> {
+fn membership(ev: &Event<'_>, payload: &[u8]) -> Result<Vec<ProjectionWrite>, ProjectorError> {
     let (m, version) = open::<Membership>(ev, payload)?;
     let f = fields([
         ("organization_id", json!(m.organization.id)),

@@ -4,9 +4,12 @@
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::{Client, types::AttributeValue};
+use aws_sdk_dynamodb::{
+    Client,
+    types::{AttributeValue, Select},
+};
 
-use super::{
+use crate::adapters::dynamodb::{
     item::{
         Item, ItemError, boolean, ms, n, number, opt_millis, opt_string, parsed, put_opt, s, string,
     },
@@ -14,7 +17,7 @@ use super::{
 };
 use crate::{
     ids::TenantId,
-    ports::{StoreError, TenantAdmin, TenantDirectory},
+    ports::{StoreError, TenantAdmin, TenantDirectory, TenantNames},
     provider::Provider,
     secret::{PreviousSecret, Secret, SecretSet},
     tenant::{ProviderConfig, UnsignedPolicy},
@@ -205,6 +208,53 @@ impl TenantAdmin for DynamoTenantDirectory {
                 .map_err(|err| unavailable("Scan", &self.table, &err))?,
         };
         configs_from_items(&items)
+    }
+}
+
+/// Tenant names from the tenants table, reading only the `tenant` attribute (never secrets).
+#[derive(Debug, Clone)]
+pub struct DynamoTenantNames {
+    client: Client,
+    table: String,
+}
+
+impl DynamoTenantNames {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl TenantNames for DynamoTenantNames {
+    async fn tenant_ids(&self) -> Result<Vec<TenantId>, StoreError> {
+        let mut tenants = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .projection_expression("#tenant")
+                .expression_attribute_names("#tenant", "tenant")
+                .select(Select::SpecificAttributes)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|err| unavailable("Scan", &self.table, &err))?;
+            for item in output.items() {
+                tenants.push(parsed::<TenantId>(item, "tenant")?);
+            }
+            start = output.last_evaluated_key().cloned();
+            if start.is_none() {
+                break;
+            }
+        }
+        tenants.sort();
+        tenants.dedup();
+        Ok(tenants)
     }
 }
 

@@ -6,10 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::{OperationError, Operations, event_ref, parse_tenant};
 use crate::{
     clock::{Clock, unix_millis},
-    ports::{
-        DeadLetterQueue, EventHistory, EventQueue, EventReplay, EventStore, EventSummary,
-        PendingEvents, TenantNames,
-    },
+    ports::{DeadLetterQueue, EventQueue, EventSummary, OperationsStore, TenantNames},
     record::EventStatus,
 };
 
@@ -72,7 +69,7 @@ pub struct ListSummary {
 
 impl<S, Q, D, T, C> Operations<S, Q, D, T, C>
 where
-    S: EventStore + EventReplay + PendingEvents + EventHistory,
+    S: OperationsStore,
     Q: EventQueue,
     D: DeadLetterQueue,
     T: TenantNames,
@@ -82,7 +79,7 @@ where
         let tenant = parse_tenant(&args.tenant)?;
         let limit = self.limit(args.limit.or(Some(20)))?;
         let statuses: Vec<EventStatus> = if args.status == "stuck" {
-            EventStatus::PENDING.to_vec()
+            EventStatus::STUCK.to_vec()
         } else {
             vec![args.status.parse().map_err(|_| {
                 OperationError::Invalid(format!(

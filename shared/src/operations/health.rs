@@ -15,10 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::{OperationError, Operations, parse_tenant};
 use crate::{
     clock::Clock,
-    ports::{
-        DeadLetterQueue, EventHistory, EventQueue, EventReplay, EventStore, EventTimeline,
-        PendingEvents, TenantNames,
-    },
+    ports::{DeadLetterQueue, EventQueue, EventTimeline, OperationsStore, TenantNames},
     record::EventStatus,
 };
 
@@ -192,7 +189,7 @@ fn millis_between(from: SystemTime, to: SystemTime) -> f64 {
 
 impl<S, Q, D, T, C> Operations<S, Q, D, T, C>
 where
-    S: EventStore + EventReplay + PendingEvents + EventHistory,
+    S: OperationsStore,
     Q: EventQueue,
     D: DeadLetterQueue,
     T: TenantNames,
@@ -207,18 +204,12 @@ where
             Some(t) => vec![parse_tenant(t)?],
             None => self.tenants.tenant_ids().await?,
         };
-        let pending_statuses = [
-            EventStatus::Received,
-            EventStatus::Enqueued,
-            EventStatus::Processing,
-            EventStatus::Failed,
-        ];
         let mut in_window: Vec<EventTimeline> = Vec::new();
         let mut pending: Vec<EventTimeline> = Vec::new();
         let mut truncated = false;
         for tenant in &tenants {
             for status in EventStatus::ALL {
-                let is_pending = pending_statuses.contains(&status);
+                let is_pending = status.is_pending();
                 let from = if is_pending { UNIX_EPOCH } else { since };
                 let found = self
                     .store

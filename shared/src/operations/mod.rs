@@ -3,8 +3,8 @@
 //!
 //! - [`redrive`]: drain the DLQ back to the events queue.
 //! - [`targeted`]: re-enqueue chosen events by tenant and ids, from their records alone.
-//! - [`reconcile`]: re-enqueue events stuck in `received` / `enqueued`, or `processing` past
-//!   their lease.
+//! - [`reconcile`]: re-enqueue events stuck in `received` / `enqueued`, `processing` past their
+//!   lease, or `failed` past their longest backoff.
 //! - [`list`]: a tenant's dead, failed or stuck events, newest first, page by page.
 //! - [`health`]: six checks over a window → HEALTHY / DEGRADED / CRITICAL, with latencies.
 //! - [`discard`]: resolve dead events without processing them.
@@ -35,15 +35,14 @@ use thiserror::Error;
 
 use crate::{
     clock::Clock,
+    env::{Env, EnvError},
     ids::{EventId, TenantId},
     message::QueueMessage,
     metrics::{self, MetricLine, MetricSink},
-    ports::{
-        DeadLetterQueue, EventHistory, EventQueue, EventReplay, EventStore, PendingEvents,
-        QueueError, StoreError, TenantNames,
-    },
+    ports::{DeadLetterQueue, EventQueue, OperationsStore, QueueError, StoreError, TenantNames},
     provider::Provider,
     record::{EventKey, EventRecord},
+    retry::RetrySchedule,
 };
 
 /// The replay function's knobs.
@@ -53,9 +52,12 @@ pub struct ReplaySettings {
     pub retention: Duration,
     /// Reconcile's default threshold: an event pending longer than this is stuck.
     pub stuck_after: Duration,
-    /// The processor's attempts per event (the retry schedule's length): a `processing` event
-    /// whose attempts reached it is left for an operator instead of re-enqueued.
-    pub max_attempts: u32,
+    /// The processor's retry schedule: its length is the attempts an event gets (a
+    /// `processing` event whose attempts are spent is dead-lettered, not re-enqueued), its
+    /// longest delay how long a `failed` event may rightly wait for its message.
+    pub schedule: RetrySchedule,
+    /// The processor's lease: a `failed` event's message may be in flight this long too.
+    pub lease: Duration,
     /// How long a redrive hides the DLQ messages it received; longer than the function runs.
     pub hold: Duration,
     /// The `limit` when an action gives none.
@@ -67,13 +69,40 @@ pub struct ReplaySettings {
 impl Default for ReplaySettings {
     fn default() -> Self {
         Self {
-            retention: Duration::from_secs(30 * 24 * 60 * 60),
+            retention: crate::record::DEFAULT_RETENTION,
             stuck_after: Duration::from_secs(15 * 60),
-            max_attempts: 6,
+            schedule: RetrySchedule::default(),
+            lease: Duration::from_secs(60),
             hold: Duration::from_secs(300),
             default_limit: 10,
             max_limit: 1_000,
         }
+    }
+}
+
+impl ReplaySettings {
+    /// The settings the replay function is deployed with (`RETRY_SCHEDULE`, `RETENTION_DAYS`,
+    /// `STUCK_AFTER_SECS`, `LEASE_SECS`): one reading for the Lambda and `hookctl replay`, so
+    /// both act alike.
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, EnvError> {
+        let defaults = Self::default();
+        Ok(Self {
+            retention: env.retention()?,
+            stuck_after: Duration::from_secs(
+                env.parsed_or("STUCK_AFTER_SECS", defaults.stuck_after.as_secs())?,
+            ),
+            schedule: env.retry_schedule()?,
+            lease: Duration::from_secs(env.parsed_or("LEASE_SECS", defaults.lease.as_secs())?),
+            ..defaults
+        })
+    }
+
+    /// How long a `failed` event may wait for its message before reconcile calls it stuck:
+    /// the schedule's longest delay and a lease beyond `stuck_after`.
+    pub fn failed_stuck_after(&self, stuck_after: Duration) -> Duration {
+        stuck_after
+            .saturating_add(self.schedule.longest_delay())
+            .saturating_add(self.lease)
     }
 }
 
@@ -129,7 +158,7 @@ pub struct Operations<S, Q, D, T, C> {
 
 impl<S, Q, D, T, C> Operations<S, Q, D, T, C>
 where
-    S: EventStore + EventReplay + PendingEvents + EventHistory,
+    S: OperationsStore,
     Q: EventQueue,
     D: DeadLetterQueue,
     T: TenantNames,

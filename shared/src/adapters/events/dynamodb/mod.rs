@@ -1,0 +1,297 @@
+//! The event records in DynamoDB: one item per event, keyed `{tenant}#{provider}#{event_id}`,
+//! with a GSI (`by_tenant_status`: `tenant_status`, `status_at`) for operators' listings, and a
+//! sparse one (`by_pending_status`: `pending_status`, `status_at`) holding only the events that
+//! wait in `received`, `enqueued`, `processing` or `failed`, for reconcile.
+//!
+//! Every status change goes through [`status_change`]: it keeps `tenant_status`, `status_at`
+//! and `pending_status` in step with `status`, and conditions the write on the record being in
+//! a status the life allows the move from, so the table enforces the same state machine as
+//! [`EventStatus::can_become`].
+//!
+//! - [`records`]: record ↔ item.
+//! - [`claims`]: the processor's claim, commit mark and failures.
+//! - [`commit`]: the projections transaction.
+//! - [`operations`]: operators' requeues and discards, the pending and status indexes.
+
+mod claims;
+mod commit;
+mod operations;
+mod records;
+
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::{
+    Client, operation::put_item::PutItemError, types::ReturnValuesOnConditionCheckFailure,
+};
+
+pub use self::commit::MAX_ERROR_CHARS;
+pub(crate) use self::records::{record_from_item, record_to_item};
+use crate::{
+    adapters::dynamodb::{
+        expression::{Expression, UpdateBuilder, is_conditional_failure},
+        item::{Item, ms, n, s},
+        unavailable,
+    },
+    aws::describe,
+    ids::TenantId,
+    ports::{EventStore, PutOutcome, StoreError},
+    record::{EventKey, EventRecord, EventStatus},
+};
+
+/// The status index: partition `tenant_status`, sort `status_at`.
+pub const STATUS_INDEX: &str = "by_tenant_status";
+
+/// The sparse index of pending events: partition `pending_status`, sort `status_at`.
+pub const PENDING_INDEX: &str = "by_pending_status";
+
+/// How many partitions each pending status is spread over, so a busy ingress never makes one
+/// index partition hot. Reconcile reads them all.
+pub const PENDING_SHARDS: u8 = 8;
+
+/// The attributes a listing reads. The status index must project at least these (an `INCLUDE`
+/// projection of the non-key ones keeps payloads out of the index).
+pub const SUMMARY_ATTRIBUTES: [&str; 10] = [
+    "pk",
+    "tenant",
+    "provider",
+    "event_id",
+    "event_type",
+    "status",
+    "attempts",
+    "retry_exhausted",
+    "last_error",
+    "received_at",
+];
+
+/// The event-record ports on the events table.
+#[derive(Debug, Clone)]
+pub struct DynamoEventStore {
+    pub(super) client: Client,
+    pub(super) table: String,
+    /// Where commits write projections (see `with_projections`); `None` for the ingress,
+    /// which never commits.
+    pub(super) projections: Option<String>,
+}
+
+impl DynamoEventStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            projections: None,
+        }
+    }
+
+    /// The table commits write projections to. Without it, a commit with writes is refused.
+    pub fn with_projections(mut self, table: impl Into<String>) -> Self {
+        self.projections = Some(table.into());
+        self
+    }
+
+    /// Send a status change; `Ok(false)` when its condition refused it (the record moved on).
+    async fn change_status(&self, change: Expression) -> Result<bool, StoreError> {
+        match change.update_item(&self.client, &self.table).send().await {
+            Ok(_) => Ok(true),
+            Err(err) if is_conditional_failure(&err) => Ok(false),
+            Err(err) => Err(unavailable("UpdateItem", &self.table, &err)),
+        }
+    }
+
+    /// Count one more delivery of a stored event, for the health report. Best effort: the
+    /// delivery's answer never waits on bookkeeping that failed.
+    async fn count_duplicate(&self, key: &EventKey) {
+        let result = UpdateBuilder::new(item_key(key))
+            .set_clause(
+                "#duplicates = if_not_exists(#duplicates, :zero) + :one",
+                &["duplicates"],
+            )
+            .value(":zero", n(0))
+            .value(":one", n(1))
+            .condition("attribute_exists(#pk)", &["pk"])
+            .build()
+            .update_item(&self.client, &self.table)
+            .send()
+            .await;
+        if let Err(err) = result {
+            tracing::warn!(tenant = %key.tenant, event_id = %key.event_id,
+                error = %describe(&err), "could not count a duplicate delivery");
+        }
+    }
+}
+
+/// The partition key. Tenant ids and provider names never contain `#`, so no two events share
+/// a key, whatever characters the provider's event id holds.
+pub(crate) fn event_pk(key: &EventKey) -> String {
+    format!("{}#{}#{}", key.tenant, key.provider, key.event_id)
+}
+
+/// The item key of an event record.
+pub(crate) fn item_key(key: &EventKey) -> Item {
+    Item::from([("pk".to_owned(), s(event_pk(key)))])
+}
+
+/// The status index's partition key: a tenant's events in one status.
+pub(crate) fn tenant_status(tenant: &TenantId, status: EventStatus) -> String {
+    format!("{tenant}#{status}")
+}
+
+/// The pending index's partition key for an event in a pending `status`: the status and a
+/// shard derived from the event's key, e.g. `received#3`.
+pub(crate) fn pending_partition(key: &EventKey, status: EventStatus) -> String {
+    format!("{status}#{}", pending_shard(key))
+}
+
+fn pending_shard(key: &EventKey) -> u8 {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(event_pk(key).as_bytes())[0] % PENDING_SHARDS
+}
+
+/// The move of an event from one of `from` to `to` at `at`: sets the status and the index
+/// attributes that follow it, and conditions the write on the status it moves from. Only the
+/// moves the life allows are kept from `from`; callers add their own clauses and conditions.
+pub(crate) fn status_change(
+    key: &EventKey,
+    from: &[EventStatus],
+    to: EventStatus,
+    at: SystemTime,
+) -> UpdateBuilder {
+    let mut change = UpdateBuilder::new(item_key(key))
+        .set("status", s(to.as_str()))
+        .set("tenant_status", s(tenant_status(&key.tenant, to)))
+        .set("status_at", ms(at));
+    change = if to.is_pending() {
+        change.set("pending_status", s(pending_partition(key, to)))
+    } else {
+        change.remove("pending_status")
+    };
+    let sources: Vec<EventStatus> = from.iter().copied().filter(|f| f.can_become(to)).collect();
+    if sources.is_empty() {
+        // No allowed source: a condition no record meets (statuses are never empty).
+        return change
+            .condition("#status = :from_none", &["status"])
+            .value(":from_none", s(""));
+    }
+    let placeholders: Vec<String> = (0..sources.len()).map(|i| format!(":from{i}")).collect();
+    change = change.condition(
+        &format!("#status IN ({})", placeholders.join(", ")),
+        &["status"],
+    );
+    for (placeholder, status) in placeholders.iter().zip(&sources) {
+        change = change.value(placeholder, s(status.as_str()));
+    }
+    change
+}
+
+#[async_trait]
+impl EventStore for DynamoEventStore {
+    async fn put_if_absent(&self, record: &EventRecord) -> Result<PutOutcome, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(record_to_item(record)))
+            .condition_expression("attribute_not_exists(pk)")
+            // The existing item comes back with the refusal: no second read on duplicates.
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(PutOutcome::Inserted),
+            Err(err) => err,
+        };
+        let Some(PutItemError::ConditionalCheckFailedException(refused)) = err.as_service_error()
+        else {
+            return Err(unavailable("PutItem", &self.table, &err));
+        };
+        let existing = match refused.item() {
+            Some(item) => record_from_item(item)?,
+            None => self.get(&record.key).await?.ok_or_else(|| {
+                // Gone between the check and the read (deleted or expired): the provider's
+                // retry will store it afresh.
+                StoreError::Unavailable(format!(
+                    "PutItem on {}: the existing record vanished after the conditional check",
+                    self.table
+                ))
+            })?,
+        };
+        self.count_duplicate(&record.key).await;
+        Ok(PutOutcome::Existing(Box::new(existing)))
+    }
+
+    async fn mark_enqueued(&self, key: &EventKey, at: SystemTime) -> Result<(), StoreError> {
+        // A processor that got there first (or a record gone) leaves nothing to mark.
+        let change = status_change(key, &[EventStatus::Received], EventStatus::Enqueued, at)
+            .set("enqueued_at", ms(at))
+            .build();
+        self.change_status(change).await.map(|_| ())
+    }
+
+    async fn get(&self, key: &EventKey) -> Result<Option<EventRecord>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(item_key(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| unavailable("GetItem", &self.table, &err))?;
+        output
+            .item()
+            .map(record_from_item)
+            .transpose()
+            .map_err(StoreError::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        adapters::dynamodb::expression::test_support::assert_bound_exactly,
+        clock::from_unix_millis, ids::EventId, provider::Provider,
+    };
+
+    fn key() -> EventKey {
+        EventKey {
+            tenant: TenantId::parse("acme").expect("tenant"),
+            provider: Provider::Stripe,
+            event_id: EventId::parse("evt_1").expect("id"),
+        }
+    }
+
+    #[test]
+    fn a_status_change_moves_the_index_attributes_and_checks_the_source() {
+        let at = from_unix_millis(1_700_000_000_000);
+        let e = status_change(&key(), &[EventStatus::Received], EventStatus::Enqueued, at).build();
+        assert_bound_exactly(&e);
+        assert_eq!(e.values[":from0"], s("received"));
+        assert_eq!(e.values[":tenant_status"], s("acme#enqueued"));
+        assert!(e.update.contains("#pending_status = :pending_status"));
+        let done = status_change(
+            &key(),
+            &[EventStatus::Processing],
+            EventStatus::Processed,
+            at,
+        )
+        .build();
+        assert_bound_exactly(&done);
+        assert!(done.update.ends_with("REMOVE #pending_status"));
+    }
+
+    #[test]
+    fn moves_the_life_forbids_are_dropped_from_the_condition() {
+        let at = from_unix_millis(0);
+        let e = status_change(
+            &key(),
+            &[EventStatus::Processed, EventStatus::Dead],
+            EventStatus::Discarded,
+            at,
+        )
+        .build();
+        assert_bound_exactly(&e);
+        assert_eq!(e.values[":from0"], s("dead"));
+        assert!(!e.values.values().any(|v| v == &s("processed")));
+    }
+}

@@ -1,0 +1,432 @@
+//! The event records in a map, for fast unit tests of the use cases. Every status change goes
+//! through [`EventRecord::enter`], so the memory store refuses exactly the moves the life
+//! forbids, as the DynamoDB adapter's conditions do; the port suites in the integration tests
+//! run both adapters through the same cases.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::SystemTime,
+};
+
+use async_trait::async_trait;
+
+use crate::{
+    adapters::{Outage, lock},
+    clock::unix_millis,
+    ids::TenantId,
+    operations::{decode_page_token, encode_page_token},
+    ports::{
+        Claim, Commit, EventHistory, EventPage, EventProcessing, EventReplay, EventStore,
+        EventSummary, EventTimeline, Failure, Lease, OperatorMark, PendingEvent, PendingEvents,
+        PutOutcome, Requeue, StoreError,
+    },
+    projection::{MemoryProjections, ProjectionWrite, check_writes},
+    record::{EventKey, EventRecord, EventStatus},
+};
+
+/// Event records in a map, and the projections the processor commits with them.
+#[derive(Debug, Default)]
+pub struct MemoryEventStore {
+    records: Mutex<HashMap<EventKey, EventRecord>>,
+    projections: Mutex<MemoryProjections>,
+    outage: Outage,
+    commit_outage: Outage,
+    commit_refusal: Outage,
+    /// Projection writes applied by commits, summed: effects, not items, so a write applied
+    /// twice shows even when it leaves the same item behind.
+    effects: AtomicUsize,
+}
+
+impl MemoryEventStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Make every call fail (`true`) or succeed again (`false`).
+    pub fn set_unavailable(&self, down: bool) {
+        self.outage.set(down);
+    }
+
+    /// Every stored record, for assertions.
+    pub fn all(&self) -> Vec<EventRecord> {
+        lock(&self.records).values().cloned().collect()
+    }
+
+    /// Make only commits fail (`true`): a downstream failure after a successful claim.
+    pub fn set_commits_failing(&self, failing: bool) {
+        self.commit_outage.set(failing);
+    }
+
+    /// Make commits refused as DynamoDB refuses a request it can never accept (`true`).
+    pub fn set_commits_refused(&self, refused: bool) {
+        self.commit_refusal.set(refused);
+    }
+
+    /// One record, for assertions.
+    pub fn record(&self, key: &EventKey) -> Option<EventRecord> {
+        lock(&self.records).get(key).cloned()
+    }
+
+    /// Store or replace a record as it is, for arranging tests.
+    pub fn insert(&self, record: EventRecord) {
+        lock(&self.records).insert(record.key.clone(), record);
+    }
+
+    /// The committed projections, for assertions.
+    pub fn projections(&self) -> MemoryProjections {
+        lock(&self.projections).clone()
+    }
+
+    /// How many projection writes commits have applied in all.
+    pub fn effects(&self) -> usize {
+        self.effects.load(Ordering::SeqCst)
+    }
+
+    fn available(&self) -> Result<(), StoreError> {
+        self.outage.check().map_err(StoreError::Unavailable)
+    }
+}
+
+fn summary(r: &EventRecord) -> EventSummary {
+    EventSummary {
+        key: r.key.clone(),
+        event_type: r.event_type.clone(),
+        status: r.status,
+        attempts: r.attempts,
+        retry_exhausted: r.retry_exhausted,
+        last_error: r.last_error.clone(),
+        received_at: r.received_at,
+    }
+}
+
+/// The DynamoDB partition key's text, so pages break ties the way the index does.
+fn sort_key(key: &EventKey) -> String {
+    format!("{}#{}#{}", key.tenant, key.provider, key.event_id)
+}
+
+#[async_trait]
+impl EventStore for MemoryEventStore {
+    async fn put_if_absent(&self, record: &EventRecord) -> Result<PutOutcome, StoreError> {
+        self.available()?;
+        let mut records = lock(&self.records);
+        if let Some(existing) = records.get_mut(&record.key) {
+            let found = existing.clone();
+            existing.duplicates += 1;
+            return Ok(PutOutcome::Existing(Box::new(found)));
+        }
+        records.insert(record.key.clone(), record.clone());
+        Ok(PutOutcome::Inserted)
+    }
+
+    async fn mark_enqueued(&self, key: &EventKey, at: SystemTime) -> Result<(), StoreError> {
+        self.available()?;
+        if let Some(record) = lock(&self.records).get_mut(key) {
+            if record.status == EventStatus::Received
+                && record.enter(EventStatus::Enqueued, at).is_ok()
+            {
+                record.enqueued_at = Some(at);
+            }
+        }
+        Ok(())
+    }
+
+    async fn get(&self, key: &EventKey) -> Result<Option<EventRecord>, StoreError> {
+        self.available()?;
+        Ok(lock(&self.records).get(key).cloned())
+    }
+}
+
+#[async_trait]
+impl EventProcessing for MemoryEventStore {
+    async fn claim(
+        &self,
+        key: &EventKey,
+        lease: &Lease,
+        now: SystemTime,
+    ) -> Result<Claim, StoreError> {
+        self.available()?;
+        let mut records = lock(&self.records);
+        let Some(record) = records.get_mut(key) else {
+            return Ok(Claim::Missing);
+        };
+        let expired = record.lease_until.is_none_or(|until| until < now);
+        match record.status {
+            EventStatus::Processed => return Ok(Claim::AlreadyProcessed),
+            EventStatus::Processing if !expired => return Ok(Claim::Busy),
+            EventStatus::Dead | EventStatus::Discarded => {
+                return Ok(Claim::Unclaimable(record.status));
+            }
+            _ => {}
+        }
+        if record.enter(EventStatus::Processing, now).is_err() {
+            return Ok(Claim::Unclaimable(record.status));
+        }
+        record.lease_owner = Some(lease.owner.clone());
+        record.lease_until = Some(lease.until);
+        record.attempts += 1;
+        Ok(Claim::Claimed(Box::new(record.clone())))
+    }
+
+    async fn commit(
+        &self,
+        key: &EventKey,
+        lease: &Lease,
+        writes: &[ProjectionWrite],
+        outcome: &str,
+        now: SystemTime,
+        expires_at: Option<SystemTime>,
+    ) -> Result<Commit, StoreError> {
+        self.available()?;
+        check_writes(writes).map_err(|e| StoreError::Rejected(e.to_string()))?;
+        self.commit_outage
+            .check()
+            .map_err(StoreError::Unavailable)?;
+        self.commit_refusal.check().map_err(StoreError::Rejected)?;
+        // Both locks held: the writes and the mark land together or not at all.
+        let mut records = lock(&self.records);
+        let mut projections = lock(&self.projections);
+        let Some(record) = records.get_mut(key) else {
+            return Ok(Commit::LeaseLost);
+        };
+        if record.status != EventStatus::Processing
+            || record.lease_owner.as_deref() != Some(&lease.owner)
+            || record.enter(EventStatus::Processed, now).is_err()
+        {
+            return Ok(Commit::LeaseLost);
+        }
+        let applied = projections.apply_all(writes);
+        self.effects.fetch_add(applied, Ordering::SeqCst);
+        record.outcome = Some(outcome.to_owned());
+        record.completed_at = Some(now);
+        record.lease_owner = None;
+        record.lease_until = None;
+        record.expires_at = expires_at;
+        Ok(Commit::Committed {
+            applied,
+            skipped: writes.len() - applied,
+        })
+    }
+
+    async fn record_failure(
+        &self,
+        key: &EventKey,
+        lease: &Lease,
+        failure: &Failure,
+        now: SystemTime,
+    ) -> Result<(), StoreError> {
+        self.available()?;
+        if !matches!(failure.status, EventStatus::Failed | EventStatus::Dead) {
+            return Err(StoreError::Rejected(format!(
+                "a failure leaves an event failed or dead, not {}",
+                failure.status
+            )));
+        }
+        let mut records = lock(&self.records);
+        let Some(record) = records.get_mut(key) else {
+            return Ok(());
+        };
+        if record.status != EventStatus::Processing
+            || record.lease_owner.as_deref() != Some(&lease.owner)
+            || record.enter(failure.status, now).is_err()
+        {
+            return Ok(());
+        }
+        record.last_error = Some(failure.error.clone());
+        record.retry_exhausted = failure.retry_exhausted;
+        record.lease_owner = None;
+        record.lease_until = None;
+        if failure.status == EventStatus::Dead {
+            record.completed_at = Some(now);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl EventReplay for MemoryEventStore {
+    async fn mark_requeued(
+        &self,
+        key: &EventKey,
+        from: EventStatus,
+        how: Requeue,
+        mark: &OperatorMark,
+    ) -> Result<Option<EventRecord>, StoreError> {
+        self.available()?;
+        let mut records = lock(&self.records);
+        let Some(record) = records.get_mut(key) else {
+            return Ok(None);
+        };
+        let lease_live = record.lease_until.is_some_and(|until| until >= mark.at);
+        if record.status != from
+            || (from == EventStatus::Processing && lease_live)
+            || record.enter(EventStatus::Enqueued, mark.at).is_err()
+        {
+            return Ok(None);
+        }
+        record.enqueued_at = Some(mark.at);
+        record.note = Some(mark.note.clone());
+        record.lease_owner = None;
+        record.lease_until = None;
+        record.completed_at = None;
+        record.expires_at = None;
+        if how == Requeue::Replay {
+            record.replay_count += 1;
+            record.replayed_at = Some(mark.at);
+            record.attempts = 0;
+            record.retry_exhausted = false;
+        }
+        Ok(Some(record.clone()))
+    }
+
+    async fn mark_dead(
+        &self,
+        key: &EventKey,
+        reason: &str,
+        mark: &OperatorMark,
+    ) -> Result<bool, StoreError> {
+        self.available()?;
+        let mut records = lock(&self.records);
+        let Some(record) = records.get_mut(key) else {
+            return Ok(false);
+        };
+        let lease_live = record.lease_until.is_some_and(|until| until >= mark.at);
+        if record.status != EventStatus::Processing
+            || lease_live
+            || record.enter(EventStatus::Dead, mark.at).is_err()
+        {
+            return Ok(false);
+        }
+        record.last_error = Some(reason.to_owned());
+        record.retry_exhausted = true;
+        record.completed_at = Some(mark.at);
+        record.note = Some(mark.note.clone());
+        record.lease_owner = None;
+        record.lease_until = None;
+        Ok(true)
+    }
+
+    async fn mark_discarded(
+        &self,
+        key: &EventKey,
+        mark: &OperatorMark,
+        expires_at: Option<SystemTime>,
+    ) -> Result<bool, StoreError> {
+        self.available()?;
+        let mut records = lock(&self.records);
+        let Some(record) = records
+            .get_mut(key)
+            .filter(|r| r.status == EventStatus::Dead)
+        else {
+            return Ok(false);
+        };
+        if record.enter(EventStatus::Discarded, mark.at).is_err() {
+            return Ok(false);
+        }
+        record.discarded_at = Some(mark.at);
+        record.note = Some(mark.note.clone());
+        record.expires_at = expires_at;
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl PendingEvents for MemoryEventStore {
+    async fn pending_between(
+        &self,
+        status: EventStatus,
+        from: SystemTime,
+        before: SystemTime,
+        limit: u32,
+    ) -> Result<Vec<PendingEvent>, StoreError> {
+        self.available()?;
+        // Whole milliseconds, as the index stores them.
+        let (from, before) = (unix_millis(from), unix_millis(before));
+        let mut found: Vec<PendingEvent> = lock(&self.records)
+            .values()
+            .filter(|r| r.status == status && status.is_pending())
+            .filter(|r| (from..before).contains(&unix_millis(r.status_at)))
+            .map(|r| PendingEvent {
+                key: r.key.clone(),
+                status: r.status,
+                since: r.status_at,
+                attempts: r.attempts,
+                lease_until: r.lease_until,
+            })
+            .collect();
+        found.sort_by(|a, b| (a.since, &a.key).cmp(&(b.since, &b.key)));
+        found.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(found)
+    }
+}
+
+#[async_trait]
+impl EventHistory for MemoryEventStore {
+    async fn page_by_status(
+        &self,
+        tenant: &TenantId,
+        status: EventStatus,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<EventPage, StoreError> {
+        self.available()?;
+        let start = match after {
+            None => None,
+            Some(token) => Some(
+                decode_page_token(token, tenant)
+                    .ok_or_else(|| StoreError::Malformed("invalid page token".into()))?,
+            ),
+        };
+        let mut found: Vec<(i64, String, EventSummary)> = lock(&self.records)
+            .values()
+            .filter(|r| &r.key.tenant == tenant && r.status == status)
+            .map(|r| (unix_millis(r.status_at), sort_key(&r.key), summary(r)))
+            .collect();
+        // Newest first, as the index reads backwards: by time, then by key.
+        found.sort_by(|a, b| (b.0, &b.1).cmp(&(a.0, &a.1)));
+        if let Some((at, pk)) = &start {
+            found.retain(|(t, k, _)| (t, k) < (at, pk));
+        }
+        let wanted = usize::try_from(limit).unwrap_or(usize::MAX);
+        let more = found.len() > wanted;
+        found.truncate(wanted);
+        let next = more
+            .then(|| found.last())
+            .flatten()
+            .map(|(t, k, _)| encode_page_token(*t, k));
+        Ok(EventPage {
+            events: found.into_iter().map(|(_, _, s)| s).collect(),
+            next,
+        })
+    }
+
+    async fn in_status_since(
+        &self,
+        tenant: &TenantId,
+        status: EventStatus,
+        since: SystemTime,
+        limit: u32,
+    ) -> Result<Vec<EventTimeline>, StoreError> {
+        self.available()?;
+        let mut found: Vec<EventTimeline> = lock(&self.records)
+            .values()
+            .filter(|r| &r.key.tenant == tenant && r.status == status && r.status_at >= since)
+            .map(|r| EventTimeline {
+                key: r.key.clone(),
+                status: r.status,
+                status_at: r.status_at,
+                attempts: r.attempts,
+                received_at: r.received_at,
+                enqueued_at: r.enqueued_at,
+                completed_at: r.completed_at,
+                duplicates: r.duplicates,
+            })
+            .collect();
+        found.sort_by_key(|t| std::cmp::Reverse(t.status_at));
+        found.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(found)
+    }
+}

@@ -1,0 +1,12 @@
+//! The event records: [`DynamoEventStore`] as deployed, [`MemoryEventStore`] for tests.
+
+pub mod dynamodb;
+#[cfg(any(test, feature = "test-util"))]
+pub mod memory;
+
+pub use self::dynamodb::{
+    DynamoEventStore, MAX_ERROR_CHARS, PENDING_INDEX, PENDING_SHARDS, STATUS_INDEX,
+    SUMMARY_ATTRIBUTES,
+};
+#[cfg(any(test, feature = "test-util"))]
+pub use self::memory::MemoryEventStore;
