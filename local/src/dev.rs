@@ -4,6 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use shared::{
     aws::DynamoTenantDirectory,
+    env::EnvError,
     ids::TenantId,
     ports::{StoreError, TenantAdmin},
     provider::Provider,
@@ -89,8 +90,8 @@ pub fn build_ingress(
 
 /// The processor configuration for this stack: the deployed defaults, with `RETRY_SCHEDULE`
 /// (seconds per attempt) read from the environment so a developer can watch the DLQ fill up
-/// in seconds instead of hours.
-pub fn processor_config(resources: &Provisioned) -> Result<processor::Config, String> {
+/// in seconds instead of hours (the local queue's receives follow it, as deployed).
+pub fn processor_config(resources: &Provisioned) -> Result<processor::Config, EnvError> {
     let lookup = |name: &str| match name {
         "EVENTS_TABLE" => Some(resources.events_table().to_owned()),
         "PROJECTIONS_TABLE" => Some(resources.projections_table().to_owned()),
@@ -99,12 +100,12 @@ pub fn processor_config(resources: &Provisioned) -> Result<processor::Config, St
         "RETRY_SCHEDULE" => std::env::var(name).ok(),
         _ => None,
     };
-    processor::Config::from_lookup(lookup).map_err(|e| e.to_string())
+    processor::Config::from_lookup(lookup)
 }
 
 /// The replay function's configuration for this stack: the deployed defaults, with
 /// `STUCK_AFTER_SECS` and `RETRY_SCHEDULE` read from the environment.
-pub fn replay_config(resources: &Provisioned) -> Result<replay::Config, String> {
+pub fn replay_config(resources: &Provisioned) -> Result<replay::Config, EnvError> {
     let lookup = |name: &str| match name {
         "EVENTS_TABLE" => Some(resources.events_table().to_owned()),
         "TENANTS_TABLE" => Some(resources.tenants_table().to_owned()),
@@ -113,5 +114,5 @@ pub fn replay_config(resources: &Provisioned) -> Result<replay::Config, String> 
         "STUCK_AFTER_SECS" | "RETRY_SCHEDULE" | "RETENTION_DAYS" => std::env::var(name).ok(),
         _ => None,
     };
-    replay::Config::from_lookup(lookup).map_err(|e| e.to_string())
+    replay::Config::from_lookup(lookup)
 }

@@ -1,15 +1,19 @@
 //! The SQS event source mapping, emulated: what Lambda does between the queue and the
 //! processor. Receive a batch (up to the batch size, waiting up to the batching window), hand
-//! it to the processor, delete the messages it did not report failed, and leave the failed
-//! ones for their visibility timeout. Redrive to the DLQ after `maxReceiveCount` is SQS's own.
+//! it to the processor Lambda's own handler as the `SqsEvent` Lambda would build, delete the
+//! messages it did not report failed, and leave the failed ones for their visibility timeout.
+//! A batch the handler refuses whole is left whole. Redrive to the DLQ after
+//! `maxReceiveCount` is SQS's own.
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::MessageSystemAttributeName;
+use lambda_runtime::{Context, LambdaEvent};
 use shared::{
     clock::Clock,
-    ports::{EventProcessing, EventStore, RetryQueue},
-    processor::{Jitter, Message, Processor},
+    ports::{ProcessorStore, RetryQueue},
+    processor::{Jitter, Processor},
 };
 use tracing::warn;
 
@@ -37,7 +41,7 @@ impl EventSourceMapping {
         invocation: &str,
     ) -> Result<Poll, String>
     where
-        S: EventStore + EventProcessing,
+        S: ProcessorStore,
         Q: RetryQueue,
         C: Clock,
         J: Jitter,
@@ -56,30 +60,54 @@ impl EventSourceMapping {
             .send()
             .await
             .map_err(|e| shared::aws::describe(&e))?;
-        let messages: Vec<Message> = received
+        let records: Vec<SqsMessage> = received
             .messages
             .unwrap_or_default()
             .into_iter()
-            .filter_map(|m| {
-                let receive_count = m
+            .map(|m| {
+                let mut record = SqsMessage::default();
+                let count = m
                     .attributes()
                     .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(1);
-                Some(Message {
-                    message_id: m.message_id?,
-                    receipt_handle: m.receipt_handle,
-                    body: m.body.unwrap_or_default(),
-                    receive_count,
-                })
+                    .cloned();
+                record.attributes =
+                    HashMap::from_iter(count.map(|n| ("ApproximateReceiveCount".to_owned(), n)));
+                record.message_id = m.message_id;
+                record.receipt_handle = m.receipt_handle;
+                record.body = m.body;
+                record.event_source_arn = Some(self.queue_url.clone());
+                record
             })
             .collect();
-        if messages.is_empty() {
+        if records.is_empty() {
             return Ok(Poll::default());
         }
-        let failed = processor.process_batch(&messages, invocation).await;
-        for message in messages.iter().filter(|m| !failed.contains(&m.message_id)) {
-            let Some(receipt) = &message.receipt_handle else {
+        let receipts: Vec<(Option<String>, Option<String>)> = records
+            .iter()
+            .map(|r| (r.message_id.clone(), r.receipt_handle.clone()))
+            .collect();
+        let mut payload = SqsEvent::default();
+        payload.records = records;
+        let mut context = Context::default();
+        context.request_id = invocation.to_owned();
+        let failed: Vec<String> =
+            match processor::handle(processor, LambdaEvent::new(payload, context)).await {
+                Ok(response) => response
+                    .batch_item_failures
+                    .into_iter()
+                    .map(|f| f.item_identifier)
+                    .collect(),
+                // The invocation failed: Lambda deletes nothing, every message comes back.
+                Err(e) => {
+                    warn!(error = %e, "the processor refused the batch");
+                    receipts.iter().filter_map(|(id, _)| id.clone()).collect()
+                }
+            };
+        for (id, receipt) in &receipts {
+            if id.as_ref().is_some_and(|id| failed.contains(id)) {
+                continue;
+            }
+            let Some(receipt) = receipt else {
                 continue;
             };
             if let Err(e) = self
@@ -90,11 +118,11 @@ impl EventSourceMapping {
                 .send()
                 .await
             {
-                warn!(message_id = %message.message_id, error = %shared::aws::describe(&e), "could not delete a processed message");
+                warn!(message_id = ?id, error = %shared::aws::describe(&e), "could not delete a processed message");
             }
         }
         Ok(Poll {
-            received: messages.len(),
+            received: receipts.len(),
             failed: failed.len(),
         })
     }
@@ -102,7 +130,7 @@ impl EventSourceMapping {
     /// Poll until the task is dropped.
     pub async fn run<S, Q, C, J>(&self, processor: &Processor<S, Q, C, J>)
     where
-        S: EventStore + EventProcessing,
+        S: ProcessorStore,
         Q: RetryQueue,
         C: Clock,
         J: Jitter,

@@ -1,61 +1,103 @@
-//! `local-stack provision | dev | invoke replay <event.json>`: the system on this machine,
-//! against the AWS emulator.
+//! `local-stack provision | dev | invoke replay EVENT.json`: the system on this machine, against
+//! the AWS emulator.
 
-use std::{net::SocketAddr, process::ExitCode, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
+use clap::{Parser, Subcommand};
 use local_stack::{
-    dev, event_source::EventSourceMapping, provision::provision, server, template::Template,
+    dev,
+    event_source::EventSourceMapping,
+    provision::{ProvisionError, Provisioned, provision},
+    server,
+    template::{Overrides, Template, TemplateError},
 };
+use shared::{env::EnvError, ports::StoreError};
+use thiserror::Error;
 use tokio::net::TcpListener;
 
-const USAGE: &str = "usage: local-stack <provision|dev|invoke replay EVENT.json> [--endpoint URL] [--prefix P] [--template PATH] [--listen ADDR]";
-
-struct Options {
-    command: String,
-    /// `invoke`'s function and event file.
-    invoke: Option<(String, String)>,
+/// The local stack: template.yaml's tables and queues in the AWS emulator, and the functions
+/// running against them.
+#[derive(Debug, Parser)]
+#[command(name = "local-stack", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// The emulator's endpoint.
+    #[arg(
+        long,
+        env = "AWS_ENDPOINT_URL",
+        default_value = "http://127.0.0.1:4566",
+        global = true
+    )]
     endpoint: String,
+    /// Prefix of every table and queue name, so stacks never meet.
+    #[arg(long, default_value = "dev-", global = true)]
     prefix: String,
-    template: String,
-    listen: SocketAddr,
+    /// The SAM template to provision from.
+    #[arg(long, default_value = "template.yaml", global = true)]
+    template: PathBuf,
+    /// Seconds before each attempt, as the `RetrySchedule` parameter: the processor's schedule
+    /// and the queue's `maxReceiveCount` follow it, as in a deployment.
+    #[arg(long, env = "RETRY_SCHEDULE", global = true)]
+    retry_schedule: Option<String>,
 }
 
-fn options() -> Result<Options, String> {
-    let mut args = std::env::args().skip(1);
-    let command = args.next().ok_or(USAGE)?;
-    let invoke = if command == "invoke" {
-        let function = args.next().ok_or(USAGE)?;
-        let event = args.next().ok_or(USAGE)?;
-        Some((function, event))
-    } else {
-        None
-    };
-    let mut options = Options {
-        command,
-        invoke,
-        endpoint: std::env::var("AWS_ENDPOINT_URL")
-            .unwrap_or_else(|_| "http://127.0.0.1:4566".into()),
-        prefix: "dev-".into(),
-        template: "template.yaml".into(),
-        listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
-    };
-    while let Some(flag) = args.next() {
-        let value = args
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
-        match flag.as_str() {
-            "--endpoint" => options.endpoint = value,
-            "--prefix" => options.prefix = value,
-            "--template" => options.template = value,
-            "--listen" => {
-                options.listen = value
-                    .parse()
-                    .map_err(|_| format!("--listen: not an address: {value}"))?
-            }
-            _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
-        }
-    }
-    Ok(options)
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create the tables and queues and print the environment that reaches them.
+    Provision,
+    /// Provision, seed the demo tenant, serve the ingress and run the processor.
+    Dev {
+        /// Where the ingress listens.
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        listen: SocketAddr,
+    },
+    /// Run one function on one console event, as `sam local invoke` would.
+    Invoke {
+        /// The function (only `replay` takes console events).
+        function: String,
+        /// The event file.
+        event: PathBuf,
+    },
+}
+
+/// Why the local stack stopped.
+#[derive(Debug, Error)]
+enum LocalError {
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error("{source} (is the emulator running at {endpoint}? `make emulator-start`)")]
+    Provision {
+        source: ProvisionError,
+        endpoint: String,
+    },
+    #[error("configuration: {0}")]
+    Config(#[from] EnvError),
+    #[error("seeding the demo tenant: {0}")]
+    Seed(#[from] StoreError),
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the ingress server stopped: {0}")]
+    Serve(std::io::Error),
+    #[error("cannot read {path}: {source}")]
+    ReadEvent {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not JSON: {source}")]
+    EventJson {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("the replay action failed: {0}")]
+    Replay(String),
+    #[error(
+        "invoke: no local runner for `{0}` (the ingress runs under `dev`; the processor polls the queue there)"
+    )]
+    NoRunner(String),
 }
 
 #[tokio::main]
@@ -65,48 +107,48 @@ async fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    match run().await {
+    match run(Cli::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("local-stack: {message}");
+        Err(e) => {
+            eprintln!("local-stack: {e}");
             ExitCode::FAILURE
         }
     }
 }
 
-async fn run() -> Result<(), String> {
-    let options = options()?;
-    if !matches!(options.command.as_str(), "provision" | "dev" | "invoke") {
-        return Err(USAGE.into());
+async fn run(cli: Cli) -> Result<(), LocalError> {
+    let mut overrides = Overrides::new();
+    if let Some(schedule) = &cli.retry_schedule {
+        overrides.insert("RetrySchedule".into(), schedule.clone());
     }
-    let template = Template::load(&options.template).map_err(|e| e.to_string())?;
-    let sdk = local_stack::aws::sdk_config(&options.endpoint).await;
+    let template = Template::load_with(&cli.template, &overrides)?;
+    let sdk = local_stack::aws::sdk_config(&cli.endpoint).await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let resources = provision(&template, &dynamodb, &sqs, &options.prefix)
+    let resources = provision(&template, &dynamodb, &sqs, &cli.prefix)
         .await
-        .map_err(|e| {
-            format!(
-                "{e} (is the emulator running at {}? `make emulator-start`)",
-                options.endpoint
-            )
+        .map_err(|source| LocalError::Provision {
+            source,
+            endpoint: cli.endpoint.clone(),
         })?;
 
-    if let Some((function, event)) = &options.invoke {
-        return invoke(&sdk, &resources, function, event).await;
-    }
+    let listen = match cli.command {
+        Command::Invoke { function, event } => {
+            return invoke(&sdk, &resources, &function, &event).await;
+        }
+        Command::Provision => None,
+        Command::Dev { listen } => Some(listen),
+    };
     println!("# Resources in the emulator; paste into another shell to use hookctl:");
-    for (name, value) in dev::environment(&options.endpoint, &resources) {
+    for (name, value) in dev::environment(&cli.endpoint, &resources) {
         println!("export {name}={value}");
     }
-    if options.command == "provision" {
+    let Some(listen) = listen else {
         return Ok(());
-    }
+    };
 
     let directory = shared::aws::DynamoTenantDirectory::new(dynamodb, resources.tenants_table());
-    dev::seed_demo_tenant(&directory)
-        .await
-        .map_err(|e| e.to_string())?;
+    dev::seed_demo_tenant(&directory).await?;
     println!(
         "\n# Demo tenant `{}` (local-only secrets):",
         dev::DEMO_TENANT
@@ -114,16 +156,15 @@ async fn run() -> Result<(), String> {
     for (provider, secret) in dev::DEMO_SECRETS {
         println!("#   {:<8} {secret}", provider.as_str());
     }
-    let listener = TcpListener::bind(options.listen)
+    let listener = TcpListener::bind(listen)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
+        .map_err(|source| LocalError::Listen {
+            address: listen,
+            source,
+        })?;
+    println!("\n# Ingress on http://{listen}/webhooks/{{tenant}}/{{provider}}  (Ctrl-C stops)");
     println!(
-        "\n# Ingress on http://{}/webhooks/{{tenant}}/{{provider}}  (Ctrl-C stops)",
-        options.listen
-    );
-    println!(
-        "# Try: cargo run -q -p hookctl -- send http://{} --tenant demo --provider stripe --file events/payloads/stripe/invoice.paid.json",
-        options.listen
+        "# Try: cargo run -q -p hookctl -- send http://{listen} --tenant demo --provider stripe --file events/payloads/stripe/invoice.paid.json"
     );
     let ingress = dev::build_ingress(&sdk, &resources);
     let processor = processor::build(&sdk, &dev::processor_config(&resources)?);
@@ -138,38 +179,38 @@ async fn run() -> Result<(), String> {
         resources.events_queue_url()
     );
     tokio::select! {
-        served = server::serve(listener, ingress) => served.map_err(|e| e.to_string()),
+        served = server::serve(listener, ingress) => served.map_err(LocalError::Serve),
         () = mapping.run(&processor) => Ok(()),
         _ = tokio::signal::ctrl_c() => Ok(()),
     }
 }
 
-/// Run one function on one event file against the stack, as `sam local invoke` would, and print
-/// its answer.
+/// Run one function on one event file against the stack, and print its answer.
 async fn invoke(
     sdk: &aws_config::SdkConfig,
-    resources: &local_stack::provision::Provisioned,
+    resources: &Provisioned,
     function: &str,
-    event: &str,
-) -> Result<(), String> {
-    let text = std::fs::read_to_string(event).map_err(|e| format!("cannot read {event}: {e}"))?;
+    event: &PathBuf,
+) -> Result<(), LocalError> {
+    let text = std::fs::read_to_string(event).map_err(|source| LocalError::ReadEvent {
+        path: event.clone(),
+        source,
+    })?;
     let payload: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("{event} is not JSON: {e}"))?;
-    match function {
-        "replay" => {
-            let operations = replay::build(sdk, &dev::replay_config(resources)?);
-            let summary = operations
-                .run_json(payload)
-                .await
-                .map_err(|e| e.to_string())?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?
-            );
-            Ok(())
-        }
-        other => Err(format!(
-            "invoke: no local runner for `{other}` (the ingress runs under `dev`; the processor polls the queue there)"
-        )),
+        serde_json::from_str(&text).map_err(|source| LocalError::EventJson {
+            path: event.clone(),
+            source,
+        })?;
+    if function != "replay" {
+        return Err(LocalError::NoRunner(function.to_owned()));
     }
+    let operations = replay::build(sdk, &dev::replay_config(resources)?);
+    let summary = operations
+        .run_json(payload)
+        .await
+        .map_err(|e| LocalError::Replay(e.to_string()))?;
+    let text =
+        serde_json::to_string_pretty(&summary).map_err(|e| LocalError::Replay(e.to_string()))?;
+    println!("{text}");
+    Ok(())
 }

@@ -201,12 +201,12 @@ async fn create_queue(
     name: &str,
     arns: &HashMap<String, String>,
 ) -> Result<(String, String), ProvisionError> {
-    let mut request = client.create_queue().queue_name(name);
+    let mut attributes = Vec::new();
     if let Some(secs) = queue.visibility_timeout {
-        request = request.attributes(QueueAttributeName::VisibilityTimeout, secs.to_string());
+        attributes.push((QueueAttributeName::VisibilityTimeout, secs.to_string()));
     }
     if let Some(secs) = queue.retention_secs {
-        request = request.attributes(QueueAttributeName::MessageRetentionPeriod, secs.to_string());
+        attributes.push((QueueAttributeName::MessageRetentionPeriod, secs.to_string()));
     }
     if let Some(redrive) = &queue.redrive {
         let target = arns.get(&redrive.dead_letter_queue).ok_or_else(|| {
@@ -219,14 +219,28 @@ async fn create_queue(
             r#"{{"deadLetterTargetArn":"{target}","maxReceiveCount":"{}"}}"#,
             redrive.max_receive_count
         );
-        request = request.attributes(QueueAttributeName::RedrivePolicy, policy);
+        attributes.push((QueueAttributeName::RedrivePolicy, policy));
     }
-    let url = request
+    let url = client
+        .create_queue()
+        .queue_name(name)
+        .set_attributes(Some(attributes.iter().cloned().collect()))
         .send()
         .await
         .map_err(|e| aws_error(name, e))?
         .queue_url
         .ok_or_else(|| ProvisionError::Definition(format!("{name}: no queue URL returned")))?;
+    // An existing queue keeps its old attributes through CreateQueue: set them, so a changed
+    // `RETRY_SCHEDULE` moves the receives of a stack provisioned before.
+    if !attributes.is_empty() {
+        client
+            .set_queue_attributes()
+            .queue_url(&url)
+            .set_attributes(Some(attributes.into_iter().collect()))
+            .send()
+            .await
+            .map_err(|e| aws_error(name, e))?;
+    }
     let arn = client
         .get_queue_attributes()
         .queue_url(&url)

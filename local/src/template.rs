@@ -1,7 +1,10 @@
 //! The tables and queues of template.yaml, read as data. CloudFormation's short tags
 //! (`!GetAtt`, `!Ref`, `!Sub`) are kept as tagged values; only what provisioning needs is read.
+//! Parameters take their defaults unless overridden, as `sam deploy --parameter-overrides`
+//! would: the local stack follows `RETRY_SCHEDULE` into the queue's `maxReceiveCount` exactly
+//! as the deployed stack does.
 
-use std::path::Path;
+use std::{collections::BTreeMap, path::Path};
 
 use serde_norway::Value;
 use thiserror::Error;
@@ -67,18 +70,32 @@ pub struct Template {
     pub function_environments: Vec<(String, Vec<String>)>,
 }
 
+/// Parameter values that replace the template's defaults, by parameter name.
+pub type Overrides = BTreeMap<String, String>;
+
 impl Template {
     pub fn load(path: impl AsRef<Path>) -> Result<Self, TemplateError> {
+        Self::load_with(path, &Overrides::new())
+    }
+
+    /// Load with some parameters overridden.
+    pub fn load_with(path: impl AsRef<Path>, overrides: &Overrides) -> Result<Self, TemplateError> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|source| TemplateError::Read {
             path: path.display().to_string(),
             source,
         })?;
-        Self::parse(&text)
+        Self::parse_with(&text, overrides)
     }
 
     pub fn parse(text: &str) -> Result<Self, TemplateError> {
-        let doc: Value = serde_norway::from_str(text)?;
+        Self::parse_with(text, &Overrides::new())
+    }
+
+    /// Parse with some parameters overridden.
+    pub fn parse_with(text: &str, overrides: &Overrides) -> Result<Self, TemplateError> {
+        let mut doc: Value = serde_norway::from_str(text)?;
+        apply_overrides(&mut doc, overrides)?;
         let mut template = Template {
             tables: Vec::new(),
             queues: Vec::new(),
@@ -130,6 +147,20 @@ impl Template {
     pub fn queue(&self, logical_id: &str) -> Option<&QueueDef> {
         self.queues.iter().find(|q| q.logical_id == logical_id)
     }
+}
+
+/// Replace each overridden parameter's `Default`, refusing names the template does not declare
+/// (a typo would otherwise be ignored in silence).
+fn apply_overrides(doc: &mut Value, overrides: &Overrides) -> Result<(), TemplateError> {
+    for (name, value) in overrides {
+        let parameter = doc
+            .get_mut("Parameters")
+            .and_then(|p| p.get_mut(name.as_str()))
+            .and_then(Value::as_mapping_mut)
+            .ok_or_else(|| invalid("Parameters", format!("no parameter {name} to override")))?;
+        parameter.insert(Value::from("Default"), Value::from(value.as_str()));
+    }
+    Ok(())
 }
 
 fn invalid(resource: &str, problem: impl Into<String>) -> TemplateError {
@@ -263,18 +294,68 @@ fn whole_number(
     let Some(value) = value else {
         return Ok(None);
     };
-    let value = match ref_name(value) {
-        Some(name) => parameters
-            .and_then(|p| p.get(name))
-            .and_then(|p| p.get("Default"))
-            .ok_or_else(|| invalid(id, format!("{field}: parameter {name} has no Default")))?,
-        None => value,
-    };
+    if let Some(list) = intrinsic(value, "Length") {
+        return list_length(id, field, list, parameters).map(Some);
+    }
+    let value = resolve_ref(id, field, value, parameters)?;
     value
         .as_u64()
         .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()))
         .map(Some)
         .ok_or_else(|| invalid(id, format!("{field} is not a whole number")))
+}
+
+/// A parameter's value for `!Ref Name`, or the value itself.
+fn resolve_ref<'a>(
+    id: &str,
+    field: &str,
+    value: &'a Value,
+    parameters: Option<&'a Value>,
+) -> Result<&'a Value, TemplateError> {
+    match ref_name(value) {
+        Some(name) => parameters
+            .and_then(|p| p.get(name))
+            .and_then(|p| p.get("Default"))
+            .ok_or_else(|| invalid(id, format!("{field}: parameter {name} has no Default"))),
+        None => Ok(value),
+    }
+}
+
+/// `Fn::Length` of a list, or of `!Split [delimiter, text-or-!Ref]` (the
+/// `AWS::LanguageExtensions` transform's reading).
+fn list_length(
+    id: &str,
+    field: &str,
+    list: &Value,
+    parameters: Option<&Value>,
+) -> Result<u64, TemplateError> {
+    let Some(split) = intrinsic(list, "Split") else {
+        return list
+            .as_sequence()
+            .map(|items| items.len() as u64)
+            .ok_or_else(|| invalid(id, format!("{field}: Fn::Length of something not a list")));
+    };
+    let split = split
+        .as_sequence()
+        .filter(|parts| parts.len() == 2)
+        .ok_or_else(|| invalid(id, format!("{field}: Fn::Split needs two arguments")))?;
+    let delimiter = split[0]
+        .as_str()
+        .filter(|d| !d.is_empty())
+        .ok_or_else(|| invalid(id, format!("{field}: Fn::Split needs a delimiter")))?;
+    let text = resolve_ref(id, field, &split[1], parameters)?
+        .as_str()
+        .ok_or_else(|| invalid(id, format!("{field}: Fn::Split of something not text")))?;
+    Ok(text.split(delimiter).count() as u64)
+}
+
+/// The argument of `!Name x` or `{"Fn::Name": x}`.
+fn intrinsic<'a>(value: &'a Value, name: &str) -> Option<&'a Value> {
+    match value {
+        Value::Tagged(tagged) if tagged.tag == name => Some(&tagged.value),
+        Value::Mapping(map) => map.get(format!("Fn::{name}").as_str()),
+        _ => None,
+    }
 }
 
 /// The parameter name in `!Ref Name` or `{"Ref": Name}`.
@@ -430,6 +511,43 @@ Resources:
         let queue = template.queue("Q").expect("Q");
         assert_eq!(queue.visibility_timeout, Some(42));
         assert_eq!(queue.retention_secs, Some(600));
+    }
+
+    #[test]
+    fn a_receive_count_follows_the_length_of_an_overridden_schedule() {
+        let text = r#"
+Parameters:
+  Schedule: { Type: String, Default: "0,60,300" }
+Resources:
+  Dlq: { Type: "AWS::SQS::Queue" }
+  Q:
+    Type: AWS::SQS::Queue
+    Properties:
+      RedrivePolicy:
+        deadLetterTargetArn: !GetAtt Dlq.Arn
+        maxReceiveCount:
+          Fn::Length: !Split [",", !Ref Schedule]
+  Long:
+    Type: AWS::SQS::Queue
+    Properties:
+      RedrivePolicy:
+        deadLetterTargetArn: { "Fn::GetAtt": [Dlq, Arn] }
+        maxReceiveCount: { "Fn::Length": [a, b] }
+"#;
+        let count = |template: &Template, id: &str| {
+            template
+                .queue(id)
+                .and_then(|q| q.redrive.clone())
+                .map(|r| r.max_receive_count)
+        };
+        let defaults = Template::parse(text).expect("parses");
+        assert_eq!(count(&defaults, "Q"), Some(3));
+        assert_eq!(count(&defaults, "Long"), Some(2));
+        let overrides = Overrides::from([("Schedule".to_owned(), "0,1,1,1,1,1,1".to_owned())]);
+        let overridden = Template::parse_with(text, &overrides).expect("parses");
+        assert_eq!(count(&overridden, "Q"), Some(7));
+        let typo = Overrides::from([("Schedul".to_owned(), "0".to_owned())]);
+        assert!(Template::parse_with(text, &typo).is_err());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::{
 
 use local_stack::{
     provision::{DEAD_LETTER_QUEUE, EVENTS_QUEUE, EVENTS_TABLE, PROJECTIONS_TABLE, TENANTS_TABLE},
-    template::Template,
+    template::{Overrides, Template},
 };
 use serde_norway::Value;
 use shared::{
@@ -186,6 +186,39 @@ fn the_processor_reads_exactly_the_settings_the_template_gives_it() {
     assert!(queue.visibility_timeout.expect("visibility timeout") >= 6 * processor_timeout);
     let dlq = parsed().queue(DEAD_LETTER_QUEUE).cloned().expect("dlq");
     assert_eq!(dlq.retention_secs, Some(14 * 24 * 60 * 60));
+}
+
+#[test]
+fn a_deploy_time_retry_schedule_moves_the_queues_receives_with_it() {
+    for schedule in [
+        "0",
+        "0,5",
+        "0,60,300,1800,7200,43200",
+        "0,1,1,1,1,1,1,1,1,1",
+    ] {
+        // `sam deploy --parameter-overrides RetrySchedule=...`
+        let overrides = Overrides::from([("RetrySchedule".to_owned(), schedule.to_owned())]);
+        let template = Template::parse_with(TEMPLATE, &overrides).expect("template parses");
+        let mut doc = doc();
+        doc["Parameters"]["RetrySchedule"]["Default"] = Value::from(schedule);
+        for function in ["ProcessorFunction", "ReplayFunction"] {
+            let env = environment(&doc, function);
+            assert_eq!(env["RETRY_SCHEDULE"], schedule, "{function}");
+        }
+        let (config, _) = load(&environment(&doc, "ProcessorFunction"), |lookup| {
+            processor::Config::from_lookup(lookup)
+        });
+        let receives = template
+            .queue(EVENTS_QUEUE)
+            .and_then(|q| q.redrive.clone())
+            .expect("redrive")
+            .max_receive_count;
+        assert_eq!(
+            u64::from(config.settings.schedule.max_attempts()),
+            receives,
+            "{schedule}"
+        );
+    }
 }
 
 #[test]
