@@ -44,6 +44,10 @@ ALARM_EMAIL ?=
 # The SAM CLI's usage reports stay off unless asked for.
 SAM_CLI_TELEMETRY ?= 0
 
+# The oldest Rust the workspace promises to build on: Cargo.toml's rust-version, checked by
+# `make msrv` (the toolchain comes from rustup, minimal profile).
+MSRV := $(shell sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+
 # What the SDK clients of tests, the local stack and hookctl need to reach the emulator.
 EMULATOR_ENV := AWS_ENDPOINT_URL=$(EMULATOR_URL) AWS_REGION=us-east-1 \
 	AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true
@@ -121,8 +125,19 @@ provision: emulator-start ## Create template.yaml's tables and queues in the emu
 
 # --- Check -----------------------------------------------------------------------------------
 
+.PHONY: unit
+unit: ## The inner loop, no emulator: format, clippy, unit and property tests
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
+	$(CARGO) test --workspace --exclude integration-tests
+
+.PHONY: msrv
+msrv: ## Check the workspace on the declared minimum Rust version ($(MSRV))
+	rustup toolchain install $(MSRV) --profile minimal --no-self-update
+	CARGO_TARGET_DIR=target/msrv $(CARGO) +$(MSRV) check --workspace --all-targets --all-features --locked
+
 .PHONY: test
-test: lint ## Everything CI checks: format, lints, unit, property and integration tests
+test: lint msrv ## Everything CI checks: format, lints, MSRV, unit, property and integration tests
 	@$(MAKE) --no-print-directory emulator-start
 	@status=0; $(EMULATOR_ENV) $(CARGO) test --workspace || status=$$?; \
 	$(MAKE) --no-print-directory emulator-stop; exit $$status

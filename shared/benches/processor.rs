@@ -13,7 +13,7 @@ use shared::{
     ids::{EventId, TenantId},
     memory::{MemoryEventStore, MemoryRetryQueue},
     message::QueueMessage,
-    processor::{Jitter, Message, Processor, ProcessorSettings},
+    processor::{Message, NoJitter, Processor, ProcessorSettings},
     provider::Provider,
     record::{Correlation, EventKey, EventRecord, EventStatus, Verification},
     secret::SecretSlot,
@@ -22,16 +22,7 @@ use shared::{
 const NOW: u64 = 1_750_000_000;
 const INVOICE_PAID: &str = include_str!("../../events/payloads/stripe/invoice.paid.json");
 
-#[derive(Debug)]
-struct FixedJitter;
-
-impl Jitter for FixedJitter {
-    fn sample(&self) -> f64 {
-        0.5
-    }
-}
-
-type BenchProcessor = Processor<MemoryEventStore, MemoryRetryQueue, ManualClock, FixedJitter>;
+type BenchProcessor = Processor<MemoryEventStore, MemoryRetryQueue, ManualClock, NoJitter>;
 
 /// A processor whose store holds `size` enqueued events, and the batch pointing at them.
 fn batch(size: usize) -> (BenchProcessor, Vec<Message>) {
@@ -39,7 +30,7 @@ fn batch(size: usize) -> (BenchProcessor, Vec<Message>) {
         MemoryEventStore::new(),
         MemoryRetryQueue::new(),
         ManualClock::at_unix(NOW),
-        FixedJitter,
+        NoJitter,
         ProcessorSettings::default(),
     );
     let tenant = TenantId::parse("bench").expect("tenant");

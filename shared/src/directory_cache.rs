@@ -56,10 +56,10 @@ impl<D: TenantDirectory> TenantDirectory for CachedDirectory<D> {
         let key = (tenant.clone(), provider);
         {
             let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((expires_at, config)) = entries.get(&key) {
-                if now < *expires_at {
-                    return Ok(config.clone());
-                }
+            if let Some((expires_at, config)) = entries.get(&key)
+                && now < *expires_at
+            {
+                return Ok(config.clone());
             }
         }
         let fresh = self.inner.provider_config(tenant, provider).await?;

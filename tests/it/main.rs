@@ -5,7 +5,9 @@
 mod ingress;
 mod local_runner;
 mod pipeline;
+mod ports;
 mod processing;
+mod provisioning;
 mod replay;
 mod support;
 mod template;

@@ -6,9 +6,11 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use local_stack::event_source::{EventSourceMapping, Poll};
 use shared::{
+    aws::SqsRetryQueue,
+    clock::SystemClock,
     message::QueueMessage,
     ports::EventStore,
-    processor::Disposition,
+    processor::{Disposition, Processor, SystemJitter},
     record::{Correlation, EventStatus},
     retry::RetrySchedule,
 };
@@ -232,15 +234,27 @@ async fn the_last_failed_attempt_dead_letters_the_event_before_marking_it_dead()
 
 #[tokio::test]
 async fn duplicate_and_concurrent_deliveries_apply_once() {
+    // GIVEN one stored event, and a processor over the real store that counts effects
     let stack = Stack::new().await;
     stack.add_tenant(&stripe()).await;
     deliver(&stack, "evt_dup").await;
-    let processor = processor_with(
-        &stack,
-        "0,60,300,1800,7200,43200",
-        stack.resources.projections_table(),
-    )
-    .await;
+    let sdk = local_stack::aws::sdk_config(&endpoint()).await;
+    let config = local_stack::dev::processor_config(&stack.resources).expect("config");
+    let processor = Processor::new(
+        CountingStore::new(
+            stack
+                .store()
+                .with_projections(stack.resources.projections_table()),
+        ),
+        SqsRetryQueue::new(
+            aws_sdk_sqs::Client::new(&sdk),
+            stack.resources.events_queue_url(),
+            stack.resources.dead_letter_queue_url(),
+        ),
+        SystemClock,
+        SystemJitter,
+        config.settings,
+    );
     let body = serde_json::to_string(&QueueMessage::new(&key("evt_dup"), &Correlation::default()))
         .expect("json");
     let message = |n: u32| shared::processor::Message {
@@ -250,33 +264,34 @@ async fn duplicate_and_concurrent_deliveries_apply_once() {
         receive_count: 1,
     };
 
-    // Two processors race on the same event.
+    // WHEN two processors race on it
     let (one, two) = (message(1), message(2));
     let (first, second) = tokio::join!(
         processor.process(&one, "racer-1"),
         processor.process(&two, "racer-2")
     );
+
+    // THEN exactly one commits
     let outcomes = [first, second];
-    assert!(
+    assert_eq!(
         outcomes
             .iter()
             .filter(|d| **d == Disposition::Processed)
-            .count()
-            <= 1,
-        "both racers committed: {outcomes:?}"
+            .count(),
+        1,
+        "{outcomes:?}"
     );
+    assert_eq!(processor.store.commits(), 1);
 
-    // Late duplicates change nothing. (The emulator rolls a cancelled transaction back by
-    // restoring a table snapshot, which can erase the winner's commit; DynamoDB does not. So
-    // the event is driven to completion here instead of assuming the race left it processed.)
-    let mut late = Disposition::Retry;
+    // AND late duplicates change nothing: one effect (the invoice's one write), not one item
     for n in 3..6 {
-        late = processor.process(&message(n), &format!("late-{n}")).await;
-        if late == Disposition::Skipped("already processed") {
-            break;
-        }
+        assert_eq!(
+            processor.process(&message(n), &format!("late-{n}")).await,
+            Disposition::Skipped("already processed")
+        );
     }
-    assert_eq!(late, Disposition::Skipped("already processed"));
+    assert_eq!(processor.store.effects(), 1);
+    assert_eq!(processor.store.commits(), 1);
     let record = stack
         .store()
         .get(&key("evt_dup"))

@@ -237,3 +237,108 @@ pub fn invoice(id: &str) -> Vec<u8> {
         .replace("sub_1PayloadSubscr0001", &format!("sub_{id}"))
         .into_bytes()
 }
+
+/// The real store, with every commit's effects counted and commits taken one at a time.
+///
+/// Counting: the sum of the writes commits applied, so an upsert applied twice shows even
+/// where it leaves the same item behind. One at a time: the emulator undoes a cancelled
+/// transaction by restoring a snapshot of the table, which can erase a transaction that
+/// committed meanwhile (DynamoDB does not); with commits in turn, the loser's rollback restores
+/// a table that already holds the winner's commit. Claims still race.
+#[derive(Debug)]
+pub struct CountingStore<S> {
+    inner: S,
+    gate: tokio::sync::Mutex<()>,
+    effects: std::sync::atomic::AtomicUsize,
+    commits: std::sync::atomic::AtomicUsize,
+}
+
+impl<S> CountingStore<S> {
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            gate: tokio::sync::Mutex::new(()),
+            effects: 0.into(),
+            commits: 0.into(),
+        }
+    }
+
+    /// Projection writes applied by all commits so far.
+    pub fn effects(&self) -> usize {
+        self.effects.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Commits that landed.
+    pub fn commits(&self) -> usize {
+        self.commits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: shared::ports::EventStore> shared::ports::EventStore for CountingStore<S> {
+    async fn put_if_absent(
+        &self,
+        record: &shared::record::EventRecord,
+    ) -> Result<shared::ports::PutOutcome, shared::ports::StoreError> {
+        self.inner.put_if_absent(record).await
+    }
+
+    async fn mark_enqueued(
+        &self,
+        key: &shared::record::EventKey,
+        at: SystemTime,
+    ) -> Result<(), shared::ports::StoreError> {
+        self.inner.mark_enqueued(key, at).await
+    }
+
+    async fn get(
+        &self,
+        key: &shared::record::EventKey,
+    ) -> Result<Option<shared::record::EventRecord>, shared::ports::StoreError> {
+        self.inner.get(key).await
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: shared::ports::EventProcessing> shared::ports::EventProcessing for CountingStore<S> {
+    async fn claim(
+        &self,
+        key: &shared::record::EventKey,
+        lease: &shared::ports::Lease,
+        now: SystemTime,
+    ) -> Result<shared::ports::Claim, shared::ports::StoreError> {
+        self.inner.claim(key, lease, now).await
+    }
+
+    async fn commit(
+        &self,
+        key: &shared::record::EventKey,
+        lease: &shared::ports::Lease,
+        writes: &[shared::projection::ProjectionWrite],
+        outcome: &str,
+        now: SystemTime,
+        expires_at: Option<SystemTime>,
+    ) -> Result<shared::ports::Commit, shared::ports::StoreError> {
+        use std::sync::atomic::Ordering;
+        let _turn = self.gate.lock().await;
+        let result = self
+            .inner
+            .commit(key, lease, writes, outcome, now, expires_at)
+            .await;
+        if let Ok(shared::ports::Commit::Committed { applied, .. }) = &result {
+            self.effects.fetch_add(*applied, Ordering::SeqCst);
+            self.commits.fetch_add(1, Ordering::SeqCst);
+        }
+        result
+    }
+
+    async fn record_failure(
+        &self,
+        key: &shared::record::EventKey,
+        lease: &shared::ports::Lease,
+        failure: &shared::ports::Failure,
+        now: SystemTime,
+    ) -> Result<(), shared::ports::StoreError> {
+        self.inner.record_failure(key, lease, failure, now).await
+    }
+}

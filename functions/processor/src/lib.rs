@@ -146,23 +146,15 @@ mod tests {
     const NOW: u64 = 1_750_000_000;
     const INVOICE_PAID: &str = include_str!("../../../events/payloads/stripe/invoice.paid.json");
 
-    #[derive(Debug)]
-    struct MidJitter;
-
-    impl Jitter for MidJitter {
-        fn sample(&self) -> f64 {
-            0.5
-        }
-    }
-
-    type MemoryProcessor = Processor<MemoryEventStore, MemoryRetryQueue, ManualClock, MidJitter>;
+    type MemoryProcessor =
+        Processor<MemoryEventStore, MemoryRetryQueue, ManualClock, shared::processor::NoJitter>;
 
     fn processor() -> MemoryProcessor {
         Processor::new(
             MemoryEventStore::new(),
             MemoryRetryQueue::new(),
             ManualClock::at_unix(NOW),
-            MidJitter,
+            shared::processor::NoJitter,
             ProcessorSettings::default(),
         )
     }

@@ -19,7 +19,7 @@ use std::{
 
 use http::HeaderMap;
 use serde_json::{Value, json};
-use tracing::{error, info, warn};
+use tracing::{Instrument, Span, error, field, info, info_span, warn};
 
 use crate::{
     clock::Clock,
@@ -179,10 +179,19 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
         self
     }
 
-    /// Handle one delivery, log it and emit its metrics.
+    /// Handle one delivery, log it and emit its metrics. Every line of its life carries the
+    /// delivery's span: tenant, provider, request ids, and the event id once known.
     pub async fn handle(&self, delivery: Delivery<'_>) -> Outcome {
         let started = Instant::now();
-        let (outcome, unsigned) = self.accept(&delivery).await;
+        let span = info_span!(
+            "delivery",
+            tenant = delivery.tenant,
+            provider = delivery.provider,
+            request_id = delivery.correlation.request_id.as_deref(),
+            client_request_id = delivery.correlation.client_request_id.as_deref(),
+            event_id = field::Empty,
+        );
+        let (outcome, unsigned) = self.accept(&delivery).instrument(span).await;
         let latency_ms = started.elapsed().as_secs_f64() * 1_000.0;
         let provider = delivery
             .provider
@@ -213,10 +222,8 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
         ) else {
             return (Outcome::NotFound, false);
         };
-        let log = Fields::new(&tenant, provider, &delivery.correlation);
-
         if delivery.body.len() > self.settings.max_body_bytes {
-            log.info(None, "refused: payload too large");
+            info!("refused: payload too large");
             return (
                 Outcome::PayloadTooLarge {
                     limit: self.settings.max_body_bytes,
@@ -229,7 +236,7 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
             Ok(Some(config)) => config,
             Ok(None) => return (Outcome::NotFound, false),
             Err(e) => {
-                error!(tenant = %tenant, provider = %provider, error = %e, "tenant directory unavailable");
+                error!(error = %e, "tenant directory unavailable");
                 return (Outcome::Unavailable, false);
             }
         };
@@ -249,11 +256,9 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
                 Ok(verified) => Verification::Verified(verified.secret),
                 Err(e) => {
                     if e.is_configuration_error() {
-                        error!(tenant = %tenant, provider = %provider, reason = e.reason(), error = %e, "tenant secret unusable");
+                        error!(reason = e.reason(), error = %e, "tenant secret unusable");
                     } else {
-                        warn!(tenant = %tenant, provider = %provider, reason = e.reason(), error = %e,
-                            request_id = log.request_id, client_request_id = log.client_request_id,
-                            "signature verification failed");
+                        warn!(reason = e.reason(), error = %e, "signature verification failed");
                     }
                     return (Outcome::Unauthorized(e), false);
                 }
@@ -268,14 +273,16 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
         ) {
             Ok(meta) => meta,
             Err(e) => {
-                log.info(None, "refused: no readable event id");
+                info!(error = %e, "refused: no readable event id");
                 return (Outcome::BadRequest(e), false);
             }
         };
+        Span::current().record("event_id", meta.event_id.as_str());
         if unsigned {
-            warn!(security = true, tenant = %tenant, provider = %provider, event_id = %meta.event_id,
-                request_id = log.request_id, client_request_id = log.client_request_id,
-                "unsigned delivery accepted on the tenant's token route");
+            warn!(
+                security = true,
+                "unsigned delivery accepted on the tenant's token route"
+            );
         }
 
         let key = EventKey {
@@ -292,41 +299,40 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
             delivery.body.to_vec(),
             now,
         );
-        let outcome = self.store_and_enqueue(&record, &log).await;
+        let outcome = self.store_and_enqueue(&record).await;
         let unsigned_accepted = unsigned && matches!(outcome, Outcome::Accepted { .. });
         (outcome, unsigned_accepted)
     }
 
-    async fn store_and_enqueue(&self, record: &EventRecord, log: &Fields<'_>) -> Outcome {
+    async fn store_and_enqueue(&self, record: &EventRecord) -> Outcome {
         let event_id = record.key.event_id.clone();
         match self.store.put_if_absent(record).await {
             // The store refuses the record itself (an item over its size limit): the same
             // bytes fail the same way every time, so a 503 would only loop the provider.
             Err(e) if e.is_permanent() => {
-                error!(tenant = %record.key.tenant, provider = %record.key.provider, event_id = %event_id,
-                    error = %e, "event store refused the record; refused");
+                error!(error = %e, "event store refused the record; refused");
                 Outcome::PayloadTooLarge {
                     limit: self.settings.max_body_bytes,
                 }
             }
             Err(e) => {
-                error!(tenant = %record.key.tenant, provider = %record.key.provider, event_id = %event_id,
-                    error = %e, "event store unavailable; nothing acknowledged");
+                error!(error = %e, "event store unavailable; nothing acknowledged");
                 Outcome::Unavailable
             }
-            Ok(PutOutcome::Inserted) => self.enqueue(record, log).await,
+            Ok(PutOutcome::Inserted) => self.enqueue(record).await,
             Ok(PutOutcome::Existing(stored)) if stored.payload_hash != record.payload_hash => {
-                warn!(security = true, tenant = %record.key.tenant, provider = %record.key.provider,
-                    event_id = %event_id, request_id = log.request_id,
-                    "event id reused with a different payload; refused");
+                warn!(
+                    security = true,
+                    "event id reused with a different payload; refused"
+                );
                 Outcome::Conflict { event_id }
             }
             // An earlier delivery was stored but its enqueue failed: this retry finishes the job.
             Ok(PutOutcome::Existing(stored)) if stored.status == EventStatus::Received => {
-                self.enqueue(&stored, log).await
+                self.enqueue(&stored).await
             }
             Ok(PutOutcome::Existing(_)) => {
-                log.info(Some(&event_id), "duplicate delivery");
+                info!("duplicate delivery");
                 Outcome::Duplicate { event_id }
             }
         }
@@ -334,11 +340,11 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
 
     /// Send the pointer, then mark the record. A failed mark is not a failed delivery: the
     /// message is on the queue and the processor accepts a `received` record.
-    async fn enqueue(&self, record: &EventRecord, log: &Fields<'_>) -> Outcome {
+    async fn enqueue(&self, record: &EventRecord) -> Outcome {
         let key = &record.key;
         let message = QueueMessage::new(key, &record.correlation);
         if let Err(e) = self.queue.send(&message).await {
-            error!(tenant = %key.tenant, provider = %key.provider, event_id = %key.event_id, error = %e,
+            error!(error = %e,
                 "enqueue failed; record left received for the provider's retry and reconcile");
             let line = MetricLine::new(self.clock.now())
                 .dimension(metrics::FUNCTION, metrics::INGRESS)
@@ -350,10 +356,9 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
             return Outcome::Unavailable;
         }
         if let Err(e) = self.store.mark_enqueued(key, self.clock.now()).await {
-            warn!(tenant = %key.tenant, provider = %key.provider, event_id = %key.event_id, error = %e,
-                "enqueued, but the record could not be marked; the processor will");
+            warn!(error = %e, "enqueued, but the record could not be marked; the processor will");
         }
-        log.info(Some(&key.event_id), "accepted");
+        info!("accepted");
         Outcome::Accepted {
             event_id: key.event_id.clone(),
         }
@@ -371,36 +376,6 @@ fn metric_name(outcome: &Outcome) -> &'static str {
         Outcome::NotFound | Outcome::PayloadTooLarge { .. } | Outcome::BadRequest(_) => {
             metrics::REJECTED
         }
-    }
-}
-
-/// The fields every log line of a delivery carries.
-struct Fields<'a> {
-    tenant: &'a TenantId,
-    provider: Provider,
-    request_id: Option<&'a str>,
-    client_request_id: Option<&'a str>,
-}
-
-impl<'a> Fields<'a> {
-    fn new(tenant: &'a TenantId, provider: Provider, correlation: &'a Correlation) -> Self {
-        Self {
-            tenant,
-            provider,
-            request_id: correlation.request_id.as_deref(),
-            client_request_id: correlation.client_request_id.as_deref(),
-        }
-    }
-
-    fn info(&self, event_id: Option<&EventId>, message: &str) {
-        info!(
-            tenant = %self.tenant,
-            provider = %self.provider,
-            event_id = event_id.map(EventId::as_str),
-            request_id = self.request_id,
-            client_request_id = self.client_request_id,
-            "{message}"
-        );
     }
 }
 

@@ -250,6 +250,16 @@ fn invalid_input(problem: &str) -> Value {
     serde_json::json!({ "error": problem })
 }
 
+/// The span of the work on one event: its lines carry tenant, provider and event id.
+pub(crate) fn event_span(key: &EventKey) -> tracing::Span {
+    tracing::info_span!(
+        "event",
+        tenant = %key.tenant,
+        provider = %key.provider,
+        event_id = %key.event_id
+    )
+}
+
 /// `tenant/provider/event_id`: how summaries name an event.
 pub fn event_ref(key: &EventKey) -> String {
     format!("{}/{}/{}", key.tenant, key.provider, key.event_id)

@@ -16,9 +16,9 @@
 use std::{collections::HashSet, time::Duration};
 
 use serde::{Deserialize, Serialize};
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
-use super::{OperationError, Operations, Skipped, event_ref, note_or};
+use super::{OperationError, Operations, Skipped, event_ref, event_span, note_or};
 use crate::{
     clock::Clock,
     message::QueueMessage,
@@ -130,11 +130,15 @@ where
                         Verdict::Wait => {}
                         Verdict::Requeue => {
                             acted += 1;
-                            self.requeue_stuck(&pending, &mark, &mut summary).await;
+                            self.requeue_stuck(&pending, &mark, &mut summary)
+                                .instrument(event_span(&pending.key))
+                                .await;
                         }
                         Verdict::DeadLetter => {
                             acted += 1;
-                            self.dead_letter_stuck(&pending, &mark, &mut summary).await;
+                            self.dead_letter_stuck(&pending, &mark, &mut summary)
+                                .instrument(event_span(&pending.key))
+                                .await;
                         }
                     }
                 }
@@ -197,16 +201,14 @@ where
             }
         };
         if let Err(e) = self.send_pointer(&record).await {
-            warn!(tenant = %pending.key.tenant, event_id = %pending.key.event_id, error = %e,
-                "reconcile could not send; the next run tries again");
+            warn!(error = %e, "reconcile could not send; the next run tries again");
             summary.skipped.push(Skipped {
                 id,
                 reason: e.to_string(),
             });
             return;
         }
-        info!(tenant = %pending.key.tenant, provider = %pending.key.provider,
-            event_id = %pending.key.event_id, from = %pending.status, note = %mark.note, "reconciled");
+        info!(from = %pending.status, note = %mark.note, "reconciled");
         // Reconcile is recovery, not an operator replay: counted in its own metric.
         self.metric("reconciled", &pending.key);
         summary.requeued.push(id);
@@ -262,8 +264,7 @@ where
         );
         match self.store.mark_dead(&pending.key, &reason, mark).await {
             Ok(true) => {
-                warn!(tenant = %pending.key.tenant, provider = %pending.key.provider,
-                    event_id = %pending.key.event_id, "attempts spent in a crashed processor; event dead and on the DLQ");
+                warn!("attempts spent in a crashed processor; event dead and on the DLQ");
                 self.metric(metrics::RETRY_EXHAUSTED, &pending.key);
                 summary.dead_lettered.push(id);
             }

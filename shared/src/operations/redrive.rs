@@ -181,11 +181,11 @@ where
             Ok(None) => return left(summary, id, "no record for this pointer"),
             Err(e) => return left(summary, id, &e.to_string()),
         };
-        if let Some(wanted) = &filters.event_type {
-            if record.event_type.as_deref() != Some(wanted.as_str()) {
-                summary.filtered_out += 1;
-                return Fate::Left;
-            }
+        if let Some(wanted) = &filters.event_type
+            && record.event_type.as_deref() != Some(wanted.as_str())
+        {
+            summary.filtered_out += 1;
+            return Fate::Left;
         }
         let now = mark.at;
         match record.status {

@@ -18,15 +18,6 @@ use crate::{
 const NOW: u64 = 1_750_000_000;
 const INVOICE_PAID: &[u8] = include_bytes!("../../../events/payloads/stripe/invoice.paid.json");
 
-#[derive(Debug)]
-struct NoJitter;
-
-impl Jitter for NoJitter {
-    fn sample(&self) -> f64 {
-        0.5
-    }
-}
-
 type MemoryProcessor = Processor<MemoryEventStore, MemoryRetryQueue, ManualClock, NoJitter>;
 
 /// GIVEN one stored Stripe invoice.paid event, received 2 s ago, and metrics captured.

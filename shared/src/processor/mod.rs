@@ -122,6 +122,19 @@ impl Jitter for SystemJitter {
     }
 }
 
+/// Jitter fixed at the middle of its range, so delays equal the schedule: for tests and
+/// benchmarks.
+#[cfg(any(test, feature = "test-util"))]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoJitter;
+
+#[cfg(any(test, feature = "test-util"))]
+impl Jitter for NoJitter {
+    fn sample(&self) -> f64 {
+        0.5
+    }
+}
+
 /// The processor over its ports.
 #[derive(Debug)]
 pub struct Processor<S, Q, C, J> {
@@ -480,11 +493,11 @@ where
         // SQS refuses a visibility that ends more than 12 h after the receive, rather than trim
         // it; the message has been in flight for at most a lease.
         let delay = within_sqs_limit(delay, self.settings.lease);
-        if let Some(receipt) = &message.receipt_handle {
-            if let Err(e) = self.queue.retry_after(receipt, delay).await {
-                // The message still comes back, after the queue's own visibility timeout.
-                warn!(error = %e, "could not set the retry delay");
-            }
+        if let Some(receipt) = &message.receipt_handle
+            && let Err(e) = self.queue.retry_after(receipt, delay).await
+        {
+            // The message still comes back, after the queue's own visibility timeout.
+            warn!(error = %e, "could not set the retry delay");
         }
         Disposition::Retry
     }

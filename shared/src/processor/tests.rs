@@ -15,16 +15,6 @@ use crate::{
 const NOW: u64 = 1_750_000_000;
 const INVOICE_PAID: &[u8] = include_bytes!("../../../events/payloads/stripe/invoice.paid.json");
 
-/// Jitter fixed at the middle, so delays equal the schedule.
-#[derive(Debug)]
-struct NoJitter;
-
-impl Jitter for NoJitter {
-    fn sample(&self) -> f64 {
-        0.5
-    }
-}
-
 type MemoryProcessor = Processor<MemoryEventStore, MemoryRetryQueue, ManualClock, NoJitter>;
 
 fn processor() -> MemoryProcessor {
@@ -106,6 +96,8 @@ async fn a_redelivery_changes_nothing() {
 
     assert_eq!(again, Disposition::Skipped("already processed"));
     assert_eq!(p.store.projections(), before);
+    // Effects, not items: an upsert applied twice would leave the same item.
+    assert_eq!(p.store.effects(), 1);
     assert_eq!(p.store.record(&key).expect("record").attempts, 1);
 }
 

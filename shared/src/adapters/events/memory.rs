@@ -124,12 +124,11 @@ impl EventStore for MemoryEventStore {
 
     async fn mark_enqueued(&self, key: &EventKey, at: SystemTime) -> Result<(), StoreError> {
         self.available()?;
-        if let Some(record) = lock(&self.records).get_mut(key) {
-            if record.status == EventStatus::Received
-                && record.enter(EventStatus::Enqueued, at).is_ok()
-            {
-                record.enqueued_at = Some(at);
-            }
+        if let Some(record) = lock(&self.records).get_mut(key)
+            && record.status == EventStatus::Received
+            && record.enter(EventStatus::Enqueued, at).is_ok()
+        {
+            record.enqueued_at = Some(at);
         }
         Ok(())
     }

@@ -1,0 +1,629 @@
+//! One suite per port, run against every adapter: the memory doubles the unit tests rely on,
+//! and the DynamoDB and SQS adapters against the emulator. The same calls must give the same
+//! answers and leave the same records, so the doubles can never drift from what is deployed.
+
+use std::time::Duration;
+
+use serde_json::json;
+use shared::{
+    aws::{DynamoTenantNames, SqsDeadLetterQueue},
+    ids::{EventId, TenantId},
+    memory::{MemoryDeadLetterQueue, MemoryDirectory, MemoryEventStore},
+    ports::{
+        Claim, Commit, DeadLetterQueue, Failure, Lease, OperationsStore, OperatorMark,
+        ProcessorStore, PutOutcome, Requeue, TenantAdmin, TenantDirectory, TenantNames,
+    },
+    projection::{Change, ProjectionKey, ProjectionKind, ProjectionWrite},
+    provider::Provider,
+    record::{Correlation, EventKey, EventRecord, EventStatus, Verification},
+    secret::{Secret, SecretSlot},
+    tenant::ProviderConfig,
+};
+
+use crate::support::*;
+
+/// What the event-record suites need of an adapter.
+trait Records: ProcessorStore + OperationsStore {}
+impl<T: ProcessorStore + OperationsStore> Records for T {}
+
+fn event(tenant: &str, id: &str) -> EventKey {
+    EventKey {
+        tenant: TenantId::parse(tenant).expect("tenant"),
+        provider: Provider::Stripe,
+        event_id: EventId::parse(id).expect("id"),
+    }
+}
+
+fn received(key: &EventKey, secs: u64) -> EventRecord {
+    EventRecord::received(
+        key.clone(),
+        Some("customer.updated".into()),
+        None,
+        Correlation {
+            request_id: Some(format!("req-{}", key.event_id)),
+            client_request_id: None,
+        },
+        Verification::Verified(SecretSlot::Current),
+        format!(r#"{{"id":"{}"}}"#, key.event_id).into_bytes(),
+        at(secs),
+    )
+}
+
+fn lease(owner: &str, until: u64) -> Lease {
+    Lease {
+        owner: owner.to_owned(),
+        until: at(until),
+    }
+}
+
+fn mark(secs: u64) -> OperatorMark {
+    OperatorMark {
+        at: at(secs),
+        note: "ops:suite".into(),
+    }
+}
+
+fn write(key: &EventKey) -> ProjectionWrite {
+    ProjectionWrite {
+        key: ProjectionKey::new(
+            &key.tenant,
+            ProjectionKind::StripeCustomer,
+            &format!("cus_{}", key.event_id),
+        )
+        .expect("projection key"),
+        version: 1_000,
+        rank: 0,
+        source_event_id: key.event_id.clone(),
+        change: Change::Upsert(
+            [("status".to_owned(), json!("active"))]
+                .into_iter()
+                .collect(),
+        ),
+    }
+}
+
+async fn read(store: &impl Records, key: &EventKey) -> EventRecord {
+    store.get(key).await.expect("read").expect("record")
+}
+
+/// GIVEN an event stored at `NOW` and enqueued a second later.
+async fn enqueued(store: &impl Records, key: &EventKey) {
+    assert_eq!(
+        store.put_if_absent(&received(key, NOW)).await,
+        Ok(PutOutcome::Inserted)
+    );
+    store.mark_enqueued(key, at(NOW + 1)).await.expect("mark");
+}
+
+/// GIVEN an event claimed by `owner` at `NOW + 2`, its lease to `NOW + 32`.
+async fn claimed(store: &impl Records, key: &EventKey, owner: &str) {
+    enqueued(store, key).await;
+    let claim = store
+        .claim(key, &lease(owner, NOW + 32), at(NOW + 2))
+        .await
+        .expect("claim");
+    assert!(matches!(claim, Claim::Claimed(_)), "{claim:?}");
+}
+
+/// The life of one event through the processor's calls, with the time each status was entered.
+async fn processing_suite(store: &impl Records) {
+    let key = event("acme", "evt_life");
+    let first = received(&key, NOW);
+    assert_eq!(store.put_if_absent(&first).await, Ok(PutOutcome::Inserted));
+    let again = store.put_if_absent(&first).await.expect("second put");
+    assert!(matches!(again, PutOutcome::Existing(ref r) if r.status == EventStatus::Received));
+    assert_eq!(read(store, &key).await.status_at, at(NOW));
+
+    store.mark_enqueued(&key, at(NOW + 1)).await.expect("mark");
+    let r = read(store, &key).await;
+    assert_eq!(
+        (r.status, r.status_at, r.enqueued_at),
+        (EventStatus::Enqueued, at(NOW + 1), Some(at(NOW + 1)))
+    );
+
+    // Claimed: attempts counted, the claim's time is when it entered processing.
+    let claim = store
+        .claim(&key, &lease("a", NOW + 32), at(NOW + 2))
+        .await
+        .expect("claim");
+    let Claim::Claimed(taken) = claim else {
+        panic!("{claim:?}")
+    };
+    assert_eq!(
+        (taken.status, taken.attempts, taken.status_at),
+        (EventStatus::Processing, 1, at(NOW + 2))
+    );
+    assert_eq!(
+        *taken,
+        read(store, &key).await,
+        "the claim returns what is stored"
+    );
+    // A late enqueue mark never moves it back.
+    store.mark_enqueued(&key, at(NOW + 3)).await.expect("mark");
+    assert_eq!(read(store, &key).await.status, EventStatus::Processing);
+    assert_eq!(
+        store.claim(&key, &lease("b", NOW + 40), at(NOW + 3)).await,
+        Ok(Claim::Busy)
+    );
+
+    // A failure only by the holder.
+    let failure = Failure {
+        error: "downstream".into(),
+        status: EventStatus::Failed,
+        retry_exhausted: false,
+    };
+    store
+        .record_failure(&key, &lease("b", NOW + 40), &failure, at(NOW + 4))
+        .await
+        .expect("not ours: ignored");
+    assert_eq!(read(store, &key).await.status, EventStatus::Processing);
+    store
+        .record_failure(&key, &lease("a", NOW + 32), &failure, at(NOW + 5))
+        .await
+        .expect("failure");
+    let r = read(store, &key).await;
+    assert_eq!(
+        (
+            r.status,
+            r.status_at,
+            r.last_error.as_deref(),
+            r.lease_owner
+        ),
+        (EventStatus::Failed, at(NOW + 5), Some("downstream"), None)
+    );
+    // A failure is recorded only on an event being processed: the life has no failed → dead.
+    let dead = Failure {
+        error: "late".into(),
+        status: EventStatus::Dead,
+        retry_exhausted: true,
+    };
+    store
+        .record_failure(&key, &lease("a", NOW + 32), &dead, at(NOW + 6))
+        .await
+        .expect("refused quietly");
+    assert_eq!(read(store, &key).await.status, EventStatus::Failed);
+
+    // Redelivered: claimed again, the old holder's commit refused, the new one's lands.
+    let claim = store
+        .claim(&key, &lease("c", NOW + 70), at(NOW + 40))
+        .await
+        .expect("claim");
+    assert!(
+        matches!(claim, Claim::Claimed(ref r) if r.attempts == 2),
+        "{claim:?}"
+    );
+    let writes = [write(&key)];
+    assert_eq!(
+        store
+            .commit(
+                &key,
+                &lease("a", NOW + 32),
+                &writes,
+                "processed",
+                at(NOW + 41),
+                None
+            )
+            .await,
+        Ok(Commit::LeaseLost)
+    );
+    assert_eq!(
+        store
+            .commit(
+                &key,
+                &lease("c", NOW + 70),
+                &writes,
+                "processed",
+                at(NOW + 42),
+                Some(at(NOW + 86_400)),
+            )
+            .await,
+        Ok(Commit::Committed {
+            applied: 1,
+            skipped: 0
+        })
+    );
+    let r = read(store, &key).await;
+    assert_eq!(
+        (r.status, r.status_at, r.completed_at, r.expires_at),
+        (
+            EventStatus::Processed,
+            at(NOW + 42),
+            Some(at(NOW + 42)),
+            Some(at(NOW + 86_400))
+        )
+    );
+    assert_eq!(
+        store
+            .claim(&key, &lease("d", NOW + 100), at(NOW + 50))
+            .await,
+        Ok(Claim::AlreadyProcessed)
+    );
+    // A second commit of the same event: refused, its writes not applied again.
+    assert_eq!(
+        store
+            .commit(
+                &key,
+                &lease("c", NOW + 70),
+                &writes,
+                "processed",
+                at(NOW + 51),
+                None
+            )
+            .await,
+        Ok(Commit::LeaseLost)
+    );
+    assert_eq!(
+        store
+            .claim(&event("acme", "evt_nobody"), &lease("x", NOW + 30), at(NOW))
+            .await,
+        Ok(Claim::Missing)
+    );
+    // More items than one commit holds: refused for good, nothing written.
+    let other = event("acme", "evt_huge");
+    claimed(store, &other, "h").await;
+    let huge: Vec<ProjectionWrite> = (0..100)
+        .map(|i| ProjectionWrite {
+            key: ProjectionKey::new(
+                &other.tenant,
+                ProjectionKind::StripeCustomer,
+                &format!("c{i}"),
+            )
+            .expect("key"),
+            ..write(&other)
+        })
+        .collect();
+    let refused = store
+        .commit(
+            &other,
+            &lease("h", NOW + 32),
+            &huge,
+            "processed",
+            at(NOW + 3),
+            None,
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(ref e) if e.is_permanent()),
+        "{refused:?}"
+    );
+    assert_eq!(read(store, &other).await.status, EventStatus::Processing);
+}
+
+/// Operators' moves: each only from the status the life allows, each dated.
+async fn operations_suite(store: &impl Records) {
+    // Dead by a holder, then replayed.
+    let dead = event("acme", "evt_dead");
+    claimed(store, &dead, "a").await;
+    let failure = Failure {
+        error: "gave up".into(),
+        status: EventStatus::Dead,
+        retry_exhausted: true,
+    };
+    store
+        .record_failure(&dead, &lease("a", NOW + 32), &failure, at(NOW + 3))
+        .await
+        .expect("dead");
+    assert_eq!(
+        store
+            .mark_requeued(&dead, EventStatus::Failed, Requeue::Replay, &mark(NOW + 9))
+            .await,
+        Ok(None),
+        "not in the status the operator saw"
+    );
+    let replayed = store
+        .mark_requeued(&dead, EventStatus::Dead, Requeue::Replay, &mark(NOW + 10))
+        .await
+        .expect("replay")
+        .expect("replayed");
+    assert_eq!(
+        (
+            replayed.status,
+            replayed.status_at,
+            replayed.attempts,
+            replayed.replay_count,
+            replayed.retry_exhausted,
+            replayed.note.as_deref(),
+        ),
+        (
+            EventStatus::Enqueued,
+            at(NOW + 10),
+            0,
+            1,
+            false,
+            Some("ops:suite")
+        )
+    );
+    assert_eq!(replayed, read(store, &dead).await);
+
+    // Reconcile re-sends a lost `enqueued` one and keeps its attempts.
+    let lost = event("acme", "evt_lost");
+    enqueued(store, &lost).await;
+    let again = store
+        .mark_requeued(
+            &lost,
+            EventStatus::Enqueued,
+            Requeue::Reconcile,
+            &mark(NOW + 900),
+        )
+        .await
+        .expect("reconcile")
+        .expect("requeued");
+    assert_eq!((again.status_at, again.replay_count), (at(NOW + 900), 0));
+
+    // A processing one only once its lease is over; then dead only the same way.
+    let stuck = event("acme", "evt_stuck");
+    claimed(store, &stuck, "crashed").await;
+    for at_secs in [NOW + 10, NOW + 32] {
+        assert_eq!(
+            store
+                .mark_requeued(
+                    &stuck,
+                    EventStatus::Processing,
+                    Requeue::Reconcile,
+                    &mark(at_secs)
+                )
+                .await,
+            Ok(None)
+        );
+        assert_eq!(
+            store.mark_dead(&stuck, "stopped", &mark(at_secs)).await,
+            Ok(false)
+        );
+    }
+    assert_eq!(
+        store.mark_dead(&stuck, "stopped", &mark(NOW + 33)).await,
+        Ok(true)
+    );
+    let r = read(store, &stuck).await;
+    assert_eq!(
+        (r.status, r.status_at, r.retry_exhausted, r.lease_owner),
+        (EventStatus::Dead, at(NOW + 33), true, None)
+    );
+    assert_eq!(
+        store.mark_dead(&stuck, "again", &mark(NOW + 34)).await,
+        Ok(false)
+    );
+
+    // Discarded only from dead, and only once.
+    assert_eq!(
+        store
+            .mark_discarded(&lost, &mark(NOW + 40), Some(at(NOW + 86_400)))
+            .await,
+        Ok(false)
+    );
+    assert_eq!(
+        store
+            .mark_discarded(&stuck, &mark(NOW + 40), Some(at(NOW + 86_400)))
+            .await,
+        Ok(true)
+    );
+    let r = read(store, &stuck).await;
+    assert_eq!(
+        (r.status, r.status_at, r.expires_at),
+        (EventStatus::Discarded, at(NOW + 40), Some(at(NOW + 86_400)))
+    );
+    assert_eq!(
+        store.mark_discarded(&stuck, &mark(NOW + 41), None).await,
+        Ok(false)
+    );
+}
+
+/// The indexes: pending events oldest first within bounds, a tenant's statuses newest first,
+/// page by page, and a page token never crossing tenants.
+async fn listing_suite(store: &impl Records) {
+    for i in 0..5u64 {
+        let key = event("acme", &format!("evt_p{i}"));
+        assert_eq!(
+            store.put_if_absent(&received(&key, NOW + i)).await,
+            Ok(PutOutcome::Inserted)
+        );
+    }
+    let theirs = event("globex", "evt_theirs");
+    assert_eq!(
+        store.put_if_absent(&received(&theirs, NOW + 2)).await,
+        Ok(PutOutcome::Inserted)
+    );
+    let pending = store
+        .pending_between(EventStatus::Received, at(NOW + 1), at(NOW + 4), 10)
+        .await
+        .expect("pending");
+    let ids: Vec<&str> = pending.iter().map(|p| p.key.event_id.as_str()).collect();
+    assert_eq!(ids, ["evt_p1", "evt_p2", "evt_theirs", "evt_p3"]);
+    assert_eq!(pending[0].since, at(NOW + 1));
+    let limited = store
+        .pending_between(EventStatus::Received, at(NOW), at(NOW + 10), 2)
+        .await
+        .expect("pending");
+    assert_eq!(limited.len(), 2);
+    assert!(
+        store
+            .pending_between(EventStatus::Processed, at(NOW), at(NOW + 10), 10)
+            .await
+            .expect("not pending")
+            .is_empty()
+    );
+
+    let tenant = TenantId::parse("acme").expect("tenant");
+    let first = store
+        .page_by_status(&tenant, EventStatus::Received, 2, None)
+        .await
+        .expect("page");
+    let names = |page: &shared::ports::EventPage| -> Vec<String> {
+        page.events
+            .iter()
+            .map(|e| e.key.event_id.to_string())
+            .collect()
+    };
+    assert_eq!(names(&first), ["evt_p4", "evt_p3"]);
+    let token = first.next.clone().expect("more");
+    let second = store
+        .page_by_status(&tenant, EventStatus::Received, 10, Some(&token))
+        .await
+        .expect("page");
+    assert_eq!(names(&second), ["evt_p2", "evt_p1", "evt_p0"]);
+    let globex = TenantId::parse("globex").expect("tenant");
+    assert!(
+        store
+            .page_by_status(&globex, EventStatus::Received, 10, Some(&token))
+            .await
+            .is_err(),
+        "another tenant's token"
+    );
+    let recent = store
+        .in_status_since(&tenant, EventStatus::Received, at(NOW + 3), 10)
+        .await
+        .expect("window");
+    assert_eq!(recent.len(), 2);
+    assert_eq!(recent[0].status_at, at(NOW + 4));
+}
+
+#[tokio::test]
+async fn the_event_record_adapters_answer_alike() {
+    let stack = Stack::new().await;
+    let dynamodb = stack
+        .store()
+        .with_projections(stack.resources.projections_table());
+    let memory = MemoryEventStore::new();
+    processing_suite(&memory).await;
+    processing_suite(&dynamodb).await;
+    operations_suite(&memory).await;
+    operations_suite(&dynamodb).await;
+    listing_suite(&memory).await;
+    listing_suite(&dynamodb).await;
+    for key in [event("acme", "evt_life"), event("acme", "evt_dead")] {
+        assert_eq!(
+            read(&memory, &key).await,
+            read(&dynamodb, &key).await,
+            "{}",
+            key.event_id
+        );
+    }
+}
+
+async fn dead_letter_suite(queue: &impl DeadLetterQueue) {
+    queue.send("one").await.expect("send");
+    queue.send("two").await.expect("send");
+    assert_eq!(queue.depth().await, Ok(2));
+    let held = queue
+        .receive(10, Duration::from_secs(60))
+        .await
+        .expect("receive");
+    let mut bodies: Vec<&str> = held.iter().map(|m| m.body.as_str()).collect();
+    bodies.sort_unstable();
+    assert_eq!(bodies, ["one", "two"]);
+    assert!(
+        queue
+            .receive(10, Duration::from_secs(60))
+            .await
+            .expect("receive")
+            .is_empty(),
+        "held messages are hidden"
+    );
+    assert_eq!(queue.depth().await, Ok(2), "held ones still count");
+    queue.delete(&held[0].receipt_handle).await.expect("delete");
+    queue
+        .release(&held[1].receipt_handle)
+        .await
+        .expect("release");
+    let back = queue
+        .receive(10, Duration::from_secs(60))
+        .await
+        .expect("receive");
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].body, held[1].body);
+}
+
+#[tokio::test]
+async fn the_dead_letter_queue_adapters_answer_alike() {
+    let stack = Stack::new().await;
+    dead_letter_suite(&MemoryDeadLetterQueue::new()).await;
+    dead_letter_suite(&SqsDeadLetterQueue::new(
+        stack.sqs.clone(),
+        stack.resources.dead_letter_queue_url(),
+    ))
+    .await;
+}
+
+async fn tenant_suite(directory: &(impl TenantAdmin + TenantNames)) {
+    let acme = TenantId::parse("acme").expect("tenant");
+    assert_eq!(
+        directory.provider_config(&acme, Provider::Stripe).await,
+        Ok(None)
+    );
+    let mut config = ProviderConfig::new(acme.clone(), Provider::Stripe, Secret::new("s1"));
+    directory.put_config(&config).await.expect("put");
+    config.rotate(Secret::new("s2"), at(NOW), Duration::from_secs(3_600));
+    directory.put_config(&config).await.expect("rotate");
+    directory
+        .put_config(&ProviderConfig::new(
+            TenantId::parse("globex").expect("tenant"),
+            Provider::GitHub,
+            Secret::new("g"),
+        ))
+        .await
+        .expect("put");
+    assert_eq!(
+        directory.provider_config(&acme, Provider::Stripe).await,
+        Ok(Some(config.clone()))
+    );
+    assert_eq!(directory.list_configs(Some(&acme)).await, Ok(vec![config]));
+    assert_eq!(directory.list_configs(None).await.map(|c| c.len()), Ok(2));
+    let names: Vec<String> = directory
+        .tenant_ids()
+        .await
+        .expect("names")
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(names, ["acme", "globex"]);
+}
+
+/// The DynamoDB directory and the names reader are two adapters of one table.
+#[derive(Debug)]
+struct DynamoTenants {
+    directory: shared::aws::DynamoTenantDirectory,
+    names: DynamoTenantNames,
+}
+
+#[async_trait::async_trait]
+impl TenantDirectory for DynamoTenants {
+    async fn provider_config(
+        &self,
+        tenant: &TenantId,
+        provider: Provider,
+    ) -> Result<Option<ProviderConfig>, shared::ports::StoreError> {
+        self.directory.provider_config(tenant, provider).await
+    }
+}
+
+#[async_trait::async_trait]
+impl TenantAdmin for DynamoTenants {
+    async fn put_config(&self, config: &ProviderConfig) -> Result<(), shared::ports::StoreError> {
+        self.directory.put_config(config).await
+    }
+
+    async fn list_configs(
+        &self,
+        tenant: Option<&TenantId>,
+    ) -> Result<Vec<ProviderConfig>, shared::ports::StoreError> {
+        self.directory.list_configs(tenant).await
+    }
+}
+
+#[async_trait::async_trait]
+impl TenantNames for DynamoTenants {
+    async fn tenant_ids(&self) -> Result<Vec<TenantId>, shared::ports::StoreError> {
+        self.names.tenant_ids().await
+    }
+}
+
+#[tokio::test]
+async fn the_tenant_adapters_answer_alike() {
+    let stack = Stack::new().await;
+    tenant_suite(&MemoryDirectory::new()).await;
+    tenant_suite(&DynamoTenants {
+        directory: stack.directory(),
+        names: DynamoTenantNames::new(stack.dynamodb.clone(), stack.resources.tenants_table()),
+    })
+    .await;
+}
