@@ -7,8 +7,12 @@ use thiserror::Error;
 
 use crate::{
     record::{DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS},
-    retry::RetrySchedule,
+    retry::{RetrySchedule, SQS_MAX_VISIBILITY},
 };
+
+/// How long a processor's claim holds when the deployment says nothing: longer than the
+/// processor's timeout, so a live processor never loses it.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 
 /// A missing or unreadable setting: the function refuses to start rather than guess.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -59,6 +63,18 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         self.parsed_or("RETRY_SCHEDULE", RetrySchedule::default())
     }
 
+    /// `LEASE_SECS`: how long a processor's claim holds, 1 s to SQS's 12 h visibility limit.
+    pub fn lease(&self) -> Result<Duration, EnvError> {
+        let secs: u64 = self.parsed_or("LEASE_SECS", DEFAULT_LEASE.as_secs())?;
+        if secs == 0 || secs > SQS_MAX_VISIBILITY.as_secs() {
+            return Err(EnvError::Invalid {
+                name: "LEASE_SECS",
+                problem: format!("must be between 1 and {}", SQS_MAX_VISIBILITY.as_secs()),
+            });
+        }
+        Ok(Duration::from_secs(secs))
+    }
+
     /// `RETENTION_DAYS`: how long processed and discarded records are kept, at most
     /// [`MAX_RETENTION_DAYS`].
     pub fn retention(&self) -> Result<Duration, EnvError> {
@@ -88,6 +104,9 @@ mod tests {
                 Box::leak(Box::new([("RETENTION_DAYS", bad)]));
             assert!(env(pairs).retention().is_err(), "{bad}");
         }
+        assert!(env(&[("LEASE_SECS", "0")]).lease().is_err());
+        assert!(env(&[("LEASE_SECS", "43201")]).lease().is_err());
+        assert_eq!(env(&[]).lease(), Ok(DEFAULT_LEASE));
         assert_eq!(
             env(&[("RETRY_SCHEDULE", "0,5")])
                 .retry_schedule()

@@ -212,10 +212,11 @@ pub enum Requeue {
     Reconcile,
 }
 
-/// Operators' changes to event records. Each is conditioned on the status the operator saw,
-/// so an event that moved on meanwhile is left alone (`None` / `false`).
+/// Recovery: operators' and reconcile's changes to event records (requeue, give up, discard).
+/// Each is conditioned on the status the caller saw, so an event that moved on meanwhile is
+/// left alone (`None` / `false`).
 #[async_trait]
-pub trait EventReplay: Send + Sync {
+pub trait EventRecovery: Send + Sync {
     /// Put the event back to `enqueued` from `from` (a `processing` one only once its lease has
     /// run out): clears the lease, the completion time and the TTL (a replayed event must not
     /// expire before it is processed again), records `mark`. The record as it is now.
@@ -358,5 +359,5 @@ impl<T: EventStore + EventProcessing> ProcessorStore for T {}
 
 /// What the operators' use cases need of the event records: read, requeue and discard, the
 /// pending index and the status index.
-pub trait OperationsStore: EventStore + EventReplay + PendingEvents + EventHistory {}
-impl<T: EventStore + EventReplay + PendingEvents + EventHistory> OperationsStore for T {}
+pub trait OperationsStore: EventStore + EventRecovery + PendingEvents + EventHistory {}
+impl<T: EventStore + EventRecovery + PendingEvents + EventHistory> OperationsStore for T {}

@@ -1,8 +1,6 @@
 //! The processor Lambda's adapter: an SQS batch in, a partial batch response out. The work is
 //! the processor use case in `shared`.
 
-use std::time::Duration;
-
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent};
 use shared::{
@@ -44,7 +42,7 @@ impl Config {
             events_queue_url: env.required("EVENTS_QUEUE_URL")?,
             dead_letter_queue_url: env.required("DEAD_LETTER_QUEUE_URL")?,
             settings: ProcessorSettings {
-                lease: Duration::from_secs(env.parsed_or("LEASE_SECS", defaults.lease.as_secs())?),
+                lease: env.lease()?,
                 schedule: env.retry_schedule()?,
                 unknown_types: env.parsed_or("UNKNOWN_EVENT_TYPES", UnknownTypePolicy::Ignore)?,
                 retention: env.retention()?,
@@ -327,7 +325,10 @@ mod tests {
         };
         let config = Config::from_lookup(env).expect("config");
         assert_eq!(config.settings.schedule.max_attempts(), 3);
-        assert_eq!(config.settings.retention, Duration::from_secs(7 * 86_400));
+        assert_eq!(
+            config.settings.retention,
+            std::time::Duration::from_secs(7 * 86_400)
+        );
         let huge = |name: &str| match name {
             "RETENTION_DAYS" => Some("18446744073709551615".to_owned()),
             other => env(other),

@@ -72,7 +72,7 @@ impl Default for ReplaySettings {
             retention: crate::record::DEFAULT_RETENTION,
             stuck_after: Duration::from_secs(15 * 60),
             schedule: RetrySchedule::default(),
-            lease: Duration::from_secs(60),
+            lease: crate::env::DEFAULT_LEASE,
             hold: Duration::from_secs(300),
             default_limit: 10,
             max_limit: 1_000,
@@ -92,7 +92,7 @@ impl ReplaySettings {
                 env.parsed_or("STUCK_AFTER_SECS", defaults.stuck_after.as_secs())?,
             ),
             schedule: env.retry_schedule()?,
-            lease: Duration::from_secs(env.parsed_or("LEASE_SECS", defaults.lease.as_secs())?),
+            lease: env.lease()?,
             ..defaults
         })
     }

@@ -53,7 +53,7 @@ pub struct ProcessorSettings {
 impl Default for ProcessorSettings {
     fn default() -> Self {
         Self {
-            lease: Duration::from_secs(60),
+            lease: crate::env::DEFAULT_LEASE,
             schedule: RetrySchedule::default(),
             unknown_types: UnknownTypePolicy::Ignore,
             retention: crate::record::DEFAULT_RETENTION,

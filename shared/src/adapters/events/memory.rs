@@ -20,7 +20,7 @@ use crate::{
     ids::TenantId,
     operations::{decode_page_token, encode_page_token},
     ports::{
-        Claim, Commit, EventHistory, EventPage, EventProcessing, EventReplay, EventStore,
+        Claim, Commit, EventHistory, EventPage, EventProcessing, EventRecovery, EventStore,
         EventSummary, EventTimeline, Failure, Lease, OperatorMark, PendingEvent, PendingEvents,
         PutOutcome, Requeue, StoreError,
     },
@@ -246,7 +246,7 @@ impl EventProcessing for MemoryEventStore {
 }
 
 #[async_trait]
-impl EventReplay for MemoryEventStore {
+impl EventRecovery for MemoryEventStore {
     async fn mark_requeued(
         &self,
         key: &EventKey,

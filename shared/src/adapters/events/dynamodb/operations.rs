@@ -24,7 +24,7 @@ use crate::{
     ids::TenantId,
     operations::{decode_page_token, encode_page_token},
     ports::{
-        EventHistory, EventPage, EventReplay, EventTimeline, OperatorMark, PendingEvent,
+        EventHistory, EventPage, EventRecovery, EventTimeline, OperatorMark, PendingEvent,
         PendingEvents, Requeue, StoreError,
     },
     record::{EventKey, EventRecord, EventStatus},
@@ -102,7 +102,7 @@ pub(crate) fn dead_expression(key: &EventKey, reason: &str, mark: &OperatorMark)
 }
 
 #[async_trait]
-impl EventReplay for DynamoEventStore {
+impl EventRecovery for DynamoEventStore {
     async fn mark_requeued(
         &self,
         key: &EventKey,
