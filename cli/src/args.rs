@@ -315,7 +315,7 @@ mod tests {
     fn bad_values_are_refused_before_any_call() {
         for args in [
             &["tenant", "add", "Acme", "stripe"][..],
-            &["tenant", "add", "acme", "paypal"],
+            &["tenant", "add", "acme", "paddle"],
             &["tenant", "add", "acme", "Stripe"],
             &["tenant", "add", "acme", "stripe", "--tolerance-secs", "0"],
             &[

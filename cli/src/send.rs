@@ -233,7 +233,17 @@ pub fn default_payload(provider: Provider, id: &str, now: SystemTime) -> Vec<u8>
             "team_id": "T00000000", "event": {"type": "hookctl_ping"},
         }),
         Provider::Shopify => json!({"id": 0, "note": "hookctl ping"}),
-        Provider::Generic => json!({"id": id, "type": "hookctl.ping", "created": secs}),
+        Provider::Generic | Provider::Twilio => {
+            json!({"id": id, "type": "hookctl.ping", "created": secs})
+        }
+        Provider::PayPal => json!({
+            "id": id, "event_type": "HOOKCTL.PING", "create_time": timestamp(now),
+            "resource_type": "hookctl", "resource": {},
+        }),
+        Provider::Circle => json!({
+            "notificationId": id, "notificationType": "hookctl.ping",
+            "timestamp": timestamp(now), "version": 2, "notification": {},
+        }),
     };
     value.to_string().into_bytes()
 }

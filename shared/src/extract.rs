@@ -1,8 +1,12 @@
 //! Reading an event's id, type and provider time, per provider. The id comes from where the
 //! provider puts it (Stripe's body `id`, Svix's `webhook-id` header, GitHub's
-//! `X-GitHub-Delivery`, ...); nothing here ever reads a tenant from the payload.
+//! `X-GitHub-Delivery`, Twilio's `I-Twilio-Idempotency-Token`, ...); nothing here ever reads a
+//! tenant from the payload.
 
-use std::time::{Duration, SystemTime};
+use std::{
+    collections::HashMap,
+    time::{Duration, SystemTime},
+};
 
 use http::HeaderMap;
 use serde_json::Value;
@@ -94,6 +98,23 @@ pub fn extract(
                 created_at: unix_secs(&json["event_time"]),
             })
         }
+        Provider::Twilio => twilio(headers, body),
+        Provider::Circle => {
+            let json = object(body)?;
+            Ok(EventMeta {
+                event_id: id_from(string(&json, "notificationId"), "body field notificationId")?,
+                event_type: string(&json, "notificationType"),
+                created_at: rfc3339(&json["timestamp"]),
+            })
+        }
+        Provider::PayPal => {
+            let json = object(body)?;
+            Ok(EventMeta {
+                event_id: id_from(string(&json, "id"), "body field id")?,
+                event_type: string(&json, "event_type"),
+                created_at: rfc3339(&json["create_time"]),
+            })
+        }
         Provider::Generic => {
             let id_header = generic.map_or_else(|| GenericHeaders::default().id, |g| g.id.clone());
             let from_header = id_header.and_then(|name| header(headers, &name));
@@ -108,6 +129,51 @@ pub fn extract(
             })
         }
     }
+}
+
+/// Twilio posts form fields. Its idempotency token is the same on every retry of one delivery;
+/// without it (older or proxied requests) a status callback is identified by its resource's SID
+/// and the status it reports, so each transition of a message or call is one event.
+fn twilio(headers: &HeaderMap, body: &[u8]) -> Result<EventMeta, ExtractError> {
+    let form = form(body);
+    let field = |name: &str| form.get(name).filter(|v| !v.is_empty());
+    let (kind, sid, status) = match (field("MessageSid"), field("CallSid")) {
+        (Some(sid), _) => (
+            "message",
+            Some(sid),
+            field("MessageStatus").or_else(|| field("SmsStatus")),
+        ),
+        (None, Some(sid)) => ("call", Some(sid), field("CallStatus")),
+        (None, None) => ("event", None, None),
+    };
+    let from_form = sid.map(|sid| match status {
+        Some(status) => format!("{sid}:{status}"),
+        None => sid.clone(),
+    });
+    let event_type = match (sid, status) {
+        (Some(_), Some(status)) => Some(format!("{kind}.{status}")),
+        (Some(_), None) => Some(kind.to_owned()),
+        (None, _) => None,
+    };
+    Ok(EventMeta {
+        event_id: id_from(
+            header(headers, crate::verify::twilio::IDEMPOTENCY_HEADER).or(from_form),
+            "header I-Twilio-Idempotency-Token or form field MessageSid or CallSid",
+        )?,
+        event_type,
+        created_at: None,
+    })
+}
+
+/// The first value of each field of a form-encoded body.
+fn form(body: &[u8]) -> HashMap<String, String> {
+    let mut fields = HashMap::new();
+    for (name, value) in form_urlencoded::parse(body) {
+        fields
+            .entry(name.into_owned())
+            .or_insert_with(|| value.into_owned());
+    }
+    fields
 }
 
 fn object(body: &[u8]) -> Result<Value, ExtractError> {
@@ -269,6 +335,77 @@ mod tests {
             extract(Provider::GitHub, &HeaderMap::new(), b"{}", None),
             Err(ExtractError::MissingEventId("header X-GitHub-Delivery"))
         );
+    }
+
+    #[test]
+    fn twilio_prefers_the_idempotency_token_then_the_sid_and_status() {
+        // GIVEN a message status callback, form-encoded as Twilio sends it
+        let body = b"AccountSid=AC0123&MessageSid=SM0123456789abcdef&MessageStatus=delivered&To=%2B15005550006";
+        // WHEN it carries Twilio's idempotency token, THEN that is the id
+        let h = headers(&[(
+            "i-twilio-idempotency-token",
+            "fa7e4b7b-a2b5-4b38-9d0b-5a2c3e2e1c1d",
+        )]);
+        let meta = extract(Provider::Twilio, &h, body, None).expect("meta");
+        assert_eq!(
+            meta.event_id.as_str(),
+            "fa7e4b7b-a2b5-4b38-9d0b-5a2c3e2e1c1d"
+        );
+        assert_eq!(meta.event_type.as_deref(), Some("message.delivered"));
+        // WHEN it does not, THEN the SID and status are
+        let meta = extract(Provider::Twilio, &HeaderMap::new(), body, None).expect("meta");
+        assert_eq!(meta.event_id.as_str(), "SM0123456789abcdef:delivered");
+        // and a call's status callback reads the same way
+        let call = b"CallSid=CA42&CallStatus=in-progress&Direction=inbound";
+        let meta = extract(Provider::Twilio, &HeaderMap::new(), call, None).expect("meta");
+        assert_eq!(meta.event_id.as_str(), "CA42:in-progress");
+        assert_eq!(meta.event_type.as_deref(), Some("call.in-progress"));
+        // an inbound SMS has SmsStatus, and no status at all still gives the SID
+        let sms = b"MessageSid=SM1&SmsStatus=received&Body=hi";
+        assert_eq!(
+            extract(Provider::Twilio, &HeaderMap::new(), sms, None)
+                .expect("meta")
+                .event_id
+                .as_str(),
+            "SM1:received"
+        );
+        let bare = b"MessageSid=SM2&Body=hi";
+        let meta = extract(Provider::Twilio, &HeaderMap::new(), bare, None).expect("meta");
+        assert_eq!(meta.event_id.as_str(), "SM2");
+        assert_eq!(meta.event_type.as_deref(), Some("message"));
+        assert_eq!(
+            extract(Provider::Twilio, &HeaderMap::new(), b"Body=hi", None),
+            Err(ExtractError::MissingEventId(
+                "header I-Twilio-Idempotency-Token or form field MessageSid or CallSid"
+            ))
+        );
+    }
+
+    #[test]
+    fn circle_reads_the_notification() {
+        let body = br#"{"subscriptionId":"00000000-0000-0000-0000-000000000000","notificationId":"5c1d0a1c-7d4b-4f7e-9a21-3b0f4f0b9a11","notificationType":"transfers","notification":{"id":"t1"},"timestamp":"2024-01-26T18:22:19.779834211Z","version":2}"#;
+        let meta = extract(Provider::Circle, &HeaderMap::new(), body, None).expect("meta");
+        assert_eq!(
+            meta.event_id.as_str(),
+            "5c1d0a1c-7d4b-4f7e-9a21-3b0f4f0b9a11"
+        );
+        assert_eq!(meta.event_type.as_deref(), Some("transfers"));
+        assert_eq!(
+            meta.created_at,
+            Some(SystemTime::UNIX_EPOCH + Duration::from_nanos(1_706_293_339_779_834_211))
+        );
+    }
+
+    #[test]
+    fn paypal_reads_the_event() {
+        let body = br#"{"id":"WH-2WR32451HC0233532-67976317FL4543714","event_version":"1.0","create_time":"2014-10-23T17:23:52Z","resource_type":"sale","event_type":"PAYMENT.SALE.COMPLETED","resource":{"id":"4RR959492F879224U"}}"#;
+        let meta = extract(Provider::PayPal, &HeaderMap::new(), body, None).expect("meta");
+        assert_eq!(
+            meta.event_id.as_str(),
+            "WH-2WR32451HC0233532-67976317FL4543714"
+        );
+        assert_eq!(meta.event_type.as_deref(), Some("PAYMENT.SALE.COMPLETED"));
+        assert_eq!(meta.created_at, at_millis(1_414_085_032_000));
     }
 
     proptest! {

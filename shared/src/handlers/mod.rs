@@ -88,6 +88,9 @@ pub fn handle(
         | Provider::GitHub
         | Provider::Slack
         | Provider::Shopify
+        | Provider::Twilio
+        | Provider::PayPal
+        | Provider::Circle
         | Provider::Generic => recorded::handle(provider, event_type, payload, key),
     }
 }
