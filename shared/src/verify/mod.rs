@@ -441,11 +441,14 @@ mod tests {
             Scheme::Slack,
             Scheme::Shopify,
             Scheme::Generic(GenericHeaders::default()),
+            Scheme::Twilio,
+            Scheme::Circle,
+            Scheme::PayPal,
         ]
     }
 
     /// Every header name any scheme reads, so arbitrary values reach every parser.
-    const NAMES: [&str; 12] = [
+    const NAMES: [&str; 21] = [
         "stripe-signature",
         "webhook-id",
         "webhook-timestamp",
@@ -458,6 +461,15 @@ mod tests {
         "x-webhook-signature",
         "x-webhook-timestamp",
         "x-github-delivery",
+        "x-twilio-signature",
+        "x-twilio-webhooks-signature-settings",
+        "x-circle-signature",
+        "x-circle-key-id",
+        "paypal-transmission-sig",
+        "paypal-auth-algo",
+        "paypal-cert-url",
+        "paypal-transmission-id",
+        "paypal-transmission-time",
     ];
 
     #[test]
@@ -467,6 +479,18 @@ mod tests {
                 .verify(b"", &HeaderMap::new(), &secrets("whsec_c2VjcmV0"), at(1))
                 .expect_err("no headers");
             assert_eq!(err.reason(), "missing_header", "{scheme:?}");
+        }
+    }
+
+    #[test]
+    fn is_signed_knows_every_schemes_signature_header() {
+        for (scheme, name) in [
+            (Scheme::Twilio, "X-Twilio-Signature"),
+            (Scheme::Circle, "X-Circle-Signature"),
+            (Scheme::PayPal, "PAYPAL-TRANSMISSION-SIG"),
+        ] {
+            assert!(scheme.is_signed(&headers(&[(name, "x")])), "{scheme:?}");
+            assert!(!scheme.is_signed(&headers(&[("stripe-signature", "x")])));
         }
     }
 
@@ -481,6 +505,24 @@ mod tests {
             err.to_string(),
             "signed timestamp is 301s old, beyond the 300s replay window"
         );
+        // The newer errors: which are ours (a 503, so the provider retries) and which the sender's.
+        for (err, reason, ours) in [
+            (VerifyError::MissingContext("x"), "missing_context", true),
+            (VerifyError::UnknownKeyId, "unknown_key_id", false),
+            (
+                VerifyError::UntrustedCertificate("x"),
+                "untrusted_certificate",
+                false,
+            ),
+            (
+                VerifyError::CertificateUnavailable,
+                "certificate_unavailable",
+                true,
+            ),
+        ] {
+            assert_eq!(err.reason(), reason);
+            assert_eq!(err.is_configuration_error(), ours, "{reason}");
+        }
     }
 
     proptest! {
@@ -492,8 +534,13 @@ mod tests {
         ) {
             let pairs: Vec<(&str, &str)> = NAMES.iter().copied().zip(values.iter().map(String::as_str)).collect();
             let h = headers(&pairs);
+            let url = RequestUrl::parse("https://hooks.example.com/webhooks/acme/twilio").expect("url");
+            let keys = PublicKeys::new([PublicKey::new("key-1", "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE")]);
+            let context = VerifyContext { url: Some(&url), public_keys: Some(&keys), paypal: None };
             for scheme in all_schemes() {
-                let _ = verifier(scheme).verify(&body, &h, &secrets("whsec_c2VjcmV0"), at(now));
+                let v = verifier(scheme);
+                let _ = v.verify(&body, &h, &secrets("whsec_c2VjcmV0"), at(now));
+                let _ = v.verify_with(&body, &h, &secrets("whpk_c2VjcmV0"), &context, at(now));
             }
         }
 
