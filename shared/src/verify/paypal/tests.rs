@@ -629,3 +629,24 @@ proptest! {
         prop_assert!(check_cert_url(&values[2]).is_err() || values[2].starts_with("https://"));
     }
 }
+
+#[test]
+fn the_async_path_can_run_inside_a_send_future() {
+    // The ingress runs in async-trait (Send) futures; holding a lock across the fetch would
+    // make this fail to compile.
+    fn assert_send<T: Send>(_: &T) {}
+    let certs = certificates(good_source());
+    let h = HeaderMap::new();
+    let context = VerifyContext {
+        paypal: Some(PayPalContext {
+            webhook_id: WEBHOOK_ID,
+            certificates: &certs,
+        }),
+        ..VerifyContext::default()
+    };
+    let verifier = Verifier::new(Scheme::PayPal);
+    let secrets = secrets("unused");
+    let future = verifier.verify_async(BODY, &h, &secrets, &context, at(NOW));
+    assert_send(&future);
+    assert!(run(future).is_err());
+}
