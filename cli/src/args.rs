@@ -76,7 +76,8 @@ pub struct AddArgs {
     /// Tenant id: lowercase letters, digits, '-' and '_'.
     #[arg(value_parser = parse_tenant)]
     pub tenant: TenantId,
-    /// Provider: stripe, clerk, resend, svix, standard-webhooks, github, slack, shopify, generic.
+    /// Provider: stripe, clerk, resend, svix, standard-webhooks, github, slack, shopify, twilio,
+    /// paypal, circle, generic.
     #[arg(value_parser = parse_provider)]
     pub provider: Provider,
     /// The signing secret the provider issued; generated when absent. Prefer generated secrets or
@@ -101,7 +102,8 @@ pub struct RotateArgs {
     /// Tenant id: lowercase letters, digits, '-' and '_'.
     #[arg(value_parser = parse_tenant)]
     pub tenant: TenantId,
-    /// Provider: stripe, clerk, resend, svix, standard-webhooks, github, slack, shopify, generic.
+    /// Provider: stripe, clerk, resend, svix, standard-webhooks, github, slack, shopify, twilio,
+    /// paypal, circle, generic.
     #[arg(value_parser = parse_provider)]
     pub provider: Provider,
     /// The new secret; generated when absent.
@@ -122,7 +124,8 @@ pub struct UnsignedArgs {
     /// Tenant id: lowercase letters, digits, '-' and '_'.
     #[arg(value_parser = parse_tenant)]
     pub tenant: TenantId,
-    /// Provider: stripe, clerk, resend, svix, standard-webhooks, github, slack, shopify, generic.
+    /// Provider: stripe, clerk, resend, svix, standard-webhooks, github, slack, shopify, twilio,
+    /// paypal, circle, generic.
     #[arg(value_parser = parse_provider)]
     pub provider: Provider,
     /// allow: accept unsigned deliveries on a new unguessable route; refuse: signed only.
@@ -173,7 +176,8 @@ pub struct EventsShowArgs {
     /// Tenant id: lowercase letters, digits, '-' and '_'.
     #[arg(value_parser = parse_tenant)]
     pub tenant: TenantId,
-    /// Provider: stripe, clerk, resend, svix, standard-webhooks, github, slack, shopify, generic.
+    /// Provider: stripe, clerk, resend, svix, standard-webhooks, github, slack, shopify, twilio,
+    /// paypal, circle, generic.
     #[arg(value_parser = parse_provider)]
     pub provider: Provider,
     /// The provider's event id (`evt_...`, `msg_...`, a delivery GUID).
@@ -315,7 +319,7 @@ mod tests {
     fn bad_values_are_refused_before_any_call() {
         for args in [
             &["tenant", "add", "Acme", "stripe"][..],
-            &["tenant", "add", "acme", "paypal"],
+            &["tenant", "add", "acme", "paddle"],
             &["tenant", "add", "acme", "Stripe"],
             &["tenant", "add", "acme", "stripe", "--tolerance-secs", "0"],
             &[

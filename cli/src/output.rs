@@ -14,6 +14,9 @@ pub fn scheme_name(scheme: &Scheme) -> &'static str {
         Scheme::Slack => "slack",
         Scheme::Shopify => "shopify",
         Scheme::Generic(_) => "generic",
+        Scheme::Twilio => "twilio",
+        Scheme::Circle => "circle",
+        Scheme::PayPal => "paypal",
     }
 }
 

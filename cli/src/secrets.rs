@@ -52,12 +52,14 @@ pub fn generate_path_token(entropy: &dyn Entropy) -> Result<Secret, CliError> {
 pub fn generate_event_id(provider: Provider, entropy: &dyn Entropy) -> Result<String, CliError> {
     let bytes = random::<16>(entropy)?;
     Ok(match provider {
-        Provider::GitHub | Provider::Shopify => uuid_v4(bytes),
+        Provider::GitHub | Provider::Shopify | Provider::Circle => uuid_v4(bytes),
         Provider::Clerk | Provider::Resend | Provider::Svix | Provider::StandardWebhooks => {
             format!("msg_{}", hex::encode(bytes))
         }
         Provider::Slack => format!("Ev{}", hex::encode_upper(bytes)),
-        Provider::Stripe | Provider::Generic => format!("evt_{}", hex::encode(bytes)),
+        Provider::Stripe | Provider::Generic | Provider::Twilio | Provider::PayPal => {
+            format!("evt_{}", hex::encode(bytes))
+        }
     })
 }
 

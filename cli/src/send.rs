@@ -233,7 +233,17 @@ pub fn default_payload(provider: Provider, id: &str, now: SystemTime) -> Vec<u8>
             "team_id": "T00000000", "event": {"type": "hookctl_ping"},
         }),
         Provider::Shopify => json!({"id": 0, "note": "hookctl ping"}),
-        Provider::Generic => json!({"id": id, "type": "hookctl.ping", "created": secs}),
+        Provider::Generic | Provider::Twilio => {
+            json!({"id": id, "type": "hookctl.ping", "created": secs})
+        }
+        Provider::PayPal => json!({
+            "id": id, "event_type": "HOOKCTL.PING", "create_time": timestamp(now),
+            "resource_type": "hookctl", "resource": {},
+        }),
+        Provider::Circle => json!({
+            "notificationId": id, "notificationType": "hookctl.ping",
+            "timestamp": timestamp(now), "version": 2, "notification": {},
+        }),
     };
     value.to_string().into_bytes()
 }
@@ -398,7 +408,11 @@ mod tests {
 
     #[tokio::test]
     async fn every_provider_gets_a_request_its_verifier_accepts() {
-        for provider in Provider::ALL {
+        // Twilio signs its URL, PayPal and Circle with keys only they hold: see their own tests.
+        let shared_secret = Provider::ALL
+            .into_iter()
+            .filter(|p| !matches!(p, Provider::Twilio | Provider::PayPal | Provider::Circle));
+        for provider in shared_secret {
             // GIVEN a tenant whose current secret was generated for the provider
             let scheme = provider.default_scheme();
             let secret = generate_secret(&scheme, &OsEntropy).expect("secret");

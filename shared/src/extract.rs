@@ -1,11 +1,16 @@
 //! Reading an event's id, type and provider time, per provider. The id comes from where the
 //! provider puts it (Stripe's body `id`, Svix's `webhook-id` header, GitHub's
-//! `X-GitHub-Delivery`, ...); nothing here ever reads a tenant from the payload.
+//! `X-GitHub-Delivery`, Twilio's `I-Twilio-Idempotency-Token`, ...); nothing here ever reads a
+//! tenant from the payload.
 
-use std::time::{Duration, SystemTime};
+use std::{
+    collections::HashMap,
+    time::{Duration, SystemTime},
+};
 
 use http::HeaderMap;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use thiserror::Error;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
@@ -14,6 +19,8 @@ use crate::{
     provider::Provider,
     verify::GenericHeaders,
 };
+
+const SLACK_TIMESTAMP_HEADER: &str = "x-slack-request-timestamp";
 
 /// What the ingress needs to know about a delivery before storing it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,16 +96,22 @@ pub fn extract(
             created_at: header(headers, "x-shopify-triggered-at")
                 .and_then(|t| rfc3339(&Value::String(t))),
         }),
-        Provider::Slack => {
+        Provider::Slack => slack(headers, body),
+        Provider::Twilio => twilio(headers, body),
+        Provider::Circle => {
             let json = object(body)?;
-            let event_type = json["event"]["type"]
-                .as_str()
-                .or_else(|| json["type"].as_str())
-                .map(str::to_owned);
             Ok(EventMeta {
-                event_id: id_from(string(&json, "event_id"), "body field event_id")?,
-                event_type,
-                created_at: unix_secs(&json["event_time"], "event_time")?,
+                event_id: id_from(string(&json, "notificationId"), "body field notificationId")?,
+                event_type: string(&json, "notificationType"),
+                created_at: rfc3339(&json["timestamp"]),
+            })
+        }
+        Provider::PayPal => {
+            let json = object(body)?;
+            Ok(EventMeta {
+                event_id: id_from(string(&json, "id"), "body field id")?,
+                event_type: string(&json, "event_type"),
+                created_at: rfc3339(&json["create_time"]),
             })
         }
         Provider::Generic => {
@@ -118,6 +131,128 @@ pub fn extract(
             })
         }
     }
+}
+
+/// Slack sends three shapes, all signed as raw bytes: Events API JSON (`event_callback`, and the
+/// `url_verification` handshake), form-encoded slash commands (`command`, `trigger_id`), and
+/// interactivity as JSON wrapped in a `payload` form field. The id is the first of: the Events
+/// API's `event_id`; the request's `trigger_id`; the payload's own ids (its view's id and
+/// hash, or its `action_ts`); and, for whatever carries none (the handshake), the hex SHA-256 of
+/// the signed content `v0:{timestamp}:{body}`, which Slack never repeats.
+fn slack(headers: &HeaderMap, body: &[u8]) -> Result<EventMeta, ExtractError> {
+    const EXPECTED: &str = "body field event_id or trigger_id, or header X-Slack-Request-Timestamp";
+    let sent_at = header(headers, SLACK_TIMESTAMP_HEADER);
+    let digest = || {
+        let ts = sent_at.as_deref()?;
+        let mut hash = Sha256::new();
+        hash.update(b"v0:");
+        hash.update(ts.as_bytes());
+        hash.update(b":");
+        hash.update(body);
+        Some(hex::encode(hash.finalize()))
+    };
+
+    if let Ok(json) = object(body) {
+        let event_type = json["event"]["type"]
+            .as_str()
+            .or_else(|| json["type"].as_str())
+            .map(str::to_owned);
+        return Ok(EventMeta {
+            event_id: id_from(string(&json, "event_id").or_else(digest), EXPECTED)?,
+            event_type,
+            created_at: unix_secs(&json["event_time"], "event_time")?,
+        });
+    }
+    let form = form(body);
+    let (event_type, own_id) = if let Some(payload) = form.get("payload") {
+        let json = object(payload.as_bytes())?;
+        let view = &json["view"];
+        let view_id = match (view["id"].as_str(), view["hash"].as_str()) {
+            (Some(id), Some(hash)) => Some(format!("{id}:{hash}")),
+            (Some(id), None) => Some(id.to_owned()),
+            _ => None,
+        };
+        let own = string(&json, "trigger_id")
+            .or(view_id)
+            .or_else(|| string(&json, "action_ts"));
+        (string(&json, "type"), own)
+    } else if form.contains_key("command") {
+        // The command's name is the tenant's own text; the type stays one bounded label.
+        let trigger = form.get("trigger_id").filter(|t| !t.is_empty()).cloned();
+        (Some("slash_command".to_owned()), trigger)
+    } else {
+        return Err(ExtractError::NotJsonObject);
+    };
+    // Forms carry no event time: when Slack sent the request is the closest there is.
+    let sent = sent_at
+        .as_deref()
+        .and_then(|ts| ts.parse::<u64>().ok())
+        .map(|secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs));
+    Ok(EventMeta {
+        event_id: id_from(own_id.or_else(digest), EXPECTED)?,
+        event_type,
+        created_at: sent,
+    })
+}
+
+/// Whether a verified Slack delivery is the Events API's `url_verification` handshake, and if
+/// so its challenge, which the ingress answers with (200, the challenge as the body) instead of
+/// storing an event. Call it only after the signature verified: the challenge is echoed back.
+/// A challenge that is empty, long or not printable ASCII is not answered.
+pub fn slack_challenge(body: &[u8]) -> Option<String> {
+    let json = object(body).ok()?;
+    if json["type"].as_str() != Some("url_verification") {
+        return None;
+    }
+    json["challenge"]
+        .as_str()
+        .filter(|c| !c.is_empty() && c.len() <= 256 && c.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+}
+
+/// Twilio posts form fields. Its idempotency token is the same on every retry of one delivery;
+/// without it (older or proxied requests) a status callback is identified by its resource's SID
+/// and the status it reports, so each transition of a message or call is one event.
+fn twilio(headers: &HeaderMap, body: &[u8]) -> Result<EventMeta, ExtractError> {
+    let form = form(body);
+    let field = |name: &str| form.get(name).filter(|v| !v.is_empty());
+    let (kind, sid, status) = match (field("MessageSid"), field("CallSid")) {
+        (Some(sid), _) => (
+            "message",
+            Some(sid),
+            field("MessageStatus").or_else(|| field("SmsStatus")),
+        ),
+        (None, Some(sid)) => ("call", Some(sid), field("CallStatus")),
+        (None, None) => ("event", None, None),
+    };
+    let from_form = sid.map(|sid| match status {
+        Some(status) => format!("{sid}:{status}"),
+        None => sid.clone(),
+    });
+    let event_type = match (sid, status) {
+        (Some(_), Some(status)) => Some(format!("{kind}.{status}")),
+        (Some(_), None) => Some(kind.to_owned()),
+        (None, _) => None,
+    };
+    Ok(EventMeta {
+        event_id: id_from(
+            header(headers, crate::verify::twilio::IDEMPOTENCY_HEADER).or(from_form),
+            "header I-Twilio-Idempotency-Token or form field MessageSid or CallSid",
+        )?,
+        event_type,
+        created_at: None,
+    })
+}
+
+/// The first value of each field of a form-encoded body.
+fn form(body: &[u8]) -> HashMap<String, String> {
+    let mut fields = HashMap::new();
+    for (name, value) in form_urlencoded::parse(body) {
+        fields
+            .entry(name.into_owned())
+            .or_insert_with(|| value.into_owned());
+    }
+    fields
 }
 
 fn object(body: &[u8]) -> Result<Value, ExtractError> {
@@ -402,12 +537,196 @@ mod tests {
         })
     }
 
+    // Slack's documented slash command request (also the signature vector in verify::slack).
+    const SLASH: &[u8] = b"token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebbot&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c";
+    const HANDSHAKE: &[u8] = br#"{"token":"Jhj5dZrVaK7ZwHHjRyZWjbDl","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}"#;
+
+    fn slack_headers() -> HeaderMap {
+        headers(&[("x-slack-request-timestamp", "1531420618")])
+    }
+
+    #[test]
+    fn slack_events_api_reads_the_event_id() {
+        let body = br#"{"type":"event_callback","event_id":"Ev08MFMKH6","event_time":1531420618,"event":{"type":"app_mention"}}"#;
+        let meta = extract(Provider::Slack, &slack_headers(), body, None).expect("meta");
+        assert_eq!(meta.event_id.as_str(), "Ev08MFMKH6");
+        assert_eq!(meta.event_type.as_deref(), Some("app_mention"));
+        assert_eq!(meta.created_at, at_millis(1_531_420_618_000));
+    }
+
+    #[test]
+    fn slack_url_verification_is_recognised_and_has_an_id() {
+        // GIVEN the Events API handshake
+        // THEN the ingress is told the challenge to answer with
+        assert_eq!(
+            slack_challenge(HANDSHAKE).as_deref(),
+            Some("3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P")
+        );
+        // and it still has an id: SHA-256 of "v0:{ts}:{body}" (computed with Python's hashlib)
+        let meta = extract(Provider::Slack, &slack_headers(), HANDSHAKE, None).expect("meta");
+        assert_eq!(
+            meta.event_id.as_str(),
+            "6e585d6c9f4f3bd7c5c35c809a05ef10e95ab0c5fa12d65a94868ccfea93ac19"
+        );
+        assert_eq!(meta.event_type.as_deref(), Some("url_verification"));
+        // Anything else is not a handshake.
+        for body in [
+            &br#"{"type":"event_callback","challenge":"x"}"#[..],
+            br#"{"type":"url_verification","challenge":""}"#,
+            br#"{"type":"url_verification","challenge":"a b"}"#,
+            br#"{"type":"url_verification"}"#,
+            SLASH,
+            b"",
+        ] {
+            assert_eq!(slack_challenge(body), None);
+        }
+    }
+
+    #[test]
+    fn slack_slash_commands_read_the_trigger_id() {
+        let meta = extract(Provider::Slack, &slack_headers(), SLASH, None).expect("meta");
+        assert_eq!(
+            meta.event_id.as_str(),
+            "398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c"
+        );
+        assert_eq!(meta.event_type.as_deref(), Some("slash_command"));
+        assert_eq!(meta.created_at, at_millis(1_531_420_618_000));
+    }
+
+    #[test]
+    fn slack_interactivity_reads_the_wrapped_payload() {
+        let cases: [(&[u8], &str, &str); 3] = [
+            (
+                b"payload=%7B%22type%22%3A%22block_actions%22%2C%22trigger_id%22%3A%2213345224609.738474920.8088930838d88f008e0%22%7D",
+                "13345224609.738474920.8088930838d88f008e0",
+                "block_actions",
+            ),
+            (
+                b"payload=%7B%22type%22%3A%22view_closed%22%2C%22view%22%3A%7B%22id%22%3A%22V0PKB1ZFV%22%2C%22hash%22%3A%221578977498.bRnXoEBY%22%7D%7D",
+                "V0PKB1ZFV:1578977498.bRnXoEBY",
+                "view_closed",
+            ),
+            (
+                b"payload=%7B%22type%22%3A%22block_suggestion%22%2C%22action_ts%22%3A%221578977498.123%22%7D",
+                "1578977498.123",
+                "block_suggestion",
+            ),
+        ];
+        for (body, id, kind) in cases {
+            let meta = extract(Provider::Slack, &slack_headers(), body, None).expect("meta");
+            assert_eq!(meta.event_id.as_str(), id);
+            assert_eq!(meta.event_type.as_deref(), Some(kind));
+        }
+        // A payload with no ids of its own is named by its signed content.
+        let bare = b"payload=%7B%22type%22%3A%22message_action%22%7D";
+        let meta = extract(Provider::Slack, &slack_headers(), bare, None).expect("meta");
+        assert_eq!(meta.event_id.as_str().len(), 64);
+        // Without the timestamp header there is nothing to name it by.
+        assert_eq!(
+            extract(Provider::Slack, &HeaderMap::new(), bare, None),
+            Err(ExtractError::MissingEventId(
+                "body field event_id or trigger_id, or header X-Slack-Request-Timestamp"
+            ))
+        );
+        assert_eq!(
+            extract(Provider::Slack, &slack_headers(), b"payload=%7Bnope", None),
+            Err(ExtractError::NotJsonObject)
+        );
+        assert_eq!(
+            extract(Provider::Slack, &slack_headers(), b"text=hello", None),
+            Err(ExtractError::NotJsonObject)
+        );
+    }
+
+    #[test]
+    fn twilio_prefers_the_idempotency_token_then_the_sid_and_status() {
+        // GIVEN a message status callback, form-encoded as Twilio sends it
+        let body = b"AccountSid=AC0123&MessageSid=SM0123456789abcdef&MessageStatus=delivered&To=%2B15005550006";
+        // WHEN it carries Twilio's idempotency token, THEN that is the id
+        let h = headers(&[(
+            "i-twilio-idempotency-token",
+            "fa7e4b7b-a2b5-4b38-9d0b-5a2c3e2e1c1d",
+        )]);
+        let meta = extract(Provider::Twilio, &h, body, None).expect("meta");
+        assert_eq!(
+            meta.event_id.as_str(),
+            "fa7e4b7b-a2b5-4b38-9d0b-5a2c3e2e1c1d"
+        );
+        assert_eq!(meta.event_type.as_deref(), Some("message.delivered"));
+        // WHEN it does not, THEN the SID and status are
+        let meta = extract(Provider::Twilio, &HeaderMap::new(), body, None).expect("meta");
+        assert_eq!(meta.event_id.as_str(), "SM0123456789abcdef:delivered");
+        // and a call's status callback reads the same way
+        let call = b"CallSid=CA42&CallStatus=in-progress&Direction=inbound";
+        let meta = extract(Provider::Twilio, &HeaderMap::new(), call, None).expect("meta");
+        assert_eq!(meta.event_id.as_str(), "CA42:in-progress");
+        assert_eq!(meta.event_type.as_deref(), Some("call.in-progress"));
+        // an inbound SMS has SmsStatus, and no status at all still gives the SID
+        let sms = b"MessageSid=SM1&SmsStatus=received&Body=hi";
+        assert_eq!(
+            extract(Provider::Twilio, &HeaderMap::new(), sms, None)
+                .expect("meta")
+                .event_id
+                .as_str(),
+            "SM1:received"
+        );
+        let bare = b"MessageSid=SM2&Body=hi";
+        let meta = extract(Provider::Twilio, &HeaderMap::new(), bare, None).expect("meta");
+        assert_eq!(meta.event_id.as_str(), "SM2");
+        assert_eq!(meta.event_type.as_deref(), Some("message"));
+        assert_eq!(
+            extract(Provider::Twilio, &HeaderMap::new(), b"Body=hi", None),
+            Err(ExtractError::MissingEventId(
+                "header I-Twilio-Idempotency-Token or form field MessageSid or CallSid"
+            ))
+        );
+    }
+
+    #[test]
+    fn circle_reads_the_notification() {
+        let body = br#"{"subscriptionId":"00000000-0000-0000-0000-000000000000","notificationId":"5c1d0a1c-7d4b-4f7e-9a21-3b0f4f0b9a11","notificationType":"transfers","notification":{"id":"t1"},"timestamp":"2024-01-26T18:22:19.779834211Z","version":2}"#;
+        let meta = extract(Provider::Circle, &HeaderMap::new(), body, None).expect("meta");
+        assert_eq!(
+            meta.event_id.as_str(),
+            "5c1d0a1c-7d4b-4f7e-9a21-3b0f4f0b9a11"
+        );
+        assert_eq!(meta.event_type.as_deref(), Some("transfers"));
+        assert_eq!(
+            meta.created_at,
+            Some(SystemTime::UNIX_EPOCH + Duration::from_nanos(1_706_293_339_779_834_211))
+        );
+    }
+
+    #[test]
+    fn paypal_reads_the_event() {
+        let body = br#"{"id":"WH-2WR32451HC0233532-67976317FL4543714","event_version":"1.0","create_time":"2014-10-23T17:23:52Z","resource_type":"sale","event_type":"PAYMENT.SALE.COMPLETED","resource":{"id":"4RR959492F879224U"}}"#;
+        let meta = extract(Provider::PayPal, &HeaderMap::new(), body, None).expect("meta");
+        assert_eq!(
+            meta.event_id.as_str(),
+            "WH-2WR32451HC0233532-67976317FL4543714"
+        );
+        assert_eq!(meta.event_type.as_deref(), Some("PAYMENT.SALE.COMPLETED"));
+        assert_eq!(meta.created_at, at_millis(1_414_085_032_000));
+    }
+
     proptest! {
         #[test]
         fn no_body_makes_extraction_panic(body in proptest::collection::vec(any::<u8>(), 0..512)) {
             for provider in Provider::ALL {
                 let _ = extract(provider, &HeaderMap::new(), &body, None);
+                let _ = extract(provider, &slack_headers(), &body, None);
             }
+            let _ = slack_challenge(&body);
+        }
+
+        #[test]
+        fn no_form_body_makes_slack_extraction_panic(
+            fields in proptest::collection::vec(("[a-z_]{1,10}", "[ -~]{0,40}"), 0..6),
+        ) {
+            let body = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(fields)
+                .finish();
+            let _ = extract(Provider::Slack, &slack_headers(), body.as_bytes(), None);
         }
 
         #[test]

@@ -19,6 +19,9 @@ pub enum Provider {
     Slack,
     Shopify,
     Generic,
+    Twilio,
+    PayPal,
+    Circle,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -26,7 +29,7 @@ pub enum Provider {
 pub struct UnknownProvider;
 
 impl Provider {
-    pub const ALL: [Provider; 9] = [
+    pub const ALL: [Provider; 12] = [
         Self::Stripe,
         Self::Clerk,
         Self::Resend,
@@ -36,6 +39,9 @@ impl Provider {
         Self::Slack,
         Self::Shopify,
         Self::Generic,
+        Self::Twilio,
+        Self::PayPal,
+        Self::Circle,
     ];
 
     /// The route segment and storage name.
@@ -50,10 +56,15 @@ impl Provider {
             Self::Slack => "slack",
             Self::Shopify => "shopify",
             Self::Generic => "generic",
+            Self::Twilio => "twilio",
+            Self::PayPal => "paypal",
+            Self::Circle => "circle",
         }
     }
 
-    /// The scheme the provider signs with. Clerk and Resend deliver through Svix.
+    /// The scheme the provider signs with. Clerk and Resend deliver through Svix. Twilio,
+    /// PayPal and Circle also need a [`crate::verify::VerifyContext`] (the requested URL, the
+    /// webhook id and certificate source, the public keys).
     pub fn default_scheme(self) -> Scheme {
         match self {
             Self::Stripe => Scheme::Stripe,
@@ -64,6 +75,9 @@ impl Provider {
             Self::Slack => Scheme::Slack,
             Self::Shopify => Scheme::Shopify,
             Self::Generic => Scheme::Generic(GenericHeaders::default()),
+            Self::Twilio => Scheme::Twilio,
+            Self::PayPal => Scheme::PayPal,
+            Self::Circle => Scheme::Circle,
         }
     }
 }
@@ -99,7 +113,7 @@ mod tests {
 
     #[test]
     fn unknown_or_miscased_names_are_refused() {
-        for bad in ["Stripe", "stripe ", "paypal", ""] {
+        for bad in ["Stripe", "stripe ", "PayPal", "pay-pal", "paddle", ""] {
             assert_eq!(bad.parse::<Provider>(), Err(UnknownProvider), "{bad:?}");
         }
     }
@@ -108,5 +122,17 @@ mod tests {
     fn clerk_and_resend_sign_with_svix() {
         assert_eq!(Provider::Clerk.default_scheme(), Scheme::StandardWebhooks);
         assert_eq!(Provider::Resend.default_scheme(), Scheme::StandardWebhooks);
+    }
+
+    #[test]
+    fn the_newer_providers_route_to_their_schemes() {
+        for (name, scheme) in [
+            ("twilio", Scheme::Twilio),
+            ("paypal", Scheme::PayPal),
+            ("circle", Scheme::Circle),
+        ] {
+            let provider: Provider = name.parse().expect(name);
+            assert_eq!(provider.default_scheme(), scheme);
+        }
     }
 }

@@ -88,6 +88,9 @@ pub fn project(
         | Provider::GitHub
         | Provider::Slack
         | Provider::Shopify
+        | Provider::Twilio
+        | Provider::PayPal
+        | Provider::Circle
         | Provider::Generic => recorded::project(provider, event_type, payload, key),
     }
 }

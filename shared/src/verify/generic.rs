@@ -53,6 +53,7 @@ pub(crate) fn verify(
     window.check(signed_at)?;
     Ok(Verified {
         secret,
+        key_id: None,
         event_id: names
             .id
             .as_deref()

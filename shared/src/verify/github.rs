@@ -34,6 +34,7 @@ pub(crate) fn verify(
     })?;
     Ok(Verified {
         secret,
+        key_id: None,
         event_id: optional_header(headers, DELIVERY_HEADER),
         event_type: optional_header(headers, EVENT_HEADER),
         signed_at: None,

@@ -6,20 +6,32 @@
 //! header carries against every active secret, and enforces a replay window where the scheme
 //! signs a timestamp. Errors name what was wrong without echoing secrets or signatures, so they
 //! can be logged and counted.
+//!
+//! Some schemes need more than the request and the tenant's shared secrets: Twilio signs the URL
+//! it requested, Circle signs with keys it publishes by id, PayPal with a certificate it names by
+//! URL. Those inputs travel in a [`VerifyContext`] (see there for why), and PayPal's certificate
+//! fetch makes its path async: [`Verifier::verify_async`].
 
+pub mod circle;
 mod generic;
 mod github;
+mod keys;
 mod mac;
+pub mod paypal;
 mod shopify;
 mod slack;
 mod standard;
 mod stripe;
+pub mod twilio;
 
 use std::time::{Duration, SystemTime};
 
 pub use generic::GenericHeaders;
 use http::HeaderMap;
+pub use keys::{PublicKey, PublicKeys};
+pub use paypal::{CertificateFetchError, CertificateSource, PayPalCertificates};
 use thiserror::Error;
+pub use twilio::{InvalidUrl, RequestUrl};
 
 use crate::secret::{Secret, SecretSet, SecretSlot};
 
@@ -31,7 +43,8 @@ pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
 pub enum Scheme {
     /// `Stripe-Signature: t=..,v1=..`: hex HMAC-SHA256 over `{t}.{body}`.
     Stripe,
-    /// Standard Webhooks and Svix (Clerk, Resend): base64 HMAC-SHA256 over `{id}.{ts}.{body}`.
+    /// Standard Webhooks and Svix (Clerk, Resend): base64 HMAC-SHA256 (`v1`, `whsec_` secrets) or
+    /// Ed25519 (`v1a`, `whpk_` public keys) over `{id}.{ts}.{body}`.
     StandardWebhooks,
     /// `X-Hub-Signature-256: sha256=<hex>` over the body.
     GitHub,
@@ -41,6 +54,17 @@ pub enum Scheme {
     Shopify,
     /// Lowercase hex HMAC-SHA256 over `{timestamp}.{body}`, header names configurable.
     Generic(GenericHeaders),
+    /// `X-Twilio-Signature`: base64 HMAC-SHA1 over the requested URL and the sorted form
+    /// parameters (or the URL alone, with a `bodySHA256` query parameter, for JSON bodies).
+    /// Needs [`VerifyContext::url`].
+    Twilio,
+    /// `X-Circle-Signature`: base64 DER ECDSA P-256 / SHA-256 over the body, by the public key
+    /// named in `X-Circle-Key-Id`. Needs [`VerifyContext::public_keys`].
+    Circle,
+    /// PayPal's `paypal-transmission-sig`: SHA256withRSA over
+    /// `{transmission id}|{time}|{webhook id}|{crc32(body)}` by the certificate at
+    /// `paypal-cert-url`. Needs [`VerifyContext::paypal`] and [`Verifier::verify_async`].
+    PayPal,
 }
 
 impl Scheme {
@@ -55,19 +79,36 @@ impl Scheme {
             Self::Slack => &["x-slack-signature"],
             Self::Shopify => &["x-shopify-hmac-sha256"],
             Self::Generic(names) => return headers.contains_key(names.signature.as_str()),
+            Self::Twilio => &[twilio::SIGNATURE_HEADER],
+            Self::Circle => &[circle::SIGNATURE_HEADER],
+            Self::PayPal => &[paypal::SIGNATURE_HEADER],
         };
         names.iter().any(|name| headers.contains_key(*name))
     }
 
     /// Produce the headers a provider would send for `body`, for tests, benchmarks and the
     /// operator CLI's "send a sample" command. `id` is used where the scheme carries an event id
-    /// in a header.
+    /// in a header. A Standard Webhooks `whsk_` secret key signs `v1a`.
     pub fn sign(
         &self,
         body: &[u8],
         secret: &Secret,
         at: SystemTime,
         id: &str,
+    ) -> Result<Vec<(String, String)>, VerifyError> {
+        self.sign_with(body, secret, at, id, &VerifyContext::default())
+    }
+
+    /// [`Scheme::sign`] for schemes that sign part of the context: Twilio signs
+    /// [`VerifyContext::url`]. Circle and PayPal sign with private keys only the provider holds;
+    /// tests and the CLI use [`circle::sign`] and [`paypal::sign`] with keys of their own.
+    pub fn sign_with(
+        &self,
+        body: &[u8],
+        secret: &Secret,
+        at: SystemTime,
+        id: &str,
+        context: &VerifyContext<'_>,
     ) -> Result<Vec<(String, String)>, VerifyError> {
         match self {
             Self::Stripe => Ok(stripe::sign(body, secret, at)),
@@ -76,8 +117,51 @@ impl Scheme {
             Self::Slack => Ok(slack::sign(body, secret, at)),
             Self::Shopify => Ok(shopify::sign(body, secret, id)),
             Self::Generic(names) => Ok(generic::sign(names, body, secret, at, id)),
+            Self::Twilio => {
+                let url = context
+                    .url
+                    .ok_or(VerifyError::MissingContext(twilio::URL_CONTEXT))?;
+                Ok(twilio::sign(url, body, secret))
+            }
+            Self::Circle => Err(VerifyError::UnusableSecret(
+                "Circle signs with a private key of its own; sign with circle::sign",
+            )),
+            Self::PayPal => Err(VerifyError::UnusableSecret(
+                "PayPal signs with its certificate's private key; sign with paypal::sign",
+            )),
         }
     }
+}
+
+/// Inputs that only some schemes need, beside the raw request and the tenant's shared secrets.
+///
+/// Why a struct beside [`Verifier::verify`] rather than more arguments to it: the symmetric
+/// schemes, and every caller written for them, need none of this, so `verify` keeps its
+/// signature and passes an empty context. A caller serving Twilio, Circle or PayPal builds one
+/// per delivery from the request and the tenant's configuration, and calls
+/// [`Verifier::verify_with`], or [`Verifier::verify_async`], the one path that reaches PayPal's
+/// certificate source. A scheme whose input is missing refuses with
+/// [`VerifyError::MissingContext`], a configuration error: a wiring mistake shows up as a 503
+/// and an error log, never as an accepted delivery. Fields are borrowed, so building a context
+/// per delivery copies nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VerifyContext<'a> {
+    /// The URL the provider requested, as it addressed it: Twilio signs it.
+    pub url: Option<&'a RequestUrl>,
+    /// The provider's public keys by id: Circle.
+    pub public_keys: Option<&'a PublicKeys>,
+    /// The tenant's PayPal webhook id and the process's certificate checker: PayPal.
+    pub paypal: Option<PayPalContext<'a>>,
+}
+
+/// What PayPal verification needs besides the request.
+#[derive(Debug, Clone, Copy)]
+pub struct PayPalContext<'a> {
+    /// The id PayPal gave the tenant's webhook subscription; PayPal signs it into every delivery,
+    /// so a delivery for another subscription (even the tenant's own sandbox one) fails.
+    pub webhook_id: &'a str,
+    /// Certificate fetching, chain validation and the cache, shared by every tenant.
+    pub certificates: &'a PayPalCertificates,
 }
 
 /// A scheme with its replay window: what a tenant's provider configuration turns into.
@@ -101,7 +185,8 @@ impl Verifier {
         self
     }
 
-    /// Check that `raw_body` was signed by one of `secrets`' active secrets.
+    /// Check that `raw_body` was signed by one of `secrets`' active secrets. Schemes that need a
+    /// [`VerifyContext`] refuse with [`VerifyError::MissingContext`] here.
     pub fn verify(
         &self,
         raw_body: &[u8],
@@ -109,10 +194,21 @@ impl Verifier {
         secrets: &SecretSet,
         now: SystemTime,
     ) -> Result<Verified, VerifyError> {
-        let window = Window {
-            now,
-            tolerance: self.tolerance,
-        };
+        self.verify_with(raw_body, headers, secrets, &VerifyContext::default(), now)
+    }
+
+    /// [`Verifier::verify`] with the inputs some schemes need besides the shared secrets. PayPal
+    /// is refused with [`VerifyError::MissingContext`] once its headers parse: its certificate is
+    /// fetched, which only [`Verifier::verify_async`] may do.
+    pub fn verify_with(
+        &self,
+        raw_body: &[u8],
+        headers: &HeaderMap,
+        secrets: &SecretSet,
+        context: &VerifyContext<'_>,
+        now: SystemTime,
+    ) -> Result<Verified, VerifyError> {
+        let window = self.window(now);
         match &self.scheme {
             Scheme::Stripe => stripe::verify(raw_body, headers, secrets, window),
             Scheme::StandardWebhooks => standard::verify(raw_body, headers, secrets, window),
@@ -120,6 +216,37 @@ impl Verifier {
             Scheme::Slack => slack::verify(raw_body, headers, secrets, window),
             Scheme::Shopify => shopify::verify(raw_body, headers, secrets, now),
             Scheme::Generic(names) => generic::verify(names, raw_body, headers, secrets, window),
+            Scheme::Twilio => twilio::verify(raw_body, headers, secrets, context.url, now),
+            Scheme::Circle => circle::verify(raw_body, headers, context.public_keys, now),
+            Scheme::PayPal => {
+                paypal::Transmission::parse(headers)?;
+                Err(VerifyError::MissingContext(paypal::ASYNC_CONTEXT))
+            }
+        }
+    }
+
+    /// Every scheme, PayPal included: the ingress's one entry point. Only PayPal awaits anything
+    /// (its certificate, on a cache miss); every other scheme runs [`Verifier::verify_with`].
+    pub async fn verify_async(
+        &self,
+        raw_body: &[u8],
+        headers: &HeaderMap,
+        secrets: &SecretSet,
+        context: &VerifyContext<'_>,
+        now: SystemTime,
+    ) -> Result<Verified, VerifyError> {
+        match &self.scheme {
+            Scheme::PayPal => {
+                paypal::verify(raw_body, headers, context.paypal, self.window(now)).await
+            }
+            _ => self.verify_with(raw_body, headers, secrets, context, now),
+        }
+    }
+
+    fn window(&self, now: SystemTime) -> Window {
+        Window {
+            now,
+            tolerance: self.tolerance,
         }
     }
 }
@@ -128,7 +255,12 @@ impl Verifier {
 /// carries in its headers (body fields are read later, by the provider's extractor).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
+    /// The slot of the secret or public key that matched: a key that is being retired (it has an
+    /// expiry) reports `Previous`. PayPal, whose trust is a certificate chain rather than a tenant
+    /// key, always reports `Current`.
     pub secret: SecretSlot,
+    /// The id of the public key that matched, where the provider names its keys (Circle).
+    pub key_id: Option<String>,
     /// The event id, where the scheme sends it in a header (`webhook-id`, `X-GitHub-Delivery`, ...).
     pub event_id: Option<String>,
     /// The event type, where the scheme sends it in a header (`X-GitHub-Event`, ...).
@@ -160,6 +292,19 @@ pub enum VerifyError {
     SignatureMismatch,
     #[error("the configured secret cannot be used with this scheme: {0}")]
     UnusableSecret(&'static str),
+    /// The scheme needs an input the caller did not put in the [`VerifyContext`].
+    #[error("verification needs {0}, which the caller did not supply")]
+    MissingContext(&'static str),
+    /// The delivery names a public key that is not configured (or has expired). The sender's
+    /// fault as far as this request goes (anyone can send any key id), so a 401, not a 503; an
+    /// operator who sees it for genuine deliveries has a key to add.
+    #[error("no active public key has the delivery's key id")]
+    UnknownKeyId,
+    #[error("the signing certificate is not trusted: {0}")]
+    UntrustedCertificate(&'static str),
+    /// The certificate source failed; the provider should retry.
+    #[error("the signing certificate could not be fetched")]
+    CertificateUnavailable,
 }
 
 impl VerifyError {
@@ -173,12 +318,21 @@ impl VerifyError {
             Self::FutureTimestamp { .. } => "future_timestamp",
             Self::SignatureMismatch => "signature_mismatch",
             Self::UnusableSecret(_) => "unusable_secret",
+            Self::MissingContext(_) => "missing_context",
+            Self::UnknownKeyId => "unknown_key_id",
+            Self::UntrustedCertificate(_) => "untrusted_certificate",
+            Self::CertificateUnavailable => "certificate_unavailable",
         }
     }
 
-    /// Whether the fault is ours (a bad secret in the tenant's configuration), not the sender's.
+    /// Whether the fault is ours, not the sender's: a bad secret or key in the tenant's
+    /// configuration, an input the caller did not wire, or a certificate source that failed. The
+    /// ingress answers 503 to these, so the provider retries once we are fixed.
     pub fn is_configuration_error(&self) -> bool {
-        matches!(self, Self::UnusableSecret(_))
+        matches!(
+            self,
+            Self::UnusableSecret(_) | Self::MissingContext(_) | Self::CertificateUnavailable
+        )
     }
 }
 
@@ -242,6 +396,19 @@ pub(crate) fn single_header<'h>(
     }
 }
 
+/// A header that may be absent but, when present, must be single and readable: for headers
+/// that steer verification, where a second copy is as suspicious as a second signature.
+pub(crate) fn at_most_one_header<'h>(
+    headers: &'h HeaderMap,
+    name: &str,
+) -> Result<Option<&'h str>, VerifyError> {
+    if headers.contains_key(name) {
+        single_header(headers, name).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
 /// An optional metadata header; absent, repeated or unreadable counts as absent.
 pub(crate) fn optional_header(headers: &HeaderMap, name: &str) -> Option<String> {
     let mut values = headers.get_all(name).iter();
@@ -274,11 +441,14 @@ mod tests {
             Scheme::Slack,
             Scheme::Shopify,
             Scheme::Generic(GenericHeaders::default()),
+            Scheme::Twilio,
+            Scheme::Circle,
+            Scheme::PayPal,
         ]
     }
 
     /// Every header name any scheme reads, so arbitrary values reach every parser.
-    const NAMES: [&str; 12] = [
+    const NAMES: [&str; 21] = [
         "stripe-signature",
         "webhook-id",
         "webhook-timestamp",
@@ -291,6 +461,15 @@ mod tests {
         "x-webhook-signature",
         "x-webhook-timestamp",
         "x-github-delivery",
+        "x-twilio-signature",
+        "x-twilio-webhooks-signature-settings",
+        "x-circle-signature",
+        "x-circle-key-id",
+        "paypal-transmission-sig",
+        "paypal-auth-algo",
+        "paypal-cert-url",
+        "paypal-transmission-id",
+        "paypal-transmission-time",
     ];
 
     #[test]
@@ -300,6 +479,18 @@ mod tests {
                 .verify(b"", &HeaderMap::new(), &secrets("whsec_c2VjcmV0"), at(1))
                 .expect_err("no headers");
             assert_eq!(err.reason(), "missing_header", "{scheme:?}");
+        }
+    }
+
+    #[test]
+    fn is_signed_knows_every_schemes_signature_header() {
+        for (scheme, name) in [
+            (Scheme::Twilio, "X-Twilio-Signature"),
+            (Scheme::Circle, "X-Circle-Signature"),
+            (Scheme::PayPal, "PAYPAL-TRANSMISSION-SIG"),
+        ] {
+            assert!(scheme.is_signed(&headers(&[(name, "x")])), "{scheme:?}");
+            assert!(!scheme.is_signed(&headers(&[("stripe-signature", "x")])));
         }
     }
 
@@ -314,6 +505,24 @@ mod tests {
             err.to_string(),
             "signed timestamp is 301s old, beyond the 300s replay window"
         );
+        // The newer errors: which are ours (a 503, so the provider retries) and which the sender's.
+        for (err, reason, ours) in [
+            (VerifyError::MissingContext("x"), "missing_context", true),
+            (VerifyError::UnknownKeyId, "unknown_key_id", false),
+            (
+                VerifyError::UntrustedCertificate("x"),
+                "untrusted_certificate",
+                false,
+            ),
+            (
+                VerifyError::CertificateUnavailable,
+                "certificate_unavailable",
+                true,
+            ),
+        ] {
+            assert_eq!(err.reason(), reason);
+            assert_eq!(err.is_configuration_error(), ours, "{reason}");
+        }
     }
 
     proptest! {
@@ -325,8 +534,13 @@ mod tests {
         ) {
             let pairs: Vec<(&str, &str)> = NAMES.iter().copied().zip(values.iter().map(String::as_str)).collect();
             let h = headers(&pairs);
+            let url = RequestUrl::parse("https://hooks.example.com/webhooks/acme/twilio").expect("url");
+            let keys = PublicKeys::new([PublicKey::new("key-1", "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE")]);
+            let context = VerifyContext { url: Some(&url), public_keys: Some(&keys), paypal: None };
             for scheme in all_schemes() {
-                let _ = verifier(scheme).verify(&body, &h, &secrets("whsec_c2VjcmV0"), at(now));
+                let v = verifier(scheme);
+                let _ = v.verify(&body, &h, &secrets("whsec_c2VjcmV0"), at(now));
+                let _ = v.verify_with(&body, &h, &secrets("whpk_c2VjcmV0"), &context, at(now));
             }
         }
 

@@ -31,6 +31,7 @@ pub(crate) fn verify(
     })?;
     Ok(Verified {
         secret,
+        key_id: None,
         event_id: optional_header(headers, ID_HEADER),
         event_type: optional_header(headers, TOPIC_HEADER),
         signed_at: None,

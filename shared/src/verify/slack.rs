@@ -39,6 +39,7 @@ pub(crate) fn verify(
     window.check(signed_at)?;
     Ok(Verified {
         secret,
+        key_id: None,
         event_id: None,
         event_type: None,
         signed_at: Some(signed_at),

@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use super::{Scheme, Verified, Verifier, VerifyError};
+use super::{Scheme, Verified, Verifier, VerifyContext, VerifyError};
 use crate::secret::{Secret, SecretSet, SecretSlot};
 
 pub fn at(unix_secs: u64) -> SystemTime {
@@ -32,9 +32,15 @@ pub fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
     map
 }
 
-fn signed_headers(scheme: &Scheme, body: &[u8], secret: &str, when: u64) -> HeaderMap {
+fn signed_headers(
+    scheme: &Scheme,
+    body: &[u8],
+    secret: &str,
+    when: u64,
+    context: &VerifyContext<'_>,
+) -> HeaderMap {
     let pairs = scheme
-        .sign(body, &Secret::new(secret), at(when), "evt_battery")
+        .sign_with(body, &Secret::new(secret), at(when), "evt_battery", context)
         .expect("sign");
     let borrowed: Vec<(&str, &str)> = pairs
         .iter()
@@ -45,15 +51,31 @@ fn signed_headers(scheme: &Scheme, body: &[u8], secret: &str, when: u64) -> Head
 
 /// Whether the scheme signs a timestamp, and so enforces a replay window.
 fn has_timestamp(scheme: &Scheme) -> bool {
-    !matches!(scheme, Scheme::GitHub | Scheme::Shopify)
+    !matches!(scheme, Scheme::GitHub | Scheme::Shopify | Scheme::Twilio)
 }
 
 /// The behaviour every scheme owes, checked through its own `sign` (the independent vectors
 /// live in each module's tests).
 pub fn common_battery(scheme: Scheme, secret: &str, other_secret: &str) {
+    common_battery_in(scheme, secret, other_secret, &VerifyContext::default());
+}
+
+/// [`common_battery`] for a scheme that signs part of a [`VerifyContext`].
+pub fn common_battery_in(
+    scheme: Scheme,
+    secret: &str,
+    other_secret: &str,
+    context: &VerifyContext<'_>,
+) {
     const NOW: u64 = 1_700_000_000;
     let body: &[u8] = br#"{"id":"evt_battery","type":"test.event","n":1}"#;
-    let v = verifier(scheme.clone());
+    let v = Contextual {
+        verifier: verifier(scheme.clone()),
+        context,
+    };
+    let signed_headers = |scheme: &Scheme, body: &[u8], secret: &str, when: u64| {
+        signed_headers(scheme, body, secret, when, context)
+    };
     let h = signed_headers(&scheme, body, secret, NOW);
 
     // Round trip.
@@ -128,7 +150,10 @@ pub fn common_battery(scheme: Scheme, secret: &str, other_secret: &str) {
                 tolerance_secs: 300
             })
         );
-        let wide = v.clone().with_tolerance(Duration::from_secs(600));
+        let wide = Contextual {
+            verifier: v.verifier.clone().with_tolerance(Duration::from_secs(600)),
+            context,
+        };
         assert!(
             wide.verify(body, &h, &secrets(secret), at(NOW + 500))
                 .is_ok()
@@ -189,6 +214,25 @@ pub fn common_battery(scheme: Scheme, secret: &str, other_secret: &str) {
             let value = value.to_str().expect("ascii");
             assert!(value.len() < 20 || !text.contains(value), "{text}");
         }
+    }
+}
+
+/// A verifier with the context its scheme needs, so the battery reads the same for every scheme.
+struct Contextual<'c> {
+    verifier: Verifier,
+    context: &'c VerifyContext<'c>,
+}
+
+impl Contextual<'_> {
+    fn verify(
+        &self,
+        body: &[u8],
+        headers: &HeaderMap,
+        secrets: &SecretSet,
+        now: SystemTime,
+    ) -> Result<Verified, VerifyError> {
+        self.verifier
+            .verify_with(body, headers, secrets, self.context, now)
     }
 }
 

@@ -293,7 +293,7 @@ mod tests {
             ("attempts", Some(n(-1)), ItemError::Invalid("attempts")),
             (
                 "provider",
-                Some(s("paypal")),
+                Some(s("paddle")),
                 ItemError::Invalid("provider"),
             ),
             (
