@@ -41,6 +41,7 @@ pub mod projectors;
 pub mod provider;
 pub mod record;
 pub mod retry;
+pub mod sealing;
 pub mod secret;
 pub mod tenant;
 pub mod verify;

@@ -5,6 +5,7 @@
 //! - [`queues`]: the events queue, the processor's retry queue and the dead-letter queue (SQS;
 //!   memory for tests).
 //! - [`tenants`]: tenants' provider configuration and names (DynamoDB; memory for tests).
+//! - [`keys`]: the master key that seals secrets (KMS; memory for tests).
 //!
 //! [`dynamodb`] holds what the DynamoDB adapters share: reading items by attribute name, and
 //! building expressions only through placeholders.
@@ -14,6 +15,7 @@
 
 pub(crate) mod dynamodb;
 pub mod events;
+pub mod keys;
 pub mod queues;
 pub mod tenants;
 
