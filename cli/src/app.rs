@@ -6,7 +6,7 @@ use std::{io::Write, time::SystemTime};
 use shared::{
     aws::{
         DynamoEventStore, DynamoTenantDirectory, DynamoTenantNames, SqsDeadLetterQueue,
-        SqsEventQueue, sdk_config,
+        SqsEventQueue, sdk_config, secrets_keys,
     },
     clock::SystemClock,
     env::Env,
@@ -18,7 +18,7 @@ use crate::{
     args::{Cli, Command},
     error::CliError,
     events, replay,
-    secrets::OsEntropy,
+    secrets::{self, OsEntropy},
     send, tenants,
 };
 
@@ -28,7 +28,8 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
     let entropy = OsEntropy;
     match cli.command {
         Command::Tenant { command } => {
-            let directory = tenant_directory(cli.tenants_table).await?;
+            let command = secrets::read_secret_input(command)?;
+            let directory = tenant_directory(cli.tenants_table, cli.secrets_key).await?;
             tenants::run(&directory, command, now, &entropy, out).await
         }
         Command::Events { command } => {
@@ -44,7 +45,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             // A secret on the command line needs no table (and no AWS credentials).
             let directory = match args.secret {
                 Some(_) => None,
-                None => Some(tenant_directory(cli.tenants_table).await?),
+                None => Some(tenant_directory(cli.tenants_table, cli.secrets_key).await?),
             };
             let delivery = send::prepare(
                 args,
@@ -104,13 +105,26 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
     }
 }
 
-async fn tenant_directory(table: Option<String>) -> Result<DynamoTenantDirectory, CliError> {
+async fn tenant_directory(
+    table: Option<String>,
+    secrets_key: Option<String>,
+) -> Result<DynamoTenantDirectory, CliError> {
     let table = non_empty(table).ok_or(CliError::MissingSetting {
         what: "the tenants table",
         flag: "tenants-table",
         env: "TENANTS_TABLE",
     })?;
-    Ok(DynamoTenantDirectory::new(dynamodb().await, table))
+    let key = non_empty(secrets_key).ok_or(CliError::MissingSetting {
+        what: "the key tenants' secrets are sealed with",
+        flag: "secrets-key",
+        env: "SECRETS_KEY_ID",
+    })?;
+    let sdk = sdk_config().await;
+    Ok(DynamoTenantDirectory::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        table,
+        secrets_keys(&sdk, &key),
+    ))
 }
 
 async fn dynamodb() -> aws_sdk_dynamodb::Client {

@@ -35,6 +35,10 @@ pub struct Cli {
     #[arg(long, env = "EVENTS_TABLE", global = true, value_name = "TABLE")]
     pub events_table: Option<String>,
 
+    /// The KMS key tenants' secrets are sealed with (the stack's `SecretsKeyId` output).
+    #[arg(long, env = "SECRETS_KEY_ID", global = true, value_name = "KEY")]
+    pub secrets_key: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -80,8 +84,9 @@ pub struct AddArgs {
     /// paypal, circle, generic.
     #[arg(value_parser = parse_provider)]
     pub provider: Provider,
-    /// The signing secret the provider issued; generated when absent. Prefer generated secrets or
-    /// a shell without history: a secret on a command line can be read from the history.
+    /// The signing secret the provider issued; generated when absent. `-` reads it from
+    /// standard input, or from a prompt that does not echo when that is a terminal (a secret on
+    /// a command line can be read from the shell's history).
     #[arg(long, value_parser = parse_secret, value_name = "SECRET")]
     pub secret: Option<Secret>,
     /// Replay window for signed timestamps, in seconds.
@@ -106,7 +111,7 @@ pub struct RotateArgs {
     /// paypal, circle, generic.
     #[arg(value_parser = parse_provider)]
     pub provider: Provider,
-    /// The new secret; generated when absent.
+    /// The new secret; generated when absent; `-` reads it from standard input or a prompt.
     #[arg(long, value_parser = parse_secret, value_name = "SECRET")]
     pub secret: Option<Secret>,
     /// How long the previous secret stays valid, in hours (0 ends it now).

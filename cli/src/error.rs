@@ -11,6 +11,15 @@ use shared::{
 };
 use thiserror::Error;
 
+impl From<StoreError> for CliError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(what) => Self::Changed(what),
+            other => Self::Store(other),
+        }
+    }
+}
+
 #[derive(Debug, Error)]
 pub enum CliError {
     #[error("{what} is not set: pass --{flag} or set {env}")]
@@ -20,8 +29,13 @@ pub enum CliError {
         env: &'static str,
     },
 
+    /// Another operator changed the configuration between this command's read and its write:
+    /// nothing was written.
+    #[error("{0}; nothing was written, run the command again")]
+    Changed(String),
+
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
 
     #[error("tenant {tenant} has no {provider} configuration")]
     ConfigNotFound {

@@ -1,12 +1,15 @@
 //! Generated secrets, route tokens and ids. Randomness comes through [`Entropy`], the operating
 //! system's source in the binary.
 
-use std::time::SystemTime;
+use std::{
+    io::{BufRead, IsTerminal},
+    time::SystemTime,
+};
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use shared::{provider::Provider, secret::Secret, verify::Scheme};
 
-use crate::{error::CliError, output::scheme_name};
+use crate::{args::TenantCommand, error::CliError, output::scheme_name};
 
 /// Bytes of randomness in a generated secret or route token: 256 bits.
 pub const SECRET_BYTES: usize = 32;
@@ -115,6 +118,55 @@ pub fn provider_issues_secret(provider: Provider) -> bool {
             | Provider::Slack
             | Provider::Shopify
     )
+}
+
+/// The `tenant` command with a `--secret -` read from standard input: one line, or a prompt
+/// that does not echo when standard input is a terminal. Any other secret is left as given.
+pub fn read_secret_input(command: TenantCommand) -> Result<TenantCommand, CliError> {
+    let stdin = std::io::stdin();
+    let interactive = stdin.is_terminal();
+    resolve_secret_input(command, || {
+        if interactive {
+            rpassword::prompt_password("Secret (not echoed): ").map_err(CliError::Output)
+        } else {
+            let mut line = String::new();
+            stdin
+                .lock()
+                .read_line(&mut line)
+                .map_err(CliError::Output)?;
+            Ok(line)
+        }
+    })
+}
+
+/// [`read_secret_input`] with the reading injected, for tests.
+pub fn resolve_secret_input(
+    command: TenantCommand,
+    read: impl FnOnce() -> Result<String, CliError>,
+) -> Result<TenantCommand, CliError> {
+    let from_input = |secret: &Option<Secret>| secret.as_ref().is_some_and(|s| s.expose() == "-");
+    let mut read = Some(read);
+    let mut take = |slot: &mut Option<Secret>| -> Result<(), CliError> {
+        if from_input(slot) {
+            let reader = read.take().ok_or(CliError::MalformedSecret("read twice"))?;
+            let line = reader()?;
+            let secret = line.trim_end_matches(['\r', '\n']);
+            if secret.is_empty() {
+                return Err(CliError::MalformedSecret(
+                    "no secret was given on standard input",
+                ));
+            }
+            *slot = Some(Secret::new(secret));
+        }
+        Ok(())
+    };
+    let mut command = command;
+    match &mut command {
+        TenantCommand::Add(args) => take(&mut args.secret)?,
+        TenantCommand::Rotate(args) => take(&mut args.secret)?,
+        TenantCommand::Unsigned(_) | TenantCommand::List(_) => {}
+    }
+    Ok(command)
 }
 
 #[cfg(test)]

@@ -10,10 +10,10 @@ use std::{
 
 use shared::{
     ids::TenantId,
-    ports::TenantAdmin,
+    ports::{StoreError, TenantAdmin},
     provider::Provider,
     secret::Secret,
-    tenant::{ProviderConfig, UnsignedPolicy},
+    tenant::{ProviderConfig, TokenDigest, UnsignedPolicy},
 };
 
 use crate::{
@@ -67,12 +67,23 @@ pub async fn add(
 
     let mut config = ProviderConfig::new(tenant, provider, secret);
     config.tolerance = Duration::from_secs(tolerance_secs);
-    if allow_unsigned {
+    let path_token = if allow_unsigned {
+        let token = generate_path_token(entropy)?;
         config.unsigned = UnsignedPolicy::Allow {
-            path_token: generate_path_token(entropy)?,
+            token_digest: TokenDigest::of(token.expose()),
         };
-    }
-    admin.put_config(&config).await?;
+        Some(token)
+    } else {
+        None
+    };
+    // Conditioned on no configuration existing: a concurrent `add` is never overwritten.
+    admin.put_config(&config).await.map_err(|e| match e {
+        StoreError::Conflict(_) => CliError::ConfigExists {
+            tenant: config.tenant.clone(),
+            provider,
+        },
+        other => other.into(),
+    })?;
 
     writeln!(
         out,
@@ -83,8 +94,8 @@ pub async fn add(
         unsigned = if allow_unsigned { "allowed" } else { "refused" },
     )?;
     print_secret(out, &config, generated, "Signing secret")?;
-    if let UnsignedPolicy::Allow { path_token } = &config.unsigned {
-        print_unsigned_route(out, &config.tenant, provider, path_token)?;
+    if let Some(token) = &path_token {
+        print_unsigned_route(out, &config.tenant, provider, token)?;
     }
     Ok(())
 }
@@ -112,7 +123,7 @@ pub async fn rotate(
     if secret == config.secrets.current {
         return Err(CliError::SameSecret);
     }
-    let grace = Duration::from_secs(grace_hours * 60 * 60);
+    let grace = Duration::from_secs(grace_hours.saturating_mul(60 * 60));
     config.rotate(secret, now, grace);
     admin.put_config(&config).await?;
 
@@ -156,7 +167,7 @@ pub async fn unsigned(
         (PolicyArg::Allow, UnsignedPolicy::Refuse) => {
             let path_token = generate_path_token(entropy)?;
             config.unsigned = UnsignedPolicy::Allow {
-                path_token: path_token.clone(),
+                token_digest: TokenDigest::of(path_token.expose()),
             };
             admin.put_config(&config).await?;
             writeln!(
@@ -298,6 +309,15 @@ mod tests {
 
     const NOW: u64 = 1_700_000_000;
 
+    /// The token of the unsigned route a command printed.
+    fn printed_token(printed: &str) -> &str {
+        printed
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("POST /webhooks/"))
+            .and_then(|route| route.rsplit('/').next())
+            .unwrap_or_else(|| panic!("no route printed: {printed}"))
+    }
+
     fn now() -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(NOW)
     }
@@ -378,10 +398,8 @@ mod tests {
             .await
             .expect("added");
         let config = stored(&dir, Provider::Generic).await;
-        let UnsignedPolicy::Allow { path_token } = &config.unsigned else {
-            panic!("unsigned not allowed");
-        };
-        let token = path_token.expose();
+        assert!(matches!(config.unsigned, UnsignedPolicy::Allow { .. }));
+        let token = printed_token(&printed);
         assert_eq!(token.len(), 64);
         assert!(config.admits_unsigned(Some(token)));
         assert_eq!(printed.matches(token).count(), 1, "{printed}");
@@ -500,30 +518,30 @@ mod tests {
         let printed = run_to_string(&dir, policy(PolicyArg::Allow))
             .await
             .expect("allowed");
-        let UnsignedPolicy::Allow { path_token } = stored(&dir, Provider::Generic).await.unsigned
-        else {
-            panic!("not allowed");
-        };
-        assert_eq!(printed.matches(path_token.expose()).count(), 1);
+        let token = printed_token(&printed).to_owned();
+        assert_eq!(printed.matches(&token).count(), 1);
+        let allowed = stored(&dir, Provider::Generic).await.unsigned;
+        assert_eq!(
+            allowed,
+            UnsignedPolicy::Allow {
+                token_digest: TokenDigest::of(&token)
+            },
+            "only the token's digest is stored"
+        );
 
         // Allowing again neither changes nor reprints the token.
         let again = run_to_string(&dir, policy(PolicyArg::Allow))
             .await
             .expect("allowed");
-        assert!(!again.contains(path_token.expose()), "{again}");
-        assert_eq!(
-            stored(&dir, Provider::Generic).await.unsigned,
-            UnsignedPolicy::Allow {
-                path_token: path_token.clone()
-            }
-        );
+        assert!(!again.contains(&token), "{again}");
+        assert_eq!(stored(&dir, Provider::Generic).await.unsigned, allowed);
 
         run_to_string(&dir, policy(PolicyArg::Refuse))
             .await
             .expect("refused");
         let config = stored(&dir, Provider::Generic).await;
         assert_eq!(config.unsigned, UnsignedPolicy::Refuse);
-        assert!(!config.admits_unsigned(Some(path_token.expose())));
+        assert!(!config.admits_unsigned(Some(&token)));
     }
 
     #[tokio::test]
@@ -553,7 +571,7 @@ mod tests {
         let mut unsigned =
             ProviderConfig::new(tenant("acme"), Provider::Generic, Secret::new("gen_SECRET"));
         unsigned.unsigned = UnsignedPolicy::Allow {
-            path_token: Secret::new("TOKEN0123456789abcdef"),
+            token_digest: TokenDigest::of("TOKEN0123456789abcdef"),
         };
         let dir = MemoryDirectory::with([rotating, expired, unsigned]);
         let forbidden = [

@@ -2,6 +2,8 @@
 
 use std::{sync::Arc, time::Duration};
 
+use aws_sdk_dynamodb::types::AttributeValue;
+
 use shared::{
     aws::DynamoTenantDirectory,
     env::EnvError,
@@ -33,9 +35,24 @@ pub const DEMO_SECRETS: [(Provider, &str); 5] = [
     (Provider::Generic, "demo-local-only-generic-secret"),
 ];
 
-/// Store the demo tenant's provider configurations.
-pub async fn seed_demo_tenant(directory: &DynamoTenantDirectory) -> Result<(), StoreError> {
+/// Store the demo tenant's provider configurations afresh: whatever an earlier `make dev` left
+/// (an older format, a rotation) is replaced, so the README's commands work as written.
+pub async fn seed_demo_tenant(
+    directory: &DynamoTenantDirectory,
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<(), StoreError> {
     let tenant = TenantId::parse(DEMO_TENANT).map_err(|e| StoreError::Malformed(e.to_string()))?;
+    for (provider, _) in DEMO_SECRETS {
+        dynamodb
+            .delete_item()
+            .table_name(table)
+            .key("tenant", AttributeValue::S(DEMO_TENANT.into()))
+            .key("provider", AttributeValue::S(provider.as_str().into()))
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(shared::aws::describe(&e)))?;
+    }
     for (provider, secret) in DEMO_SECRETS {
         directory
             .put_config(&ProviderConfig::new(
@@ -66,6 +83,7 @@ pub fn environment(endpoint: &str, resources: &Provisioned) -> Vec<(&'static str
             "DEAD_LETTER_QUEUE_URL",
             resources.dead_letter_queue_url().to_owned(),
         ),
+        ("SECRETS_KEY_ID", resources.secrets_key().to_owned()),
     ]
 }
 
@@ -75,6 +93,7 @@ pub fn ingress_config(resources: &Provisioned) -> ingress::Config {
         events_table: resources.events_table().to_owned(),
         tenants_table: resources.tenants_table().to_owned(),
         events_queue_url: resources.events_queue_url().to_owned(),
+        secrets_key: resources.secrets_key().to_owned(),
         max_body_bytes: shared::ingress::DEFAULT_MAX_BODY_BYTES,
         tenant_cache_ttl: Duration::from_secs(5),
     }

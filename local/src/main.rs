@@ -5,6 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 use local_stack::{
+    aws::Clients,
     dev,
     event_source::EventSourceMapping,
     provision::{ProvisionError, Provisioned, provision},
@@ -123,9 +124,8 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
     }
     let template = Template::load_with(&cli.template, &overrides)?;
     let sdk = local_stack::aws::sdk_config(&cli.endpoint).await;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let resources = provision(&template, &dynamodb, &sqs, &cli.prefix)
+    let clients = Clients::new(&sdk);
+    let resources = provision(&template, &clients, &cli.prefix)
         .await
         .map_err(|source| LocalError::Provision {
             source,
@@ -147,8 +147,12 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
         return Ok(());
     };
 
-    let directory = shared::aws::DynamoTenantDirectory::new(dynamodb, resources.tenants_table());
-    dev::seed_demo_tenant(&directory).await?;
+    let directory = shared::aws::DynamoTenantDirectory::new(
+        clients.dynamodb.clone(),
+        resources.tenants_table(),
+        shared::aws::secrets_keys(&sdk, resources.secrets_key()),
+    );
+    dev::seed_demo_tenant(&directory, &clients.dynamodb, resources.tenants_table()).await?;
     println!(
         "\n# Demo tenant `{}` (local-only secrets):",
         dev::DEMO_TENANT
@@ -169,7 +173,7 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
     let ingress = dev::build_ingress(&sdk, &resources);
     let processor = processor::build(&sdk, &dev::processor_config(&resources)?);
     let mapping = EventSourceMapping {
-        sqs: sqs.clone(),
+        sqs: clients.sqs.clone(),
         queue_url: resources.events_queue_url().to_owned(),
         batch_size: 10,
         batching_window: Duration::from_secs(1),

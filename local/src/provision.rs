@@ -10,7 +10,10 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_sqs::types::QueueAttributeName;
 use thiserror::Error;
 
-use crate::template::{QueueDef, TableDef, Template};
+use crate::{
+    aws::Clients,
+    template::{QueueDef, TableDef, Template},
+};
 
 /// The logical ids the functions rely on.
 pub const EVENTS_TABLE: &str = "EventsTable";
@@ -18,6 +21,7 @@ pub const TENANTS_TABLE: &str = "TenantsTable";
 pub const PROJECTIONS_TABLE: &str = "ProjectionsTable";
 pub const EVENTS_QUEUE: &str = "EventsQueue";
 pub const DEAD_LETTER_QUEUE: &str = "EventsDeadLetterQueue";
+pub const SECRETS_KEY: &str = "SecretsKey";
 
 #[derive(Debug, Error)]
 pub enum ProvisionError {
@@ -46,9 +50,20 @@ pub struct Provisioned {
     tables: HashMap<String, String>,
     queue_urls: HashMap<String, String>,
     queue_arns: HashMap<String, String>,
+    keys: HashMap<String, String>,
 }
 
 impl Provisioned {
+    /// The key id of a KMS key's logical id.
+    pub fn key(&self, logical_id: &str) -> Option<&str> {
+        self.keys.get(logical_id).map(String::as_str)
+    }
+
+    /// The key that seals tenants' secrets.
+    pub fn secrets_key(&self) -> &str {
+        self.key(SECRETS_KEY).unwrap_or_default()
+    }
+
     /// The physical table name of a logical id present in the template.
     pub fn table(&self, logical_id: &str) -> Option<&str> {
         self.tables.get(logical_id).map(String::as_str)
@@ -84,26 +99,35 @@ impl Provisioned {
     }
 }
 
-/// Create every table and queue of `template`, named `{prefix}{LogicalId}`. Resources that exist
-/// already are kept, so running it twice is harmless.
+/// Create every table, queue and key of `template`, named `{prefix}{LogicalId}` (a key by its
+/// alias). Resources that exist already are kept, so running it twice is harmless.
 pub async fn provision(
     template: &Template,
-    dynamodb: &aws_sdk_dynamodb::Client,
-    sqs: &aws_sdk_sqs::Client,
+    clients: &Clients,
     prefix: &str,
 ) -> Result<Provisioned, ProvisionError> {
+    let (dynamodb, sqs) = (&clients.dynamodb, &clients.sqs);
     for id in [EVENTS_TABLE, TENANTS_TABLE, PROJECTIONS_TABLE] {
         template.table(id).ok_or(ProvisionError::Missing(id))?;
     }
     for id in [EVENTS_QUEUE, DEAD_LETTER_QUEUE] {
         template.queue(id).ok_or(ProvisionError::Missing(id))?;
     }
+    if !template.keys.iter().any(|k| k == SECRETS_KEY) {
+        return Err(ProvisionError::Missing(SECRETS_KEY));
+    }
 
     let mut provisioned = Provisioned {
         tables: HashMap::new(),
         queue_urls: HashMap::new(),
         queue_arns: HashMap::new(),
+        keys: HashMap::new(),
     };
+    for key in &template.keys {
+        let alias = format!("alias/{prefix}{key}");
+        let id = create_key(&clients.kms, &alias).await?;
+        provisioned.keys.insert(key.clone(), id);
+    }
     for table in &template.tables {
         let name = format!("{prefix}{}", table.logical_id);
         create_table(dynamodb, table, &name).await?;
@@ -119,6 +143,32 @@ pub async fn provision(
         provisioned.queue_arns.insert(queue.logical_id.clone(), arn);
     }
     Ok(provisioned)
+}
+
+/// The key behind `alias`, created (symmetric, for encryption) if there is none yet.
+async fn create_key(kms: &aws_sdk_kms::Client, alias: &str) -> Result<String, ProvisionError> {
+    if let Ok(found) = kms.describe_key().key_id(alias).send().await
+        && let Some(id) = found.key_metadata().map(|m| m.key_id())
+    {
+        return Ok(id.to_owned());
+    }
+    let created = kms
+        .create_key()
+        .description("local stack: seals tenants' secrets")
+        .send()
+        .await
+        .map_err(|e| aws_error(alias, e))?;
+    let id = created
+        .key_metadata()
+        .map(|m| m.key_id().to_owned())
+        .ok_or_else(|| ProvisionError::Definition(format!("{alias}: no key id returned")))?;
+    kms.create_alias()
+        .alias_name(alias)
+        .target_key_id(&id)
+        .send()
+        .await
+        .map_err(|e| aws_error(alias, e))?;
+    Ok(id)
 }
 
 fn key_schema(pairs: &[(String, String)]) -> Result<Vec<KeySchemaElement>, ProvisionError> {
@@ -279,8 +329,8 @@ mod tests {
             Template::parse("Resources:\n  EventsQueue: { Type: \"AWS::SQS::Queue\" }\n")
                 .expect("parses");
         // Nothing listens here: reaching the network would fail differently.
-        let (dynamodb, sqs) = crate::aws::clients("http://127.0.0.1:9").await;
-        let err = provision(&template, &dynamodb, &sqs, "unused-")
+        let clients = crate::aws::clients("http://127.0.0.1:9").await;
+        let err = provision(&template, &clients, "unused-")
             .await
             .expect_err("refused");
         assert!(

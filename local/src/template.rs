@@ -68,6 +68,8 @@ pub struct Template {
     pub resources: Vec<(String, String)>,
     /// Each function's environment variable names, by logical id.
     pub function_environments: Vec<(String, Vec<String>)>,
+    /// The KMS keys' logical ids.
+    pub keys: Vec<String>,
 }
 
 /// Parameter values that replace the template's defaults, by parameter name.
@@ -101,6 +103,7 @@ impl Template {
             queues: Vec::new(),
             resources: Vec::new(),
             function_environments: Vec::new(),
+            keys: Vec::new(),
         };
         let Some(resources) = doc.get("Resources").and_then(Value::as_mapping) else {
             return Ok(template);
@@ -120,6 +123,7 @@ impl Template {
                         .queues
                         .push(queue(&id, &props, doc.get("Parameters"))?)
                 }
+                "AWS::KMS::Key" => template.keys.push(id.clone()),
                 "AWS::Serverless::Function" => {
                     let names = props
                         .get("Environment")

@@ -11,6 +11,7 @@ pub use crate::adapters::{
         DynamoEventStore, MAX_ERROR_CHARS, PENDING_INDEX, PENDING_SHARDS, STATUS_INDEX,
         SUMMARY_ATTRIBUTES,
     },
+    keys::KmsKeys,
     queues::{SqsDeadLetterQueue, SqsEventQueue, SqsRetryQueue},
     tenants::{DynamoTenantDirectory, DynamoTenantNames},
 };
@@ -21,6 +22,15 @@ pub use crate::adapters::{
 /// the result.
 pub async fn sdk_config() -> SdkConfig {
     aws_config::load_defaults(BehaviorVersion::latest()).await
+}
+
+/// The KMS key that seals tenants' secrets (`SECRETS_KEY_ID`), as every function and `hookctl`
+/// reach it.
+pub fn secrets_keys(
+    sdk: &SdkConfig,
+    key_id: &str,
+) -> std::sync::Arc<dyn crate::sealing::KeyService> {
+    std::sync::Arc::new(KmsKeys::new(aws_sdk_kms::Client::new(sdk), key_id))
 }
 
 /// An SDK error in one line: the service's code and message, or the chain of causes for

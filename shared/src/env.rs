@@ -57,6 +57,29 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         }
     }
 
+    /// A whole number within `range`, or `default` when unset: a deployment parameter past
+    /// what the code or the store can hold fails the cold start, not a request later.
+    pub fn parsed_within<T>(
+        &self,
+        name: &'static str,
+        default: T,
+        range: std::ops::RangeInclusive<T>,
+    ) -> Result<T, EnvError>
+    where
+        T: FromStr + PartialOrd + Display,
+        T::Err: Display,
+    {
+        let value = self.parsed_or(name, default)?;
+        if range.contains(&value) {
+            Ok(value)
+        } else {
+            Err(EnvError::Invalid {
+                name,
+                problem: format!("must be between {} and {}", range.start(), range.end()),
+            })
+        }
+    }
+
     /// `RETRY_SCHEDULE`: the processor's attempts, which the queue's `maxReceiveCount` and
     /// reconcile's patience follow. One reading for every function and `hookctl`.
     pub fn retry_schedule(&self) -> Result<RetrySchedule, EnvError> {

@@ -30,6 +30,10 @@ pub enum StoreError {
     /// same request fails the same way every time, so retrying only wastes attempts.
     #[error("storage refused the request: {0}")]
     Rejected(String),
+    /// A conditional write found the item changed since it was read (or, for a new item,
+    /// already there): nothing was written; read again and decide again.
+    #[error("changed meanwhile: {0}")]
+    Conflict(String),
 }
 
 impl StoreError {
@@ -85,6 +89,10 @@ pub trait TenantDirectory: Send + Sync {
 /// Write access to tenants' configuration: the operator CLI's view.
 #[async_trait]
 pub trait TenantAdmin: TenantDirectory {
+    /// Store `config` as the next version of what was read: a new configuration (`version`
+    /// 0) only if none exists, a changed one only if the stored version is still
+    /// `config.version`. Otherwise [`StoreError::Conflict`] and nothing changes, so a rotation
+    /// can never write back a secret or token another operator revoked meanwhile.
     async fn put_config(&self, config: &ProviderConfig) -> Result<(), StoreError>;
 
     /// Every provider configuration of `tenant`, or of all tenants when `None`.

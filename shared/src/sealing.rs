@@ -149,6 +149,22 @@ pub trait KeyService: Send + Sync {
     ) -> Result<[u8; DATA_KEY_LEN], SealError>;
 }
 
+/// A shared key service is a key service: functions hold one behind an `Arc<dyn KeyService>`.
+#[async_trait]
+impl<K: KeyService + ?Sized> KeyService for std::sync::Arc<K> {
+    async fn data_key(&self, context: &SealContext) -> Result<DataKey, SealError> {
+        (**self).data_key(context).await
+    }
+
+    async fn decrypt_key(
+        &self,
+        encrypted: &[u8],
+        context: &SealContext,
+    ) -> Result<[u8; DATA_KEY_LEN], SealError> {
+        (**self).decrypt_key(encrypted, context).await
+    }
+}
+
 /// Seal and open with a [`KeyService`].
 #[derive(Debug, Clone)]
 pub struct Envelope<K> {

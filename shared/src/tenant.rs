@@ -2,6 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::{
@@ -19,10 +20,43 @@ pub const DEFAULT_ROTATION_GRACE: Duration = Duration::from_secs(24 * 60 * 60);
 pub enum UnsignedPolicy {
     /// The default: a delivery must be signed.
     Refuse,
-    /// Unsigned deliveries are accepted on the route that carries this unguessable token
-    /// (`/webhooks/{tenant}/{provider}/{token}`), and raise a security metric. A delivery that
-    /// does carry a signature is still verified and never falls back to unsigned.
-    Allow { path_token: Secret },
+    /// Unsigned deliveries are accepted on the route that carries the unguessable token whose
+    /// digest this is (`/webhooks/{tenant}/{provider}/{token}`), and raise a security metric. A
+    /// delivery that does carry a signature is still verified and never falls back to unsigned.
+    /// Only the digest is stored: the table never holds a working token.
+    Allow { token_digest: TokenDigest },
+}
+
+/// The SHA-256 of an unsigned-route token. The token is 256 random bits, so its digest cannot
+/// be reversed, and comparing digests in constant time leaks nothing about the token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenDigest([u8; 32]);
+
+impl TokenDigest {
+    pub fn of(token: &str) -> Self {
+        Self(Sha256::digest(token.as_bytes()).into())
+    }
+
+    /// Read a stored lowercase-hex digest.
+    pub fn from_hex(hex_text: &str) -> Option<Self> {
+        let bytes = hex::decode(hex_text).ok()?;
+        Some(Self(bytes.try_into().ok()?))
+    }
+
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// Whether `token` is the one this digest was made from, in constant time.
+    pub fn matches(&self, token: &str) -> bool {
+        !token.is_empty() && bool::from(Self::of(token).0.ct_eq(&self.0))
+    }
+}
+
+impl std::fmt::Debug for TokenDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenDigest(<redacted>)")
+    }
 }
 
 /// One tenant's configuration for one provider.
@@ -35,6 +69,9 @@ pub struct ProviderConfig {
     pub unsigned: UnsignedPolicy,
     /// Header names for the generic scheme; `None` means the defaults.
     pub generic_headers: Option<GenericHeaders>,
+    /// The stored version this configuration was read at (0: not stored yet). A write is
+    /// conditioned on it, so two operators' changes never silently undo each other.
+    pub version: u64,
 }
 
 impl ProviderConfig {
@@ -47,6 +84,7 @@ impl ProviderConfig {
             tolerance: DEFAULT_TOLERANCE,
             unsigned: UnsignedPolicy::Refuse,
             generic_headers: None,
+            version: 0,
         }
     }
 
@@ -64,14 +102,11 @@ impl ProviderConfig {
         self.secrets = self.secrets.rotate(new_secret, now + grace);
     }
 
-    /// Whether an unsigned delivery on a route carrying `token` is acceptable. The comparison
-    /// is constant-time; no token, or a policy of refusal, is never acceptable.
+    /// Whether an unsigned delivery on a route carrying `token` is acceptable. Digests are
+    /// compared in constant time; no token, or a policy of refusal, is never acceptable.
     pub fn admits_unsigned(&self, token: Option<&str>) -> bool {
         match (&self.unsigned, token) {
-            (UnsignedPolicy::Allow { path_token }, Some(given)) => {
-                let expected = path_token.expose().as_bytes();
-                !expected.is_empty() && bool::from(expected.ct_eq(given.as_bytes()))
-            }
+            (UnsignedPolicy::Allow { token_digest }, Some(given)) => token_digest.matches(given),
             _ => false,
         }
     }
@@ -99,7 +134,7 @@ mod tests {
     fn unsigned_needs_the_exact_token() {
         let mut c = config();
         c.unsigned = UnsignedPolicy::Allow {
-            path_token: Secret::new("tok_0123456789abcdef"),
+            token_digest: TokenDigest::of("tok_0123456789abcdef"),
         };
         assert!(c.admits_unsigned(Some("tok_0123456789abcdef")));
         for wrong in [
@@ -110,6 +145,18 @@ mod tests {
         ] {
             assert!(!c.admits_unsigned(wrong), "{wrong:?}");
         }
+    }
+
+    #[test]
+    fn a_digest_round_trips_through_hex_and_never_prints() {
+        let digest = TokenDigest::of("tok_0123456789abcdef");
+        assert_eq!(
+            TokenDigest::from_hex(&digest.to_hex()),
+            Some(digest.clone())
+        );
+        assert_eq!(TokenDigest::from_hex("abc"), None);
+        assert_eq!(format!("{digest:?}"), "TokenDigest(<redacted>)");
+        assert!(!digest.matches(""));
     }
 
     #[test]

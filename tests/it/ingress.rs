@@ -179,7 +179,7 @@ async fn unsigned_deliveries_pass_only_where_allowed_and_on_the_token_route() {
     );
     let token = "3f0c9a3be1f84c7d9e6b2a5c4d3e2f1a3f0c9a3be1f84c7d9e6b2a5c4d3e2f1a";
     generic.unsigned = UnsignedPolicy::Allow {
-        path_token: Secret::new(token),
+        token_digest: shared::tenant::TokenDigest::of(token),
     };
     stack.add_tenant(&generic).await;
     let ingress = stack.ingress();
@@ -212,19 +212,19 @@ async fn unsigned_deliveries_pass_only_where_allowed_and_on_the_token_route() {
         )
         .await
         .0,
-        404
+        401
     );
     assert_eq!(
         call(&ingress, request("acme", "stripe", Some(token), &[], BODY))
             .await
             .0,
-        404
+        401
     );
     assert_eq!(stack.drain_queue().await.len(), 1);
 }
 
 #[tokio::test]
-async fn oversized_bodies_are_413_and_unknown_tenants_404() {
+async fn oversized_bodies_are_413_and_unknown_tenants_answer_like_a_bad_signature() {
     let stack = stack_with_stripe().await;
     let ingress = Ingress::new(
         stack.store(),
@@ -239,7 +239,7 @@ async fn oversized_bodies_are_413_and_unknown_tenants_404() {
     let small = br#"{"id":"evt_s"}"#;
     let headers = sign(&stripe(), SECRET, small, NOW, "");
     let (status, body) = call(&ingress, request("globex", "stripe", None, &headers, small)).await;
-    assert_eq!((status, body), (404, json!({"error": "not found"})));
+    assert_eq!((status, body), (401, json!({"error": "invalid signature"})));
     assert!(stack.drain_queue().await.is_empty());
 }
 

@@ -9,5 +9,6 @@ mod ports;
 mod processing;
 mod provisioning;
 mod replay;
+mod security;
 mod support;
 mod template;

@@ -9,6 +9,7 @@ use shared::{
     aws::{DynamoTenantNames, SqsDeadLetterQueue},
     ids::{EventId, TenantId},
     memory::{MemoryDeadLetterQueue, MemoryDirectory, MemoryEventStore},
+    ports::StoreError,
     ports::{
         Claim, Commit, DeadLetterQueue, Failure, Lease, OperationsStore, OperatorMark,
         ProcessorStore, PutOutcome, Requeue, TenantAdmin, TenantDirectory, TenantNames,
@@ -17,7 +18,7 @@ use shared::{
     provider::Provider,
     record::{Correlation, EventKey, EventRecord, EventStatus, Verification},
     secret::{Secret, SecretSlot},
-    tenant::ProviderConfig,
+    tenant::{ProviderConfig, UnsignedPolicy},
 };
 
 use crate::support::*;
@@ -550,10 +551,31 @@ async fn tenant_suite(directory: &(impl TenantAdmin + TenantNames)) {
         directory.provider_config(&acme, Provider::Stripe).await,
         Ok(None)
     );
-    let mut config = ProviderConfig::new(acme.clone(), Provider::Stripe, Secret::new("s1"));
-    directory.put_config(&config).await.expect("put");
+    let new = ProviderConfig::new(acme.clone(), Provider::Stripe, Secret::new("s1"));
+    directory.put_config(&new).await.expect("put");
+    // `add` never overwrites.
+    assert!(matches!(
+        directory.put_config(&new).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // Two operators read version 1; the first rotation lands, the second finds it changed.
+    let read = directory
+        .provider_config(&acme, Provider::Stripe)
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(read.version, 1);
+    let mut config = read.clone();
     config.rotate(Secret::new("s2"), at(NOW), Duration::from_secs(3_600));
     directory.put_config(&config).await.expect("rotate");
+    let mut stale = read;
+    stale.unsigned = UnsignedPolicy::Refuse;
+    stale.rotate(Secret::new("s3"), at(NOW), Duration::from_secs(60));
+    assert!(matches!(
+        directory.put_config(&stale).await,
+        Err(StoreError::Conflict(_))
+    ));
+    config.version = 2;
     directory
         .put_config(&ProviderConfig::new(
             TenantId::parse("globex").expect("tenant"),

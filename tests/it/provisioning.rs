@@ -145,16 +145,17 @@ async fn provisions_the_template_as_declared_and_twice_without_harm() {
     // GIVEN the real template and the emulator
     let endpoint = endpoint();
     let template = Template::load(TEMPLATE).expect("template.yaml parses");
-    let (dynamodb, sqs) = local_stack::aws::clients(&endpoint).await;
+    let clients = local_stack::aws::clients(&endpoint).await;
+    let (dynamodb, sqs) = (&clients.dynamodb, &clients.sqs);
     let prefix = unique_prefix();
 
     // WHEN it is provisioned, and provisioned again
-    let first = provision(&template, &dynamodb, &sqs, &prefix)
+    let first = provision(&template, &clients, &prefix)
         .await
         .unwrap_or_else(|e| {
             panic!("cannot provision on the AWS emulator at {endpoint} (is it running? `make test` starts it): {e}")
         });
-    let again = provision(&template, &dynamodb, &sqs, &prefix)
+    let again = provision(&template, &clients, &prefix)
         .await
         .unwrap_or_else(|e| panic!("provisioning twice must be harmless: {e}"));
 
@@ -184,7 +185,7 @@ async fn provisions_the_template_as_declared_and_twice_without_harm() {
     // AND every table has the template's keys, attributes, indexes and TTL
     for def in &template.tables {
         let name = first.table(&def.logical_id).expect("provisioned");
-        assert_table_matches(&dynamodb, name, def).await;
+        assert_table_matches(dynamodb, name, def).await;
     }
     // (anchored to the design too, so a template edit cannot loosen both sides at once)
     let events = template.table(EVENTS_TABLE).expect("EventsTable");
@@ -194,7 +195,7 @@ async fn provisions_the_template_as_declared_and_twice_without_harm() {
     // AND every queue has its timeouts, and the main queue redrives to the DLQ after 6
     for def in &template.queues {
         let url = first.queue_url(&def.logical_id).expect("provisioned");
-        let attributes = queue_attributes(&sqs, url).await;
+        let attributes = queue_attributes(sqs, url).await;
         assert_eq!(
             attributes
                 .get(&QueueAttributeName::QueueArn)
@@ -217,7 +218,7 @@ async fn provisions_the_template_as_declared_and_twice_without_harm() {
             );
         }
     }
-    let attributes = queue_attributes(&sqs, first.events_queue_url()).await;
+    let attributes = queue_attributes(sqs, first.events_queue_url()).await;
     let redrive: serde_json::Value = serde_json::from_str(
         attributes
             .get(&QueueAttributeName::RedrivePolicy)
@@ -230,7 +231,7 @@ async fn provisions_the_template_as_declared_and_twice_without_harm() {
         other => other.as_u64(),
     };
     assert_eq!(max_receive_count, Some(6), "{redrive}");
-    let dlq_arn = queue_attributes(&sqs, first.dead_letter_queue_url())
+    let dlq_arn = queue_attributes(sqs, first.dead_letter_queue_url())
         .await
         .remove(&QueueAttributeName::QueueArn)
         .expect("DLQ ARN");
@@ -243,10 +244,10 @@ async fn provisions_the_template_as_declared_and_twice_without_harm() {
     // AND provisioning again with a shorter schedule moves the existing queue's receives
     let overrides = Overrides::from([("RetrySchedule".to_owned(), "0,2,2".to_owned())]);
     let shorter = Template::load_with(TEMPLATE, &overrides).expect("template.yaml parses");
-    provision(&shorter, &dynamodb, &sqs, &prefix)
+    provision(&shorter, &clients, &prefix)
         .await
         .expect("provisioned again");
-    let attributes = queue_attributes(&sqs, first.events_queue_url()).await;
+    let attributes = queue_attributes(sqs, first.events_queue_url()).await;
     let redrive: serde_json::Value =
         serde_json::from_str(&attributes[&QueueAttributeName::RedrivePolicy]).expect("json");
     assert_eq!(

@@ -36,6 +36,7 @@ pub fn endpoint() -> String {
 pub struct Stack {
     pub dynamodb: DynamoDb,
     pub sqs: Sqs,
+    pub kms: aws_sdk_kms::Client,
     pub resources: Provisioned,
 }
 
@@ -44,7 +45,7 @@ impl Stack {
     pub async fn new() -> Self {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let endpoint = endpoint();
-        let (dynamodb, sqs) = local_stack::aws::clients(&endpoint).await;
+        let clients = local_stack::aws::clients(&endpoint).await;
         let template = Template::load(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"))
             .expect("template.yaml parses");
         let prefix = format!(
@@ -56,12 +57,13 @@ impl Stack {
                 % 100_000_000,
             COUNTER.fetch_add(1, Ordering::SeqCst)
         );
-        let resources = local_stack::provision::provision(&template, &dynamodb, &sqs, &prefix)
+        let resources = local_stack::provision::provision(&template, &clients, &prefix)
             .await
             .unwrap_or_else(|e| panic!("cannot provision on the AWS emulator at {endpoint} (is it running? `make test` starts it): {e}"));
         Self {
-            dynamodb,
-            sqs,
+            dynamodb: clients.dynamodb,
+            sqs: clients.sqs,
+            kms: clients.kms,
             resources,
         }
     }
@@ -75,7 +77,14 @@ impl Stack {
     }
 
     pub fn directory(&self) -> DynamoTenantDirectory {
-        DynamoTenantDirectory::new(self.dynamodb.clone(), self.resources.tenants_table())
+        DynamoTenantDirectory::new(
+            self.dynamodb.clone(),
+            self.resources.tenants_table(),
+            std::sync::Arc::new(shared::aws::KmsKeys::new(
+                self.kms.clone(),
+                self.resources.secrets_key(),
+            )),
+        )
     }
 
     /// The ingress over the real adapters, with the clock pinned at [`NOW`].
@@ -136,7 +145,8 @@ impl Stack {
 
 /// Clients whose endpoint refuses connections: a service outage, as the SDK sees it.
 pub async fn unreachable_clients() -> (DynamoDb, Sqs) {
-    local_stack::aws::clients("http://127.0.0.1:9").await
+    let clients = local_stack::aws::clients("http://127.0.0.1:9").await;
+    (clients.dynamodb, clients.sqs)
 }
 
 /// An API Gateway request for `path` segments with `headers` and `body`.

@@ -9,7 +9,10 @@ use std::{
 };
 
 use local_stack::{
-    provision::{DEAD_LETTER_QUEUE, EVENTS_QUEUE, EVENTS_TABLE, PROJECTIONS_TABLE, TENANTS_TABLE},
+    provision::{
+        DEAD_LETTER_QUEUE, EVENTS_QUEUE, EVENTS_TABLE, PROJECTIONS_TABLE, SECRETS_KEY,
+        TENANTS_TABLE,
+    },
     template::{Overrides, Template},
 };
 use serde_norway::Value;
@@ -32,7 +35,8 @@ const PROCESSING_ADAPTER: &str =
     include_str!("../../shared/src/adapters/events/dynamodb/commit.rs");
 
 /// Which resource each resource-naming variable must point at, in every function.
-const RESOURCE_VARIABLES: [(&str, &str); 5] = [
+const RESOURCE_VARIABLES: [(&str, &str); 6] = [
+    ("SECRETS_KEY_ID", SECRETS_KEY),
     ("EVENTS_TABLE", EVENTS_TABLE),
     ("TENANTS_TABLE", TENANTS_TABLE),
     ("PROJECTIONS_TABLE", PROJECTIONS_TABLE),
@@ -357,17 +361,27 @@ fn the_key_schema_is_the_one_the_adapters_write() {
     }
 }
 
-/// Every IAM statement of every function.
+/// Every IAM statement the template grants, with the resource it belongs to: roles' inline
+/// policies, managed policies, and any SAM `Policies` left on a function.
 fn statements(doc: &Value) -> Vec<(String, Value)> {
     let mut found = Vec::new();
     for (id, resource) in doc["Resources"].as_mapping().expect("resources") {
         let id = id.as_str().unwrap_or_default().to_owned();
-        for policy in resource["Properties"]["Policies"]
+        let properties = &resource["Properties"];
+        let mut documents: Vec<&Value> = properties["Policies"]
             .as_sequence()
             .into_iter()
             .flatten()
-        {
-            for statement in policy["Statement"].as_sequence().into_iter().flatten() {
+            .map(|p| match p.get("PolicyDocument") {
+                Some(document) => document,
+                None => p,
+            })
+            .collect();
+        if let Some(document) = properties.get("PolicyDocument") {
+            documents.push(document);
+        }
+        for document in documents {
+            for statement in document["Statement"].as_sequence().into_iter().flatten() {
                 found.push((id.clone(), statement.clone()));
             }
         }
@@ -375,37 +389,124 @@ fn statements(doc: &Value) -> Vec<(String, Value)> {
     found
 }
 
+fn as_list(value: &Value) -> Vec<Value> {
+    match value {
+        Value::Sequence(items) => items.clone(),
+        other => vec![other.clone()],
+    }
+}
+
 #[test]
 fn every_policy_names_its_actions_and_resources() {
     let statements = statements(&doc());
-    assert!(
-        statements.len() >= 9,
-        "the functions' policies were not found"
-    );
-    for (function, statement) in statements {
+    assert!(statements.len() >= 15, "the roles' policies were not found");
+    for (owner, statement) in statements {
         let sid = statement["Sid"]
             .as_str()
             .unwrap_or("a statement")
             .to_owned();
-        let as_list = |value: &Value| match value {
-            Value::Sequence(items) => items.clone(),
-            other => vec![other.clone()],
-        };
-        for action in as_list(&statement["Action"]) {
-            let action = action.as_str().unwrap_or_default();
+        let actions: Vec<String> = as_list(&statement["Action"])
+            .iter()
+            .map(|a| a.as_str().unwrap_or_default().to_owned())
+            .collect();
+        for action in &actions {
             assert!(
                 !action.is_empty() && !action.contains('*'),
-                "{function} {sid}: action {action:?}"
+                "{owner} {sid}: action {action:?}"
             );
         }
+        // X-Ray has no resource ARNs: its write actions are the only ones allowed on `*`.
+        let xray_only = actions.iter().all(|a| a.starts_with("xray:Put"));
         for target in as_list(&statement["Resource"]) {
             let wildcard = target.as_str().is_some_and(|s| s.contains('*'));
             assert!(
-                !target.is_null() && !wildcard,
-                "{function} {sid}: resource {target:?}"
+                !target.is_null() && (!wildcard || xray_only),
+                "{owner} {sid}: resource {target:?}"
             );
         }
     }
+}
+
+#[test]
+fn every_function_has_its_own_role_and_no_managed_policy() {
+    let doc = doc();
+    let resources = doc["Resources"].as_mapping().expect("resources");
+    let mut functions = 0;
+    for (id, resource) in resources {
+        let id = id.as_str().unwrap_or_default();
+        let kind = resource["Type"].as_str().unwrap_or_default();
+        let properties = &resource["Properties"];
+        if kind == "AWS::Serverless::Function" {
+            functions += 1;
+            // SAM generates a role with managed policies (SQS on `*` for an event source,
+            // AWSLambdaBasicExecutionRole) for a function without one, and for `Policies`.
+            assert!(properties.get("Policies").is_none(), "{id}: SAM policies");
+            let role = properties["Role"]["Fn::GetAtt"]
+                .as_sequence()
+                .and_then(|parts| parts.first())
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .or_else(|| match &properties["Role"] {
+                    Value::Tagged(t) if t.tag == "GetAtt" => t
+                        .value
+                        .as_str()
+                        .and_then(|s| s.split('.').next())
+                        .map(str::to_owned),
+                    _ => None,
+                })
+                .unwrap_or_else(|| panic!("{id} has no Role of its own"));
+            assert_eq!(
+                resource_type(&doc, &role),
+                "AWS::IAM::Role",
+                "{id}: Role is {role}"
+            );
+            // Its logs go to its own group, which its role names.
+            assert!(
+                properties["LoggingConfig"]["LogGroup"] != Value::Null,
+                "{id}: no log group of its own"
+            );
+        }
+        if kind == "AWS::IAM::Role" {
+            assert!(
+                properties.get("ManagedPolicyArns").is_none(),
+                "{id}: managed policies"
+            );
+        }
+    }
+    assert!(functions >= 3, "the functions were not found");
+}
+
+fn resource_type(doc: &Value, id: &str) -> String {
+    resource(doc, id)["Type"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn the_access_log_records_route_keys_and_request_ids_never_paths() {
+    let doc = doc();
+    let format = resource(&doc, "WebhookApi")["Properties"]["AccessLogSettings"]["Format"]
+        .as_str()
+        .expect("an access log format");
+    assert!(format.contains("$context.routeKey") && format.contains("$context.requestId"));
+    // A path carries an unsigned route's token; none of these may appear.
+    for forbidden in [
+        "$context.path",
+        "$context.resourcePath",
+        "$context.requestOverride",
+    ] {
+        assert!(!format.contains(forbidden), "{forbidden} in {format}");
+    }
+    // And the route key is the route's template: its `{token}` is a name, not a value.
+    let routes = resource(&doc, "IngressFunction")["Properties"]["Events"]
+        .as_mapping()
+        .expect("events");
+    assert!(routes.values().any(|r| {
+        r["Properties"]["Path"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("/{token}"))
+    }));
 }
 
 /// Every metric the code emits, by name.

@@ -9,14 +9,20 @@ use lambda_http::{
     request::RequestContext,
 };
 use shared::{
-    aws::{DynamoEventStore, DynamoTenantDirectory, SqsEventQueue},
+    aws::{DynamoEventStore, DynamoTenantDirectory, SqsEventQueue, secrets_keys},
     clock::{Clock, SystemClock},
     directory_cache::CachedDirectory,
     env::{Env, EnvError},
-    ingress::{DEFAULT_MAX_BODY_BYTES, Delivery, Ingress, IngressSettings, Outcome},
+    ingress::{
+        DEFAULT_MAX_BODY_BYTES, Delivery, Ingress, IngressSettings, MAX_STORED_BODY_BYTES, Outcome,
+    },
     ports::{EventQueue, EventStore, TenantDirectory},
     record::Correlation,
 };
+
+/// The longest a warm ingress may trust a cached configuration: a revoked secret or token
+/// stops working within it.
+pub const MAX_TENANT_CACHE_TTL_SECS: u64 = 300;
 
 /// The ingress wired to DynamoDB and SQS, as deployed.
 pub type AwsIngress =
@@ -28,6 +34,8 @@ pub struct Config {
     pub events_table: String,
     pub tenants_table: String,
     pub events_queue_url: String,
+    /// The KMS key tenants' secrets are sealed with.
+    pub secrets_key: String,
     pub max_body_bytes: usize,
     pub tenant_cache_ttl: Duration,
 }
@@ -44,8 +52,17 @@ impl Config {
             events_table: env.required("EVENTS_TABLE")?,
             tenants_table: env.required("TENANTS_TABLE")?,
             events_queue_url: env.required("EVENTS_QUEUE_URL")?,
-            max_body_bytes: env.parsed_or("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)?,
-            tenant_cache_ttl: Duration::from_secs(env.parsed_or("TENANT_CACHE_TTL_SECS", 60)?),
+            secrets_key: env.required("SECRETS_KEY_ID")?,
+            max_body_bytes: env.parsed_within(
+                "MAX_BODY_BYTES",
+                DEFAULT_MAX_BODY_BYTES,
+                1..=MAX_STORED_BODY_BYTES,
+            )?,
+            tenant_cache_ttl: Duration::from_secs(env.parsed_within(
+                "TENANT_CACHE_TTL_SECS",
+                60,
+                1..=MAX_TENANT_CACHE_TTL_SECS,
+            )?),
         })
     }
 }
@@ -59,7 +76,11 @@ pub fn build(sdk: &aws_config::SdkConfig, config: &Config) -> AwsIngress {
         DynamoEventStore::new(dynamodb.clone(), &config.events_table),
         SqsEventQueue::new(sqs, &config.events_queue_url),
         CachedDirectory::new(
-            DynamoTenantDirectory::new(dynamodb, &config.tenants_table),
+            DynamoTenantDirectory::new(
+                dynamodb,
+                &config.tenants_table,
+                secrets_keys(sdk, &config.secrets_key),
+            ),
             config.tenant_cache_ttl,
             clock,
         ),
@@ -250,6 +271,7 @@ mod tests {
             ("EVENTS_TABLE", "events"),
             ("TENANTS_TABLE", "tenants"),
             ("EVENTS_QUEUE_URL", "http://queue"),
+            ("SECRETS_KEY_ID", "key"),
             ("MAX_BODY_BYTES", "1024"),
         ];
         let config = Config::from_lookup(env(full)).expect("config");
@@ -259,15 +281,21 @@ mod tests {
             Config::from_lookup(env(&full[1..])),
             Err(EnvError::Missing("EVENTS_TABLE"))
         );
-        let bad: &'static [(&str, &str)] = &[
-            ("EVENTS_TABLE", "events"),
-            ("TENANTS_TABLE", "tenants"),
-            ("EVENTS_QUEUE_URL", "http://queue"),
-            ("MAX_BODY_BYTES", "lots"),
-        ];
-        assert!(matches!(
-            Config::from_lookup(env(bad)),
-            Err(EnvError::Invalid { .. })
-        ));
+        for bad in ["lots", "0", "358401"] {
+            let lookup = |name: &str| match name {
+                "MAX_BODY_BYTES" => Some(bad.to_owned()),
+                other => env(full)(other),
+            };
+            assert!(
+                matches!(Config::from_lookup(lookup), Err(EnvError::Invalid { .. })),
+                "{bad}"
+            );
+        }
+        let at_the_limit = |name: &str| match name {
+            "MAX_BODY_BYTES" => Some(MAX_STORED_BODY_BYTES.to_string()),
+            "TENANT_CACHE_TTL_SECS" => Some(MAX_TENANT_CACHE_TTL_SECS.to_string()),
+            other => env(full)(other),
+        };
+        assert!(Config::from_lookup(at_the_limit).is_ok());
     }
 }

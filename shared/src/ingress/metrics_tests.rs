@@ -14,7 +14,7 @@ use crate::{
     memory::{MemoryDirectory, MemoryEventStore, MemoryQueue},
     metrics::{CapturedMetrics, Published},
     secret::Secret,
-    tenant::{ProviderConfig, UnsignedPolicy},
+    tenant::{ProviderConfig, TokenDigest, UnsignedPolicy},
 };
 
 const NOW: u64 = 1_700_000_000;
@@ -34,7 +34,7 @@ fn ingress() -> (MemoryIngress, Arc<CapturedMetrics>) {
     let stripe = ProviderConfig::new(acme(), Provider::Stripe, Secret::new(SECRET));
     let mut generic = ProviderConfig::new(acme(), Provider::Generic, Secret::new("gen"));
     generic.unsigned = UnsignedPolicy::Allow {
-        path_token: Secret::new(TOKEN),
+        token_digest: TokenDigest::of(TOKEN),
     };
     let sink = CapturedMetrics::new();
     let ingress = Ingress::new(

@@ -1,6 +1,7 @@
 //! The ingress use case: acknowledge a webhook only once it is durably stored and enqueued.
 //!
-//! 1. Route: unknown tenant or provider → 404, with no detail.
+//! 1. Route: unknown tenant, provider or unsigned-route token → 401, exactly like a bad
+//!    signature, so names cannot be enumerated (the reason goes to logs and metrics only).
 //! 2. Size: over the limit → 413.
 //! 3. Verify the raw body with the tenant's secrets → 401 on failure (reason logged and
 //!    counted, never returned). Unsigned deliveries pass only where the tenant allowed them,
@@ -35,6 +36,10 @@ use crate::{
 
 /// The default body limit: Stripe and Svix events stay far below it.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// The largest body the event record can hold with its other attributes inside DynamoDB's
+/// 400 KB item limit: what `MAX_BODY_BYTES` may be set to at most.
+pub const MAX_STORED_BODY_BYTES: usize = 350 * 1024;
 
 /// What a 503 asks the provider to wait before retrying.
 pub const RETRY_AFTER: Duration = Duration::from_secs(5);
@@ -77,7 +82,9 @@ pub enum Outcome {
     Duplicate {
         event_id: EventId,
     },
-    NotFound,
+    /// No configuration for this tenant and provider (or a token route it does not allow):
+    /// answered exactly like a bad signature.
+    UnknownRoute(UnknownRoute),
     PayloadTooLarge {
         limit: usize,
     },
@@ -98,7 +105,7 @@ impl Outcome {
             Self::BadRequest(_) => 400,
             Self::Unauthorized(e) if e.is_configuration_error() => 503,
             Self::Unauthorized(_) => 401,
-            Self::NotFound => 404,
+            Self::UnknownRoute(_) => 401,
             Self::Conflict { .. } => 409,
             Self::PayloadTooLarge { .. } => 413,
             Self::Unavailable => 503,
@@ -113,7 +120,7 @@ impl Outcome {
             Self::Duplicate { event_id } => {
                 json!({ "received": true, "id": event_id.as_str(), "duplicate": true })
             }
-            Self::NotFound => json!({ "error": "not found" }),
+            Self::UnknownRoute(_) => json!({ "error": "invalid signature" }),
             Self::PayloadTooLarge { limit } => {
                 json!({ "error": format!("payload larger than {limit} bytes") })
             }
@@ -139,12 +146,37 @@ impl Outcome {
         match self {
             Self::Accepted { .. } => "accepted",
             Self::Duplicate { .. } => "duplicate",
-            Self::NotFound => "not_found",
+            Self::UnknownRoute(_) => "signature_failure",
             Self::PayloadTooLarge { .. } => "too_large",
             Self::Unauthorized(_) => "signature_failure",
             Self::BadRequest(_) => "bad_request",
             Self::Conflict { .. } => "conflict",
             Self::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// Why a route names nothing: for logs and metrics only, never the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownRoute {
+    /// The tenant segment is not a valid tenant id.
+    InvalidTenant,
+    /// The provider segment names no provider.
+    UnknownProvider,
+    /// The tenant has no configuration for the provider.
+    UnknownTenant,
+    /// A token route for a tenant that does not allow unsigned deliveries, or another token.
+    UnknownToken,
+}
+
+impl UnknownRoute {
+    /// A stable label, as a signature failure's `reason` is.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::InvalidTenant => "invalid_tenant",
+            Self::UnknownProvider => "unknown_provider",
+            Self::UnknownTenant => "unknown_tenant",
+            Self::UnknownToken => "unknown_route_token",
         }
     }
 }
@@ -204,8 +236,14 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
             .count(metric_name(&outcome))
             .millis(metrics::ACK_LATENCY, latency_ms)
             .property(metrics::TENANT, delivery.tenant);
-        if let Outcome::Unauthorized(reason) = &outcome {
-            line = line.property(metrics::REASON, reason.reason());
+        match &outcome {
+            Outcome::Unauthorized(reason) => {
+                line = line.property(metrics::REASON, reason.reason());
+            }
+            Outcome::UnknownRoute(why) => {
+                line = line.property(metrics::REASON, why.reason());
+            }
+            _ => {}
         }
         if unsigned {
             line = line.count(metrics::UNSIGNED_ACCEPTED);
@@ -216,11 +254,11 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
 
     /// The decision, without the bookkeeping. The flag says an unsigned delivery was accepted.
     async fn accept(&self, delivery: &Delivery<'_>) -> (Outcome, bool) {
-        let (Ok(tenant), Ok(provider)) = (
-            TenantId::parse(delivery.tenant),
-            delivery.provider.parse::<Provider>(),
-        ) else {
-            return (Outcome::NotFound, false);
+        let Ok(tenant) = TenantId::parse(delivery.tenant) else {
+            return refuse(UnknownRoute::InvalidTenant);
+        };
+        let Ok(provider) = delivery.provider.parse::<Provider>() else {
+            return refuse(UnknownRoute::UnknownProvider);
         };
         if delivery.body.len() > self.settings.max_body_bytes {
             info!("refused: payload too large");
@@ -234,7 +272,7 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
 
         let config = match self.directory.provider_config(&tenant, provider).await {
             Ok(Some(config)) => config,
-            Ok(None) => return (Outcome::NotFound, false),
+            Ok(None) => return refuse(UnknownRoute::UnknownTenant),
             Err(e) => {
                 error!(error = %e, "tenant directory unavailable");
                 return (Outcome::Unavailable, false);
@@ -242,7 +280,7 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
         };
         // The token route exists only for tenants that allowed unsigned deliveries.
         if delivery.path_token.is_some() && !config.admits_unsigned(delivery.path_token) {
-            return (Outcome::NotFound, false);
+            return refuse(UnknownRoute::UnknownToken);
         }
 
         let now = self.clock.now();
@@ -365,17 +403,21 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
     }
 }
 
+/// A refusal for a route that names nothing: logged with its reason, answered generically.
+fn refuse(why: UnknownRoute) -> (Outcome, bool) {
+    warn!(reason = why.reason(), "refused: unknown route");
+    (Outcome::UnknownRoute(why), false)
+}
+
 /// The metric counted for each outcome.
 fn metric_name(outcome: &Outcome) -> &'static str {
     match outcome {
         Outcome::Accepted { .. } => metrics::RECEIVED,
         Outcome::Duplicate { .. } => metrics::DUPLICATE,
-        Outcome::Unauthorized(_) => metrics::SIGNATURE_FAILURE,
+        Outcome::Unauthorized(_) | Outcome::UnknownRoute(_) => metrics::SIGNATURE_FAILURE,
         Outcome::Unavailable => metrics::UNAVAILABLE,
         Outcome::Conflict { .. } => metrics::CONFLICT,
-        Outcome::NotFound | Outcome::PayloadTooLarge { .. } | Outcome::BadRequest(_) => {
-            metrics::REJECTED
-        }
+        Outcome::PayloadTooLarge { .. } | Outcome::BadRequest(_) => metrics::REJECTED,
     }
 }
 

@@ -10,7 +10,7 @@ use crate::{
     memory::{MemoryDirectory, MemoryEventStore, MemoryQueue},
     record::Verification,
     secret::{Secret, SecretSlot},
-    tenant::{DEFAULT_ROTATION_GRACE, ProviderConfig, UnsignedPolicy},
+    tenant::{DEFAULT_ROTATION_GRACE, ProviderConfig, TokenDigest, UnsignedPolicy},
 };
 
 const NOW: u64 = 1_700_000_000;
@@ -224,7 +224,7 @@ async fn the_previous_secret_works_until_it_expires() {
 fn unsigned_generic() -> ProviderConfig {
     let mut config = ProviderConfig::new(acme(), Provider::Generic, Secret::new("gen_secret"));
     config.unsigned = UnsignedPolicy::Allow {
-        path_token: Secret::new("tok_9f8e7d6c5b4a39281706f5e4d3c2b1a0"),
+        token_digest: TokenDigest::of("tok_9f8e7d6c5b4a39281706f5e4d3c2b1a0"),
     };
     config
 }
@@ -268,7 +268,7 @@ async fn unsigned_is_accepted_only_on_the_token_route_of_a_tenant_that_allowed_i
     let wrong = Some("tok_9f8e7d6c5b4a39281706f5e4d3c2b1a1");
     assert_eq!(
         ingress.handle(generic_delivery(&none, body, wrong)).await,
-        Outcome::NotFound
+        Outcome::UnknownRoute(UnknownRoute::UnknownToken)
     );
 
     // A signature that is present is verified, never ignored.
@@ -286,7 +286,10 @@ async fn unsigned_is_accepted_only_on_the_token_route_of_a_tenant_that_allowed_i
         path_token: token,
         ..delivery(&none, BODY)
     };
-    assert_eq!(ingress.handle(stripe_token).await, Outcome::NotFound);
+    assert_eq!(
+        ingress.handle(stripe_token).await,
+        Outcome::UnknownRoute(UnknownRoute::UnknownToken)
+    );
     assert_eq!(ingress.store.all().len(), 1);
 }
 
@@ -310,15 +313,21 @@ async fn oversized_bodies_are_413_before_any_lookup() {
 }
 
 #[tokio::test]
-async fn unknown_tenants_and_providers_are_404_without_detail() {
+async fn unknown_tenants_and_providers_are_answered_exactly_like_a_bad_signature() {
     let ingress = ingress();
     let headers = signed(&stripe_config(), SECRET, BODY, NOW);
-    for (tenant, provider) in [
-        ("globex", "stripe"),
-        ("acme", "github"),
-        ("acme", "paypal"),
-        ("ACME", "stripe"),
-        ("a#b", "stripe"),
+    let bad_signature = ingress
+        .handle(delivery(
+            &signed(&stripe_config(), "wrong", BODY, NOW),
+            BODY,
+        ))
+        .await;
+    for (tenant, provider, why) in [
+        ("globex", "stripe", UnknownRoute::UnknownTenant),
+        ("acme", "github", UnknownRoute::UnknownTenant),
+        ("acme", "paddle", UnknownRoute::UnknownProvider),
+        ("ACME", "stripe", UnknownRoute::InvalidTenant),
+        ("a#b", "stripe", UnknownRoute::InvalidTenant),
     ] {
         let d = Delivery {
             tenant,
@@ -326,8 +335,11 @@ async fn unknown_tenants_and_providers_are_404_without_detail() {
             ..delivery(&headers, BODY)
         };
         let outcome = ingress.handle(d).await;
-        assert_eq!(outcome, Outcome::NotFound, "{tenant}/{provider}");
-        assert_eq!(outcome.body(), json!({"error": "not found"}));
+        assert_eq!(outcome, Outcome::UnknownRoute(why), "{tenant}/{provider}");
+        // The same status, body and headers as a bad signature: nothing to enumerate by.
+        assert_eq!(outcome.status_code(), bad_signature.status_code());
+        assert_eq!(outcome.body(), bad_signature.body());
+        assert_eq!(outcome.retry_after(), bad_signature.retry_after());
     }
     assert!(ingress.store.all().is_empty());
 }

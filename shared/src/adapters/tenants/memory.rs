@@ -36,7 +36,12 @@ impl MemoryDirectory {
         {
             let mut map = lock(&directory.configs);
             for config in configs {
-                map.insert((config.tenant.clone(), config.provider), config);
+                // Stored, so at least version 1, as a real store would have it.
+                let version = config.version.max(1);
+                map.insert(
+                    (config.tenant.clone(), config.provider),
+                    ProviderConfig { version, ..config },
+                );
             }
         }
         directory
@@ -71,7 +76,26 @@ impl TenantDirectory for MemoryDirectory {
 impl TenantAdmin for MemoryDirectory {
     async fn put_config(&self, config: &ProviderConfig) -> Result<(), StoreError> {
         self.outage.check().map_err(StoreError::Unavailable)?;
-        lock(&self.configs).insert((config.tenant.clone(), config.provider), config.clone());
+        let mut configs = lock(&self.configs);
+        let key = (config.tenant.clone(), config.provider);
+        let stored = configs.get(&key).map(|c| c.version);
+        if stored != (config.version > 0).then_some(config.version) {
+            return Err(StoreError::Conflict(format!(
+                "{}/{}: {}",
+                config.tenant,
+                config.provider,
+                if config.version == 0 {
+                    "a configuration exists already"
+                } else {
+                    "the configuration changed since it was read"
+                }
+            )));
+        }
+        let next = ProviderConfig {
+            version: config.version + 1,
+            ..config.clone()
+        };
+        configs.insert(key, next);
         Ok(())
     }
 
