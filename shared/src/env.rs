@@ -14,6 +14,9 @@ use crate::{
 /// processor's timeout, so a live processor never loses it.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 
+/// The shortest lease a deployment may set: one second past the processor's 30 s timeout.
+pub const MIN_LEASE_SECS: u64 = 31;
+
 /// A missing or unreadable setting: the function refuses to start rather than guess.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum EnvError {
@@ -86,15 +89,14 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         self.parsed_or("RETRY_SCHEDULE", RetrySchedule::default())
     }
 
-    /// `LEASE_SECS`: how long a processor's claim holds, 1 s to SQS's 12 h visibility limit.
+    /// `LEASE_SECS`: how long a processor's claim holds: longer than the processor's 30 s
+    /// timeout (so a live processor never loses it), at most SQS's 12 h visibility limit.
     pub fn lease(&self) -> Result<Duration, EnvError> {
-        let secs: u64 = self.parsed_or("LEASE_SECS", DEFAULT_LEASE.as_secs())?;
-        if secs == 0 || secs > SQS_MAX_VISIBILITY.as_secs() {
-            return Err(EnvError::Invalid {
-                name: "LEASE_SECS",
-                problem: format!("must be between 1 and {}", SQS_MAX_VISIBILITY.as_secs()),
-            });
-        }
+        let secs = self.parsed_within(
+            "LEASE_SECS",
+            DEFAULT_LEASE.as_secs(),
+            MIN_LEASE_SECS..=SQS_MAX_VISIBILITY.as_secs(),
+        )?;
         Ok(Duration::from_secs(secs))
     }
 
@@ -127,7 +129,7 @@ mod tests {
                 Box::leak(Box::new([("RETENTION_DAYS", bad)]));
             assert!(env(pairs).retention().is_err(), "{bad}");
         }
-        assert!(env(&[("LEASE_SECS", "0")]).lease().is_err());
+        assert!(env(&[("LEASE_SECS", "30")]).lease().is_err());
         assert!(env(&[("LEASE_SECS", "43201")]).lease().is_err());
         assert_eq!(env(&[]).lease(), Ok(DEFAULT_LEASE));
         assert_eq!(

@@ -60,6 +60,11 @@ pub const END_TO_END_LATENCY: &str = "end_to_end_latency";
 // Replay counts (operator actions).
 pub const REPLAYED: &str = "replayed";
 pub const DLQ_REDRIVEN: &str = "dlq_redriven";
+/// An operator's replay or redrive of one event that could not be completed (its pointer not
+/// sent): the denominator of the replay success alarm, with `replayed` and `dlq_redriven`.
+pub const REPLAY_FAILED: &str = "replay_failed";
+/// An event reconcile put back on its way (its message was lost).
+pub const RECONCILED: &str = "reconciled";
 
 // The `function` dimension's values.
 pub const INGRESS: &str = "ingress";

@@ -88,6 +88,21 @@ impl ProviderConfig {
         }
     }
 
+    /// What a write of this configuration meets when its condition fails: a configuration
+    /// exists already (`version` 0), or another write landed since it was read.
+    pub fn write_conflict(&self) -> crate::ports::StoreError {
+        crate::ports::StoreError::Conflict(format!(
+            "{}/{}: {}",
+            self.tenant,
+            self.provider,
+            if self.version == 0 {
+                "a configuration exists already"
+            } else {
+                "the configuration changed since it was read"
+            }
+        ))
+    }
+
     /// The verifier for this provider's scheme and this tenant's window.
     pub fn verifier(&self) -> Verifier {
         let scheme = match (self.provider.default_scheme(), &self.generic_headers) {

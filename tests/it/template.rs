@@ -510,7 +510,9 @@ fn the_access_log_records_route_keys_and_request_ids_never_paths() {
 }
 
 /// Every metric the code emits, by name.
-const EMITTED: [&str; 19] = [
+const EMITTED: [&str; 21] = [
+    metrics::REPLAY_FAILED,
+    metrics::RECONCILED,
     metrics::RECEIVED,
     metrics::DUPLICATE,
     metrics::SIGNATURE_FAILURE,
@@ -596,4 +598,57 @@ fn alarms_and_dashboard_watch_metrics_the_code_emits() {
             "the dashboard shows unknown metric {name}"
         );
     }
+}
+
+/// A parameter's `MinValue` / `MaxValue`.
+fn bound(doc: &Value, parameter: &str, which: &str) -> u64 {
+    doc["Parameters"][parameter][which]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{parameter} has no whole {which}"))
+}
+
+#[test]
+fn numeric_parameters_allow_exactly_what_the_code_accepts() {
+    let doc = doc();
+    // (function, variable, parameter): the template's range is the code's range.
+    let bounded = [
+        ("IngressFunction", "MAX_BODY_BYTES", "MaxBodyBytes"),
+        (
+            "IngressFunction",
+            "TENANT_CACHE_TTL_SECS",
+            "TenantCacheTtlSecs",
+        ),
+        ("ProcessorFunction", "LEASE_SECS", "LeaseSecs"),
+        ("ProcessorFunction", "RETENTION_DAYS", "RetentionDays"),
+        ("ProcessorFunction", "BATCH_CONCURRENCY", "BatchConcurrency"),
+        ("ReplayFunction", "STUCK_AFTER_SECS", "StuckAfterSecs"),
+        ("ReplayFunction", "RETENTION_DAYS", "RetentionDays"),
+    ];
+    for (function, variable, parameter) in bounded {
+        let base = environment(&doc, function);
+        let loads = |value: u64| {
+            let mut env = base.clone();
+            env.insert(variable.to_owned(), value.to_string());
+            let lookup = |name: &str| env.get(name).cloned();
+            match function {
+                "IngressFunction" => ingress::Config::from_lookup(lookup).is_ok(),
+                "ProcessorFunction" => processor::Config::from_lookup(lookup).is_ok(),
+                _ => replay::Config::from_lookup(lookup).is_ok(),
+            }
+        };
+        let (min, max) = (
+            bound(&doc, parameter, "MinValue"),
+            bound(&doc, parameter, "MaxValue"),
+        );
+        assert!(
+            loads(min) && loads(max),
+            "{function} {variable}: {min}..={max}"
+        );
+        assert!(!loads(max + 1), "{function} {variable} accepts {}", max + 1);
+        if min > 0 {
+            assert!(!loads(min - 1), "{function} {variable} accepts {}", min - 1);
+        }
+    }
+    // The processor's lease outlives its timeout, as the parameter's minimum says.
+    assert!(bound(&doc, "LeaseSecs", "MinValue") > timeout(&doc, "ProcessorFunction"));
 }

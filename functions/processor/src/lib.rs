@@ -46,7 +46,11 @@ impl Config {
                 schedule: env.retry_schedule()?,
                 unknown_types: env.parsed_or("UNKNOWN_EVENT_TYPES", UnknownTypePolicy::Ignore)?,
                 retention: env.retention()?,
-                concurrency: env.parsed_or("BATCH_CONCURRENCY", defaults.concurrency)?,
+                concurrency: env.parsed_within(
+                    "BATCH_CONCURRENCY",
+                    defaults.concurrency,
+                    1..=10,
+                )?,
             },
         })
     }

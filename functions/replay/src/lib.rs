@@ -136,14 +136,14 @@ mod tests {
             "EVENTS_QUEUE_URL" => Some("https://q".to_owned()),
             "DEAD_LETTER_QUEUE_URL" => Some("https://dlq".to_owned()),
             "RETRY_SCHEDULE" => Some("0,1,2".to_owned()),
-            "STUCK_AFTER_SECS" => Some("60".to_owned()),
+            "STUCK_AFTER_SECS" => Some("600".to_owned()),
             _ => None,
         };
         let config = Config::from_lookup(env).expect("config");
         assert_eq!(config.settings.schedule.max_attempts(), 3);
         assert_eq!(
             config.settings.stuck_after,
-            std::time::Duration::from_secs(60)
+            std::time::Duration::from_secs(600)
         );
         assert!(matches!(
             Config::from_lookup(|_| None),

@@ -88,9 +88,11 @@ impl ReplaySettings {
         let defaults = Self::default();
         Ok(Self {
             retention: env.retention()?,
-            stuck_after: Duration::from_secs(
-                env.parsed_or("STUCK_AFTER_SECS", defaults.stuck_after.as_secs())?,
-            ),
+            stuck_after: Duration::from_secs(env.parsed_within(
+                "STUCK_AFTER_SECS",
+                defaults.stuck_after.as_secs(),
+                120..=86_400,
+            )?),
             schedule: env.retry_schedule()?,
             lease: env.lease()?,
             ..defaults

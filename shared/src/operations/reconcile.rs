@@ -210,7 +210,7 @@ where
         }
         info!(from = %pending.status, note = %mark.note, "reconciled");
         // Reconcile is recovery, not an operator replay: counted in its own metric.
-        self.metric("reconciled", &pending.key);
+        self.metric(metrics::RECONCILED, &pending.key);
         summary.requeued.push(id);
     }
 

@@ -222,7 +222,10 @@ where
                 {
                     Ok(Some(record)) => record,
                     Ok(None) => return left(summary, id, "the event changed meanwhile; run again"),
-                    Err(e) => return left(summary, id, &e.to_string()),
+                    Err(e) => {
+                        self.metric(crate::metrics::REPLAY_FAILED, &key);
+                        return left(summary, id, &e.to_string());
+                    }
                 };
                 // The DLQ's own pointer, so the original correlation ids travel unchanged.
                 let mut resent = pointer;
@@ -230,6 +233,7 @@ where
                 if let Err(e) = self.queue.send(&resent).await {
                     warn!(tenant = %key.tenant, event_id = %key.event_id, error = %e,
                         "redrive could not send; the record waits enqueued for reconcile");
+                    self.metric(crate::metrics::REPLAY_FAILED, &key);
                     return left(summary, id, &format!("{e}; left for reconcile"));
                 }
                 self.metric(crate::metrics::DLQ_REDRIVEN, &key);

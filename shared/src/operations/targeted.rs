@@ -101,6 +101,7 @@ where
             if let Err(e) = self.send_pointer(&replayed).await {
                 warn!(tenant = %key.tenant, event_id = %key.event_id, error = %e,
                     "replay could not send; the record waits enqueued for reconcile");
+                self.metric(crate::metrics::REPLAY_FAILED, &key);
                 skip(&format!("{e}; left enqueued for reconcile"));
                 continue;
             }

@@ -288,16 +288,7 @@ impl TenantAdmin for DynamoTenantDirectory {
         };
         match request.send().await {
             Ok(_) => Ok(()),
-            Err(err) if is_conditional_failure(&err) => Err(StoreError::Conflict(format!(
-                "{}/{}: {}",
-                config.tenant,
-                config.provider,
-                if config.version == 0 {
-                    "a configuration exists already"
-                } else {
-                    "the configuration changed since it was read"
-                }
-            ))),
+            Err(err) if is_conditional_failure(&err) => Err(config.write_conflict()),
             Err(err) => Err(unavailable("PutItem", &self.table, &err)),
         }
     }

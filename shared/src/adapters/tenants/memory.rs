@@ -80,16 +80,7 @@ impl TenantAdmin for MemoryDirectory {
         let key = (config.tenant.clone(), config.provider);
         let stored = configs.get(&key).map(|c| c.version);
         if stored != (config.version > 0).then_some(config.version) {
-            return Err(StoreError::Conflict(format!(
-                "{}/{}: {}",
-                config.tenant,
-                config.provider,
-                if config.version == 0 {
-                    "a configuration exists already"
-                } else {
-                    "the configuration changed since it was read"
-                }
-            )));
+            return Err(config.write_conflict());
         }
         let next = ProviderConfig {
             version: config.version + 1,
