@@ -10,6 +10,7 @@ use shared::{
     record::EventStatus,
     secret::Secret,
     verify::DEFAULT_TOLERANCE,
+    verify::PublicKey,
 };
 
 /// The longest replay window a tenant may configure: beyond a day a window stops protecting
@@ -100,6 +101,17 @@ pub struct AddArgs {
     /// Accept unsigned deliveries on a generated, unguessable route (printed once).
     #[arg(long)]
     pub allow_unsigned: bool,
+    /// Circle: a public key the provider publishes, as `KEY_ID=BASE64` (DER of a P-256 key);
+    /// repeat for several.
+    #[arg(long = "public-key", value_parser = parse_public_key, value_name = "ID=KEY")]
+    pub public_keys: Vec<PublicKey>,
+    /// PayPal: the id of the webhook subscription (PayPal signs it into every delivery).
+    #[arg(long, value_name = "ID")]
+    pub paypal_webhook_id: Option<String>,
+    /// Twilio: the public base URL Twilio calls (`https://hooks.example.com`) when a custom
+    /// domain fronts the API; Twilio signs the URL it called.
+    #[arg(long, value_name = "URL")]
+    pub public_base_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -114,6 +126,10 @@ pub struct RotateArgs {
     /// The new secret; generated when absent; `-` reads it from standard input or a prompt.
     #[arg(long, value_parser = parse_secret, value_name = "SECRET")]
     pub secret: Option<Secret>,
+    /// Circle: the provider's new public key, `KEY_ID=BASE64`; the keys configured so far stay
+    /// valid for the grace period.
+    #[arg(long = "public-key", value_parser = parse_public_key, value_name = "ID=KEY")]
+    pub public_key: Option<PublicKey>,
     /// How long the previous secret stays valid, in hours (0 ends it now).
     #[arg(
         long,
@@ -253,6 +269,15 @@ fn parse_status(raw: &str) -> Result<EventStatus, String> {
         let names: Vec<&str> = EventStatus::ALL.iter().map(|s| s.as_str()).collect();
         format!("unknown status; expected one of: {}", names.join(", "))
     })
+}
+
+/// `KEY_ID=BASE64`: checked later, by the command, against the scheme.
+fn parse_public_key(raw: &str) -> Result<PublicKey, String> {
+    let (id, key) = raw
+        .split_once('=')
+        .filter(|(id, key)| !id.is_empty() && !key.is_empty())
+        .ok_or_else(|| "expected KEY_ID=BASE64".to_owned())?;
+    Ok(PublicKey::new(id, key))
 }
 
 /// A secret as typed. Checked later, by the command, because clap quotes a refused value in its

@@ -52,6 +52,15 @@ pub enum CliError {
         provider: Provider,
     },
 
+    #[error("{what} does not apply to {provider}")]
+    NotForProvider {
+        what: &'static str,
+        provider: Provider,
+    },
+
+    #[error("Circle deliveries are verified with Circle's public keys: pass --public-key ID=KEY")]
+    MissingPublicKey,
+
     #[error("the secret is malformed: {0}")]
     MalformedSecret(&'static str),
 

@@ -97,8 +97,15 @@ pub fn check_usable(scheme: &Scheme, secret: &Secret, now: SystemTime) -> Result
     if text.chars().any(char::is_control) {
         return Err(CliError::MalformedSecret("it contains control characters"));
     }
+    // Twilio signs a URL: any will do to see whether the secret can sign at all.
+    let url = shared::verify::RequestUrl::parse("https://hookctl.example/check")
+        .map_err(|e| CliError::Sign(e.to_string()))?;
+    let context = shared::verify::VerifyContext {
+        url: Some(&url),
+        ..Default::default()
+    };
     scheme
-        .sign(b"", secret, now, "msg_hookctl_check")
+        .sign_with(b"", secret, now, "msg_hookctl_check", &context)
         .map(drop)
         .map_err(|source| CliError::UnusableSecret {
             scheme: scheme_name(scheme),
@@ -117,6 +124,7 @@ pub fn provider_issues_secret(provider: Provider) -> bool {
             | Provider::Svix
             | Provider::Slack
             | Provider::Shopify
+            | Provider::Twilio
     )
 }
 

@@ -30,7 +30,7 @@ use shared::{
     ports::TenantDirectory,
     provider::Provider,
     secret::Secret,
-    verify::Scheme,
+    verify::{RequestUrl, Scheme, VerifyContext},
 };
 
 use crate::{
@@ -136,8 +136,39 @@ pub fn signed_request(
     event_type: Option<&str>,
     now: SystemTime,
 ) -> Result<Delivery, CliError> {
+    // Twilio signs the URL it calls; a JSON body rides on a `bodySHA256` query parameter.
+    let mut uri = uri.clone();
+    let twilio_url = match scheme {
+        Scheme::Twilio => {
+            // Twilio calls over HTTPS, and the ingress rebuilds the URL so: sign that, even when
+            // the request goes to a local ingress over plain HTTP.
+            let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
+            let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+            let url = RequestUrl::parse(&format!("https://{authority}{path}"))
+                .map_err(|e| CliError::Sign(format!("Twilio signs the URL: {e}")))?;
+            let url = if serde_json::from_slice::<Value>(&body).is_ok() {
+                url.with_body_sha256(&body)
+            } else {
+                url
+            };
+            if let Some(query) = url.as_str().split_once('?').map(|(_, q)| q) {
+                uri = format!(
+                    "{}?{query}",
+                    uri.to_string().split('?').next().unwrap_or_default()
+                )
+                .parse()
+                .map_err(|_| CliError::Sign("Twilio's URL does not parse".into()))?;
+            }
+            Some(url)
+        }
+        _ => None,
+    };
+    let context = VerifyContext {
+        url: twilio_url.as_ref(),
+        ..VerifyContext::default()
+    };
     let mut signed = scheme
-        .sign(&body, secret, now, event_id)
+        .sign_with(&body, secret, now, event_id, &context)
         .map_err(|e| CliError::Sign(e.to_string()))?;
     if let Some(event_type) = event_type {
         for (name, value) in &mut signed {
@@ -162,11 +193,14 @@ pub fn signed_request(
         Scheme::Stripe | Scheme::Slack => {
             body_field(&body, &["id", "event_id"]).unwrap_or_else(|| "(from the body)".into())
         }
+        Scheme::Twilio => shared::extract::extract(Provider::Twilio, &headers, &body, None)
+            .map(|meta| meta.event_id.to_string())
+            .unwrap_or_else(|_| "(from the form)".into()),
         _ => event_id.to_owned(),
     };
     let mut request = Request::new(body);
     *request.method_mut() = Method::POST;
-    *request.uri_mut() = uri.clone();
+    *request.uri_mut() = uri;
     *request.headers_mut() = headers;
     Ok(Delivery {
         request,
@@ -233,8 +267,14 @@ pub fn default_payload(provider: Provider, id: &str, now: SystemTime) -> Vec<u8>
             "team_id": "T00000000", "event": {"type": "hookctl_ping"},
         }),
         Provider::Shopify => json!({"id": 0, "note": "hookctl ping"}),
-        Provider::Generic | Provider::Twilio => {
-            json!({"id": id, "type": "hookctl.ping", "created": secs})
+        Provider::Generic => json!({"id": id, "type": "hookctl.ping", "created": secs}),
+        // A message status callback, form-encoded as Twilio posts it.
+        Provider::Twilio => {
+            let sid = format!("SM{}", id.trim_start_matches("SM"));
+            return format!(
+                "AccountSid=AChookctl&MessageSid={sid}&MessageStatus=delivered&To=%2B15550100"
+            )
+            .into_bytes();
         }
         Provider::PayPal => json!({
             "id": id, "event_type": "HOOKCTL.PING", "create_time": timestamp(now),
@@ -396,11 +436,24 @@ mod tests {
     }
 
     fn verify(delivery: &Delivery, scheme: Scheme, secret: &Secret) -> shared::verify::Verified {
+        // As the ingress rebuilds it: https, the host and the path and query sent to.
+        let uri = delivery.request.uri();
+        let url = shared::verify::RequestUrl::parse(&format!(
+            "https://{}{}",
+            uri.authority().map(|a| a.as_str()).unwrap_or_default(),
+            uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+        ))
+        .expect("url");
+        let context = shared::verify::VerifyContext {
+            url: Some(&url),
+            ..Default::default()
+        };
         Verifier::new(scheme)
-            .verify(
+            .verify_with(
                 delivery.request.body(),
                 delivery.request.headers(),
                 &SecretSet::single(secret.clone()),
+                &context,
                 now(),
             )
             .expect("the ingress's verifier accepts it")
@@ -408,10 +461,10 @@ mod tests {
 
     #[tokio::test]
     async fn every_provider_gets_a_request_its_verifier_accepts() {
-        // Twilio signs its URL, PayPal and Circle with keys only they hold: see their own tests.
+        // PayPal and Circle sign with keys only they hold: see their own tests.
         let shared_secret = Provider::ALL
             .into_iter()
-            .filter(|p| !matches!(p, Provider::Twilio | Provider::PayPal | Provider::Circle));
+            .filter(|p| !matches!(p, Provider::PayPal | Provider::Circle));
         for provider in shared_secret {
             // GIVEN a tenant whose current secret was generated for the provider
             let scheme = provider.default_scheme();
@@ -429,9 +482,14 @@ mod tests {
                 format!("http://127.0.0.1:3000/webhooks/acme/{provider}")
             );
             assert_eq!(delivery.request.method(), Method::POST);
+            let form = provider == Provider::Twilio;
             assert_eq!(
                 delivery.request.headers()[CONTENT_TYPE],
-                "application/json",
+                if form {
+                    "application/x-www-form-urlencoded"
+                } else {
+                    "application/json"
+                },
                 "{provider}"
             );
             let meta = shared::extract::extract(

@@ -14,6 +14,7 @@ use shared::{
     provider::Provider,
     secret::Secret,
     tenant::{ProviderConfig, TokenDigest, UnsignedPolicy},
+    verify::{PublicKey, PublicKeys},
 };
 
 use crate::{
@@ -54,18 +55,38 @@ pub async fn add(
         secret,
         tolerance_secs,
         allow_unsigned,
+        public_keys,
+        paypal_webhook_id,
+        public_base_url,
     } = args;
     if admin.provider_config(&tenant, provider).await?.is_some() {
         return Err(CliError::ConfigExists { tenant, provider });
     }
     let scheme = provider.default_scheme();
-    let (secret, generated) = match secret {
-        Some(given) => (given, false),
-        None => (generate_secret(&scheme, entropy)?, true),
+    let (secret, generated) = if signs_with_keys_it_holds(provider) {
+        // Circle and PayPal sign with keys only they hold: there is no shared secret.
+        if secret.is_some() {
+            return Err(CliError::NotForProvider {
+                what: "--secret",
+                provider,
+            });
+        }
+        (Secret::new(""), false)
+    } else {
+        let (secret, generated) = match secret {
+            Some(given) => (given, false),
+            None => (generate_secret(&scheme, entropy)?, true),
+        };
+        check_usable(&scheme, &secret, now)?;
+        (secret, generated)
     };
-    check_usable(&scheme, &secret, now)?;
+    let settings =
+        ProviderSettings::checked(provider, public_keys, paypal_webhook_id, public_base_url)?;
 
     let mut config = ProviderConfig::new(tenant, provider, secret);
+    config.public_keys = settings.public_keys;
+    config.paypal_webhook_id = settings.paypal_webhook_id;
+    config.public_base_url = settings.public_base_url;
     config.tolerance = Duration::from_secs(tolerance_secs);
     let path_token = if allow_unsigned {
         let token = generate_path_token(entropy)?;
@@ -93,7 +114,9 @@ pub async fn add(
         scheme = scheme_name(&scheme),
         unsigned = if allow_unsigned { "allowed" } else { "refused" },
     )?;
-    print_secret(out, &config, generated, "Signing secret")?;
+    if !signs_with_keys_it_holds(provider) {
+        print_secret(out, &config, generated, "Signing secret")?;
+    }
     if let Some(token) = &path_token {
         print_unsigned_route(out, &config.tenant, provider, token)?;
     }
@@ -111,9 +134,41 @@ pub async fn rotate(
         tenant,
         provider,
         secret,
+        public_key,
         grace_hours,
     } = args;
     let mut config = existing(admin, tenant, provider).await?;
+    if provider == Provider::Circle {
+        let key = public_key.ok_or(CliError::MissingPublicKey)?;
+        check_public_key(&key)?;
+        let grace = Duration::from_secs(grace_hours.saturating_mul(60 * 60));
+        let until = now + grace;
+        let kept: Vec<PublicKey> = config
+            .public_keys
+            .iter()
+            .filter(|k| k.id != key.id)
+            .map(|k| {
+                let ends = k.expires_at.map_or(until, |at| at.min(until));
+                k.clone().expiring(ends)
+            })
+            .collect();
+        config.public_keys = PublicKeys::new(std::iter::once(key).chain(kept));
+        admin.put_config(&config).await?;
+        writeln!(
+            out,
+            "Rotated {provider} for tenant {tenant}: the new key is current; the keys before it \
+             stay valid until {until}.",
+            tenant = config.tenant,
+            until = timestamp(until),
+        )?;
+        return Ok(());
+    }
+    if public_key.is_some() {
+        return Err(CliError::NotForProvider {
+            what: "--public-key",
+            provider,
+        });
+    }
     let scheme = config.verifier().scheme;
     let (secret, generated) = match secret {
         Some(given) => (given, false),
@@ -245,6 +300,87 @@ fn listing_row(config: &ProviderConfig, now: SystemTime) -> [String; 6] {
     ]
 }
 
+/// Circle and PayPal sign with private keys only they hold: a tenant configures their public
+/// side (Circle's keys, PayPal's certificate chain and webhook id), not a shared secret.
+fn signs_with_keys_it_holds(provider: Provider) -> bool {
+    matches!(provider, Provider::Circle | Provider::PayPal)
+}
+
+fn check_public_key(key: &PublicKey) -> Result<(), CliError> {
+    shared::verify::circle::check_key(&key.encoded).map_err(|source| CliError::UnusableSecret {
+        scheme: "circle",
+        source,
+    })
+}
+
+/// The settings only some providers take, checked against the provider.
+struct ProviderSettings {
+    public_keys: PublicKeys,
+    paypal_webhook_id: Option<String>,
+    public_base_url: Option<String>,
+}
+
+impl ProviderSettings {
+    fn checked(
+        provider: Provider,
+        public_keys: Vec<PublicKey>,
+        paypal_webhook_id: Option<String>,
+        public_base_url: Option<String>,
+    ) -> Result<Self, CliError> {
+        let only = |what, given: bool, for_provider: Provider| {
+            if given && provider != for_provider {
+                Err(CliError::NotForProvider { what, provider })
+            } else {
+                Ok(())
+            }
+        };
+        only("--public-key", !public_keys.is_empty(), Provider::Circle)?;
+        only(
+            "--paypal-webhook-id",
+            paypal_webhook_id.is_some(),
+            Provider::PayPal,
+        )?;
+        only(
+            "--public-base-url",
+            public_base_url.is_some(),
+            Provider::Twilio,
+        )?;
+        if provider == Provider::Circle && public_keys.is_empty() {
+            return Err(CliError::MissingPublicKey);
+        }
+        for key in &public_keys {
+            check_public_key(key)?;
+        }
+        if provider == Provider::PayPal
+            && paypal_webhook_id
+                .as_deref()
+                .is_none_or(|id| id.trim().is_empty())
+        {
+            return Err(CliError::MissingSetting {
+                what: "PayPal's webhook id",
+                flag: "paypal-webhook-id",
+                env: "(none)",
+            });
+        }
+        if let Some(url) = &public_base_url {
+            let usable = url.starts_with("https://")
+                && shared::verify::RequestUrl::parse(url).is_ok()
+                && !url.contains(['?', '#']);
+            if !usable {
+                return Err(CliError::InvalidUrl {
+                    url: url.clone(),
+                    reason: "a public base URL is https://host[/path], without query".into(),
+                });
+            }
+        }
+        Ok(Self {
+            public_keys: PublicKeys::new(public_keys),
+            paypal_webhook_id,
+            public_base_url,
+        })
+    }
+}
+
 async fn existing(
     admin: &dyn TenantAdmin,
     tenant: TenantId,
@@ -328,6 +464,9 @@ mod tests {
 
     fn add_args(provider: Provider) -> AddArgs {
         AddArgs {
+            public_keys: Vec::new(),
+            paypal_webhook_id: None,
+            public_base_url: None,
             tenant: tenant("acme"),
             provider,
             secret: None,
@@ -447,6 +586,7 @@ mod tests {
         let printed = run_to_string(
             &dir,
             TenantCommand::Rotate(RotateArgs {
+                public_key: None,
                 tenant: tenant("acme"),
                 provider: Provider::Svix,
                 secret: None,
@@ -468,6 +608,81 @@ mod tests {
         assert!(printed.contains("2023-11-15T00:13:20Z"), "{printed}");
     }
 
+    /// A fresh P-256 public key as Circle publishes it.
+    fn circle_key() -> String {
+        use shared::verify::circle::test_key;
+        test_key()
+    }
+
+    #[tokio::test]
+    async fn circle_takes_public_keys_not_a_secret_and_rotates_them_with_a_grace() {
+        let dir = MemoryDirectory::new();
+        // No key, a secret, or a key that does not decode: refused, nothing stored.
+        for args in [
+            add_args(Provider::Circle),
+            AddArgs {
+                secret: Some(Secret::new("s")),
+                public_keys: vec![PublicKey::new("k1", circle_key())],
+                ..add_args(Provider::Circle)
+            },
+            AddArgs {
+                public_keys: vec![PublicKey::new("k1", "bm90IGEga2V5")],
+                ..add_args(Provider::Circle)
+            },
+        ] {
+            assert!(run_to_string(&dir, TenantCommand::Add(args)).await.is_err());
+        }
+        assert!(dir.list_configs(None).await.expect("list").is_empty());
+        // A key given for another provider is refused by name.
+        let err = run_to_string(
+            &dir,
+            TenantCommand::Add(AddArgs {
+                public_keys: vec![PublicKey::new("k1", circle_key())],
+                ..add_args(Provider::Stripe)
+            }),
+        )
+        .await
+        .expect_err("refused");
+        assert!(matches!(err, CliError::NotForProvider { .. }), "{err}");
+
+        let first = circle_key();
+        run_to_string(
+            &dir,
+            TenantCommand::Add(AddArgs {
+                public_keys: vec![PublicKey::new("k1", first.clone())],
+                ..add_args(Provider::Circle)
+            }),
+        )
+        .await
+        .expect("added");
+        let second = circle_key();
+        run_to_string(
+            &dir,
+            TenantCommand::Rotate(RotateArgs {
+                tenant: tenant("acme"),
+                provider: Provider::Circle,
+                secret: None,
+                public_key: Some(PublicKey::new("k2", second.clone())),
+                grace_hours: 2,
+            }),
+        )
+        .await
+        .expect("rotated");
+        let keys: Vec<PublicKey> = stored(&dir, Provider::Circle)
+            .await
+            .public_keys
+            .iter()
+            .cloned()
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                PublicKey::new("k2", second),
+                PublicKey::new("k1", first).expiring(now() + Duration::from_secs(7_200)),
+            ]
+        );
+    }
+
     #[tokio::test]
     async fn rotate_refuses_a_missing_config_and_the_same_secret() {
         let dir = MemoryDirectory::with([ProviderConfig::new(
@@ -476,6 +691,7 @@ mod tests {
             Secret::new("same"),
         )]);
         let args = |provider, secret: Option<&str>| RotateArgs {
+            public_key: None,
             tenant: tenant("acme"),
             provider,
             secret: secret.map(Secret::new),

@@ -96,6 +96,7 @@ pub fn ingress_config(resources: &Provisioned) -> ingress::Config {
         secrets_key: resources.secrets_key().to_owned(),
         max_body_bytes: shared::ingress::DEFAULT_MAX_BODY_BYTES,
         tenant_cache_ttl: Duration::from_secs(5),
+        retention: shared::record::DEFAULT_RETENTION,
     }
 }
 

@@ -74,6 +74,8 @@ fn bench_ingress(c: &mut Criterion) {
                         headers: &headers,
                         body: &body,
                         correlation: Correlation::default(),
+                        host: Some("hooks.example.com"),
+                        path_and_query: Some("/webhooks/acme/stripe"),
                     };
                     let outcome = runtime.block_on(ingress.handle(black_box(delivery)));
                     assert!(matches!(outcome, Outcome::Accepted { .. }));

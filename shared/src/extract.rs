@@ -29,6 +29,11 @@ pub struct EventMeta {
     pub event_type: Option<String>,
     /// When the provider says the event happened; orders projections in the processor.
     pub created_at: Option<SystemTime>,
+    /// Whether the signature covers the id. Where it does not (GitHub's and Shopify's id
+    /// headers, Twilio's idempotency header, the generic scheme's id header), a captured
+    /// delivery could be replayed under a fresh id: the ingress dedupes those on their signed
+    /// content as well.
+    pub id_signed: bool,
 }
 
 /// Why a delivery's metadata could not be read. Always the sender's mistake: 400.
@@ -64,6 +69,7 @@ pub fn extract(
                 event_id: id_from(string(&json, "id"), "body field id")?,
                 event_type: string(&json, "type"),
                 created_at: unix_secs(&json["created"], "created")?,
+                id_signed: true,
             })
         }
         Provider::Clerk | Provider::Resend | Provider::Svix | Provider::StandardWebhooks => {
@@ -77,6 +83,7 @@ pub fn extract(
                 event_id: id_from(id, "header webhook-id or svix-id")?,
                 event_type: string(&json, "type"),
                 created_at,
+                id_signed: true,
             })
         }
         Provider::GitHub => Ok(EventMeta {
@@ -86,6 +93,7 @@ pub fn extract(
             )?,
             event_type: header(headers, "x-github-event"),
             created_at: None,
+            id_signed: false,
         }),
         Provider::Shopify => Ok(EventMeta {
             event_id: id_from(
@@ -95,6 +103,7 @@ pub fn extract(
             event_type: header(headers, "x-shopify-topic"),
             created_at: header(headers, "x-shopify-triggered-at")
                 .and_then(|t| rfc3339(&Value::String(t))),
+            id_signed: false,
         }),
         Provider::Slack => slack(headers, body),
         Provider::Twilio => twilio(headers, body),
@@ -104,6 +113,7 @@ pub fn extract(
                 event_id: id_from(string(&json, "notificationId"), "body field notificationId")?,
                 event_type: string(&json, "notificationType"),
                 created_at: rfc3339(&json["timestamp"]),
+                id_signed: true,
             })
         }
         Provider::PayPal => {
@@ -112,22 +122,24 @@ pub fn extract(
                 event_id: id_from(string(&json, "id"), "body field id")?,
                 event_type: string(&json, "event_type"),
                 created_at: rfc3339(&json["create_time"]),
+                id_signed: true,
             })
         }
         Provider::Generic => {
             let id_header = generic.map_or_else(|| GenericHeaders::default().id, |g| g.id.clone());
             let from_header = id_header.and_then(|name| header(headers, &name));
             let json = object(body)?;
+            // The body is signed and a header is not: the body's id wins when it has one.
+            let from_body = string(&json, "id");
+            let id_signed = from_body.is_some();
             Ok(EventMeta {
-                event_id: id_from(
-                    from_header.or_else(|| string(&json, "id")),
-                    "id header or body field id",
-                )?,
+                event_id: id_from(from_body.or(from_header), "body field id or id header")?,
                 event_type: string(&json, "type"),
                 created_at: match unix_secs(&json["created"], "created")? {
                     Some(at) => Some(at),
                     None => rfc3339(&json["created_at"]),
                 },
+                id_signed,
             })
         }
     }
@@ -161,6 +173,7 @@ fn slack(headers: &HeaderMap, body: &[u8]) -> Result<EventMeta, ExtractError> {
             event_id: id_from(string(&json, "event_id").or_else(digest), EXPECTED)?,
             event_type,
             created_at: unix_secs(&json["event_time"], "event_time")?,
+            id_signed: true,
         });
     }
     let form = form(body);
@@ -192,6 +205,7 @@ fn slack(headers: &HeaderMap, body: &[u8]) -> Result<EventMeta, ExtractError> {
         event_id: id_from(own_id.or_else(digest), EXPECTED)?,
         event_type,
         created_at: sent,
+        id_signed: true,
     })
 }
 
@@ -234,13 +248,16 @@ fn twilio(headers: &HeaderMap, body: &[u8]) -> Result<EventMeta, ExtractError> {
         (Some(_), None) => Some(kind.to_owned()),
         (None, _) => None,
     };
+    let token = header(headers, crate::verify::twilio::IDEMPOTENCY_HEADER);
+    let id_signed = token.is_none();
     Ok(EventMeta {
         event_id: id_from(
-            header(headers, crate::verify::twilio::IDEMPOTENCY_HEADER).or(from_form),
+            token.or(from_form),
             "header I-Twilio-Idempotency-Token or form field MessageSid or CallSid",
         )?,
         event_type,
         created_at: None,
+        id_signed,
     })
 }
 
@@ -383,18 +400,33 @@ mod tests {
     }
 
     #[test]
-    fn generic_prefers_the_header_then_the_body() {
+    fn generic_prefers_the_signed_body_then_the_header() {
         let body = br#"{"id":"evt_body","type":"payment.settled","created":1700000000}"#;
-        let meta = extract(
-            Provider::Generic,
-            &headers(&[("x-webhook-id", "evt_header")]),
-            body,
-            None,
-        )
-        .expect("meta");
-        assert_eq!(meta.event_id.as_str(), "evt_header");
-        let meta = extract(Provider::Generic, &HeaderMap::new(), body, None).expect("meta");
-        assert_eq!(meta.event_id.as_str(), "evt_body");
+        let with_header = headers(&[("x-webhook-id", "evt_header")]);
+        let meta = extract(Provider::Generic, &with_header, body, None).expect("meta");
+        assert_eq!((meta.event_id.as_str(), meta.id_signed), ("evt_body", true));
+        let no_id = br#"{"type":"payment.settled"}"#;
+        let meta = extract(Provider::Generic, &with_header, no_id, None).expect("meta");
+        assert_eq!(
+            (meta.event_id.as_str(), meta.id_signed),
+            ("evt_header", false)
+        );
+    }
+
+    #[test]
+    fn ids_from_unsigned_headers_are_marked() {
+        let h = headers(&[
+            ("x-github-delivery", "d-1"),
+            ("x-shopify-webhook-id", "s-1"),
+            ("i-twilio-idempotency-token", "t-1"),
+        ]);
+        for provider in [Provider::GitHub, Provider::Shopify, Provider::Twilio] {
+            let meta = extract(provider, &h, b"MessageSid=SM1", None).expect("meta");
+            assert!(!meta.id_signed, "{provider}");
+        }
+        let meta =
+            extract(Provider::Twilio, &HeaderMap::new(), b"MessageSid=SM1", None).expect("meta");
+        assert!(meta.id_signed, "Twilio's form fields are signed");
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub const REASON: &str = "reason";
 // Ingress counts, one per delivery by outcome, and its latency.
 pub const RECEIVED: &str = "received";
 pub const DUPLICATE: &str = "duplicate";
+/// Slack's `url_verification` answered.
+pub const CHALLENGE: &str = "challenge";
 pub const SIGNATURE_FAILURE: &str = "signature_failure";
 /// A security signal: a delivery accepted without a signature on a tenant's token route.
 pub const UNSIGNED_ACCEPTED: &str = "unsigned_accepted";

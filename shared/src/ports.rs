@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use thiserror::Error;
 
 use crate::{
-    ids::TenantId,
+    ids::{EventId, TenantId},
     message::QueueMessage,
     provider::Provider,
     record::{EventKey, EventRecord},
@@ -68,6 +68,27 @@ pub trait EventStore: Send + Sync {
 
     /// Read a record with a strongly consistent read.
     async fn get(&self, key: &EventKey) -> Result<Option<EventRecord>, StoreError>;
+
+    /// Note that `key`'s event carried the signed content whose hash is `content`, unless
+    /// another event of the same tenant and provider did first ([`ContentClaim::Seen`] names
+    /// it). `replacing` takes the note over from that event (whose record never got stored).
+    /// Kept until `expires_at`.
+    async fn claim_content(
+        &self,
+        key: &EventKey,
+        content: &str,
+        replacing: Option<&EventId>,
+        expires_at: SystemTime,
+    ) -> Result<ContentClaim, StoreError>;
+}
+
+/// What a content claim found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContentClaim {
+    /// The content is now noted as this event's (or was already).
+    Claimed,
+    /// Another event id carried the same signed content first.
+    Seen(EventId),
 }
 
 /// The queue between ingress and processor.

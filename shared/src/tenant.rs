@@ -9,7 +9,7 @@ use crate::{
     ids::TenantId,
     provider::Provider,
     secret::{Secret, SecretSet},
-    verify::{DEFAULT_TOLERANCE, GenericHeaders, Scheme, Verifier},
+    verify::{DEFAULT_TOLERANCE, GenericHeaders, PublicKeys, Scheme, Verifier},
 };
 
 /// How long a rotated-out secret stays valid unless the operator says otherwise.
@@ -69,6 +69,15 @@ pub struct ProviderConfig {
     pub unsigned: UnsignedPolicy,
     /// Header names for the generic scheme; `None` means the defaults.
     pub generic_headers: Option<GenericHeaders>,
+    /// Twilio signs the URL it called: the public base URL (`https://hooks.example.com`) when a
+    /// custom domain fronts the API, else the request's own host is used.
+    pub public_base_url: Option<String>,
+    /// The provider's public keys by id (Circle), several during a rotation. Sealed at rest like
+    /// a secret, so no one with write access to the table can swap in their own.
+    pub public_keys: PublicKeys,
+    /// PayPal: the id of the tenant's webhook subscription, which PayPal signs into every
+    /// delivery.
+    pub paypal_webhook_id: Option<String>,
     /// The stored version this configuration was read at (0: not stored yet). A write is
     /// conditioned on it, so two operators' changes never silently undo each other.
     pub version: u64,
@@ -84,6 +93,9 @@ impl ProviderConfig {
             tolerance: DEFAULT_TOLERANCE,
             unsigned: UnsignedPolicy::Refuse,
             generic_headers: None,
+            public_base_url: None,
+            public_keys: PublicKeys::default(),
+            paypal_webhook_id: None,
             version: 0,
         }
     }

@@ -231,7 +231,10 @@ async fn oversized_bodies_are_413_and_unknown_tenants_answer_like_a_bad_signatur
         stack.queue(),
         stack.directory(),
         ManualClock::at_unix(NOW),
-        IngressSettings { max_body_bytes: 64 },
+        IngressSettings {
+            max_body_bytes: 64,
+            ..IngressSettings::default()
+        },
     );
 
     let (status, _) = call(&ingress, stripe_request(SECRET, BODY, NOW)).await;

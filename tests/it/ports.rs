@@ -11,8 +11,9 @@ use shared::{
     memory::{MemoryDeadLetterQueue, MemoryDirectory, MemoryEventStore},
     ports::StoreError,
     ports::{
-        Claim, Commit, DeadLetterQueue, Failure, Lease, OperationsStore, OperatorMark,
-        ProcessorStore, PutOutcome, Requeue, TenantAdmin, TenantDirectory, TenantNames,
+        Claim, Commit, ContentClaim, DeadLetterQueue, Failure, Lease, OperationsStore,
+        OperatorMark, ProcessorStore, PutOutcome, Requeue, TenantAdmin, TenantDirectory,
+        TenantNames,
     },
     projection::{Change, ProjectionKey, ProjectionKind, ProjectionWrite},
     provider::Provider,
@@ -259,6 +260,42 @@ async fn processing_suite(store: &impl Records) {
             .await,
         Ok(Claim::Missing)
     );
+    // Content notes: the first id owns the content; another sees it; a take-over from a stale
+    // owner succeeds once; the owner itself may note it again.
+    let content = "ab".repeat(32);
+    let first = event("acme", "d-1");
+    let later = event("acme", "d-2");
+    let expiry = at(NOW + 86_400);
+    assert_eq!(
+        store.claim_content(&first, &content, None, expiry).await,
+        Ok(ContentClaim::Claimed)
+    );
+    assert_eq!(
+        store.claim_content(&first, &content, None, expiry).await,
+        Ok(ContentClaim::Claimed)
+    );
+    assert_eq!(
+        store.claim_content(&later, &content, None, expiry).await,
+        Ok(ContentClaim::Seen(first.event_id.clone()))
+    );
+    assert_eq!(
+        store
+            .claim_content(&later, &content, Some(&first.event_id), expiry)
+            .await,
+        Ok(ContentClaim::Claimed)
+    );
+    assert_eq!(
+        store.claim_content(&first, &content, None, expiry).await,
+        Ok(ContentClaim::Seen(later.event_id.clone()))
+    );
+    assert_eq!(
+        store
+            .claim_content(&event("globex", "d-9"), &content, None, expiry)
+            .await,
+        Ok(ContentClaim::Claimed),
+        "tenants never share content notes"
+    );
+
     // More items than one commit holds: refused for good, nothing written.
     let other = event("acme", "evt_huge");
     claimed(store, &other, "h").await;

@@ -307,6 +307,18 @@ impl<S: shared::ports::EventStore> shared::ports::EventStore for CountingStore<S
     ) -> Result<Option<shared::record::EventRecord>, shared::ports::StoreError> {
         self.inner.get(key).await
     }
+
+    async fn claim_content(
+        &self,
+        key: &shared::record::EventKey,
+        content: &str,
+        replacing: Option<&shared::ids::EventId>,
+        expires_at: SystemTime,
+    ) -> Result<shared::ports::ContentClaim, shared::ports::StoreError> {
+        self.inner
+            .claim_content(key, content, replacing, expires_at)
+            .await
+    }
 }
 
 #[async_trait::async_trait]

@@ -618,6 +618,7 @@ fn numeric_parameters_allow_exactly_what_the_code_accepts() {
             "TENANT_CACHE_TTL_SECS",
             "TenantCacheTtlSecs",
         ),
+        ("IngressFunction", "RETENTION_DAYS", "RetentionDays"),
         ("ProcessorFunction", "LEASE_SECS", "LeaseSecs"),
         ("ProcessorFunction", "RETENTION_DAYS", "RetentionDays"),
         ("ProcessorFunction", "BATCH_CONCURRENCY", "BatchConcurrency"),

@@ -1,6 +1,8 @@
 //! The ingress Lambda's adapter: turn an API Gateway request into a [`Delivery`], run the
 //! ingress use case, turn its [`Outcome`] into a response. Everything else lives in `shared`.
 
+mod paypal_source;
+
 use std::{sync::Arc, time::Duration};
 
 use lambda_http::{
@@ -18,6 +20,7 @@ use shared::{
     },
     ports::{EventQueue, EventStore, TenantDirectory},
     record::Correlation,
+    verify::PayPalCertificates,
 };
 
 /// The longest a warm ingress may trust a cached configuration: a revoked secret or token
@@ -38,6 +41,8 @@ pub struct Config {
     pub secrets_key: String,
     pub max_body_bytes: usize,
     pub tenant_cache_ttl: Duration,
+    /// How long records are kept: signed content is remembered as long.
+    pub retention: Duration,
 }
 
 impl Config {
@@ -63,6 +68,7 @@ impl Config {
                 60,
                 1..=MAX_TENANT_CACHE_TTL_SECS,
             )?),
+            retention: env.retention()?,
         })
     }
 }
@@ -72,7 +78,7 @@ pub fn build(sdk: &aws_config::SdkConfig, config: &Config) -> AwsIngress {
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    Ingress::new(
+    let ingress = Ingress::new(
         DynamoEventStore::new(dynamodb.clone(), &config.events_table),
         SqsEventQueue::new(sqs, &config.events_queue_url),
         CachedDirectory::new(
@@ -87,8 +93,25 @@ pub fn build(sdk: &aws_config::SdkConfig, config: &Config) -> AwsIngress {
         SystemClock,
         IngressSettings {
             max_body_bytes: config.max_body_bytes,
+            retention: config.retention,
         },
-    )
+    );
+    match paypal_certificates() {
+        Some(certificates) => ingress.with_paypal(certificates),
+        None => {
+            tracing::error!("no system root certificates: PayPal deliveries will be answered 503");
+            ingress
+        }
+    }
+}
+
+/// PayPal's certificate checker: bundles fetched over HTTPS, chains validated against the public
+/// roots TLS clients trust (PayPal's certificate must also carry PayPal's name).
+fn paypal_certificates() -> Option<Arc<PayPalCertificates>> {
+    let source = paypal_source::HttpsCertificates::new()?;
+    PayPalCertificates::with_anchors(Arc::new(source), webpki_roots::TLS_SERVER_ROOTS.to_vec())
+        .ok()
+        .map(Arc::new)
 }
 
 /// Handle one API Gateway request. Client mistakes are responses, never `Err`.
@@ -116,8 +139,23 @@ where
         headers: request.headers(),
         body,
         correlation: correlation(&request),
+        host: host(&request),
+        path_and_query: request.uri().path_and_query().map(|p| p.as_str()),
     };
     Ok(response(&ingress.handle(delivery).await))
+}
+
+/// The host the sender addressed: API Gateway's domain name, else the `Host` header.
+fn host(request: &Request) -> Option<&str> {
+    match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) if ctx.domain_name.is_some() => {
+            ctx.domain_name.as_deref()
+        }
+        _ => request
+            .headers()
+            .get(lambda_http::http::header::HOST)
+            .and_then(|v| v.to_str().ok()),
+    }
 }
 
 /// API Gateway's request id and the sender's `X-Request-Id`.

@@ -74,6 +74,8 @@ fn delivery<'a>(provider: &'a str, headers: &'a HeaderMap, token: Option<&'a str
         headers,
         body: BODY,
         correlation: Correlation::default(),
+        host: Some("hooks.example.com"),
+        path_and_query: Some("/webhooks/acme/stripe"),
     }
 }
 

@@ -15,11 +15,12 @@
 
 use std::{
     sync::Arc,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use http::HeaderMap;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use tracing::{Instrument, Span, error, field, info, info_span, warn};
 
 use crate::{
@@ -28,10 +29,11 @@ use crate::{
     ids::{EventId, TenantId},
     message::QueueMessage,
     metrics::{self, MetricLine, MetricSink},
-    ports::{EventQueue, EventStore, PutOutcome, TenantDirectory},
+    ports::{ContentClaim, EventQueue, EventStore, PutOutcome, StoreError, TenantDirectory},
     provider::Provider,
     record::{Correlation, EventKey, EventRecord, EventStatus, Verification},
-    verify::VerifyError,
+    tenant::ProviderConfig,
+    verify::{PayPalCertificates, PayPalContext, RequestUrl, VerifyContext, VerifyError},
 };
 
 /// The default body limit: Stripe and Svix events stay far below it.
@@ -48,12 +50,16 @@ pub const RETRY_AFTER: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IngressSettings {
     pub max_body_bytes: usize,
+    /// How long a delivery's signed content is remembered where the id is not signed: as long
+    /// as its record is kept.
+    pub retention: Duration,
 }
 
 impl Default for IngressSettings {
     fn default() -> Self {
         Self {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            retention: crate::record::DEFAULT_RETENTION,
         }
     }
 }
@@ -69,6 +75,10 @@ pub struct Delivery<'a> {
     pub headers: &'a HeaderMap,
     pub body: &'a [u8],
     pub correlation: Correlation,
+    /// The host the request was addressed to, and its path and raw query as sent: Twilio signs
+    /// the URL it called, which is rebuilt from these (or the tenant's public base URL).
+    pub host: Option<&'a str>,
+    pub path_and_query: Option<&'a str>,
 }
 
 /// How a delivery ended. Each maps to one HTTP answer.
@@ -82,6 +92,9 @@ pub enum Outcome {
     Duplicate {
         event_id: EventId,
     },
+    /// Slack's Request URL check: a verified `url_verification`, answered with its challenge
+    /// and stored nowhere.
+    Challenge(String),
     /// No configuration for this tenant and provider (or a token route it does not allow):
     /// answered exactly like a bad signature.
     UnknownRoute(UnknownRoute),
@@ -101,7 +114,7 @@ pub enum Outcome {
 impl Outcome {
     pub fn status_code(&self) -> u16 {
         match self {
-            Self::Accepted { .. } | Self::Duplicate { .. } => 200,
+            Self::Accepted { .. } | Self::Duplicate { .. } | Self::Challenge(_) => 200,
             Self::BadRequest(_) => 400,
             Self::Unauthorized(e) if e.is_configuration_error() => 503,
             Self::Unauthorized(_) => 401,
@@ -121,6 +134,7 @@ impl Outcome {
                 json!({ "received": true, "id": event_id.as_str(), "duplicate": true })
             }
             Self::UnknownRoute(_) => json!({ "error": "invalid signature" }),
+            Self::Challenge(challenge) => json!({ "challenge": challenge }),
             Self::PayloadTooLarge { limit } => {
                 json!({ "error": format!("payload larger than {limit} bytes") })
             }
@@ -146,6 +160,7 @@ impl Outcome {
         match self {
             Self::Accepted { .. } => "accepted",
             Self::Duplicate { .. } => "duplicate",
+            Self::Challenge(_) => "challenge",
             Self::UnknownRoute(_) => "signature_failure",
             Self::PayloadTooLarge { .. } => "too_large",
             Self::Unauthorized(_) => "signature_failure",
@@ -189,6 +204,9 @@ pub struct Ingress<S, Q, D, C> {
     pub directory: D,
     pub clock: C,
     pub settings: IngressSettings,
+    /// PayPal's certificate checker, shared by every tenant; PayPal deliveries are refused as a
+    /// configuration error (503) without it.
+    pub paypal: Option<Arc<PayPalCertificates>>,
     /// Where metric lines go: stdout unless replaced with [`Ingress::with_metrics`].
     pub metrics: Arc<dyn MetricSink>,
 }
@@ -201,8 +219,15 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
             directory,
             clock,
             settings,
+            paypal: None,
             metrics: metrics::stdout(),
         }
+    }
+
+    /// Verify PayPal deliveries with `certificates`.
+    pub fn with_paypal(mut self, certificates: Arc<PayPalCertificates>) -> Self {
+        self.paypal = Some(certificates);
+        self
     }
 
     /// Send metric lines to `sink` instead of stdout (tests read them back).
@@ -287,14 +312,36 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
         let verifier = config.verifier();
         let unsigned = !verifier.scheme.is_signed(delivery.headers)
             && config.admits_unsigned(delivery.path_token);
+        let url = request_url(delivery, &config);
+        let context = VerifyContext {
+            url: url.as_ref(),
+            public_keys: Some(&config.public_keys),
+            paypal: match (&config.paypal_webhook_id, &self.paypal) {
+                (Some(webhook_id), Some(certificates)) => Some(PayPalContext {
+                    webhook_id,
+                    certificates,
+                }),
+                _ => None,
+            },
+        };
         let verification = if unsigned {
             Verification::Unsigned
         } else {
-            match verifier.verify(delivery.body, delivery.headers, &config.secrets, now) {
+            match verifier
+                .verify_async(
+                    delivery.body,
+                    delivery.headers,
+                    &config.secrets,
+                    &context,
+                    now,
+                )
+                .await
+            {
                 Ok(verified) => Verification::Verified(verified.secret),
                 Err(e) => {
                     if e.is_configuration_error() {
-                        error!(reason = e.reason(), error = %e, "tenant secret unusable");
+                        error!(reason = e.reason(), error = %e,
+                            "cannot verify: the tenant's configuration or a dependency");
                     } else {
                         warn!(reason = e.reason(), error = %e, "signature verification failed");
                     }
@@ -302,6 +349,15 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
                 }
             }
         };
+
+        // Slack checks a Request URL with a signed challenge before it sends anything: answer it,
+        // store nothing.
+        if provider == Provider::Slack
+            && let Some(challenge) = crate::extract::slack_challenge(delivery.body)
+        {
+            info!("answered Slack's url_verification");
+            return (Outcome::Challenge(challenge), false);
+        }
 
         let meta = match extract(
             provider,
@@ -328,6 +384,11 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
             provider,
             event_id: meta.event_id.clone(),
         };
+        if !meta.id_signed
+            && let Some(outcome) = self.dedupe_content(&key, delivery, &config, now).await
+        {
+            return (outcome, false);
+        }
         let record = EventRecord::received(
             key,
             meta.event_type,
@@ -340,6 +401,55 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
         let outcome = self.store_and_enqueue(&record).await;
         let unsigned_accepted = unsigned && matches!(outcome, Outcome::Accepted { .. });
         (outcome, unsigned_accepted)
+    }
+
+    /// Where the signature does not cover the id, a captured delivery could come again under a
+    /// fresh id: the signed content decides. The first id to carry it owns it; the same content
+    /// under another id is a duplicate of that one (or, if that one was never stored, an
+    /// earlier attempt that failed half-way, so this one takes over).
+    async fn dedupe_content(
+        &self,
+        key: &EventKey,
+        delivery: &Delivery<'_>,
+        config: &ProviderConfig,
+        now: SystemTime,
+    ) -> Option<Outcome> {
+        let content = signed_content_hash(delivery, config);
+        let expires_at = now.checked_add(self.settings.retention).unwrap_or(now);
+        let unavailable = |e: StoreError| {
+            error!(error = %e, "event store unavailable; nothing acknowledged");
+            Outcome::Unavailable
+        };
+        let owner = match self
+            .store
+            .claim_content(key, &content, None, expires_at)
+            .await
+        {
+            Ok(ContentClaim::Claimed) => return None,
+            Ok(ContentClaim::Seen(owner)) => owner,
+            Err(e) => return Some(unavailable(e)),
+        };
+        let original = EventKey {
+            event_id: owner.clone(),
+            ..key.clone()
+        };
+        match self.store.get(&original).await {
+            Ok(Some(_)) => {
+                warn!(security = true, original = %owner,
+                    "signed content already received under another id; answered as its duplicate");
+                Some(Outcome::Duplicate { event_id: owner })
+            }
+            Ok(None) => match self
+                .store
+                .claim_content(key, &content, Some(&owner), expires_at)
+                .await
+            {
+                Ok(ContentClaim::Claimed) => None,
+                Ok(ContentClaim::Seen(other)) => Some(Outcome::Duplicate { event_id: other }),
+                Err(e) => Some(unavailable(e)),
+            },
+            Err(e) => Some(unavailable(e)),
+        }
     }
 
     async fn store_and_enqueue(&self, record: &EventRecord) -> Outcome {
@@ -403,6 +513,40 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
     }
 }
 
+/// The URL the provider called, for schemes that sign it (Twilio): the tenant's public base
+/// URL when a custom domain fronts the API, else the request's own host; the path and raw
+/// query as sent, byte for byte.
+fn request_url(delivery: &Delivery<'_>, config: &ProviderConfig) -> Option<RequestUrl> {
+    let path_and_query = delivery.path_and_query?;
+    match &config.public_base_url {
+        Some(base) => {
+            RequestUrl::parse(&format!("{}{path_and_query}", base.trim_end_matches('/'))).ok()
+        }
+        None => {
+            let (path, query) = match path_and_query.split_once('?') {
+                Some((path, query)) => (path, Some(query)),
+                None => (path_and_query, None),
+            };
+            RequestUrl::https(delivery.host?, path, query).ok()
+        }
+    }
+}
+
+/// Hex SHA-256 of what the scheme signed besides the id: the body, and for the generic scheme
+/// its signed timestamp too (the same body at another time is another event).
+fn signed_content_hash(delivery: &Delivery<'_>, config: &ProviderConfig) -> String {
+    let mut hash = Sha256::new();
+    if config.provider == Provider::Generic {
+        let names = config.generic_headers.clone().unwrap_or_default();
+        if let Some(ts) = delivery.headers.get(names.timestamp.as_str()) {
+            hash.update(ts.as_bytes());
+            hash.update(b".");
+        }
+    }
+    hash.update(delivery.body);
+    hex::encode(hash.finalize())
+}
+
 /// A refusal for a route that names nothing: logged with its reason, answered generically.
 fn refuse(why: UnknownRoute) -> (Outcome, bool) {
     warn!(reason = why.reason(), "refused: unknown route");
@@ -413,6 +557,7 @@ fn refuse(why: UnknownRoute) -> (Outcome, bool) {
 fn metric_name(outcome: &Outcome) -> &'static str {
     match outcome {
         Outcome::Accepted { .. } => metrics::RECEIVED,
+        Outcome::Challenge(_) => metrics::CHALLENGE,
         Outcome::Duplicate { .. } => metrics::DUPLICATE,
         Outcome::Unauthorized(_) | Outcome::UnknownRoute(_) => metrics::SIGNATURE_FAILURE,
         Outcome::Unavailable => metrics::UNAVAILABLE,

@@ -3,6 +3,7 @@
 use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
+use sha2::{Digest, Sha256};
 
 use super::*;
 use crate::{
@@ -73,6 +74,8 @@ fn delivery<'a>(headers: &'a HeaderMap, body: &'a [u8]) -> Delivery<'a> {
             request_id: Some("apigw-1".into()),
             client_request_id: Some("req-1".into()),
         },
+        host: Some("hooks.example.com"),
+        path_and_query: Some("/webhooks/acme/stripe"),
     }
 }
 
@@ -438,4 +441,282 @@ async fn an_unusable_tenant_secret_is_our_fault_503_not_401() {
     let outcome = ingress.handle(d).await;
     assert_eq!(outcome.status_code(), 503);
     assert!(ingress.store.all().is_empty());
+}
+
+// --- providers whose signatures need more than a shared secret ---------------------------
+
+fn header_map(pairs: Vec<(String, String)>) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (name, value) in pairs {
+        headers.append(
+            HeaderName::from_bytes(name.as_bytes()).expect("name"),
+            HeaderValue::from_str(&value).expect("value"),
+        );
+    }
+    headers
+}
+
+fn config_for(provider: Provider, secret: &str) -> ProviderConfig {
+    ProviderConfig::new(
+        TenantId::parse("acme").expect("tenant"),
+        provider,
+        Secret::new(secret),
+    )
+}
+
+#[tokio::test]
+async fn slacks_url_verification_is_answered_with_its_challenge_and_stored_nowhere() {
+    // GIVEN Slack's Request URL check, signed with the app's signing secret
+    let slack = config_for(Provider::Slack, "slack_signing_secret");
+    let ingress = ingress_with(vec![slack.clone()]);
+    let body = br#"{"token":"t","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}"#;
+    let headers = signed(&slack, "slack_signing_secret", body, NOW);
+
+    // WHEN it arrives
+    let outcome = ingress
+        .handle(Delivery {
+            provider: "slack",
+            ..delivery(&headers, body)
+        })
+        .await;
+
+    // THEN the challenge goes back, 200, and nothing is stored or enqueued
+    assert_eq!(outcome.status_code(), 200);
+    assert_eq!(
+        outcome.body(),
+        json!({"challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"})
+    );
+    assert!(ingress.store.all().is_empty());
+    assert!(ingress.queue.sent().is_empty());
+
+    // AND an unsigned (or mis-signed) challenge is refused like any other delivery
+    let forged = signed(&slack, "someone_else", body, NOW);
+    let refused = ingress
+        .handle(Delivery {
+            provider: "slack",
+            ..delivery(&forged, body)
+        })
+        .await;
+    assert_eq!(refused.status_code(), 401);
+}
+
+#[tokio::test]
+async fn twilio_is_verified_over_the_url_it_called_rebuilt_from_the_request() {
+    let twilio = config_for(Provider::Twilio, "twilio_auth_token");
+    let mut behind_domain = twilio.clone();
+    behind_domain.tenant = TenantId::parse("globex").expect("tenant");
+    behind_domain.public_base_url = Some("https://hooks.globex.example/".into());
+    let ingress = ingress_with(vec![twilio, behind_domain]);
+    let body = b"AccountSid=AC1&MessageSid=SM1&MessageStatus=delivered&To=%2B15550100";
+
+    for (tenant, signed_url, host) in [
+        // The request's own host.
+        (
+            "acme",
+            "https://abc.execute-api.us-east-1.amazonaws.com/webhooks/acme/twilio?x=1",
+            "abc.execute-api.us-east-1.amazonaws.com",
+        ),
+        // A custom domain in front: the tenant's public base URL, whatever host API
+        // Gateway saw.
+        (
+            "globex",
+            "https://hooks.globex.example/webhooks/globex/twilio?x=1",
+            "abc.execute-api.us-east-1.amazonaws.com",
+        ),
+    ] {
+        let url = RequestUrl::parse(signed_url).expect("url");
+        let headers = header_map(crate::verify::twilio::sign(
+            &url,
+            body,
+            &Secret::new("twilio_auth_token"),
+        ));
+        let path = format!("/webhooks/{tenant}/twilio?x=1");
+        let outcome = ingress
+            .handle(Delivery {
+                tenant,
+                provider: "twilio",
+                host: Some(host),
+                path_and_query: Some(&path),
+                ..delivery(&headers, body)
+            })
+            .await;
+        assert!(
+            matches!(outcome, Outcome::Accepted { ref event_id } if event_id.as_str() == "SM1:delivered"),
+            "{tenant}: {outcome:?}"
+        );
+
+        // Signed for another URL (a replay to another route): refused.
+        let elsewhere = format!("/webhooks/{tenant}/twilio?x=2");
+        let outcome = ingress
+            .handle(Delivery {
+                tenant,
+                provider: "twilio",
+                host: Some(host),
+                path_and_query: Some(&elsewhere),
+                ..delivery(&headers, body)
+            })
+            .await;
+        assert_eq!(outcome.status_code(), 401, "{tenant}");
+    }
+}
+
+#[tokio::test]
+async fn circle_is_verified_with_the_tenants_public_keys_by_id() {
+    use aws_lc_rs::{
+        encoding::AsDer,
+        rand::SystemRandom,
+        signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair},
+    };
+    use base64::{Engine, engine::general_purpose::STANDARD};
+
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &SystemRandom::new())
+        .expect("key");
+    let pair =
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref()).expect("pair");
+    let public = STANDARD.encode(pair.public_key().as_der().expect("der").as_ref());
+    let mut circle = config_for(Provider::Circle, "");
+    circle.public_keys =
+        crate::verify::PublicKeys::new([crate::verify::PublicKey::new("key-1", public)]);
+    let ingress = ingress_with(vec![circle]);
+    let body = br#"{"notificationId":"n-1","notificationType":"payments","version":2}"#;
+
+    let headers =
+        header_map(crate::verify::circle::sign(body, pkcs8.as_ref(), "key-1").expect("signed"));
+    let outcome = ingress
+        .handle(Delivery {
+            provider: "circle",
+            ..delivery(&headers, body)
+        })
+        .await;
+    assert!(matches!(outcome, Outcome::Accepted { .. }), "{outcome:?}");
+
+    let unknown =
+        header_map(crate::verify::circle::sign(body, pkcs8.as_ref(), "key-9").expect("signed"));
+    let outcome = ingress
+        .handle(Delivery {
+            provider: "circle",
+            ..delivery(&unknown, br#"{"notificationId":"n-2"}"#)
+        })
+        .await;
+    assert_eq!(outcome.status_code(), 401);
+}
+
+#[tokio::test]
+async fn paypal_without_a_certificate_checker_is_a_503_never_an_acceptance() {
+    use base64::Engine;
+    let mut paypal = config_for(Provider::PayPal, "");
+    paypal.paypal_webhook_id = Some("WH-1".into());
+    let ingress = ingress_with(vec![paypal]);
+    let headers = header_map(vec![
+        ("paypal-transmission-id".into(), "t-1".into()),
+        (
+            "paypal-transmission-time".into(),
+            "2023-11-14T22:13:20Z".into(),
+        ),
+        // A signature of RSA-2048's length: well formed, so only the missing checker refuses.
+        (
+            "paypal-transmission-sig".into(),
+            base64::engine::general_purpose::STANDARD.encode([7u8; 256]),
+        ),
+        ("paypal-auth-algo".into(), "SHA256withRSA".into()),
+        (
+            "paypal-cert-url".into(),
+            "https://api.paypal.com/v1/notifications/certs/CERT-1".into(),
+        ),
+    ]);
+    let outcome = ingress
+        .handle(Delivery {
+            provider: "paypal",
+            ..delivery(&headers, br#"{"id":"WH-EVT-1"}"#)
+        })
+        .await;
+    assert_eq!(outcome.status_code(), 503);
+    assert!(ingress.store.all().is_empty());
+}
+
+#[tokio::test]
+async fn a_captured_delivery_replayed_under_a_fresh_id_is_a_duplicate_of_the_first() {
+    // GIVEN a GitHub delivery (its id header is not signed) stored once
+    let github = config_for(Provider::GitHub, "gh_secret");
+    let ingress = ingress_with(vec![github.clone()]);
+    let body = br#"{"action":"opened","number":7}"#;
+    let mut headers = signed(&github, "gh_secret", body, NOW);
+    headers.insert("x-github-delivery", HeaderValue::from_static("d-first"));
+    headers.insert("x-github-event", HeaderValue::from_static("pull_request"));
+    let first = ingress
+        .handle(Delivery {
+            provider: "github",
+            ..delivery(&headers, body)
+        })
+        .await;
+    assert!(matches!(first, Outcome::Accepted { .. }), "{first:?}");
+
+    // WHEN someone replays the same signed bytes with a fresh delivery id
+    headers.insert("x-github-delivery", HeaderValue::from_static("d-forged"));
+    let replayed = ingress
+        .handle(Delivery {
+            provider: "github",
+            ..delivery(&headers, body)
+        })
+        .await;
+
+    // THEN it is the first one's duplicate: nothing new is stored or enqueued
+    assert_eq!(
+        replayed,
+        Outcome::Duplicate {
+            event_id: evt("d-first")
+        }
+    );
+    assert_eq!(ingress.store.all().len(), 1);
+    assert_eq!(ingress.queue.sent().len(), 1);
+
+    // AND other content under a fresh id is a new event
+    let other = br#"{"action":"closed","number":7}"#;
+    let mut headers = signed(&github, "gh_secret", other, NOW);
+    headers.insert("x-github-delivery", HeaderValue::from_static("d-second"));
+    let second = ingress
+        .handle(Delivery {
+            provider: "github",
+            ..delivery(&headers, other)
+        })
+        .await;
+    assert!(matches!(second, Outcome::Accepted { .. }), "{second:?}");
+}
+
+#[tokio::test]
+async fn content_noted_by_an_attempt_that_never_stored_its_record_does_not_block_a_retry() {
+    // GIVEN an attempt that noted its content, then failed to store its record (an outage)
+    let github = config_for(Provider::GitHub, "gh_secret");
+    let ingress = ingress_with(vec![github.clone()]);
+    let body = br#"{"zen":"Keep it logically awesome."}"#;
+    let mut headers = signed(&github, "gh_secret", body, NOW);
+    headers.insert("x-github-delivery", HeaderValue::from_static("d-lost"));
+    let key = EventKey {
+        tenant: acme(),
+        provider: Provider::GitHub,
+        event_id: evt("d-lost"),
+    };
+    let content = hex::encode(Sha256::digest(body));
+    assert_eq!(
+        ingress
+            .store
+            .claim_content(&key, &content, None, at(NOW + 60))
+            .await,
+        Ok(ContentClaim::Claimed)
+    );
+
+    // WHEN the provider redelivers it under a new id
+    headers.insert(
+        "x-github-delivery",
+        HeaderValue::from_static("d-redelivered"),
+    );
+    let outcome = ingress
+        .handle(Delivery {
+            provider: "github",
+            ..delivery(&headers, body)
+        })
+        .await;
+
+    // THEN it is stored: nothing was acknowledged for the lost attempt
+    assert!(matches!(outcome, Outcome::Accepted { .. }), "{outcome:?}");
 }

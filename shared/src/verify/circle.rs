@@ -59,6 +59,32 @@ pub(crate) fn verify(
     })
 }
 
+/// Whether `encoded` is a key Circle deliveries can be verified with, for the operator's CLI
+/// to refuse a bad one before it is stored.
+pub fn check_key(encoded: &str) -> Result<(), VerifyError> {
+    parse_key(encoded).map(drop)
+}
+
+/// A fresh P-256 public key as Circle publishes it (base64 DER), for other crates' tests.
+#[cfg(any(test, feature = "test-util"))]
+pub fn test_key() -> String {
+    use aws_lc_rs::{encoding::AsDer, signature::KeyPair};
+    let Ok(pkcs8) =
+        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &SystemRandom::new())
+    else {
+        return String::new();
+    };
+    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref())
+        .ok()
+        .and_then(|pair| {
+            pair.public_key()
+                .as_der()
+                .ok()
+                .map(|der| STANDARD.encode(der.as_ref()))
+        })
+        .unwrap_or_default()
+}
+
 /// A configured key: base64 DER SubjectPublicKeyInfo of a P-256 key.
 fn parse_key(encoded: &str) -> Result<ParsedPublicKey, VerifyError> {
     let unusable =

@@ -165,6 +165,23 @@ impl PayPalCertificates {
         })
     }
 
+    /// With trust anchors already parsed (the public roots a TLS client trusts: the same trust
+    /// PayPal's HTTPS endpoints rely on, narrowed by the name check to PayPal's own
+    /// certificate).
+    pub fn with_anchors(
+        source: Arc<dyn CertificateSource>,
+        anchors: Vec<TrustAnchor<'static>>,
+    ) -> Result<Self, InvalidTrustAnchors> {
+        if anchors.is_empty() {
+            return Err(InvalidTrustAnchors::Empty);
+        }
+        Ok(Self {
+            source,
+            anchors,
+            cache: Mutex::new(ChainCache::new(DEFAULT_CACHE_CAPACITY)),
+        })
+    }
+
     /// Keep at most `capacity` bundles (at least one).
     pub fn with_cache_capacity(self, capacity: usize) -> Self {
         Self {

@@ -17,12 +17,13 @@ use async_trait::async_trait;
 use crate::{
     adapters::{Outage, lock},
     clock::unix_millis,
+    ids::EventId,
     ids::TenantId,
     operations::{decode_page_token, encode_page_token},
     ports::{
-        Claim, Commit, EventHistory, EventPage, EventProcessing, EventRecovery, EventStore,
-        EventSummary, EventTimeline, Failure, Lease, OperatorMark, PendingEvent, PendingEvents,
-        PutOutcome, Requeue, StoreError,
+        Claim, Commit, ContentClaim, EventHistory, EventPage, EventProcessing, EventRecovery,
+        EventStore, EventSummary, EventTimeline, Failure, Lease, OperatorMark, PendingEvent,
+        PendingEvents, PutOutcome, Requeue, StoreError,
     },
     projection::{MemoryProjections, ProjectionWrite, check_writes},
     record::{EventKey, EventRecord, EventStatus},
@@ -36,6 +37,8 @@ pub struct MemoryEventStore {
     outage: Outage,
     commit_outage: Outage,
     commit_refusal: Outage,
+    /// Content notes: (tenant, provider, content hash) → the event id that carried it first.
+    contents: Mutex<HashMap<(TenantId, crate::provider::Provider, String), EventId>>,
     /// Projection writes applied by commits, summed: effects, not items, so a write applied
     /// twice shows even when it leaves the same item behind.
     effects: AtomicUsize,
@@ -136,6 +139,27 @@ impl EventStore for MemoryEventStore {
     async fn get(&self, key: &EventKey) -> Result<Option<EventRecord>, StoreError> {
         self.available()?;
         Ok(lock(&self.records).get(key).cloned())
+    }
+
+    async fn claim_content(
+        &self,
+        key: &EventKey,
+        content: &str,
+        replacing: Option<&EventId>,
+        _expires_at: SystemTime,
+    ) -> Result<ContentClaim, StoreError> {
+        self.available()?;
+        let mut contents = lock(&self.contents);
+        let note = (key.tenant.clone(), key.provider, content.to_owned());
+        match contents.get(&note) {
+            Some(owner) if owner != &key.event_id && Some(owner) != replacing => {
+                Ok(ContentClaim::Seen(owner.clone()))
+            }
+            _ => {
+                contents.insert(note, key.event_id.clone());
+                Ok(ContentClaim::Claimed)
+            }
+        }
     }
 }
 

@@ -26,18 +26,53 @@ use crate::{
         },
         unavailable,
     },
+    clock::{from_unix_millis, unix_millis},
     ids::TenantId,
     ports::{StoreError, TenantAdmin, TenantDirectory, TenantNames},
     provider::Provider,
     sealing::{Envelope, KeyService, SealContext, SealError, Sealed},
     secret::{PreviousSecret, Secret, SecretSet},
     tenant::{ProviderConfig, TokenDigest, UnsignedPolicy},
-    verify::GenericHeaders,
+    verify::{GenericHeaders, PublicKey, PublicKeys},
 };
 
 /// The sealed fields, by attribute name.
 const CURRENT: &str = "secret_current";
 const PREVIOUS: &str = "secret_previous";
+const PUBLIC_KEYS: &str = "public_keys";
+
+/// One public key as sealed in `public_keys` (a JSON list).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredKey {
+    id: String,
+    key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at_ms: Option<i64>,
+}
+
+fn keys_to_json(keys: &PublicKeys) -> String {
+    let stored: Vec<StoredKey> = keys
+        .iter()
+        .map(|k| StoredKey {
+            id: k.id.clone(),
+            key: k.encoded.clone(),
+            expires_at_ms: k.expires_at.map(unix_millis),
+        })
+        .collect();
+    serde_json::to_string(&stored).unwrap_or_else(|_| "[]".to_owned())
+}
+
+fn keys_from_json(text: &str) -> Result<PublicKeys, ItemError> {
+    let stored: Vec<StoredKey> =
+        serde_json::from_str(text).map_err(|_| ItemError::Invalid(PUBLIC_KEYS))?;
+    Ok(PublicKeys::new(stored.into_iter().map(|k| {
+        let key = PublicKey::new(k.id, k.key);
+        match k.expires_at_ms {
+            Some(ms) => key.expiring(from_unix_millis(ms)),
+            None => key,
+        }
+    })))
+}
 
 /// [`TenantDirectory`] and [`TenantAdmin`] on the tenants table.
 #[derive(Clone)]
@@ -124,6 +159,11 @@ impl DynamoTenantDirectory {
                     .as_str()),
             );
         }
+        if config.public_keys.iter().next().is_some() {
+            let keys = Secret::new(keys_to_json(&config.public_keys));
+            let sealed = self.seal(&keys, config, PUBLIC_KEYS).await?;
+            item.insert(PUBLIC_KEYS.into(), s(sealed.as_str()));
+        }
         Ok(item)
     }
 
@@ -135,7 +175,13 @@ impl DynamoTenantDirectory {
             .await?
             .ok_or(ItemError::Missing(CURRENT))?;
         let previous = self.open(item, PREVIOUS, &tenant, provider).await?;
-        Ok(config_from_item(item, current, previous)?)
+        let keys = match self.open(item, PUBLIC_KEYS, &tenant, provider).await? {
+            Some(json) => keys_from_json(json.expose())?,
+            None => PublicKeys::default(),
+        };
+        let mut config = config_from_item(item, current, previous)?;
+        config.public_keys = keys;
+        Ok(config)
     }
 }
 
@@ -182,6 +228,16 @@ pub(crate) fn plain_attributes(config: &ProviderConfig, updated_at: SystemTime) 
         item.insert("generic_timestamp_header".into(), s(&names.timestamp));
         put_opt(&mut item, "generic_id_header", names.id.as_deref().map(s));
     }
+    put_opt(
+        &mut item,
+        "public_base_url",
+        config.public_base_url.as_deref().map(s),
+    );
+    put_opt(
+        &mut item,
+        "paypal_webhook_id",
+        config.paypal_webhook_id.as_deref().map(s),
+    );
     item
 }
 
@@ -230,6 +286,10 @@ pub(crate) fn config_from_item(
         tolerance: Duration::from_secs(number(item, "tolerance_secs")?),
         unsigned,
         generic_headers,
+        public_base_url: opt_string(item, "public_base_url")?.map(str::to_owned),
+        // Sealed: read by the caller, which opens it.
+        public_keys: PublicKeys::default(),
+        paypal_webhook_id: opt_string(item, "paypal_webhook_id")?.map(str::to_owned),
         version: opt_number(item, "version")?.unwrap_or(0),
     })
 }
@@ -512,6 +572,27 @@ mod tests {
         clear.insert(CURRENT.into(), s("whsec_plain"));
         let err = directory.open_item(&clear).await.expect_err("refused");
         assert!(!err.to_string().contains("whsec"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn public_keys_and_provider_settings_round_trip_sealed() {
+        let directory = directory();
+        let mut c = config();
+        c.provider = Provider::Circle;
+        c.public_keys = PublicKeys::new([
+            PublicKey::new("key-2", "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE"),
+            PublicKey::new("key-1", "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAF")
+                .expiring(from_unix_millis(1_700_003_600_000)),
+        ]);
+        c.public_base_url = Some("https://hooks.example.com".into());
+        c.paypal_webhook_id = Some("WH-1".into());
+        let item = directory.seal_item(&c, updated()).await.expect("sealed");
+        assert!(
+            !format!("{item:?}").contains("MFkwEwYH"),
+            "keys are sealed too"
+        );
+        let back = directory.open_item(&item).await.expect("opens");
+        assert_eq!(ProviderConfig { version: 0, ..back }, c);
     }
 
     #[test]

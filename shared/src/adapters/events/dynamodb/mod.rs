@@ -34,8 +34,9 @@ use crate::{
         unavailable,
     },
     aws::describe,
-    ids::TenantId,
-    ports::{EventStore, PutOutcome, StoreError},
+    clock::unix_secs,
+    ids::{EventId, TenantId},
+    ports::{ContentClaim, EventStore, PutOutcome, StoreError},
     record::{EventKey, EventRecord, EventStatus},
 };
 
@@ -124,6 +125,12 @@ impl DynamoEventStore {
 /// a key, whatever characters the provider's event id holds.
 pub(crate) fn event_pk(key: &EventKey) -> String {
     format!("{}#{}#{}", key.tenant, key.provider, key.event_id)
+}
+
+/// A content note's key: `#` first, which no tenant id holds, so it can never be an event's.
+/// It carries none of the index attributes, so no listing or reconcile sees it.
+pub(crate) fn content_pk(key: &EventKey, content: &str) -> String {
+    format!("#content#{}#{}#{content}", key.tenant, key.provider)
 }
 
 /// The item key of an event record.
@@ -225,6 +232,51 @@ impl EventStore for DynamoEventStore {
             .set("enqueued_at", ms(at))
             .build();
         self.change_status(change).await.map(|_| ())
+    }
+
+    async fn claim_content(
+        &self,
+        key: &EventKey,
+        content: &str,
+        replacing: Option<&EventId>,
+        expires_at: SystemTime,
+    ) -> Result<ContentClaim, StoreError> {
+        let mut request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(content_pk(key, content)))
+            .item("event_id", s(key.event_id.as_str()))
+            .item("expires_at", n(unix_secs(expires_at)))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_names("#event_id", "event_id")
+            .expression_attribute_values(":mine", s(key.event_id.as_str()));
+        request = match replacing {
+            Some(stale) => request
+                .condition_expression(
+                    "attribute_not_exists(#pk) OR #event_id = :mine OR #event_id = :stale",
+                )
+                .expression_attribute_values(":stale", s(stale.as_str())),
+            None => request.condition_expression("attribute_not_exists(#pk) OR #event_id = :mine"),
+        };
+        let err = match request.send().await {
+            Ok(_) => return Ok(ContentClaim::Claimed),
+            Err(err) => err,
+        };
+        let Some(PutItemError::ConditionalCheckFailedException(refused)) = err.as_service_error()
+        else {
+            return Err(unavailable("PutItem", &self.table, &err));
+        };
+        let owner = refused
+            .item()
+            .and_then(|item| item.get("event_id"))
+            .and_then(|v| v.as_s().ok())
+            .and_then(|id| EventId::parse(id).ok())
+            .ok_or_else(|| {
+                StoreError::Malformed("a content note without a valid event id".into())
+            })?;
+        Ok(ContentClaim::Seen(owner))
     }
 
     async fn get(&self, key: &EventKey) -> Result<Option<EventRecord>, StoreError> {
