@@ -3,6 +3,7 @@
 //! queues under a unique prefix, so tests run in parallel and never see each other's data.
 
 mod ingress;
+mod interop;
 mod local_runner;
 mod pipeline;
 mod ports;
