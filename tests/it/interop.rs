@@ -114,10 +114,17 @@ async fn requests_signed_by_the_providers_own_libraries_are_accepted_and_tampere
     let signed = sign_officially(&cases);
     assert_eq!(signed.len(), cases.len());
 
-    for request in &signed {
-        let provider = request["provider"].as_str().expect("provider").to_owned();
-        let body = request["body"].as_str().expect("body").as_bytes().to_vec();
-        let mut headers: Vec<(String, String)> = request["headers"]
+    for signed_request in &signed {
+        let provider = signed_request["provider"]
+            .as_str()
+            .expect("provider")
+            .to_owned();
+        let body = signed_request["body"]
+            .as_str()
+            .expect("body")
+            .as_bytes()
+            .to_vec();
+        let mut headers: Vec<(String, String)> = signed_request["headers"]
             .as_array()
             .expect("headers")
             .iter()
