@@ -537,34 +537,46 @@ mod tests {
                 .and_then(|n| n.to_str())
                 .and_then(|n| n.parse().ok())
                 .expect("folders are named after providers");
-            let scheme = provider.default_scheme();
-            let secret = generate_secret(&scheme, &OsEntropy).expect("secret");
             for file in std::fs::read_dir(&dir).expect("provider folder") {
                 let file = file.expect("entry").path();
-                let mut a = args(provider);
-                a.file = Some(file.clone());
-                a.secret = Some(secret.clone());
-                let delivery = prepare(a, None, now(), &OsEntropy).await.expect("prepared");
-                verify(&delivery, scheme.clone(), &secret);
-                let meta = shared::extract::extract(
-                    provider,
-                    delivery.request.headers(),
-                    delivery.request.body(),
-                    None,
-                )
-                .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+                let (headers, body) = sample_delivery(provider, &file).await;
+                let meta = shared::extract::extract(provider, &headers, &body, None)
+                    .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
                 // The file is named after the event type it holds.
                 let stem = file.file_stem().and_then(|s| s.to_str()).expect("name");
                 if provider != Provider::Generic {
                     assert_eq!(meta.event_type.as_deref(), Some(stem), "{}", file.display());
                 }
-                if provider != Provider::GitHub {
+                // GitHub, Twilio's callbacks and Slack's commands carry no event time.
+                if !matches!(
+                    provider,
+                    Provider::GitHub | Provider::Twilio | Provider::Slack
+                ) {
                     assert!(meta.created_at.is_some(), "{}: no time", file.display());
                 }
                 seen += 1;
             }
         }
-        assert!(seen >= 24, "only {seen} samples");
+        assert!(seen >= 28, "only {seen} samples");
+    }
+
+    /// Signs and verifies a sample the way hookctl sends it. PayPal and Circle
+    /// sign with their own private keys, which hookctl never holds: their
+    /// samples are only extracted here, and verified in the providers' tests.
+    async fn sample_delivery(provider: Provider, file: &Path) -> (http::HeaderMap, Vec<u8>) {
+        if matches!(provider, Provider::PayPal | Provider::Circle) {
+            let body = std::fs::read(file).expect("sample");
+            return (http::HeaderMap::new(), body);
+        }
+        let scheme = provider.default_scheme();
+        let secret = generate_secret(&scheme, &OsEntropy).expect("secret");
+        let mut a = args(provider);
+        a.file = Some(file.to_path_buf());
+        a.secret = Some(secret.clone());
+        let delivery = prepare(a, None, now(), &OsEntropy).await.expect("prepared");
+        verify(&delivery, scheme, &secret);
+        let (parts, body) = delivery.request.into_parts();
+        (parts.headers, body)
     }
 
     #[tokio::test]

@@ -20,6 +20,7 @@ pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub kms: aws_sdk_kms::Client,
+    pub s3: aws_sdk_s3::Client,
 }
 
 impl Clients {
@@ -28,6 +29,7 @@ impl Clients {
             dynamodb: aws_sdk_dynamodb::Client::new(sdk),
             sqs: aws_sdk_sqs::Client::new(sdk),
             kms: aws_sdk_kms::Client::new(sdk),
+            s3: shared::aws::s3_client(sdk),
         }
     }
 }

@@ -84,6 +84,7 @@ pub fn environment(endpoint: &str, resources: &Provisioned) -> Vec<(&'static str
             resources.dead_letter_queue_url().to_owned(),
         ),
         ("SECRETS_KEY_ID", resources.secrets_key().to_owned()),
+        ("PAYLOADS_BUCKET", resources.payloads_bucket().to_owned()),
     ]
 }
 
@@ -94,6 +95,7 @@ pub fn ingress_config(resources: &Provisioned) -> ingress::Config {
         tenants_table: resources.tenants_table().to_owned(),
         events_queue_url: resources.events_queue_url().to_owned(),
         secrets_key: resources.secrets_key().to_owned(),
+        payloads_bucket: resources.payloads_bucket().to_owned(),
         max_body_bytes: shared::ingress::DEFAULT_MAX_BODY_BYTES,
         tenant_cache_ttl: Duration::from_secs(5),
         retention: shared::record::DEFAULT_RETENTION,
@@ -117,6 +119,7 @@ pub fn processor_config(resources: &Provisioned) -> Result<processor::Config, En
         "PROJECTIONS_TABLE" => Some(resources.projections_table().to_owned()),
         "EVENTS_QUEUE_URL" => Some(resources.events_queue_url().to_owned()),
         "DEAD_LETTER_QUEUE_URL" => Some(resources.dead_letter_queue_url().to_owned()),
+        "PAYLOADS_BUCKET" => Some(resources.payloads_bucket().to_owned()),
         "RETRY_SCHEDULE" => std::env::var(name).ok(),
         _ => None,
     };
@@ -131,6 +134,7 @@ pub fn replay_config(resources: &Provisioned) -> Result<replay::Config, EnvError
         "TENANTS_TABLE" => Some(resources.tenants_table().to_owned()),
         "EVENTS_QUEUE_URL" => Some(resources.events_queue_url().to_owned()),
         "DEAD_LETTER_QUEUE_URL" => Some(resources.dead_letter_queue_url().to_owned()),
+        "PAYLOADS_BUCKET" => Some(resources.payloads_bucket().to_owned()),
         "STUCK_AFTER_SECS" | "RETRY_SCHEDULE" | "RETENTION_DAYS" => std::env::var(name).ok(),
         _ => None,
     };

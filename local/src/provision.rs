@@ -22,6 +22,7 @@ pub const PROJECTIONS_TABLE: &str = "ProjectionsTable";
 pub const EVENTS_QUEUE: &str = "EventsQueue";
 pub const DEAD_LETTER_QUEUE: &str = "EventsDeadLetterQueue";
 pub const SECRETS_KEY: &str = "SecretsKey";
+pub const PAYLOADS_BUCKET: &str = "PayloadsBucket";
 
 #[derive(Debug, Error)]
 pub enum ProvisionError {
@@ -51,9 +52,20 @@ pub struct Provisioned {
     queue_urls: HashMap<String, String>,
     queue_arns: HashMap<String, String>,
     keys: HashMap<String, String>,
+    buckets: HashMap<String, String>,
 }
 
 impl Provisioned {
+    /// The physical bucket name of a logical id.
+    pub fn bucket(&self, logical_id: &str) -> Option<&str> {
+        self.buckets.get(logical_id).map(String::as_str)
+    }
+
+    /// Where payloads too large for their record are kept.
+    pub fn payloads_bucket(&self) -> &str {
+        self.bucket(PAYLOADS_BUCKET).unwrap_or_default()
+    }
+
     /// The key id of a KMS key's logical id.
     pub fn key(&self, logical_id: &str) -> Option<&str> {
         self.keys.get(logical_id).map(String::as_str)
@@ -116,13 +128,23 @@ pub async fn provision(
     if !template.keys.iter().any(|k| k == SECRETS_KEY) {
         return Err(ProvisionError::Missing(SECRETS_KEY));
     }
+    if !template.buckets.iter().any(|b| b == PAYLOADS_BUCKET) {
+        return Err(ProvisionError::Missing(PAYLOADS_BUCKET));
+    }
 
     let mut provisioned = Provisioned {
         tables: HashMap::new(),
         queue_urls: HashMap::new(),
         queue_arns: HashMap::new(),
         keys: HashMap::new(),
+        buckets: HashMap::new(),
     };
+    for bucket in &template.buckets {
+        // Bucket names are lowercase, unlike logical ids.
+        let name = format!("{prefix}{bucket}").to_lowercase();
+        create_bucket(&clients.s3, &name).await?;
+        provisioned.buckets.insert(bucket.clone(), name);
+    }
     for key in &template.keys {
         let alias = format!("alias/{prefix}{key}");
         let id = create_key(&clients.kms, &alias).await?;
@@ -143,6 +165,21 @@ pub async fn provision(
         provisioned.queue_arns.insert(queue.logical_id.clone(), arn);
     }
     Ok(provisioned)
+}
+
+/// The bucket `name`, created if there is none yet.
+async fn create_bucket(s3: &aws_sdk_s3::Client, name: &str) -> Result<(), ProvisionError> {
+    match s3.create_bucket().bucket(name).send().await {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error().is_some_and(|s| {
+                s.is_bucket_already_owned_by_you() || s.is_bucket_already_exists()
+            }) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(aws_error(name, e)),
+    }
 }
 
 /// The key behind `alias`, created (symmetric, for encryption) if there is none yet.

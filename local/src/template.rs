@@ -70,6 +70,8 @@ pub struct Template {
     pub function_environments: Vec<(String, Vec<String>)>,
     /// The KMS keys' logical ids.
     pub keys: Vec<String>,
+    /// The S3 buckets' logical ids.
+    pub buckets: Vec<String>,
 }
 
 /// Parameter values that replace the template's defaults, by parameter name.
@@ -104,6 +106,7 @@ impl Template {
             resources: Vec::new(),
             function_environments: Vec::new(),
             keys: Vec::new(),
+            buckets: Vec::new(),
         };
         let Some(resources) = doc.get("Resources").and_then(Value::as_mapping) else {
             return Ok(template);
@@ -124,6 +127,7 @@ impl Template {
                         .push(queue(&id, &props, doc.get("Parameters"))?)
                 }
                 "AWS::KMS::Key" => template.keys.push(id.clone()),
+                "AWS::S3::Bucket" => template.buckets.push(id.clone()),
                 "AWS::Serverless::Function" => {
                     let names = props
                         .get("Environment")

@@ -8,8 +8,8 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
 pub use crate::adapters::{
     events::{
-        DynamoEventStore, MAX_ERROR_CHARS, PENDING_INDEX, PENDING_SHARDS, STATUS_INDEX,
-        SUMMARY_ATTRIBUTES,
+        DONE_TAG, DynamoEventStore, INLINE_PAYLOAD_BYTES, MAX_ERROR_CHARS, PENDING_INDEX,
+        PENDING_SHARDS, STATUS_INDEX, SUMMARY_ATTRIBUTES,
     },
     keys::KmsKeys,
     queues::{SqsDeadLetterQueue, SqsEventQueue, SqsRetryQueue},
@@ -31,6 +31,16 @@ pub fn secrets_keys(
     key_id: &str,
 ) -> std::sync::Arc<dyn crate::sealing::KeyService> {
     std::sync::Arc::new(KmsKeys::new(aws_sdk_kms::Client::new(sdk), key_id))
+}
+
+/// An S3 client for the payload bucket. Path-style requests (`endpoint/bucket/key`): AWS serves
+/// them, and they reach an emulator's endpoint as well, with no per-bucket host name.
+pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(true)
+            .build(),
+    )
 }
 
 /// An SDK error in one line: the service's code and message, or the chain of causes for

@@ -200,6 +200,13 @@ pub trait EventProcessing: Send + Sync {
         expires_at: Option<SystemTime>,
     ) -> Result<Commit, StoreError>;
 
+    /// The event is processed: a payload kept outside the record may now expire with it.
+    /// Best effort, and nothing to do where the record holds its payload.
+    async fn release_payload(&self, record: &EventRecord) -> Result<(), StoreError> {
+        let _ = record;
+        Ok(())
+    }
+
     /// Note a failed attempt and release the lease (only if it is still ours).
     async fn record_failure(
         &self,

@@ -239,6 +239,9 @@ pub struct EventRecord {
     pub payload: Vec<u8>,
     /// Hex SHA-256 of `payload`: a redelivery with the same id must carry the same bytes.
     pub payload_hash: String,
+    /// Where a payload too large for the record is kept (the DynamoDB adapter's S3 object);
+    /// `None` when the record holds it. Stores load it back whenever they return a record.
+    pub payload_location: Option<String>,
     /// The processor holding the event, while `processing`.
     pub lease_owner: Option<String>,
     pub lease_until: Option<SystemTime>,
@@ -286,6 +289,7 @@ impl EventRecord {
             completed_at: None,
             payload_hash: payload_hash(&payload),
             payload,
+            payload_location: None,
             lease_owner: None,
             lease_until: None,
             outcome: None,

@@ -79,6 +79,82 @@ async fn dead_letters(stack: &Stack) -> usize {
 }
 
 #[tokio::test]
+async fn a_payload_too_large_for_its_record_goes_to_s3_and_is_processed_from_there() {
+    // GIVEN a 1 MiB Stripe event (a large invoice), far over DynamoDB's 400 KB item limit
+    let stack = Stack::new().await;
+    stack.add_tenant(&stripe()).await;
+    let mut invoice: serde_json::Value =
+        serde_json::from_slice(&invoice("evt_large")).expect("json");
+    invoice["data"]["object"]["description"] = "x".repeat(1 << 20).into();
+    let body = serde_json::to_vec(&invoice).expect("json");
+    let headers = sign(&stripe(), SECRET, &body, NOW, "");
+
+    // WHEN it is delivered and processed
+    let (status, answer) = call(
+        &stack.ingress(),
+        request("acme", "stripe", None, &headers, &body),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let processor = processor_with(
+        &stack,
+        "0,60,300,1800,7200,43200",
+        stack.resources.projections_table(),
+    )
+    .await;
+    let poll = mapping(&stack)
+        .poll_once(&processor, "invocation-1")
+        .await
+        .expect("poll");
+
+    // THEN the record points to the payload instead of holding it, and it was processed
+    assert_eq!(
+        poll,
+        Poll {
+            received: 1,
+            failed: 0
+        }
+    );
+    let item = stack
+        .dynamodb
+        .get_item()
+        .table_name(stack.resources.events_table())
+        .key("pk", AttributeValue::S("acme#stripe#evt_large".into()))
+        .send()
+        .await
+        .expect("get")
+        .item
+        .expect("item");
+    assert!(!item.contains_key("payload"));
+    let location = item["payload_location"].as_s().expect("location").clone();
+    let record = stack
+        .store()
+        .get(&key("evt_large"))
+        .await
+        .expect("read")
+        .expect("record");
+    assert_eq!(record.status, EventStatus::Processed);
+    assert_eq!(record.payload, body, "read back whole");
+    assert_eq!(projection_items(&stack, "acme#stripe_invoice").await, 1);
+
+    // AND its payload is marked to expire with the record, no sooner
+    let tags = stack
+        .s3
+        .get_object_tagging()
+        .bucket(stack.resources.payloads_bucket())
+        .key(&location)
+        .send()
+        .await
+        .expect("tags");
+    assert!(
+        tags.tag_set()
+            .iter()
+            .any(|t| (t.key(), t.value()) == shared::aws::DONE_TAG),
+        "{tags:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_signed_webhook_reaches_its_projection() {
     let stack = Stack::new().await;
     stack.add_tenant(&stripe()).await;

@@ -37,6 +37,7 @@ pub struct Stack {
     pub dynamodb: DynamoDb,
     pub sqs: Sqs,
     pub kms: aws_sdk_kms::Client,
+    pub s3: aws_sdk_s3::Client,
     pub resources: Provisioned,
 }
 
@@ -64,12 +65,15 @@ impl Stack {
             dynamodb: clients.dynamodb,
             sqs: clients.sqs,
             kms: clients.kms,
+            s3: clients.s3,
             resources,
         }
     }
 
+    /// The events store as the functions have it: large payloads go to the stack's bucket.
     pub fn store(&self) -> DynamoEventStore {
         DynamoEventStore::new(self.dynamodb.clone(), self.resources.events_table())
+            .with_payloads(self.s3.clone(), self.resources.payloads_bucket())
     }
 
     pub fn queue(&self) -> SqsEventQueue {

@@ -39,6 +39,8 @@ pub struct Config {
     pub events_queue_url: String,
     /// The KMS key tenants' secrets are sealed with.
     pub secrets_key: String,
+    /// Where payloads too large for their record are kept.
+    pub payloads_bucket: String,
     pub max_body_bytes: usize,
     pub tenant_cache_ttl: Duration,
     /// How long records are kept: signed content is remembered as long.
@@ -58,6 +60,7 @@ impl Config {
             tenants_table: env.required("TENANTS_TABLE")?,
             events_queue_url: env.required("EVENTS_QUEUE_URL")?,
             secrets_key: env.required("SECRETS_KEY_ID")?,
+            payloads_bucket: env.required("PAYLOADS_BUCKET")?,
             max_body_bytes: env.parsed_within(
                 "MAX_BODY_BYTES",
                 DEFAULT_MAX_BODY_BYTES,
@@ -79,7 +82,8 @@ pub fn build(sdk: &aws_config::SdkConfig, config: &Config) -> AwsIngress {
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let ingress = Ingress::new(
-        DynamoEventStore::new(dynamodb.clone(), &config.events_table),
+        DynamoEventStore::new(dynamodb.clone(), &config.events_table)
+            .with_payloads(shared::aws::s3_client(sdk), &config.payloads_bucket),
         SqsEventQueue::new(sqs, &config.events_queue_url),
         CachedDirectory::new(
             DynamoTenantDirectory::new(
@@ -310,6 +314,7 @@ mod tests {
             ("TENANTS_TABLE", "tenants"),
             ("EVENTS_QUEUE_URL", "http://queue"),
             ("SECRETS_KEY_ID", "key"),
+            ("PAYLOADS_BUCKET", "payloads"),
             ("MAX_BODY_BYTES", "1024"),
         ];
         let config = Config::from_lookup(env(full)).expect("config");
@@ -319,7 +324,7 @@ mod tests {
             Config::from_lookup(env(&full[1..])),
             Err(EnvError::Missing("EVENTS_TABLE"))
         );
-        for bad in ["lots", "0", "358401"] {
+        for bad in ["lots", "0", "6000001"] {
             let lookup = |name: &str| match name {
                 "MAX_BODY_BYTES" => Some(bad.to_owned()),
                 other => env(full)(other),

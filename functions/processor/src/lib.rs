@@ -24,6 +24,8 @@ pub struct Config {
     pub projections_table: String,
     pub events_queue_url: String,
     pub dead_letter_queue_url: String,
+    /// Where payloads too large for their record are kept.
+    pub payloads_bucket: String,
     pub settings: ProcessorSettings,
 }
 
@@ -41,6 +43,7 @@ impl Config {
             projections_table: env.required("PROJECTIONS_TABLE")?,
             events_queue_url: env.required("EVENTS_QUEUE_URL")?,
             dead_letter_queue_url: env.required("DEAD_LETTER_QUEUE_URL")?,
+            payloads_bucket: env.required("PAYLOADS_BUCKET")?,
             settings: ProcessorSettings {
                 lease: env.lease()?,
                 schedule: env.retry_schedule()?,
@@ -62,7 +65,8 @@ pub fn build(sdk: &aws_config::SdkConfig, config: &Config) -> AwsProcessor {
     let sqs = aws_sdk_sqs::Client::new(sdk);
     Processor::new(
         DynamoEventStore::new(dynamodb, &config.events_table)
-            .with_projections(&config.projections_table),
+            .with_projections(&config.projections_table)
+            .with_payloads(shared::aws::s3_client(sdk), &config.payloads_bucket),
         SqsRetryQueue::new(sqs, &config.events_queue_url, &config.dead_letter_queue_url),
         SystemClock,
         SystemJitter,
@@ -323,6 +327,7 @@ mod tests {
             "PROJECTIONS_TABLE" => Some("projections".to_owned()),
             "EVENTS_QUEUE_URL" => Some("https://q".to_owned()),
             "DEAD_LETTER_QUEUE_URL" => Some("https://dlq".to_owned()),
+            "PAYLOADS_BUCKET" => Some("payloads".to_owned()),
             "RETRY_SCHEDULE" => Some("0,1,2".to_owned()),
             "RETENTION_DAYS" => Some("7".to_owned()),
             _ => None,

@@ -26,6 +26,8 @@ pub struct Config {
     pub tenants_table: String,
     pub events_queue_url: String,
     pub dead_letter_queue_url: String,
+    /// Where payloads too large for their record are kept.
+    pub payloads_bucket: String,
     pub settings: ReplaySettings,
 }
 
@@ -42,6 +44,7 @@ impl Config {
             tenants_table: env.required("TENANTS_TABLE")?,
             events_queue_url: env.required("EVENTS_QUEUE_URL")?,
             dead_letter_queue_url: env.required("DEAD_LETTER_QUEUE_URL")?,
+            payloads_bucket: env.required("PAYLOADS_BUCKET")?,
             settings: ReplaySettings::from_env(&env)?,
         })
     }
@@ -52,7 +55,8 @@ pub fn build(sdk: &aws_config::SdkConfig, config: &Config) -> AwsOperations {
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     let sqs = aws_sdk_sqs::Client::new(sdk);
     Operations::new(
-        DynamoEventStore::new(dynamodb.clone(), &config.events_table),
+        DynamoEventStore::new(dynamodb.clone(), &config.events_table)
+            .with_payloads(shared::aws::s3_client(sdk), &config.payloads_bucket),
         SqsEventQueue::new(sqs.clone(), &config.events_queue_url),
         SqsDeadLetterQueue::new(sqs, &config.dead_letter_queue_url),
         DynamoTenantNames::new(dynamodb, &config.tenants_table),
@@ -135,6 +139,7 @@ mod tests {
             "TENANTS_TABLE" => Some("tenants".to_owned()),
             "EVENTS_QUEUE_URL" => Some("https://q".to_owned()),
             "DEAD_LETTER_QUEUE_URL" => Some("https://dlq".to_owned()),
+            "PAYLOADS_BUCKET" => Some("payloads".to_owned()),
             "RETRY_SCHEDULE" => Some("0,1,2".to_owned()),
             "STUCK_AFTER_SECS" => Some("600".to_owned()),
             _ => None,

@@ -36,12 +36,12 @@ use crate::{
     verify::{PayPalCertificates, PayPalContext, RequestUrl, VerifyContext, VerifyError},
 };
 
-/// The default body limit: Stripe and Svix events stay far below it.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
+/// The default body limit: everything a provider legitimately sends that reaches the function.
+pub const DEFAULT_MAX_BODY_BYTES: usize = MAX_STORED_BODY_BYTES;
 
-/// The largest body the event record can hold with its other attributes inside DynamoDB's
-/// 400 KB item limit: what `MAX_BODY_BYTES` may be set to at most.
-pub const MAX_STORED_BODY_BYTES: usize = 350 * 1024;
+/// The largest body `MAX_BODY_BYTES` may allow: Lambda's 6 MB request limit (API Gateway's is
+/// 10 MB, so Lambda's binds). A body too large for its record is kept in S3.
+pub const MAX_STORED_BODY_BYTES: usize = 6_000_000;
 
 /// What a 503 asks the provider to wait before retrying.
 pub const RETRY_AFTER: Duration = Duration::from_secs(5);

@@ -333,6 +333,11 @@ where
         {
             Ok(Commit::Committed { applied, skipped }) => {
                 info!(applied, skipped, "processed");
+                if record.payload_location.is_some()
+                    && let Err(e) = self.store.release_payload(record).await
+                {
+                    warn!(error = %e, "could not release the payload kept outside the record");
+                }
                 if writes.is_empty() {
                     Disposition::Ignored
                 } else {

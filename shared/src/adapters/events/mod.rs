@@ -5,8 +5,8 @@ pub mod dynamodb;
 pub mod memory;
 
 pub use self::dynamodb::{
-    DynamoEventStore, MAX_ERROR_CHARS, PENDING_INDEX, PENDING_SHARDS, STATUS_INDEX,
-    SUMMARY_ATTRIBUTES,
+    DONE_TAG, DynamoEventStore, INLINE_PAYLOAD_BYTES, MAX_ERROR_CHARS, PENDING_INDEX,
+    PENDING_SHARDS, STATUS_INDEX, SUMMARY_ATTRIBUTES,
 };
 #[cfg(any(test, feature = "test-util"))]
 pub use self::memory::MemoryEventStore;

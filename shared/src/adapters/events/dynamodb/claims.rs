@@ -20,7 +20,7 @@ use crate::{
     clock::unix_secs,
     ports::{Claim, Commit, EventProcessing, EventStore, Failure, Lease, StoreError},
     projection::ProjectionWrite,
-    record::{EventKey, EventStatus},
+    record::{EventKey, EventRecord, EventStatus},
 };
 
 /// The claim: take a claimable event, or one whose lease has run out; count the attempt.
@@ -141,7 +141,8 @@ impl EventProcessing for DynamoEventStore {
                         self.table
                     ))
                 })?;
-                return Ok(Claim::Claimed(Box::new(record_from_item(item)?)));
+                let record = self.with_payload(record_from_item(item)?).await?;
+                return Ok(Claim::Claimed(Box::new(record)));
             }
             Err(err) => err,
         };
@@ -172,6 +173,11 @@ impl EventProcessing for DynamoEventStore {
     ) -> Result<Commit, StoreError> {
         let event = processed_expression(key, lease, outcome, now, expires_at);
         self.commit_with_projections(event, writes).await
+    }
+
+    async fn release_payload(&self, record: &EventRecord) -> Result<(), StoreError> {
+        self.release_outside_payload(record).await;
+        Ok(())
     }
 
     async fn record_failure(

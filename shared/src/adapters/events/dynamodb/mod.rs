@@ -16,6 +16,7 @@
 mod claims;
 mod commit;
 mod operations;
+mod payloads;
 mod records;
 
 use std::time::SystemTime;
@@ -25,8 +26,12 @@ use aws_sdk_dynamodb::{
     Client, operation::put_item::PutItemError, types::ReturnValuesOnConditionCheckFailure,
 };
 
-pub use self::commit::MAX_ERROR_CHARS;
+use self::payloads::PayloadBucket;
 pub(crate) use self::records::{record_from_item, record_to_item};
+pub use self::{
+    commit::MAX_ERROR_CHARS,
+    payloads::{DONE_TAG, INLINE_PAYLOAD_BYTES},
+};
 use crate::{
     adapters::dynamodb::{
         expression::{Expression, UpdateBuilder, is_conditional_failure},
@@ -73,6 +78,9 @@ pub struct DynamoEventStore {
     /// Where commits write projections (see `with_projections`); `None` for the ingress,
     /// which never commits.
     pub(super) projections: Option<String>,
+    /// Where payloads over [`INLINE_PAYLOAD_BYTES`] go (see `with_payloads`); without it such
+    /// a payload is refused.
+    pub(super) payloads: Option<PayloadBucket>,
 }
 
 impl DynamoEventStore {
@@ -81,6 +89,38 @@ impl DynamoEventStore {
             client,
             table: table.into(),
             projections: None,
+            payloads: None,
+        }
+    }
+
+    /// Keep payloads over [`INLINE_PAYLOAD_BYTES`] in `bucket`.
+    pub fn with_payloads(mut self, client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
+        self.payloads = Some(PayloadBucket {
+            client,
+            bucket: bucket.into(),
+        });
+        self
+    }
+
+    /// The record with its payload loaded, if it is kept outside.
+    pub(super) async fn with_payload(
+        &self,
+        mut record: EventRecord,
+    ) -> Result<EventRecord, StoreError> {
+        // A reader without the bucket (an operator listing records) gets the record without
+        // its payload; the functions that need payloads are always given the bucket.
+        if let (Some(location), Some(bucket)) = (&record.payload_location, &self.payloads) {
+            record.payload = bucket.get(location).await?;
+        }
+        Ok(record)
+    }
+
+    /// Tag an outside payload for expiry; best effort (an untagged payload only lingers).
+    pub(super) async fn release_outside_payload(&self, record: &EventRecord) {
+        if let (Some(location), Some(bucket)) = (&record.payload_location, &self.payloads)
+            && let Err(e) = bucket.release(location).await
+        {
+            tracing::warn!(error = %e, "could not mark a payload for expiry");
         }
     }
 
@@ -193,6 +233,25 @@ pub(crate) fn status_change(
 #[async_trait]
 impl EventStore for DynamoEventStore {
     async fn put_if_absent(&self, record: &EventRecord) -> Result<PutOutcome, StoreError> {
+        // A large payload goes first to S3, so the record never points at nothing.
+        let stored;
+        let record = if record.payload.len() > INLINE_PAYLOAD_BYTES {
+            let bucket = self.payloads.as_ref().ok_or_else(|| {
+                StoreError::Rejected(format!(
+                    "a payload over {INLINE_PAYLOAD_BYTES} bytes, and no payload bucket configured"
+                ))
+            })?;
+            let location = PayloadBucket::location(&record.key, &record.payload_hash);
+            bucket.put(&location, &record.payload).await?;
+            stored = EventRecord {
+                payload: Vec::new(),
+                payload_location: Some(location),
+                ..record.clone()
+            };
+            &stored
+        } else {
+            record
+        };
         let result = self
             .client
             .put_item()
@@ -289,11 +348,10 @@ impl EventStore for DynamoEventStore {
             .send()
             .await
             .map_err(|err| unavailable("GetItem", &self.table, &err))?;
-        output
-            .item()
-            .map(record_from_item)
-            .transpose()
-            .map_err(StoreError::from)
+        match output.item().map(record_from_item).transpose()? {
+            Some(record) => Ok(Some(self.with_payload(record).await?)),
+            None => Ok(None),
+        }
     }
 }
 

@@ -141,8 +141,22 @@ impl EventRecovery for DynamoEventStore {
         mark: &OperatorMark,
         expires_at: Option<SystemTime>,
     ) -> Result<bool, StoreError> {
-        self.change_status(discard_expression(key, mark, expires_at))
-            .await
+        let result = discard_expression(key, mark, expires_at)
+            .update_item(&self.client, &self.table)
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => {
+                // A discarded event's outside payload expires with its record.
+                if let Some(record) = output.attributes().map(record_from_item).transpose()? {
+                    self.release_outside_payload(&record).await;
+                }
+                Ok(true)
+            }
+            Err(err) if is_conditional_failure(&err) => Ok(false),
+            Err(err) => Err(unavailable("UpdateItem", &self.table, &err)),
+        }
     }
 }
 

@@ -29,7 +29,6 @@ pub(crate) fn record_to_item(record: &EventRecord) -> Item {
             AttributeValue::Bool(record.retry_exhausted),
         ),
         ("received_at".to_owned(), ms(record.received_at)),
-        ("payload".to_owned(), b(record.payload.clone())),
         ("payload_hash".to_owned(), s(&record.payload_hash)),
         (
             "tenant_status".to_owned(),
@@ -37,6 +36,11 @@ pub(crate) fn record_to_item(record: &EventRecord) -> Item {
         ),
         ("status_at".to_owned(), ms(record.status_at)),
     ]);
+    // The payload, or where it is kept when too large for the item.
+    match &record.payload_location {
+        Some(location) => item.insert("payload_location".to_owned(), s(location)),
+        None => item.insert("payload".to_owned(), b(record.payload.clone())),
+    };
     put_opt(&mut item, "event_type", record.event_type.as_deref().map(s));
     put_opt(
         &mut item,
@@ -123,8 +127,13 @@ pub(crate) fn record_from_item(item: &Item) -> Result<EventRecord, ItemError> {
         received_at: millis(item, "received_at")?,
         enqueued_at: opt_millis(item, "enqueued_at")?,
         completed_at: opt_millis(item, "completed_at")?,
-        payload: bytes(item, "payload")?.to_vec(),
+        payload: match opt_string(item, "payload_location")? {
+            // Loaded from there by the store when it returns the record.
+            Some(_) => Vec::new(),
+            None => bytes(item, "payload")?.to_vec(),
+        },
         payload_hash: string(item, "payload_hash")?.to_owned(),
+        payload_location: opt_string(item, "payload_location")?.map(str::to_owned),
         lease_owner: opt_string(item, "lease_owner")?.map(str::to_owned),
         lease_until: opt_millis(item, "lease_until")?,
         outcome: opt_string(item, "outcome")?.map(str::to_owned),
