@@ -12,7 +12,8 @@ pub use crate::adapters::{
         PENDING_SHARDS, STATUS_INDEX, SUMMARY_ATTRIBUTES,
     },
     keys::KmsKeys,
-    queues::{SqsDeadLetterQueue, SqsEventQueue, SqsRetryQueue},
+    outbound::DynamoOutboundStore,
+    queues::{SqsDeadLetterQueue, SqsDeliveryQueue, SqsEventQueue, SqsRetryQueue},
     tenants::{DynamoTenantDirectory, DynamoTenantNames},
 };
 

@@ -19,6 +19,7 @@
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines.
 //! - [`operations`]: the operators' use cases, run by the replay function: DLQ redrive, replay
 //!   by id, reconcile, list, health, discard.
+//! - [`outbound`]: webhooks to partners: endpoints, publishing, the dispatcher, recovery.
 
 pub mod adapters;
 pub mod aws;
@@ -34,6 +35,7 @@ pub mod memory;
 pub mod message;
 pub mod metrics;
 pub mod operations;
+pub mod outbound;
 pub mod ports;
 pub mod processor;
 pub mod projection;

@@ -4,6 +4,7 @@
 
 pub use crate::adapters::{
     events::MemoryEventStore,
+    outbound::{MemoryDeliveryQueue, MemoryOutboundStore, ScriptedTransport},
     queues::{MemoryDeadLetterQueue, MemoryQueue, MemoryRetryQueue},
     tenants::MemoryDirectory,
 };

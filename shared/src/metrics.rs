@@ -167,6 +167,11 @@ impl MetricLine {
         Value::Object(doc).to_string()
     }
 
+    /// Hand the line to `sink`.
+    pub fn emit_to(&self, sink: &dyn MetricSink) {
+        sink.emit(self);
+    }
+
     /// Print the line to stdout, where CloudWatch Logs picks it up. Use cases write through
     /// their [`MetricSink`] instead, so tests can read what they emit.
     pub fn emit(&self) {

@@ -6,6 +6,8 @@
 //!   memory for tests).
 //! - [`tenants`]: tenants' provider configuration and names (DynamoDB; memory for tests).
 //! - [`keys`]: the master key that seals secrets (KMS; memory for tests).
+//! - [`outbound`]: partner endpoints, published messages, deliveries and attempts (DynamoDB;
+//!   memory for tests), whose queue is under [`queues`].
 //!
 //! [`dynamodb`] holds what the DynamoDB adapters share: reading items by attribute name, and
 //! building expressions only through placeholders.
@@ -16,6 +18,7 @@
 pub(crate) mod dynamodb;
 pub mod events;
 pub mod keys;
+pub mod outbound;
 pub mod queues;
 pub mod tenants;
 
@@ -40,7 +43,6 @@ impl Outage {
 }
 
 /// A poisoned lock still holds consistent data here: every critical section is one step.
-#[cfg(any(test, feature = "test-util"))]
 pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -8,4 +8,4 @@ pub mod sqs;
 
 #[cfg(any(test, feature = "test-util"))]
 pub use self::memory::{MemoryDeadLetterQueue, MemoryQueue, MemoryRetryQueue};
-pub use self::sqs::{SqsDeadLetterQueue, SqsEventQueue, SqsRetryQueue};
+pub use self::sqs::{SqsDeadLetterQueue, SqsDeliveryQueue, SqsEventQueue, SqsRetryQueue};

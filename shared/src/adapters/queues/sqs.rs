@@ -13,6 +13,10 @@ use aws_sdk_sqs::{
 use crate::{
     aws::describe,
     message::QueueMessage,
+    outbound::{
+        delivery::DeliveryPointer,
+        ports::{DeliveryQueue, DeliveryRetryQueue},
+    },
     ports::{DeadLetter, DeadLetterQueue, EventQueue, QueueError, RetryQueue},
     retry::SQS_MAX_VISIBILITY,
 };
@@ -123,6 +127,74 @@ impl RetryQueue for SqsRetryQueue {
             .await
             .map_err(|e| sqs_error("SendMessage", "the DLQ", &e))?;
         Ok(())
+    }
+}
+
+/// The deliveries queue on SQS: pointers in (publish, recovery), backoff by visibility and
+/// dead-lettering for the dispatcher.
+#[derive(Debug, Clone)]
+pub struct SqsDeliveryQueue {
+    client: Client,
+    queue_url: String,
+    dead_letter_url: String,
+}
+
+impl SqsDeliveryQueue {
+    pub fn new(
+        client: Client,
+        queue_url: impl Into<String>,
+        dead_letter_url: impl Into<String>,
+    ) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+            dead_letter_url: dead_letter_url.into(),
+        }
+    }
+
+    async fn send_pointer(
+        &self,
+        url: &str,
+        name: &str,
+        pointer: &DeliveryPointer,
+    ) -> Result<(), QueueError> {
+        self.client
+            .send_message()
+            .queue_url(url)
+            .message_body(pointer.to_json())
+            .message_attributes("tenant", attribute(&pointer.tenant)?)
+            .send()
+            .await
+            .map_err(|e| sqs_error("SendMessage", name, &e))?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl DeliveryQueue for SqsDeliveryQueue {
+    async fn enqueue(&self, pointer: &DeliveryPointer) -> Result<(), QueueError> {
+        self.send_pointer(&self.queue_url, "the deliveries queue", pointer)
+            .await
+    }
+}
+
+#[async_trait]
+impl DeliveryRetryQueue for SqsDeliveryQueue {
+    async fn retry_after(&self, receipt_handle: &str, delay: Duration) -> Result<(), QueueError> {
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(visibility_secs(delay))
+            .send()
+            .await
+            .map_err(|e| sqs_error("ChangeMessageVisibility", "the deliveries queue", &e))?;
+        Ok(())
+    }
+
+    async fn dead_letter(&self, pointer: &DeliveryPointer) -> Result<(), QueueError> {
+        self.send_pointer(&self.dead_letter_url, "the deliveries DLQ", pointer)
+            .await
     }
 }
 

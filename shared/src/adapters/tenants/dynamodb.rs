@@ -192,7 +192,7 @@ fn context(tenant: TenantId, provider: Provider, field: &str) -> SealContext {
 
 /// A key service that cannot seal or open is a dependency failure (503 at the ingress), not a
 /// malformed item; a value that does not open in its context is.
-fn sealing_error(e: SealError) -> StoreError {
+pub(crate) fn sealing_error(e: SealError) -> StoreError {
     match e {
         SealError::Unavailable(_) | SealError::Refused(_) => {
             StoreError::Unavailable(format!("sealing: {e}"))

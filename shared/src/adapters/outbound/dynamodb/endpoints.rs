@@ -1,0 +1,559 @@
+//! Endpoints, tenant policies and rate-limit windows. An operator's write changes the
+//! configuration attributes only, conditioned on `version`; the dispatcher's health updates
+//! change the health attributes only, with no version: the two never undo each other.
+
+use std::{
+    collections::HashMap,
+    num::NonZeroU32,
+    time::{Duration, SystemTime},
+};
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+
+use super::{DUE_INDEX, DynamoOutboundStore, key, tenant_pk};
+use crate::{
+    adapters::{
+        dynamodb::{
+            expression::{UpdateBuilder, is_conditional_failure},
+            item::{
+                Item, ItemError, ms, n, number, opt_millis, opt_number, opt_string, parsed, s,
+                string,
+            },
+            unavailable,
+        },
+        tenants::dynamodb::sealing_error,
+    },
+    clock::unix_secs,
+    ids::TenantId,
+    outbound::{
+        TenantPolicy,
+        endpoint::{CustomHeaders, DisabledReason, Endpoint, EndpointHealth},
+        filter::EventFilter,
+        ids::EndpointId,
+        ports::{EndpointStore, RateLimiter},
+        ssrf::{EgressPolicy, EndpointUrl},
+    },
+    ports::StoreError,
+    retry::RetrySchedule,
+    sealing::{SealContext, Sealed},
+    secret::{PreviousSecret, Secret, SecretSet},
+};
+
+const CURRENT: &str = "secret_current";
+const PREVIOUS: &str = "secret_previous";
+const HOLDING: &str = "holding";
+/// How long a rate-limit window's item lives.
+const RATE_WINDOW_TTL: Duration = Duration::from_secs(120);
+
+fn endpoint_key(tenant: &TenantId, id: &EndpointId) -> Item {
+    key(tenant_pk(tenant), format!("ep#{id}"))
+}
+
+fn seal_context(tenant: &TenantId, id: &EndpointId, field: &str) -> SealContext {
+    SealContext::new(tenant, format!("endpoint:{id}"), field)
+}
+
+/// An endpoint's configuration and health from its item; secrets are opened separately.
+fn endpoint_from_item(item: &Item) -> Result<Endpoint, ItemError> {
+    let tenant: TenantId = parsed(item, "tenant")?;
+    let id: EndpointId = parsed(item, "endpoint_id")?;
+    // Stored URLs passed the guard when written; the dispatcher's connection checks again.
+    let url = EndpointUrl::parse(string(item, "url")?, EgressPolicy::LOCAL_DEVELOPMENT)
+        .map_err(|_| ItemError::Invalid("url"))?;
+    let filter = EventFilter::parse_list(opt_string(item, "filter")?.unwrap_or_default())
+        .map_err(|_| ItemError::Invalid("filter"))?;
+    let headers = match item.get("headers") {
+        Some(AttributeValue::M(map)) => CustomHeaders::new(
+            map.iter()
+                .filter_map(|(k, v)| v.as_s().ok().map(|v| (k.clone(), v.clone()))),
+        )
+        .map_err(|_| ItemError::Invalid("headers"))?,
+        _ => CustomHeaders::default(),
+    };
+    let disabled = match (
+        opt_string(item, "auto_disabled_reason")?,
+        opt_millis(item, "auto_disabled_at")?,
+    ) {
+        (Some(reason), Some(at)) => Some((
+            reason
+                .parse::<DisabledReason>()
+                .map_err(|()| ItemError::Invalid("auto_disabled_reason"))?,
+            at,
+        )),
+        _ => None,
+    };
+    Ok(Endpoint {
+        tenant,
+        id,
+        url,
+        description: opt_string(item, "description")?
+            .unwrap_or_default()
+            .to_owned(),
+        filter,
+        disabled_by_operator: opt_millis(item, "disabled_at")?,
+        rate_limit: opt_number::<u32>(item, "rate_limit")?.and_then(NonZeroU32::new),
+        headers,
+        secrets: None,
+        created_at: opt_millis(item, "created_at")?.unwrap_or(SystemTime::UNIX_EPOCH),
+        updated_at: opt_millis(item, "updated_at")?.unwrap_or(SystemTime::UNIX_EPOCH),
+        version: number(item, "version")?,
+        health: EndpointHealth {
+            consecutive_failures: opt_number(item, "consecutive_failures")?.unwrap_or(0),
+            failing_since: opt_millis(item, "failing_since")?,
+            paused_until: opt_millis(item, "paused_until")?,
+            last_success_at: opt_millis(item, "last_success_at")?,
+            disabled,
+        },
+    })
+}
+
+impl DynamoOutboundStore {
+    async fn open(
+        &self,
+        item: &Item,
+        field: &'static str,
+        tenant: &TenantId,
+        id: &EndpointId,
+    ) -> Result<Option<Secret>, StoreError> {
+        let Some(text) = opt_string(item, field)? else {
+            return Ok(None);
+        };
+        if let Some(secret) = self.cached(text) {
+            return Ok(Some(secret));
+        }
+        let sealed = Sealed::from_stored(text).map_err(|_| ItemError::Invalid(field))?;
+        let plain = self
+            .envelope
+            .open(&sealed, &seal_context(tenant, id, field))
+            .await
+            .map_err(sealing_error)?;
+        let secret = Secret::new(String::from_utf8(plain).map_err(|_| ItemError::Invalid(field))?);
+        self.remember(text, &secret);
+        Ok(Some(secret))
+    }
+
+    async fn seal(
+        &self,
+        secret: &Secret,
+        tenant: &TenantId,
+        id: &EndpointId,
+        field: &str,
+    ) -> Result<AttributeValue, StoreError> {
+        let sealed = self
+            .envelope
+            .seal(secret.expose().as_bytes(), &seal_context(tenant, id, field))
+            .await
+            .map_err(sealing_error)?;
+        Ok(s(sealed.as_str()))
+    }
+
+    async fn get_endpoint_item(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+    ) -> Result<Option<Item>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(endpoint_key(tenant, id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("GetItem", &self.table, &e))?;
+        Ok(output.item)
+    }
+
+    /// Run a health update; an endpoint deleted meanwhile is not an error.
+    async fn update_health(&self, update: UpdateBuilder) -> Result<Option<Item>, StoreError> {
+        let result = update
+            .condition("attribute_exists(#pk)", &["pk"])
+            .build()
+            .update_item(&self.client, &self.table)
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(output.attributes),
+            Err(e) if is_conditional_failure(&e) => Ok(None),
+            Err(e) => Err(unavailable("UpdateItem", &self.table, &e)),
+        }
+    }
+}
+
+#[async_trait]
+impl EndpointStore for DynamoOutboundStore {
+    async fn put_endpoint(&self, endpoint: &Endpoint) -> Result<(), StoreError> {
+        let (tenant, id) = (&endpoint.tenant, &endpoint.id);
+        let mut update = UpdateBuilder::new(endpoint_key(tenant, id))
+            .set("tenant", s(tenant.as_str()))
+            .set("endpoint_id", s(id.as_str()))
+            .set("url", s(endpoint.url.as_str()))
+            .set("description", s(&endpoint.description))
+            .set("filter", s(endpoint.filter.patterns().join(",")))
+            .set("created_at", ms(endpoint.created_at))
+            .set("updated_at", ms(endpoint.updated_at))
+            .set("version", n(endpoint.version + 1));
+        update = match endpoint.disabled_by_operator {
+            Some(at) => update.set("disabled_at", ms(at)),
+            None => update.remove("disabled_at"),
+        };
+        update = match endpoint.rate_limit {
+            Some(limit) => update.set("rate_limit", n(limit)),
+            None => update.remove("rate_limit"),
+        };
+        update = if endpoint.headers.is_empty() {
+            update.remove("headers")
+        } else {
+            let map: HashMap<String, AttributeValue> = endpoint
+                .headers
+                .iter()
+                .map(|(k, v)| (k.to_owned(), s(v)))
+                .collect();
+            update.set("headers", AttributeValue::M(map))
+        };
+        if let Some(secrets) = &endpoint.secrets {
+            update = update.set(
+                CURRENT,
+                self.seal(&secrets.current, tenant, id, CURRENT).await?,
+            );
+            update = match &secrets.previous {
+                Some(previous) => update
+                    .set(
+                        PREVIOUS,
+                        self.seal(&previous.secret, tenant, id, PREVIOUS).await?,
+                    )
+                    .set("previous_expires_at", ms(previous.expires_at)),
+                None => update.remove(PREVIOUS).remove("previous_expires_at"),
+            };
+        }
+        update = if endpoint.version == 0 {
+            update.condition("attribute_not_exists(#pk)", &["pk"])
+        } else {
+            update
+                .condition("#version = :read_version", &["version"])
+                .value(":read_version", n(endpoint.version))
+        };
+        match update
+            .build()
+            .update_item(&self.client, &self.table)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_conditional_failure(&e) => Err(StoreError::Conflict(format!(
+                "endpoint {id}: {}",
+                if endpoint.version == 0 {
+                    "exists already"
+                } else {
+                    "changed since it was read"
+                }
+            ))),
+            Err(e) => Err(unavailable("UpdateItem", &self.table, &e)),
+        }
+    }
+
+    async fn endpoint(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+    ) -> Result<Option<Endpoint>, StoreError> {
+        let item = self.get_endpoint_item(tenant, id).await?;
+        Ok(item.as_ref().map(endpoint_from_item).transpose()?)
+    }
+
+    async fn endpoint_with_secrets(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+    ) -> Result<Option<Endpoint>, StoreError> {
+        let Some(item) = self.get_endpoint_item(tenant, id).await? else {
+            return Ok(None);
+        };
+        let mut endpoint = endpoint_from_item(&item)?;
+        let current = self
+            .open(&item, CURRENT, tenant, id)
+            .await?
+            .ok_or(ItemError::Missing(CURRENT))?;
+        let previous = match (
+            self.open(&item, PREVIOUS, tenant, id).await?,
+            opt_millis(&item, "previous_expires_at")?,
+        ) {
+            (Some(secret), Some(expires_at)) => Some(PreviousSecret { secret, expires_at }),
+            _ => None,
+        };
+        endpoint.secrets = Some(SecretSet { current, previous });
+        Ok(Some(endpoint))
+    }
+
+    async fn endpoints(&self, tenant: &TenantId) -> Result<Vec<Endpoint>, StoreError> {
+        let mut endpoints = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :ep)")
+                .expression_attribute_values(":pk", s(tenant_pk(tenant)))
+                .expression_attribute_values(":ep", s("ep#"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| unavailable("Query", &self.table, &e))?;
+            for item in output.items() {
+                endpoints.push(endpoint_from_item(item)?);
+            }
+            start = output.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(endpoints);
+            }
+        }
+    }
+
+    async fn delete_endpoint(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+        version: u64,
+    ) -> Result<(), StoreError> {
+        match self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(endpoint_key(tenant, id)))
+            .condition_expression("#version = :v")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":v", n(version))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_conditional_failure(&e) => Err(StoreError::Conflict(format!(
+                "endpoint {id}: changed since it was read"
+            ))),
+            Err(e) => Err(unavailable("DeleteItem", &self.table, &e)),
+        }
+    }
+
+    async fn record_success(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+        at: SystemTime,
+    ) -> Result<(), StoreError> {
+        self.update_health(
+            UpdateBuilder::new(endpoint_key(tenant, id))
+                .set("consecutive_failures", n(0))
+                .set("last_success_at", ms(at))
+                .remove("failing_since")
+                .remove("paused_until"),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn record_failure(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+        at: SystemTime,
+    ) -> Result<EndpointHealth, StoreError> {
+        let item = self
+            .update_health(
+                UpdateBuilder::new(endpoint_key(tenant, id))
+                    .set_clause(
+                        "#consecutive_failures = if_not_exists(#consecutive_failures, :zero) + :one",
+                        &["consecutive_failures"],
+                    )
+                    .set_clause(
+                        "#failing_since = if_not_exists(#failing_since, :at)",
+                        &["failing_since"],
+                    )
+                    .value(":zero", n(0))
+                    .value(":one", n(1))
+                    .value(":at", ms(at)),
+            )
+            .await?;
+        Ok(item
+            .as_ref()
+            .map(endpoint_from_item)
+            .transpose()?
+            .map(|e| e.health)
+            .unwrap_or_default())
+    }
+
+    async fn pause(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+        until: SystemTime,
+    ) -> Result<(), StoreError> {
+        self.update_health(
+            UpdateBuilder::new(endpoint_key(tenant, id)).set("paused_until", ms(until)),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn disable(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+        reason: DisabledReason,
+        at: SystemTime,
+    ) -> Result<(), StoreError> {
+        self.update_health(
+            UpdateBuilder::new(endpoint_key(tenant, id))
+                .set("auto_disabled_reason", s(reason.as_str()))
+                .set("auto_disabled_at", ms(at)),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn reset_health(&self, tenant: &TenantId, id: &EndpointId) -> Result<(), StoreError> {
+        self.update_health(
+            UpdateBuilder::new(endpoint_key(tenant, id))
+                .set("consecutive_failures", n(0))
+                .remove("failing_since")
+                .remove("paused_until")
+                .remove("auto_disabled_reason")
+                .remove("auto_disabled_at"),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn mark_holding(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+        at: SystemTime,
+    ) -> Result<(), StoreError> {
+        self.update_health(
+            UpdateBuilder::new(endpoint_key(tenant, id))
+                .set("due_kind", s(HOLDING))
+                .set("due_at", ms(at)),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn clear_holding(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+        read_at: SystemTime,
+    ) -> Result<(), StoreError> {
+        self.update_health(
+            UpdateBuilder::new(endpoint_key(tenant, id))
+                .remove("due_kind")
+                .remove("due_at")
+                .condition("#due_at <= :read_at", &["due_at"])
+                .value(":read_at", ms(read_at)),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn holding_endpoints(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<(TenantId, EndpointId)>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(DUE_INDEX)
+            .key_condition_expression("due_kind = :kind")
+            .expression_attribute_values(":kind", s(HOLDING))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX).max(1))
+            .send()
+            .await
+            .map_err(|e| unavailable("Query", &self.table, &e))?;
+        output
+            .items()
+            .iter()
+            .map(|item| Ok((parsed(item, "tenant")?, parsed(item, "endpoint_id")?)))
+            .collect::<Result<_, ItemError>>()
+            .map_err(StoreError::from)
+    }
+
+    async fn tenant_policy(&self, tenant: &TenantId) -> Result<Option<TenantPolicy>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(tenant_pk(tenant), "policy".into())))
+            .send()
+            .await
+            .map_err(|e| unavailable("GetItem", &self.table, &e))?;
+        let Some(item) = output.item else {
+            return Ok(None);
+        };
+        let schedule = opt_string(&item, "schedule")?
+            .map(|text| text.parse::<RetrySchedule>())
+            .transpose()
+            .map_err(|_| ItemError::Invalid("schedule"))?;
+        Ok(Some(TenantPolicy {
+            schedule,
+            disable_after: opt_number::<u64>(&item, "disable_after_secs")?.map(Duration::from_secs),
+        }))
+    }
+
+    async fn put_tenant_policy(
+        &self,
+        tenant: &TenantId,
+        policy: &TenantPolicy,
+    ) -> Result<(), StoreError> {
+        let mut item = key(tenant_pk(tenant), "policy".into());
+        item.insert("tenant".into(), s(tenant.as_str()));
+        if let Some(schedule) = &policy.schedule {
+            item.insert("schedule".into(), s(schedule.to_string()));
+        }
+        if let Some(after) = policy.disable_after {
+            item.insert("disable_after_secs".into(), n(after.as_secs()));
+        }
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| unavailable("PutItem", &self.table, &e))?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl RateLimiter for DynamoOutboundStore {
+    async fn take(
+        &self,
+        tenant: &TenantId,
+        endpoint: &EndpointId,
+        limit: u32,
+        now: SystemTime,
+    ) -> Result<bool, StoreError> {
+        let second = unix_secs(now);
+        let result =
+            UpdateBuilder::new(key(format!("rate#{tenant}#{endpoint}"), second.to_string()))
+                .set_clause("#used = if_not_exists(#used, :zero) + :one", &["used"])
+                .value(":zero", n(0))
+                .value(":one", n(1))
+                .set("expires_at", n(unix_secs(now + RATE_WINDOW_TTL)))
+                .condition("attribute_not_exists(#used) OR #used < :limit", &["used"])
+                .value(":limit", n(limit))
+                .build()
+                .update_item(&self.client, &self.table)
+                .send()
+                .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_failure(&e) => Ok(false),
+            Err(e) => Err(unavailable("UpdateItem", &self.table, &e)),
+        }
+    }
+}

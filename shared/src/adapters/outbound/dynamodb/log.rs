@@ -1,0 +1,784 @@
+//! Messages, deliveries and attempts. A delivery's status changes are conditional updates on
+//! the status that was read (and, for the attempt's end, on the lease's owner); an attempt is
+//! logged in the same transaction as the change it caused, so the log never misses one and
+//! never shows one that did not happen.
+
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem};
+
+use super::{
+    DUE_INDEX, DynamoOutboundStore, ENDPOINT_INDEX, decode_token, delivery_key, encode_token,
+    endpoint_partition, held_kind, key, padded, tenant_pk,
+};
+use crate::{
+    adapters::dynamodb::{
+        expression::{UpdateBuilder, building, is_conditional_failure},
+        item::{
+            Item, ItemError, b, boolean, bytes, millis, ms, n, number, opt_millis, opt_number,
+            opt_string, parsed, put_opt, s, string,
+        },
+        unavailable,
+    },
+    clock::{unix_millis, unix_secs},
+    ids::TenantId,
+    outbound::{
+        delivery::{
+            Attempt, Delivery, DeliveryKey, DeliveryStatus, ErrorClass, OutboundMessage, Trigger,
+        },
+        ids::{EndpointId, MessageId},
+        ports::{AttemptResult, DeliveryClaim, DeliveryLog, Page, PutMessage},
+    },
+    ports::StoreError,
+};
+
+const FANOUT: &str = "fanout";
+const PENDING: &str = "pending";
+const SENDING: &str = "sending";
+
+fn message_key(tenant: &TenantId, id: &MessageId) -> Item {
+    key(tenant_pk(tenant), format!("msg#{id}"))
+}
+
+fn message_from_item(item: &Item) -> Result<OutboundMessage, ItemError> {
+    Ok(OutboundMessage {
+        tenant: parsed(item, "tenant")?,
+        id: parsed(item, "message_id")?,
+        event_type: parsed(item, "event_type")?,
+        payload: bytes(item, "payload")?.to_vec(),
+        created_at: millis(item, "created_at")?,
+        fanned_out: boolean(item, "fanned_out")?,
+    })
+}
+
+fn delivery_from_item(item: &Item) -> Result<Delivery, ItemError> {
+    Ok(Delivery {
+        key: DeliveryKey {
+            tenant: parsed(item, "tenant")?,
+            message_id: parsed(item, "message_id")?,
+            endpoint_id: parsed(item, "endpoint_id")?,
+        },
+        event_type: parsed(item, "event_type")?,
+        status: string(item, "status")?
+            .parse()
+            .map_err(|()| ItemError::Invalid("status"))?,
+        attempts: number(item, "attempts")?,
+        created_at: millis(item, "created_at")?,
+        status_at: millis(item, "status_at")?,
+        next_attempt_at: opt_millis(item, "next_attempt_at")?,
+        lease_until: opt_millis(item, "lease_until")?,
+        last_status_code: opt_number(item, "last_status_code")?,
+        last_error: opt_string(item, "last_error")?.map(str::to_owned),
+        delivered_at: opt_millis(item, "delivered_at")?,
+    })
+}
+
+fn attempt_from_item(item: &Item) -> Result<Attempt, ItemError> {
+    Ok(Attempt {
+        key: DeliveryKey {
+            tenant: parsed(item, "tenant")?,
+            message_id: parsed(item, "message_id")?,
+            endpoint_id: parsed(item, "endpoint_id")?,
+        },
+        number: number(item, "number")?,
+        at: millis(item, "at")?,
+        trigger: match opt_string(item, "trigger")? {
+            Some("test") => Trigger::Test,
+            _ => Trigger::Scheduled,
+        },
+        url: string(item, "url")?.to_owned(),
+        status: opt_number(item, "status_code")?,
+        latency: std::time::Duration::from_millis(number(item, "latency_ms")?),
+        response_body: opt_string(item, "response_body")?
+            .unwrap_or_default()
+            .to_owned(),
+        error_class: opt_string(item, "error_class")?
+            .map(|c| {
+                c.parse::<ErrorClass>()
+                    .map_err(|()| ItemError::Invalid("error_class"))
+            })
+            .transpose()?,
+        error: opt_string(item, "error")?.map(str::to_owned),
+    })
+}
+
+fn attempt_item(attempt: &Attempt, expires_at: SystemTime) -> Item {
+    let k = &attempt.key;
+    let at = padded(unix_millis(attempt.at));
+    let mut item = key(
+        tenant_pk(&k.tenant),
+        format!(
+            "att#{}#{at}#{}#{:05}",
+            k.message_id, k.endpoint_id, attempt.number
+        ),
+    );
+    item.extend([
+        ("tenant".to_owned(), s(k.tenant.as_str())),
+        ("message_id".to_owned(), s(k.message_id.as_str())),
+        ("endpoint_id".to_owned(), s(k.endpoint_id.as_str())),
+        ("number".to_owned(), n(attempt.number)),
+        ("at".to_owned(), ms(attempt.at)),
+        ("trigger".to_owned(), s(attempt.trigger.as_str())),
+        ("url".to_owned(), s(&attempt.url)),
+        ("latency_ms".to_owned(), n(attempt.latency.as_millis())),
+        (
+            "ek".to_owned(),
+            s(endpoint_partition(&k.tenant, &k.endpoint_id)),
+        ),
+        (
+            "es".to_owned(),
+            s(format!("att#{at}#{}#{:05}", k.message_id, attempt.number)),
+        ),
+        ("expires_at".to_owned(), n(unix_secs(expires_at))),
+    ]);
+    put_opt(&mut item, "status_code", attempt.status.map(n));
+    if !attempt.response_body.is_empty() {
+        item.insert("response_body".into(), s(&attempt.response_body));
+    }
+    put_opt(
+        &mut item,
+        "error_class",
+        attempt.error_class.map(|c| s(c.as_str())),
+    );
+    put_opt(&mut item, "error", attempt.error.as_ref().map(s));
+    item
+}
+
+/// Where a delivery in `status` sits in the due index (`None`: not there).
+fn due_entry(
+    key: &DeliveryKey,
+    status: DeliveryStatus,
+    due_at: Option<SystemTime>,
+    created_at: SystemTime,
+) -> Option<(String, SystemTime)> {
+    match status {
+        DeliveryStatus::Pending => Some((PENDING.to_owned(), due_at.unwrap_or(created_at))),
+        DeliveryStatus::Sending => Some((SENDING.to_owned(), due_at.unwrap_or(created_at))),
+        DeliveryStatus::Held => Some((held_kind(&key.tenant, &key.endpoint_id), created_at)),
+        _ => None,
+    }
+}
+
+/// Set the due index's attributes for `status`, or remove them.
+fn with_due(
+    update: UpdateBuilder,
+    key: &DeliveryKey,
+    status: DeliveryStatus,
+    due_at: Option<SystemTime>,
+    created_at: SystemTime,
+) -> UpdateBuilder {
+    match due_entry(key, status, due_at, created_at) {
+        Some((kind, at)) => update.set("due_kind", s(kind)).set("due_at", ms(at)),
+        None => update.remove("due_kind").remove("due_at"),
+    }
+}
+
+/// Keep a delivery's `created_at` in the item read back, for [`with_due`]: held deliveries
+/// are indexed by it.
+async fn created_at_of(
+    store: &DynamoOutboundStore,
+    key: &DeliveryKey,
+) -> Result<Option<SystemTime>, StoreError> {
+    Ok(store.delivery(key).await?.map(|d| d.created_at))
+}
+
+impl DynamoOutboundStore {
+    /// Query a partition (`pk` or the endpoint index's `ek`) for keys starting with `prefix`,
+    /// newest first, a page at a time.
+    async fn page_of(
+        &self,
+        index: Option<&str>,
+        partition: (&str, String),
+        prefix: (&str, String),
+        from: Option<String>,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<(Vec<Item>, Option<String>), StoreError> {
+        let (partition_name, partition_value) = partition;
+        let (sort_name, prefix) = prefix;
+        let mut start = after
+            .map(|token| decode_token(token, partition_name, &partition_value))
+            .transpose()?;
+        let condition = match from {
+            Some(_) => format!("{partition_name} = :p AND {sort_name} BETWEEN :from AND :to"),
+            None => format!("{partition_name} = :p AND begins_with({sort_name}, :prefix)"),
+        };
+        let wanted = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
+        let mut items = Vec::new();
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .set_index_name(index.map(str::to_owned))
+                .key_condition_expression(&condition)
+                .expression_attribute_values(":p", s(&partition_value))
+                .scan_index_forward(false)
+                .limit(
+                    i32::try_from(wanted - items.len())
+                        .unwrap_or(i32::MAX)
+                        .max(1),
+                )
+                .set_exclusive_start_key(start);
+            query = match &from {
+                Some(from) => query
+                    .expression_attribute_values(":from", s(format!("{prefix}{from}")))
+                    .expression_attribute_values(":to", s(format!("{prefix}~"))),
+                None => query.expression_attribute_values(":prefix", s(&prefix)),
+            };
+            let output = query
+                .send()
+                .await
+                .map_err(|e| unavailable("Query", &self.table, &e))?;
+            items.extend(output.items().iter().cloned());
+            start = output.last_evaluated_key().cloned();
+            if start.is_none() || items.len() >= wanted {
+                break;
+            }
+        }
+        Ok((items, start.as_ref().and_then(encode_token)))
+    }
+
+    /// Keys of the due index's `kind` entries due before `before`.
+    async fn due(
+        &self,
+        kind: &str,
+        before: SystemTime,
+        limit: u32,
+        oldest_first: bool,
+    ) -> Result<Vec<Item>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(DUE_INDEX)
+            .key_condition_expression("due_kind = :kind AND due_at < :before")
+            .expression_attribute_values(":kind", s(kind))
+            .expression_attribute_values(":before", ms(before))
+            .scan_index_forward(oldest_first)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX).max(1))
+            .send()
+            .await
+            .map_err(|e| unavailable("Query", &self.table, &e))?;
+        Ok(output.items().to_vec())
+    }
+}
+
+fn delivery_key_from(item: &Item) -> Result<DeliveryKey, ItemError> {
+    Ok(DeliveryKey {
+        tenant: parsed(item, "tenant")?,
+        message_id: parsed(item, "message_id")?,
+        endpoint_id: parsed(item, "endpoint_id")?,
+    })
+}
+
+#[async_trait]
+impl DeliveryLog for DynamoOutboundStore {
+    async fn put_message(
+        &self,
+        message: &OutboundMessage,
+        expires_at: SystemTime,
+    ) -> Result<PutMessage, StoreError> {
+        let mut item = message_key(&message.tenant, &message.id);
+        item.extend([
+            ("tenant".to_owned(), s(message.tenant.as_str())),
+            ("message_id".to_owned(), s(message.id.as_str())),
+            ("event_type".to_owned(), s(message.event_type.as_str())),
+            ("payload".to_owned(), b(message.payload.clone())),
+            ("content_hash".to_owned(), s(message.content_hash())),
+            ("created_at".to_owned(), ms(message.created_at)),
+            (
+                "fanned_out".to_owned(),
+                AttributeValue::Bool(message.fanned_out),
+            ),
+            ("expires_at".to_owned(), n(unix_secs(expires_at))),
+        ]);
+        if !message.fanned_out {
+            item.insert("due_kind".into(), s(FANOUT));
+            item.insert("due_at".into(), ms(message.created_at));
+        }
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(PutMessage::Inserted),
+            Err(e) if is_conditional_failure(&e) => {
+                match self.message(&message.tenant, &message.id).await? {
+                    Some(existing) if existing.content_hash() == message.content_hash() => {
+                        Ok(PutMessage::Duplicate(Box::new(existing)))
+                    }
+                    Some(_) => Ok(PutMessage::Conflict),
+                    // Expired between the put and the read: as good as new next time.
+                    None => Err(StoreError::Unavailable(
+                        "the message expired while being published; publish again".into(),
+                    )),
+                }
+            }
+            Err(e) => Err(unavailable("PutItem", &self.table, &e)),
+        }
+    }
+
+    async fn message(
+        &self,
+        tenant: &TenantId,
+        id: &MessageId,
+    ) -> Result<Option<OutboundMessage>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(message_key(tenant, id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("GetItem", &self.table, &e))?;
+        Ok(output.item.as_ref().map(message_from_item).transpose()?)
+    }
+
+    async fn mark_fanned_out(&self, tenant: &TenantId, id: &MessageId) -> Result<(), StoreError> {
+        let result = UpdateBuilder::new(message_key(tenant, id))
+            .set("fanned_out", AttributeValue::Bool(true))
+            .remove("due_kind")
+            .remove("due_at")
+            .condition("attribute_exists(#pk)", &["pk"])
+            .build()
+            .update_item(&self.client, &self.table)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_conditional_failure(&e) => Ok(()),
+            Err(e) => Err(unavailable("UpdateItem", &self.table, &e)),
+        }
+    }
+
+    async fn unfinished_fan_outs(
+        &self,
+        before: SystemTime,
+        limit: u32,
+    ) -> Result<Vec<(TenantId, MessageId)>, StoreError> {
+        self.due(FANOUT, before, limit, true)
+            .await?
+            .iter()
+            .map(|item| Ok((parsed(item, "tenant")?, parsed(item, "message_id")?)))
+            .collect::<Result<_, ItemError>>()
+            .map_err(StoreError::from)
+    }
+
+    async fn put_delivery_if_absent(&self, delivery: &Delivery) -> Result<bool, StoreError> {
+        let k = &delivery.key;
+        let mut item = delivery_key(k);
+        item.extend([
+            ("tenant".to_owned(), s(k.tenant.as_str())),
+            ("message_id".to_owned(), s(k.message_id.as_str())),
+            ("endpoint_id".to_owned(), s(k.endpoint_id.as_str())),
+            ("event_type".to_owned(), s(delivery.event_type.as_str())),
+            ("status".to_owned(), s(delivery.status.as_str())),
+            ("attempts".to_owned(), n(delivery.attempts)),
+            ("created_at".to_owned(), ms(delivery.created_at)),
+            ("status_at".to_owned(), ms(delivery.status_at)),
+            (
+                "ek".to_owned(),
+                s(endpoint_partition(&k.tenant, &k.endpoint_id)),
+            ),
+            (
+                "es".to_owned(),
+                s(format!(
+                    "dlv#{}#{}",
+                    padded(unix_millis(delivery.created_at)),
+                    k.message_id
+                )),
+            ),
+        ]);
+        put_opt(
+            &mut item,
+            "next_attempt_at",
+            delivery.next_attempt_at.map(ms),
+        );
+        if let Some((kind, at)) = due_entry(
+            k,
+            delivery.status,
+            delivery.next_attempt_at,
+            delivery.created_at,
+        ) {
+            item.insert("due_kind".into(), s(kind));
+            item.insert("due_at".into(), ms(at));
+        }
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_failure(&e) => Ok(false),
+            Err(e) => Err(unavailable("PutItem", &self.table, &e)),
+        }
+    }
+
+    async fn delivery(&self, key: &DeliveryKey) -> Result<Option<Delivery>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(delivery_key(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("GetItem", &self.table, &e))?;
+        Ok(output.item.as_ref().map(delivery_from_item).transpose()?)
+    }
+
+    async fn claim_delivery(
+        &self,
+        key: &DeliveryKey,
+        owner: &str,
+        lease_until: SystemTime,
+        probe: bool,
+        now: SystemTime,
+    ) -> Result<DeliveryClaim, StoreError> {
+        let mut condition =
+            "#status = :pending OR (#status = :sending AND #lease_until < :now)".to_owned();
+        if probe {
+            condition.push_str(" OR #status = :held");
+        }
+        let mut update = UpdateBuilder::new(delivery_key(key))
+            .set("status", s(DeliveryStatus::Sending.as_str()))
+            .set("status_at", ms(now))
+            .set("lease_owner", s(owner))
+            .set("lease_until", ms(lease_until))
+            .set("due_kind", s(SENDING))
+            .set("due_at", ms(lease_until))
+            .set_clause(
+                "#attempts = if_not_exists(#attempts, :zero) + :one",
+                &["attempts"],
+            )
+            .value(":zero", n(0))
+            .value(":one", n(1))
+            .condition("attribute_exists(#pk)", &["pk"])
+            .condition(&condition, &["status", "lease_until"])
+            .value(":pending", s(DeliveryStatus::Pending.as_str()))
+            .value(":sending", s(DeliveryStatus::Sending.as_str()))
+            .value(":now", ms(now));
+        if probe {
+            update = update.value(":held", s(DeliveryStatus::Held.as_str()));
+        }
+        let result = update
+            .build()
+            .update_item(&self.client, &self.table)
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => {
+                let item = output.attributes.ok_or_else(|| {
+                    StoreError::Unavailable("the claimed delivery did not come back".into())
+                })?;
+                Ok(DeliveryClaim::Claimed(Box::new(delivery_from_item(&item)?)))
+            }
+            Err(e) if is_conditional_failure(&e) => Ok(match self.delivery(key).await? {
+                Some(d) => DeliveryClaim::NotNow(d.status),
+                None => DeliveryClaim::Missing,
+            }),
+            Err(e) => Err(unavailable("UpdateItem", &self.table, &e)),
+        }
+    }
+
+    async fn finish_attempt(
+        &self,
+        owner: &str,
+        result: &AttemptResult,
+    ) -> Result<bool, StoreError> {
+        let attempt = &result.attempt;
+        let k = &attempt.key;
+        let Some(created_at) = created_at_of(self, k).await? else {
+            return Ok(false);
+        };
+        let mut update = UpdateBuilder::new(delivery_key(k))
+            .set("status", s(result.status.as_str()))
+            .set("status_at", ms(attempt.at))
+            .remove("lease_owner")
+            .remove("lease_until")
+            .condition(
+                "#lease_owner = :owner AND #status = :sending",
+                &["lease_owner", "status"],
+            )
+            .value(":owner", s(owner))
+            .value(":sending", s(DeliveryStatus::Sending.as_str()));
+        update = with_due(update, k, result.status, result.next_attempt_at, created_at);
+        update = match result.next_attempt_at {
+            Some(at) => update.set("next_attempt_at", ms(at)),
+            None => update.remove("next_attempt_at"),
+        };
+        update = match attempt.status {
+            Some(code) => update.set("last_status_code", n(code)),
+            None => update.remove("last_status_code"),
+        };
+        update = match &attempt.error {
+            Some(error) => update.set(
+                "last_error",
+                s(error
+                    .chars()
+                    .take(crate::aws::MAX_ERROR_CHARS)
+                    .collect::<String>()),
+            ),
+            None => update.remove("last_error"),
+        };
+        if result.status == DeliveryStatus::Delivered {
+            update = update.set("delivered_at", ms(attempt.at));
+        }
+        if let Some(expires_at) = result.expires_at {
+            update = update.set("expires_at", n(unix_secs(expires_at)));
+        }
+        let log_until = result
+            .expires_at
+            .unwrap_or(attempt.at + crate::record::DEFAULT_RETENTION);
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(attempt_item(attempt, log_until)))
+            .build()
+            .map_err(|e| building("TransactWriteItems", &e))?;
+        let outcome = self
+            .client
+            .transact_write_items()
+            .transact_items(update.build().transact_update(&self.table)?)
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .send()
+            .await;
+        match outcome {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let cancelled = e
+                    .as_service_error()
+                    .is_some_and(|s| s.is_transaction_canceled_exception());
+                if cancelled
+                    && let Some(d) = self.delivery(k).await?
+                    && d.status != DeliveryStatus::Sending
+                {
+                    return Ok(false);
+                }
+                if cancelled {
+                    // Still sending: another owner's lease (ours ran out).
+                    return Ok(false);
+                }
+                Err(unavailable("TransactWriteItems", &self.table, &e))
+            }
+        }
+    }
+
+    async fn log_attempt(
+        &self,
+        attempt: &Attempt,
+        expires_at: SystemTime,
+    ) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(attempt_item(attempt, expires_at)))
+            .send()
+            .await
+            .map_err(|e| unavailable("PutItem", &self.table, &e))?;
+        Ok(())
+    }
+
+    async fn move_delivery(
+        &self,
+        key: &DeliveryKey,
+        from: &[DeliveryStatus],
+        to: DeliveryStatus,
+        reset_attempts: bool,
+        now: SystemTime,
+    ) -> Result<bool, StoreError> {
+        let Some(created_at) = created_at_of(self, key).await? else {
+            return Ok(false);
+        };
+        let placeholders: Vec<String> = (0..from.len()).map(|i| format!(":from{i}")).collect();
+        let mut update = UpdateBuilder::new(delivery_key(key))
+            .set("status", s(to.as_str()))
+            .set("status_at", ms(now))
+            .remove("lease_owner")
+            .remove("lease_until")
+            .condition(
+                &format!("#status IN ({})", placeholders.join(", ")),
+                &["status"],
+            );
+        for (placeholder, status) in placeholders.iter().zip(from) {
+            update = update.value(placeholder, s(status.as_str()));
+        }
+        let due = (to == DeliveryStatus::Pending).then_some(now);
+        update = with_due(update, key, to, due, created_at);
+        update = match due {
+            Some(at) => update.set("next_attempt_at", ms(at)),
+            None => update.remove("next_attempt_at"),
+        };
+        if reset_attempts {
+            update = update.set("attempts", n(0));
+        }
+        match update
+            .build()
+            .update_item(&self.client, &self.table)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_failure(&e) => Ok(false),
+            Err(e) => Err(unavailable("UpdateItem", &self.table, &e)),
+        }
+    }
+
+    async fn deliveries_of_message(
+        &self,
+        tenant: &TenantId,
+        id: &MessageId,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let mut deliveries = Vec::new();
+        let mut after = None;
+        loop {
+            let (items, next) = self
+                .page_of(
+                    None,
+                    ("pk", tenant_pk(tenant)),
+                    ("sk", format!("dlv#{id}#")),
+                    None,
+                    100,
+                    after.as_deref(),
+                )
+                .await?;
+            for item in &items {
+                deliveries.push(delivery_from_item(item)?);
+            }
+            match next {
+                Some(n) => after = Some(n),
+                None => return Ok(deliveries),
+            }
+        }
+    }
+
+    async fn deliveries_of_endpoint(
+        &self,
+        tenant: &TenantId,
+        endpoint: &EndpointId,
+        since: Option<SystemTime>,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<Page<Delivery>, StoreError> {
+        let (items, next) = self
+            .page_of(
+                Some(super::ENDPOINT_INDEX),
+                ("ek", endpoint_partition(tenant, endpoint)),
+                ("es", "dlv#".to_owned()),
+                since.map(|at| padded(unix_millis(at))),
+                limit,
+                after,
+            )
+            .await?;
+        Ok(Page {
+            items: items
+                .iter()
+                .map(delivery_from_item)
+                .collect::<Result<_, _>>()?,
+            next,
+        })
+    }
+
+    async fn held_deliveries(
+        &self,
+        tenant: &TenantId,
+        endpoint: &EndpointId,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let mut held = Vec::new();
+        for item in self
+            .due(
+                &held_kind(tenant, endpoint),
+                SystemTime::now() + std::time::Duration::from_secs(86_400 * 365),
+                limit,
+                true,
+            )
+            .await?
+        {
+            // The index holds keys only; the delivery is read whole and consistently.
+            if let Some(d) = self.delivery(&delivery_key_from(&item)?).await?
+                && d.status == DeliveryStatus::Held
+            {
+                held.push(d);
+            }
+        }
+        Ok(held)
+    }
+
+    async fn overdue_deliveries(
+        &self,
+        before: SystemTime,
+        limit: u32,
+    ) -> Result<Vec<DeliveryKey>, StoreError> {
+        let mut keys = Vec::new();
+        for kind in [PENDING, SENDING] {
+            for item in self.due(kind, before, limit, true).await? {
+                keys.push(delivery_key_from(&item)?);
+            }
+        }
+        Ok(keys)
+    }
+
+    async fn attempts_of_message(
+        &self,
+        tenant: &TenantId,
+        id: &MessageId,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<Page<Attempt>, StoreError> {
+        let (items, next) = self
+            .page_of(
+                None,
+                ("pk", tenant_pk(tenant)),
+                ("sk", format!("att#{id}#")),
+                None,
+                limit,
+                after,
+            )
+            .await?;
+        Ok(Page {
+            items: items
+                .iter()
+                .map(attempt_from_item)
+                .collect::<Result<_, _>>()?,
+            next,
+        })
+    }
+
+    async fn attempts_of_endpoint(
+        &self,
+        tenant: &TenantId,
+        endpoint: &EndpointId,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<Page<Attempt>, StoreError> {
+        let (items, next) = self
+            .page_of(
+                Some(ENDPOINT_INDEX),
+                ("ek", endpoint_partition(tenant, endpoint)),
+                ("es", "att#".to_owned()),
+                None,
+                limit,
+                after,
+            )
+            .await?;
+        Ok(Page {
+            items: items
+                .iter()
+                .map(attempt_from_item)
+                .collect::<Result<_, _>>()?,
+            next,
+        })
+    }
+}

@@ -1,0 +1,767 @@
+//! The outbound ports in memory, for fast unit tests and benchmarks: the store (endpoints,
+//! messages, deliveries, attempts, rate limits), the deliveries queue, and a scripted transport.
+//! Each can be told to fail, and the store counts the requests that reached an endpoint.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Mutex,
+    time::{Duration, SystemTime},
+};
+
+use async_trait::async_trait;
+
+use crate::{
+    adapters::{Outage, lock},
+    clock::unix_secs,
+    ids::TenantId,
+    outbound::{
+        TenantPolicy,
+        delivery::{
+            Attempt, Delivery, DeliveryKey, DeliveryPointer, DeliveryStatus, Exchange,
+            OutboundMessage,
+        },
+        endpoint::{DisabledReason, Endpoint, EndpointHealth},
+        ids::{EndpointId, MessageId},
+        ports::{
+            AttemptResult, DeliveryClaim, DeliveryLog, DeliveryQueue, DeliveryRetryQueue,
+            EndpointStore, OutboundRequest, Page, PutMessage, RateLimiter, Transport,
+        },
+    },
+    ports::{QueueError, StoreError},
+};
+
+#[derive(Debug, Clone)]
+struct StoredEndpoint {
+    endpoint: Endpoint,
+    holding_since: Option<SystemTime>,
+}
+
+#[derive(Debug, Clone)]
+struct StoredDelivery {
+    delivery: Delivery,
+    owner: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    endpoints: BTreeMap<(TenantId, EndpointId), StoredEndpoint>,
+    policies: HashMap<TenantId, TenantPolicy>,
+    messages: BTreeMap<(TenantId, MessageId), OutboundMessage>,
+    deliveries: BTreeMap<DeliveryKey, StoredDelivery>,
+    attempts: Vec<Attempt>,
+    rate: HashMap<(TenantId, EndpointId, i64), u32>,
+}
+
+/// [`EndpointStore`], [`DeliveryLog`] and [`RateLimiter`] in memory.
+#[derive(Debug, Default)]
+pub struct MemoryOutboundStore {
+    state: Mutex<State>,
+    outage: Outage,
+}
+
+impl MemoryOutboundStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn set_unavailable(&self, down: bool) {
+        self.outage.set(down);
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        self.outage.check().map_err(StoreError::Unavailable)
+    }
+
+    /// Every delivery, for assertions.
+    pub fn all_deliveries(&self) -> Vec<Delivery> {
+        lock(&self.state)
+            .deliveries
+            .values()
+            .map(|d| d.delivery.clone())
+            .collect()
+    }
+
+    /// Every attempt logged, oldest first.
+    pub fn all_attempts(&self) -> Vec<Attempt> {
+        lock(&self.state).attempts.clone()
+    }
+}
+
+fn page<T: Clone>(items: Vec<T>, limit: u32, after: Option<&str>) -> Page<T> {
+    let start = after.and_then(|a| a.parse::<usize>().ok()).unwrap_or(0);
+    let limit = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
+    let end = (start + limit).min(items.len());
+    Page {
+        items: items.get(start..end).unwrap_or_default().to_vec(),
+        next: (end < items.len()).then(|| end.to_string()),
+    }
+}
+
+#[async_trait]
+impl EndpointStore for MemoryOutboundStore {
+    async fn put_endpoint(&self, endpoint: &Endpoint) -> Result<(), StoreError> {
+        self.check()?;
+        let mut state = lock(&self.state);
+        let key = (endpoint.tenant.clone(), endpoint.id.clone());
+        let stored = state.endpoints.get(&key);
+        let current = stored.map_or(0, |s| s.endpoint.version);
+        if current != endpoint.version {
+            return Err(StoreError::Conflict(format!("endpoint {}", endpoint.id)));
+        }
+        let mut next = endpoint.clone();
+        next.version += 1;
+        if let Some(stored) = stored {
+            next.health = stored.endpoint.health.clone();
+            if next.secrets.is_none() {
+                next.secrets.clone_from(&stored.endpoint.secrets);
+            }
+        }
+        let holding_since = stored.and_then(|s| s.holding_since);
+        state.endpoints.insert(
+            key,
+            StoredEndpoint {
+                endpoint: next,
+                holding_since,
+            },
+        );
+        Ok(())
+    }
+
+    async fn endpoint(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+    ) -> Result<Option<Endpoint>, StoreError> {
+        Ok(self
+            .endpoint_with_secrets(tenant, id)
+            .await?
+            .map(|e| Endpoint { secrets: None, ..e }))
+    }
+
+    async fn endpoint_with_secrets(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+    ) -> Result<Option<Endpoint>, StoreError> {
+        self.check()?;
+        Ok(lock(&self.state)
+            .endpoints
+            .get(&(tenant.clone(), id.clone()))
+            .map(|s| s.endpoint.clone()))
+    }
+
+    async fn endpoints(&self, tenant: &TenantId) -> Result<Vec<Endpoint>, StoreError> {
+        self.check()?;
+        Ok(lock(&self.state)
+            .endpoints
+            .values()
+            .filter(|s| s.endpoint.tenant == *tenant)
+            .map(|s| Endpoint {
+                secrets: None,
+                ..s.endpoint.clone()
+            })
+            .collect())
+    }
+
+    async fn delete_endpoint(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+        version: u64,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        let mut state = lock(&self.state);
+        let key = (tenant.clone(), id.clone());
+        match state.endpoints.get(&key) {
+            Some(s) if s.endpoint.version == version => {
+                state.endpoints.remove(&key);
+                Ok(())
+            }
+            _ => Err(StoreError::Conflict(format!("endpoint {id}"))),
+        }
+    }
+
+    async fn record_success(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+        at: SystemTime,
+    ) -> Result<(), StoreError> {
+        self.health(tenant, id, |h| {
+            h.consecutive_failures = 0;
+            h.failing_since = None;
+            h.paused_until = None;
+            h.last_success_at = Some(at);
+        })
+        .map(|_| ())
+    }
+
+    async fn record_failure(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+        at: SystemTime,
+    ) -> Result<EndpointHealth, StoreError> {
+        self.health(tenant, id, |h| {
+            h.consecutive_failures += 1;
+            h.failing_since.get_or_insert(at);
+        })
+    }
+
+    async fn pause(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+        until: SystemTime,
+    ) -> Result<(), StoreError> {
+        self.health(tenant, id, |h| h.paused_until = Some(until))
+            .map(|_| ())
+    }
+
+    async fn disable(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+        reason: DisabledReason,
+        at: SystemTime,
+    ) -> Result<(), StoreError> {
+        self.health(tenant, id, |h| h.disabled = Some((reason, at)))
+            .map(|_| ())
+    }
+
+    async fn reset_health(&self, tenant: &TenantId, id: &EndpointId) -> Result<(), StoreError> {
+        self.health(tenant, id, |h| {
+            let last_success_at = h.last_success_at;
+            *h = EndpointHealth {
+                last_success_at,
+                ..EndpointHealth::default()
+            };
+        })
+        .map(|_| ())
+    }
+
+    async fn mark_holding(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+        at: SystemTime,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        if let Some(s) = lock(&self.state)
+            .endpoints
+            .get_mut(&(tenant.clone(), id.clone()))
+        {
+            s.holding_since = Some(at);
+        }
+        Ok(())
+    }
+
+    async fn clear_holding(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+        read_at: SystemTime,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        if let Some(s) = lock(&self.state)
+            .endpoints
+            .get_mut(&(tenant.clone(), id.clone()))
+            && s.holding_since.is_some_and(|at| at <= read_at)
+        {
+            s.holding_since = None;
+        }
+        Ok(())
+    }
+
+    async fn holding_endpoints(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<(TenantId, EndpointId)>, StoreError> {
+        self.check()?;
+        Ok(lock(&self.state)
+            .endpoints
+            .iter()
+            .filter(|(_, s)| s.holding_since.is_some())
+            .map(|(k, _)| k.clone())
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .collect())
+    }
+
+    async fn tenant_policy(&self, tenant: &TenantId) -> Result<Option<TenantPolicy>, StoreError> {
+        self.check()?;
+        Ok(lock(&self.state).policies.get(tenant).cloned())
+    }
+
+    async fn put_tenant_policy(
+        &self,
+        tenant: &TenantId,
+        policy: &TenantPolicy,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        lock(&self.state)
+            .policies
+            .insert(tenant.clone(), policy.clone());
+        Ok(())
+    }
+}
+
+impl MemoryOutboundStore {
+    fn health(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+        change: impl FnOnce(&mut EndpointHealth),
+    ) -> Result<EndpointHealth, StoreError> {
+        self.check()?;
+        let mut state = lock(&self.state);
+        let stored = state
+            .endpoints
+            .get_mut(&(tenant.clone(), id.clone()))
+            .ok_or_else(|| StoreError::Conflict(format!("no endpoint {id}")))?;
+        change(&mut stored.endpoint.health);
+        Ok(stored.endpoint.health.clone())
+    }
+}
+
+#[async_trait]
+impl DeliveryLog for MemoryOutboundStore {
+    async fn put_message(
+        &self,
+        message: &OutboundMessage,
+        _expires_at: SystemTime,
+    ) -> Result<PutMessage, StoreError> {
+        self.check()?;
+        let mut state = lock(&self.state);
+        let key = (message.tenant.clone(), message.id.clone());
+        match state.messages.get(&key) {
+            Some(existing) if existing.content_hash() == message.content_hash() => {
+                Ok(PutMessage::Duplicate(Box::new(existing.clone())))
+            }
+            Some(_) => Ok(PutMessage::Conflict),
+            None => {
+                state.messages.insert(key, message.clone());
+                Ok(PutMessage::Inserted)
+            }
+        }
+    }
+
+    async fn message(
+        &self,
+        tenant: &TenantId,
+        id: &MessageId,
+    ) -> Result<Option<OutboundMessage>, StoreError> {
+        self.check()?;
+        Ok(lock(&self.state)
+            .messages
+            .get(&(tenant.clone(), id.clone()))
+            .cloned())
+    }
+
+    async fn mark_fanned_out(&self, tenant: &TenantId, id: &MessageId) -> Result<(), StoreError> {
+        self.check()?;
+        if let Some(m) = lock(&self.state)
+            .messages
+            .get_mut(&(tenant.clone(), id.clone()))
+        {
+            m.fanned_out = true;
+        }
+        Ok(())
+    }
+
+    async fn unfinished_fan_outs(
+        &self,
+        before: SystemTime,
+        limit: u32,
+    ) -> Result<Vec<(TenantId, MessageId)>, StoreError> {
+        self.check()?;
+        Ok(lock(&self.state)
+            .messages
+            .iter()
+            .filter(|(_, m)| !m.fanned_out && m.created_at < before)
+            .map(|(k, _)| k.clone())
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .collect())
+    }
+
+    async fn put_delivery_if_absent(&self, delivery: &Delivery) -> Result<bool, StoreError> {
+        self.check()?;
+        let mut state = lock(&self.state);
+        if state.deliveries.contains_key(&delivery.key) {
+            return Ok(false);
+        }
+        state.deliveries.insert(
+            delivery.key.clone(),
+            StoredDelivery {
+                delivery: delivery.clone(),
+                owner: None,
+            },
+        );
+        Ok(true)
+    }
+
+    async fn delivery(&self, key: &DeliveryKey) -> Result<Option<Delivery>, StoreError> {
+        self.check()?;
+        Ok(lock(&self.state)
+            .deliveries
+            .get(key)
+            .map(|s| s.delivery.clone()))
+    }
+
+    async fn claim_delivery(
+        &self,
+        key: &DeliveryKey,
+        owner: &str,
+        lease_until: SystemTime,
+        probe: bool,
+        now: SystemTime,
+    ) -> Result<DeliveryClaim, StoreError> {
+        self.check()?;
+        let mut state = lock(&self.state);
+        let Some(stored) = state.deliveries.get_mut(key) else {
+            return Ok(DeliveryClaim::Missing);
+        };
+        let d = &mut stored.delivery;
+        let free = match d.status {
+            DeliveryStatus::Pending => true,
+            DeliveryStatus::Sending => d.lease_until.is_none_or(|until| until <= now),
+            DeliveryStatus::Held => probe,
+            _ => false,
+        };
+        if !free {
+            return Ok(DeliveryClaim::NotNow(d.status));
+        }
+        d.status = DeliveryStatus::Sending;
+        d.status_at = now;
+        d.attempts += 1;
+        d.lease_until = Some(lease_until);
+        stored.owner = Some(owner.to_owned());
+        Ok(DeliveryClaim::Claimed(Box::new(stored.delivery.clone())))
+    }
+
+    async fn finish_attempt(
+        &self,
+        owner: &str,
+        result: &AttemptResult,
+    ) -> Result<bool, StoreError> {
+        self.check()?;
+        let mut state = lock(&self.state);
+        let Some(stored) = state.deliveries.get_mut(&result.attempt.key) else {
+            return Ok(false);
+        };
+        if stored.owner.as_deref() != Some(owner)
+            || stored.delivery.status != DeliveryStatus::Sending
+        {
+            return Ok(false);
+        }
+        let d = &mut stored.delivery;
+        d.status = result.status;
+        d.status_at = result.attempt.at;
+        d.next_attempt_at = result.next_attempt_at;
+        d.lease_until = None;
+        d.last_status_code = result.attempt.status;
+        d.last_error = result.attempt.error.clone();
+        if result.status == DeliveryStatus::Delivered {
+            d.delivered_at = Some(result.attempt.at);
+        }
+        stored.owner = None;
+        state.attempts.push(result.attempt.clone());
+        Ok(true)
+    }
+
+    async fn log_attempt(&self, attempt: &Attempt, _: SystemTime) -> Result<(), StoreError> {
+        self.check()?;
+        lock(&self.state).attempts.push(attempt.clone());
+        Ok(())
+    }
+
+    async fn move_delivery(
+        &self,
+        key: &DeliveryKey,
+        from: &[DeliveryStatus],
+        to: DeliveryStatus,
+        reset_attempts: bool,
+        now: SystemTime,
+    ) -> Result<bool, StoreError> {
+        self.check()?;
+        let mut state = lock(&self.state);
+        let Some(stored) = state.deliveries.get_mut(key) else {
+            return Ok(false);
+        };
+        let d = &mut stored.delivery;
+        if !from.contains(&d.status) {
+            return Ok(false);
+        }
+        d.status = to;
+        d.status_at = now;
+        d.lease_until = None;
+        d.next_attempt_at = (to == DeliveryStatus::Pending).then_some(now);
+        if reset_attempts {
+            d.attempts = 0;
+        }
+        stored.owner = None;
+        Ok(true)
+    }
+
+    async fn deliveries_of_message(
+        &self,
+        tenant: &TenantId,
+        id: &MessageId,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.check()?;
+        Ok(lock(&self.state)
+            .deliveries
+            .values()
+            .filter(|s| s.delivery.key.tenant == *tenant && s.delivery.key.message_id == *id)
+            .map(|s| s.delivery.clone())
+            .collect())
+    }
+
+    async fn deliveries_of_endpoint(
+        &self,
+        tenant: &TenantId,
+        endpoint: &EndpointId,
+        since: Option<SystemTime>,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<Page<Delivery>, StoreError> {
+        self.check()?;
+        let mut items: Vec<Delivery> = lock(&self.state)
+            .deliveries
+            .values()
+            .map(|s| &s.delivery)
+            .filter(|d| d.key.tenant == *tenant && d.key.endpoint_id == *endpoint)
+            .filter(|d| since.is_none_or(|s| d.created_at >= s))
+            .cloned()
+            .collect();
+        items.sort_by(|a, b| {
+            (b.created_at, &b.key.message_id).cmp(&(a.created_at, &a.key.message_id))
+        });
+        Ok(page(items, limit, after))
+    }
+
+    async fn held_deliveries(
+        &self,
+        tenant: &TenantId,
+        endpoint: &EndpointId,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.check()?;
+        let mut items: Vec<Delivery> = lock(&self.state)
+            .deliveries
+            .values()
+            .map(|s| &s.delivery)
+            .filter(|d| {
+                d.key.tenant == *tenant
+                    && d.key.endpoint_id == *endpoint
+                    && d.status == DeliveryStatus::Held
+            })
+            .cloned()
+            .collect();
+        items.sort_by(|a, b| {
+            (a.created_at, &a.key.message_id).cmp(&(b.created_at, &b.key.message_id))
+        });
+        items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(items)
+    }
+
+    async fn overdue_deliveries(
+        &self,
+        before: SystemTime,
+        limit: u32,
+    ) -> Result<Vec<DeliveryKey>, StoreError> {
+        self.check()?;
+        Ok(lock(&self.state)
+            .deliveries
+            .values()
+            .map(|s| &s.delivery)
+            .filter(|d| match d.status {
+                DeliveryStatus::Pending => d.next_attempt_at.is_some_and(|at| at < before),
+                DeliveryStatus::Sending => d.lease_until.is_some_and(|at| at < before),
+                _ => false,
+            })
+            .map(|d| d.key.clone())
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .collect())
+    }
+
+    async fn attempts_of_message(
+        &self,
+        tenant: &TenantId,
+        id: &MessageId,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<Page<Attempt>, StoreError> {
+        self.attempts_where(limit, after, |a| {
+            a.key.tenant == *tenant && a.key.message_id == *id
+        })
+    }
+
+    async fn attempts_of_endpoint(
+        &self,
+        tenant: &TenantId,
+        endpoint: &EndpointId,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<Page<Attempt>, StoreError> {
+        self.attempts_where(limit, after, |a| {
+            a.key.tenant == *tenant && a.key.endpoint_id == *endpoint
+        })
+    }
+}
+
+impl MemoryOutboundStore {
+    fn attempts_where(
+        &self,
+        limit: u32,
+        after: Option<&str>,
+        keep: impl Fn(&Attempt) -> bool,
+    ) -> Result<Page<Attempt>, StoreError> {
+        self.check()?;
+        let items: Vec<Attempt> = lock(&self.state)
+            .attempts
+            .iter()
+            .rev()
+            .filter(|a| keep(a))
+            .cloned()
+            .collect();
+        Ok(page(items, limit, after))
+    }
+}
+
+#[async_trait]
+impl RateLimiter for MemoryOutboundStore {
+    async fn take(
+        &self,
+        tenant: &TenantId,
+        endpoint: &EndpointId,
+        limit: u32,
+        now: SystemTime,
+    ) -> Result<bool, StoreError> {
+        self.check()?;
+        let mut state = lock(&self.state);
+        let used = state
+            .rate
+            .entry((tenant.clone(), endpoint.clone(), unix_secs(now)))
+            .or_default();
+        if *used >= limit {
+            return Ok(false);
+        }
+        *used += 1;
+        Ok(true)
+    }
+}
+
+/// The deliveries queue and the dispatcher's view of it, in memory.
+#[derive(Debug, Default)]
+pub struct MemoryDeliveryQueue {
+    sent: Mutex<Vec<DeliveryPointer>>,
+    delays: Mutex<Vec<(String, Duration)>>,
+    dead_letters: Mutex<Vec<DeliveryPointer>>,
+    outage: Outage,
+}
+
+impl MemoryDeliveryQueue {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn set_unavailable(&self, down: bool) {
+        self.outage.set(down);
+    }
+
+    /// Pointers sent, oldest first.
+    pub fn sent(&self) -> Vec<DeliveryPointer> {
+        lock(&self.sent).clone()
+    }
+
+    /// Take every pointer sent so far, leaving none.
+    pub fn drain(&self) -> Vec<DeliveryPointer> {
+        std::mem::take(&mut *lock(&self.sent))
+    }
+
+    /// (receipt handle, delay) per message put back.
+    pub fn delays(&self) -> Vec<(String, Duration)> {
+        lock(&self.delays).clone()
+    }
+
+    pub fn dead_letters(&self) -> Vec<DeliveryPointer> {
+        lock(&self.dead_letters).clone()
+    }
+}
+
+#[async_trait]
+impl DeliveryQueue for MemoryDeliveryQueue {
+    async fn enqueue(&self, pointer: &DeliveryPointer) -> Result<(), QueueError> {
+        self.outage.check().map_err(QueueError)?;
+        lock(&self.sent).push(pointer.clone());
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl DeliveryRetryQueue for MemoryDeliveryQueue {
+    async fn retry_after(&self, receipt_handle: &str, delay: Duration) -> Result<(), QueueError> {
+        self.outage.check().map_err(QueueError)?;
+        lock(&self.delays).push((receipt_handle.to_owned(), delay));
+        Ok(())
+    }
+
+    async fn dead_letter(&self, pointer: &DeliveryPointer) -> Result<(), QueueError> {
+        self.outage.check().map_err(QueueError)?;
+        lock(&self.dead_letters).push(pointer.clone());
+        Ok(())
+    }
+}
+
+/// A transport that answers from a script, per URL (the last answer repeats), and keeps every
+/// request it was handed.
+#[derive(Debug, Default)]
+pub struct ScriptedTransport {
+    answers: Mutex<HashMap<String, Vec<Exchange>>>,
+    requests: Mutex<Vec<OutboundRequest>>,
+}
+
+impl ScriptedTransport {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Answer requests to `url` with `answers`, in order.
+    pub fn script(&self, url: &str, answers: Vec<Exchange>) {
+        lock(&self.answers).insert(url.to_owned(), answers);
+    }
+
+    pub fn requests(&self) -> Vec<OutboundRequest> {
+        lock(&self.requests).clone()
+    }
+
+    /// An answer with `status`.
+    pub fn status(status: u16) -> Exchange {
+        Exchange {
+            status: Some(status),
+            retry_after: None,
+            body: format!("status {status}"),
+            latency: Duration::from_millis(3),
+            error: (!(200..300).contains(&status)).then(|| {
+                (
+                    crate::outbound::delivery::ErrorClass::HttpStatus,
+                    format!("answered {status}"),
+                )
+            }),
+        }
+    }
+}
+
+#[async_trait]
+impl Transport for ScriptedTransport {
+    async fn send(&self, request: OutboundRequest) -> Exchange {
+        let url = request.url.as_str();
+        lock(&self.requests).push(request);
+        let mut answers = lock(&self.answers);
+        match answers.get_mut(&url) {
+            Some(script) if script.len() > 1 => script.remove(0),
+            Some(script) => script.first().cloned().unwrap_or_else(|| Self::status(200)),
+            None => Self::status(200),
+        }
+    }
+}

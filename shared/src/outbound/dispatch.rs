@@ -1,0 +1,599 @@
+//! The dispatcher: one attempt per deliveries-queue message.
+//!
+//! For each pointer, on its own and a bounded number at once (so a slow endpoint holds one slot
+//! and never the others): read the delivery (final → nothing to do) and its endpoint (deleted
+//! → cancelled; disabled, or paused by its circuit breaker → held, off the queue, never
+//! discarded); take a rate-limit slot (none → back in a second, no attempt counted); claim the
+//! delivery with a lease (counting the attempt); sign and POST; log the attempt and move the
+//! delivery on in one transaction.
+//!
+//! 2xx: delivered. 410 Gone: the endpoint is disabled and the delivery held. Anything else is
+//! retried on the schedule (429 and 503 sooner if their `Retry-After` says so); after the last
+//! attempt the pointer is copied to the deliveries DLQ first and only then is the delivery
+//! marked dead, so a dead delivery always has its copy. Failures in a row open the endpoint's
+//! circuit; failing continuously for too long disables it.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant, SystemTime},
+};
+
+use futures_util::{StreamExt, stream};
+use serde_json::json;
+use tracing::{Instrument, error, info, info_span, warn};
+
+use super::{
+    Outbound, OutboundSettings,
+    delivery::{
+        Attempt, Delivery, DeliveryKey, DeliveryPointer, DeliveryStatus, ErrorClass, Exchange,
+        OutboundMessage, Trigger,
+    },
+    endpoint::{DisabledReason, Endpoint},
+    ids::{EndpointId, EventType, MessageId},
+    ports::{
+        AttemptResult, DeliveryClaim, DeliveryQueue, DeliveryRetryQueue, OutboundRequest,
+        OutboundStore, Transport,
+    },
+    signing,
+};
+use crate::{
+    clock::Clock,
+    ids::TenantId,
+    metrics::{self, MetricLine, MetricSink},
+    ports::StoreError,
+    processor::{Jitter, Message},
+    retry::RetrySchedule,
+};
+
+/// How soon a message comes back when its endpoint's rate limit is used up this second.
+const RATE_LIMITED_DELAY: Duration = Duration::from_secs(1);
+/// How soon a message comes back after a storage or queue outage.
+const OUTAGE_DELAY: Duration = Duration::from_secs(10);
+/// How many held deliveries a recovered endpoint releases at once; reconcile does the rest.
+const RELEASE_BATCH: u32 = 100;
+
+/// The metric names of the outbound side (function `dispatcher`).
+pub mod names {
+    pub const DISPATCHER: &str = "dispatcher";
+    pub const DELIVERED: &str = "delivered";
+    /// An attempt that failed and will be retried.
+    pub const DELIVERY_FAILED: &str = "delivery_failed";
+    /// A delivery whose schedule is spent: dead, on the deliveries DLQ.
+    pub const DELIVERY_DEAD: &str = "delivery_dead";
+    pub const DELIVERY_HELD: &str = "delivery_held";
+    /// An endpoint disabled by the dispatcher (410 Gone, or failing too long).
+    pub const ENDPOINT_DISABLED: &str = "endpoint_disabled";
+    pub const ENDPOINT_PAUSED: &str = "endpoint_paused";
+    pub const DELIVERY_LATENCY: &str = "delivery_latency";
+    pub const ENDPOINT_ID: &str = "endpoint_id";
+}
+
+/// How a message ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dispatched {
+    Delivered,
+    /// Failed; back on the queue after the schedule's delay.
+    Retry(Duration),
+    /// The schedule is spent: on the DLQ and dead.
+    Dead,
+    /// Kept off the queue until its endpoint takes deliveries again.
+    Held,
+    /// Nothing to do (final already, deleted endpoint, another dispatcher's).
+    Skipped(&'static str),
+    /// Not attempted now (rate limit, another's lease, an outage): back on the queue soon.
+    Later(Duration),
+}
+
+impl Dispatched {
+    /// Whether the message must be reported failed, for SQS to deliver it again.
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Self::Retry(_) | Self::Later(_))
+    }
+}
+
+/// The dispatcher over its ports.
+#[derive(Debug)]
+pub struct Dispatcher<S, Q, R, T, C, J> {
+    /// Holds the store, the deliveries queue (to release held deliveries) and the clock.
+    pub outbound: Outbound<S, Q, C>,
+    pub retry: R,
+    pub transport: T,
+    pub jitter: J,
+}
+
+/// What an attempt decided for the delivery, before it is written.
+struct Decision {
+    status: DeliveryStatus,
+    delay: Option<Duration>,
+}
+
+impl<S, Q, R, T, C, J> Dispatcher<S, Q, R, T, C, J>
+where
+    S: OutboundStore,
+    Q: DeliveryQueue,
+    R: DeliveryRetryQueue,
+    T: Transport,
+    C: Clock,
+    J: Jitter,
+{
+    pub fn new(outbound: Outbound<S, Q, C>, retry: R, transport: T, jitter: J) -> Self {
+        Self {
+            outbound,
+            retry,
+            transport,
+            jitter,
+        }
+    }
+
+    fn settings(&self) -> &OutboundSettings {
+        &self.outbound.settings
+    }
+
+    fn metrics(&self) -> &Arc<dyn MetricSink> {
+        &self.outbound.metrics
+    }
+
+    fn now(&self) -> SystemTime {
+        self.outbound.clock.now()
+    }
+
+    /// Dispatch a batch; the ids of the messages to report failed.
+    pub async fn dispatch_batch(&self, messages: &[Message], invocation: &str) -> Vec<String> {
+        stream::iter(messages)
+            .map(|message| async move {
+                let owner = format!("{invocation}/{}", message.message_id);
+                (message, self.dispatch(message, &owner).await)
+            })
+            .buffer_unordered(self.settings().concurrency.max(1))
+            .filter_map(|(message, outcome)| async move {
+                outcome.is_failure().then(|| message.message_id.clone())
+            })
+            .collect()
+            .await
+    }
+
+    /// Handle one message, with its span.
+    pub async fn dispatch(&self, message: &Message, owner: &str) -> Dispatched {
+        let pointer = DeliveryPointer::parse(&message.body);
+        let span = info_span!(
+            "delivery",
+            message_id = %message.message_id,
+            tenant = pointer.as_ref().map(|p| p.tenant.as_str()),
+            outbound_message_id = pointer.as_ref().map(|p| p.message_id.as_str()),
+            endpoint_id = pointer.as_ref().map(|p| p.endpoint_id.as_str()),
+        );
+        async {
+            let Some((pointer, key)) = pointer.and_then(|p| p.key().map(|k| (p, k))) else {
+                // Not a pointer of ours: nothing it could name exists, so nothing is lost.
+                error!("not a delivery pointer; dropping it");
+                return Dispatched::Skipped("malformed");
+            };
+            let outcome = match self.attempt(&pointer, &key, owner).await {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    warn!(error = %e, "storage unavailable; the message comes back");
+                    Dispatched::Later(OUTAGE_DELAY)
+                }
+            };
+            if let Dispatched::Retry(delay) | Dispatched::Later(delay) = outcome {
+                self.come_back(message, delay).await;
+            }
+            outcome
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn come_back(&self, message: &Message, delay: Duration) {
+        if let Some(handle) = &message.receipt_handle
+            && let Err(e) = self.retry.retry_after(handle, delay).await
+        {
+            // The queue's own visibility timeout brings it back instead.
+            warn!(error = %e, "could not set the message's delay");
+        }
+    }
+
+    /// The attempt itself; storage errors end it early (the message comes back).
+    async fn attempt(
+        &self,
+        pointer: &DeliveryPointer,
+        key: &DeliveryKey,
+        owner: &str,
+    ) -> Result<Dispatched, StoreError> {
+        let store = &self.outbound.store;
+        let Some(delivery) = store.delivery(key).await? else {
+            return Ok(Dispatched::Skipped("no such delivery"));
+        };
+        if delivery.status.is_final() {
+            return Ok(Dispatched::Skipped("final already"));
+        }
+        let now = self.now();
+        let Some(endpoint) = store
+            .endpoint_with_secrets(&key.tenant, &key.endpoint_id)
+            .await?
+        else {
+            store
+                .move_delivery(
+                    key,
+                    &[DeliveryStatus::Pending, DeliveryStatus::Held],
+                    DeliveryStatus::Cancelled,
+                    false,
+                    now,
+                )
+                .await?;
+            return Ok(Dispatched::Skipped("endpoint deleted"));
+        };
+        if !endpoint.is_enabled() || (endpoint.is_paused(now) && !pointer.probe) {
+            return self.hold(key, now).await;
+        }
+        if let Some(limit) = endpoint.rate_limit
+            && !store
+                .take(&key.tenant, &key.endpoint_id, limit.get(), now)
+                .await?
+        {
+            return Ok(Dispatched::Later(RATE_LIMITED_DELAY));
+        }
+        let lease_until = now + self.settings().lease;
+        let delivery = match store
+            .claim_delivery(key, owner, lease_until, pointer.probe, now)
+            .await?
+        {
+            DeliveryClaim::Claimed(delivery) => *delivery,
+            DeliveryClaim::NotNow(DeliveryStatus::Sending) => {
+                return Ok(Dispatched::Later(self.settings().lease));
+            }
+            DeliveryClaim::NotNow(_) => return Ok(Dispatched::Skipped("moved on")),
+            DeliveryClaim::Missing => return Ok(Dispatched::Skipped("no such delivery")),
+        };
+        let message = store.message(&key.tenant, &key.message_id).await?;
+        let policy = store.tenant_policy(&key.tenant).await?;
+        let (schedule, disable_after) = self.settings().for_tenant(policy.as_ref());
+        let exchange = match &message {
+            Some(message) => self.send(&endpoint, message, now).await,
+            None => Exchange {
+                status: None,
+                retry_after: None,
+                body: String::new(),
+                latency: Duration::ZERO,
+                error: Some((
+                    ErrorClass::Connection,
+                    "the message expired before it could be delivered".into(),
+                )),
+            },
+        };
+        let done = self.now();
+        let attempt = Attempt::new(
+            key,
+            delivery.attempts,
+            now,
+            Trigger::Scheduled,
+            endpoint.url.as_str(),
+            &exchange,
+        );
+        let mut decision = self
+            .decide(
+                &endpoint,
+                &delivery,
+                &exchange,
+                &schedule,
+                disable_after,
+                done,
+            )
+            .await?;
+        if message.is_none() {
+            decision = Decision {
+                status: DeliveryStatus::Dead,
+                delay: None,
+            };
+        }
+        if decision.status == DeliveryStatus::Dead
+            && let Err(e) = self.retry.dead_letter(pointer).await
+        {
+            // No DLQ copy, no `dead`: retry soon, and give up again then.
+            warn!(error = %e, "could not copy to the deliveries DLQ; retrying");
+            decision = Decision {
+                status: DeliveryStatus::Pending,
+                delay: Some(OUTAGE_DELAY),
+            };
+        }
+        let result = AttemptResult {
+            attempt,
+            status: decision.status,
+            next_attempt_at: decision.delay.map(|d| done + d),
+            expires_at: (decision.status == DeliveryStatus::Delivered)
+                .then(|| done + self.settings().retention),
+        };
+        if !store.finish_attempt(owner, &result).await? {
+            return Ok(Dispatched::Skipped("lease lost"));
+        }
+        if decision.status == DeliveryStatus::Held {
+            store
+                .mark_holding(&key.tenant, &key.endpoint_id, done)
+                .await?;
+        }
+        self.count(&delivery, &endpoint, &exchange, decision.status);
+        Ok(match decision.status {
+            DeliveryStatus::Delivered => {
+                if pointer.probe || endpoint.health.consecutive_failures > 0 {
+                    self.release(&key.tenant, &key.endpoint_id).await;
+                }
+                Dispatched::Delivered
+            }
+            DeliveryStatus::Pending => Dispatched::Retry(decision.delay.unwrap_or(OUTAGE_DELAY)),
+            DeliveryStatus::Held => Dispatched::Held,
+            _ => Dispatched::Dead,
+        })
+    }
+
+    /// Keep a pending delivery off the queue until its endpoint takes deliveries again.
+    async fn hold(&self, key: &DeliveryKey, now: SystemTime) -> Result<Dispatched, StoreError> {
+        let store = &self.outbound.store;
+        if store
+            .move_delivery(
+                key,
+                &[DeliveryStatus::Pending],
+                DeliveryStatus::Held,
+                false,
+                now,
+            )
+            .await?
+        {
+            store
+                .mark_holding(&key.tenant, &key.endpoint_id, now)
+                .await?;
+            MetricLine::new(now)
+                .dimension(metrics::FUNCTION, names::DISPATCHER)
+                .count(names::DELIVERY_HELD)
+                .property(metrics::TENANT, key.tenant.as_str())
+                .property(names::ENDPOINT_ID, key.endpoint_id.as_str())
+                .emit_to(&**self.metrics());
+            info!("endpoint takes no deliveries now; delivery held");
+            return Ok(Dispatched::Held);
+        }
+        Ok(Dispatched::Skipped("moved on"))
+    }
+
+    /// Sign and POST `message` to `endpoint`.
+    async fn send(
+        &self,
+        endpoint: &Endpoint,
+        message: &OutboundMessage,
+        at: SystemTime,
+    ) -> Exchange {
+        let Some(secrets) = &endpoint.secrets else {
+            return failed_before_sending("the endpoint's secrets were not read");
+        };
+        let mut headers = match signing::sign(secrets, message.id.as_str(), at, &message.payload) {
+            Ok(headers) => headers,
+            Err(e) => return failed_before_sending(&format!("signing failed: {e}")),
+        };
+        headers.extend(
+            endpoint
+                .headers
+                .iter()
+                .map(|(n, v)| (n.to_owned(), v.to_owned())),
+        );
+        self.transport
+            .send(OutboundRequest {
+                url: endpoint.url.clone(),
+                headers,
+                body: message.payload.clone(),
+                timeout: self.settings().attempt_timeout,
+            })
+            .await
+    }
+
+    /// Where the attempt leaves the delivery, and the endpoint's health with it.
+    async fn decide(
+        &self,
+        endpoint: &Endpoint,
+        delivery: &Delivery,
+        exchange: &Exchange,
+        schedule: &RetrySchedule,
+        disable_after: Duration,
+        now: SystemTime,
+    ) -> Result<Decision, StoreError> {
+        let store = &self.outbound.store;
+        let (tenant, id) = (&endpoint.tenant, &endpoint.id);
+        if exchange.is_success() {
+            store.record_success(tenant, id, now).await?;
+            return Ok(Decision {
+                status: DeliveryStatus::Delivered,
+                delay: None,
+            });
+        }
+        if exchange.status == Some(410) {
+            store.disable(tenant, id, DisabledReason::Gone, now).await?;
+            self.disabled(endpoint, DisabledReason::Gone, now);
+            return Ok(Decision {
+                status: DeliveryStatus::Held,
+                delay: None,
+            });
+        }
+        let health = store.record_failure(tenant, id, now).await?;
+        if health
+            .failing_since
+            .is_some_and(|since| now.duration_since(since).unwrap_or_default() >= disable_after)
+        {
+            store
+                .disable(tenant, id, DisabledReason::Failing, now)
+                .await?;
+            self.disabled(endpoint, DisabledReason::Failing, now);
+            return Ok(Decision {
+                status: DeliveryStatus::Held,
+                delay: None,
+            });
+        }
+        if health.consecutive_failures >= self.settings().pause_after_failures {
+            let pause = self.settings().pause_for(health.consecutive_failures);
+            store.pause(tenant, id, now + pause).await?;
+            MetricLine::new(now)
+                .dimension(metrics::FUNCTION, names::DISPATCHER)
+                .count(names::ENDPOINT_PAUSED)
+                .property(metrics::TENANT, tenant.as_str())
+                .property(names::ENDPOINT_ID, id.as_str())
+                .emit_to(&**self.metrics());
+            warn!(
+                failures = health.consecutive_failures,
+                pause_secs = pause.as_secs(),
+                "circuit open: endpoint paused"
+            );
+        }
+        if schedule.is_last(delivery.attempts) {
+            return Ok(Decision {
+                status: DeliveryStatus::Dead,
+                delay: None,
+            });
+        }
+        let step = schedule.delay_for(delivery.attempts, &mut || self.jitter.sample());
+        let delay = match (exchange.status, exchange.retry_after) {
+            // The endpoint says when it will be ready; never later than the schedule's step.
+            (Some(429 | 503), Some(asked)) => asked.min(step),
+            _ => step,
+        };
+        Ok(Decision {
+            status: DeliveryStatus::Pending,
+            delay: Some(delay),
+        })
+    }
+
+    fn disabled(&self, endpoint: &Endpoint, reason: DisabledReason, now: SystemTime) {
+        MetricLine::new(now)
+            .dimension(metrics::FUNCTION, names::DISPATCHER)
+            .count(names::ENDPOINT_DISABLED)
+            .property(metrics::TENANT, endpoint.tenant.as_str())
+            .property(names::ENDPOINT_ID, endpoint.id.as_str())
+            .property(metrics::REASON, reason.as_str())
+            .emit_to(&**self.metrics());
+        warn!(reason = %reason, url = %endpoint.url, "endpoint disabled; its deliveries are held");
+    }
+
+    /// The attempt's metrics and log line.
+    fn count(
+        &self,
+        delivery: &Delivery,
+        endpoint: &Endpoint,
+        exchange: &Exchange,
+        status: DeliveryStatus,
+    ) {
+        let name = match status {
+            DeliveryStatus::Delivered => names::DELIVERED,
+            DeliveryStatus::Dead => names::DELIVERY_DEAD,
+            DeliveryStatus::Held => names::DELIVERY_HELD,
+            _ => names::DELIVERY_FAILED,
+        };
+        MetricLine::new(self.now())
+            .dimension(metrics::FUNCTION, names::DISPATCHER)
+            .count(name)
+            .millis(
+                names::DELIVERY_LATENCY,
+                exchange.latency.as_secs_f64() * 1e3,
+            )
+            .property(metrics::TENANT, endpoint.tenant.as_str())
+            .property(names::ENDPOINT_ID, endpoint.id.as_str())
+            .property(metrics::MESSAGE_ID, delivery.key.message_id.as_str())
+            .emit_to(&**self.metrics());
+        let error = exchange
+            .error
+            .as_ref()
+            .map(|(class, text)| format!("{class}: {text}"));
+        info!(
+            attempt = delivery.attempts,
+            status = exchange.status,
+            latency_ms = exchange.latency.as_millis() as u64,
+            error,
+            outcome = %status,
+            "delivery attempt"
+        );
+    }
+
+    /// Release a recovered endpoint's held deliveries; what is left, reconcile releases.
+    async fn release(&self, tenant: &TenantId, endpoint: &EndpointId) {
+        if let Err(e) = self
+            .outbound
+            .release_held(tenant, endpoint, RELEASE_BATCH)
+            .await
+        {
+            warn!(error = %e, "releasing held deliveries failed; reconcile will");
+        }
+    }
+
+    /// Send a test event to one endpoint now and return the attempt: `webhook.test` with a
+    /// small payload unless `event_type` and `payload` are given. Goes out even if the
+    /// endpoint is disabled (to check it before enabling it), and through the SSRF guard like
+    /// any delivery; logged with the endpoint's attempts.
+    pub async fn test_endpoint(
+        &self,
+        tenant: &TenantId,
+        endpoint: &EndpointId,
+        event_type: Option<&EventType>,
+        payload: Option<&[u8]>,
+    ) -> Result<Option<Attempt>, StoreError> {
+        let store = &self.outbound.store;
+        let Some(endpoint) = store.endpoint_with_secrets(tenant, endpoint).await? else {
+            return Ok(None);
+        };
+        let now = self.now();
+        let event_type = match event_type {
+            Some(t) => t.clone(),
+            None => {
+                EventType::parse("webhook.test").map_err(|e| StoreError::Rejected(e.to_string()))?
+            }
+        };
+        let message = OutboundMessage {
+            tenant: tenant.clone(),
+            id: MessageId::generate(),
+            payload: payload.map_or_else(|| test_payload(&event_type, now), <[u8]>::to_vec),
+            event_type,
+            created_at: now,
+            fanned_out: true,
+        };
+        let started = Instant::now();
+        let exchange = self.send(&endpoint, &message, now).await;
+        let key = DeliveryKey {
+            tenant: tenant.clone(),
+            message_id: message.id.clone(),
+            endpoint_id: endpoint.id.clone(),
+        };
+        let attempt = Attempt::new(
+            &key,
+            1,
+            now,
+            Trigger::Test,
+            endpoint.url.as_str(),
+            &exchange,
+        );
+        store
+            .log_attempt(&attempt, now + self.settings().retention)
+            .await?;
+        info!(
+            tenant = %tenant,
+            endpoint_id = %endpoint.id,
+            status = exchange.status,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "test event sent"
+        );
+        Ok(Some(attempt))
+    }
+}
+
+/// The body of a test event.
+fn test_payload(event_type: &EventType, at: SystemTime) -> Vec<u8> {
+    json!({
+        "type": event_type.as_str(),
+        "timestamp": crate::clock::unix_secs(at),
+        "data": { "test": true, "message": "A test event from your webhook provider." },
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn failed_before_sending(reason: &str) -> Exchange {
+    Exchange {
+        status: None,
+        retry_after: None,
+        body: String::new(),
+        latency: Duration::ZERO,
+        error: Some((ErrorClass::Connection, reason.to_owned())),
+    }
+}

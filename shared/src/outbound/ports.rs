@@ -1,0 +1,347 @@
+//! The ports of the outbound side: endpoints, the message and delivery log, the deliveries
+//! queue, the rate limiter and the HTTP transport. DynamoDB, SQS and hyper as deployed; memory
+//! and scripted doubles in tests.
+
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+
+use super::{
+    TenantPolicy,
+    delivery::{
+        Attempt, Delivery, DeliveryKey, DeliveryPointer, DeliveryStatus, Exchange, OutboundMessage,
+    },
+    endpoint::{DisabledReason, Endpoint, EndpointHealth},
+    ids::{EndpointId, MessageId},
+    ssrf::EndpointUrl,
+};
+use crate::{
+    ids::TenantId,
+    ports::{QueueError, StoreError},
+};
+
+/// Tenants' partner endpoints.
+#[async_trait]
+pub trait EndpointStore: Send + Sync {
+    /// Store `endpoint`'s configuration as the next version of what was read: a new one
+    /// (`version` 0) only if absent, a changed one only if the stored version is still
+    /// `endpoint.version`; else [`StoreError::Conflict`]. Never touches its health.
+    async fn put_endpoint(&self, endpoint: &Endpoint) -> Result<(), StoreError>;
+
+    /// An endpoint without its secrets.
+    async fn endpoint(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+    ) -> Result<Option<Endpoint>, StoreError>;
+
+    /// An endpoint with its secrets opened: for signing, rotating and revealing only.
+    async fn endpoint_with_secrets(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+    ) -> Result<Option<Endpoint>, StoreError>;
+
+    /// Every endpoint of `tenant`, without secrets.
+    async fn endpoints(&self, tenant: &TenantId) -> Result<Vec<Endpoint>, StoreError>;
+
+    /// Delete it if still at `version`.
+    async fn delete_endpoint(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+        version: u64,
+    ) -> Result<(), StoreError>;
+
+    /// A success: failures reset, circuit closed.
+    async fn record_success(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+        at: SystemTime,
+    ) -> Result<(), StoreError>;
+
+    /// One more failure (counted atomically across dispatchers); the health as it is now.
+    async fn record_failure(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+        at: SystemTime,
+    ) -> Result<EndpointHealth, StoreError>;
+
+    /// Open the circuit until `until`.
+    async fn pause(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+        until: SystemTime,
+    ) -> Result<(), StoreError>;
+
+    /// The dispatcher disables it (`gone`, `failing`).
+    async fn disable(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+        reason: DisabledReason,
+        at: SystemTime,
+    ) -> Result<(), StoreError>;
+
+    /// Forget its health (an operator enabled it): no failures, circuit closed, not disabled.
+    async fn reset_health(&self, tenant: &TenantId, id: &EndpointId) -> Result<(), StoreError>;
+
+    /// Note that it holds deliveries since `at`, so reconcile finds it without reading every
+    /// tenant's endpoints.
+    async fn mark_holding(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+        at: SystemTime,
+    ) -> Result<(), StoreError>;
+
+    /// Forget the note, unless a delivery was held after `read_at` (when the caller found
+    /// none left): a hold racing the release keeps it.
+    async fn clear_holding(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+        read_at: SystemTime,
+    ) -> Result<(), StoreError>;
+
+    /// Endpoints of every tenant that hold deliveries.
+    async fn holding_endpoints(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<(TenantId, EndpointId)>, StoreError>;
+
+    /// The tenant's own delivery policy, if it set one.
+    async fn tenant_policy(&self, tenant: &TenantId) -> Result<Option<TenantPolicy>, StoreError>;
+
+    async fn put_tenant_policy(
+        &self,
+        tenant: &TenantId,
+        policy: &TenantPolicy,
+    ) -> Result<(), StoreError>;
+}
+
+/// What storing a message found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutMessage {
+    Inserted,
+    /// A message with this id was there, with the same type and payload: this is it.
+    Duplicate(Box<OutboundMessage>),
+    /// A message with this id was there with another type or payload.
+    Conflict,
+}
+
+/// What a claim on a delivery found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryClaim {
+    /// The lease is ours; the delivery with this attempt counted.
+    Claimed(Box<Delivery>),
+    /// Not in a status an attempt may start from (final, held, or leased to another).
+    NotNow(DeliveryStatus),
+    Missing,
+}
+
+/// A page of a listing, newest first, and where the next starts (opaque).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+/// How an attempt leaves its delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptResult {
+    pub attempt: Attempt,
+    pub status: DeliveryStatus,
+    /// For a retry: when it is due.
+    pub next_attempt_at: Option<SystemTime>,
+    /// For a final status: when the delivery's record expires.
+    pub expires_at: Option<SystemTime>,
+}
+
+/// The message and delivery log.
+#[async_trait]
+pub trait DeliveryLog: Send + Sync {
+    /// Store a message unless its id exists; expires at `expires_at`.
+    async fn put_message(
+        &self,
+        message: &OutboundMessage,
+        expires_at: SystemTime,
+    ) -> Result<PutMessage, StoreError>;
+
+    async fn message(
+        &self,
+        tenant: &TenantId,
+        id: &MessageId,
+    ) -> Result<Option<OutboundMessage>, StoreError>;
+
+    /// Every delivery exists: reconcile need not finish the fan-out.
+    async fn mark_fanned_out(&self, tenant: &TenantId, id: &MessageId) -> Result<(), StoreError>;
+
+    /// Messages of every tenant whose fan-out did not finish, created before `before`.
+    async fn unfinished_fan_outs(
+        &self,
+        before: SystemTime,
+        limit: u32,
+    ) -> Result<Vec<(TenantId, MessageId)>, StoreError>;
+
+    /// Store a delivery unless it exists; whether it was new.
+    async fn put_delivery_if_absent(&self, delivery: &Delivery) -> Result<bool, StoreError>;
+
+    async fn delivery(&self, key: &DeliveryKey) -> Result<Option<Delivery>, StoreError>;
+
+    /// Start an attempt: from `pending` (or `sending` whose lease ran out; or `held` for a
+    /// probe) to `sending`, attempts + 1, leased to `owner` until `lease_until`.
+    async fn claim_delivery(
+        &self,
+        key: &DeliveryKey,
+        owner: &str,
+        lease_until: SystemTime,
+        probe: bool,
+        now: SystemTime,
+    ) -> Result<DeliveryClaim, StoreError>;
+
+    /// In one transaction: log the attempt and move the delivery on, if `owner` still holds
+    /// its lease. `false` if it does not (nothing written).
+    async fn finish_attempt(&self, owner: &str, result: &AttemptResult)
+    -> Result<bool, StoreError>;
+
+    /// Log an attempt outside any delivery's life (a test event).
+    async fn log_attempt(
+        &self,
+        attempt: &Attempt,
+        expires_at: SystemTime,
+    ) -> Result<(), StoreError>;
+
+    /// Move a delivery from one of `from` to `to` (pending: due at `now`, attempts kept unless
+    /// `reset_attempts`). `false` if it was in none of them.
+    async fn move_delivery(
+        &self,
+        key: &DeliveryKey,
+        from: &[DeliveryStatus],
+        to: DeliveryStatus,
+        reset_attempts: bool,
+        now: SystemTime,
+    ) -> Result<bool, StoreError>;
+
+    /// The deliveries of a message, one per endpoint.
+    async fn deliveries_of_message(
+        &self,
+        tenant: &TenantId,
+        id: &MessageId,
+    ) -> Result<Vec<Delivery>, StoreError>;
+
+    /// An endpoint's deliveries created at or after `since`, newest first.
+    async fn deliveries_of_endpoint(
+        &self,
+        tenant: &TenantId,
+        endpoint: &EndpointId,
+        since: Option<SystemTime>,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<Page<Delivery>, StoreError>;
+
+    /// An endpoint's held deliveries, oldest first.
+    async fn held_deliveries(
+        &self,
+        tenant: &TenantId,
+        endpoint: &EndpointId,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError>;
+
+    /// Deliveries of every tenant that are `pending` past their due time or `sending` past
+    /// their lease, by `before`: their pointer is lost.
+    async fn overdue_deliveries(
+        &self,
+        before: SystemTime,
+        limit: u32,
+    ) -> Result<Vec<DeliveryKey>, StoreError>;
+
+    /// Attempts of a message (to any endpoint), newest first.
+    async fn attempts_of_message(
+        &self,
+        tenant: &TenantId,
+        id: &MessageId,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<Page<Attempt>, StoreError>;
+
+    /// Attempts at an endpoint, newest first.
+    async fn attempts_of_endpoint(
+        &self,
+        tenant: &TenantId,
+        endpoint: &EndpointId,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<Page<Attempt>, StoreError>;
+}
+
+/// Deliveries per second for one endpoint, shared by every dispatcher.
+#[async_trait]
+pub trait RateLimiter: Send + Sync {
+    /// Take one of `limit` slots of the second `now` falls in; `false` if none is left.
+    async fn take(
+        &self,
+        tenant: &TenantId,
+        endpoint: &EndpointId,
+        limit: u32,
+        now: SystemTime,
+    ) -> Result<bool, StoreError>;
+}
+
+/// The deliveries queue.
+#[async_trait]
+pub trait DeliveryQueue: Send + Sync {
+    async fn enqueue(&self, pointer: &DeliveryPointer) -> Result<(), QueueError>;
+}
+
+/// The dispatcher's view of the deliveries queue: back off, give up.
+#[async_trait]
+pub trait DeliveryRetryQueue: Send + Sync {
+    /// Make the message visible again after `delay`.
+    async fn retry_after(&self, receipt_handle: &str, delay: Duration) -> Result<(), QueueError>;
+
+    /// Copy a pointer to the deliveries DLQ.
+    async fn dead_letter(&self, pointer: &DeliveryPointer) -> Result<(), QueueError>;
+}
+
+/// One signed request to an endpoint.
+#[derive(Debug, Clone)]
+pub struct OutboundRequest {
+    pub url: EndpointUrl,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub timeout: Duration,
+}
+
+/// Sends a request and reports what came back; never fails, every failure is an
+/// [`Exchange`] with its class.
+#[async_trait]
+pub trait Transport: Send + Sync {
+    async fn send(&self, request: OutboundRequest) -> Exchange;
+}
+
+/// Everything the outbound use cases store.
+pub trait OutboundStore: EndpointStore + DeliveryLog + RateLimiter {}
+impl<T: EndpointStore + DeliveryLog + RateLimiter> OutboundStore for T {}
+
+/// A shared queue is a queue: the publisher and the dispatcher may hold the same one.
+#[async_trait]
+impl<T: DeliveryQueue + ?Sized> DeliveryQueue for std::sync::Arc<T> {
+    async fn enqueue(&self, pointer: &DeliveryPointer) -> Result<(), QueueError> {
+        (**self).enqueue(pointer).await
+    }
+}
+
+#[async_trait]
+impl<T: DeliveryRetryQueue + ?Sized> DeliveryRetryQueue for std::sync::Arc<T> {
+    async fn retry_after(&self, receipt_handle: &str, delay: Duration) -> Result<(), QueueError> {
+        (**self).retry_after(receipt_handle, delay).await
+    }
+
+    async fn dead_letter(&self, pointer: &DeliveryPointer) -> Result<(), QueueError> {
+        (**self).dead_letter(pointer).await
+    }
+}

@@ -1,0 +1,252 @@
+//! Publishing: a message stored once, then one delivery per matching endpoint.
+//!
+//! The fan-out is crash-safe. The message is stored first, marked unfinished; each delivery is
+//! a conditional put (never two of one message to one endpoint) followed by its pointer on the
+//! queue; the message is marked finished last. Killed anywhere, a repeated publish (the same
+//! idempotency key) or reconcile runs the fan-out again: existing deliveries are kept, missing
+//! ones created, and a delivery that never left has its pointer sent again (a second pointer
+//! is harmless: an attempt needs the delivery's lease).
+
+use std::time::SystemTime;
+
+use thiserror::Error;
+use tracing::{info, warn};
+
+use super::{
+    Outbound,
+    delivery::{Delivery, DeliveryPointer, DeliveryStatus, MAX_PAYLOAD_BYTES, OutboundMessage},
+    ids::{EndpointId, EventType, MessageId},
+    ports::{DeliveryQueue, OutboundStore, PutMessage},
+};
+use crate::{
+    clock::Clock,
+    ids::{IdError, TenantId},
+    ports::{QueueError, StoreError},
+};
+
+/// Why a publish did not complete.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum PublishError {
+    #[error("invalid event type: {0}")]
+    EventType(IdError),
+    #[error("invalid idempotency key: {0}")]
+    MessageId(IdError),
+    #[error("the payload is not JSON: {0}")]
+    NotJson(String),
+    #[error("the payload is larger than {MAX_PAYLOAD_BYTES} bytes")]
+    TooLarge,
+    #[error("message {0} was published before with another type or payload")]
+    Conflict(MessageId),
+    /// Storage or the queue is down: nothing is lost (what was stored stays, reconcile
+    /// finishes it), and publishing again with the same key completes it.
+    #[error("unavailable, publish again with the same idempotency key: {0}")]
+    Unavailable(String),
+}
+
+impl PublishError {
+    /// Whether the caller's request was at fault (a 4xx), rather than the service (a 503).
+    pub fn is_client_error(&self) -> bool {
+        !matches!(self, Self::Unavailable(_))
+    }
+}
+
+impl From<StoreError> for PublishError {
+    fn from(e: StoreError) -> Self {
+        Self::Unavailable(e.to_string())
+    }
+}
+
+impl From<QueueError> for PublishError {
+    fn from(e: QueueError) -> Self {
+        Self::Unavailable(e.to_string())
+    }
+}
+
+/// What a publish did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub message_id: MessageId,
+    /// The same message was published before: nothing new is delivered.
+    pub duplicate: bool,
+    /// Deliveries the message has, one per matching endpoint.
+    pub deliveries: usize,
+}
+
+/// A message to publish, as the caller gives it.
+#[derive(Debug, Clone, Copy)]
+pub struct PublishRequest<'a> {
+    pub tenant: &'a TenantId,
+    pub event_type: &'a str,
+    pub payload: &'a [u8],
+    /// The caller's id for the message; a generated one when `None` (then a retry publishes
+    /// a second message).
+    pub idempotency_key: Option<&'a str>,
+}
+
+impl<S, Q, C> Outbound<S, Q, C>
+where
+    S: OutboundStore,
+    Q: DeliveryQueue,
+    C: Clock,
+{
+    /// Store the message once and fan it out.
+    pub async fn publish(&self, request: PublishRequest<'_>) -> Result<Published, PublishError> {
+        let event_type = EventType::parse(request.event_type).map_err(PublishError::EventType)?;
+        let id = match request.idempotency_key {
+            Some(key) => MessageId::parse(key).map_err(PublishError::MessageId)?,
+            None => MessageId::generate(),
+        };
+        if request.payload.len() > MAX_PAYLOAD_BYTES {
+            return Err(PublishError::TooLarge);
+        }
+        serde_json::from_slice::<serde::de::IgnoredAny>(request.payload)
+            .map_err(|e| PublishError::NotJson(e.to_string()))?;
+        let now = self.clock.now();
+        let message = OutboundMessage {
+            tenant: request.tenant.clone(),
+            id: id.clone(),
+            event_type,
+            payload: request.payload.to_vec(),
+            created_at: now,
+            fanned_out: false,
+        };
+        let (message, duplicate) = match self
+            .store
+            .put_message(&message, now + self.settings.retention)
+            .await?
+        {
+            PutMessage::Inserted => (message, false),
+            PutMessage::Duplicate(existing) => (*existing, true),
+            PutMessage::Conflict => return Err(PublishError::Conflict(id)),
+        };
+        let deliveries = if duplicate && message.fanned_out {
+            self.store
+                .deliveries_of_message(&message.tenant, &message.id)
+                .await?
+                .len()
+        } else {
+            self.fan_out(&message).await?
+        };
+        info!(
+            tenant = %message.tenant,
+            message_id = %message.id,
+            event_type = %message.event_type,
+            duplicate,
+            deliveries,
+            "published"
+        );
+        Ok(Published {
+            message_id: message.id,
+            duplicate,
+            deliveries,
+        })
+    }
+
+    /// Create the deliveries `message` lacks and send their pointers; mark it finished. Safe
+    /// to run again at any point.
+    pub async fn fan_out(&self, message: &OutboundMessage) -> Result<usize, PublishError> {
+        let now = self.clock.now();
+        let endpoints = self.store.endpoints(&message.tenant).await?;
+        let mut count = 0;
+        for endpoint in endpoints
+            .iter()
+            .filter(|e| e.filter.matches(&message.event_type))
+        {
+            let held = !endpoint.is_enabled() || endpoint.is_paused(now);
+            let delivery = Delivery::new(message, &endpoint.id, held, now);
+            let created = self.store.put_delivery_if_absent(&delivery).await?;
+            let status = if created {
+                delivery.status
+            } else {
+                match self.store.delivery(&delivery.key).await? {
+                    // The first run stopped between the put and the pointer: send it now.
+                    Some(existing) if existing.attempts == 0 => existing.status,
+                    _ => {
+                        count += 1;
+                        continue;
+                    }
+                }
+            };
+            match status {
+                DeliveryStatus::Held => {
+                    self.store
+                        .mark_holding(&message.tenant, &endpoint.id, now)
+                        .await?;
+                }
+                DeliveryStatus::Pending => {
+                    self.queue
+                        .enqueue(&DeliveryPointer::new(&delivery.key))
+                        .await?;
+                }
+                _ => {}
+            }
+            count += 1;
+        }
+        self.store
+            .mark_fanned_out(&message.tenant, &message.id)
+            .await?;
+        Ok(count)
+    }
+
+    /// Put an endpoint's held deliveries back on their way, oldest first, up to `limit`.
+    /// Forgets that the endpoint holds any when none is left. How many went.
+    pub async fn release_held(
+        &self,
+        tenant: &TenantId,
+        endpoint: &EndpointId,
+        limit: u32,
+    ) -> Result<usize, PublishError> {
+        let read_at = self.clock.now();
+        let held = self.store.held_deliveries(tenant, endpoint, limit).await?;
+        let mut released = 0;
+        for delivery in &held {
+            if self
+                .requeue(delivery, &[DeliveryStatus::Held], false)
+                .await?
+            {
+                released += 1;
+            }
+        }
+        if held.len() < usize::try_from(limit).unwrap_or(usize::MAX) {
+            self.store.clear_holding(tenant, endpoint, read_at).await?;
+        }
+        if released > 0 {
+            info!(%tenant, endpoint = %endpoint, released, "released held deliveries");
+        }
+        Ok(released)
+    }
+
+    /// Move a delivery from one of `from` back to pending and send its pointer. `false` if it
+    /// had moved on.
+    pub(crate) async fn requeue(
+        &self,
+        delivery: &Delivery,
+        from: &[DeliveryStatus],
+        reset_attempts: bool,
+    ) -> Result<bool, PublishError> {
+        let now: SystemTime = self.clock.now();
+        let moved = self
+            .store
+            .move_delivery(
+                &delivery.key,
+                from,
+                DeliveryStatus::Pending,
+                reset_attempts,
+                now,
+            )
+            .await?;
+        if !moved {
+            return Ok(false);
+        }
+        if let Err(e) = self
+            .queue
+            .enqueue(&DeliveryPointer::new(&delivery.key))
+            .await
+        {
+            // Pending with no pointer: reconcile sends it once it is overdue.
+            warn!(delivery = %delivery.key, error = %e, "pointer not sent; reconcile will");
+            return Err(e.into());
+        }
+        Ok(true)
+    }
+}

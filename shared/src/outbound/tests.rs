@@ -1,0 +1,813 @@
+//! The outbound use cases on in-memory adapters, with a manual clock and a scripted transport:
+//! publishing, fan-out, the dispatcher's schedule and health rules, recovery.
+
+use std::{
+    net::IpAddr,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use super::{
+    admin::{AdminError, EndpointChange},
+    delivery::{DeliveryStatus, ErrorClass, Exchange},
+    dispatch::{Dispatched, Dispatcher, names},
+    endpoint::{DisabledReason, Endpoint},
+    ids::EndpointId,
+    ports::{DeliveryLog, EndpointStore},
+    publish::PublishRequest,
+    ssrf::{EgressPolicy, StaticResolver},
+    *,
+};
+use crate::{
+    clock::ManualClock,
+    ids::TenantId,
+    memory::{MemoryDeadLetterQueue, MemoryDeliveryQueue, MemoryOutboundStore, ScriptedTransport},
+    metrics::CapturedMetrics,
+    processor::{Message, NoJitter},
+    secret::{Secret, SecretSet},
+    verify::{Scheme, Verifier},
+};
+
+const NOW: u64 = 1_750_000_000;
+const PAYLOAD: &[u8] = br#"{"id":"inv_1","amount":4200}"#;
+
+type TestDispatcher = Dispatcher<
+    MemoryOutboundStore,
+    Arc<MemoryDeliveryQueue>,
+    Arc<MemoryDeliveryQueue>,
+    ScriptedTransport,
+    ManualClock,
+    NoJitter,
+>;
+
+struct World {
+    d: TestDispatcher,
+    queue: Arc<MemoryDeliveryQueue>,
+    metrics: Arc<CapturedMetrics>,
+}
+
+fn world() -> World {
+    let queue = Arc::new(MemoryDeliveryQueue::new());
+    let metrics = CapturedMetrics::new();
+    let resolver = StaticResolver::default()
+        .with("a.example", &[ip("93.184.216.34")])
+        .with("b.example", &[ip("93.184.216.35")])
+        .with("c.example", &[ip("93.184.216.36")])
+        .with("local.example", &[ip("127.0.0.1")])
+        .with("metadata.example", &[ip("169.254.169.254")]);
+    let outbound = Outbound::new(
+        MemoryOutboundStore::new(),
+        queue.clone(),
+        ManualClock::at_unix(NOW),
+        OutboundSettings::default(),
+    )
+    .with_metrics(metrics.clone())
+    .with_resolver(Arc::new(resolver));
+    World {
+        d: Dispatcher::new(outbound, queue.clone(), ScriptedTransport::new(), NoJitter),
+        queue,
+        metrics,
+    }
+}
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().expect("ip")
+}
+
+fn acme() -> TenantId {
+    TenantId::parse("acme").expect("tenant")
+}
+
+impl World {
+    fn outbound(&self) -> &Outbound<MemoryOutboundStore, Arc<MemoryDeliveryQueue>, ManualClock> {
+        &self.d.outbound
+    }
+
+    fn clock(&self) -> &ManualClock {
+        &self.d.outbound.clock
+    }
+
+    fn store(&self) -> &MemoryOutboundStore {
+        &self.d.outbound.store
+    }
+
+    async fn endpoint(&self, url: &str, filter: &[&str]) -> Endpoint {
+        self.outbound()
+            .add_endpoint(
+                &acme(),
+                EndpointChange {
+                    url: Some(url.to_owned()),
+                    filter: Some(filter.iter().map(|f| (*f).to_owned()).collect()),
+                    ..EndpointChange::default()
+                },
+                None,
+            )
+            .await
+            .expect("endpoint added")
+    }
+
+    async fn publish(&self, event_type: &str, key: &str) -> Published {
+        self.outbound()
+            .publish(PublishRequest {
+                tenant: &acme(),
+                event_type,
+                payload: PAYLOAD,
+                idempotency_key: Some(key),
+            })
+            .await
+            .expect("published")
+    }
+
+    /// Dispatch every pointer on the queue once, as SQS would hand them over.
+    async fn dispatch_all(&self) -> Vec<Dispatched> {
+        let mut outcomes = Vec::new();
+        for (n, pointer) in self.queue.drain().into_iter().enumerate() {
+            let message = Message {
+                message_id: format!("sqs-{n}"),
+                receipt_handle: Some(format!("rh-{n}")),
+                body: pointer.to_json(),
+                receive_count: 1,
+            };
+            outcomes.push(self.d.dispatch(&message, &format!("worker/{n}")).await);
+        }
+        outcomes
+    }
+
+    /// Dispatch one delivery's pointer again (as SQS does after the delay).
+    async fn redeliver(&self, key: &delivery::DeliveryKey) -> Dispatched {
+        let message = Message {
+            message_id: "again".into(),
+            receipt_handle: Some("rh-again".into()),
+            body: delivery::DeliveryPointer::new(key).to_json(),
+            receive_count: 2,
+        };
+        self.d.dispatch(&message, "worker/again").await
+    }
+
+    fn deliveries(&self) -> Vec<delivery::Delivery> {
+        self.store().all_deliveries()
+    }
+
+    fn metric_count(&self, name: &str) -> usize {
+        self.metrics
+            .lines()
+            .iter()
+            .filter(|l| l.contains(&format!("\"{name}\":1")))
+            .count()
+    }
+}
+
+fn headers(pairs: &[(String, String)]) -> HeaderMap {
+    pairs
+        .iter()
+        .map(|(n, v)| {
+            (
+                HeaderName::from_bytes(n.as_bytes()).expect("name"),
+                HeaderValue::from_str(v).expect("value"),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_message_goes_to_every_matching_endpoint_once() {
+    let w = world();
+    let invoices = w.endpoint("https://a.example/hooks", &["invoice.*"]).await;
+    let users = w
+        .endpoint("https://b.example/hooks", &["user.created"])
+        .await;
+    let all = w.endpoint("https://c.example/hooks", &[]).await;
+
+    let published = w.publish("invoice.paid", "order-1").await;
+
+    assert_eq!(published.deliveries, 2);
+    assert!(!published.duplicate);
+    let mut targets: Vec<EndpointId> = w
+        .deliveries()
+        .into_iter()
+        .map(|d| d.key.endpoint_id)
+        .collect();
+    targets.sort();
+    let mut expected = vec![invoices.id.clone(), all.id.clone()];
+    expected.sort();
+    assert_eq!(targets, expected);
+    assert!(!targets.contains(&users.id));
+    assert_eq!(w.queue.sent().len(), 2);
+
+    // The same key and bytes again: nothing new goes out.
+    let again = w.publish("invoice.paid", "order-1").await;
+    assert!(again.duplicate);
+    assert_eq!(again.deliveries, 2);
+    assert_eq!(w.queue.sent().len(), 2);
+    assert_eq!(w.deliveries().len(), 2);
+
+    // The same key with other bytes is a conflict, and changes nothing.
+    let conflict = w
+        .outbound()
+        .publish(PublishRequest {
+            tenant: &acme(),
+            event_type: "invoice.paid",
+            payload: br#"{"id":"inv_2"}"#,
+            idempotency_key: Some("order-1"),
+        })
+        .await;
+    assert!(matches!(conflict, Err(PublishError::Conflict(_))));
+    assert_eq!(w.deliveries().len(), 2);
+}
+
+#[tokio::test]
+async fn bad_publishes_are_refused_with_their_reason() {
+    let w = world();
+    let publish = |event_type: &'static str, payload: &'static [u8], key: Option<&'static str>| {
+        let outbound = w.outbound();
+        async move {
+            outbound
+                .publish(PublishRequest {
+                    tenant: &acme(),
+                    event_type,
+                    payload,
+                    idempotency_key: key,
+                })
+                .await
+        }
+    };
+    assert!(matches!(
+        publish("invoice.*", b"{}", None).await,
+        Err(PublishError::EventType(_))
+    ));
+    assert!(matches!(
+        publish("invoice.paid", b"{nope", None).await,
+        Err(PublishError::NotJson(_))
+    ));
+    assert!(matches!(
+        publish("invoice.paid", b"{}", Some("a#b")).await,
+        Err(PublishError::MessageId(_))
+    ));
+    let big = format!(
+        "{{\"pad\":\"{}\"}}",
+        "x".repeat(delivery::MAX_PAYLOAD_BYTES)
+    );
+    let refused = w
+        .outbound()
+        .publish(PublishRequest {
+            tenant: &acme(),
+            event_type: "invoice.paid",
+            payload: big.as_bytes(),
+            idempotency_key: None,
+        })
+        .await;
+    assert_eq!(refused, Err(PublishError::TooLarge));
+    assert!(w.deliveries().is_empty());
+}
+
+#[tokio::test]
+async fn a_fan_out_killed_half_way_is_finished_without_a_second_copy() {
+    let w = world();
+    for host in ["a", "b", "c"] {
+        w.endpoint(&format!("https://{host}.example/"), &[]).await;
+    }
+    // The queue fails: the message and the first delivery are stored, its pointer is not.
+    w.queue.set_unavailable(true);
+    let failed = w
+        .outbound()
+        .publish(PublishRequest {
+            tenant: &acme(),
+            event_type: "invoice.paid",
+            payload: PAYLOAD,
+            idempotency_key: Some("order-7"),
+        })
+        .await;
+    assert!(matches!(failed, Err(PublishError::Unavailable(_))));
+    assert_eq!(w.deliveries().len(), 1);
+
+    // The publisher retries with the same key: every endpoint gets exactly one delivery.
+    w.queue.set_unavailable(false);
+    let published = w.publish("invoice.paid", "order-7").await;
+    assert!(published.duplicate);
+    assert_eq!(published.deliveries, 3);
+    assert_eq!(w.deliveries().len(), 3);
+    assert_eq!(w.queue.sent().len(), 3, "one pointer per delivery");
+    let message = w
+        .store()
+        .message(&acme(), &published.message_id)
+        .await
+        .expect("read")
+        .expect("message");
+    assert!(message.fanned_out);
+}
+
+#[tokio::test]
+async fn reconcile_finishes_a_fan_out_nobody_retried() {
+    let w = world();
+    w.endpoint("https://a.example/", &[]).await;
+    w.queue.set_unavailable(true);
+    let _ = w
+        .outbound()
+        .publish(PublishRequest {
+            tenant: &acme(),
+            event_type: "invoice.paid",
+            payload: b"{}",
+            idempotency_key: Some("order-8"),
+        })
+        .await;
+    w.queue.set_unavailable(false);
+    w.clock()
+        .advance(recovery::FAN_OUT_GRACE + Duration::from_secs(1));
+
+    let report = w.outbound().reconcile(100).await.expect("reconcile");
+
+    assert_eq!(report.fan_outs_finished, 1);
+    assert_eq!(w.queue.sent().len(), 1);
+}
+
+#[tokio::test]
+async fn deliveries_are_signed_so_the_standard_webhooks_scheme_verifies_both_secrets() {
+    let w = world();
+    let endpoint = w.endpoint("https://a.example/in", &[]).await;
+    let old = endpoint.secrets.clone().expect("secret").current;
+    let rotated = w
+        .outbound()
+        .rotate_secret(&acme(), &endpoint.id, None)
+        .await
+        .expect("rotated");
+    let new = rotated.secrets.clone().expect("secrets").current;
+    let published = w.publish("invoice.paid", "order-2").await;
+
+    let outcomes = w.dispatch_all().await;
+
+    assert_eq!(outcomes, [Dispatched::Delivered]);
+    let request = w.d.transport.requests().pop().expect("a request");
+    let map = headers(&request.headers);
+    assert_eq!(map["webhook-id"], published.message_id.as_str());
+    for secret in [old, new] {
+        Verifier::new(Scheme::StandardWebhooks)
+            .verify(
+                &request.body,
+                &map,
+                &SecretSet::single(secret),
+                UNIX_EPOCH + Duration::from_secs(NOW),
+            )
+            .expect("verifies with either secret");
+    }
+    let delivered = &w.deliveries()[0];
+    assert_eq!(delivered.status, DeliveryStatus::Delivered);
+    assert_eq!(delivered.attempts, 1);
+    let attempts = w.store().all_attempts();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].status, Some(200));
+    assert_eq!(w.metric_count(names::DELIVERED), 1);
+}
+
+#[tokio::test]
+async fn failures_follow_the_schedule_then_go_dead_to_the_dlq() {
+    let w = world();
+    let endpoint = w.endpoint("https://a.example/in", &[]).await;
+    w.d.transport
+        .script("https://a.example/in", vec![ScriptedTransport::status(500)]);
+    w.publish("invoice.paid", "order-3").await;
+    let key = w.deliveries()[0].key.clone();
+
+    let first = w.dispatch_all().await;
+    let mut delays = vec![first[0].clone()];
+    let schedule = default_schedule();
+    for _ in 1..schedule.max_attempts() {
+        // The health rules would pause the endpoint; this test is about the schedule alone.
+        w.store()
+            .reset_health(&acme(), &endpoint.id)
+            .await
+            .expect("reset");
+        delays.push(w.redeliver(&key).await);
+    }
+
+    let expected: Vec<Dispatched> = DEFAULT_DELIVERY_SCHEDULE[1..]
+        .iter()
+        .map(|secs| Dispatched::Retry(Duration::from_secs(*secs)))
+        .chain([Dispatched::Dead])
+        .collect();
+    assert_eq!(delays, expected);
+    let dead = &w.deliveries()[0];
+    assert_eq!(dead.status, DeliveryStatus::Dead);
+    assert_eq!(dead.attempts, schedule.max_attempts());
+    assert_eq!(w.queue.dead_letters().len(), 1);
+    assert_eq!(w.store().all_attempts().len(), 8);
+    assert_eq!(w.metric_count(names::DELIVERY_DEAD), 1);
+    // A dead delivery's pointer coming back changes nothing.
+    assert_eq!(
+        w.redeliver(&key).await,
+        Dispatched::Skipped("final already")
+    );
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_but_never_past_the_schedule() {
+    let w = world();
+    w.endpoint("https://a.example/in", &[]).await;
+    let busy = |secs| Exchange {
+        retry_after: Some(Duration::from_secs(secs)),
+        ..ScriptedTransport::status(429)
+    };
+    w.d.transport
+        .script("https://a.example/in", vec![busy(2), busy(3_600)]);
+    w.publish("invoice.paid", "order-4").await;
+    let key = w.deliveries()[0].key.clone();
+
+    assert_eq!(
+        w.dispatch_all().await,
+        [Dispatched::Retry(Duration::from_secs(2))]
+    );
+    // 3600 s asked, but the schedule's next step is 300 s.
+    assert_eq!(
+        w.redeliver(&key).await,
+        Dispatched::Retry(Duration::from_secs(300))
+    );
+}
+
+#[tokio::test]
+async fn gone_disables_the_endpoint_and_holds_its_deliveries_until_enabled() {
+    let w = world();
+    let endpoint = w.endpoint("https://a.example/in", &[]).await;
+    w.d.transport
+        .script("https://a.example/in", vec![ScriptedTransport::status(410)]);
+    w.publish("invoice.paid", "order-5").await;
+    assert_eq!(w.dispatch_all().await, [Dispatched::Held]);
+    let stored = w
+        .store()
+        .endpoint(&acme(), &endpoint.id)
+        .await
+        .expect("read")
+        .expect("endpoint");
+    assert_eq!(stored.disabled(), Some(DisabledReason::Gone));
+    assert_eq!(w.metric_count(names::ENDPOINT_DISABLED), 1);
+
+    // Published while disabled: held at once, never discarded.
+    w.clock().advance(Duration::from_secs(1));
+    w.publish("invoice.sent", "order-6").await;
+    assert!(w.queue.drain().is_empty());
+    assert!(
+        w.deliveries()
+            .iter()
+            .all(|d| d.status == DeliveryStatus::Held)
+    );
+
+    w.d.transport
+        .script("https://a.example/in", vec![ScriptedTransport::status(204)]);
+    w.outbound()
+        .set_enabled(&acme(), &endpoint.id, true)
+        .await
+        .expect("enabled");
+    let released: Vec<String> = w
+        .queue
+        .sent()
+        .iter()
+        .map(|p| p.message_id.clone())
+        .collect();
+    assert_eq!(released, ["order-5", "order-6"], "in order of creation");
+    assert_eq!(
+        w.dispatch_all().await,
+        [Dispatched::Delivered, Dispatched::Delivered]
+    );
+}
+
+#[tokio::test]
+async fn consecutive_failures_open_the_circuit_and_a_probe_closes_it() {
+    let w = world();
+    let endpoint = w.endpoint("https://a.example/in", &[]).await;
+    w.d.transport
+        .script("https://a.example/in", vec![ScriptedTransport::status(503)]);
+    for n in 0..5 {
+        w.publish("invoice.paid", &format!("fail-{n}")).await;
+    }
+    w.dispatch_all().await;
+    let paused = w
+        .store()
+        .endpoint(&acme(), &endpoint.id)
+        .await
+        .expect("read")
+        .expect("e");
+    assert!(paused.is_paused(w.clock_now()));
+    assert_eq!(w.metric_count(names::ENDPOINT_PAUSED), 1);
+
+    // While paused, new deliveries are held at once, not attempted.
+    w.publish("invoice.paid", "while-paused").await;
+    assert!(w.queue.drain().is_empty());
+    let held = w
+        .deliveries()
+        .into_iter()
+        .filter(|d| d.status == DeliveryStatus::Held)
+        .count();
+    assert_eq!(held, 1);
+    let attempts_before = w.store().all_attempts().len();
+
+    // After the pause, reconcile sends one probe; it succeeds and the rest follow in order.
+    w.d.transport
+        .script("https://a.example/in", vec![ScriptedTransport::status(200)]);
+    w.clock().advance(Duration::from_secs(61));
+    let report = w.outbound().reconcile(100).await.expect("reconcile");
+    assert_eq!(report.probes_sent, 1);
+    let probe = w.queue.drain();
+    assert!(probe[0].probe);
+    w.queue.enqueue_all(probe).await;
+    assert_eq!(w.dispatch_all().await, [Dispatched::Delivered]);
+    assert_eq!(w.store().all_attempts().len(), attempts_before + 1);
+    let healthy = w
+        .store()
+        .endpoint(&acme(), &endpoint.id)
+        .await
+        .expect("read")
+        .expect("e");
+    assert_eq!(healthy.health.consecutive_failures, 0);
+    assert!(w.queue.sent().is_empty() || w.queue.sent().iter().all(|p| !p.probe));
+}
+
+#[tokio::test]
+async fn an_endpoint_failing_for_too_long_is_disabled() {
+    let w = world();
+    let endpoint = w.endpoint("https://a.example/in", &[]).await;
+    w.d.transport
+        .script("https://a.example/in", vec![ScriptedTransport::status(500)]);
+    w.publish("invoice.paid", "order-9").await;
+    let key = w.deliveries()[0].key.clone();
+    w.dispatch_all().await;
+    w.clock().advance(w.outbound().settings.disable_after);
+
+    assert_eq!(w.redeliver(&key).await, Dispatched::Held);
+
+    let disabled = w
+        .store()
+        .endpoint(&acme(), &endpoint.id)
+        .await
+        .expect("read")
+        .expect("e");
+    assert_eq!(disabled.disabled(), Some(DisabledReason::Failing));
+    assert_eq!(w.deliveries()[0].status, DeliveryStatus::Held);
+}
+
+#[tokio::test]
+async fn a_rate_limited_endpoint_waits_without_spending_attempts() {
+    let w = world();
+    let endpoint = w.endpoint("https://a.example/in", &[]).await;
+    w.outbound()
+        .update_endpoint(
+            &acme(),
+            &endpoint.id,
+            EndpointChange {
+                rate_limit: Some("1".into()),
+                ..EndpointChange::default()
+            },
+        )
+        .await
+        .expect("updated");
+    w.publish("invoice.paid", "r-1").await;
+    w.publish("invoice.paid", "r-2").await;
+
+    let outcomes = w.dispatch_all().await;
+
+    assert_eq!(
+        outcomes,
+        [
+            Dispatched::Delivered,
+            Dispatched::Later(Duration::from_secs(1))
+        ]
+    );
+    let waiting = w
+        .deliveries()
+        .into_iter()
+        .find(|d| d.key.message_id.as_str() == "r-2")
+        .expect("r-2");
+    assert_eq!(
+        (waiting.status, waiting.attempts),
+        (DeliveryStatus::Pending, 0)
+    );
+}
+
+#[tokio::test]
+async fn resend_recover_and_redrive_start_dead_deliveries_over() {
+    let w = world();
+    let endpoint = w.endpoint("https://a.example/in", &[]).await;
+    w.d.transport
+        .script("https://a.example/in", vec![ScriptedTransport::status(500)]);
+    let published = w.publish("invoice.paid", "order-10").await;
+    let key = w.deliveries()[0].key.clone();
+    w.dispatch_all().await;
+    for _ in 1..8 {
+        w.store()
+            .reset_health(&acme(), &endpoint.id)
+            .await
+            .expect("reset");
+        w.redeliver(&key).await;
+    }
+    assert_eq!(w.deliveries()[0].status, DeliveryStatus::Dead);
+
+    // Recover: a dry run changes nothing; the real one starts over with a fresh schedule.
+    let since = UNIX_EPOCH + Duration::from_secs(NOW - 60);
+    let dry = w
+        .outbound()
+        .recover_failed(&acme(), &endpoint.id, since, true)
+        .await
+        .expect("dry");
+    assert_eq!((dry.matched, dry.requeued), (1, 1));
+    assert_eq!(w.deliveries()[0].status, DeliveryStatus::Dead);
+    let done = w
+        .outbound()
+        .recover_failed(&acme(), &endpoint.id, since, false)
+        .await
+        .expect("run");
+    assert_eq!(done.requeued, 1);
+    let pending = &w.deliveries()[0];
+    assert_eq!(
+        (pending.status, pending.attempts),
+        (DeliveryStatus::Pending, 0)
+    );
+
+    // Resend of a delivered message starts it over too.
+    w.d.transport
+        .script("https://a.example/in", vec![ScriptedTransport::status(200)]);
+    w.dispatch_all().await;
+    assert_eq!(w.deliveries()[0].status, DeliveryStatus::Delivered);
+    let resent = w
+        .outbound()
+        .resend(&acme(), &published.message_id, None, false)
+        .await
+        .expect("resend");
+    assert_eq!(resent.requeued, 1);
+    assert_eq!(w.dispatch_all().await, [Dispatched::Delivered]);
+
+    // The DLQ copy of the first death: its delivery moved on, so redrive only deletes it.
+    let dlq = MemoryDeadLetterQueue::new();
+    for pointer in w.queue.dead_letters() {
+        dlq.push(pointer.to_json());
+    }
+    let redriven = w
+        .outbound()
+        .redrive_dead_letters(&dlq, 10, false)
+        .await
+        .expect("redrive");
+    assert_eq!(
+        (redriven.matched, redriven.requeued, redriven.skipped),
+        (1, 0, 1)
+    );
+    assert!(dlq.visible().is_empty());
+}
+
+#[tokio::test]
+async fn the_ssrf_guard_refuses_internal_urls_at_registration_and_at_send() {
+    let w = world();
+    for url in [
+        "https://metadata.example/latest",
+        "https://local.example/",
+        "https://169.254.169.254/",
+        "http://a.example/",
+    ] {
+        let refused = w
+            .outbound()
+            .add_endpoint(
+                &acme(),
+                EndpointChange {
+                    url: Some(url.into()),
+                    ..EndpointChange::default()
+                },
+                None,
+            )
+            .await;
+        assert!(
+            matches!(refused, Err(AdminError::Url(_))),
+            "{url}: {refused:?}"
+        );
+    }
+    assert!(w.store().endpoints(&acme()).await.expect("list").is_empty());
+    let _ = EgressPolicy::PUBLIC;
+}
+
+#[tokio::test]
+async fn bad_endpoint_changes_are_refused_and_concurrent_edits_conflict() {
+    let w = world();
+    let endpoint = w.endpoint("https://a.example/in", &[]).await;
+    let bad_filter = w
+        .outbound()
+        .update_endpoint(
+            &acme(),
+            &endpoint.id,
+            EndpointChange {
+                filter: Some(vec!["invoice.*.paid".into()]),
+                ..EndpointChange::default()
+            },
+        )
+        .await;
+    assert!(matches!(bad_filter, Err(AdminError::Filter(_))));
+    let unknown = EndpointId::parse("ep_missing").expect("id");
+    assert!(matches!(
+        w.outbound().set_enabled(&acme(), &unknown, false).await,
+        Err(AdminError::UnknownEndpoint(_))
+    ));
+
+    // Two operators read version 1; the second write finds version 2 and changes nothing.
+    let read = w
+        .store()
+        .endpoint(&acme(), &endpoint.id)
+        .await
+        .expect("read")
+        .expect("e");
+    let mut first = read.clone();
+    first.description = "first".into();
+    w.store().put_endpoint(&first).await.expect("first write");
+    let mut second = read;
+    second.description = "second".into();
+    assert!(matches!(
+        w.store().put_endpoint(&second).await,
+        Err(crate::ports::StoreError::Conflict(_))
+    ));
+    let stored = w
+        .store()
+        .endpoint(&acme(), &endpoint.id)
+        .await
+        .expect("read")
+        .expect("e");
+    assert_eq!(stored.description, "first");
+}
+
+#[tokio::test]
+async fn a_test_event_goes_out_at_once_and_is_logged() {
+    let w = world();
+    let endpoint = w.endpoint("https://a.example/in", &[]).await;
+    w.d.transport.script(
+        "https://a.example/in",
+        vec![Exchange {
+            body: "thanks".into(),
+            ..ScriptedTransport::status(202)
+        }],
+    );
+
+    let attempt =
+        w.d.test_endpoint(&acme(), &endpoint.id, None, None)
+            .await
+            .expect("sent")
+            .expect("endpoint exists");
+
+    assert_eq!(attempt.status, Some(202));
+    assert_eq!(attempt.response_body, "thanks");
+    let body: serde_json::Value =
+        serde_json::from_slice(&w.d.transport.requests()[0].body).expect("json");
+    assert_eq!(body["type"], "webhook.test");
+    let logged = w
+        .store()
+        .attempts_of_endpoint(&acme(), &endpoint.id, 10, None)
+        .await
+        .expect("log");
+    assert_eq!(logged.items, [attempt]);
+    assert!(w.deliveries().is_empty(), "a test is not a delivery");
+}
+
+#[tokio::test]
+async fn a_network_failure_is_an_attempt_with_its_class() {
+    let w = world();
+    w.endpoint("https://a.example/in", &[]).await;
+    w.d.transport.script(
+        "https://a.example/in",
+        vec![Exchange {
+            status: None,
+            retry_after: None,
+            body: String::new(),
+            latency: Duration::from_secs(15),
+            error: Some((ErrorClass::Timeout, "no answer within 15 s".into())),
+        }],
+    );
+    w.publish("invoice.paid", "order-11").await;
+
+    assert_eq!(
+        w.dispatch_all().await,
+        [Dispatched::Retry(Duration::from_secs(5))]
+    );
+    let attempt = &w.store().all_attempts()[0];
+    assert_eq!(attempt.error_class, Some(ErrorClass::Timeout));
+    assert_eq!(
+        w.deliveries()[0].last_error.as_deref(),
+        Some("no answer within 15 s")
+    );
+}
+
+impl World {
+    fn clock_now(&self) -> SystemTime {
+        crate::clock::Clock::now(self.clock())
+    }
+}
+
+impl MemoryDeliveryQueue {
+    async fn enqueue_all(&self, pointers: Vec<delivery::DeliveryPointer>) {
+        for pointer in pointers {
+            ports::DeliveryQueue::enqueue(self, &pointer)
+                .await
+                .expect("enqueued");
+        }
+    }
+}
+
+#[test]
+fn pauses_grow_and_are_capped() {
+    let settings = OutboundSettings::default();
+    assert_eq!(settings.pause_for(5), Duration::from_secs(60));
+    assert_eq!(settings.pause_for(6), Duration::from_secs(120));
+    assert_eq!(settings.pause_for(100), settings.max_pause);
+    let _ = Secret::new("x");
+}
