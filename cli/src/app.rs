@@ -5,19 +5,25 @@ use std::{io::Write, time::SystemTime};
 
 use shared::{
     aws::{
-        DynamoEventStore, DynamoTenantDirectory, DynamoTenantNames, SqsDeadLetterQueue,
-        SqsEventQueue, sdk_config, secrets_keys,
+        DynamoEventStore, DynamoOutboundStore, DynamoTenantDirectory, DynamoTenantNames,
+        SqsDeadLetterQueue, SqsDeliveryQueue, SqsEventQueue, sdk_config, secrets_keys,
     },
     clock::SystemClock,
     env::Env,
     operations::{Operations, ReplaySettings},
+    outbound::{
+        Outbound, OutboundSettings, dispatch::Dispatcher, ssrf::EgressPolicy,
+        transport::HttpTransport,
+    },
     ports::TenantDirectory,
+    processor::SystemJitter,
 };
 
 use crate::{
     args::{Cli, Command},
+    endpoints,
     error::CliError,
-    events, replay,
+    events, listen, replay,
     secrets::{self, OsEntropy},
     send, tenants,
 };
@@ -102,7 +108,81 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             .with_settings(settings);
             replay::run(&operations, action, out).await
         }
+        Command::Listen(args) => listen::run(args).await,
+        Command::Endpoint { command } => {
+            let dispatcher =
+                outbound_dispatcher(&cli.outbound, cli.secrets_key.as_deref(), true).await?;
+            endpoints::endpoint(&dispatcher, command, out).await
+        }
+        Command::Publish(args) => {
+            let dispatcher = outbound_dispatcher(&cli.outbound, None, false).await?;
+            endpoints::publish(&dispatcher.outbound, args, out).await
+        }
+        Command::Deliveries { command } => {
+            let dispatcher = outbound_dispatcher(&cli.outbound, None, false).await?;
+            endpoints::deliveries(&dispatcher.outbound, command, out).await
+        }
     }
+}
+
+/// The outbound use cases as the deployed functions run them, from the operator's machine.
+/// `secrets`: with the KMS key (seal and open endpoint secrets), else without.
+async fn outbound_dispatcher(
+    settings: &crate::args::OutboundFlags,
+    secrets_key: Option<&str>,
+    secrets: bool,
+) -> Result<
+    Dispatcher<
+        DynamoOutboundStore,
+        SqsDeliveryQueue,
+        SqsDeliveryQueue,
+        HttpTransport,
+        SystemClock,
+        SystemJitter,
+    >,
+    CliError,
+> {
+    let table = non_empty(settings.outbound_table.clone()).ok_or(CliError::MissingSetting {
+        what: "the outbound table",
+        flag: "outbound-table",
+        env: "OUTBOUND_TABLE",
+    })?;
+    let queue_url =
+        non_empty(settings.deliveries_queue_url.clone()).ok_or(CliError::MissingSetting {
+            what: "the deliveries queue",
+            flag: "deliveries-queue-url",
+            env: "DELIVERIES_QUEUE_URL",
+        })?;
+    let sdk = sdk_config().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let store = match (secrets, non_empty(secrets_key.map(str::to_owned))) {
+        (true, Some(key)) => DynamoOutboundStore::new(dynamodb, table, secrets_keys(&sdk, &key)),
+        (true, None) => {
+            return Err(CliError::MissingSetting {
+                what: "the key endpoint secrets are sealed with",
+                flag: "secrets-key",
+                env: "SECRETS_KEY_ID",
+            });
+        }
+        (false, _) => DynamoOutboundStore::without_secrets(dynamodb, table),
+    };
+    let queue = SqsDeliveryQueue::new(aws_sdk_sqs::Client::new(&sdk), queue_url, String::new());
+    let egress = if settings.allow_loopback {
+        EgressPolicy::LOCAL_DEVELOPMENT
+    } else {
+        EgressPolicy::PUBLIC
+    };
+    let outbound_settings = OutboundSettings {
+        egress,
+        ..OutboundSettings::default()
+    };
+    let transport = HttpTransport::new(egress).map_err(CliError::Output)?;
+    Ok(Dispatcher::new(
+        Outbound::new(store, queue.clone(), SystemClock, outbound_settings),
+        queue,
+        transport,
+        SystemJitter,
+    ))
 }
 
 async fn tenant_directory(

@@ -40,8 +40,28 @@ pub struct Cli {
     #[arg(long, env = "SECRETS_KEY_ID", global = true, value_name = "KEY")]
     pub secrets_key: Option<String>,
 
+    #[command(flatten)]
+    pub outbound: OutboundFlags,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Where the outbound side lives.
+#[derive(Debug, Args, Clone, Default)]
+pub struct OutboundFlags {
+    /// DynamoDB table holding partner endpoints, messages and deliveries.
+    #[arg(long, env = "OUTBOUND_TABLE", global = true, value_name = "TABLE")]
+    pub outbound_table: Option<String>,
+
+    /// The deliveries queue (the stack's `DeliveriesQueueUrl` output).
+    #[arg(long, env = "DELIVERIES_QUEUE_URL", global = true, value_name = "URL")]
+    pub deliveries_queue_url: Option<String>,
+
+    /// Local development only: accept http and loopback endpoint URLs (a deployed dispatcher
+    /// still refuses to connect to them).
+    #[arg(long, env = "HOOKCTL_ALLOW_LOOPBACK", global = true)]
+    pub allow_loopback: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -61,6 +81,20 @@ pub enum Command {
     /// Run a replay function action from here, through the same use cases: redrive, replay,
     /// reconcile, list, health, discard (see events/replay/README.md).
     Replay(ReplayArgs),
+    /// Manage a tenant's partner endpoints (outbound webhooks).
+    Endpoint {
+        #[command(subcommand)]
+        command: crate::endpoints::EndpointCommand,
+    },
+    /// Publish a message to a tenant's partner endpoints.
+    Publish(crate::endpoints::PublishArgs),
+    /// Outbound deliveries: list, resend, recover.
+    Deliveries {
+        #[command(subcommand)]
+        command: crate::endpoints::DeliveriesCommand,
+    },
+    /// Receive outbound deliveries on this machine, verify and print them.
+    Listen(crate::listen::ListenArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -249,7 +283,7 @@ pub struct SendArgs {
     pub event_type: Option<String>,
 }
 
-fn parse_tenant(raw: &str) -> Result<TenantId, String> {
+pub(crate) fn parse_tenant(raw: &str) -> Result<TenantId, String> {
     TenantId::parse(raw).map_err(|e| e.to_string())
 }
 
@@ -282,7 +316,7 @@ fn parse_public_key(raw: &str) -> Result<PublicKey, String> {
 
 /// A secret as typed. Checked later, by the command, because clap quotes a refused value in its
 /// error message and a secret must not be printed.
-fn parse_secret(raw: &str) -> Result<Secret, std::convert::Infallible> {
+pub(crate) fn parse_secret(raw: &str) -> Result<Secret, std::convert::Infallible> {
     Ok(Secret::new(raw))
 }
 

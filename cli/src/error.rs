@@ -119,4 +119,22 @@ pub enum CliError {
     /// The replay action was refused (bad input) or could not run (an outage).
     #[error("replay: {0}")]
     Replay(String),
+
+    /// An outbound command was refused (bad input, an unknown endpoint) or could not run.
+    #[error("{0}")]
+    Outbound(String),
+
+    #[error("cannot read {}: {source}", path.display())]
+    ReadFile {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: std::net::SocketAddr,
+        #[source]
+        source: io::Error,
+    },
 }

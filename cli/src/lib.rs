@@ -1,5 +1,6 @@
 //! `hookctl`, the operators' command line: tenants' provider configuration (secrets, replay
-//! window, unsigned policy), event records, and signed sample deliveries.
+//! window, unsigned policy), event records, signed sample deliveries, and the outbound side
+//! (partner endpoints, publishing, deliveries, a local receiver).
 //!
 //! Every command is written against the ports in `shared::ports`, so the tests run it on the
 //! in-memory adapters; [`app`] wires the DynamoDB adapters in for the binary.
@@ -9,13 +10,17 @@
 //! - [`events`]: `events list | show`.
 //! - [`send`]: `send`, signing with `shared::verify::Scheme::sign`.
 //! - [`replay`]: `replay`, the replay function's actions through `shared::replay`.
+//! - [`endpoints`]: `endpoint ...`, `publish`, `deliveries ...` through `shared::outbound`.
+//! - [`listen`]: `listen`, a local receiver that verifies outbound deliveries.
 //! - [`secrets`]: generated secrets, route tokens and ids.
 //! - [`output`]: tables, times, terminal-safe text.
 
 pub mod app;
 pub mod args;
+pub mod endpoints;
 pub mod error;
 pub mod events;
+pub mod listen;
 pub mod output;
 pub mod replay;
 pub mod secrets;

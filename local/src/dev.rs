@@ -85,6 +85,15 @@ pub fn environment(endpoint: &str, resources: &Provisioned) -> Vec<(&'static str
         ),
         ("SECRETS_KEY_ID", resources.secrets_key().to_owned()),
         ("PAYLOADS_BUCKET", resources.payloads_bucket().to_owned()),
+        ("OUTBOUND_TABLE", resources.outbound_table().to_owned()),
+        (
+            "DELIVERIES_QUEUE_URL",
+            resources.deliveries_queue_url().to_owned(),
+        ),
+        (
+            "DELIVERIES_DLQ_URL",
+            resources.deliveries_dlq_url().to_owned(),
+        ),
     ]
 }
 
@@ -135,8 +144,39 @@ pub fn replay_config(resources: &Provisioned) -> Result<replay::Config, EnvError
         "EVENTS_QUEUE_URL" => Some(resources.events_queue_url().to_owned()),
         "DEAD_LETTER_QUEUE_URL" => Some(resources.dead_letter_queue_url().to_owned()),
         "PAYLOADS_BUCKET" => Some(resources.payloads_bucket().to_owned()),
+        "OUTBOUND_TABLE" => Some(resources.outbound_table().to_owned()),
+        "DELIVERIES_QUEUE_URL" => Some(resources.deliveries_queue_url().to_owned()),
+        "DELIVERIES_DLQ_URL" => Some(resources.deliveries_dlq_url().to_owned()),
         "STUCK_AFTER_SECS" | "RETRY_SCHEDULE" | "RETENTION_DAYS" => std::env::var(name).ok(),
         _ => None,
     };
     replay::Config::from_lookup(lookup)
+}
+
+/// The dispatcher's configuration for this stack: the deployed defaults, `DELIVERY_SCHEDULE`
+/// from the environment (watch a delivery go dead in seconds), and the local-development
+/// egress policy, so deliveries reach receivers on this machine (`hookctl listen`). Only the
+/// local stack builds this policy; a deployed dispatcher's configuration cannot.
+pub fn dispatcher_config(resources: &Provisioned) -> Result<dispatcher::Config, EnvError> {
+    let lookup = |name: &str| match name {
+        "OUTBOUND_TABLE" => Some(resources.outbound_table().to_owned()),
+        "DELIVERIES_QUEUE_URL" => Some(resources.deliveries_queue_url().to_owned()),
+        "DELIVERIES_DLQ_URL" => Some(resources.deliveries_dlq_url().to_owned()),
+        "SECRETS_KEY_ID" => Some(resources.secrets_key().to_owned()),
+        "DELIVERY_SCHEDULE" | "ATTEMPT_TIMEOUT_SECS" => std::env::var(name).ok(),
+        _ => None,
+    };
+    let mut config = dispatcher::Config::from_lookup(lookup)?;
+    config.settings.egress = shared::outbound::ssrf::EgressPolicy::LOCAL_DEVELOPMENT;
+    Ok(config)
+}
+
+/// The publish API's configuration for this stack.
+pub fn api_config(resources: &Provisioned) -> Result<api::Config, EnvError> {
+    let lookup = |name: &str| match name {
+        "OUTBOUND_TABLE" => Some(resources.outbound_table().to_owned()),
+        "DELIVERIES_QUEUE_URL" => Some(resources.deliveries_queue_url().to_owned()),
+        _ => None,
+    };
+    api::Config::from_lookup(lookup)
 }

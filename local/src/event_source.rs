@@ -1,21 +1,66 @@
-//! The SQS event source mapping, emulated: what Lambda does between the queue and the
-//! processor. Receive a batch (up to the batch size, waiting up to the batching window), hand
-//! it to the processor Lambda's own handler as the `SqsEvent` Lambda would build, delete the
+//! The SQS event source mapping, emulated: what Lambda does between a queue and its function
+//! (the processor on the events queue, the dispatcher on the deliveries queue). Receive a batch
+//! (up to the batch size, waiting up to the batching window), hand it to the Lambda's own
+//! handler as the `SqsEvent` Lambda would build, delete the
 //! messages it did not report failed, and leave the failed ones for their visibility timeout.
 //! A batch the handler refuses whole is left whole. Redrive to the DLQ after
 //! `maxReceiveCount` is SQS's own.
 
 use std::{collections::HashMap, time::Duration};
 
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use lambda_runtime::{Context, LambdaEvent};
 use shared::{
     clock::Clock,
+    outbound::{
+        dispatch::Dispatcher,
+        ports::{DeliveryQueue, DeliveryRetryQueue, OutboundStore, Transport},
+    },
     ports::{ProcessorStore, RetryQueue},
     processor::{Jitter, Processor},
 };
 use tracing::warn;
+
+/// A function an SQS event source invokes: its deployed handler.
+pub trait SqsFunction {
+    fn invoke(
+        &self,
+        event: LambdaEvent<SqsEvent>,
+    ) -> impl Future<Output = Result<SqsBatchResponse, lambda_runtime::Error>>;
+}
+
+impl<S, Q, C, J> SqsFunction for Processor<S, Q, C, J>
+where
+    S: ProcessorStore,
+    Q: RetryQueue,
+    C: Clock,
+    J: Jitter,
+{
+    fn invoke(
+        &self,
+        event: LambdaEvent<SqsEvent>,
+    ) -> impl Future<Output = Result<SqsBatchResponse, lambda_runtime::Error>> {
+        processor::handle(self, event)
+    }
+}
+
+impl<S, Q, R, T, C, J> SqsFunction for Dispatcher<S, Q, R, T, C, J>
+where
+    S: OutboundStore,
+    Q: DeliveryQueue,
+    R: DeliveryRetryQueue,
+    T: Transport,
+    C: Clock,
+    J: Jitter,
+{
+    fn invoke(
+        &self,
+        event: LambdaEvent<SqsEvent>,
+    ) -> impl Future<Output = Result<SqsBatchResponse, lambda_runtime::Error>> {
+        dispatcher::handle(self, event)
+    }
+}
 
 /// How the mapping polls: the template's `BatchSize` and `MaximumBatchingWindowInSeconds`.
 #[derive(Debug, Clone)]
@@ -34,18 +79,12 @@ pub struct Poll {
 }
 
 impl EventSourceMapping {
-    /// Receive one batch and process it. An empty queue is an empty poll.
-    pub async fn poll_once<S, Q, C, J>(
+    /// Receive one batch and hand it to `function`. An empty queue is an empty poll.
+    pub async fn poll_once(
         &self,
-        processor: &Processor<S, Q, C, J>,
+        function: &impl SqsFunction,
         invocation: &str,
-    ) -> Result<Poll, String>
-    where
-        S: ProcessorStore,
-        Q: RetryQueue,
-        C: Clock,
-        J: Jitter,
-    {
+    ) -> Result<Poll, String> {
         let received = self
             .sqs
             .receive_message()
@@ -90,19 +129,18 @@ impl EventSourceMapping {
         payload.records = records;
         let mut context = Context::default();
         context.request_id = invocation.to_owned();
-        let failed: Vec<String> =
-            match processor::handle(processor, LambdaEvent::new(payload, context)).await {
-                Ok(response) => response
-                    .batch_item_failures
-                    .into_iter()
-                    .map(|f| f.item_identifier)
-                    .collect(),
-                // The invocation failed: Lambda deletes nothing, every message comes back.
-                Err(e) => {
-                    warn!(error = %e, "the processor refused the batch");
-                    receipts.iter().filter_map(|(id, _)| id.clone()).collect()
-                }
-            };
+        let failed: Vec<String> = match function.invoke(LambdaEvent::new(payload, context)).await {
+            Ok(response) => response
+                .batch_item_failures
+                .into_iter()
+                .map(|f| f.item_identifier)
+                .collect(),
+            // The invocation failed: Lambda deletes nothing, every message comes back.
+            Err(e) => {
+                warn!(error = %e, "the function refused the batch");
+                receipts.iter().filter_map(|(id, _)| id.clone()).collect()
+            }
+        };
         for (id, receipt) in &receipts {
             if id.as_ref().is_some_and(|id| failed.contains(id)) {
                 continue;
@@ -128,18 +166,12 @@ impl EventSourceMapping {
     }
 
     /// Poll until the task is dropped.
-    pub async fn run<S, Q, C, J>(&self, processor: &Processor<S, Q, C, J>)
-    where
-        S: ProcessorStore,
-        Q: RetryQueue,
-        C: Clock,
-        J: Jitter,
-    {
+    pub async fn run(&self, function: &impl SqsFunction) {
         let mut invocation = 0u64;
         loop {
             invocation += 1;
             match self
-                .poll_once(processor, &format!("local-{invocation}"))
+                .poll_once(function, &format!("local-{invocation}"))
                 .await
             {
                 Ok(poll) if poll.received > 0 => {}

@@ -47,7 +47,8 @@ struct Cli {
 enum Command {
     /// Create the tables and queues and print the environment that reaches them.
     Provision,
-    /// Provision, seed the demo tenant, serve the ingress and run the processor.
+    /// Provision, seed the demo tenant, serve the ingress and the publish API, run the
+    /// processor and the dispatcher.
     Dev {
         /// Where the ingress listens.
         #[arg(long, default_value = "127.0.0.1:3000")]
@@ -170,21 +171,38 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
     println!(
         "# Try: cargo run -q -p hookctl -- send http://{listen} --tenant demo --provider stripe --file events/payloads/stripe/invoice.paid.json"
     );
-    let ingress = dev::build_ingress(&sdk, &resources);
+    println!(
+        "# Publish to partners: curl -X POST http://{listen}/v1/tenants/demo/messages -d '{{\"event_type\":\"invoice.paid\",\"payload\":{{\"id\":\"inv_1\"}}}}'"
+    );
+    println!(
+        "#   after: cargo run -q -p hookctl -- listen --port 4000   and   hookctl endpoint add demo http://127.0.0.1:4000/"
+    );
+    let routes = server::Routes {
+        ingress: dev::build_ingress(&sdk, &resources),
+        api: std::sync::Arc::new(api::build(&sdk, &dev::api_config(&resources)?)),
+    };
     let processor = processor::build(&sdk, &dev::processor_config(&resources)?);
-    let mapping = EventSourceMapping {
+    let dispatcher =
+        dispatcher::build(&sdk, &dev::dispatcher_config(&resources)?).map_err(LocalError::Serve)?;
+    let events = EventSourceMapping {
         sqs: clients.sqs.clone(),
         queue_url: resources.events_queue_url().to_owned(),
         batch_size: 10,
         batching_window: Duration::from_secs(1),
     };
+    let deliveries = EventSourceMapping {
+        queue_url: resources.deliveries_queue_url().to_owned(),
+        ..events.clone()
+    };
     println!(
-        "# Processor polling {} (the SQS event source mapping, emulated)",
-        resources.events_queue_url()
+        "# Processor polling {}, dispatcher polling {} (the SQS event source mappings, emulated)",
+        resources.events_queue_url(),
+        resources.deliveries_queue_url()
     );
     tokio::select! {
-        served = server::serve(listener, ingress) => served.map_err(LocalError::Serve),
-        () = mapping.run(&processor) => Ok(()),
+        served = server::serve(listener, routes) => served.map_err(LocalError::Serve),
+        () = events.run(&processor) => Ok(()),
+        () = deliveries.run(&dispatcher) => Ok(()),
         _ = tokio::signal::ctrl_c() => Ok(()),
     }
 }
@@ -208,8 +226,8 @@ async fn invoke(
     if function != "replay" {
         return Err(LocalError::NoRunner(function.to_owned()));
     }
-    let operations = replay::build(sdk, &dev::replay_config(resources)?);
-    let summary = operations
+    let replay = replay::build(sdk, &dev::replay_config(resources)?);
+    let summary = replay
         .run_json(payload)
         .await
         .map_err(|e| LocalError::Replay(e.to_string()))?;

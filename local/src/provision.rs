@@ -23,6 +23,9 @@ pub const EVENTS_QUEUE: &str = "EventsQueue";
 pub const DEAD_LETTER_QUEUE: &str = "EventsDeadLetterQueue";
 pub const SECRETS_KEY: &str = "SecretsKey";
 pub const PAYLOADS_BUCKET: &str = "PayloadsBucket";
+pub const OUTBOUND_TABLE: &str = "OutboundTable";
+pub const DELIVERIES_QUEUE: &str = "DeliveriesQueue";
+pub const DELIVERIES_DLQ: &str = "DeliveriesDeadLetterQueue";
 
 #[derive(Debug, Error)]
 pub enum ProvisionError {
@@ -109,6 +112,18 @@ impl Provisioned {
     pub fn dead_letter_queue_url(&self) -> &str {
         self.queue_url(DEAD_LETTER_QUEUE).unwrap_or_default()
     }
+
+    pub fn outbound_table(&self) -> &str {
+        self.table(OUTBOUND_TABLE).unwrap_or_default()
+    }
+
+    pub fn deliveries_queue_url(&self) -> &str {
+        self.queue_url(DELIVERIES_QUEUE).unwrap_or_default()
+    }
+
+    pub fn deliveries_dlq_url(&self) -> &str {
+        self.queue_url(DELIVERIES_DLQ).unwrap_or_default()
+    }
 }
 
 /// Create every table, queue and key of `template`, named `{prefix}{LogicalId}` (a key by its
@@ -119,10 +134,20 @@ pub async fn provision(
     prefix: &str,
 ) -> Result<Provisioned, ProvisionError> {
     let (dynamodb, sqs) = (&clients.dynamodb, &clients.sqs);
-    for id in [EVENTS_TABLE, TENANTS_TABLE, PROJECTIONS_TABLE] {
+    for id in [
+        EVENTS_TABLE,
+        TENANTS_TABLE,
+        PROJECTIONS_TABLE,
+        OUTBOUND_TABLE,
+    ] {
         template.table(id).ok_or(ProvisionError::Missing(id))?;
     }
-    for id in [EVENTS_QUEUE, DEAD_LETTER_QUEUE] {
+    for id in [
+        EVENTS_QUEUE,
+        DEAD_LETTER_QUEUE,
+        DELIVERIES_QUEUE,
+        DELIVERIES_DLQ,
+    ] {
         template.queue(id).ok_or(ProvisionError::Missing(id))?;
     }
     if !template.keys.iter().any(|k| k == SECRETS_KEY) {

@@ -1,6 +1,8 @@
-//! The ingress over plain HTTP on loopback, standing in for API Gateway: the route's path
-//! segments become path parameters, the body bytes pass through untouched, and the deployed
-//! handler answers.
+//! The HTTP API over plain HTTP on loopback, standing in for API Gateway: the webhook routes
+//! go to the ingress, the publish route to the API function; the route's path segments become
+//! path parameters, the body bytes pass through untouched, and the deployed handler answers.
+//! API Gateway's IAM authorization of the publish route has no local stand-in: anything on this
+//! machine may publish to the local stack.
 
 use std::{collections::HashMap, convert::Infallible, net::SocketAddr, sync::Arc};
 
@@ -22,16 +24,29 @@ const GATEWAY_BODY_LIMIT: usize = 10 * 1024 * 1024;
 
 type HttpBody = BoxBody<Bytes, Infallible>;
 
-/// Accept connections on `listener` and answer each request with the ingress, until the task
+/// The functions behind the local API.
+#[derive(Debug, Clone)]
+pub struct Routes {
+    pub ingress: Arc<AwsIngress>,
+    pub api: Arc<api::AwsOutbound>,
+}
+
+/// Which function a route goes to.
+enum Target {
+    Ingress,
+    Api,
+}
+
+/// Accept connections on `listener` and answer each request with its function, until the task
 /// is dropped.
-pub async fn serve(listener: TcpListener, ingress: Arc<AwsIngress>) -> std::io::Result<()> {
+pub async fn serve(listener: TcpListener, routes: Routes) -> std::io::Result<()> {
     loop {
         let (stream, peer) = listener.accept().await?;
-        let ingress = ingress.clone();
+        let routes = routes.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request| {
-                let ingress = ingress.clone();
-                async move { Ok::<_, Infallible>(route(&ingress, request, peer).await) }
+                let routes = routes.clone();
+                async move { Ok::<_, Infallible>(route(&routes, request, peer).await) }
             });
             if let Err(e) = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -44,7 +59,7 @@ pub async fn serve(listener: TcpListener, ingress: Arc<AwsIngress>) -> std::io::
 }
 
 async fn route(
-    ingress: &AwsIngress,
+    routes: &Routes,
     request: Request<hyper::body::Incoming>,
     peer: SocketAddr,
 ) -> Response<HttpBody> {
@@ -55,17 +70,31 @@ async fn route(
         .split('/')
         .map(str::to_owned)
         .collect();
-    let params = match (request.method(), segments.as_slice()) {
+    let (target, params) = match (request.method(), segments.as_slice()) {
         (&Method::GET, [health]) if health == "health" => return text(StatusCode::OK, "ok"),
-        (&Method::POST, [root, tenant, provider]) if root == "webhooks" => HashMap::from([
-            ("tenant".to_owned(), tenant.clone()),
-            ("provider".to_owned(), provider.clone()),
-        ]),
-        (&Method::POST, [root, tenant, provider, token]) if root == "webhooks" => HashMap::from([
-            ("tenant".to_owned(), tenant.clone()),
-            ("provider".to_owned(), provider.clone()),
-            ("token".to_owned(), token.clone()),
-        ]),
+        (&Method::POST, [root, tenant, provider]) if root == "webhooks" => (
+            Target::Ingress,
+            HashMap::from([
+                ("tenant".to_owned(), tenant.clone()),
+                ("provider".to_owned(), provider.clone()),
+            ]),
+        ),
+        (&Method::POST, [root, tenant, provider, token]) if root == "webhooks" => (
+            Target::Ingress,
+            HashMap::from([
+                ("tenant".to_owned(), tenant.clone()),
+                ("provider".to_owned(), provider.clone()),
+                ("token".to_owned(), token.clone()),
+            ]),
+        ),
+        (&Method::POST, [v1, tenants, tenant, messages])
+            if v1 == "v1" && tenants == "tenants" && messages == "messages" =>
+        {
+            (
+                Target::Api,
+                HashMap::from([("tenant".to_owned(), tenant.clone())]),
+            )
+        }
         _ => return text(StatusCode::NOT_FOUND, r#"{"error":"not found"}"#),
     };
 
@@ -86,7 +115,14 @@ async fn route(
         .with_path_parameters(params)
         .with_request_context(RequestContext::ApiGatewayV2(context));
 
-    let response = match ingress::handle(ingress, lambda_request).await {
+    let (name, answered) = match target {
+        Target::Ingress => (
+            "ingress",
+            ingress::handle(&routes.ingress, lambda_request).await,
+        ),
+        Target::Api => ("api", api::handle(&routes.api, lambda_request).await),
+    };
+    let response = match answered {
         Ok(response) => response,
         Err(e) => {
             warn!(error = %e, "handler failed");
@@ -96,7 +132,7 @@ async fn route(
             );
         }
     };
-    info!(%peer, status = response.status().as_u16(), "ingress answered");
+    info!(%peer, function = name, status = response.status().as_u16(), "answered");
     let (parts, body) = response.into_parts();
     let bytes = match body {
         Body::Empty => Bytes::new(),

@@ -76,10 +76,16 @@ async fn the_http_runner_serves_the_ingress_handler() {
     let sdk = local_stack::aws::sdk_config(&endpoint()).await;
     let mut ingress_config = local_stack::dev::ingress_config(&stack.resources);
     ingress_config.max_body_bytes = IngressSettings::default().max_body_bytes;
-    let ingress = Arc::new(::ingress::build(&sdk, &ingress_config));
+    let routes = local_stack::server::Routes {
+        ingress: Arc::new(::ingress::build(&sdk, &ingress_config)),
+        api: Arc::new(::api::build(
+            &sdk,
+            &local_stack::dev::api_config(&stack.resources).expect("api config"),
+        )),
+    };
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
-    let server = tokio::spawn(local_stack::server::serve(listener, ingress));
+    let server = tokio::spawn(local_stack::server::serve(listener, routes));
 
     let body = br#"{"id":"evt_runner_1","object":"event","type":"invoice.paid","created":1}"#;
     let now = std::time::SystemTime::now()
@@ -103,7 +109,25 @@ async fn the_http_runner_serves_the_ingress_handler() {
     stream.write_all(body).await.expect("write body");
     let mut answer = String::new();
     stream.read_to_string(&mut answer).await.expect("read");
+
+    // The publish route goes to the API function.
+    let message =
+        br#"{"event_type":"invoice.paid","payload":{"id":"inv_1"},"idempotency_key":"order-1"}"#;
+    let mut stream = TcpStream::connect(address).await.expect("connect");
+    let head = format!(
+        "POST /v1/tenants/demo/messages HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        message.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("write head");
+    stream.write_all(message).await.expect("write body");
+    let mut published = String::new();
+    stream.read_to_string(&mut published).await.expect("read");
     server.abort();
+    assert!(published.starts_with("HTTP/1.1 202"), "{published}");
+    assert!(
+        published.contains(r#""message_id":"order-1""#),
+        "{published}"
+    );
 
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains(r#""id":"evt_runner_1""#), "{answer}");

@@ -5,6 +5,7 @@
 mod ingress;
 mod interop;
 mod local_runner;
+mod outbound;
 mod pipeline;
 mod ports;
 mod processing;

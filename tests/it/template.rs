@@ -19,6 +19,7 @@ use serde_norway::Value;
 use shared::{
     aws::{STATUS_INDEX, SUMMARY_ATTRIBUTES},
     metrics,
+    outbound::dispatch::names as outbound,
     projection::RESERVED_ATTRIBUTES,
 };
 
@@ -525,7 +526,7 @@ fn the_access_log_records_route_keys_and_request_ids_never_paths() {
 }
 
 /// Every metric the code emits, by name.
-const EMITTED: [&str; 21] = [
+const EMITTED: [&str; 28] = [
     metrics::REPLAY_FAILED,
     metrics::RECONCILED,
     metrics::RECEIVED,
@@ -547,12 +548,24 @@ const EMITTED: [&str; 21] = [
     metrics::END_TO_END_LATENCY,
     metrics::REPLAYED,
     metrics::DLQ_REDRIVEN,
+    outbound::DELIVERED,
+    outbound::DELIVERY_FAILED,
+    outbound::DELIVERY_DEAD,
+    outbound::DELIVERY_HELD,
+    outbound::ENDPOINT_DISABLED,
+    outbound::ENDPOINT_PAUSED,
+    outbound::DELIVERY_LATENCY,
 ];
 
 #[test]
 fn alarms_and_dashboard_watch_metrics_the_code_emits() {
     let doc = doc();
-    let functions = [metrics::INGRESS, metrics::PROCESSOR, metrics::REPLAY];
+    let functions = [
+        metrics::INGRESS,
+        metrics::PROCESSOR,
+        metrics::REPLAY,
+        outbound::DISPATCHER,
+    ];
     let mut watched = BTreeSet::new();
     for (id, resource) in doc["Resources"].as_mapping().expect("resources") {
         if resource["Type"].as_str() != Some("AWS::CloudWatch::Alarm") {
@@ -592,6 +605,8 @@ fn alarms_and_dashboard_watch_metrics_the_code_emits() {
         metrics::ACK_LATENCY,
         metrics::ENQUEUE_FAILURE,
         metrics::RETRY_EXHAUSTED,
+        outbound::DELIVERY_FAILED,
+        outbound::ENDPOINT_DISABLED,
     ] {
         assert!(watched.contains(name), "no alarm watches {name}");
     }

@@ -8,10 +8,9 @@ use shared::{
     clock::{Clock, SystemClock},
     env::{Env, EnvError},
     ports::{ProcessorStore, RetryQueue},
-    processor::{Jitter, Message, Processor, ProcessorSettings, SystemJitter},
+    processor::{Jitter, Processor, ProcessorSettings, SystemJitter, messages},
     projectors::UnknownTypePolicy,
 };
-use thiserror::Error;
 use tracing::error;
 
 /// The processor wired to DynamoDB and SQS, as deployed.
@@ -72,40 +71,6 @@ pub fn build(sdk: &aws_config::SdkConfig, config: &Config) -> AwsProcessor {
         SystemJitter,
         config.settings.clone(),
     )
-}
-
-/// A batch the processor cannot answer for message by message.
-#[derive(Debug, Error)]
-#[error(
-    "an SQS record has no message id, so its failure could not be reported alone; retrying the batch"
-)]
-pub struct MissingMessageId;
-
-/// The processor's messages from an SQS event. A record without a message id cannot be reported
-/// alone, so the batch is refused whole (and retried; processing is idempotent) rather than
-/// reported with an empty identifier.
-pub fn messages(event: &SqsEvent) -> Result<Vec<Message>, MissingMessageId> {
-    event
-        .records
-        .iter()
-        .map(|record| {
-            let message_id = record
-                .message_id
-                .clone()
-                .filter(|id| !id.is_empty())
-                .ok_or(MissingMessageId)?;
-            Ok(Message {
-                message_id,
-                receipt_handle: record.receipt_handle.clone(),
-                body: record.body.clone().unwrap_or_default(),
-                receive_count: record
-                    .attributes
-                    .get("ApproximateReceiveCount")
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(1),
-            })
-        })
-        .collect()
 }
 
 /// Handle one SQS batch: every record on its own; the failed ones listed for SQS to retry.

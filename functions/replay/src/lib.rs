@@ -7,17 +7,43 @@
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
 use shared::{
-    aws::{DynamoEventStore, DynamoTenantNames, SqsDeadLetterQueue, SqsEventQueue},
-    clock::{Clock, SystemClock},
+    aws::{
+        DynamoEventStore, DynamoOutboundStore, DynamoTenantNames, SqsDeadLetterQueue,
+        SqsDeliveryQueue, SqsEventQueue,
+    },
+    clock::SystemClock,
     env::{Env, EnvError},
     operations::{Operations, ReplaySettings},
-    ports::{DeadLetterQueue, EventQueue, OperationsStore, TenantNames},
+    outbound::{Outbound, OutboundSettings, actions::OutboundAction},
 };
 use tracing::{error, info};
 
 /// The operations wired to DynamoDB and SQS, as deployed.
 pub type AwsOperations =
     Operations<DynamoEventStore, SqsEventQueue, SqsDeadLetterQueue, DynamoTenantNames, SystemClock>;
+
+/// The outbound recovery use cases wired to DynamoDB and SQS, as deployed.
+pub type AwsOutbound = Outbound<DynamoOutboundStore, SqsDeliveryQueue, SystemClock>;
+
+/// Both sides' operator actions, and the deliveries DLQ the outbound redrive drains.
+#[derive(Debug)]
+pub struct Replay {
+    pub operations: AwsOperations,
+    pub outbound: AwsOutbound,
+    pub deliveries_dlq: SqsDeadLetterQueue,
+}
+
+impl Replay {
+    /// Run a console event on the side it names; the operator's mistakes are an
+    /// `{"error": ...}` summary, an outage an `Err`.
+    pub async fn run_json(&self, event: Value) -> Result<Value, Error> {
+        if OutboundAction::is_outbound(&event) {
+            Ok(self.outbound.run_json(event, &self.deliveries_dlq).await?)
+        } else {
+            Ok(self.operations.run_json(event).await?)
+        }
+    }
+}
 
 /// The function's configuration, from its environment (set by template.yaml).
 #[derive(Debug, Clone)]
@@ -29,6 +55,10 @@ pub struct Config {
     /// Where payloads too large for their record are kept.
     pub payloads_bucket: String,
     pub settings: ReplaySettings,
+    pub outbound_table: String,
+    pub deliveries_queue_url: String,
+    pub deliveries_dlq_url: String,
+    pub outbound: OutboundSettings,
 }
 
 impl Config {
@@ -46,37 +76,50 @@ impl Config {
             dead_letter_queue_url: env.required("DEAD_LETTER_QUEUE_URL")?,
             payloads_bucket: env.required("PAYLOADS_BUCKET")?,
             settings: ReplaySettings::from_env(&env)?,
+            outbound_table: env.required("OUTBOUND_TABLE")?,
+            deliveries_queue_url: env.required("DELIVERIES_QUEUE_URL")?,
+            deliveries_dlq_url: env.required("DELIVERIES_DLQ_URL")?,
+            outbound: OutboundSettings {
+                retention: env.retention()?,
+                ..OutboundSettings::default()
+            },
         })
     }
 }
 
-/// Build the deployed operations: SDK clients once per cold start.
-pub fn build(sdk: &aws_config::SdkConfig, config: &Config) -> AwsOperations {
+/// Build the deployed operations: SDK clients once per cold start. The outbound side reads
+/// endpoints without their secrets: this function has no KMS access.
+pub fn build(sdk: &aws_config::SdkConfig, config: &Config) -> Replay {
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     let sqs = aws_sdk_sqs::Client::new(sdk);
-    Operations::new(
+    let operations = Operations::new(
         DynamoEventStore::new(dynamodb.clone(), &config.events_table)
             .with_payloads(shared::aws::s3_client(sdk), &config.payloads_bucket),
         SqsEventQueue::new(sqs.clone(), &config.events_queue_url),
-        SqsDeadLetterQueue::new(sqs, &config.dead_letter_queue_url),
-        DynamoTenantNames::new(dynamodb, &config.tenants_table),
+        SqsDeadLetterQueue::new(sqs.clone(), &config.dead_letter_queue_url),
+        DynamoTenantNames::new(dynamodb.clone(), &config.tenants_table),
         SystemClock,
     )
-    .with_settings(config.settings.clone())
+    .with_settings(config.settings.clone());
+    let outbound = Outbound::new(
+        DynamoOutboundStore::without_secrets(dynamodb, &config.outbound_table),
+        SqsDeliveryQueue::new(
+            sqs.clone(),
+            &config.deliveries_queue_url,
+            &config.deliveries_dlq_url,
+        ),
+        SystemClock,
+        config.outbound.clone(),
+    );
+    Replay {
+        operations,
+        outbound,
+        deliveries_dlq: SqsDeadLetterQueue::new(sqs, &config.deliveries_dlq_url),
+    }
 }
 
 /// Run one action from its console event; its summary.
-pub async fn handle<S, Q, D, T, C>(
-    operations: &Operations<S, Q, D, T, C>,
-    event: LambdaEvent<Value>,
-) -> Result<Value, Error>
-where
-    S: OperationsStore,
-    Q: EventQueue,
-    D: DeadLetterQueue,
-    T: TenantNames,
-    C: Clock,
-{
+pub async fn handle(replay: &Replay, event: LambdaEvent<Value>) -> Result<Value, Error> {
     let action = event
         .payload
         .get("action")
@@ -84,14 +127,14 @@ where
         .unwrap_or("none")
         .to_owned();
     let request_id = event.context.request_id.clone();
-    match operations.run_json(event.payload).await {
+    match replay.run_json(event.payload).await {
         Ok(summary) => {
             info!(action, request_id, summary = %summary, "operator action done");
             Ok(summary)
         }
         Err(e) => {
             error!(action, request_id, error = %e, "operator action failed");
-            Err(e.into())
+            Err(e)
         }
     }
 }
@@ -140,6 +183,9 @@ mod tests {
             "EVENTS_QUEUE_URL" => Some("https://q".to_owned()),
             "DEAD_LETTER_QUEUE_URL" => Some("https://dlq".to_owned()),
             "PAYLOADS_BUCKET" => Some("payloads".to_owned()),
+            "OUTBOUND_TABLE" => Some("outbound".to_owned()),
+            "DELIVERIES_QUEUE_URL" => Some("https://deliveries".to_owned()),
+            "DELIVERIES_DLQ_URL" => Some("https://deliveries-dlq".to_owned()),
             "RETRY_SCHEDULE" => Some("0,1,2".to_owned()),
             "STUCK_AFTER_SECS" => Some("600".to_owned()),
             _ => None,

@@ -8,9 +8,10 @@
 //!   health (circuit breaker, automatic disabling), dead-lettering; and test events.
 //! - [`recovery`]: reconcile (unfinished fan-outs, lost pointers, held deliveries), the
 //!   deliveries DLQ redrive, resend and recover.
-//! - [`admin`]: adding and changing endpoints.
+//! - [`admin`]: adding and changing endpoints; [`actions`]: recovery as console events.
 //! - [`endpoint`], [`filter`], [`delivery`], [`ids`]: the records; [`ports`]: their storage.
 
+pub mod actions;
 pub mod admin;
 pub mod delivery;
 pub mod dispatch;

@@ -72,6 +72,42 @@ pub struct Message {
     pub receive_count: u32,
 }
 
+/// A batch that cannot be answered message by message.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "an SQS record has no message id, so its failure could not be reported alone; retrying the batch"
+)]
+pub struct MissingMessageId;
+
+/// The messages of an SQS event (the processor's and the dispatcher's). A record without a
+/// message id cannot be reported alone, so the batch is refused whole (and retried; processing is idempotent) rather than
+/// reported with an empty identifier.
+pub fn messages(
+    event: &aws_lambda_events::event::sqs::SqsEvent,
+) -> Result<Vec<Message>, MissingMessageId> {
+    event
+        .records
+        .iter()
+        .map(|record| {
+            let message_id = record
+                .message_id
+                .clone()
+                .filter(|id| !id.is_empty())
+                .ok_or(MissingMessageId)?;
+            Ok(Message {
+                message_id,
+                receipt_handle: record.receipt_handle.clone(),
+                body: record.body.clone().unwrap_or_default(),
+                receive_count: record
+                    .attributes
+                    .get("ApproximateReceiveCount")
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(1),
+            })
+        })
+        .collect()
+}
+
 /// How a message ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Disposition {

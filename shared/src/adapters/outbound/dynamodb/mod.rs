@@ -81,6 +81,12 @@ impl DynamoOutboundStore {
         }
     }
 
+    /// A store that never seals or opens a secret (reading endpoints without them, logging,
+    /// fan-out): for the functions IAM gives no KMS access.
+    pub fn without_secrets(client: Client, table: impl Into<String>) -> Self {
+        Self::new(client, table, Arc::new(crate::adapters::keys::NoKeys))
+    }
+
     fn cached(&self, sealed: &str) -> Option<Secret> {
         lock(&self.opened).get(sealed).cloned()
     }

@@ -1,0 +1,12 @@
+//! API Lambda: the publish route for the user's own services, behind AWS IAM authorization.
+
+use lambda_http::{Error, run, service_fn, tracing};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let config = api::Config::from_env()?;
+    let sdk = shared::aws::sdk_config().await;
+    let outbound = api::build(&sdk, &config);
+    run(service_fn(|request| api::handle(&outbound, request))).await
+}

@@ -1,0 +1,643 @@
+//! Outbound webhooks against the emulator and real HTTP receivers on loopback: the DynamoDB
+//! and SQS adapters, the hyper transport behind the SSRF guard, the dispatcher Lambda's handler
+//! through the emulated event source, the replay function's recovery actions, and signatures
+//! checked by the official standardwebhooks and svix libraries.
+
+use std::{
+    collections::HashMap,
+    convert::Infallible,
+    io::Write,
+    net::SocketAddr,
+    process::{Command, Stdio},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response, body::Bytes, server::conn::http1, service::service_fn};
+use hyper_util::rt::TokioIo;
+use lambda_http::{Body, RequestExt};
+use local_stack::event_source::EventSourceMapping;
+use serde_json::{Value, json};
+use shared::{
+    aws::{DynamoOutboundStore, KmsKeys, SqsDeadLetterQueue, SqsDeliveryQueue},
+    clock::SystemClock,
+    ids::TenantId,
+    outbound::{
+        Outbound, OutboundSettings,
+        admin::EndpointChange,
+        delivery::{DeliveryStatus, ErrorClass},
+        dispatch::Dispatcher,
+        endpoint::Endpoint,
+        ports::{DeliveryLog, EndpointStore, RateLimiter},
+        ssrf::{EgressPolicy, EndpointUrl, StaticResolver},
+        transport::HttpTransport,
+    },
+    processor::NoJitter,
+    retry::RetrySchedule,
+};
+use tokio::{net::TcpListener, sync::Notify};
+
+use crate::support::Stack;
+
+type ItDispatcher = Dispatcher<
+    DynamoOutboundStore,
+    SqsDeliveryQueue,
+    SqsDeliveryQueue,
+    HttpTransport,
+    SystemClock,
+    NoJitter,
+>;
+
+/// What a receiver does with each request.
+#[derive(Clone)]
+enum Behaviour {
+    Answer(u16),
+    /// Hold the request until notified, then answer 200.
+    HoldUntil(Arc<Notify>),
+}
+
+/// One request a receiver got: its headers and body.
+type Received = (Vec<(String, String)>, Vec<u8>);
+
+/// An HTTP receiver on loopback that records every request.
+#[derive(Clone)]
+struct Receiver {
+    address: SocketAddr,
+    seen: Arc<Mutex<Vec<Received>>>,
+    arrived: Arc<Notify>,
+}
+
+impl Receiver {
+    async fn start(behaviour: Behaviour) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let receiver = Self {
+            address: listener.local_addr().expect("address"),
+            seen: Arc::default(),
+            arrived: Arc::new(Notify::new()),
+        };
+        let this = receiver.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let this = this.clone();
+                let behaviour = behaviour.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |request: Request<hyper::body::Incoming>| {
+                        let this = this.clone();
+                        let behaviour = behaviour.clone();
+                        async move {
+                            let (parts, body) = request.into_parts();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            let headers = parts
+                                .headers
+                                .iter()
+                                .map(|(n, v)| {
+                                    (n.to_string(), v.to_str().unwrap_or_default().to_owned())
+                                })
+                                .collect();
+                            this.seen
+                                .lock()
+                                .expect("lock")
+                                .push((headers, body.to_vec()));
+                            this.arrived.notify_waiters();
+                            let status = match behaviour {
+                                Behaviour::Answer(status) => status,
+                                Behaviour::HoldUntil(release) => {
+                                    release.notified().await;
+                                    200
+                                }
+                            };
+                            let mut response =
+                                Response::new(Full::new(Bytes::from_static(b"thanks")));
+                            *response.status_mut() =
+                                hyper::StatusCode::from_u16(status).expect("status");
+                            Ok::<_, Infallible>(response)
+                        }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        receiver
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/hooks", self.address)
+    }
+
+    fn requests(&self) -> Vec<Received> {
+        self.seen.lock().expect("lock").clone()
+    }
+}
+
+fn acme() -> TenantId {
+    TenantId::parse("acme").expect("tenant")
+}
+
+fn settings(schedule: &str, egress: EgressPolicy) -> OutboundSettings {
+    OutboundSettings {
+        schedule: schedule.parse::<RetrySchedule>().expect("schedule"),
+        attempt_timeout: Duration::from_secs(3),
+        egress,
+        ..OutboundSettings::default()
+    }
+}
+
+impl Stack {
+    fn outbound_store(&self) -> DynamoOutboundStore {
+        DynamoOutboundStore::new(
+            self.dynamodb.clone(),
+            self.resources.outbound_table(),
+            Arc::new(KmsKeys::new(self.kms.clone(), self.resources.secrets_key())),
+        )
+    }
+
+    fn delivery_queue(&self) -> SqsDeliveryQueue {
+        SqsDeliveryQueue::new(
+            self.sqs.clone(),
+            self.resources.deliveries_queue_url(),
+            self.resources.deliveries_dlq_url(),
+        )
+    }
+
+    /// The dispatcher as deployed, with `settings` and a resolver that knows `names`.
+    fn dispatcher(&self, settings: OutboundSettings, names: StaticResolver) -> ItDispatcher {
+        let resolver = Arc::new(names);
+        let transport =
+            HttpTransport::with_resolver(settings.egress, resolver.clone()).expect("transport");
+        Dispatcher::new(
+            Outbound::new(
+                self.outbound_store(),
+                self.delivery_queue(),
+                SystemClock,
+                settings,
+            )
+            .with_resolver(resolver),
+            self.delivery_queue(),
+            transport,
+            NoJitter,
+        )
+    }
+
+    fn deliveries_mapping(&self) -> EventSourceMapping {
+        EventSourceMapping {
+            sqs: self.sqs.clone(),
+            queue_url: self.resources.deliveries_queue_url().to_owned(),
+            batch_size: 10,
+            batching_window: Duration::from_secs(0),
+        }
+    }
+
+    async fn add_endpoint(&self, d: &ItDispatcher, url: &str, filter: &[&str]) -> Endpoint {
+        d.outbound
+            .add_endpoint(
+                &acme(),
+                EndpointChange {
+                    url: Some(url.to_owned()),
+                    filter: Some(filter.iter().map(|f| (*f).to_owned()).collect()),
+                    ..EndpointChange::default()
+                },
+                None,
+            )
+            .await
+            .expect("endpoint added")
+    }
+}
+
+/// Publish through the API Lambda's own handler, as API Gateway hands it a request.
+async fn publish_via_api(d: &ItDispatcher, body: &Value) -> (u16, Value) {
+    let request = lambda_http::http::Request::builder()
+        .method("POST")
+        .uri("/v1/tenants/acme/messages")
+        .body(Body::Text(body.to_string()))
+        .expect("request")
+        .with_path_parameters(HashMap::from([("tenant".to_owned(), "acme".to_owned())]));
+    let response = api::handle(&d.outbound, request).await.expect("answered");
+    let text = match response.body() {
+        Body::Text(t) => t.clone(),
+        _ => String::new(),
+    };
+    (
+        response.status().as_u16(),
+        serde_json::from_str(&text).expect("json"),
+    )
+}
+
+fn verify_officially(secret: &str, headers: &[(String, String)], body: &[u8]) -> Value {
+    let python = std::env::var("INTEROP_PYTHON").unwrap_or_else(|_| {
+        panic!("INTEROP_PYTHON is not set: run the tests with `make test`, which installs the providers' libraries")
+    });
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/interop/verify_outbound.py");
+    let mut child = Command::new(python)
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the verifier runs");
+    let case = json!({
+        "secret": secret,
+        "headers": headers,
+        "body": String::from_utf8(body.to_vec()).expect("utf-8"),
+    });
+    writeln!(child.stdin.take().expect("stdin"), "{case}").expect("write");
+    let output = child.wait_with_output().expect("ran");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("a verdict")
+}
+
+#[tokio::test]
+async fn a_published_message_reaches_every_matching_endpoint_signed_for_the_official_libraries() {
+    // GIVEN two receivers, one subscribed to invoices, one to users, and a rotated secret
+    let stack = Stack::new().await;
+    let d = stack.dispatcher(
+        settings("0,0", EgressPolicy::LOCAL_DEVELOPMENT),
+        StaticResolver::default(),
+    );
+    let invoices = Receiver::start(Behaviour::Answer(200)).await;
+    let users = Receiver::start(Behaviour::Answer(200)).await;
+    let endpoint = stack
+        .add_endpoint(&d, &invoices.url(), &["invoice.*"])
+        .await;
+    stack
+        .add_endpoint(&d, &users.url(), &["user.created"])
+        .await;
+    let first_secret = endpoint.secrets.clone().expect("secret").current;
+    let rotated = d
+        .outbound
+        .rotate_secret(&acme(), &endpoint.id, None)
+        .await
+        .expect("rotated");
+    let second_secret = rotated.secrets.expect("secrets").current;
+
+    // The table holds the secret sealed, never in the clear.
+    let raw = stack
+        .dynamodb
+        .scan()
+        .table_name(stack.resources.outbound_table())
+        .send()
+        .await
+        .expect("scan");
+    assert!(!format!("{:?}", raw.items()).contains(first_secret.expose()));
+
+    // WHEN the user's service publishes twice with one key, and the dispatcher runs
+    let message = json!({"event_type": "invoice.paid", "payload": {"id": "inv_1", "amount": 4200}, "idempotency_key": "order-1"});
+    let (status, published) = publish_via_api(&d, &message).await;
+    assert_eq!(
+        (status, published["deliveries"].as_u64()),
+        (202, Some(1)),
+        "{published}"
+    );
+    let (status, again) = publish_via_api(&d, &message).await;
+    assert_eq!((status, again["duplicate"].as_bool()), (200, Some(true)));
+    let poll = stack
+        .deliveries_mapping()
+        .poll_once(&d, "dispatch-1")
+        .await
+        .expect("poll");
+
+    // THEN one request reached the invoice receiver, none the other, and both libraries verify
+    // it with either secret during the rotation
+    assert_eq!((poll.received, poll.failed), (1, 0));
+    assert!(users.requests().is_empty());
+    let requests = invoices.requests();
+    assert_eq!(requests.len(), 1, "delivered once despite two publishes");
+    let (headers, body) = &requests[0];
+    assert_eq!(
+        body,
+        message["payload"].to_string().as_bytes(),
+        "the payload, byte for byte"
+    );
+    for secret in [&first_secret, &second_secret] {
+        let verdict = verify_officially(secret.expose(), headers, body);
+        assert_eq!(
+            verdict,
+            json!({"standardwebhooks": "ok", "svix": "ok"}),
+            "{verdict}"
+        );
+    }
+    let tampered = verify_officially(second_secret.expose(), headers, b"{\"id\":\"inv_2\"}");
+    assert_ne!(tampered["standardwebhooks"], "ok");
+
+    let log = d
+        .outbound
+        .store
+        .attempts_of_endpoint(&acme(), &endpoint.id, 10, None)
+        .await
+        .expect("log");
+    assert_eq!(log.items.len(), 1);
+    assert_eq!(
+        (log.items[0].status, log.items[0].response_body.as_str()),
+        (Some(200), "thanks")
+    );
+}
+
+#[tokio::test]
+async fn a_failing_endpoint_goes_dead_to_the_dlq_and_the_replay_function_redrives_it() {
+    let stack = Stack::new().await;
+    // Two attempts, no delay: the schedule runs without waiting.
+    let d = stack.dispatcher(
+        settings("0,0", EgressPolicy::LOCAL_DEVELOPMENT),
+        StaticResolver::default(),
+    );
+    let broken = Receiver::start(Behaviour::Answer(500)).await;
+    let endpoint = stack.add_endpoint(&d, &broken.url(), &[]).await;
+    let (status, _) = publish_via_api(
+        &d,
+        &json!({"event_type": "invoice.paid", "payload": {}, "idempotency_key": "order-2"}),
+    )
+    .await;
+    assert_eq!(status, 202);
+
+    let mapping = stack.deliveries_mapping();
+    let first = mapping.poll_once(&d, "dispatch-1").await.expect("poll");
+    assert_eq!(first.failed, 1, "the first failure comes back");
+    let second = mapping.poll_once(&d, "dispatch-2").await.expect("poll");
+    assert_eq!(
+        (second.received, second.failed),
+        (1, 0),
+        "the last failure is dead, not retried"
+    );
+
+    let deliveries = d
+        .outbound
+        .store
+        .deliveries_of_endpoint(&acme(), &endpoint.id, None, 10, None)
+        .await
+        .expect("list");
+    assert_eq!(deliveries.items[0].status, DeliveryStatus::Dead);
+    assert_eq!(deliveries.items[0].attempts, 2);
+    assert_eq!(broken.requests().len(), 2);
+
+    // The operator's console event, through the replay function as deployed.
+    let replay = replay::build(
+        &local_stack::aws::sdk_config(&crate::support::endpoint()).await,
+        &replay_config(&stack),
+    );
+    let dry = replay
+        .run_json(json!({"action": "deliveries_redrive", "dry_run": true}))
+        .await
+        .expect("dry run");
+    assert_eq!(
+        (dry["matched"].as_u64(), dry["requeued"].as_u64()),
+        (Some(1), Some(1)),
+        "{dry}"
+    );
+    let done = replay
+        .run_json(json!({"action": "deliveries_redrive", "dry_run": false}))
+        .await
+        .expect("redrive");
+    assert_eq!(done["requeued"], 1, "{done}");
+    let restarted = d
+        .outbound
+        .store
+        .deliveries_of_endpoint(&acme(), &endpoint.id, None, 10, None)
+        .await
+        .expect("list");
+    assert_eq!(
+        (restarted.items[0].status, restarted.items[0].attempts),
+        (DeliveryStatus::Pending, 0)
+    );
+    let dlq = SqsDeadLetterQueue::new(stack.sqs.clone(), stack.resources.deliveries_dlq_url());
+    assert_eq!(
+        shared::ports::DeadLetterQueue::depth(&dlq)
+            .await
+            .expect("depth"),
+        0
+    );
+    let bad = replay
+        .run_json(json!({"action": "resend", "tenant": "Acme", "message_id": "x", "dry_run": true}))
+        .await
+        .expect("answered");
+    assert!(bad["error"].is_string(), "{bad}");
+}
+
+fn replay_config(stack: &Stack) -> replay::Config {
+    let r = &stack.resources;
+    let env: HashMap<&str, String> = HashMap::from([
+        ("EVENTS_TABLE", r.events_table().to_owned()),
+        ("TENANTS_TABLE", r.tenants_table().to_owned()),
+        ("EVENTS_QUEUE_URL", r.events_queue_url().to_owned()),
+        (
+            "DEAD_LETTER_QUEUE_URL",
+            r.dead_letter_queue_url().to_owned(),
+        ),
+        ("PAYLOADS_BUCKET", r.payloads_bucket().to_owned()),
+        ("OUTBOUND_TABLE", r.outbound_table().to_owned()),
+        ("DELIVERIES_QUEUE_URL", r.deliveries_queue_url().to_owned()),
+        ("DELIVERIES_DLQ_URL", r.deliveries_dlq_url().to_owned()),
+    ]);
+    replay::Config::from_lookup(|name| env.get(name).cloned()).expect("config")
+}
+
+#[tokio::test]
+async fn the_guard_refuses_internal_addresses_again_at_connect_time() {
+    // GIVEN endpoints stored pointing inside (as a DNS answer that changed after registration
+    // would): a name resolving to loopback, and one to the instance metadata address
+    let stack = Stack::new().await;
+    let receiver = Receiver::start(Behaviour::Answer(200)).await;
+    let names = StaticResolver::default()
+        .with("rebound.example", &["127.0.0.1".parse().expect("ip")])
+        .with(
+            "metadata.example",
+            &["169.254.169.254".parse().expect("ip")],
+        );
+    let d = stack.dispatcher(settings("0", EgressPolicy::PUBLIC), names);
+    let port = receiver.address.port();
+    for host in ["rebound.example", "metadata.example"] {
+        let url = EndpointUrl::parse(
+            &format!("https://{host}:{port}/hooks"),
+            EgressPolicy::PUBLIC,
+        )
+        .expect("url");
+        let endpoint = Endpoint::new(
+            acme(),
+            url,
+            Default::default(),
+            shared::outbound::endpoint::generate_secret().expect("secret"),
+            std::time::SystemTime::now(),
+        );
+        d.outbound
+            .store
+            .put_endpoint(&endpoint)
+            .await
+            .expect("stored");
+    }
+    publish_via_api(&d, &json!({"event_type": "invoice.paid", "payload": {}})).await;
+
+    // WHEN the dispatcher attempts them
+    stack
+        .deliveries_mapping()
+        .poll_once(&d, "dispatch-1")
+        .await
+        .expect("poll");
+
+    // THEN nothing connected, and each attempt is logged as refused, with its reason
+    assert!(receiver.requests().is_empty());
+    for endpoint in d
+        .outbound
+        .store
+        .endpoints(&acme())
+        .await
+        .expect("endpoints")
+    {
+        let log = d
+            .outbound
+            .store
+            .attempts_of_endpoint(&acme(), &endpoint.id, 10, None)
+            .await
+            .expect("log");
+        let attempt = &log.items[0];
+        assert_eq!(
+            attempt.error_class,
+            Some(ErrorClass::Refused),
+            "{attempt:?}"
+        );
+        assert!(
+            attempt
+                .error
+                .as_deref()
+                .unwrap_or_default()
+                .contains("resolves to"),
+            "{attempt:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_slow_endpoint_does_not_hold_up_a_fast_one() {
+    let stack = Stack::new().await;
+    let d = stack.dispatcher(
+        settings("0,5", EgressPolicy::LOCAL_DEVELOPMENT),
+        StaticResolver::default(),
+    );
+    let release = Arc::new(Notify::new());
+    let slow = Receiver::start(Behaviour::HoldUntil(release.clone())).await;
+    let fast = Receiver::start(Behaviour::Answer(200)).await;
+    stack.add_endpoint(&d, &slow.url(), &[]).await;
+    stack.add_endpoint(&d, &fast.url(), &[]).await;
+    publish_via_api(&d, &json!({"event_type": "invoice.paid", "payload": {}})).await;
+
+    // The fast endpoint's request arrives while the slow one still holds its connection; only
+    // then is the slow one released. Sequential delivery would wait here until the timeout.
+    let mapping = stack.deliveries_mapping();
+    let dispatching = mapping.poll_once(&d, "dispatch-1");
+    let watching = async {
+        while fast.requests().is_empty() {
+            let arrived = fast.arrived.notified();
+            if fast.requests().is_empty() {
+                arrived.await;
+            }
+        }
+        release.notify_waiters();
+    };
+    let (poll, ()) = tokio::time::timeout(Duration::from_secs(20), async {
+        tokio::join!(dispatching, watching)
+    })
+    .await
+    .expect("the fast endpoint was reached while the slow one held");
+    let poll = poll.expect("poll");
+    assert_eq!(poll.received, 2);
+    assert_eq!(fast.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn the_outbound_store_pages_holds_and_limits_on_dynamodb() {
+    let stack = Stack::new().await;
+    let d = stack.dispatcher(
+        settings("0", EgressPolicy::LOCAL_DEVELOPMENT),
+        StaticResolver::default(),
+    );
+    let receiver = Receiver::start(Behaviour::Answer(200)).await;
+    let endpoint = stack.add_endpoint(&d, &receiver.url(), &[]).await;
+    let store = &d.outbound.store;
+
+    // Held while disabled, released in order of creation when enabled.
+    d.outbound
+        .set_enabled(&acme(), &endpoint.id, false)
+        .await
+        .expect("disabled");
+    for n in 0..3 {
+        publish_via_api(&d, &json!({"event_type": "invoice.paid", "payload": {"n": n}, "idempotency_key": format!("held-{n}")})).await;
+    }
+    let held = store
+        .held_deliveries(&acme(), &endpoint.id, 10)
+        .await
+        .expect("held");
+    assert_eq!(held.len(), 3);
+    assert_eq!(
+        store.holding_endpoints(10).await.expect("holding"),
+        [(acme(), endpoint.id.clone())]
+    );
+    d.outbound
+        .set_enabled(&acme(), &endpoint.id, true)
+        .await
+        .expect("enabled");
+    assert!(
+        store
+            .held_deliveries(&acme(), &endpoint.id, 10)
+            .await
+            .expect("held")
+            .is_empty()
+    );
+    assert!(
+        store
+            .holding_endpoints(10)
+            .await
+            .expect("holding")
+            .is_empty()
+    );
+    stack
+        .deliveries_mapping()
+        .poll_once(&d, "dispatch-1")
+        .await
+        .expect("poll");
+    assert_eq!(receiver.requests().len(), 3);
+
+    // Paging through the endpoint's deliveries, newest first, and a token is bound to its
+    // endpoint's partition.
+    let first = store
+        .deliveries_of_endpoint(&acme(), &endpoint.id, None, 2, None)
+        .await
+        .expect("page");
+    assert_eq!(first.items.len(), 2);
+    let next = first.next.expect("a next page");
+    let second = store
+        .deliveries_of_endpoint(&acme(), &endpoint.id, None, 2, Some(&next))
+        .await
+        .expect("page");
+    assert_eq!(second.items.len(), 1);
+    let other = TenantId::parse("globex").expect("tenant");
+    assert!(
+        store
+            .deliveries_of_endpoint(&other, &endpoint.id, None, 2, Some(&next))
+            .await
+            .is_err()
+    );
+
+    // The rate limiter's window holds its limit, whoever asks.
+    let now = std::time::SystemTime::now();
+    let mut taken = 0;
+    for _ in 0..4 {
+        taken += usize::from(
+            store
+                .take(&acme(), &endpoint.id, 2, now)
+                .await
+                .expect("take"),
+        );
+    }
+    assert_eq!(taken, 2);
+}
