@@ -93,6 +93,9 @@ pub async fn run(args: ListenArgs) -> Result<(), CliError> {
         .map_err(|source| CliError::Listen { address, source })?;
     println!("Listening on http://{address}/ (Ctrl-C stops)");
     println!("  register it: hookctl --allow-loopback endpoint add TENANT http://{address}/");
+    if args.secret.is_none() {
+        println!("  (no --secret: deliveries are printed unverified)");
+    }
     let args = Arc::new(args);
     loop {
         let (stream, _) = listener.accept().await?;

@@ -175,7 +175,7 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
         "# Publish to partners: curl -X POST http://{listen}/v1/tenants/demo/messages -d '{{\"event_type\":\"invoice.paid\",\"payload\":{{\"id\":\"inv_1\"}}}}'"
     );
     println!(
-        "#   after: cargo run -q -p hookctl -- listen --port 4000   and   hookctl endpoint add demo http://127.0.0.1:4000/"
+        "#   first: hookctl endpoint add demo http://127.0.0.1:4000/   then: hookctl listen --port 4000 --secret <its secret>"
     );
     let routes = server::Routes {
         ingress: dev::build_ingress(&sdk, &resources),
