@@ -131,7 +131,8 @@ async fn receiver() -> String {
                     }
                     filled += n;
                     // One request: its head, then content-length bytes of body.
-                    let Some(end) = buffer[..filled].windows(4).position(|w| w == b"\r\n\r\n") else {
+                    let Some(end) = buffer[..filled].windows(4).position(|w| w == b"\r\n\r\n")
+                    else {
                         continue;
                     };
                     let head = String::from_utf8_lossy(&buffer[..end]).to_ascii_lowercase();
@@ -207,7 +208,9 @@ fn dispatch_overhead(c: &mut Criterion) {
                     receive_count: 1,
                 }
             },
-            |message| rt.block_on(async { black_box(dispatcher.dispatch(&message, "bench").await) }),
+            |message| {
+                rt.block_on(async { black_box(dispatcher.dispatch(&message, "bench").await) })
+            },
             BatchSize::SmallInput,
         );
     });
