@@ -15,7 +15,7 @@ use shared::{
     clock::Clock,
     ids::TenantId,
     outbound::{
-        Outbound, TenantPolicy,
+        Outbound,
         admin::{AdminError, EndpointChange},
         delivery::{Attempt, Delivery},
         dispatch::Dispatcher,
@@ -170,6 +170,9 @@ pub struct PolicyArgs {
     /// Disable an endpoint after failing continuously this many hours.
     #[arg(long, value_name = "HOURS", value_parser = clap::value_parser!(u64).range(1..=720))]
     pub disable_after_hours: Option<u64>,
+    /// Publish every processed inbound event to the partners as `{provider}.{type}`.
+    #[arg(long, value_name = "BOOL")]
+    pub relay_inbound: Option<bool>,
 }
 
 #[derive(Debug, Args)]
@@ -374,12 +377,21 @@ where
                 .map(str::parse)
                 .transpose()
                 .map_err(|e: shared::retry::ScheduleError| CliError::Outbound(e.to_string()))?;
-            let policy = TenantPolicy {
-                schedule,
-                disable_after: args
-                    .disable_after_hours
-                    .map(|h| Duration::from_secs(h * 3_600)),
-            };
+            // Options not given keep their stored value.
+            let mut policy = outbound
+                .store
+                .tenant_policy(&args.tenant)
+                .await?
+                .unwrap_or_default();
+            if schedule.is_some() {
+                policy.schedule = schedule;
+            }
+            if let Some(hours) = args.disable_after_hours {
+                policy.disable_after = Some(Duration::from_secs(hours * 3_600));
+            }
+            if let Some(relay) = args.relay_inbound {
+                policy.relay_inbound = relay;
+            }
             outbound
                 .store
                 .put_tenant_policy(&args.tenant, &policy)
@@ -387,9 +399,14 @@ where
             let (schedule, disable_after) = outbound.settings.for_tenant(Some(&policy));
             writeln!(
                 out,
-                "{}: schedule {schedule} s, disabled after {} h failing",
+                "{}: schedule {schedule} s, disabled after {} h failing, inbound events {}",
                 args.tenant,
-                disable_after.as_secs() / 3_600
+                disable_after.as_secs() / 3_600,
+                if policy.relay_inbound {
+                    "relayed"
+                } else {
+                    "not relayed"
+                }
             )?;
         }
     }

@@ -129,6 +129,8 @@ pub fn processor_config(resources: &Provisioned) -> Result<processor::Config, En
         "EVENTS_QUEUE_URL" => Some(resources.events_queue_url().to_owned()),
         "DEAD_LETTER_QUEUE_URL" => Some(resources.dead_letter_queue_url().to_owned()),
         "PAYLOADS_BUCKET" => Some(resources.payloads_bucket().to_owned()),
+        "OUTBOUND_TABLE" => Some(resources.outbound_table().to_owned()),
+        "DELIVERIES_QUEUE_URL" => Some(resources.deliveries_queue_url().to_owned()),
         "RETRY_SCHEDULE" => std::env::var(name).ok(),
         _ => None,
     };

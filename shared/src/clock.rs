@@ -8,6 +8,12 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now(&self) -> SystemTime;
 }
 
+impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
+    fn now(&self) -> SystemTime {
+        (**self).now()
+    }
+}
+
 /// The machine's clock, used by the deployed functions.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;

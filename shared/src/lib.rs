@@ -28,6 +28,8 @@ pub mod directory_cache;
 pub mod env;
 pub mod errors;
 pub mod extract;
+#[cfg(test)]
+mod gameday;
 pub mod ids;
 pub mod ingress;
 #[cfg(any(test, feature = "test-util"))]

@@ -4,6 +4,7 @@
 
 pub use crate::adapters::{
     events::MemoryEventStore,
+    faults::{Fault, FaultPlan, Faulty, When},
     outbound::{MemoryDeliveryQueue, MemoryOutboundStore, ScriptedTransport},
     queues::{MemoryDeadLetterQueue, MemoryQueue, MemoryRetryQueue},
     tenants::MemoryDirectory,

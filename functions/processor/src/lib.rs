@@ -1,12 +1,15 @@
 //! The processor Lambda's adapter: an SQS batch in, a partial batch response out. The work is
 //! the processor use case in `shared`.
 
+use std::sync::Arc;
+
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent};
 use shared::{
-    aws::{DynamoEventStore, SqsRetryQueue},
+    aws::{DynamoEventStore, DynamoOutboundStore, SqsDeliveryQueue, SqsRetryQueue},
     clock::{Clock, SystemClock},
     env::{Env, EnvError},
+    outbound::{Outbound, OutboundSettings},
     ports::{ProcessorStore, RetryQueue},
     processor::{Jitter, Processor, ProcessorSettings, SystemJitter, messages},
     projectors::UnknownTypePolicy,
@@ -26,6 +29,16 @@ pub struct Config {
     /// Where payloads too large for their record are kept.
     pub payloads_bucket: String,
     pub settings: ProcessorSettings,
+    /// Where processed events are relayed to partners, for tenants that ask for it; `None`
+    /// in a deployment without the outbound side.
+    pub relay: Option<RelayConfig>,
+}
+
+/// The outbound table and deliveries queue the relay publishes through.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    pub outbound_table: String,
+    pub deliveries_queue_url: String,
 }
 
 impl Config {
@@ -43,6 +56,13 @@ impl Config {
             events_queue_url: env.required("EVENTS_QUEUE_URL")?,
             dead_letter_queue_url: env.required("DEAD_LETTER_QUEUE_URL")?,
             payloads_bucket: env.required("PAYLOADS_BUCKET")?,
+            relay: match (env.0("OUTBOUND_TABLE"), env.0("DELIVERIES_QUEUE_URL")) {
+                (Some(outbound_table), Some(deliveries_queue_url)) => Some(RelayConfig {
+                    outbound_table,
+                    deliveries_queue_url,
+                }),
+                _ => None,
+            },
             settings: ProcessorSettings {
                 lease: env.lease()?,
                 schedule: env.retry_schedule()?,
@@ -62,15 +82,32 @@ impl Config {
 pub fn build(sdk: &aws_config::SdkConfig, config: &Config) -> AwsProcessor {
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     let sqs = aws_sdk_sqs::Client::new(sdk);
-    Processor::new(
-        DynamoEventStore::new(dynamodb, &config.events_table)
+    let processor = Processor::new(
+        DynamoEventStore::new(dynamodb.clone(), &config.events_table)
             .with_projections(&config.projections_table)
             .with_payloads(shared::aws::s3_client(sdk), &config.payloads_bucket),
-        SqsRetryQueue::new(sqs, &config.events_queue_url, &config.dead_letter_queue_url),
+        SqsRetryQueue::new(
+            sqs.clone(),
+            &config.events_queue_url,
+            &config.dead_letter_queue_url,
+        ),
         SystemClock,
         SystemJitter,
         config.settings.clone(),
-    )
+    );
+    match &config.relay {
+        // The relay publishes without reading endpoint secrets: no KMS access.
+        Some(relay) => processor.with_relay(Arc::new(Outbound::new(
+            DynamoOutboundStore::without_secrets(dynamodb, &relay.outbound_table),
+            SqsDeliveryQueue::new(sqs, &relay.deliveries_queue_url, String::new()),
+            SystemClock,
+            OutboundSettings {
+                retention: config.settings.retention,
+                ..OutboundSettings::default()
+            },
+        ))),
+        None => processor,
+    }
 }
 
 /// Handle one SQS batch: every record on its own; the failed ones listed for SQS to retry.

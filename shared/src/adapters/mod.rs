@@ -9,6 +9,9 @@
 //! - [`outbound`]: partner endpoints, published messages, deliveries and attempts (DynamoDB;
 //!   memory for tests), whose queue is under [`queues`].
 //!
+//! [`faults`] wraps any of them to inject failures, timeouts, delays and lost responses, for
+//! the gameday tests.
+//!
 //! [`dynamodb`] holds what the DynamoDB adapters share: reading items by attribute name, and
 //! building expressions only through placeholders.
 //!
@@ -17,6 +20,8 @@
 
 pub(crate) mod dynamodb;
 pub mod events;
+#[cfg(any(test, feature = "test-util"))]
+pub mod faults;
 pub mod keys;
 pub mod outbound;
 pub mod queues;

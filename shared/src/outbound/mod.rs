@@ -8,6 +8,7 @@
 //!   health (circuit breaker, automatic disabling), dead-lettering; and test events.
 //! - [`recovery`]: reconcile (unfinished fan-outs, lost pointers, held deliveries), the
 //!   deliveries DLQ redrive, resend and recover.
+//! - [`relay`]: inbound events published to partners, from the processor.
 //! - [`admin`]: adding and changing endpoints; [`actions`]: recovery as console events.
 //! - [`endpoint`], [`filter`], [`delivery`], [`ids`]: the records; [`ports`]: their storage.
 
@@ -21,6 +22,7 @@ pub mod ids;
 pub mod ports;
 pub mod publish;
 pub mod recovery;
+pub mod relay;
 pub mod signing;
 pub mod ssrf;
 pub mod transport;
@@ -56,6 +58,9 @@ pub struct TenantPolicy {
     pub schedule: Option<RetrySchedule>,
     /// How long an endpoint may fail continuously before it is disabled.
     pub disable_after: Option<Duration>,
+    /// Relay every processed inbound event to the partners as `{provider}.{type}` (e.g.
+    /// `stripe.invoice.paid`), with the provider's payload.
+    pub relay_inbound: bool,
 }
 
 /// The outbound side's knobs.

@@ -171,6 +171,19 @@ impl Jitter for NoJitter {
     }
 }
 
+/// Relays an inbound event to the tenant's partners (the outbound side) before its commit.
+///
+/// Publishing is idempotent (the message id comes from the event's key, and the same id with
+/// the same bytes is a duplicate), so it needs no place in the commit's transaction: a retry
+/// after a failed commit publishes nothing twice, and a commit never happens without the
+/// relay having succeeded first. The relayed message cannot be lost.
+#[async_trait::async_trait]
+pub trait Relay: Send + Sync + std::fmt::Debug {
+    /// Publish `record` if its tenant relays inbound events; `Err` if that could not be done
+    /// now (the attempt is retried).
+    async fn relay(&self, record: &EventRecord) -> Result<(), String>;
+}
+
 /// The processor over its ports.
 #[derive(Debug)]
 pub struct Processor<S, Q, C, J> {
@@ -181,6 +194,8 @@ pub struct Processor<S, Q, C, J> {
     pub settings: ProcessorSettings,
     /// Where metric lines go: stdout unless replaced with [`Processor::with_metrics`].
     pub metrics: Arc<dyn MetricSink>,
+    /// Relays processed events to partners, where the tenant asked for it.
+    pub relay: Option<Arc<dyn Relay>>,
 }
 
 impl<S, Q, C, J> Processor<S, Q, C, J>
@@ -198,7 +213,14 @@ where
             jitter,
             settings,
             metrics: metrics::stdout(),
+            relay: None,
         }
+    }
+
+    /// Relay processed events through `relay` before committing them.
+    pub fn with_relay(mut self, relay: Arc<dyn Relay>) -> Self {
+        self.relay = Some(relay);
+        self
     }
 
     /// Send metric lines to `sink` instead of stdout (tests read them back).
@@ -345,6 +367,15 @@ where
                 return (disposition, Some(record));
             }
         };
+        if let Some(relay) = &self.relay
+            && let Err(e) = relay.relay(&record).await
+        {
+            warn!(error = %e, "relaying to partners failed; retrying the event");
+            let disposition = self
+                .transient(message, &record, &lease, &format!("relay: {e}"))
+                .await;
+            return (disposition, Some(record));
+        }
         let disposition = self
             .commit(message, &record, &lease, &writes, &outcome)
             .await;

@@ -42,6 +42,8 @@ pub struct MemoryEventStore {
     /// Projection writes applied by commits, summed: effects, not items, so a write applied
     /// twice shows even when it leaves the same item behind.
     effects: AtomicUsize,
+    /// Successful commits per event: exactly one for every processed event.
+    commits: Mutex<HashMap<EventKey, usize>>,
 }
 
 impl MemoryEventStore {
@@ -87,6 +89,11 @@ impl MemoryEventStore {
     /// How many projection writes commits have applied in all.
     pub fn effects(&self) -> usize {
         self.effects.load(Ordering::SeqCst)
+    }
+
+    /// How many times `key`'s effects were committed.
+    pub fn commits(&self, key: &EventKey) -> usize {
+        lock(&self.commits).get(key).copied().unwrap_or(0)
     }
 
     fn available(&self) -> Result<(), StoreError> {
@@ -228,6 +235,7 @@ impl EventProcessing for MemoryEventStore {
         record.lease_owner = None;
         record.lease_until = None;
         record.expires_at = expires_at;
+        *lock(&self.commits).entry(key.clone()).or_default() += 1;
         Ok(Commit::Committed {
             applied,
             skipped: writes.len() - applied,

@@ -501,6 +501,7 @@ impl EndpointStore for DynamoOutboundStore {
         Ok(Some(TenantPolicy {
             schedule,
             disable_after: opt_number::<u64>(&item, "disable_after_secs")?.map(Duration::from_secs),
+            relay_inbound: matches!(item.get("relay_inbound"), Some(AttributeValue::Bool(true))),
         }))
     }
 
@@ -517,6 +518,10 @@ impl EndpointStore for DynamoOutboundStore {
         if let Some(after) = policy.disable_after {
             item.insert("disable_after_secs".into(), n(after.as_secs()));
         }
+        item.insert(
+            "relay_inbound".into(),
+            AttributeValue::Bool(policy.relay_inbound),
+        );
         self.client
             .put_item()
             .table_name(&self.table)

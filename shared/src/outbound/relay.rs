@@ -1,0 +1,300 @@
+//! Inbound events relayed to partners: a tenant that sets `relay_inbound` has every processed
+//! event published as `{provider}.{type}` (`stripe.invoice.paid`) with the provider's payload,
+//! under the message id `in.{provider}.{event id}`, so partners subscribe with filters like
+//! `stripe.invoice.*` and deduplicate on `webhook-id` as for any message.
+//!
+//! The processor calls it before its commit: a failure retries the event, and a repeated
+//! relay of the same event is a duplicate publish that delivers nothing twice.
+
+use async_trait::async_trait;
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+
+use super::{
+    Outbound, PublishError,
+    delivery::MAX_PAYLOAD_BYTES,
+    ids::{EventType, MessageId},
+    ports::{DeliveryQueue, OutboundStore},
+    publish::PublishRequest,
+};
+use crate::{clock::Clock, processor::Relay, record::EventRecord};
+
+/// The message id a relayed event is published under: its key when that is a valid id, else
+/// its hash (an event id may hold characters a message id may not).
+pub fn relayed_id(record: &EventRecord) -> MessageId {
+    let key = &record.key;
+    MessageId::parse(&format!("in.{}.{}", key.provider, key.event_id)).unwrap_or_else(|_| {
+        let digest = Sha256::digest(key.event_id.as_str().as_bytes());
+        MessageId::parse(&format!(
+            "in.{}.h{}",
+            key.provider,
+            hex::encode(&digest[..16])
+        ))
+        .unwrap_or_else(|_| MessageId::generate())
+    })
+}
+
+#[async_trait]
+impl<S, Q, C> Relay for Outbound<S, Q, C>
+where
+    S: OutboundStore + std::fmt::Debug,
+    Q: DeliveryQueue + std::fmt::Debug,
+    C: Clock,
+{
+    async fn relay(&self, record: &EventRecord) -> Result<(), String> {
+        let key = &record.key;
+        let policy = self
+            .store
+            .tenant_policy(&key.tenant)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !policy.is_some_and(|p| p.relay_inbound) {
+            return Ok(());
+        }
+        let Some(event_type) = record.event_type.as_deref() else {
+            return Ok(());
+        };
+        let Ok(event_type) = EventType::parse(&format!("{}.{event_type}", key.provider)) else {
+            warn!(
+                event_type,
+                "not relayed: the event type is not a valid outbound type"
+            );
+            return Ok(());
+        };
+        if record.payload.len() > MAX_PAYLOAD_BYTES
+            || serde_json::from_slice::<serde::de::IgnoredAny>(&record.payload).is_err()
+        {
+            warn!("not relayed: the payload is not JSON of at most 256 KiB");
+            return Ok(());
+        }
+        let id = relayed_id(record);
+        match self
+            .publish(PublishRequest {
+                tenant: &key.tenant,
+                event_type: event_type.as_str(),
+                payload: &record.payload,
+                idempotency_key: Some(id.as_str()),
+            })
+            .await
+        {
+            Ok(published) => {
+                info!(message_id = %published.message_id, deliveries = published.deliveries, "relayed to partners");
+                Ok(())
+            }
+            Err(PublishError::Unavailable(e)) => Err(e),
+            // The input cannot change on a retry: log it, and let the event's effects commit.
+            Err(e) => {
+                warn!(error = %e, "not relayed");
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        sync::Arc,
+        time::{Duration, UNIX_EPOCH},
+    };
+
+    use super::*;
+    use crate::{
+        clock::ManualClock,
+        ids::{EventId, TenantId},
+        memory::{MemoryDeliveryQueue, MemoryEventStore, MemoryOutboundStore, MemoryRetryQueue},
+        message::QueueMessage,
+        outbound::{
+            OutboundSettings, TenantPolicy, admin::EndpointChange, ports::EndpointStore,
+            ssrf::StaticResolver,
+        },
+        processor::{Disposition, Message, NoJitter, Processor, ProcessorSettings},
+        provider::Provider,
+        record::{Correlation, EventKey, EventStatus, Verification},
+        secret::SecretSlot,
+    };
+
+    const NOW: u64 = 1_750_000_000;
+    const INVOICE_PAID: &[u8] = include_bytes!("../../../events/payloads/stripe/invoice.paid.json");
+
+    type MemoryOutbound = Outbound<MemoryOutboundStore, Arc<MemoryDeliveryQueue>, ManualClock>;
+
+    struct World {
+        processor: Processor<MemoryEventStore, MemoryRetryQueue, ManualClock, NoJitter>,
+        outbound: Arc<MemoryOutbound>,
+        deliveries: Arc<MemoryDeliveryQueue>,
+    }
+
+    fn acme() -> TenantId {
+        TenantId::parse("acme").expect("tenant")
+    }
+
+    /// GIVEN a processor relaying through the outbound side, and an endpoint subscribed to
+    /// `stripe.invoice.*`, with the tenant's relay switched `on` or off.
+    async fn world(on: bool) -> World {
+        let deliveries = Arc::new(MemoryDeliveryQueue::new());
+        let resolver = StaticResolver::default()
+            .with("partner.example", &["93.184.216.34".parse().expect("ip")]);
+        let outbound = Arc::new(
+            Outbound::new(
+                MemoryOutboundStore::new(),
+                deliveries.clone(),
+                ManualClock::at_unix(NOW),
+                OutboundSettings::default(),
+            )
+            .with_resolver(Arc::new(resolver)),
+        );
+        outbound
+            .add_endpoint(
+                &acme(),
+                EndpointChange {
+                    url: Some("https://partner.example/hooks".into()),
+                    filter: Some(vec!["stripe.invoice.*".into()]),
+                    ..EndpointChange::default()
+                },
+                None,
+            )
+            .await
+            .expect("endpoint");
+        outbound
+            .store
+            .put_tenant_policy(
+                &acme(),
+                &TenantPolicy {
+                    relay_inbound: on,
+                    ..TenantPolicy::default()
+                },
+            )
+            .await
+            .expect("policy");
+        let processor = Processor::new(
+            MemoryEventStore::new(),
+            MemoryRetryQueue::new(),
+            ManualClock::at_unix(NOW),
+            NoJitter,
+            ProcessorSettings::default(),
+        )
+        .with_relay(outbound.clone());
+        World {
+            processor,
+            outbound,
+            deliveries,
+        }
+    }
+
+    impl World {
+        /// An enqueued `invoice.paid` and the pointer that reaches the processor.
+        fn stored(&self, id: &str) -> (EventKey, Message) {
+            let key = EventKey {
+                tenant: acme(),
+                provider: Provider::Stripe,
+                event_id: EventId::parse(id).expect("id"),
+            };
+            let mut record = EventRecord::received(
+                key.clone(),
+                Some("invoice.paid".into()),
+                None,
+                Correlation::default(),
+                Verification::Verified(SecretSlot::Current),
+                INVOICE_PAID.to_vec(),
+                UNIX_EPOCH + Duration::from_secs(NOW - 1),
+            );
+            record.status = EventStatus::Enqueued;
+            self.processor.store.insert(record);
+            let message = Message {
+                message_id: format!("m-{id}"),
+                receipt_handle: Some(format!("r-{id}")),
+                body: serde_json::to_string(&QueueMessage::new(&key, &Correlation::default()))
+                    .expect("json"),
+                receive_count: 1,
+            };
+            (key, message)
+        }
+
+        fn status(&self, key: &EventKey) -> EventStatus {
+            self.processor.store.record(key).expect("record").status
+        }
+    }
+
+    #[tokio::test]
+    async fn a_processed_event_reaches_the_partners_once_with_its_payload() {
+        let w = world(true).await;
+        let (key, message) = w.stored("evt_1");
+
+        assert_eq!(
+            w.processor.process(&message, "worker").await,
+            Disposition::Processed
+        );
+        // A second relay of the same event (a commit lost after the relay) is a duplicate.
+        let record = w.processor.store.record(&key).expect("record");
+        w.outbound.relay(&record).await.expect("relayed again");
+
+        let sent = w.deliveries.sent();
+        assert_eq!(sent.len(), 1, "one delivery for one event");
+        let deliveries = w.outbound.store.all_deliveries();
+        assert_eq!(deliveries.len(), 1);
+        assert_eq!(deliveries[0].key.message_id, relayed_id(&record));
+        assert_eq!(deliveries[0].event_type.as_str(), "stripe.invoice.paid");
+        assert_eq!(w.status(&key), EventStatus::Processed);
+    }
+
+    #[tokio::test]
+    async fn a_relay_that_cannot_publish_retries_the_event_without_committing_it() {
+        let w = world(true).await;
+        let (key, message) = w.stored("evt_1");
+        w.outbound.store.set_unavailable(true);
+
+        let first = w.processor.process(&message, "worker").await;
+
+        assert_eq!(first, Disposition::Retry);
+        assert_eq!(w.status(&key), EventStatus::Failed);
+        assert!(w.processor.store.projections().is_empty(), "no effects yet");
+
+        // WHEN the outbound store is back, the retry relays and commits
+        w.outbound.store.set_unavailable(false);
+        let retry = Message {
+            receive_count: 2,
+            ..message
+        };
+        assert_eq!(
+            w.processor.process(&retry, "worker").await,
+            Disposition::Processed
+        );
+        assert_eq!(w.deliveries.sent().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_tenant_that_does_not_relay_publishes_nothing() {
+        let w = world(false).await;
+        let (key, message) = w.stored("evt_1");
+
+        w.processor.process(&message, "worker").await;
+
+        assert_eq!(w.status(&key), EventStatus::Processed);
+        assert!(w.deliveries.sent().is_empty());
+        assert!(w.outbound.store.all_deliveries().is_empty());
+    }
+
+    #[test]
+    fn an_event_id_a_message_id_cannot_hold_is_relayed_under_its_hash() {
+        let record = |id: &str| {
+            EventRecord::received(
+                EventKey {
+                    tenant: acme(),
+                    provider: Provider::GitHub,
+                    event_id: EventId::parse(id).expect("id"),
+                },
+                Some("push".into()),
+                None,
+                Correlation::default(),
+                Verification::Verified(SecretSlot::Current),
+                b"{}".to_vec(),
+                UNIX_EPOCH,
+            )
+        };
+        assert_eq!(relayed_id(&record("abc-1")).as_str(), "in.github.abc-1");
+        let odd = relayed_id(&record("a/b+c"));
+        assert!(odd.as_str().starts_with("in.github.h"), "{odd}");
+        assert_eq!(odd, relayed_id(&record("a/b+c")), "stable");
+    }
+}
