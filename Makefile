@@ -199,6 +199,26 @@ deploy: $(BUILD_STAMP) $(DEPLOY_STAMP) ## sam build + sam deploy with samconfig.
 bench: ## Criterion benchmarks (figures in target/criterion)
 	$(CARGO) bench -p shared --features test-util
 
+# Fuzzing needs a nightly toolchain (rustup, minimal profile) and cargo-fuzz; both are fetched
+# on first use. Each target runs FUZZ_SECONDS; a crash leaves its input under
+# fuzz/artifacts/<target>/: copy it to fuzz/regressions/<target>/ and `make test` runs it.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := signature_headers event_extraction queue_message console_event
+CARGO_FUZZ_VERSION := 0.13.2
+
+.PHONY: fuzz
+fuzz: ## Fuzz every parser for FUZZ_SECONDS (60) each, seeded with the kept inputs
+	rustup toolchain install nightly --profile minimal --no-self-update
+	@if ! $(CARGO) +nightly fuzz --version 2>/dev/null | grep -q '$(CARGO_FUZZ_VERSION)'; then \
+		$(CARGO) +nightly install cargo-fuzz --version $(CARGO_FUZZ_VERSION) --locked; fi
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/corpus/$$t; \
+		echo "fuzzing $$t for $(FUZZ_SECONDS) s"; \
+		$(CARGO) +nightly fuzz run $$t fuzz/corpus/$$t fuzz/regressions/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
+			|| { echo "$$t crashed: keep the input from fuzz/artifacts/$$t/ in fuzz/regressions/$$t/" >&2; exit 1; }; \
+	done
+
 .PHONY: fmt
 fmt: ## Format the code
 	$(CARGO) fmt --all

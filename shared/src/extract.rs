@@ -516,59 +516,6 @@ mod tests {
         }
     }
 
-    /// JSON values that break naive code: extreme numbers, huge strings, deep nesting.
-    fn hostile_value() -> impl Strategy<Value = Value> {
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::Bool),
-            prop_oneof![
-                Just(u64::MAX),
-                Just(u64::MAX - 1),
-                Just(i64::MAX as u64),
-                Just(253_402_300_800),
-                any::<u64>(),
-            ]
-            .prop_map(Value::from),
-            prop_oneof![Just(i64::MIN), Just(-1i64), any::<i64>()].prop_map(Value::from),
-            prop_oneof![
-                Just(f64::MAX),
-                Just(f64::MIN_POSITIVE),
-                Just(-0.0),
-                any::<f64>()
-            ]
-            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
-            "[ -~]{0,40}".prop_map(Value::String),
-            Just(Value::String("x".repeat(100_000))),
-        ];
-        leaf.prop_recursive(8, 64, 6, |inner| {
-            prop_oneof![
-                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-                proptest::collection::btree_map("[a-z_]{1,12}", inner, 0..4)
-                    .prop_map(|m| Value::Object(m.into_iter().collect())),
-            ]
-        })
-    }
-
-    /// An event body whose well-known fields (ids, types, every time field a provider uses)
-    /// hold hostile values.
-    fn hostile_event() -> impl Strategy<Value = Vec<u8>> {
-        let fields = [
-            "id",
-            "type",
-            "created",
-            "timestamp",
-            "created_at",
-            "event_time",
-            "event_id",
-            "event",
-        ];
-        proptest::collection::vec(hostile_value(), fields.len()).prop_map(move |values| {
-            let object: serde_json::Map<String, Value> =
-                fields.iter().map(|f| (*f).to_owned()).zip(values).collect();
-            serde_json::to_vec(&Value::Object(object)).unwrap_or_default()
-        })
-    }
-
     // Slack's documented slash command request (also the signature vector in verify::slack).
     const SLASH: &[u8] = b"token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebbot&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c";
     const HANDSHAKE: &[u8] = br#"{"token":"Jhj5dZrVaK7ZwHHjRyZWjbDl","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}"#;
@@ -762,7 +709,7 @@ mod tests {
         }
 
         #[test]
-        fn hostile_json_is_answered_never_panicked_on(body in hostile_event()) {
+        fn hostile_json_is_answered_never_panicked_on(body in crate::fuzzing::strategies::hostile_event()) {
             let h = headers(&[("webhook-id", "msg_1"), ("x-github-delivery", "d")]);
             for provider in Provider::ALL {
                 if let Ok(meta) = extract(provider, &h, &body, None) {

@@ -28,6 +28,8 @@ pub mod directory_cache;
 pub mod env;
 pub mod errors;
 pub mod extract;
+#[cfg(any(test, feature = "test-util"))]
+pub mod fuzzing;
 #[cfg(test)]
 mod gameday;
 pub mod ids;
