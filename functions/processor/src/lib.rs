@@ -9,7 +9,7 @@ use shared::{
     aws::{DynamoEventStore, DynamoOutboundStore, SqsDeliveryQueue, SqsRetryQueue},
     clock::{Clock, SystemClock},
     env::{Env, EnvError},
-    outbound::{Outbound, OutboundSettings},
+    outbound::{Outbound, OutboundSettings, relay::InboundRelay},
     ports::{ProcessorStore, RetryQueue},
     processor::{Jitter, Processor, ProcessorSettings, SystemJitter, messages},
     projectors::UnknownTypePolicy,
@@ -97,7 +97,7 @@ pub fn build(sdk: &aws_config::SdkConfig, config: &Config) -> AwsProcessor {
     );
     match &config.relay {
         // The relay publishes without reading endpoint secrets: no KMS access.
-        Some(relay) => processor.with_relay(Arc::new(Outbound::new(
+        Some(relay) => processor.with_relay(Arc::new(InboundRelay::new(Outbound::new(
             DynamoOutboundStore::without_secrets(dynamodb, &relay.outbound_table),
             SqsDeliveryQueue::new(sqs, &relay.deliveries_queue_url, String::new()),
             SystemClock,
@@ -105,7 +105,7 @@ pub fn build(sdk: &aws_config::SdkConfig, config: &Config) -> AwsProcessor {
                 retention: config.settings.retention,
                 ..OutboundSettings::default()
             },
-        ))),
+        )))),
         None => processor,
     }
 }

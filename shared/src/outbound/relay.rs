@@ -6,6 +6,12 @@
 //! The processor calls it before its commit: a failure retries the event, and a repeated
 //! relay of the same event is a duplicate publish that delivers nothing twice.
 
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
@@ -17,7 +23,50 @@ use super::{
     ports::{DeliveryQueue, OutboundStore},
     publish::PublishRequest,
 };
-use crate::{clock::Clock, processor::Relay, record::EventRecord};
+use crate::{adapters::lock, clock::Clock, ids::TenantId, processor::Relay, record::EventRecord};
+
+/// How long a tenant's relay switch is remembered: a change takes effect within this, and a
+/// busy processor reads each tenant's policy once per interval instead of once per event.
+pub const POLICY_TTL: Duration = Duration::from_secs(30);
+
+/// The processor's relay: publishes through `outbound`, reading each tenant's switch at most
+/// once per [`POLICY_TTL`].
+#[derive(Debug)]
+pub struct InboundRelay<S, Q, C> {
+    pub outbound: Outbound<S, Q, C>,
+    relays: Mutex<HashMap<TenantId, (bool, Instant)>>,
+}
+
+impl<S, Q, C> InboundRelay<S, Q, C>
+where
+    S: OutboundStore,
+    Q: DeliveryQueue,
+    C: Clock,
+{
+    pub fn new(outbound: Outbound<S, Q, C>) -> Self {
+        Self {
+            outbound,
+            relays: Mutex::default(),
+        }
+    }
+
+    async fn relays(&self, tenant: &TenantId) -> Result<bool, String> {
+        if let Some((on, read)) = lock(&self.relays).get(tenant)
+            && read.elapsed() < POLICY_TTL
+        {
+            return Ok(*on);
+        }
+        let on = self
+            .outbound
+            .store
+            .tenant_policy(tenant)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_some_and(|p| p.relay_inbound);
+        lock(&self.relays).insert(tenant.clone(), (on, Instant::now()));
+        Ok(on)
+    }
+}
 
 /// The message id a relayed event is published under: its key when that is a valid id, else
 /// its hash (an event id may hold characters a message id may not).
@@ -35,7 +84,7 @@ pub fn relayed_id(record: &EventRecord) -> MessageId {
 }
 
 #[async_trait]
-impl<S, Q, C> Relay for Outbound<S, Q, C>
+impl<S, Q, C> Relay for InboundRelay<S, Q, C>
 where
     S: OutboundStore + std::fmt::Debug,
     Q: DeliveryQueue + std::fmt::Debug,
@@ -43,12 +92,7 @@ where
 {
     async fn relay(&self, record: &EventRecord) -> Result<(), String> {
         let key = &record.key;
-        let policy = self
-            .store
-            .tenant_policy(&key.tenant)
-            .await
-            .map_err(|e| e.to_string())?;
-        if !policy.is_some_and(|p| p.relay_inbound) {
+        if !self.relays(&key.tenant).await? {
             return Ok(());
         }
         let Some(event_type) = record.event_type.as_deref() else {
@@ -69,6 +113,7 @@ where
         }
         let id = relayed_id(record);
         match self
+            .outbound
             .publish(PublishRequest {
                 tenant: &key.tenant,
                 event_type: event_type.as_str(),
@@ -117,11 +162,11 @@ mod tests {
     const NOW: u64 = 1_750_000_000;
     const INVOICE_PAID: &[u8] = include_bytes!("../../../events/payloads/stripe/invoice.paid.json");
 
-    type MemoryOutbound = Outbound<MemoryOutboundStore, Arc<MemoryDeliveryQueue>, ManualClock>;
+    type MemoryRelay = InboundRelay<MemoryOutboundStore, Arc<MemoryDeliveryQueue>, ManualClock>;
 
     struct World {
         processor: Processor<MemoryEventStore, MemoryRetryQueue, ManualClock, NoJitter>,
-        outbound: Arc<MemoryOutbound>,
+        relay: Arc<MemoryRelay>,
         deliveries: Arc<MemoryDeliveryQueue>,
     }
 
@@ -135,15 +180,13 @@ mod tests {
         let deliveries = Arc::new(MemoryDeliveryQueue::new());
         let resolver = StaticResolver::default()
             .with("partner.example", &["93.184.216.34".parse().expect("ip")]);
-        let outbound = Arc::new(
-            Outbound::new(
-                MemoryOutboundStore::new(),
-                deliveries.clone(),
-                ManualClock::at_unix(NOW),
-                OutboundSettings::default(),
-            )
-            .with_resolver(Arc::new(resolver)),
-        );
+        let outbound = Outbound::new(
+            MemoryOutboundStore::new(),
+            deliveries.clone(),
+            ManualClock::at_unix(NOW),
+            OutboundSettings::default(),
+        )
+        .with_resolver(Arc::new(resolver));
         outbound
             .add_endpoint(
                 &acme(),
@@ -173,11 +216,11 @@ mod tests {
             ManualClock::at_unix(NOW),
             NoJitter,
             ProcessorSettings::default(),
-        )
-        .with_relay(outbound.clone());
+        );
+        let relay = Arc::new(InboundRelay::new(outbound));
         World {
-            processor,
-            outbound,
+            processor: processor.with_relay(relay.clone()),
+            relay,
             deliveries,
         }
     }
@@ -227,11 +270,11 @@ mod tests {
         );
         // A second relay of the same event (a commit lost after the relay) is a duplicate.
         let record = w.processor.store.record(&key).expect("record");
-        w.outbound.relay(&record).await.expect("relayed again");
+        w.relay.relay(&record).await.expect("relayed again");
 
         let sent = w.deliveries.sent();
         assert_eq!(sent.len(), 1, "one delivery for one event");
-        let deliveries = w.outbound.store.all_deliveries();
+        let deliveries = w.relay.outbound.store.all_deliveries();
         assert_eq!(deliveries.len(), 1);
         assert_eq!(deliveries[0].key.message_id, relayed_id(&record));
         assert_eq!(deliveries[0].event_type.as_str(), "stripe.invoice.paid");
@@ -242,7 +285,7 @@ mod tests {
     async fn a_relay_that_cannot_publish_retries_the_event_without_committing_it() {
         let w = world(true).await;
         let (key, message) = w.stored("evt_1");
-        w.outbound.store.set_unavailable(true);
+        w.relay.outbound.store.set_unavailable(true);
 
         let first = w.processor.process(&message, "worker").await;
 
@@ -251,7 +294,7 @@ mod tests {
         assert!(w.processor.store.projections().is_empty(), "no effects yet");
 
         // WHEN the outbound store is back, the retry relays and commits
-        w.outbound.store.set_unavailable(false);
+        w.relay.outbound.store.set_unavailable(false);
         let retry = Message {
             receive_count: 2,
             ..message
@@ -272,7 +315,7 @@ mod tests {
 
         assert_eq!(w.status(&key), EventStatus::Processed);
         assert!(w.deliveries.sent().is_empty());
-        assert!(w.outbound.store.all_deliveries().is_empty());
+        assert!(w.relay.outbound.store.all_deliveries().is_empty());
     }
 
     #[test]
