@@ -147,10 +147,18 @@ msrv: ## Check the workspace on the declared minimum Rust version ($(MSRV))
 	CARGO_TARGET_DIR=target/msrv $(CARGO) +$(MSRV) check --workspace --all-targets --all-features --locked
 
 .PHONY: test
-test: lint msrv $(INTEROP_STAMP) ## Everything CI checks: format, lints, MSRV, unit, property, interop and integration tests
+test: lint msrv $(INTEROP_STAMP) browser ## Everything CI checks: format, lints, MSRV, unit, property, interop and integration tests
 	@$(MAKE) --no-print-directory emulator-start
 	@status=0; $(EMULATOR_ENV) $(CARGO) test --workspace || status=$$?; \
 	$(MAKE) --no-print-directory emulator-stop; exit $$status
+
+# The portal's tests drive Debian's Chromium over WebDriver (chromedriver).
+.PHONY: browser
+browser: ## Install Chromium and chromedriver for the portal's browser tests (Debian packages, where missing)
+	@if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver; \
+	fi
 
 .PHONY: lint
 lint: $(LINT_STAMP) ## cargo fmt --check, clippy -D warnings, cfn-lint and checkov on template.yaml
@@ -196,8 +204,14 @@ deploy: $(BUILD_STAMP) $(DEPLOY_STAMP) ## sam build + sam deploy with samconfig.
 		$(if $(ALARM_EMAIL),--parameter-overrides AlarmEmail=$(ALARM_EMAIL))
 
 .PHONY: bench
-bench: ## Criterion benchmarks (figures in target/criterion)
+bench: bench-coldstart ## Criterion benchmarks (figures in target/criterion), then the cold starts
 	$(CARGO) bench -p shared --features test-util
+
+# Native release bootstraps (the Lambda build is arm64; the figures are for this machine).
+.PHONY: bench-coldstart
+bench-coldstart: emulator-start ## Each function's cold start: init, first answer and peak RSS of its release bootstrap
+	$(CARGO) build --release $(addprefix -p ,$(FUNCTIONS))
+	$(EMULATOR_ENV) $(CARGO) run -q -p local-stack -- coldstart --prefix coldstart- --bootstraps target/release
 
 # Fuzzing needs a nightly toolchain (rustup, minimal profile) and cargo-fuzz; both are fetched
 # on first use. Each target runs FUZZ_SECONDS; a crash leaves its input under

@@ -5,8 +5,9 @@ use std::{io::Write, time::SystemTime};
 
 use shared::{
     aws::{
-        DynamoEventStore, DynamoOutboundStore, DynamoTenantDirectory, DynamoTenantNames,
-        SqsDeadLetterQueue, SqsDeliveryQueue, SqsEventQueue, sdk_config, secrets_keys,
+        DynamoEventStore, DynamoOutboundStore, DynamoPortalStore, DynamoTenantDirectory,
+        DynamoTenantNames, KmsLinkSigner, SqsDeadLetterQueue, SqsDeliveryQueue, SqsEventQueue,
+        sdk_config, secrets_keys,
     },
     clock::SystemClock,
     env::Env,
@@ -15,6 +16,7 @@ use shared::{
         Outbound, OutboundSettings, dispatch::Dispatcher, ssrf::EgressPolicy,
         transport::HttpTransport,
     },
+    portal::PortalAccess,
     ports::TenantDirectory,
     processor::SystemJitter,
 };
@@ -23,7 +25,7 @@ use crate::{
     args::{Cli, Command},
     endpoints,
     error::CliError,
-    events, listen, replay,
+    events, listen, portal, replay,
     secrets::{self, OsEntropy},
     send, tenants,
 };
@@ -121,6 +123,24 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Deliveries { command } => {
             let dispatcher = outbound_dispatcher(&cli.outbound, None, false).await?;
             endpoints::deliveries(&dispatcher.outbound, command, out).await
+        }
+        Command::Portal { command } => {
+            let key = non_empty(cli.outbound.portal_link_key.clone()).ok_or(
+                CliError::MissingSetting {
+                    what: "the portal link key",
+                    flag: "portal-link-key",
+                    env: "PORTAL_LINK_KEY_ID",
+                },
+            )?;
+            let table = non_empty(cli.outbound.outbound_table.clone()).unwrap_or_default();
+            let sdk = sdk_config().await;
+            // Issuing a link writes nothing: the store is only read when a link is used.
+            let access = PortalAccess::new(
+                DynamoPortalStore::new(aws_sdk_dynamodb::Client::new(&sdk), table),
+                KmsLinkSigner::new(aws_sdk_kms::Client::new(&sdk), key),
+                SystemClock,
+            );
+            portal::run(&access, command, out).await
         }
     }
 }

@@ -54,6 +54,10 @@ pub struct OutboundFlags {
     #[arg(long, env = "OUTBOUND_TABLE", global = true, value_name = "TABLE")]
     pub outbound_table: Option<String>,
 
+    /// The KMS HMAC key that authenticates portal links (the stack's `PortalLinkKeyId`).
+    #[arg(long, env = "PORTAL_LINK_KEY_ID", global = true, value_name = "KEY")]
+    pub portal_link_key: Option<String>,
+
     /// The deliveries queue (the stack's `DeliveriesQueueUrl` output).
     #[arg(long, env = "DELIVERIES_QUEUE_URL", global = true, value_name = "URL")]
     pub deliveries_queue_url: Option<String>,
@@ -95,6 +99,11 @@ pub enum Command {
     },
     /// Receive outbound deliveries on this machine, verify and print them.
     Listen(crate::listen::ListenArgs),
+    /// The partner portal: one-time links for a tenant's partners (`PORTAL_LINK_KEY_ID`).
+    Portal {
+        #[command(subcommand)]
+        command: crate::portal::PortalCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -22,6 +22,7 @@ pub mod error;
 pub mod events;
 pub mod listen;
 pub mod output;
+pub mod portal;
 pub mod replay;
 pub mod secrets;
 pub mod send;

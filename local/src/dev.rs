@@ -84,6 +84,7 @@ pub fn environment(endpoint: &str, resources: &Provisioned) -> Vec<(&'static str
             resources.dead_letter_queue_url().to_owned(),
         ),
         ("SECRETS_KEY_ID", resources.secrets_key().to_owned()),
+        ("PORTAL_LINK_KEY_ID", resources.portal_link_key().to_owned()),
         ("PAYLOADS_BUCKET", resources.payloads_bucket().to_owned()),
         ("OUTBOUND_TABLE", resources.outbound_table().to_owned()),
         (
@@ -171,6 +172,15 @@ pub fn dispatcher_config(resources: &Provisioned) -> Result<dispatcher::Config, 
     let mut config = dispatcher::Config::from_lookup(lookup)?;
     config.settings.egress = shared::outbound::ssrf::EgressPolicy::LOCAL_DEVELOPMENT;
     Ok(config)
+}
+
+/// The portal's configuration for this stack: the dispatcher's (so its test events reach
+/// receivers on this machine) and the links' key.
+pub fn portal_config(resources: &Provisioned) -> Result<portal::Config, EnvError> {
+    Ok(portal::Config {
+        dispatcher: dispatcher_config(resources)?,
+        link_key: resources.portal_link_key().to_owned(),
+    })
 }
 
 /// The publish API's configuration for this stack.

@@ -61,6 +61,16 @@ enum Command {
         /// The event file.
         event: PathBuf,
     },
+    /// Measure each function's cold start: release bootstraps against a stand-in for the
+    /// Lambda Runtime API, the emulator behind them.
+    Coldstart {
+        /// Where the native release bootstraps are (`cargo build --release`).
+        #[arg(long, default_value = "target/release")]
+        bootstraps: PathBuf,
+        /// Starts per function; the medians are printed.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
 }
 
 /// Why the local stack stopped.
@@ -94,8 +104,12 @@ enum LocalError {
         path: PathBuf,
         source: serde_json::Error,
     },
+    #[error("the demo tenant's id: {0}")]
+    DemoTenant(String),
     #[error("the replay action failed: {0}")]
     Replay(String),
+    #[error(transparent)]
+    ColdStart(#[from] local_stack::coldstart::ColdStartError),
     #[error(
         "invoke: no local runner for `{0}` (the ingress runs under `dev`; the processor polls the queue there)"
     )]
@@ -137,6 +151,9 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
         Command::Invoke { function, event } => {
             return invoke(&sdk, &resources, &function, &event).await;
         }
+        Command::Coldstart { bootstraps, runs } => {
+            return coldstart(&cli.endpoint, &resources, &bootstraps, runs).await;
+        }
         Command::Provision => None,
         Command::Dev { listen } => Some(listen),
     };
@@ -177,9 +194,33 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
     println!(
         "#   first: hookctl endpoint add demo http://127.0.0.1:4000/   then: hookctl listen --port 4000 --secret <its secret>"
     );
+    let portal =
+        portal::build(&sdk, &dev::portal_config(&resources)?).map_err(LocalError::Serve)?;
+    match portal
+        .access
+        .link(
+            &shared::ids::TenantId::parse(dev::DEMO_TENANT)
+                .map_err(|e| LocalError::DemoTenant(e.to_string()))?,
+            false,
+            shared::portal::MAX_TTL,
+        )
+        .await
+    {
+        Ok(token) => println!(
+            "# Partner portal for `{}` (one-time link, 24 h): http://localhost:{}/portal/login?token={token}",
+            dev::DEMO_TENANT,
+            listen.port()
+        ),
+        Err(e) => println!("# Partner portal: no link ({e})"),
+    }
+    println!(
+        "#   another: cargo run -q -p hookctl -- portal link demo --base-url http://localhost:{}",
+        listen.port()
+    );
     let routes = server::Routes {
         ingress: dev::build_ingress(&sdk, &resources),
         api: std::sync::Arc::new(api::build(&sdk, &dev::api_config(&resources)?)),
+        portal: Some(std::sync::Arc::new(portal)),
     };
     let processor = processor::build(&sdk, &dev::processor_config(&resources)?);
     let dispatcher =
@@ -234,5 +275,88 @@ async fn invoke(
     let text =
         serde_json::to_string_pretty(&summary).map_err(|e| LocalError::Replay(e.to_string()))?;
     println!("{text}");
+    Ok(())
+}
+
+/// `local-stack coldstart`: each function's first invocation, `runs` times, as a table.
+async fn coldstart(
+    endpoint: &str,
+    resources: &Provisioned,
+    bootstraps: &std::path::Path,
+    runs: usize,
+) -> Result<(), LocalError> {
+    let mut env: Vec<(String, String)> = dev::environment(endpoint, resources)
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    env.push(("AWS_EC2_METADATA_DISABLED".into(), "true".into()));
+    let read = |path: &str| {
+        std::fs::read(path).map_err(|source| LocalError::ReadEvent {
+            path: path.into(),
+            source,
+        })
+    };
+    let pointer =
+        serde_json::json!({"tenant": "demo", "provider": "stripe", "event_id": "evt_coldstart"});
+    let sqs_event = serde_json::json!({"Records": [{
+        "messageId": "m-coldstart", "receiptHandle": "r-coldstart", "body": pointer.to_string(),
+        "attributes": {"ApproximateReceiveCount": "1"}, "eventSource": "aws:sqs"}]});
+    let mut publish: serde_json::Value = serde_json::from_slice(&read(
+        "events/ingress/stripe-invoice-paid.json",
+    )?)
+    .map_err(|source| LocalError::EventJson {
+        path: "events/ingress/stripe-invoice-paid.json".into(),
+        source,
+    })?;
+    publish["rawPath"] = "/v1/tenants/demo/messages".into();
+    publish["routeKey"] = "POST /v1/tenants/{tenant}/messages".into();
+    publish["requestContext"]["http"]["path"] = "/v1/tenants/demo/messages".into();
+    publish["pathParameters"] = serde_json::json!({"tenant": "demo"});
+    publish["body"] =
+        r#"{"event_type":"invoice.paid","payload":{"id":"inv_1"},"idempotency_key":"coldstart"}"#
+            .into();
+    let mut page = publish.clone();
+    page["rawPath"] = "/portal/endpoints".into();
+    page["routeKey"] = "GET /portal/{proxy+}".into();
+    page["requestContext"]["http"]["method"] = "GET".into();
+    page["requestContext"]["http"]["path"] = "/portal/endpoints".into();
+    page["pathParameters"] = serde_json::json!({"proxy": "endpoints"});
+    page["body"] = serde_json::Value::Null;
+    let functions: [(&str, Vec<u8>); 6] = [
+        ("ingress", read("events/ingress/stripe-bad-signature.json")?),
+        ("processor", sqs_event.to_string().into_bytes()),
+        ("dispatcher", br#"{"Records":[]}"#.to_vec()),
+        ("replay", read("events/replay/health.json")?),
+        ("api", publish.to_string().into_bytes()),
+        ("portal", page.to_string().into_bytes()),
+    ];
+    println!("| function | init (exec → first poll) | first answer | peak RSS | bootstrap |");
+    println!("| --- | --- | --- | --- | --- |");
+    for (function, event) in functions {
+        let bootstrap = bootstraps.join(function);
+        let mut starts = Vec::with_capacity(runs);
+        for _ in 0..runs.max(1) {
+            starts.push(local_stack::coldstart::measure(&bootstrap, &env, &event).await?);
+        }
+        let median = |mut values: Vec<f64>| {
+            values.sort_by(f64::total_cmp);
+            values[values.len() / 2]
+        };
+        let init = median(starts.iter().map(|s| s.init.as_secs_f64() * 1e3).collect());
+        let answer = median(
+            starts
+                .iter()
+                .map(|s| s.first_answer.as_secs_f64() * 1e3)
+                .collect(),
+        );
+        let rss = median(
+            starts
+                .iter()
+                .map(|s| s.peak_rss_kib as f64 / 1024.0)
+                .collect(),
+        );
+        let size = std::fs::metadata(&bootstrap).map_or(0, |m| m.len()) / 1024;
+        println!("| {function} | {init:.1} ms | {answer:.1} ms | {rss:.1} MiB | {size} KiB |");
+    }
     Ok(())
 }

@@ -22,6 +22,8 @@ pub const PROJECTIONS_TABLE: &str = "ProjectionsTable";
 pub const EVENTS_QUEUE: &str = "EventsQueue";
 pub const DEAD_LETTER_QUEUE: &str = "EventsDeadLetterQueue";
 pub const SECRETS_KEY: &str = "SecretsKey";
+/// The HMAC key that authenticates the portal's links.
+pub const PORTAL_LINK_KEY: &str = "PortalLinkKey";
 pub const PAYLOADS_BUCKET: &str = "PayloadsBucket";
 pub const OUTBOUND_TABLE: &str = "OutboundTable";
 pub const DELIVERIES_QUEUE: &str = "DeliveriesQueue";
@@ -77,6 +79,11 @@ impl Provisioned {
     /// The key that seals tenants' secrets.
     pub fn secrets_key(&self) -> &str {
         self.key(SECRETS_KEY).unwrap_or_default()
+    }
+
+    /// The HMAC key that authenticates the portal's links.
+    pub fn portal_link_key(&self) -> &str {
+        self.key(PORTAL_LINK_KEY).unwrap_or_default()
     }
 
     /// The physical table name of a logical id present in the template.
@@ -172,7 +179,7 @@ pub async fn provision(
     }
     for key in &template.keys {
         let alias = format!("alias/{prefix}{key}");
-        let id = create_key(&clients.kms, &alias).await?;
+        let id = create_key(&clients.kms, &alias, template.key_specs.get(key)).await?;
         provisioned.keys.insert(key.clone(), id);
     }
     for table in &template.tables {
@@ -207,8 +214,13 @@ async fn create_bucket(s3: &aws_sdk_s3::Client, name: &str) -> Result<(), Provis
     }
 }
 
-/// The key behind `alias`, created (symmetric, for encryption) if there is none yet.
-async fn create_key(kms: &aws_sdk_kms::Client, alias: &str) -> Result<String, ProvisionError> {
+/// The key behind `alias`, created if there is none yet: symmetric for encryption, unless the
+/// template names a `KeySpec` and `KeyUsage` (the portal's HMAC key).
+async fn create_key(
+    kms: &aws_sdk_kms::Client,
+    alias: &str,
+    spec: Option<&(String, String)>,
+) -> Result<String, ProvisionError> {
     if let Ok(found) = kms.describe_key().key_id(alias).send().await
         && let Some(id) = found.key_metadata().map(|m| m.key_id())
     {
@@ -216,7 +228,9 @@ async fn create_key(kms: &aws_sdk_kms::Client, alias: &str) -> Result<String, Pr
     }
     let created = kms
         .create_key()
-        .description("local stack: seals tenants' secrets")
+        .description(format!("local stack: {alias}"))
+        .set_key_spec(spec.map(|(spec, _)| spec.as_str().into()))
+        .set_key_usage(spec.map(|(_, usage)| usage.as_str().into()))
         .send()
         .await
         .map_err(|e| aws_error(alias, e))?;

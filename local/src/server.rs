@@ -1,5 +1,5 @@
 //! The HTTP API over plain HTTP on loopback, standing in for API Gateway: the webhook routes
-//! go to the ingress, the publish route to the API function; the route's path segments become
+//! go to the ingress, the publish route to the API function, `/portal/` to the portal; the route's path segments become
 //! path parameters, the body bytes pass through untouched, and the deployed handler answers.
 //! API Gateway's IAM authorization of the publish route has no local stand-in: anything on this
 //! machine may publish to the local stack.
@@ -29,12 +29,15 @@ type HttpBody = BoxBody<Bytes, Infallible>;
 pub struct Routes {
     pub ingress: Arc<AwsIngress>,
     pub api: Arc<api::AwsOutbound>,
+    /// The portal's pages under `/portal/`, where the stack serves them.
+    pub portal: Option<Arc<portal::AwsPortal>>,
 }
 
 /// Which function a route goes to.
 enum Target {
     Ingress,
     Api,
+    Portal,
 }
 
 /// Accept connections on `listener` and answer each request with its function, until the task
@@ -95,6 +98,14 @@ async fn route(
                 HashMap::from([("tenant".to_owned(), tenant.clone())]),
             )
         }
+        (&Method::GET | &Method::POST, [root, rest @ ..])
+            if root == "portal" && routes.portal.is_some() =>
+        {
+            (
+                Target::Portal,
+                HashMap::from([("proxy".to_owned(), rest.join("/"))]),
+            )
+        }
         _ => return text(StatusCode::NOT_FOUND, r#"{"error":"not found"}"#),
     };
 
@@ -121,6 +132,10 @@ async fn route(
             ingress::handle(&routes.ingress, lambda_request).await,
         ),
         Target::Api => ("api", api::handle(&routes.api, lambda_request).await),
+        Target::Portal => match &routes.portal {
+            Some(portal) => ("portal", Ok(portal.handle(lambda_request).await)),
+            None => return text(StatusCode::NOT_FOUND, r#"{"error":"not found"}"#),
+        },
     };
     let response = match answered {
         Ok(response) => response,

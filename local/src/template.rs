@@ -70,6 +70,8 @@ pub struct Template {
     pub function_environments: Vec<(String, Vec<String>)>,
     /// The KMS keys' logical ids.
     pub keys: Vec<String>,
+    /// The keys that are not symmetric encryption keys: logical id → (`KeySpec`, `KeyUsage`).
+    pub key_specs: BTreeMap<String, (String, String)>,
     /// The S3 buckets' logical ids.
     pub buckets: Vec<String>,
 }
@@ -106,6 +108,7 @@ impl Template {
             resources: Vec::new(),
             function_environments: Vec::new(),
             keys: Vec::new(),
+            key_specs: BTreeMap::new(),
             buckets: Vec::new(),
         };
         let Some(resources) = doc.get("Resources").and_then(Value::as_mapping) else {
@@ -126,7 +129,15 @@ impl Template {
                         .queues
                         .push(queue(&id, &props, doc.get("Parameters"))?)
                 }
-                "AWS::KMS::Key" => template.keys.push(id.clone()),
+                "AWS::KMS::Key" => {
+                    template.keys.push(id.clone());
+                    let field = |name: &str| props.get(name).and_then(Value::as_str);
+                    if let (Some(spec), Some(usage)) = (field("KeySpec"), field("KeyUsage")) {
+                        template
+                            .key_specs
+                            .insert(id.clone(), (spec.to_owned(), usage.to_owned()));
+                    }
+                }
                 "AWS::S3::Bucket" => template.buckets.push(id.clone()),
                 "AWS::Serverless::Function" => {
                     let names = props

@@ -13,6 +13,7 @@ pub use crate::adapters::{
     },
     keys::KmsKeys,
     outbound::DynamoOutboundStore,
+    portal::{DynamoPortalStore, KmsLinkSigner},
     queues::{SqsDeadLetterQueue, SqsDeliveryQueue, SqsEventQueue, SqsRetryQueue},
     tenants::{DynamoTenantDirectory, DynamoTenantNames},
 };

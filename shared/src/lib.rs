@@ -40,6 +40,7 @@ pub mod message;
 pub mod metrics;
 pub mod operations;
 pub mod outbound;
+pub mod portal;
 pub mod ports;
 pub mod processor;
 pub mod projection;

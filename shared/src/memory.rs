@@ -6,6 +6,7 @@ pub use crate::adapters::{
     events::MemoryEventStore,
     faults::{Fault, FaultPlan, Faulty, When},
     outbound::{MemoryDeliveryQueue, MemoryOutboundStore, ScriptedTransport},
+    portal::{HmacLinkSigner, MemoryPortalStore},
     queues::{MemoryDeadLetterQueue, MemoryQueue, MemoryRetryQueue},
     tenants::MemoryDirectory,
 };

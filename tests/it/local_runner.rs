@@ -82,6 +82,7 @@ async fn the_http_runner_serves_the_ingress_handler() {
             &sdk,
             &local_stack::dev::api_config(&stack.resources).expect("api config"),
         )),
+        portal: None,
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");

@@ -8,6 +8,7 @@ mod interop;
 mod local_runner;
 mod outbound;
 mod pipeline;
+mod portal;
 mod ports;
 mod processing;
 mod provisioning;

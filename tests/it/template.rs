@@ -10,8 +10,9 @@ use std::{
 
 use local_stack::{
     provision::{
-        DEAD_LETTER_QUEUE, EVENTS_QUEUE, EVENTS_TABLE, PAYLOADS_BUCKET, PROJECTIONS_TABLE,
-        SECRETS_KEY, TENANTS_TABLE,
+        DEAD_LETTER_QUEUE, DELIVERIES_DLQ, DELIVERIES_QUEUE, EVENTS_QUEUE, EVENTS_TABLE,
+        OUTBOUND_TABLE, PAYLOADS_BUCKET, PORTAL_LINK_KEY, PROJECTIONS_TABLE, SECRETS_KEY,
+        TENANTS_TABLE,
     },
     template::{Overrides, Template},
 };
@@ -36,8 +37,12 @@ const PROCESSING_ADAPTER: &str =
     include_str!("../../shared/src/adapters/events/dynamodb/commit.rs");
 
 /// Which resource each resource-naming variable must point at, in every function.
-const RESOURCE_VARIABLES: [(&str, &str); 7] = [
+const RESOURCE_VARIABLES: [(&str, &str); 11] = [
     ("SECRETS_KEY_ID", SECRETS_KEY),
+    ("PORTAL_LINK_KEY_ID", PORTAL_LINK_KEY),
+    ("OUTBOUND_TABLE", OUTBOUND_TABLE),
+    ("DELIVERIES_QUEUE_URL", DELIVERIES_QUEUE),
+    ("DELIVERIES_DLQ_URL", DELIVERIES_DLQ),
     ("PAYLOADS_BUCKET", PAYLOADS_BUCKET),
     ("EVENTS_TABLE", EVENTS_TABLE),
     ("TENANTS_TABLE", TENANTS_TABLE),
@@ -192,6 +197,30 @@ fn the_processor_reads_exactly_the_settings_the_template_gives_it() {
     assert!(queue.visibility_timeout.expect("visibility timeout") >= 6 * processor_timeout);
     let dlq = parsed().queue(DEAD_LETTER_QUEUE).cloned().expect("dlq");
     assert_eq!(dlq.retention_secs, Some(14 * 24 * 60 * 60));
+}
+
+#[test]
+fn the_portal_reads_the_settings_the_template_gives_it() {
+    let doc = doc();
+    let env = environment(&doc, "PortalFunction");
+
+    let (config, asked) = load(&env, |lookup| portal::Config::from_lookup(lookup));
+
+    let unread: Vec<_> = keys(&env).difference(&asked).cloned().collect();
+    assert!(
+        unread.is_empty(),
+        "set by the template, never read: {unread:?}"
+    );
+    assert_eq!(config.link_key, format!("resource:{PORTAL_LINK_KEY}"));
+    assert_eq!(
+        config.dispatcher.outbound_table,
+        format!("resource:{OUTBOUND_TABLE}")
+    );
+    // Test events from the portal go through the same SSRF guard as every delivery.
+    assert_eq!(
+        config.dispatcher.settings.egress,
+        shared::outbound::ssrf::EgressPolicy::PUBLIC
+    );
 }
 
 #[test]

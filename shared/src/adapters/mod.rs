@@ -9,6 +9,9 @@
 //! - [`outbound`]: partner endpoints, published messages, deliveries and attempts (DynamoDB;
 //!   memory for tests), whose queue is under [`queues`].
 //!
+//! - [`portal`]: the portal's spent links and sessions (DynamoDB, the outbound table) and its
+//!   links' MACs (KMS); memory for tests.
+//!
 //! [`faults`] wraps any of them to inject failures, timeouts, delays and lost responses, for
 //! the gameday tests.
 //!
@@ -24,6 +27,7 @@ pub mod events;
 pub mod faults;
 pub mod keys;
 pub mod outbound;
+pub mod portal;
 pub mod queues;
 pub mod tenants;
 

@@ -1,0 +1,110 @@
+//! The endpoint page's 24-hour chart, drawn by the server as inline SVG: an hourly bar of
+//! delivered (green) over failed (red) attempts, and the success rate and latency percentiles
+//! of the day beside it.
+
+use std::time::{Duration, SystemTime};
+
+use maud::{Markup, html};
+use shared::outbound::delivery::Attempt;
+
+const HOURS: usize = 24;
+const WIDTH: usize = 720;
+const HEIGHT: usize = 120;
+
+/// Per hour of the last day: (succeeded, failed), oldest hour first.
+fn bins(attempts: &[Attempt], now: SystemTime) -> [(u32, u32); HOURS] {
+    let mut bins = [(0, 0); HOURS];
+    for attempt in attempts {
+        let Ok(age) = now.duration_since(attempt.at) else {
+            continue;
+        };
+        let hour = (age.as_secs() / 3_600) as usize;
+        if hour < HOURS {
+            let bin = &mut bins[HOURS - 1 - hour];
+            if attempt.succeeded() {
+                bin.0 += 1;
+            } else {
+                bin.1 += 1;
+            }
+        }
+    }
+    bins
+}
+
+/// The `p`th percentile (0–100) of `sorted`, nearest rank.
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = (p * sorted.len()).div_ceil(100).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+pub fn last_day(attempts: &[Attempt], now: SystemTime) -> Markup {
+    let day: Vec<&Attempt> = attempts
+        .iter()
+        .filter(|a| {
+            now.duration_since(a.at)
+                .is_ok_and(|age| age < Duration::from_secs(86_400))
+        })
+        .collect();
+    let bins = bins(attempts, now);
+    let peak = bins
+        .iter()
+        .map(|(ok, bad)| ok + bad)
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let bar = WIDTH / HOURS;
+    let scale = |n: u32| (n as usize * (HEIGHT - 10)) / peak as usize;
+    let succeeded = day.iter().filter(|a| a.succeeded()).count();
+    let mut latencies: Vec<Duration> = day.iter().map(|a| a.latency).collect();
+    latencies.sort();
+    html! {
+        @if day.is_empty() {
+            p.muted { "No attempts in the last 24 hours." }
+        } @else {
+            p #summary {
+                strong { (format!("{:.1}", succeeded as f64 * 100.0 / day.len() as f64)) " %" }
+                " delivered of " (day.len()) " attempts · latency p50 "
+                (percentile(&latencies, 50).as_millis()) " ms, p95 "
+                (percentile(&latencies, 95).as_millis()) " ms, p99 "
+                (percentile(&latencies, 99).as_millis()) " ms"
+            }
+        }
+        svg #chart width=(WIDTH) height=(HEIGHT) viewBox={ "0 0 " (WIDTH) " " (HEIGHT) } role="img" aria-label="Attempts per hour, last 24 hours" {
+            line x1="0" y1=(HEIGHT - 1) x2=(WIDTH) y2=(HEIGHT - 1) stroke="#c5cad1" {}
+            @for (i, (ok, bad)) in bins.iter().enumerate() {
+                @let x = i * bar + 2;
+                @let ok_h = scale(*ok);
+                @let bad_h = scale(*bad);
+                @if *ok > 0 {
+                    rect x=(x) y=(HEIGHT - 1 - ok_h) width=(bar - 4) height=(ok_h) fill="#3a9d5d" {
+                        title { (ok) " delivered" }
+                    }
+                }
+                @if *bad > 0 {
+                    rect x=(x) y=(HEIGHT - 1 - ok_h - bad_h) width=(bar - 4) height=(bad_h) fill="#d9534f" {
+                        title { (bad) " failed" }
+                    }
+                }
+            }
+        }
+        p.muted { "Each bar is one hour, the newest on the right." }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_take_the_nearest_rank() {
+        let sorted: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&sorted, 50), Duration::from_millis(50));
+        assert_eq!(percentile(&sorted, 95), Duration::from_millis(95));
+        assert_eq!(percentile(&sorted, 99), Duration::from_millis(99));
+        assert_eq!(percentile(&sorted[..1], 99), Duration::from_millis(1));
+        assert_eq!(percentile(&[], 50), Duration::ZERO);
+    }
+}

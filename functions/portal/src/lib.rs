@@ -1,0 +1,545 @@
+//! The portal Lambda's adapter: requests under `/portal/` in, server-rendered pages out. A
+//! partner opens a one-time link (`hookctl portal link TENANT`), which becomes a session cookie;
+//! every page reads its tenant from that session and nowhere else. Forms post back with the
+//! session's CSRF token; a read-only session may look at everything and change nothing. The
+//! work is the outbound use cases in `shared`; this crate routes, checks and renders.
+
+mod chart;
+mod pages;
+
+use std::{collections::HashMap, time::Duration};
+
+use lambda_http::{
+    Body, Request, Response,
+    http::{HeaderValue, Method, StatusCode, header},
+};
+use shared::{
+    aws::{DynamoOutboundStore, DynamoPortalStore, KmsLinkSigner, SqsDeliveryQueue},
+    clock::{Clock, SystemClock},
+    env::{Env, EnvError},
+    outbound::{
+        admin::{AdminError, EndpointChange},
+        dispatch::Dispatcher,
+        ids::{EndpointId, MessageId},
+        ports::{DeliveryQueue, DeliveryRetryQueue, OutboundStore, Transport},
+        transport::HttpTransport,
+    },
+    portal::{LinkSigner, PortalAccess, PortalError, PortalStore, Session},
+    processor::{Jitter, SystemJitter},
+};
+use tracing::{info, warn};
+
+pub use pages::Notice;
+
+/// The session cookie. `Path=/portal`, so no other route ever sees it.
+pub const COOKIE: &str = "portal_session";
+/// Attempts shown per endpoint page (and drawn in its chart).
+const ATTEMPTS_SHOWN: u32 = 100;
+/// The largest form the portal reads.
+const MAX_FORM_BYTES: usize = 16 * 1024;
+
+/// The portal wired to DynamoDB, SQS, KMS and the network, as deployed.
+pub type AwsPortal = Portal<
+    DynamoPortalStore,
+    KmsLinkSigner,
+    SystemClock,
+    DynamoOutboundStore,
+    SqsDeliveryQueue,
+    SqsDeliveryQueue,
+    HttpTransport,
+    SystemClock,
+    SystemJitter,
+>;
+
+/// The function's configuration: the dispatcher's (the portal sends test events) and the
+/// links' key.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub dispatcher: dispatcher::Config,
+    pub link_key: String,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, EnvError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String> + Clone) -> Result<Self, EnvError> {
+        Ok(Self {
+            dispatcher: dispatcher::Config::from_lookup(lookup.clone())?,
+            link_key: Env(lookup).required("PORTAL_LINK_KEY_ID")?,
+        })
+    }
+}
+
+/// Build the deployed portal: SDK clients once per cold start.
+pub fn build(sdk: &aws_config::SdkConfig, config: &Config) -> Result<AwsPortal, std::io::Error> {
+    let access = PortalAccess::new(
+        DynamoPortalStore::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            &config.dispatcher.outbound_table,
+        ),
+        KmsLinkSigner::new(aws_sdk_kms::Client::new(sdk), &config.link_key),
+        SystemClock,
+    );
+    Ok(Portal::new(
+        access,
+        dispatcher::build(sdk, &config.dispatcher)?,
+    ))
+}
+
+/// The portal over its ports.
+#[derive(Debug)]
+pub struct Portal<PS, L, PC, S, Q, R, T, C, J> {
+    pub access: PortalAccess<PS, L, PC>,
+    pub dispatcher: Dispatcher<S, Q, R, T, C, J>,
+}
+
+/// A page's answer before it becomes a response.
+enum Answer {
+    Page(StatusCode, String),
+    Redirect(String),
+    SignedIn(Session, String),
+    SignedOut,
+}
+
+fn page(status: StatusCode, html: maud::Markup) -> Answer {
+    Answer::Page(status, html.into_string())
+}
+
+fn error_page(status: StatusCode, message: &str) -> Answer {
+    page(status, pages::error(status, message))
+}
+
+impl<PS, L, PC, S, Q, R, T, C, J> Portal<PS, L, PC, S, Q, R, T, C, J>
+where
+    PS: PortalStore,
+    L: LinkSigner,
+    PC: Clock,
+    S: OutboundStore,
+    Q: DeliveryQueue,
+    R: DeliveryRetryQueue,
+    T: Transport,
+    C: Clock,
+    J: Jitter,
+{
+    pub fn new(access: PortalAccess<PS, L, PC>, dispatcher: Dispatcher<S, Q, R, T, C, J>) -> Self {
+        Self { access, dispatcher }
+    }
+
+    /// Answer one request. Never an error: a client's mistake is a page saying what it was.
+    pub async fn handle(&self, request: Request) -> Response<Body> {
+        let answer = self.route(&request).await;
+        respond(answer)
+    }
+
+    async fn route(&self, request: &Request) -> Answer {
+        let path = request.uri().path().trim_end_matches('/');
+        let Some(rest) = path.strip_prefix("/portal") else {
+            return error_page(StatusCode::NOT_FOUND, "There is no such page.");
+        };
+        let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+        let method = request.method();
+        if segments == ["login"] && method == Method::GET {
+            return self.login(request).await;
+        }
+        let session = match self.session(request).await {
+            Ok(Some(session)) => session,
+            Ok(None) => {
+                return error_page(
+                    StatusCode::UNAUTHORIZED,
+                    "Your session has ended or this browser has none. Ask for a new portal link.",
+                );
+            }
+            Err(e) => return unavailable(&e.to_string()),
+        };
+        if *method == Method::POST {
+            let form = match read_form(request) {
+                Ok(form) => form,
+                Err(answer) => return answer,
+            };
+            if !form
+                .get("csrf")
+                .is_some_and(|token| session.csrf_matches(token))
+            {
+                warn!(security = true, tenant = %session.tenant, "portal form without a valid CSRF token");
+                return error_page(
+                    StatusCode::FORBIDDEN,
+                    "This form has expired. Reload the page and try again.",
+                );
+            }
+            if segments == ["logout"] {
+                let _ = self.access.sign_out(&session).await;
+                return Answer::SignedOut;
+            }
+            if session.read_only {
+                return error_page(
+                    StatusCode::FORBIDDEN,
+                    "This is a read-only session: it cannot change anything.",
+                );
+            }
+            return match segments.as_slice() {
+                ["endpoints"] => self.add(&session, &form).await,
+                ["endpoints", id, action] => self.act(&session, id, action, &form).await,
+                _ => error_page(StatusCode::NOT_FOUND, "There is no such action."),
+            };
+        }
+        if *method != Method::GET {
+            return error_page(StatusCode::METHOD_NOT_ALLOWED, "Not allowed.");
+        }
+        let notice = query(request)
+            .get("done")
+            .and_then(|done| Notice::from_code(done));
+        match segments.as_slice() {
+            [] => Answer::Redirect("/portal/endpoints".into()),
+            ["endpoints"] => self.endpoints(&session, notice, None).await,
+            ["endpoints", id] => self.endpoint(&session, id, notice, None).await,
+            _ => error_page(StatusCode::NOT_FOUND, "There is no such page."),
+        }
+    }
+
+    async fn login(&self, request: &Request) -> Answer {
+        let Some(token) = query(request).remove("token") else {
+            return error_page(StatusCode::BAD_REQUEST, "This link has no token.");
+        };
+        match self.access.exchange(&token).await {
+            Ok(session) => {
+                info!(tenant = %session.tenant, read_only = session.read_only, "portal session opened");
+                Answer::SignedIn(session, "/portal/endpoints".into())
+            }
+            Err(PortalError::Unavailable(e)) => unavailable(&e),
+            Err(e) => {
+                warn!(security = true, error = %e, "portal link refused");
+                error_page(StatusCode::FORBIDDEN, &e.to_string())
+            }
+        }
+    }
+
+    async fn session(&self, request: &Request) -> Result<Option<Session>, PortalError> {
+        match cookie(request, COOKIE) {
+            Some(id) => self.access.session(&id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The endpoints page, with the add form's `problem` and input when it was refused.
+    async fn endpoints(
+        &self,
+        session: &Session,
+        notice: Option<Notice>,
+        refused: Option<(&str, &HashMap<String, String>)>,
+    ) -> Answer {
+        let outbound = &self.dispatcher.outbound;
+        match outbound.store.endpoints(&session.tenant).await {
+            Ok(endpoints) => {
+                let status = if refused.is_some() {
+                    StatusCode::BAD_REQUEST
+                } else {
+                    StatusCode::OK
+                };
+                let now = outbound.clock.now();
+                page(
+                    status,
+                    pages::endpoints(session, &endpoints, now, notice, refused),
+                )
+            }
+            Err(e) => unavailable(&e.to_string()),
+        }
+    }
+
+    async fn endpoint(
+        &self,
+        session: &Session,
+        id: &str,
+        notice: Option<Notice>,
+        extra: Option<pages::Extra>,
+    ) -> Answer {
+        let Ok(id) = EndpointId::parse(id) else {
+            return error_page(StatusCode::NOT_FOUND, "There is no such endpoint.");
+        };
+        let outbound = &self.dispatcher.outbound;
+        let endpoint = match outbound.store.endpoint(&session.tenant, &id).await {
+            Ok(Some(endpoint)) => endpoint,
+            // Another tenant's endpoint is no endpoint: the same page as a missing one.
+            Ok(None) => return error_page(StatusCode::NOT_FOUND, "There is no such endpoint."),
+            Err(e) => return unavailable(&e.to_string()),
+        };
+        let attempts = match outbound
+            .store
+            .attempts_of_endpoint(&session.tenant, &id, ATTEMPTS_SHOWN, None)
+            .await
+        {
+            Ok(page) => page.items,
+            Err(e) => return unavailable(&e.to_string()),
+        };
+        let now = outbound.clock.now();
+        let status = match &extra {
+            Some(pages::Extra::Refused(..)) => StatusCode::BAD_REQUEST,
+            _ => StatusCode::OK,
+        };
+        page(
+            status,
+            pages::endpoint(session, &endpoint, &attempts, now, notice, extra),
+        )
+    }
+
+    async fn add(&self, session: &Session, form: &HashMap<String, String>) -> Answer {
+        let change = EndpointChange {
+            url: form.get("url").map(|u| u.trim().to_owned()),
+            description: form.get("description").cloned(),
+            filter: Some(filter_list(form.get("filter"))),
+            ..EndpointChange::default()
+        };
+        match self
+            .dispatcher
+            .outbound
+            .add_endpoint(&session.tenant, change, None)
+            .await
+        {
+            Ok(endpoint) => {
+                info!(tenant = %session.tenant, endpoint_id = %endpoint.id, "endpoint added in the portal");
+                Answer::Redirect(format!("/portal/endpoints/{}?done=added", endpoint.id))
+            }
+            Err(e) if e.is_client_error() => {
+                self.endpoints(session, None, Some((&e.to_string(), form)))
+                    .await
+            }
+            Err(e) => unavailable(&e.to_string()),
+        }
+    }
+
+    async fn act(
+        &self,
+        session: &Session,
+        id: &str,
+        action: &str,
+        form: &HashMap<String, String>,
+    ) -> Answer {
+        let Ok(id) = EndpointId::parse(id) else {
+            return error_page(StatusCode::NOT_FOUND, "There is no such endpoint.");
+        };
+        let tenant = &session.tenant;
+        let outbound = &self.dispatcher.outbound;
+        let done = |code: &str| Answer::Redirect(format!("/portal/endpoints/{id}?done={code}"));
+        let result: Result<Answer, AdminError> = match action {
+            "update" => {
+                let change = EndpointChange {
+                    url: form.get("url").map(|u| u.trim().to_owned()),
+                    description: form.get("description").cloned(),
+                    filter: Some(filter_list(form.get("filter"))),
+                    ..EndpointChange::default()
+                };
+                match outbound.update_endpoint(tenant, &id, change).await {
+                    Ok(_) => Ok(done("updated")),
+                    Err(e)
+                        if e.is_client_error() && !matches!(e, AdminError::UnknownEndpoint(_)) =>
+                    {
+                        return self
+                            .endpoint(
+                                session,
+                                id.as_str(),
+                                None,
+                                Some(pages::Extra::Refused(e.to_string(), form.clone())),
+                            )
+                            .await;
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            "enable" | "disable" => outbound
+                .set_enabled(tenant, &id, action == "enable")
+                .await
+                .map(|_| {
+                    done(if action == "enable" {
+                        "enabled"
+                    } else {
+                        "disabled"
+                    })
+                }),
+            "rotate" => match outbound.rotate_secret(tenant, &id, None).await {
+                Ok(endpoint) => {
+                    info!(%tenant, endpoint_id = %id, "endpoint secret rotated in the portal");
+                    let secret = endpoint
+                        .secrets
+                        .map(|s| s.current.expose().to_owned())
+                        .unwrap_or_default();
+                    return self
+                        .endpoint(
+                            session,
+                            id.as_str(),
+                            Some(Notice::Rotated),
+                            Some(pages::Extra::Secret(secret)),
+                        )
+                        .await;
+                }
+                Err(e) => Err(e),
+            },
+            "reveal" => match outbound.store.endpoint_with_secrets(tenant, &id).await {
+                Ok(Some(endpoint)) => {
+                    let secret = endpoint
+                        .secrets
+                        .map(|s| s.current.expose().to_owned())
+                        .unwrap_or_default();
+                    return self
+                        .endpoint(
+                            session,
+                            id.as_str(),
+                            None,
+                            Some(pages::Extra::Secret(secret)),
+                        )
+                        .await;
+                }
+                Ok(None) => Err(AdminError::UnknownEndpoint(id.clone())),
+                Err(e) => Err(e.into()),
+            },
+            "test" => match self.dispatcher.test_endpoint(tenant, &id, None, None).await {
+                Ok(Some(attempt)) => {
+                    return self
+                        .endpoint(
+                            session,
+                            id.as_str(),
+                            None,
+                            Some(pages::Extra::Tested(attempt)),
+                        )
+                        .await;
+                }
+                Ok(None) => Err(AdminError::UnknownEndpoint(id.clone())),
+                Err(e) => Err(e.into()),
+            },
+            "resend" => {
+                let Some(message) = form
+                    .get("message_id")
+                    .and_then(|m| MessageId::parse(m).ok())
+                else {
+                    return error_page(StatusCode::BAD_REQUEST, "That is not a message id.");
+                };
+                match outbound.resend(tenant, &message, Some(&id), false).await {
+                    Ok(_) => Ok(done("resent")),
+                    Err(e) => {
+                        return error_page(StatusCode::BAD_REQUEST, &e.to_string());
+                    }
+                }
+            }
+            _ => return error_page(StatusCode::NOT_FOUND, "There is no such action."),
+        };
+        match result {
+            Ok(answer) => answer,
+            Err(AdminError::UnknownEndpoint(_)) => {
+                error_page(StatusCode::NOT_FOUND, "There is no such endpoint.")
+            }
+            Err(e) if e.is_client_error() => error_page(StatusCode::BAD_REQUEST, &e.to_string()),
+            Err(e) => unavailable(&e.to_string()),
+        }
+    }
+}
+
+fn unavailable(detail: &str) -> Answer {
+    warn!(error = detail, "portal dependency unavailable");
+    error_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The portal cannot reach its storage right now. Try again in a moment.",
+    )
+}
+
+/// Comma- or newline-separated patterns; blank means every type.
+fn filter_list(raw: Option<&String>) -> Vec<String> {
+    raw.map(|raw| {
+        raw.split([',', '\n'])
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn query(request: &Request) -> HashMap<String, String> {
+    request
+        .uri()
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
+}
+
+fn read_form(request: &Request) -> Result<HashMap<String, String>, Answer> {
+    let body: &[u8] = match request.body() {
+        Body::Text(text) => text.as_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => &[],
+    };
+    if body.len() > MAX_FORM_BYTES {
+        return Err(error_page(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "That form is too large.",
+        ));
+    }
+    Ok(form_urlencoded::parse(body).into_owned().collect())
+}
+
+fn cookie(request: &Request, name: &str) -> Option<String> {
+    request
+        .headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// Headers every page carries: nothing cached, nothing framed, no script or style from
+/// anywhere but the page itself, and no referrer (a link's token must not leak onwards).
+fn respond(answer: Answer) -> Response<Body> {
+    let (status, body, location, set_cookie) = match answer {
+        Answer::Page(status, html) => (status, html, None, None),
+        Answer::Redirect(to) => (StatusCode::SEE_OTHER, String::new(), Some(to), None),
+        Answer::SignedIn(session, to) => {
+            let max_age = session
+                .expires_at
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or(Duration::ZERO)
+                .as_secs();
+            let cookie = format!(
+                "{COOKIE}={}; Path=/portal; Max-Age={max_age}; HttpOnly; Secure; SameSite=Strict",
+                session.id
+            );
+            (StatusCode::SEE_OTHER, String::new(), Some(to), Some(cookie))
+        }
+        Answer::SignedOut => (
+            StatusCode::OK,
+            pages::signed_out().into_string(),
+            None,
+            Some(format!(
+                "{COOKIE}=; Path=/portal; Max-Age=0; HttpOnly; Secure; SameSite=Strict"
+            )),
+        ),
+    };
+    let mut response = Response::new(Body::Text(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    let fixed = [
+        (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+        (header::CACHE_CONTROL, "no-store"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ];
+    for (name, value) in fixed {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    if let Some(to) = location.and_then(|to| HeaderValue::from_str(&to).ok()) {
+        headers.insert(header::LOCATION, to);
+    }
+    if let Some(cookie) = set_cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        headers.insert(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,325 @@
+//! The portal's rules on in-memory adapters: access, CSRF, read-only, tenant isolation, bad
+//! input and secrets. The browser walk-through against the local stack is in the integration
+//! tests.
+
+use std::{sync::Arc, time::Duration};
+
+use lambda_http::http;
+use shared::{
+    clock::ManualClock,
+    ids::TenantId,
+    memory::{
+        HmacLinkSigner, MemoryDeliveryQueue, MemoryOutboundStore, MemoryPortalStore,
+        ScriptedTransport,
+    },
+    outbound::{
+        Outbound, OutboundSettings, admin::EndpointChange, ports::EndpointStore,
+        ssrf::StaticResolver,
+    },
+    processor::NoJitter,
+};
+
+use super::*;
+
+type TestPortal = Portal<
+    MemoryPortalStore,
+    HmacLinkSigner,
+    ManualClock,
+    MemoryOutboundStore,
+    Arc<MemoryDeliveryQueue>,
+    Arc<MemoryDeliveryQueue>,
+    ScriptedTransport,
+    ManualClock,
+    NoJitter,
+>;
+
+const NOW: u64 = 1_750_000_000;
+
+fn portal() -> TestPortal {
+    let queue = Arc::new(MemoryDeliveryQueue::new());
+    let outbound = Outbound::new(
+        MemoryOutboundStore::new(),
+        queue.clone(),
+        ManualClock::at_unix(NOW),
+        OutboundSettings::default(),
+    )
+    .with_resolver(Arc::new(
+        StaticResolver::default()
+            .with("partner.example", &["93.184.216.34".parse().expect("ip")])
+            .with("internal.example", &["10.0.0.7".parse().expect("ip")]),
+    ));
+    Portal::new(
+        PortalAccess::new(
+            MemoryPortalStore::new(),
+            HmacLinkSigner(b"test portal key".to_vec()),
+            ManualClock::at_unix(NOW),
+        ),
+        Dispatcher::new(outbound, queue, ScriptedTransport::new(), NoJitter),
+    )
+}
+
+fn tenant(name: &str) -> TenantId {
+    TenantId::parse(name).expect("tenant")
+}
+
+fn get(path: &str, cookie: Option<&str>) -> Request {
+    let mut builder = http::Request::builder().method("GET").uri(path);
+    if let Some(cookie) = cookie {
+        builder = builder.header("cookie", format!("{COOKIE}={cookie}"));
+    }
+    builder.body(Body::Empty).expect("request")
+}
+
+fn post(path: &str, cookie: &str, form: &[(&str, &str)]) -> Request {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish();
+    http::Request::builder()
+        .method("POST")
+        .uri(path)
+        .header("cookie", format!("other=1; {COOKIE}={cookie}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::Text(body))
+        .expect("request")
+}
+
+fn text(response: &Response<Body>) -> String {
+    match response.body() {
+        Body::Text(text) => text.clone(),
+        other => panic!("unexpected body {other:?}"),
+    }
+}
+
+/// GIVEN a session for `name` opened by a link.
+async fn signed_in(p: &TestPortal, name: &str, read_only: bool) -> Session {
+    let token = p
+        .access
+        .link(&tenant(name), read_only, Duration::from_secs(3_600))
+        .await
+        .expect("link");
+    let response = p
+        .handle(get(&format!("/portal/login?token={token}"), None))
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let cookie = response.headers()[header::SET_COOKIE]
+        .to_str()
+        .expect("ascii");
+    for flag in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/portal"] {
+        assert!(cookie.contains(flag), "{cookie}");
+    }
+    let id = cookie
+        .split(';')
+        .next()
+        .and_then(|kv| kv.split_once('='))
+        .map(|(_, v)| v.to_owned())
+        .expect("cookie value");
+    p.access.session(&id).await.expect("read").expect("session")
+}
+
+async fn add(p: &TestPortal, name: &str, url: &str) -> shared::outbound::endpoint::Endpoint {
+    p.dispatcher
+        .outbound
+        .add_endpoint(
+            &tenant(name),
+            EndpointChange {
+                url: Some(url.into()),
+                ..EndpointChange::default()
+            },
+            None,
+        )
+        .await
+        .expect("endpoint")
+}
+
+#[tokio::test]
+async fn a_link_signs_in_once_and_pages_need_its_session() {
+    let p = portal();
+    let token = p
+        .access
+        .link(&tenant("acme"), false, Duration::from_secs(600))
+        .await
+        .expect("link");
+    let first = p
+        .handle(get(&format!("/portal/login?token={token}"), None))
+        .await;
+    assert_eq!(first.status(), StatusCode::SEE_OTHER);
+    assert_eq!(first.headers()[header::LOCATION], "/portal/endpoints");
+
+    let reused = p
+        .handle(get(&format!("/portal/login?token={token}"), None))
+        .await;
+    assert_eq!(reused.status(), StatusCode::FORBIDDEN);
+    assert!(text(&reused).contains("already used"));
+
+    for (path, cookie) in [
+        ("/portal/endpoints", None),
+        ("/portal/endpoints", Some("0".repeat(64))),
+        ("/portal/endpoints", Some("not-a-session".into())),
+    ] {
+        let response = p.handle(get(path, cookie.as_deref())).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{cookie:?}");
+        assert!(text(&response).contains("Ask for a new portal link"));
+    }
+    let forged = p
+        .handle(get(
+            "/portal/login?token=eyJ0ZW5hbnQiOiJhY21lIn0.AAAA",
+            None,
+        ))
+        .await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn every_change_needs_the_csrf_token_and_a_read_only_session_changes_nothing() {
+    let p = portal();
+    let writer = signed_in(&p, "acme", false).await;
+    let reader = signed_in(&p, "acme", true).await;
+    let url = "https://partner.example/hooks";
+
+    let response = p
+        .handle(post(
+            "/portal/endpoints",
+            &writer.id,
+            &[("csrf", "wrong"), ("url", url)],
+        ))
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let response = p
+        .handle(post("/portal/endpoints", &writer.id, &[("url", url)]))
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+
+    let response = p
+        .handle(post(
+            "/portal/endpoints",
+            &reader.id,
+            &[("csrf", &reader.csrf), ("url", url)],
+        ))
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(text(&response).contains("read-only"));
+    let page = text(&p.handle(get("/portal/endpoints", Some(&reader.id))).await);
+    assert!(!page.contains("Add an endpoint"), "no forms for a reader");
+
+    assert!(
+        p.dispatcher
+            .outbound
+            .store
+            .endpoints(&tenant("acme"))
+            .await
+            .expect("list")
+            .is_empty(),
+        "nothing was added"
+    );
+
+    let response = p
+        .handle(post(
+            "/portal/endpoints",
+            &writer.id,
+            &[("csrf", &writer.csrf), ("url", url)],
+        ))
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        p.dispatcher
+            .outbound
+            .store
+            .endpoints(&tenant("acme"))
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_refused_url_or_filter_is_shown_with_its_reason_and_nothing_is_stored() {
+    let p = portal();
+    let session = signed_in(&p, "acme", false).await;
+    for (url, filter, reason) in [
+        ("http://partner.example/hooks", "", "https"),
+        ("https://internal.example/hooks", "", "refused"),
+        ("not a url", "", "URL"),
+        ("https://partner.example/hooks", "invoice.**", "filter"),
+    ] {
+        let response = p
+            .handle(post(
+                "/portal/endpoints",
+                &session.id,
+                &[
+                    ("csrf", &session.csrf),
+                    ("url", url),
+                    ("filter", filter),
+                    ("description", "<script>alert(1)</script>"),
+                ],
+            ))
+            .await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{url} {filter}");
+        let page = text(&response);
+        assert!(
+            page.to_lowercase().contains(&reason.to_lowercase()),
+            "{url}: {page}"
+        );
+        assert!(!page.contains("<script>alert"), "escaped");
+        assert!(page.contains("&lt;script&gt;"), "typed input kept, escaped");
+    }
+    assert!(
+        p.dispatcher
+            .outbound
+            .store
+            .endpoints(&tenant("acme"))
+            .await
+            .expect("list")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn another_tenants_endpoint_is_unreachable_and_a_secret_shows_only_when_asked() {
+    let p = portal();
+    let acme = signed_in(&p, "acme", false).await;
+    let theirs = add(&p, "globex", "https://partner.example/globex").await;
+    let ours = add(&p, "acme", "https://partner.example/acme").await;
+    let secret = ours
+        .secrets
+        .as_ref()
+        .map(|s| s.current.expose().to_owned())
+        .expect("secret");
+
+    let path = format!("/portal/endpoints/{}", theirs.id);
+    assert_eq!(
+        p.handle(get(&path, Some(&acme.id))).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let enable = format!("/portal/endpoints/{}/disable", theirs.id);
+    let response = p
+        .handle(post(&enable, &acme.id, &[("csrf", &acme.csrf)]))
+        .await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert!(
+        !text(&p.handle(get("/portal/endpoints", Some(&acme.id))).await)
+            .contains("partner.example/globex")
+    );
+
+    let page = text(
+        &p.handle(get(
+            &format!("/portal/endpoints/{}", ours.id),
+            Some(&acme.id),
+        ))
+        .await,
+    );
+    assert!(
+        !page.contains(&secret),
+        "not in the page source until asked"
+    );
+    let revealed = p
+        .handle(post(
+            &format!("/portal/endpoints/{}/reveal", ours.id),
+            &acme.id,
+            &[("csrf", &acme.csrf)],
+        ))
+        .await;
+    assert_eq!(revealed.status(), StatusCode::OK);
+    assert!(text(&revealed).contains(&secret));
+    assert_eq!(revealed.headers()[header::CACHE_CONTROL], "no-store");
+}

@@ -1,0 +1,206 @@
+//! The partner portal's access: one-time links and the sessions they open.
+//!
+//! An operator runs `hookctl portal link TENANT`: a link carrying its tenant, whether it is
+//! read-only, when it expires and a random nonce, authenticated with an HMAC computed by KMS
+//! (`GenerateMac`; the key never leaves KMS, so no signing secret sits in any environment). The
+//! portal checks the MAC (`VerifyMac`), the expiry, and spends the nonce with a conditional put,
+//! so a link opens one session, once. The session is a random id in an `HttpOnly`, `Secure`,
+//! `SameSite=Strict` cookie, stored with its tenant, its read-only flag and its CSRF token;
+//! every page reads its tenant from the session and nowhere else.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+use thiserror::Error;
+
+use crate::{clock::Clock, ids::TenantId, ports::StoreError};
+
+/// The longest a link (and the session it opens) may live.
+pub const MAX_TTL: Duration = Duration::from_secs(24 * 3_600);
+/// A link's lifetime when the operator names none.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(3_600);
+
+/// What a link grants, as signed (the tenant is parsed again when the link is used).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct LinkClaims {
+    tenant: String,
+    read_only: bool,
+    /// Unix seconds after which the link opens nothing.
+    expires_at: u64,
+    /// How long the session it opens lasts, in seconds.
+    session_secs: u64,
+    /// Spent on first use.
+    nonce: String,
+}
+
+/// An open portal session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The cookie's value: 32 random bytes, hex.
+    pub id: String,
+    pub tenant: TenantId,
+    pub read_only: bool,
+    /// Every state-changing form carries it.
+    pub csrf: String,
+    pub expires_at: SystemTime,
+}
+
+impl Session {
+    /// Whether `token` is this session's CSRF token (compared in constant time).
+    pub fn csrf_matches(&self, token: &str) -> bool {
+        bool::from(self.csrf.as_bytes().ct_eq(token.as_bytes()))
+    }
+}
+
+/// Why a link or a session was refused. The portal shows each as a page saying so.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum PortalError {
+    #[error("this link is not a portal link")]
+    Malformed,
+    #[error("this link was not issued by this deployment")]
+    BadSignature,
+    #[error("this link has expired: ask for a new one")]
+    Expired,
+    #[error("this link was already used: ask for a new one")]
+    Used,
+    #[error("a link may live between 1 minute and 24 hours")]
+    BadTtl,
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<StoreError> for PortalError {
+    fn from(e: StoreError) -> Self {
+        Self::Unavailable(e.to_string())
+    }
+}
+
+/// Computes and checks links' MACs (KMS as deployed).
+#[async_trait]
+pub trait LinkSigner: Send + Sync + std::fmt::Debug {
+    async fn mac(&self, message: &[u8]) -> Result<Vec<u8>, PortalError>;
+    /// Whether `mac` is `message`'s MAC; the comparison is the signer's, in constant time.
+    async fn verify(&self, message: &[u8], mac: &[u8]) -> Result<bool, PortalError>;
+}
+
+/// Where spent links and open sessions are kept.
+#[async_trait]
+pub trait PortalStore: Send + Sync {
+    /// Spend `nonce` (kept until `expires_at`): `false` if it was spent before.
+    async fn spend_link(&self, nonce: &str, expires_at: SystemTime) -> Result<bool, StoreError>;
+    async fn put_session(&self, session: &Session) -> Result<(), StoreError>;
+    async fn session(&self, id: &str) -> Result<Option<Session>, StoreError>;
+    async fn delete_session(&self, id: &str) -> Result<(), StoreError>;
+}
+
+/// Links and sessions over their ports.
+#[derive(Debug)]
+pub struct PortalAccess<S, L, C> {
+    pub store: S,
+    pub signer: L,
+    pub clock: C,
+}
+
+impl<S: PortalStore, L: LinkSigner, C: Clock> PortalAccess<S, L, C> {
+    pub fn new(store: S, signer: L, clock: C) -> Self {
+        Self {
+            store,
+            signer,
+            clock,
+        }
+    }
+
+    /// A one-time link token for `tenant`, valid for `ttl` (the session it opens lasts as
+    /// long).
+    pub async fn link(
+        &self,
+        tenant: &TenantId,
+        read_only: bool,
+        ttl: Duration,
+    ) -> Result<String, PortalError> {
+        if ttl < Duration::from_secs(60) || ttl > MAX_TTL {
+            return Err(PortalError::BadTtl);
+        }
+        let claims = LinkClaims {
+            tenant: tenant.as_str().to_owned(),
+            read_only,
+            expires_at: unix(self.clock.now() + ttl),
+            session_secs: ttl.as_secs(),
+            nonce: random_hex(16)?,
+        };
+        let payload = serde_json::to_vec(&claims).map_err(|_| PortalError::Malformed)?;
+        let payload = URL_SAFE_NO_PAD.encode(payload);
+        let mac = self.signer.mac(payload.as_bytes()).await?;
+        Ok(format!("{payload}.{}", URL_SAFE_NO_PAD.encode(mac)))
+    }
+
+    /// Exchange a link token for a new session: the MAC, then the expiry, then the nonce.
+    pub async fn exchange(&self, token: &str) -> Result<Session, PortalError> {
+        let (payload, mac) = token.split_once('.').ok_or(PortalError::Malformed)?;
+        let mac = URL_SAFE_NO_PAD
+            .decode(mac)
+            .map_err(|_| PortalError::Malformed)?;
+        if payload.len() > 1_024 || mac.is_empty() || mac.len() > 64 {
+            return Err(PortalError::Malformed);
+        }
+        if !self.signer.verify(payload.as_bytes(), &mac).await? {
+            return Err(PortalError::BadSignature);
+        }
+        let claims: LinkClaims = URL_SAFE_NO_PAD
+            .decode(payload)
+            .ok()
+            .and_then(|json| serde_json::from_slice(&json).ok())
+            .ok_or(PortalError::Malformed)?;
+        let tenant = TenantId::parse(&claims.tenant).map_err(|_| PortalError::Malformed)?;
+        let now = self.clock.now();
+        if unix(now) >= claims.expires_at {
+            return Err(PortalError::Expired);
+        }
+        let link_expiry = UNIX_EPOCH + Duration::from_secs(claims.expires_at);
+        if !self.store.spend_link(&claims.nonce, link_expiry).await? {
+            return Err(PortalError::Used);
+        }
+        let session = Session {
+            id: random_hex(32)?,
+            tenant,
+            read_only: claims.read_only,
+            csrf: random_hex(32)?,
+            expires_at: now + Duration::from_secs(claims.session_secs).min(MAX_TTL),
+        };
+        self.store.put_session(&session).await?;
+        Ok(session)
+    }
+
+    /// The live session with cookie value `id`, if any.
+    pub async fn session(&self, id: &str) -> Result<Option<Session>, PortalError> {
+        if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(None);
+        }
+        Ok(self
+            .store
+            .session(id)
+            .await?
+            .filter(|s| s.expires_at > self.clock.now()))
+    }
+
+    pub async fn sign_out(&self, session: &Session) -> Result<(), PortalError> {
+        Ok(self.store.delete_session(&session.id).await?)
+    }
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// `n` random bytes, hex; an error rather than a weak id if the system has no randomness.
+fn random_hex(n: usize) -> Result<String, PortalError> {
+    let mut bytes = vec![0u8; n];
+    getrandom::fill(&mut bytes).map_err(|e| PortalError::Unavailable(e.to_string()))?;
+    Ok(hex::encode(bytes))
+}
+
+#[cfg(test)]
+mod tests;
