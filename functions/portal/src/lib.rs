@@ -356,42 +356,35 @@ where
                         "disabled"
                     })
                 }),
-            "rotate" => match outbound.rotate_secret(tenant, &id, None).await {
-                Ok(endpoint) => {
-                    info!(%tenant, endpoint_id = %id, "endpoint secret rotated in the portal");
-                    let secret = endpoint
-                        .secrets
-                        .map(|s| s.current.expose().to_owned())
-                        .unwrap_or_default();
-                    return self
-                        .endpoint(
-                            session,
-                            id.as_str(),
-                            Some(Notice::Rotated),
-                            Some(pages::Extra::Secret(secret)),
-                        )
-                        .await;
+            "rotate" | "reveal" => {
+                let endpoint = if action == "rotate" {
+                    outbound.rotate_secret(tenant, &id, None).await
+                } else {
+                    match outbound.store.endpoint_with_secrets(tenant, &id).await {
+                        Ok(found) => found.ok_or_else(|| AdminError::UnknownEndpoint(id.clone())),
+                        Err(e) => Err(e.into()),
+                    }
+                };
+                match endpoint {
+                    Ok(endpoint) => {
+                        info!(%tenant, endpoint_id = %id, action, "endpoint secret shown in the portal");
+                        let secret = endpoint
+                            .secrets
+                            .map(|s| s.current.expose().to_owned())
+                            .unwrap_or_default();
+                        let notice = (action == "rotate").then_some(Notice::Rotated);
+                        return self
+                            .endpoint(
+                                session,
+                                id.as_str(),
+                                notice,
+                                Some(pages::Extra::Secret(secret)),
+                            )
+                            .await;
+                    }
+                    Err(e) => Err(e),
                 }
-                Err(e) => Err(e),
-            },
-            "reveal" => match outbound.store.endpoint_with_secrets(tenant, &id).await {
-                Ok(Some(endpoint)) => {
-                    let secret = endpoint
-                        .secrets
-                        .map(|s| s.current.expose().to_owned())
-                        .unwrap_or_default();
-                    return self
-                        .endpoint(
-                            session,
-                            id.as_str(),
-                            None,
-                            Some(pages::Extra::Secret(secret)),
-                        )
-                        .await;
-                }
-                Ok(None) => Err(AdminError::UnknownEndpoint(id.clone())),
-                Err(e) => Err(e.into()),
-            },
+            }
             "test" => match self.dispatcher.test_endpoint(tenant, &id, None, None).await {
                 Ok(Some(attempt)) => {
                     return self
