@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use shared::{
     clock::Clock,
     ids::TenantId,
-    portal::{LinkSigner, PortalAccess, PortalStore},
+    portal::{Grant, LinkSigner, PortalAccess, PortalStore},
 };
 
 use crate::{args::parse_tenant, error::CliError};
@@ -25,6 +25,10 @@ pub struct LinkArgs {
     /// The session can look but not change anything.
     #[arg(long)]
     pub read_only: bool,
+    /// For the tenant's operators: its received events, their health and its DLQ besides
+    /// the partner pages.
+    #[arg(long)]
+    pub operator: bool,
     /// How long the link (and its session) lives: `30m`, `1h`, `8h` (1 minute to 24 hours).
     #[arg(long, value_parser = parse_ttl, default_value = "1h")]
     pub ttl: Duration,
@@ -60,15 +64,23 @@ pub async fn run<S: PortalStore, L: LinkSigner, C: Clock>(
     match command {
         PortalCommand::Link(args) => {
             let token = access
-                .link(&args.tenant, args.read_only, args.ttl)
+                .link(
+                    &args.tenant,
+                    Grant {
+                        read_only: args.read_only,
+                        operator: args.operator,
+                    },
+                    args.ttl,
+                )
                 .await
                 .map_err(|e| CliError::Outbound(e.to_string()))?;
             let base = args.base_url.trim_end_matches('/');
             writeln!(out, "{base}/portal/login?token={token}")?;
             writeln!(
                 out,
-                "# one-time, {}{}, expires in {} min",
+                "# one-time, {}{}{}, expires in {} min",
                 args.tenant,
+                if args.operator { ", operator" } else { "" },
                 if args.read_only { ", read-only" } else { "" },
                 args.ttl.as_secs() / 60
             )?;
@@ -111,6 +123,7 @@ mod tests {
             PortalCommand::Link(LinkArgs {
                 tenant: TenantId::parse("acme").expect("tenant"),
                 read_only: true,
+                operator: false,
                 ttl: Duration::from_secs(600),
                 base_url: "https://hooks.example.com/".into(),
             }),
@@ -131,6 +144,7 @@ mod tests {
             PortalCommand::Link(LinkArgs {
                 tenant: TenantId::parse("acme").expect("tenant"),
                 read_only: false,
+                operator: false,
                 ttl: Duration::from_secs(2 * 86_400),
                 base_url: "https://hooks.example.com".into(),
             }),

@@ -175,10 +175,11 @@ pub fn dispatcher_config(resources: &Provisioned) -> Result<dispatcher::Config, 
 }
 
 /// The portal's configuration for this stack: the dispatcher's (so its test events reach
-/// receivers on this machine) and the links' key.
+/// receivers on this machine), the replay function's (operator pages) and the links' key.
 pub fn portal_config(resources: &Provisioned) -> Result<portal::Config, EnvError> {
     Ok(portal::Config {
         dispatcher: dispatcher_config(resources)?,
+        replay: replay_config(resources)?,
         link_key: resources.portal_link_key().to_owned(),
     })
 }

@@ -201,13 +201,16 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
         .link(
             &shared::ids::TenantId::parse(dev::DEMO_TENANT)
                 .map_err(|e| LocalError::DemoTenant(e.to_string()))?,
-            false,
+            shared::portal::Grant {
+                read_only: false,
+                operator: true,
+            },
             shared::portal::MAX_TTL,
         )
         .await
     {
         Ok(token) => println!(
-            "# Partner portal for `{}` (one-time link, 24 h): http://localhost:{}/portal/login?token={token}",
+            "# Portal for `{}` (operator, one-time link, 24 h): http://localhost:{}/portal/login?token={token}",
             dev::DEMO_TENANT,
             listen.port()
         ),

@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use shared::{
     ids::TenantId,
     outbound::{admin::EndpointChange, ports::EndpointStore},
+    portal::Grant,
 };
 use tokio::{net::TcpListener, process::Command};
 
@@ -295,7 +296,7 @@ async fn a_partner_manages_endpoints_in_a_real_browser_and_sees_only_their_tenan
     let link = |token: String| format!("{site}/portal/login?token={token}");
     let token = portal
         .access
-        .link(&acme, false, Duration::from_secs(3_600))
+        .link(&acme, Grant::default(), Duration::from_secs(3_600))
         .await
         .expect("link");
     let browser = Browser::start().await;
@@ -380,7 +381,14 @@ async fn a_partner_manages_endpoints_in_a_real_browser_and_sees_only_their_tenan
     // AND a read-only session sees everything and can change nothing
     let read_only = portal
         .access
-        .link(&acme, true, Duration::from_secs(600))
+        .link(
+            &acme,
+            Grant {
+                read_only: true,
+                operator: false,
+            },
+            Duration::from_secs(600),
+        )
         .await
         .expect("link");
     browser.open(&link(read_only)).await;
@@ -394,6 +402,29 @@ async fn a_partner_manages_endpoints_in_a_real_browser_and_sees_only_their_tenan
     }
     assert!(browser.text("#attempts").await.contains("200"));
     browser.screenshot("06-read-only").await;
+
+    // AND an operator's session adds the inbound pages: events, health, the DLQ
+    let operator = portal
+        .access
+        .link(
+            &acme,
+            Grant {
+                read_only: false,
+                operator: true,
+            },
+            Duration::from_secs(600),
+        )
+        .await
+        .expect("link");
+    browser.open(&link(operator)).await;
+    browser.open(&format!("{site}/portal/health")).await;
+    assert!(browser.text("#checks").await.contains("HEALTHY"));
+    assert!(browser.text("#latency").await.contains("p99"));
+    browser.screenshot("07-operator-health").await;
+    browser.open(&format!("{site}/portal/events")).await;
+    assert!(browser.find("#no-events").await.is_some());
+    browser.open(&format!("{site}/portal/dlq")).await;
+    assert!(browser.text("#dry-run").await.contains("0 messages read"));
 
     browser.call("DELETE", &browser.at(""), None).await;
     server.abort();
@@ -411,6 +442,7 @@ async fn portal_store_contract(store: &dyn shared::portal::PortalStore) {
         id: "ab".repeat(32),
         tenant: TenantId::parse("acme").expect("tenant"),
         read_only: true,
+        operator: true,
         csrf: "cd".repeat(32),
         expires_at: std::time::UNIX_EPOCH + Duration::from_secs(2_000_000_000),
     };

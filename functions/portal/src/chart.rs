@@ -72,7 +72,7 @@ pub fn last_day(attempts: &[Attempt], now: SystemTime) -> Markup {
                 (percentile(&latencies, 99).as_millis()) " ms"
             }
         }
-        svg #chart width=(WIDTH) height=(HEIGHT) viewBox={ "0 0 " (WIDTH) " " (HEIGHT) } role="img" aria-label="Attempts per hour, last 24 hours" {
+        svg #chart width="100%" height=(HEIGHT) preserveAspectRatio="none" viewBox={ "0 0 " (WIDTH) " " (HEIGHT) } role="img" aria-label="Attempts per hour, last 24 hours" {
             line x1="0" y1=(HEIGHT - 1) x2=(WIDTH) y2=(HEIGHT - 1) stroke="#c5cad1" {}
             @for (i, (ok, bad)) in bins.iter().enumerate() {
                 @let x = i * bar + 2;

@@ -5,9 +5,11 @@
 //! work is the outbound use cases in `shared`; this crate routes, checks and renders.
 
 mod chart;
+pub mod inbound;
+mod operator_pages;
 mod pages;
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use lambda_http::{
     Body, Request, Response,
@@ -17,6 +19,7 @@ use shared::{
     aws::{DynamoOutboundStore, DynamoPortalStore, KmsLinkSigner, SqsDeliveryQueue},
     clock::{Clock, SystemClock},
     env::{Env, EnvError},
+    ids::EventId,
     outbound::{
         admin::{AdminError, EndpointChange},
         dispatch::Dispatcher,
@@ -26,6 +29,7 @@ use shared::{
     },
     portal::{LinkSigner, PortalAccess, PortalError, PortalStore, Session},
     processor::{Jitter, SystemJitter},
+    provider::Provider,
 };
 use tracing::{info, warn};
 
@@ -51,11 +55,12 @@ pub type AwsPortal = Portal<
     SystemJitter,
 >;
 
-/// The function's configuration: the dispatcher's (the portal sends test events) and the
-/// links' key.
+/// The function's configuration: the dispatcher's (the portal sends test events), the replay
+/// function's (operators' pages) and the links' key.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub dispatcher: dispatcher::Config,
+    pub replay: replay::Config,
     pub link_key: String,
 }
 
@@ -67,6 +72,7 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String> + Clone) -> Result<Self, EnvError> {
         Ok(Self {
             dispatcher: dispatcher::Config::from_lookup(lookup.clone())?,
+            replay: replay::Config::from_lookup(lookup.clone())?,
             link_key: Env(lookup).required("PORTAL_LINK_KEY_ID")?,
         })
     }
@@ -82,10 +88,11 @@ pub fn build(sdk: &aws_config::SdkConfig, config: &Config) -> Result<AwsPortal, 
         KmsLinkSigner::new(aws_sdk_kms::Client::new(sdk), &config.link_key),
         SystemClock,
     );
-    Ok(Portal::new(
-        access,
-        dispatcher::build(sdk, &config.dispatcher)?,
-    ))
+    let operations = replay::build(sdk, &config.replay).operations;
+    Ok(
+        Portal::new(access, dispatcher::build(sdk, &config.dispatcher)?)
+            .with_inbound(Arc::new(operations)),
+    )
 }
 
 /// The portal over its ports.
@@ -93,6 +100,8 @@ pub fn build(sdk: &aws_config::SdkConfig, config: &Config) -> Result<AwsPortal, 
 pub struct Portal<PS, L, PC, S, Q, R, T, C, J> {
     pub access: PortalAccess<PS, L, PC>,
     pub dispatcher: Dispatcher<S, Q, R, T, C, J>,
+    /// The operator pages' use cases; without them, operator sessions see the partner pages.
+    pub inbound: Option<Arc<dyn inbound::Inbound>>,
 }
 
 /// A page's answer before it becomes a response.
@@ -124,7 +133,17 @@ where
     J: Jitter,
 {
     pub fn new(access: PortalAccess<PS, L, PC>, dispatcher: Dispatcher<S, Q, R, T, C, J>) -> Self {
-        Self { access, dispatcher }
+        Self {
+            access,
+            dispatcher,
+            inbound: None,
+        }
+    }
+
+    /// Serve the operator pages through `inbound`.
+    pub fn with_inbound(mut self, inbound: Arc<dyn inbound::Inbound>) -> Self {
+        self.inbound = Some(inbound);
+        self
     }
 
     /// Answer one request. Never an error: a client's mistake is a page saying what it was.
@@ -179,6 +198,7 @@ where
                 );
             }
             return match segments.as_slice() {
+                ["dlq", "redrive"] => self.operate(&session, &segments, request).await,
                 ["endpoints"] => self.add(&session, &form).await,
                 ["endpoints", id, action] => self.act(&session, id, action, &form).await,
                 _ => error_page(StatusCode::NOT_FOUND, "There is no such action."),
@@ -194,8 +214,90 @@ where
             [] => Answer::Redirect("/portal/endpoints".into()),
             ["endpoints"] => self.endpoints(&session, notice, None).await,
             ["endpoints", id] => self.endpoint(&session, id, notice, None).await,
+            ["events" | "health" | "dlq", ..] => self.operate(&session, &segments, request).await,
             _ => error_page(StatusCode::NOT_FOUND, "There is no such page."),
         }
+    }
+
+    /// The operator pages. A partner's session gets the same answer as for a page that does
+    /// not exist.
+    async fn operate(&self, session: &Session, segments: &[&str], request: &Request) -> Answer {
+        let (true, Some(inbound)) = (session.operator, &self.inbound) else {
+            return error_page(StatusCode::NOT_FOUND, "There is no such page.");
+        };
+        let tenant = &session.tenant;
+        let mut query = query(request);
+        let result = match segments {
+            ["events"] => {
+                let status = query
+                    .remove("status")
+                    .filter(|s| operator_pages::STATUSES.contains(&s.as_str()))
+                    .unwrap_or_else(|| "dead".to_owned());
+                inbound
+                    .list(tenant, &status, query.remove("next"))
+                    .await
+                    .map(|list| {
+                        page(
+                            StatusCode::OK,
+                            operator_pages::events(session, &status, &list),
+                        )
+                    })
+            }
+            ["events", "lookup"] => {
+                let provider = query
+                    .get("provider")
+                    .map(String::as_str)
+                    .unwrap_or_default();
+                let id = query.get("id").map(|id| id.trim()).unwrap_or_default();
+                match (provider.parse::<Provider>(), EventId::parse(id)) {
+                    (Ok(provider), Ok(id)) => Ok(Answer::Redirect(format!(
+                        "/portal/events/{}/{}",
+                        provider.as_str(),
+                        encode(id.as_str())
+                    ))),
+                    _ => Ok(error_page(
+                        StatusCode::BAD_REQUEST,
+                        "Give a provider and an event id (printable characters, no spaces).",
+                    )),
+                }
+            }
+            ["events", provider, id] => {
+                let id = decode_segment(id);
+                let (Ok(provider), Ok(id)) = (provider.parse::<Provider>(), EventId::parse(&id))
+                else {
+                    return error_page(StatusCode::NOT_FOUND, "There is no such event.");
+                };
+                let show = query.get("payload").is_some_and(|p| p == "show");
+                inbound
+                    .record(tenant, provider, &id)
+                    .await
+                    .map(|record| match record {
+                        Some(record) => page(
+                            StatusCode::OK,
+                            operator_pages::event(session, &record, show),
+                        ),
+                        None => error_page(StatusCode::NOT_FOUND, "There is no such event."),
+                    })
+            }
+            ["health"] => inbound
+                .health(tenant)
+                .await
+                .map(|report| page(StatusCode::OK, operator_pages::health(session, &report))),
+            ["dlq"] => inbound
+                .redrive(tenant, true, "portal: dry run")
+                .await
+                .map(|summary| page(StatusCode::OK, operator_pages::dlq(session, &summary))),
+            ["dlq", "redrive"] => {
+                let note = format!("portal: operator session of {tenant}");
+                info!(%tenant, "DLQ redrive from the portal");
+                inbound
+                    .redrive(tenant, false, &note)
+                    .await
+                    .map(|summary| page(StatusCode::OK, operator_pages::dlq(session, &summary)))
+            }
+            _ => return error_page(StatusCode::NOT_FOUND, "There is no such page."),
+        };
+        result.unwrap_or_else(|e| unavailable(&e))
     }
 
     async fn login(&self, request: &Request) -> Answer {
@@ -444,6 +546,21 @@ fn filter_list(raw: Option<&String>) -> Vec<String> {
             .collect()
     })
     .unwrap_or_default()
+}
+
+/// A percent-encoded path segment, decoded (event ids may hold `/`, `?` or `#`).
+fn decode_segment(segment: &str) -> String {
+    // `+` stays `+` in a path; form decoding would make it a space.
+    let escaped = segment.replace('+', "%2B");
+    form_urlencoded::parse(format!("s={escaped}").as_bytes())
+        .next()
+        .map(|(_, value)| value.into_owned())
+        .unwrap_or_default()
+}
+
+/// A value made safe to put in a path segment or a query.
+pub(crate) fn encode(value: &str) -> String {
+    form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
 fn query(request: &Request) -> HashMap<String, String> {

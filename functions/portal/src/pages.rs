@@ -18,7 +18,7 @@ use crate::chart;
 const STYLE: &str = r#"
 body{font:15px/1.45 system-ui,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
 header{background:#1d2330;color:#fff;padding:.7em 1.5em;display:flex;gap:1em;align-items:center}
-header a{color:#fff;text-decoration:none;font-weight:600}
+header a{color:#fff;text-decoration:none;font-weight:600}header nav a{font-weight:400;margin-right:.8em}
 header .tenant{opacity:.8}header form{margin-left:auto}header .badge{color:#1d2330;background:#fdf0c7}
 main{max-width:1100px;margin:1.5em auto;padding:0 1.5em}
 table{border-collapse:collapse;width:100%;background:#fff}
@@ -86,7 +86,7 @@ pub enum Extra {
     Refused(String, HashMap<String, String>),
 }
 
-fn layout(title: &str, session: Option<&Session>, content: Markup) -> Markup {
+pub(crate) fn layout(title: &str, session: Option<&Session>, content: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -102,6 +102,13 @@ fn layout(title: &str, session: Option<&Session>, content: Markup) -> Markup {
                     a href="/portal/endpoints" { "Webhooks portal" }
                     @if let Some(session) = session {
                         span.tenant { (session.tenant.as_str()) }
+                        @if session.operator {
+                            nav {
+                                a href="/portal/events" { "Events" } " "
+                                a href="/portal/health" { "Health" } " "
+                                a href="/portal/dlq" { "DLQ" }
+                            }
+                        }
                         @if session.read_only { span.badge { "read-only" } }
                         form method="post" action="/portal/logout" {
                             input type="hidden" name="csrf" value=(session.csrf);
@@ -151,7 +158,7 @@ fn state(endpoint: &Endpoint, now: SystemTime) -> Markup {
     }
 }
 
-fn csrf(session: &Session) -> Markup {
+pub(crate) fn csrf(session: &Session) -> Markup {
     html! { input type="hidden" name="csrf" value=(session.csrf); }
 }
 
@@ -284,7 +291,7 @@ pub fn endpoint(
                 }
             }
             @if let Some(Extra::Tested(attempt)) = &extra {
-                div.card #test-result class=(if attempt.succeeded() { "notice" } else { "problem" }) {
+                div #test-result class={ "card " (if attempt.succeeded() { "notice" } else { "problem" }) } {
                     "Test event: "
                     @match attempt.status { Some(status) => { "answered " (status) }, None => { "no answer" } }
                     " in " (attempt.latency.as_millis()) " ms"
@@ -336,14 +343,14 @@ pub fn endpoint(
     )
 }
 
-fn truncate(text: &str, max: usize) -> &str {
+pub(crate) fn truncate(text: &str, max: usize) -> &str {
     text.char_indices()
         .nth(max)
         .map_or(text, |(end, _)| &text[..end])
 }
 
 /// `2026-12-07 10:15:02` in UTC.
-fn rfc3339(at: SystemTime) -> String {
+pub(crate) fn rfc3339(at: SystemTime) -> String {
     let secs = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).unwrap_or(0))
         .map(|t| {

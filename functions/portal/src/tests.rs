@@ -16,6 +16,7 @@ use shared::{
         Outbound, OutboundSettings, admin::EndpointChange, ports::EndpointStore,
         ssrf::StaticResolver,
     },
+    portal::Grant,
     processor::NoJitter,
 };
 
@@ -94,7 +95,14 @@ fn text(response: &Response<Body>) -> String {
 async fn signed_in(p: &TestPortal, name: &str, read_only: bool) -> Session {
     let token = p
         .access
-        .link(&tenant(name), read_only, Duration::from_secs(3_600))
+        .link(
+            &tenant(name),
+            Grant {
+                read_only,
+                operator: false,
+            },
+            Duration::from_secs(3_600),
+        )
         .await
         .expect("link");
     let response = p
@@ -136,7 +144,7 @@ async fn a_link_signs_in_once_and_pages_need_its_session() {
     let p = portal();
     let token = p
         .access
-        .link(&tenant("acme"), false, Duration::from_secs(600))
+        .link(&tenant("acme"), Grant::default(), Duration::from_secs(600))
         .await
         .expect("link");
     let first = p
@@ -322,4 +330,153 @@ async fn another_tenants_endpoint_is_unreachable_and_a_secret_shows_only_when_as
     assert_eq!(revealed.status(), StatusCode::OK);
     assert!(text(&revealed).contains(&secret));
     assert_eq!(revealed.headers()[header::CACHE_CONTROL], "no-store");
+}
+
+mod operator {
+    use shared::{
+        memory::{MemoryDeadLetterQueue, MemoryDirectory, MemoryEventStore, MemoryQueue},
+        message::QueueMessage,
+        operations::Operations,
+        provider::Provider,
+        record::{Correlation, EventKey, EventRecord, EventStatus, Verification},
+        secret::SecretSlot,
+    };
+
+    use super::*;
+
+    const PAYLOAD: &str =
+        r#"{"id":"evt_dead_1","type":"invoice.paid","customer_email":"jo@example.com"}"#;
+
+    /// GIVEN a portal whose operator pages see one dead event of acme's, on the DLQ.
+    fn portal_with_a_dead_event() -> TestPortal {
+        let key = EventKey {
+            tenant: tenant("acme"),
+            provider: Provider::Stripe,
+            event_id: shared::ids::EventId::parse("evt_dead_1").expect("id"),
+        };
+        let mut record = EventRecord::received(
+            key.clone(),
+            Some("invoice.paid".into()),
+            None,
+            Correlation::default(),
+            Verification::Verified(SecretSlot::Current),
+            PAYLOAD.as_bytes().to_vec(),
+            std::time::UNIX_EPOCH + Duration::from_secs(NOW - 600),
+        );
+        record.status = EventStatus::Dead;
+        record.attempts = 6;
+        record.retry_exhausted = true;
+        record.last_error = Some("downstream <b>timeout</b>".into());
+        let operations = Operations::new(
+            MemoryEventStore::new(),
+            MemoryQueue::new(),
+            MemoryDeadLetterQueue::new(),
+            MemoryDirectory::new(),
+            ManualClock::at_unix(NOW),
+        )
+        .with_metrics(shared::metrics::CapturedMetrics::new());
+        operations.store.insert(record);
+        operations.dead_letters.push(
+            serde_json::to_string(&QueueMessage::new(&key, &Correlation::default())).expect("json"),
+        );
+        portal().with_inbound(Arc::new(operations))
+    }
+
+    async fn operator(p: &TestPortal, read_only: bool) -> Session {
+        let token = p
+            .access
+            .link(
+                &tenant("acme"),
+                Grant {
+                    read_only,
+                    operator: true,
+                },
+                Duration::from_secs(600),
+            )
+            .await
+            .expect("link");
+        p.access.exchange(&token).await.expect("session")
+    }
+
+    #[tokio::test]
+    async fn operators_see_events_records_and_health_and_partners_do_not() {
+        let p = portal_with_a_dead_event();
+        let partner = signed_in(&p, "acme", false).await;
+        for page in ["/portal/events", "/portal/health", "/portal/dlq"] {
+            let response = p.handle(get(page, Some(&partner.id))).await;
+            assert_eq!(response.status(), StatusCode::NOT_FOUND, "{page}");
+        }
+        let ops = operator(&p, false).await;
+
+        let list = text(
+            &p.handle(get("/portal/events?status=dead", Some(&ops.id)))
+                .await,
+        );
+        assert!(list.contains("evt_dead_1"), "{list}");
+        assert!(
+            list.contains("downstream &lt;b&gt;timeout&lt;/b&gt;"),
+            "escaped"
+        );
+
+        let path = "/portal/events/stripe/evt_dead_1";
+        let record = text(&p.handle(get(path, Some(&ops.id))).await);
+        assert!(record.contains("retries spent"));
+        assert!(
+            !record.contains("jo@example.com"),
+            "no payload unless asked"
+        );
+        let with_payload = text(
+            &p.handle(get(&format!("{path}?payload=show"), Some(&ops.id)))
+                .await,
+        );
+        assert!(with_payload.contains("jo@example.com"));
+
+        let found = p
+            .handle(get(
+                "/portal/events/lookup?provider=stripe&id=evt_dead_1",
+                Some(&ops.id),
+            ))
+            .await;
+        assert_eq!(found.headers()[header::LOCATION], path);
+        let missing = p
+            .handle(get("/portal/events/stripe/evt_nope", Some(&ops.id)))
+            .await;
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+
+        let health = text(&p.handle(get("/portal/health", Some(&ops.id))).await);
+        assert!(health.contains("p95"), "{health}");
+        assert!(
+            ["HEALTHY", "DEGRADED", "CRITICAL"]
+                .iter()
+                .any(|v| health.contains(v))
+        );
+    }
+
+    #[tokio::test]
+    async fn the_dlq_is_a_dry_run_first_and_a_read_only_operator_cannot_redrive() {
+        let p = portal_with_a_dead_event();
+        let reader = operator(&p, true).await;
+        let dry = text(&p.handle(get("/portal/dlq", Some(&reader.id))).await);
+        assert!(dry.contains("1 would be sent back"), "{dry}");
+        assert!(!dry.contains("confirm-redrive"), "no button for a reader");
+        let refused = p
+            .handle(post(
+                "/portal/dlq/redrive",
+                &reader.id,
+                &[("csrf", &reader.csrf)],
+            ))
+            .await;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+
+        let ops = operator(&p, false).await;
+        let dry = text(&p.handle(get("/portal/dlq", Some(&ops.id))).await);
+        assert!(dry.contains("confirm-redrive"));
+        let done = p
+            .handle(post("/portal/dlq/redrive", &ops.id, &[("csrf", &ops.csrf)]))
+            .await;
+        assert_eq!(done.status(), StatusCode::OK);
+        assert!(text(&done).contains("Redriven: 1"), "{}", text(&done));
+        let after = text(&p.handle(get("/portal/dlq", Some(&ops.id))).await);
+        assert!(after.contains("0 messages read"), "{after}");
+    }
 }

@@ -28,12 +28,25 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(3_600);
 struct LinkClaims {
     tenant: String,
     read_only: bool,
+    /// An operator's session: the tenant's received events, health and DLQ too.
+    #[serde(default)]
+    operator: bool,
     /// Unix seconds after which the link opens nothing.
     expires_at: u64,
     /// How long the session it opens lasts, in seconds.
     session_secs: u64,
     /// Spent on first use.
     nonce: String,
+}
+
+/// What a link grants besides its tenant.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Grant {
+    /// May look at everything it can see and change nothing.
+    pub read_only: bool,
+    /// An operator of the tenant (the received events, their health, the DLQ), not only a
+    /// partner (endpoints and deliveries).
+    pub operator: bool,
 }
 
 /// An open portal session.
@@ -43,6 +56,7 @@ pub struct Session {
     pub id: String,
     pub tenant: TenantId,
     pub read_only: bool,
+    pub operator: bool,
     /// Every state-changing form carries it.
     pub csrf: String,
     pub expires_at: SystemTime,
@@ -118,7 +132,7 @@ impl<S: PortalStore, L: LinkSigner, C: Clock> PortalAccess<S, L, C> {
     pub async fn link(
         &self,
         tenant: &TenantId,
-        read_only: bool,
+        grant: Grant,
         ttl: Duration,
     ) -> Result<String, PortalError> {
         if ttl < Duration::from_secs(60) || ttl > MAX_TTL {
@@ -126,7 +140,8 @@ impl<S: PortalStore, L: LinkSigner, C: Clock> PortalAccess<S, L, C> {
         }
         let claims = LinkClaims {
             tenant: tenant.as_str().to_owned(),
-            read_only,
+            read_only: grant.read_only,
+            operator: grant.operator,
             expires_at: unix(self.clock.now() + ttl),
             session_secs: ttl.as_secs(),
             nonce: random_hex(16)?,
@@ -167,6 +182,7 @@ impl<S: PortalStore, L: LinkSigner, C: Clock> PortalAccess<S, L, C> {
             id: random_hex(32)?,
             tenant,
             read_only: claims.read_only,
+            operator: claims.operator,
             csrf: random_hex(32)?,
             expires_at: now + Duration::from_secs(claims.session_secs).min(MAX_TTL),
         };

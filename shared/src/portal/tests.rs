@@ -18,6 +18,11 @@ fn access(key: &[u8]) -> Access {
     )
 }
 
+const READ_ONLY: Grant = Grant {
+    read_only: true,
+    operator: false,
+};
+
 fn acme() -> TenantId {
     TenantId::parse("acme").expect("tenant")
 }
@@ -25,7 +30,10 @@ fn acme() -> TenantId {
 #[tokio::test]
 async fn a_link_opens_one_session_for_its_tenant_once() {
     let p = access(b"portal key");
-    let token = p.link(&acme(), false, DEFAULT_TTL).await.expect("link");
+    let token = p
+        .link(&acme(), Grant::default(), DEFAULT_TTL)
+        .await
+        .expect("link");
 
     let session = p.exchange(&token).await.expect("session");
 
@@ -44,14 +52,14 @@ async fn a_link_opens_one_session_for_its_tenant_once() {
 async fn an_expired_forged_or_mangled_link_opens_nothing() {
     let p = access(b"portal key");
     let token = p
-        .link(&acme(), true, Duration::from_secs(600))
+        .link(&acme(), READ_ONLY, Duration::from_secs(600))
         .await
         .expect("link");
     let (payload, mac) = token.split_once('.').expect("two parts");
 
     // Signed by another deployment's key.
     let other = access(b"another key")
-        .link(&acme(), false, DEFAULT_TTL)
+        .link(&acme(), Grant::default(), DEFAULT_TTL)
         .await
         .expect("link");
     assert_eq!(p.exchange(&other).await, Err(PortalError::BadSignature));
@@ -90,7 +98,7 @@ async fn an_expired_forged_or_mangled_link_opens_nothing() {
 async fn a_session_ends_when_its_link_said_and_on_sign_out() {
     let p = access(b"portal key");
     let token = p
-        .link(&acme(), true, Duration::from_secs(600))
+        .link(&acme(), READ_ONLY, Duration::from_secs(600))
         .await
         .expect("link");
     let session = p.exchange(&token).await.expect("session");
@@ -102,7 +110,11 @@ async fn a_session_ends_when_its_link_said_and_on_sign_out() {
     assert_eq!(p.session(&session.id).await.expect("read"), None);
 
     let again = p
-        .exchange(&p.link(&acme(), false, DEFAULT_TTL).await.expect("link"))
+        .exchange(
+            &p.link(&acme(), Grant::default(), DEFAULT_TTL)
+                .await
+                .expect("link"),
+        )
         .await
         .expect("session");
     p.sign_out(&again).await.expect("signed out");
@@ -115,16 +127,21 @@ async fn a_session_ends_when_its_link_said_and_on_sign_out() {
 async fn ttls_are_bounded_and_csrf_tokens_compare_exactly() {
     let p = access(b"portal key");
     assert_eq!(
-        p.link(&acme(), false, Duration::from_secs(30)).await,
+        p.link(&acme(), Grant::default(), Duration::from_secs(30))
+            .await,
         Err(PortalError::BadTtl)
     );
     assert_eq!(
-        p.link(&acme(), false, MAX_TTL + Duration::from_secs(1))
+        p.link(&acme(), Grant::default(), MAX_TTL + Duration::from_secs(1))
             .await,
         Err(PortalError::BadTtl)
     );
     let session = p
-        .exchange(&p.link(&acme(), false, DEFAULT_TTL).await.expect("link"))
+        .exchange(
+            &p.link(&acme(), Grant::default(), DEFAULT_TTL)
+                .await
+                .expect("link"),
+        )
         .await
         .expect("session");
     assert!(session.csrf_matches(&session.csrf.clone()));

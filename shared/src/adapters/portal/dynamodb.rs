@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::{Client, types::AttributeValue};
 use crate::{
     adapters::dynamodb::{
         expression::is_conditional_failure,
-        item::{Item, boolean, n, number, parsed, s, string},
+        item::{Item, boolean, n, number, opt_boolean, parsed, s, string},
         unavailable,
     },
     clock::unix_secs,
@@ -66,6 +66,7 @@ impl PortalStore for DynamoPortalStore {
         let mut item = session_key(&session.id);
         item.insert("tenant".into(), s(session.tenant.as_str()));
         item.insert("read_only".into(), AttributeValue::Bool(session.read_only));
+        item.insert("operator".into(), AttributeValue::Bool(session.operator));
         item.insert("csrf".into(), s(&session.csrf));
         item.insert("expires_at".into(), n(unix_secs(session.expires_at)));
         self.client
@@ -96,6 +97,7 @@ impl PortalStore for DynamoPortalStore {
             id: id.to_owned(),
             tenant: parsed(&item, "tenant")?,
             read_only: boolean(&item, "read_only")?,
+            operator: opt_boolean(&item, "operator")?.unwrap_or(false),
             csrf: string(&item, "csrf")?.to_owned(),
             expires_at: std::time::UNIX_EPOCH + std::time::Duration::from_secs(expires),
         }))

@@ -1,0 +1,200 @@
+//! The operator pages: the tenant's received events, one event's record, the health report and
+//! the DLQ. Same rules as the partner pages: escaped by construction, no script.
+
+use maud::{Markup, html};
+use shared::{
+    clock::from_unix_millis,
+    operations::{
+        health::{HealthSummary, Verdict},
+        list::ListSummary,
+        redrive::RedriveSummary,
+    },
+    portal::Session,
+    provider::Provider,
+    record::EventRecord,
+};
+
+use crate::{
+    encode,
+    pages::{csrf, layout, rfc3339, truncate},
+};
+
+/// The statuses an operator filters by (`stuck`: received, enqueued or processing).
+pub const STATUSES: [&str; 6] = [
+    "dead",
+    "failed",
+    "stuck",
+    "processed",
+    "discarded",
+    "received",
+];
+
+fn verdict(verdict: Verdict) -> Markup {
+    match verdict {
+        Verdict::Healthy => html! { span.badge.ok { "HEALTHY" } },
+        Verdict::Degraded => html! { span.badge.warn { "DEGRADED" } },
+        Verdict::Critical => html! { span.badge.bad { "CRITICAL" } },
+    }
+}
+
+fn ms(value: Option<f64>) -> String {
+    value.map_or_else(|| "–".to_owned(), |v| format!("{v:.0} ms"))
+}
+
+/// Events by status, with a search by id.
+pub fn events(session: &Session, status: &str, list: &ListSummary) -> Markup {
+    layout(
+        "Events",
+        Some(session),
+        html! {
+            h1 { "Received events" }
+            p.actions {
+                @for s in STATUSES {
+                    @if s == status { strong.badge { (s) } } @else { a href={ "/portal/events?status=" (s) } { (s) } }
+                }
+            }
+            form.card #search method="get" action="/portal/events/lookup" {
+                label for="provider" { "Find an event by id" }
+                select #provider name="provider" {
+                    @for provider in Provider::ALL { option value=(provider.as_str()) { (provider.as_str()) } }
+                }
+                " "
+                input #event-id type="text" name="id" placeholder="evt_..." required;
+                " "
+                button type="submit" { "Find" }
+            }
+            @if list.events.is_empty() {
+                p.muted #no-events { "No " (status) " events." }
+            } @else {
+                table #events {
+                    thead { tr { th { "Received (UTC)" } th { "Event" } th { "Type" } th { "Status" } th { "Attempts" } th { "Last error" } } }
+                    tbody {
+                        @for event in &list.events {
+                            tr {
+                                td.mono { (rfc3339(from_unix_millis(event.received_at))) }
+                                td.mono { a href={ "/portal/events/" (event.provider) "/" (encode(&event.event_id)) } { (event.provider) " " (event.event_id) } }
+                                td { (event.event_type.as_deref().unwrap_or("")) }
+                                td { (event.status) }
+                                td { (event.attempts) @if event.retry_exhausted { " (spent)" } }
+                                td.mono { (truncate(event.last_error.as_deref().unwrap_or(""), 160)) }
+                            }
+                        }
+                    }
+                }
+                @if let Some(next) = &list.next_token {
+                    p { a #next href={ "/portal/events?status=" (status) "&next=" (encode(next)) } { "Next page →" } }
+                }
+            }
+        },
+    )
+}
+
+/// One event's record; its payload only when asked for.
+pub fn event(session: &Session, record: &EventRecord, show_payload: bool) -> Markup {
+    let key = &record.key;
+    let row = |name: &str, value: String| html! { tr { th { (name) } td.mono { (value) } } };
+    let time = |t: Option<std::time::SystemTime>| t.map(rfc3339).unwrap_or_default();
+    layout(
+        key.event_id.as_str(),
+        Some(session),
+        html! {
+            p { a href="/portal/events" { "← Events" } }
+            h1.mono #event-id { (key.provider.as_str()) " " (key.event_id) }
+            table #record {
+                (row("status", format!("{} since {}", record.status, rfc3339(record.status_at))))
+                (row("type", record.event_type.clone().unwrap_or_default()))
+                (row("attempts", format!("{}{}", record.attempts, if record.retry_exhausted { " (retries spent)" } else { "" })))
+                (row("last error", record.last_error.clone().unwrap_or_default()))
+                (row("outcome", record.outcome.clone().unwrap_or_default()))
+                (row("verification", record.verification.as_str().to_owned()))
+                (row("received", rfc3339(record.received_at)))
+                (row("enqueued", time(record.enqueued_at)))
+                (row("completed", time(record.completed_at)))
+                (row("provider's time", time(record.provider_created_at)))
+                (row("duplicates", record.duplicates.to_string()))
+                (row("replays", record.replay_count.to_string()))
+                (row("request id", record.correlation.request_id.clone().unwrap_or_default()))
+                (row("payload SHA-256", record.payload_hash.clone()))
+                (row("operator note", record.note.clone().unwrap_or_default()))
+            }
+            @if show_payload {
+                div.card #payload {
+                    h2 { "Payload" }
+                    pre.mono { (String::from_utf8_lossy(&record.payload)) }
+                }
+            } @else {
+                p { a #show-payload href="?payload=show" { "Show the payload" } " " span.muted { "(it may hold personal data)" } }
+            }
+        },
+    )
+}
+
+/// The health report's checks and latencies for the last hour.
+pub fn health(session: &Session, report: &HealthSummary) -> Markup {
+    layout(
+        "Health",
+        Some(session),
+        html! {
+            h1 { "Health " (verdict(report.status)) }
+            p.muted { "The last " (report.window_secs / 60) " minutes" @if report.truncated { ", from a sample" } "." }
+            table #checks {
+                thead { tr { th { "Check" } th { "Value" } th { "Degraded at" } th { "Critical at" } th { "Status" } } }
+                tbody {
+                    @for check in &report.checks {
+                        tr {
+                            td { (check.name) }
+                            td { (format!("{:.2}", check.value)) }
+                            td { (format!("{:.2}", check.degraded_at)) }
+                            td { (format!("{:.2}", check.critical_at)) }
+                            td { (verdict(check.status)) }
+                        }
+                    }
+                }
+            }
+            div.card #latency {
+                h2 { "Latency" }
+                p { "Processing: p50 " (ms(report.processing_latency.p50_ms)) ", p95 " (ms(report.processing_latency.p95_ms)) ", p99 " (ms(report.processing_latency.p99_ms)) }
+                p { "Received to processed: p50 " (ms(report.end_to_end_latency.p50_ms)) ", p95 " (ms(report.end_to_end_latency.p95_ms)) ", p99 " (ms(report.end_to_end_latency.p99_ms)) }
+            }
+            p #counts {
+                (report.counts.processed) " processed, " (report.counts.failed) " failed, "
+                (report.counts.dead) " dead, " (report.counts.pending) " pending, "
+                (report.counts.duplicates) " duplicates; " (report.counts.dead_letter_queue) " in the DLQ"
+            }
+        },
+    )
+}
+
+/// The tenant's DLQ: what a redrive would do, and the button that does it.
+pub fn dlq(session: &Session, summary: &RedriveSummary) -> Markup {
+    layout(
+        "Dead-letter queue",
+        Some(session),
+        html! {
+            h1 { "Dead-letter queue" }
+            @if !summary.dry_run {
+                div.card.notice #redriven {
+                    "Redriven: " (summary.redriven.len()) "; already processed, removed: "
+                    (summary.already_processed.len()) "; left: " (summary.skipped.len())
+                }
+            }
+            p #dry-run {
+                (summary.examined) " messages read; "
+                @if summary.dry_run { (summary.redriven.len()) " would be sent back to the events queue" }
+                @else { (summary.redriven.len()) " sent back to the events queue" }
+                "; " (summary.already_processed.len()) " already processed"
+                @if summary.more { " (more wait: run it again)" }
+            }
+            @if !summary.redriven.is_empty() {
+                ul.mono { @for id in &summary.redriven { li { (id) } } }
+            }
+            @for skipped in &summary.skipped { p.muted { (skipped.id) ": " (skipped.reason) } }
+            @if summary.dry_run && !session.read_only && !summary.redriven.is_empty() {
+                form method="post" action="/portal/dlq/redrive" {
+                    (csrf(session))
+                    button.primary #confirm-redrive type="submit" { "Redrive " (summary.redriven.len()) " events" }
+                }
+            }
+        },
+    )
+}
