@@ -206,6 +206,7 @@ deploy: $(BUILD_STAMP) $(DEPLOY_STAMP) ## sam build + sam deploy with samconfig.
 .PHONY: bench
 bench: bench-coldstart ## Criterion benchmarks (figures in target/criterion), then the cold starts
 	$(CARGO) bench -p shared --features test-util
+	$(CARGO) bench -p portal --bench pages
 
 # Native release bootstraps (the Lambda build is arm64; the figures are for this machine).
 .PHONY: bench-coldstart
