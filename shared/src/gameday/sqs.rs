@@ -37,7 +37,8 @@ struct State {
     queue: BTreeMap<u64, Queued>,
     receipts: HashMap<String, u64>,
     dlq: VecDeque<(u64, String)>,
-    dlq_held: HashMap<String, (u64, String)>,
+    /// Received from the DLQ and not yet deleted: visible again once their hold ends.
+    dlq_held: HashMap<String, (u64, String, SystemTime)>,
     deletes: u64,
     duplicates: u64,
     redriven_to_dlq: u64,
@@ -143,11 +144,14 @@ impl SqsModel {
         lock(&self.state).queue.len()
     }
 
+    /// Every message on the DLQ, visible or held by a receive.
     pub fn dlq_bodies(&self) -> Vec<String> {
-        lock(&self.state)
+        let state = lock(&self.state);
+        state
             .dlq
             .iter()
             .map(|(_, body)| body.clone())
+            .chain(state.dlq_held.values().map(|(_, body, _)| body.clone()))
             .collect()
     }
 
@@ -208,15 +212,29 @@ impl RetryQueue for SqsModel {
 
 #[async_trait]
 impl DeadLetterQueue for SqsModel {
-    async fn receive(&self, max: u32, _hold: Duration) -> Result<Vec<DeadLetter>, QueueError> {
+    async fn receive(&self, max: u32, hold: Duration) -> Result<Vec<DeadLetter>, QueueError> {
+        let now = self.clock.now();
         let mut state = lock(&self.state);
+        let expired: Vec<String> = state
+            .dlq_held
+            .iter()
+            .filter(|(_, (_, _, until))| *until <= now)
+            .map(|(receipt, _)| receipt.clone())
+            .collect();
+        for receipt in expired {
+            if let Some((id, body, _)) = state.dlq_held.remove(&receipt) {
+                state.dlq.push_back((id, body));
+            }
+        }
         let take = state.dlq.len().min(max as usize);
         let received: Vec<_> = state.dlq.drain(..take).collect();
         Ok(received
             .into_iter()
             .map(|(id, body)| {
                 let receipt = format!("dlq-{id}");
-                state.dlq_held.insert(receipt.clone(), (id, body.clone()));
+                state
+                    .dlq_held
+                    .insert(receipt.clone(), (id, body.clone(), now + hold));
                 DeadLetter {
                     message_id: format!("d-{id}"),
                     receipt_handle: receipt,
@@ -237,8 +255,8 @@ impl DeadLetterQueue for SqsModel {
 
     async fn release(&self, receipt_handle: &str) -> Result<(), QueueError> {
         let mut state = lock(&self.state);
-        if let Some(message) = state.dlq_held.remove(receipt_handle) {
-            state.dlq.push_back(message);
+        if let Some((id, body, _)) = state.dlq_held.remove(receipt_handle) {
+            state.dlq.push_back((id, body));
         }
         Ok(())
     }

@@ -343,3 +343,49 @@ async fn reconcile_after_an_outage_finishes_events_nobody_retried() {
     w.drain(100).await;
     w.assert_processed_once(&webhooks);
 }
+
+#[tokio::test]
+async fn every_replay_call_failing_timing_out_or_losing_its_answer_still_recovers_each_event_once()
+{
+    let operations = [
+        "DeadLetterQueue.receive",
+        "DeadLetterQueue.delete",
+        "DeadLetterQueue.release",
+        "EventStore.get",
+        "EventRecovery.mark_requeued",
+        "EventQueue.send",
+    ];
+    for operation in operations {
+        for fault in [Fault::Fail, Fault::Timeout, Fault::LoseResponse] {
+            // GIVEN three dead events on the DLQ after a long downstream outage
+            let w = World::new(&["acme", "globex"], 13);
+            let webhooks = three(&w);
+            for webhook in &webhooks {
+                w.deliver_until_accepted(webhook, 1).await;
+            }
+            w.plan
+                .inject("EventProcessing.commit", Fault::Fail, When::Always);
+            w.drain(500).await;
+            w.plan.clear();
+
+            // WHEN the operator's redrive meets the fault, and the runbook is followed again
+            w.plan.inject(operation, fault, When::Next(1));
+            let action: crate::operations::Action =
+                serde_json::from_value(json!({"action": "redrive"})).expect("action");
+            let _ = w.operations.run(action).await;
+            w.plan.clear();
+            w.drain(100).await;
+            // (a receive whose answer was lost holds its messages until their hold ends)
+            w.clock.advance(Duration::from_secs(3_600));
+            w.operate(json!({"action": "redrive"})).await;
+            w.drain(100).await;
+            w.clock.advance(Duration::from_secs(3_600));
+            w.operate(json!({"action": "reconcile"})).await;
+            w.drain(100).await;
+
+            // THEN each event is processed once and nothing is left
+            w.assert_processed_once(&webhooks);
+            assert!(w.sqs.dlq_bodies().is_empty(), "{operation} {fault:?}");
+        }
+    }
+}
