@@ -299,6 +299,17 @@ async fn a_partner_manages_endpoints_in_a_real_browser_and_sees_only_their_tenan
         .link(&acme, Grant::default(), Duration::from_secs(3_600))
         .await
         .expect("link");
+    portal
+        .dispatcher
+        .outbound
+        .publish(shared::outbound::publish::PublishRequest {
+            tenant: &acme,
+            event_type: "invoice.paid",
+            payload: br#"{"id":"inv_1"}"#,
+            idempotency_key: Some("portal-types-1"),
+        })
+        .await
+        .expect("published");
     let browser = Browser::start().await;
 
     // WHEN the partner opens the link
@@ -309,6 +320,7 @@ async fn a_partner_manages_endpoints_in_a_real_browser_and_sees_only_their_tenan
         "{}",
         browser.source().await
     );
+    assert!(browser.text("#published").await.contains("invoice.paid"));
     browser.screenshot("01-endpoints-empty").await;
 
     // AND adds an endpoint for invoices

@@ -23,7 +23,7 @@ use shared::{
     outbound::{
         admin::{AdminError, EndpointChange},
         dispatch::Dispatcher,
-        ids::{EndpointId, MessageId},
+        ids::{EndpointId, EventType, MessageId},
         ports::{DeliveryQueue, DeliveryRetryQueue, OutboundStore, Transport},
         transport::HttpTransport,
     },
@@ -39,6 +39,8 @@ pub use pages::Notice;
 pub const COOKIE: &str = "portal_session";
 /// Attempts shown per endpoint page (and drawn in its chart).
 const ATTEMPTS_SHOWN: u32 = 100;
+/// Messages read for the filter's suggestions.
+const PUBLISHED_TYPES_READ: u32 = 200;
 /// The largest form the portal reads.
 const MAX_FORM_BYTES: usize = 16 * 1024;
 
@@ -317,6 +319,20 @@ where
         }
     }
 
+    /// The types the tenant has published, for the filter field; none for a read-only session
+    /// (it has no form) or when the log cannot be read (the field still takes any pattern).
+    async fn published_types(&self, session: &Session) -> Vec<EventType> {
+        if session.read_only {
+            return Vec::new();
+        }
+        self.dispatcher
+            .outbound
+            .store
+            .published_types(&session.tenant, PUBLISHED_TYPES_READ)
+            .await
+            .unwrap_or_default()
+    }
+
     async fn session(&self, request: &Request) -> Result<Option<Session>, PortalError> {
         match cookie(request, COOKIE) {
             Some(id) => self.access.session(&id).await,
@@ -332,6 +348,7 @@ where
         refused: Option<(&str, &HashMap<String, String>)>,
     ) -> Answer {
         let outbound = &self.dispatcher.outbound;
+        let types = self.published_types(session).await;
         match outbound.store.endpoints(&session.tenant).await {
             Ok(endpoints) => {
                 let status = if refused.is_some() {
@@ -342,7 +359,7 @@ where
                 let now = outbound.clock.now();
                 page(
                     status,
-                    pages::endpoints(session, &endpoints, now, notice, refused),
+                    pages::endpoints(session, &endpoints, &types, now, notice, refused),
                 )
             }
             Err(e) => unavailable(&e.to_string()),
@@ -374,6 +391,7 @@ where
             Ok(page) => page.items,
             Err(e) => return unavailable(&e.to_string()),
         };
+        let types = self.published_types(session).await;
         let now = outbound.clock.now();
         let status = match &extra {
             Some(pages::Extra::Refused(..)) => StatusCode::BAD_REQUEST,
@@ -381,7 +399,7 @@ where
         };
         page(
             status,
-            pages::endpoint(session, &endpoint, &attempts, now, notice, extra),
+            pages::endpoint(session, &endpoint, &attempts, &types, now, notice, extra),
         )
     }
 

@@ -9,7 +9,7 @@ use std::{
 use lambda_http::http::StatusCode;
 use maud::{DOCTYPE, Markup, html};
 use shared::{
-    outbound::{delivery::Attempt, endpoint::Endpoint},
+    outbound::{delivery::Attempt, endpoint::Endpoint, ids::EventType},
     portal::Session,
 };
 
@@ -158,6 +158,19 @@ fn state(endpoint: &Endpoint, now: SystemTime) -> Markup {
     }
 }
 
+/// The event types the tenant has published, offered for the filter field.
+fn published(types: &[EventType]) -> Markup {
+    html! {
+        datalist #types { @for t in types { option value=(t.as_str()) {} } }
+        @if !types.is_empty() {
+            p.muted #published {
+                "Published so far: "
+                @for (i, t) in types.iter().enumerate() { @if i > 0 { ", " } code { (t.as_str()) } }
+            }
+        }
+    }
+}
+
 pub(crate) fn csrf(session: &Session) -> Markup {
     html! { input type="hidden" name="csrf" value=(session.csrf); }
 }
@@ -174,6 +187,7 @@ fn notice_card(notice: Option<Notice>) -> Markup {
 pub fn endpoints(
     session: &Session,
     endpoints: &[Endpoint],
+    types: &[EventType],
     now: SystemTime,
     notice: Option<Notice>,
     refused: Option<(&str, &HashMap<String, String>)>,
@@ -219,7 +233,8 @@ pub fn endpoints(
                         label for="description" { "Description" }
                         input #description type="text" name="description" value=(typed("description"));
                         label for="filter" { "Event types (comma-separated patterns like invoice.*; blank for all)" }
-                        input #filter type="text" name="filter" value=(typed("filter"));
+                        input #filter type="text" name="filter" list="types" value=(typed("filter"));
+                        (published(types))
                         p { button.primary #add-endpoint type="submit" { "Add endpoint" } }
                     }
                 }
@@ -262,6 +277,7 @@ pub fn endpoint(
     session: &Session,
     endpoint: &Endpoint,
     attempts: &[Attempt],
+    types: &[EventType],
     now: SystemTime,
     notice: Option<Notice>,
     extra: Option<Extra>,
@@ -325,7 +341,8 @@ pub fn endpoint(
                         label for="description" { "Description" }
                         input #description type="text" name="description" value=(typed("description", endpoint.description.clone()));
                         label for="filter" { "Event types" }
-                        input #filter type="text" name="filter" value=(typed("filter", endpoint.filter.patterns().join(", ")));
+                        input #filter type="text" name="filter" list="types" value=(typed("filter", endpoint.filter.patterns().join(", ")));
+                        (published(types))
                         p { button.primary #save type="submit" { "Save" } }
                     }
                 }

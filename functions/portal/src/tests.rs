@@ -283,6 +283,37 @@ async fn a_refused_url_or_filter_is_shown_with_its_reason_and_nothing_is_stored(
 }
 
 #[tokio::test]
+async fn the_filter_offers_the_types_this_tenant_published_and_no_others() {
+    let p = portal();
+    let session = signed_in(&p, "acme", false).await;
+    for (name, event_type) in [
+        ("acme", "invoice.paid"),
+        ("acme", "invoice.voided"),
+        ("globex", "secret.merger"),
+    ] {
+        p.dispatcher
+            .outbound
+            .publish(shared::outbound::publish::PublishRequest {
+                tenant: &tenant(name),
+                event_type,
+                payload: b"{}",
+                idempotency_key: None,
+            })
+            .await
+            .expect("published");
+    }
+
+    let page = text(&p.handle(get("/portal/endpoints", Some(&session.id))).await);
+
+    assert!(page.contains("<option value=\"invoice.paid\">"), "{page}");
+    assert!(page.contains("invoice.voided"));
+    assert!(
+        !page.contains("secret.merger"),
+        "another tenant's types never show"
+    );
+}
+
+#[tokio::test]
 async fn another_tenants_endpoint_is_unreachable_and_a_secret_shows_only_when_asked() {
     let p = portal();
     let acme = signed_in(&p, "acme", false).await;

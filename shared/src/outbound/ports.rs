@@ -12,7 +12,7 @@ use super::{
         Attempt, Delivery, DeliveryKey, DeliveryPointer, DeliveryStatus, Exchange, OutboundMessage,
     },
     endpoint::{DisabledReason, Endpoint, EndpointHealth},
-    ids::{EndpointId, MessageId},
+    ids::{EndpointId, EventType, MessageId},
     ssrf::EndpointUrl,
 };
 use crate::{
@@ -176,6 +176,14 @@ pub trait DeliveryLog: Send + Sync {
         tenant: &TenantId,
         id: &MessageId,
     ) -> Result<Option<OutboundMessage>, StoreError>;
+
+    /// The event types among up to `limit` of the tenant's stored messages, sorted, each
+    /// once: what the portal offers when a partner picks a filter.
+    async fn published_types(
+        &self,
+        tenant: &TenantId,
+        limit: u32,
+    ) -> Result<Vec<EventType>, StoreError>;
 
     /// Every delivery exists: reconcile need not finish the fan-out.
     async fn mark_fanned_out(&self, tenant: &TenantId, id: &MessageId) -> Result<(), StoreError>;

@@ -21,7 +21,7 @@ use crate::{
             OutboundMessage,
         },
         endpoint::{DisabledReason, Endpoint, EndpointHealth},
-        ids::{EndpointId, MessageId},
+        ids::{EndpointId, EventType, MessageId},
         ports::{
             AttemptResult, DeliveryClaim, DeliveryLog, DeliveryQueue, DeliveryRetryQueue,
             EndpointStore, OutboundRequest, Page, PutMessage, RateLimiter, Transport,
@@ -355,6 +355,23 @@ impl DeliveryLog for MemoryOutboundStore {
             .messages
             .get(&(tenant.clone(), id.clone()))
             .cloned())
+    }
+
+    async fn published_types(
+        &self,
+        tenant: &TenantId,
+        limit: u32,
+    ) -> Result<Vec<EventType>, StoreError> {
+        self.check()?;
+        let state = lock(&self.state);
+        let types: std::collections::BTreeSet<EventType> = state
+            .messages
+            .iter()
+            .filter(|((t, _), _)| t == tenant)
+            .take(limit as usize)
+            .map(|(_, message)| message.event_type.clone())
+            .collect();
+        Ok(types.into_iter().collect())
     }
 
     async fn mark_fanned_out(&self, tenant: &TenantId, id: &MessageId) -> Result<(), StoreError> {

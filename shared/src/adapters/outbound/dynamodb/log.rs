@@ -27,7 +27,7 @@ use crate::{
         delivery::{
             Attempt, Delivery, DeliveryKey, DeliveryStatus, ErrorClass, OutboundMessage, Trigger,
         },
-        ids::{EndpointId, MessageId},
+        ids::{EndpointId, EventType, MessageId},
         ports::{AttemptResult, DeliveryClaim, DeliveryLog, Page, PutMessage},
     },
     ports::StoreError,
@@ -339,6 +339,31 @@ impl DeliveryLog for DynamoOutboundStore {
             .await
             .map_err(|e| unavailable("GetItem", &self.table, &e))?;
         Ok(output.item.as_ref().map(message_from_item).transpose()?)
+    }
+
+    async fn published_types(
+        &self,
+        tenant: &TenantId,
+        limit: u32,
+    ) -> Result<Vec<EventType>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :msg)")
+            .expression_attribute_values(":pk", s(tenant_pk(tenant)))
+            .expression_attribute_values(":msg", s("msg#"))
+            .projection_expression("event_type")
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX).max(1))
+            .send()
+            .await
+            .map_err(|e| unavailable("Query", &self.table, &e))?;
+        let types: std::collections::BTreeSet<EventType> = output
+            .items()
+            .iter()
+            .map(|item| parsed(item, "event_type"))
+            .collect::<Result<_, ItemError>>()?;
+        Ok(types.into_iter().collect())
     }
 
     async fn mark_fanned_out(&self, tenant: &TenantId, id: &MessageId) -> Result<(), StoreError> {
