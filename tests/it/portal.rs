@@ -181,6 +181,14 @@ impl Browser {
         }
     }
 
+    /// Whether element `id` belongs to a page that is gone.
+    async fn is_stale(&self, id: &str) -> bool {
+        let answer = self
+            .raw("GET", &self.at(&format!("/element/{id}/name")), None)
+            .await;
+        answer.is_ok_and(|v| v.get("error").is_some())
+    }
+
     async fn text(&self, css: &str) -> String {
         let id = self.element(css).await;
         self.call("GET", &self.at(&format!("/element/{id}/text")), None)
@@ -206,7 +214,10 @@ impl Browser {
         .await;
     }
 
+    /// Click a form's button and wait for the page it loads: every click here submits a form,
+    /// and reading the next page before the old one is gone would read the old one.
     async fn click(&self, css: &str) {
+        let page = self.element("html").await;
         let id = self.element(css).await;
         self.call(
             "POST",
@@ -214,6 +225,14 @@ impl Browser {
             Some(json!({})),
         )
         .await;
+        let started = Instant::now();
+        while !self.is_stale(&page).await {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "clicking `{css}` loaded no page"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Save the page as `target/portal-screenshots/{name}.png`.

@@ -93,16 +93,18 @@ fn text(response: &Response<Body>) -> String {
 
 /// GIVEN a session for `name` opened by a link.
 async fn signed_in(p: &TestPortal, name: &str, read_only: bool) -> Session {
+    let grant = Grant {
+        read_only,
+        operator: false,
+    };
+    signed_in_as(p, name, grant).await
+}
+
+/// GIVEN a session for `name` with `grant`, opened through the login page.
+async fn signed_in_as(p: &TestPortal, name: &str, grant: Grant) -> Session {
     let token = p
         .access
-        .link(
-            &tenant(name),
-            Grant {
-                read_only,
-                operator: false,
-            },
-            Duration::from_secs(3_600),
-        )
+        .link(&tenant(name), grant, Duration::from_secs(3_600))
         .await
         .expect("link");
     let response = p
@@ -414,19 +416,11 @@ mod operator {
     }
 
     async fn operator(p: &TestPortal, read_only: bool) -> Session {
-        let token = p
-            .access
-            .link(
-                &tenant("acme"),
-                Grant {
-                    read_only,
-                    operator: true,
-                },
-                Duration::from_secs(600),
-            )
-            .await
-            .expect("link");
-        p.access.exchange(&token).await.expect("session")
+        let grant = Grant {
+            read_only,
+            operator: true,
+        };
+        signed_in_as(p, "acme", grant).await
     }
 
     #[tokio::test]

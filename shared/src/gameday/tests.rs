@@ -31,6 +31,26 @@ impl World {
     }
 }
 
+/// GIVEN three accepted events that a downstream outage longer than the retry schedule left
+/// dead on the DLQ; the outage is over.
+async fn dead_on_the_dlq(w: &World) -> Vec<Webhook> {
+    let webhooks = three(w);
+    for webhook in &webhooks {
+        w.deliver_until_accepted(webhook, 1).await;
+    }
+    w.plan
+        .inject("EventProcessing.commit", Fault::Fail, When::Always);
+    w.drain(500).await;
+    w.plan.clear();
+    webhooks
+}
+
+/// Run `action`, whatever it answers (faults may fail it).
+async fn attempt(w: &World, action: serde_json::Value) {
+    let action: crate::operations::Action = serde_json::from_value(action).expect("action");
+    let _ = w.operations.run(action).await;
+}
+
 fn three(w: &World) -> Vec<Webhook> {
     vec![
         w.stripe("acme", "evt_g1", NOW - 5, "sub_1", "active"),
@@ -250,14 +270,7 @@ async fn a_processor_killed_after_its_claim_and_before_its_commit_is_finished_by
 #[tokio::test]
 async fn the_runbook_dlq_exercise_finds_dead_events_and_redrives_them_once() {
     let w = World::new(&["acme", "globex"], 10);
-    let webhooks = three(&w);
-    for webhook in &webhooks {
-        w.deliver_until_accepted(webhook, 1).await;
-    }
-    // GIVEN a downstream outage longer than the retry schedule
-    w.plan
-        .inject("EventProcessing.commit", Fault::Fail, When::Always);
-    w.drain(500).await;
+    let webhooks = dead_on_the_dlq(&w).await;
     for webhook in &webhooks {
         assert_eq!(w.status(&webhook.key()), Some(EventStatus::Dead));
     }
@@ -265,7 +278,6 @@ async fn the_runbook_dlq_exercise_finds_dead_events_and_redrives_them_once() {
     assert_eq!(w.metric("retry_exhausted"), 3.0);
 
     // WHEN the operator follows the runbook once the outage is over: list, dry run, redrive
-    w.plan.clear();
     let listed = w
         .operate(json!({"action": "list", "tenant": "acme", "status": "dead"}))
         .await;
@@ -293,22 +305,13 @@ async fn the_runbook_dlq_exercise_finds_dead_events_and_redrives_them_once() {
 #[tokio::test]
 async fn a_redrive_interrupted_by_faults_is_finished_by_running_it_again() {
     let w = World::new(&["acme", "globex"], 11);
-    let webhooks = three(&w);
-    for webhook in &webhooks {
-        w.deliver_until_accepted(webhook, 1).await;
-    }
-    w.plan
-        .inject("EventProcessing.commit", Fault::Fail, When::Always);
-    w.drain(500).await;
-    w.plan.clear();
+    let webhooks = dead_on_the_dlq(&w).await;
 
     // WHEN the redrive itself meets a failing re-enqueue and a lost DLQ delete
     w.plan.inject("EventQueue.send", Fault::Fail, When::Next(1));
     w.plan
         .inject("DeadLetterQueue.delete", Fault::LoseResponse, When::Next(1));
-    let action: crate::operations::Action =
-        serde_json::from_value(json!({"action": "redrive"})).expect("action");
-    let _ = w.operations.run(action).await;
+    attempt(&w, json!({"action": "redrive"})).await;
     w.plan.clear();
     w.drain(100).await;
     // AND the operator runs it again (what is left is released back to the DLQ)
@@ -357,22 +360,12 @@ async fn every_replay_call_failing_timing_out_or_losing_its_answer_still_recover
     ];
     for operation in operations {
         for fault in [Fault::Fail, Fault::Timeout, Fault::LoseResponse] {
-            // GIVEN three dead events on the DLQ after a long downstream outage
             let w = World::new(&["acme", "globex"], 13);
-            let webhooks = three(&w);
-            for webhook in &webhooks {
-                w.deliver_until_accepted(webhook, 1).await;
-            }
-            w.plan
-                .inject("EventProcessing.commit", Fault::Fail, When::Always);
-            w.drain(500).await;
-            w.plan.clear();
+            let webhooks = dead_on_the_dlq(&w).await;
 
             // WHEN the operator's redrive meets the fault, and the runbook is followed again
             w.plan.inject(operation, fault, When::Next(1));
-            let action: crate::operations::Action =
-                serde_json::from_value(json!({"action": "redrive"})).expect("action");
-            let _ = w.operations.run(action).await;
+            attempt(&w, json!({"action": "redrive"})).await;
             w.plan.clear();
             w.drain(100).await;
             // (a receive whose answer was lost holds its messages until their hold ends)
