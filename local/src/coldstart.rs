@@ -4,7 +4,6 @@
 //! to the first invocation, and its peak resident memory (`VmHWM`) by then.
 
 use std::{
-    collections::HashMap,
     convert::Infallible,
     net::SocketAddr,
     path::Path,
@@ -158,7 +157,7 @@ async fn route(
         let deadline_ms = deadline
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
-        let headers = HashMap::from([
+        let headers = [
             ("lambda-runtime-aws-request-id", "coldstart-1".to_owned()),
             ("lambda-runtime-deadline-ms", deadline_ms.to_string()),
             (
@@ -169,7 +168,7 @@ async fn route(
                 "lambda-runtime-trace-id",
                 "Root=1-00000000-000000000000000000000000".to_owned(),
             ),
-        ]);
+        ];
         let mut response = Response::new(Full::new(event));
         for (name, value) in headers {
             if let Ok(value) = value.parse() {

@@ -5,7 +5,7 @@
 use std::time::{Duration, SystemTime};
 
 use maud::{Markup, html};
-use shared::outbound::delivery::Attempt;
+use shared::{operations::health::Latency, outbound::delivery::Attempt};
 
 const HOURS: usize = 24;
 const WIDTH: usize = 720;
@@ -31,15 +31,6 @@ fn bins(attempts: &[Attempt], now: SystemTime) -> [(u32, u32); HOURS] {
     bins
 }
 
-/// The `p`th percentile (0–100) of `sorted`, nearest rank.
-fn percentile(sorted: &[Duration], p: usize) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = (p * sorted.len()).div_ceil(100).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
 pub fn last_day(attempts: &[Attempt], now: SystemTime) -> Markup {
     let day: Vec<&Attempt> = attempts
         .iter()
@@ -58,8 +49,12 @@ pub fn last_day(attempts: &[Attempt], now: SystemTime) -> Markup {
     let bar = WIDTH / HOURS;
     let scale = |n: u32| (n as usize * (HEIGHT - 10)) / peak as usize;
     let succeeded = day.iter().filter(|a| a.succeeded()).count();
-    let mut latencies: Vec<Duration> = day.iter().map(|a| a.latency).collect();
-    latencies.sort();
+    let latency = Latency::of(
+        day.iter()
+            .map(|a| a.latency.as_secs_f64() * 1_000.0)
+            .collect(),
+    );
+    let ms = |p: Option<f64>| format!("{:.0}", p.unwrap_or(0.0));
     html! {
         @if day.is_empty() {
             p.muted { "No attempts in the last 24 hours." }
@@ -67,9 +62,9 @@ pub fn last_day(attempts: &[Attempt], now: SystemTime) -> Markup {
             p #summary {
                 strong { (format!("{:.1}", succeeded as f64 * 100.0 / day.len() as f64)) " %" }
                 " delivered of " (day.len()) " attempts · latency p50 "
-                (percentile(&latencies, 50).as_millis()) " ms, p95 "
-                (percentile(&latencies, 95).as_millis()) " ms, p99 "
-                (percentile(&latencies, 99).as_millis()) " ms"
+                (ms(latency.p50_ms)) " ms, p95 "
+                (ms(latency.p95_ms)) " ms, p99 "
+                (ms(latency.p99_ms)) " ms"
             }
         }
         svg #chart width="100%" height=(HEIGHT) preserveAspectRatio="none" viewBox={ "0 0 " (WIDTH) " " (HEIGHT) } role="img" aria-label="Attempts per hour, last 24 hours" {
@@ -100,11 +95,18 @@ mod tests {
 
     #[test]
     fn percentiles_take_the_nearest_rank() {
-        let sorted: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
-        assert_eq!(percentile(&sorted, 50), Duration::from_millis(50));
-        assert_eq!(percentile(&sorted, 95), Duration::from_millis(95));
-        assert_eq!(percentile(&sorted, 99), Duration::from_millis(99));
-        assert_eq!(percentile(&sorted[..1], 99), Duration::from_millis(1));
-        assert_eq!(percentile(&[], 50), Duration::ZERO);
+        let ms = |range: std::ops::RangeInclusive<u64>| {
+            Latency::of(
+                range
+                    .map(|n| Duration::from_millis(n).as_secs_f64() * 1_000.0)
+                    .collect(),
+            )
+        };
+        let latency = ms(1..=100);
+        assert_eq!(latency.p50_ms, Some(50.0));
+        assert_eq!(latency.p95_ms, Some(95.0));
+        assert_eq!(latency.p99_ms, Some(99.0));
+        assert_eq!(ms(1..=1).p99_ms, Some(1.0));
+        assert_eq!(Latency::of(Vec::new()).p50_ms, None);
     }
 }

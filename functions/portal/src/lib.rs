@@ -110,7 +110,12 @@ pub struct Portal<PS, L, PC, S, Q, R, T, C, J> {
 enum Answer {
     Page(StatusCode, String),
     Redirect(String),
-    SignedIn(Session, String),
+    /// A new session: its cookie lives as long as the session, by the portal's clock.
+    SignedIn {
+        session_id: String,
+        max_age: Duration,
+        to: String,
+    },
     SignedOut,
 }
 
@@ -309,7 +314,15 @@ where
         match self.access.exchange(&token).await {
             Ok(session) => {
                 info!(tenant = %session.tenant, read_only = session.read_only, "portal session opened");
-                Answer::SignedIn(session, "/portal/endpoints".into())
+                let max_age = session
+                    .expires_at
+                    .duration_since(self.access.clock.now())
+                    .unwrap_or(Duration::ZERO);
+                Answer::SignedIn {
+                    session_id: session.id,
+                    max_age,
+                    to: "/portal/endpoints".into(),
+                }
             }
             Err(PortalError::Unavailable(e)) => unavailable(&e),
             Err(e) => {
@@ -622,15 +635,15 @@ fn respond(answer: Answer) -> Response<Body> {
     let (status, body, location, set_cookie) = match answer {
         Answer::Page(status, html) => (status, html, None, None),
         Answer::Redirect(to) => (StatusCode::SEE_OTHER, String::new(), Some(to), None),
-        Answer::SignedIn(session, to) => {
-            let max_age = session
-                .expires_at
-                .duration_since(std::time::SystemTime::now())
-                .unwrap_or(Duration::ZERO)
-                .as_secs();
+        Answer::SignedIn {
+            session_id,
+            max_age,
+            to,
+        } => {
             let cookie = format!(
-                "{COOKIE}={}; Path=/portal; Max-Age={max_age}; HttpOnly; Secure; SameSite=Strict",
-                session.id
+                "{COOKIE}={}; Path=/portal; Max-Age={}; HttpOnly; Secure; SameSite=Strict",
+                session_id,
+                max_age.as_secs()
             );
             (StatusCode::SEE_OTHER, String::new(), Some(to), Some(cookie))
         }

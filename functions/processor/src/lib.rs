@@ -56,12 +56,20 @@ impl Config {
             events_queue_url: env.required("EVENTS_QUEUE_URL")?,
             dead_letter_queue_url: env.required("DEAD_LETTER_QUEUE_URL")?,
             payloads_bucket: env.required("PAYLOADS_BUCKET")?,
+            // Half a relay would process a relaying tenant's events without relaying them.
             relay: match (env.0("OUTBOUND_TABLE"), env.0("DELIVERIES_QUEUE_URL")) {
                 (Some(outbound_table), Some(deliveries_queue_url)) => Some(RelayConfig {
                     outbound_table,
                     deliveries_queue_url,
                 }),
-                _ => None,
+                (None, None) => None,
+                _ => {
+                    return Err(EnvError::Invalid {
+                        name: "OUTBOUND_TABLE",
+                        problem: "set both OUTBOUND_TABLE and DELIVERIES_QUEUE_URL, or neither"
+                            .into(),
+                    });
+                }
             },
             settings: ProcessorSettings {
                 lease: env.lease()?,
@@ -345,5 +353,14 @@ mod tests {
             other => env(other),
         };
         assert!(Config::from_lookup(huge).is_err());
+        assert!(config.relay.is_none(), "no outbound side, no relay");
+        let half = |name: &str| match name {
+            "OUTBOUND_TABLE" => Some("outbound".to_owned()),
+            other => env(other),
+        };
+        assert!(
+            Config::from_lookup(half).is_err(),
+            "half a relay is refused"
+        );
     }
 }

@@ -150,7 +150,7 @@ impl FaultPlan {
                     *left -= 1;
                     Some(rule.fault)
                 }
-                When::Rate(rate) => (unit(seed, i, operation, n) < *rate).then_some(rule.fault),
+                When::Rate(rate) => (chance((seed, i, operation, n)) < *rate).then_some(rule.fault),
             }
         })?;
         *state.injected.entry(operation).or_default() += 1;
@@ -158,11 +158,12 @@ impl FaultPlan {
     }
 }
 
-/// A deterministic number in `[0, 1)` for rule `rule` and call `n` of `operation`: each rule
-/// draws its own, so two rules at 2 % each hit about 4 % of calls.
-fn unit(seed: u64, rule: usize, operation: &str, n: u64) -> f64 {
+/// A deterministic number in `[0, 1)` for `key`: the same key draws the same number in every
+/// run. The fault plan keys it by seed, rule, operation and call number, so two rules at 2 %
+/// each hit about 4 % of calls.
+pub fn chance(key: impl Hash) -> f64 {
     let mut hasher = DefaultHasher::new();
-    (seed, rule, operation, n).hash(&mut hasher);
+    key.hash(&mut hasher);
     // The top 53 bits: exactly representable.
     (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
 }

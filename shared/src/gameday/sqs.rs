@@ -5,7 +5,6 @@
 
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
-    hash::{DefaultHasher, Hash, Hasher},
     sync::{Arc, Mutex},
     time::{Duration, SystemTime},
 };
@@ -13,7 +12,7 @@ use std::{
 use async_trait::async_trait;
 
 use crate::{
-    adapters::lock,
+    adapters::{faults::chance, lock},
     clock::{Clock, ManualClock},
     message::QueueMessage,
     ports::{DeadLetter, DeadLetterQueue, EventQueue, QueueError, RetryQueue},
@@ -122,9 +121,7 @@ impl SqsModel {
             return;
         };
         state.deletes += 1;
-        let mut hasher = DefaultHasher::new();
-        (self.seed, receipt).hash(&mut hasher);
-        let lost = ((hasher.finish() >> 11) as f64 / (1u64 << 53) as f64) < self.duplicate_rate;
+        let lost = chance((self.seed, receipt)) < self.duplicate_rate;
         if lost {
             state.duplicates += 1;
             if let Some(message) = state.queue.get_mut(&id) {

@@ -138,7 +138,8 @@ pub struct Latency {
 }
 
 impl Latency {
-    fn of(mut samples: Vec<f64>) -> Self {
+    /// The percentiles of `samples` (milliseconds, any order).
+    pub fn of(mut samples: Vec<f64>) -> Self {
         samples.sort_by(f64::total_cmp);
         Self {
             p50_ms: percentile(&samples, 50.0),

@@ -18,8 +18,7 @@ use tracing::{info, warn};
 
 use super::{
     Outbound, PublishError,
-    delivery::MAX_PAYLOAD_BYTES,
-    ids::{EventType, MessageId},
+    ids::MessageId,
     ports::{DeliveryQueue, OutboundStore},
     publish::PublishRequest,
 };
@@ -98,25 +97,14 @@ where
         let Some(event_type) = record.event_type.as_deref() else {
             return Ok(());
         };
-        let Ok(event_type) = EventType::parse(&format!("{}.{event_type}", key.provider)) else {
-            warn!(
-                event_type,
-                "not relayed: the event type is not a valid outbound type"
-            );
-            return Ok(());
-        };
-        if record.payload.len() > MAX_PAYLOAD_BYTES
-            || serde_json::from_slice::<serde::de::IgnoredAny>(&record.payload).is_err()
-        {
-            warn!("not relayed: the payload is not JSON of at most 256 KiB");
-            return Ok(());
-        }
+        // Publish checks the type, the size and the JSON; what it refuses is logged below.
+        let event_type = format!("{}.{event_type}", key.provider);
         let id = relayed_id(record);
         match self
             .outbound
             .publish(PublishRequest {
                 tenant: &key.tenant,
-                event_type: event_type.as_str(),
+                event_type: &event_type,
                 payload: &record.payload,
                 idempotency_key: Some(id.as_str()),
             })
