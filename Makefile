@@ -22,6 +22,8 @@ MOTO := $(STATE)/moto$(if $(filter 4566,$(EMULATOR_PORT)),,-$(EMULATOR_PORT))
 # The stamp names the version, so a bump reinstalls and unrelated Makefile edits do not.
 VENV_STAMP := $(VENV)/.moto-$(MOTO_VERSION)
 LISTEN ?= 127.0.0.1:3000
+# Events per flow the cost meter counts (after one that warms the functions).
+COST_EVENTS ?= 20
 
 # Template checks, run by `make lint`.
 CFN_LINT_VERSION := 1.58.0
@@ -128,6 +130,10 @@ dev: emulator-start ## Run the system locally: emulator, tables, queues, demo te
 .PHONY: invoke
 invoke: emulator-start ## Run a function on a console event against the local stack: make invoke FN=replay EVENT=events/replay/list.json
 	$(EMULATOR_ENV) $(CARGO) run -q -p local-stack -- invoke $(FN) $(EVENT)
+
+.PHONY: cost
+cost: emulator-start ## Price every AWS call of each inbound flow and print the bill and the partition heat (COST_EVENTS per flow)
+	$(EMULATOR_ENV) $(CARGO) run -q -p local-stack -- cost --events $(COST_EVENTS)
 
 .PHONY: provision
 provision: emulator-start ## Create template.yaml's tables and queues in the emulator

@@ -4,6 +4,10 @@
 //! dropped (the connection closes with no answer), delayed, throttled, answered with a 500,
 //! or forwarded and their answer lost, so the real adapters and the SDK's own retries meet
 //! the faults a deployment meets. For the gameday tests and the calls-per-event figures.
+//!
+//! Metered ([`FaultProxy::meter`]), it also records every call it forwards, with the DynamoDB
+//! items each write touched as they were before and after it (read from the emulator beside
+//! the call, uncounted): what the cost meter ([`crate::cost`]) prices.
 
 use std::{
     collections::BTreeMap,
@@ -20,6 +24,8 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo},
 };
 use tokio::{net::TcpListener, task::JoinHandle};
+
+use crate::cost::dynamodb::ItemImage;
 
 /// What happens to a chosen call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +56,25 @@ struct State {
     rules: Vec<Rule>,
     calls: BTreeMap<String, u64>,
     injected: u64,
+    /// Key attribute names by physical table name, when metering.
+    metering: Option<Arc<BTreeMap<String, Vec<String>>>>,
+    recorded: Vec<RecordedCall>,
+}
+
+/// One call the proxy forwarded while metering.
+#[derive(Debug, Clone)]
+pub struct RecordedCall {
+    /// `dynamodb:PutItem`, `sqs:SendMessage`, `s3:PUT`, ...
+    pub operation: String,
+    /// The request's JSON body (`Null` for S3's).
+    pub request: serde_json::Value,
+    pub request_bytes: usize,
+    /// The S3 request's query (`tagging`, ...), for telling its kinds of request apart.
+    pub query: String,
+    pub status: u16,
+    pub response: serde_json::Value,
+    /// The DynamoDB items a write touched, in the request's order.
+    pub images: Vec<ItemImage>,
 }
 
 /// The proxy, serving until dropped.
@@ -119,6 +144,17 @@ impl FaultProxy {
 
     pub fn clear(&self) {
         self.lock().rules.clear();
+    }
+
+    /// Record every forwarded call from now on, with the before and after images of the
+    /// DynamoDB items writes touch; `keys` names each physical table's key attributes.
+    pub fn meter(&self, keys: BTreeMap<String, Vec<String>>) {
+        self.lock().metering = Some(Arc::new(keys));
+    }
+
+    /// The calls recorded since the last take.
+    pub fn take_recorded(&self) -> Vec<RecordedCall> {
+        std::mem::take(&mut self.lock().recorded)
     }
 
     /// Calls seen per operation since the last [`FaultProxy::reset_counts`], faulted or not.
@@ -227,9 +263,21 @@ async fn forward(
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_owned();
-    parts.uri = format!("{}{}", upstream.to_string().trim_end_matches('/'), path)
+    let base = upstream.to_string().trim_end_matches('/').to_owned();
+    parts.uri = format!("{base}{path}")
         .parse()
         .map_err(|_| Dropped("bad uri"))?;
+    let metering = state
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .metering
+        .clone();
+    let mut recording = match &metering {
+        Some(keys) if fault.is_none() => {
+            Some(Recording::before(&client, &base, &parts, &operation, &body, keys).await)
+        }
+        _ => None,
+    };
     let answer = client
         .request(Request::from_parts(parts, Full::new(body)))
         .await
@@ -240,10 +288,172 @@ async fn forward(
         .await
         .map_err(|_| Dropped("upstream answer unreadable"))?
         .to_bytes();
+    if let Some(recording) = recording.take() {
+        let call = recording.after(&client, parts.status, &body).await;
+        state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .recorded
+            .push(call);
+    }
     if fault == Some(ProxyFault::LoseResponse) {
         return Err(Dropped("answer lost"));
     }
     Ok(Response::from_parts(parts, Full::new(body)))
+}
+
+/// A call being recorded: the request, and the items its writes touch as they were before.
+struct Recording {
+    call: RecordedCall,
+    base: String,
+    authorization: Option<HeaderValue>,
+    /// (table, key) of each item a write touches.
+    keys: Vec<(String, serde_json::Value)>,
+}
+
+/// The DynamoDB operations that write items.
+const WRITES: [&str; 5] = [
+    "PutItem",
+    "UpdateItem",
+    "DeleteItem",
+    "TransactWriteItems",
+    "BatchWriteItem",
+];
+
+impl Recording {
+    async fn before(
+        client: &Client<HttpConnector, Full<Bytes>>,
+        base: &str,
+        parts: &http::request::Parts,
+        operation: &str,
+        body: &Bytes,
+        tables: &BTreeMap<String, Vec<String>>,
+    ) -> Self {
+        let request: serde_json::Value =
+            serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
+        let keys = match operation.strip_prefix("dynamodb:") {
+            Some(op) if WRITES.contains(&op) => written_keys(op, &request, tables),
+            _ => Vec::new(),
+        };
+        let mut recording = Self {
+            call: RecordedCall {
+                operation: operation.to_owned(),
+                request,
+                request_bytes: body.len(),
+                query: parts.uri.query().unwrap_or_default().to_owned(),
+                status: 0,
+                response: serde_json::Value::Null,
+                images: Vec::new(),
+            },
+            base: base.to_owned(),
+            authorization: parts.headers.get(http::header::AUTHORIZATION).cloned(),
+            keys,
+        };
+        for (table, key) in recording.keys.clone() {
+            let before = recording.read(client, &table, &key).await;
+            recording.call.images.push(ItemImage {
+                table,
+                before,
+                after: None,
+            });
+        }
+        recording
+    }
+
+    async fn after(
+        mut self,
+        client: &Client<HttpConnector, Full<Bytes>>,
+        status: StatusCode,
+        body: &Bytes,
+    ) -> RecordedCall {
+        self.call.status = status.as_u16();
+        self.call.response = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
+        for (i, (table, key)) in self.keys.clone().into_iter().enumerate() {
+            let after = self.read(client, &table, &key).await;
+            if let Some(image) = self.call.images.get_mut(i) {
+                image.after = after;
+            }
+        }
+        self.call
+    }
+
+    /// A consistent read of one item straight from the emulator, beside the counted calls.
+    async fn read(
+        &self,
+        client: &Client<HttpConnector, Full<Bytes>>,
+        table: &str,
+        key: &serde_json::Value,
+    ) -> Option<serde_json::Map<String, serde_json::Value>> {
+        let body = serde_json::json!({"TableName": table, "Key": key, "ConsistentRead": true});
+        let mut request = Request::post(format!("{}/", self.base))
+            .header(http::header::CONTENT_TYPE, "application/x-amz-json-1.0")
+            .header("x-amz-target", "DynamoDB_20120810.GetItem");
+        if let Some(auth) = &self.authorization {
+            request = request.header(http::header::AUTHORIZATION, auth.clone());
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body.to_string())))
+            .ok()?;
+        let answer = client.request(request).await.ok()?;
+        let bytes = answer.into_body().collect().await.ok()?.to_bytes();
+        let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        value.get("Item").and_then(|i| i.as_object()).cloned()
+    }
+}
+
+/// (table, key) of every item a DynamoDB write names, in the request's order.
+fn written_keys(
+    operation: &str,
+    request: &serde_json::Value,
+    tables: &BTreeMap<String, Vec<String>>,
+) -> Vec<(String, serde_json::Value)> {
+    let key_of = |table: &str, item: &serde_json::Value| {
+        let names = tables.get(table)?;
+        let key: serde_json::Map<String, serde_json::Value> = names
+            .iter()
+            .filter_map(|n| item.get(n).map(|v| (n.clone(), v.clone())))
+            .collect();
+        Some((table.to_owned(), serde_json::Value::Object(key)))
+    };
+    let one = |spec: &serde_json::Value| -> Option<(String, serde_json::Value)> {
+        let table = spec.get("TableName")?.as_str()?;
+        match spec.get("Item") {
+            Some(item) => key_of(table, item),
+            None => Some((table.to_owned(), spec.get("Key")?.clone())),
+        }
+    };
+    match operation {
+        "TransactWriteItems" => request
+            .get("TransactItems")
+            .and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| entry.as_object()?.values().next().and_then(one))
+            .collect(),
+        "BatchWriteItem" => request
+            .get("RequestItems")
+            .and_then(|v| v.as_object())
+            .into_iter()
+            .flatten()
+            .flat_map(|(table, writes)| {
+                writes
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|w| {
+                        let put = w.get("PutRequest").and_then(|p| p.get("Item"));
+                        let delete = w.get("DeleteRequest").and_then(|d| d.get("Key"));
+                        match (put, delete) {
+                            (Some(item), _) => key_of(table, item),
+                            (None, Some(key)) => Some((table.clone(), key.clone())),
+                            _ => None,
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect(),
+        _ => one(request).into_iter().collect(),
+    }
 }
 
 fn throttled(operation: &str) -> Response<Full<Bytes>> {

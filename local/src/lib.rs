@@ -6,11 +6,13 @@
 //! - [`server`] serves the ingress over HTTP, standing in for API Gateway.
 //! - [`coldstart`] measures the release bootstraps' cold starts against a stand-in for the
 //!   Lambda Runtime API.
+//! - [`cost`] prices every AWS call of a flow with the services' billing rules (`make cost`).
 //! - [`fault_proxy`] sits between the SDK and the emulator to drop, delay or fail chosen calls,
 //!   and counts them (the gameday tests and the calls-per-event figures).
 
 pub mod aws;
 pub mod coldstart;
+pub mod cost;
 pub mod dev;
 pub mod event_source;
 pub mod fault_proxy;

@@ -71,6 +71,13 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// Price every AWS call of each flow (inbound 1 KiB, 30 KiB, 100 KiB via S3, relay on)
+    /// and print the bill per event and the partition heat, as Markdown.
+    Cost {
+        /// Events per flow, after one that warms the functions.
+        #[arg(long, default_value_t = 20)]
+        events: u64,
+    },
 }
 
 /// Why the local stack stopped.
@@ -110,6 +117,8 @@ enum LocalError {
     Replay(String),
     #[error(transparent)]
     ColdStart(#[from] local_stack::coldstart::ColdStartError),
+    #[error("cost meter: {0}")]
+    Cost(String),
     #[error(
         "invoke: no local runner for `{0}` (the ingress runs under `dev`; the processor polls the queue there)"
     )]
@@ -118,12 +127,17 @@ enum LocalError {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    match run(Cli::parse()).await {
+    let cli = Cli::parse();
+    // The cost meter installs its own subscriber: it counts the bytes the functions log.
+    if !matches!(cli.command, Command::Cost { .. }) {
+        tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "info".into()),
+            )
+            .init();
+    }
+    match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("local-stack: {e}");
@@ -138,6 +152,9 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
         overrides.insert("RetrySchedule".into(), schedule.clone());
     }
     let template = Template::load_with(&cli.template, &overrides)?;
+    if let Command::Cost { events } = cli.command {
+        return cost(&cli.endpoint, &template, events).await;
+    }
     let sdk = local_stack::aws::sdk_config(&cli.endpoint).await;
     let clients = Clients::new(&sdk);
     let resources = provision(&template, &clients, &cli.prefix)
@@ -154,7 +171,7 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
         Command::Coldstart { bootstraps, runs } => {
             return coldstart(&cli.endpoint, &resources, &bootstraps, runs).await;
         }
-        Command::Provision => None,
+        Command::Provision | Command::Cost { .. } => None,
         Command::Dev { listen } => Some(listen),
     };
     println!("# Resources in the emulator; paste into another shell to use hookctl:");
@@ -361,5 +378,24 @@ async fn coldstart(
         let size = std::fs::metadata(&bootstrap).map_or(0, |m| m.len()) / 1024;
         println!("| {function} | {init:.1} ms | {answer:.1} ms | {rss:.1} MiB | {size} KiB |");
     }
+    Ok(())
+}
+
+/// Measure every flow and print the report.
+async fn cost(endpoint: &str, template: &Template, events: u64) -> Result<(), LocalError> {
+    use local_stack::cost::{self, flows};
+    let mut measured = Vec::new();
+    for flow in flows::Flow::all(events) {
+        eprintln!("measuring {} ...", flow.name);
+        measured.push(
+            flows::measure(endpoint, template, &flow)
+                .await
+                .map_err(LocalError::Cost)?,
+        );
+    }
+    println!(
+        "# Cost per event (us-east-1 on-demand list prices){}",
+        cost::report(&measured)
+    );
     Ok(())
 }

@@ -74,6 +74,11 @@ pub struct Template {
     pub key_specs: BTreeMap<String, (String, String)>,
     /// The S3 buckets' logical ids.
     pub buckets: Vec<String>,
+    /// Each function's memory in MB (its own `MemorySize`, or the Globals'), for the cost meter.
+    pub function_memory: BTreeMap<String, u64>,
+    /// Each function's Lambda system log level (`SystemLogLevel`, its own or the Globals'):
+    /// at `WARN` the platform's START, END and REPORT lines are not written.
+    pub function_system_log_level: BTreeMap<String, String>,
 }
 
 /// Parameter values that replace the template's defaults, by parameter name.
@@ -110,7 +115,14 @@ impl Template {
             keys: Vec::new(),
             key_specs: BTreeMap::new(),
             buckets: Vec::new(),
+            function_memory: BTreeMap::new(),
+            function_system_log_level: BTreeMap::new(),
         };
+        let globals = doc
+            .get("Globals")
+            .and_then(|g| g.get("Function"))
+            .cloned()
+            .unwrap_or(Value::Null);
         let Some(resources) = doc.get("Resources").and_then(Value::as_mapping) else {
             return Ok(template);
         };
@@ -151,6 +163,21 @@ impl Template {
                         })
                         .unwrap_or_default();
                     template.function_environments.push((id.clone(), names));
+                    let memory = props
+                        .get("MemorySize")
+                        .or_else(|| globals.get("MemorySize"));
+                    if let Some(mb) = memory.and_then(Value::as_u64) {
+                        template.function_memory.insert(id.clone(), mb);
+                    }
+                    let level = |v: &Value| {
+                        v.get("LoggingConfig")
+                            .and_then(|l| l.get("SystemLogLevel"))
+                            .and_then(Value::as_str)
+                            .map(str::to_owned)
+                    };
+                    if let Some(level) = level(&props).or_else(|| level(&globals)) {
+                        template.function_system_log_level.insert(id.clone(), level);
+                    }
                 }
                 _ => {}
             }

@@ -2,6 +2,7 @@
 //! the local AWS emulator that `make test` starts. Every test provisions its own tables and
 //! queues under a unique prefix, so tests run in parallel and never see each other's data.
 
+mod cost;
 mod gameday;
 mod ingress;
 mod interop;
