@@ -275,7 +275,7 @@ async fn seed(
     Ok(())
 }
 
-/// A signed Stripe `invoice.paid` of `bytes` bytes (padded in its metadata), delivered.
+/// A signed Stripe `invoice.paid` of about `bytes` bytes (padded with line items), delivered.
 async fn deliver(ingress: &ingress::AwsIngress, bytes: usize, id: &str) -> Result<(), String> {
     let body = invoice(id, bytes);
     let config = ProviderConfig::new(
@@ -310,7 +310,7 @@ async fn deliver(ingress: &ingress::AwsIngress, bytes: usize, id: &str) -> Resul
     }
 }
 
-/// A Stripe `invoice.paid` about its own invoice and customer, padded to `bytes`.
+/// A Stripe `invoice.paid` about its own invoice and customer, padded to about `bytes`.
 pub fn invoice(id: &str, bytes: usize) -> Vec<u8> {
     let base = INVOICE_PAID
         .replace("evt_1PayloadInvoicePaid0001", id)
@@ -320,21 +320,40 @@ pub fn invoice(id: &str, bytes: usize) -> Vec<u8> {
     let Ok(mut value) = serde_json::from_str::<Value>(&base) else {
         return base.into_bytes();
     };
-    let compact = serde_json::to_vec(&value).unwrap_or_default();
-    // `"padding":""` and a comma: 14 bytes before the padding itself.
-    let pad = bytes.saturating_sub(compact.len() + 14);
-    // Text that compresses like a real payload's (ids, words, numbers), not a run of one byte.
-    let filler: String = (0..pad)
-        .map(|i| {
-            let k = (i as u64).wrapping_mul(2_654_435_761) >> 7;
-            char::from(b"abcdefghijklmnopqrstuvwxyz0123456789 _-"[(k % 39) as usize])
-        })
-        .collect();
-    if let Some(object) = value
-        .pointer_mut("/data/object")
-        .and_then(Value::as_object_mut)
-    {
-        object.insert("padding".into(), Value::String(filler));
+    // Line items with random ids and amounts under the invoice's own keys: about as
+    // compressible as a real body (JSON keys repeat, ids do not), until the size is reached.
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut random = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut lines = Vec::new();
+    loop {
+        let size = serde_json::to_vec(&value).map_or(usize::MAX, |v| v.len());
+        if size >= bytes {
+            break;
+        }
+        let id: String = (0..24)
+            .map(|_| char::from(alphabet[(random() % alphabet.len() as u64) as usize]))
+            .collect();
+        lines.push(serde_json::json!({
+            "id": format!("il_{id}"),
+            "object": "line_item",
+            "amount": random() % 100_000,
+            "currency": "usd",
+            "quantity": random() % 10 + 1,
+        }));
+        if let Some(object) = value
+            .pointer_mut("/data/object")
+            .and_then(Value::as_object_mut)
+        {
+            object.insert("padding".into(), Value::Array(lines.clone()));
+        } else {
+            break;
+        }
     }
     serde_json::to_vec(&value).unwrap_or_else(|_| base.into_bytes())
 }

@@ -15,6 +15,7 @@
 
 mod claims;
 mod commit;
+mod deflate;
 mod operations;
 mod payloads;
 mod records;
