@@ -69,8 +69,6 @@ pub struct RecordedCall {
     /// The request's JSON body (`Null` for S3's).
     pub request: serde_json::Value,
     pub request_bytes: usize,
-    /// The S3 request's query (`tagging`, ...), for telling its kinds of request apart.
-    pub query: String,
     pub status: u16,
     pub response: serde_json::Value,
     /// The DynamoDB items a write touched, in the request's order.
@@ -272,7 +270,7 @@ async fn forward(
         .unwrap_or_else(PoisonError::into_inner)
         .metering
         .clone();
-    let mut recording = match &metering {
+    let recording = match &metering {
         Some(keys) if fault.is_none() => {
             Some(Recording::before(&client, &base, &parts, &operation, &body, keys).await)
         }
@@ -288,7 +286,7 @@ async fn forward(
         .await
         .map_err(|_| Dropped("upstream answer unreadable"))?
         .to_bytes();
-    if let Some(recording) = recording.take() {
+    if let Some(recording) = recording {
         let call = recording.after(&client, parts.status, &body).await;
         state
             .lock()
@@ -340,7 +338,6 @@ impl Recording {
                 operation: operation.to_owned(),
                 request,
                 request_bytes: body.len(),
-                query: parts.uri.query().unwrap_or_default().to_owned(),
                 status: 0,
                 response: serde_json::Value::Null,
                 images: Vec::new(),

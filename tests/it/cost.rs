@@ -33,8 +33,8 @@ async fn measure(flow: &str) -> FlowCost {
 }
 
 /// (write units, read units, SQS requests, S3 requests, hottest shared key's write units) per
-/// event. The tenant configuration's reads are left out: they follow the ingress's cache, not
-/// the events (`make cost` prints them).
+/// event. The tenant configuration's reads are left out: they follow the ingress's cache
+/// lifetime and so the emulator's speed, not the events (`make cost` prints them).
 fn units(flow: &FlowCost) -> (f64, f64, f64, f64, f64) {
     let n = flow.events as f64;
     let tenants = flow

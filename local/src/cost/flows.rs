@@ -130,8 +130,11 @@ pub async fn measure(endpoint: &str, template: &Template, flow: &Flow) -> Result
     );
     let sdk = crate::aws::sdk_config(&proxy.url).await;
     let metrics = Arc::new(CountingMetrics::default());
-    let ingress =
-        ingress::build(&sdk, &crate::dev::ingress_config(&resources)).with_metrics(metrics.clone());
+    // The deployed cache lifetime (`TenantCacheTtlSecs`), not the local stack's 5 s: at volume
+    // a tenant's configuration is read once a minute per container, nothing per event.
+    let mut ingress_config = crate::dev::ingress_config(&resources);
+    ingress_config.tenant_cache_ttl = Duration::from_secs(60);
+    let ingress = ingress::build(&sdk, &ingress_config).with_metrics(metrics.clone());
     let mut config = crate::dev::processor_config(&resources).map_err(|e| e.to_string())?;
     // One at a time, as the emulator wants its transactions (see the README's notes).
     config.settings.concurrency = 1;
@@ -330,30 +333,28 @@ pub fn invoice(id: &str, bytes: usize) -> Vec<u8> {
         seed
     };
     let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    // The body's size as it grows: `,"padding":[]` once, then each line and its comma.
+    let mut size = serde_json::to_vec(&value).map_or(usize::MAX, |v| v.len()) + 13;
     let mut lines = Vec::new();
-    loop {
-        let size = serde_json::to_vec(&value).map_or(usize::MAX, |v| v.len());
-        if size >= bytes {
-            break;
-        }
+    while size < bytes {
         let id: String = (0..24)
             .map(|_| char::from(alphabet[(random() % alphabet.len() as u64) as usize]))
             .collect();
-        lines.push(serde_json::json!({
+        let line = serde_json::json!({
             "id": format!("il_{id}"),
             "object": "line_item",
             "amount": random() % 100_000,
             "currency": "usd",
             "quantity": random() % 10 + 1,
-        }));
-        if let Some(object) = value
-            .pointer_mut("/data/object")
-            .and_then(Value::as_object_mut)
-        {
-            object.insert("padding".into(), Value::Array(lines.clone()));
-        } else {
-            break;
-        }
+        });
+        size += line.to_string().len() + 1;
+        lines.push(line);
+    }
+    if let Some(object) = value
+        .pointer_mut("/data/object")
+        .and_then(Value::as_object_mut)
+    {
+        object.insert("padding".into(), Value::Array(lines));
     }
     serde_json::to_vec(&value).unwrap_or_else(|_| base.into_bytes())
 }
@@ -361,22 +362,22 @@ pub fn invoice(id: &str, bytes: usize) -> Vec<u8> {
 /// The processor's batch size (the template's `ProcessorBatchSize` default).
 const BATCH_SIZE: f64 = 10.0;
 
-/// Poll until every one of `ids` is processed; the number of invocations.
+/// Poll until every one of `ids` is processed.
 async fn process(
     mapping: &EventSourceMapping,
     processor: &processor::AwsProcessor,
     store: &shared::aws::DynamoEventStore,
     tenant: &TenantId,
     ids: &[String],
-) -> Result<u64, String> {
+) -> Result<(), String> {
     let started = std::time::Instant::now();
-    let mut invocations = 0;
+    let mut invocation = 0u64;
     loop {
+        invocation += 1;
         let poll = mapping
-            .poll_once(processor, &format!("cost-{invocations}"))
+            .poll_once(processor, &format!("cost-{invocation}"))
             .await?;
         if poll.received > 0 {
-            invocations += 1;
             continue;
         }
         let mut left = 0;
@@ -394,7 +395,7 @@ async fn process(
             left += usize::from(!done);
         }
         if left == 0 {
-            return Ok(invocations);
+            return Ok(());
         }
         if started.elapsed() > Duration::from_secs(120) {
             return Err(format!("{left} events not processed in 120 s"));

@@ -24,7 +24,8 @@ use std::{collections::BTreeMap, fmt::Write as _};
 use self::dynamodb::{Billing, Units};
 use crate::fault_proxy::RecordedCall;
 
-/// How the ingress is reached: the two options of the template's `IngressEndpoint` parameter.
+/// How the ingress is reached: API Gateway's HTTP API, or a Lambda Function URL (which adds
+/// nothing to the function's own price).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Front {
     ApiGateway,
