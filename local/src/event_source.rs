@@ -6,7 +6,7 @@
 //! A batch the handler refuses whole is left whole. Redrive to the DLQ after
 //! `maxReceiveCount` is SQS's own.
 
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::MessageSystemAttributeName;
@@ -96,6 +96,7 @@ impl EventSourceMapping {
                     .min(20),
             )
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
             .send()
             .await
             .map_err(|e| shared::aws::describe(&e))?;
@@ -105,12 +106,17 @@ impl EventSourceMapping {
             .into_iter()
             .map(|m| {
                 let mut record = SqsMessage::default();
-                let count = m
-                    .attributes()
-                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-                    .cloned();
-                record.attributes =
-                    HashMap::from_iter(count.map(|n| ("ApproximateReceiveCount".to_owned(), n)));
+                // The attributes the Lambda service hands the function, under its names.
+                record.attributes = [
+                    MessageSystemAttributeName::ApproximateReceiveCount,
+                    MessageSystemAttributeName::SentTimestamp,
+                ]
+                .into_iter()
+                .filter_map(|name| {
+                    let value = m.attributes()?.get(&name)?.clone();
+                    Some((name.as_str().to_owned(), value))
+                })
+                .collect();
                 record.message_id = m.message_id;
                 record.receipt_handle = m.receipt_handle;
                 record.body = m.body;

@@ -206,6 +206,7 @@ fn dispatch_overhead(c: &mut Criterion) {
                     receipt_handle: None,
                     body: pointer.to_json(),
                     receive_count: 1,
+                    sent_at: None,
                 }
             },
             |message| {

@@ -62,6 +62,7 @@ fn batch(size: usize) -> (BenchProcessor, Vec<Message>) {
                 body: serde_json::to_string(&QueueMessage::new(&key, &Correlation::default()))
                     .expect("json"),
                 receive_count: 1,
+                sent_at: None,
             }
         })
         .collect();
@@ -78,8 +79,7 @@ fn bench_processor(c: &mut Criterion) {
         b.iter_batched(
             || batch(10),
             |(processor, messages)| {
-                let failed =
-                    runtime.block_on(processor.process_batch(black_box(&messages), "bench"));
+                let failed = runtime.block_on(processor.process_batch(black_box(&messages)));
                 assert!(failed.is_empty());
             },
             BatchSize::SmallInput,

@@ -63,9 +63,6 @@ pub trait EventStore: Send + Sync {
     /// Store `record` unless its key exists (`attribute_not_exists`), and say which happened.
     async fn put_if_absent(&self, record: &EventRecord) -> Result<PutOutcome, StoreError>;
 
-    /// Note that the pointer message is on the queue, unless the event has moved on already.
-    async fn mark_enqueued(&self, key: &EventKey, at: SystemTime) -> Result<(), StoreError>;
-
     /// Read a record with a strongly consistent read.
     async fn get(&self, key: &EventKey) -> Result<Option<EventRecord>, StoreError>;
 
@@ -135,37 +132,17 @@ pub struct EventSummary {
     pub received_at: SystemTime,
 }
 
-/// A processor's hold on an event: until `until`, no other processor may claim it, and only
-/// the holder's commit can mark it processed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lease {
-    pub owner: String,
-    pub until: SystemTime,
-}
-
-/// What a claim found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Claim {
-    /// The lease is ours; the record as it stands now (attempts already counted).
-    Claimed(Box<EventRecord>),
-    /// Its effects are committed already: nothing to do.
-    AlreadyProcessed,
-    /// Another processor holds a live lease.
-    Busy,
-    /// The record is in a status no processor may take (`dead`: it waits for an operator).
-    Unclaimable(crate::record::EventStatus),
-    /// No record with that key.
-    Missing,
-}
-
 /// What a commit did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Commit {
-    /// The writes and the `processed` mark are stored, together. `skipped` counts writes older
-    /// than what their items already hold (out-of-order events), dropped by design.
+    /// The writes and the `processed` mark are stored. `skipped` counts writes older than
+    /// what their items already hold (out-of-order events, or this event's own writes applied
+    /// by an earlier try), dropped by design.
     Committed { applied: usize, skipped: usize },
-    /// The lease expired and another processor took over: nothing was written.
-    LeaseLost,
+    /// The record was finished meanwhile (processed by another delivery of the event, or
+    /// resolved by an operator): the mark was not written, and the writes changed nothing that
+    /// the event had not already changed.
+    Finished,
 }
 
 /// A failed attempt, as recorded on the event.
@@ -177,23 +154,23 @@ pub struct Failure {
     pub retry_exhausted: bool,
 }
 
-/// The processor's view of the event records: claim, commit atomically, record failures.
+/// The processor's view of the event records: commit, record failures.
+///
+/// There is no claim. Every write is idempotent (projection writes are conditioned on the
+/// order of what their items hold, the mark on the record being unfinished), so two
+/// deliveries of one event racing each other apply nothing twice: the first mark wins, and
+/// the other finds the event [`Commit::Finished`].
 #[async_trait]
 pub trait EventProcessing: Send + Sync {
-    /// Take the event for processing, unless it is processed, dead, or leased to another.
-    async fn claim(
-        &self,
-        key: &EventKey,
-        lease: &Lease,
-        now: SystemTime,
-    ) -> Result<Claim, StoreError>;
-
-    /// In one transaction: apply `writes` (those not older than their items) and mark the
-    /// event processed with `outcome`, on condition that the lease is still ours.
+    /// Apply `writes` (those not older than their items) and mark the event processed with
+    /// `outcome` after `attempt` attempts, if it is unfinished (see
+    /// [`EventStatus::UNFINISHED`](crate::record::EventStatus::UNFINISHED)). Writes to several
+    /// items commit with the mark in one transaction; a single item's write, being idempotent,
+    /// is written first on its own and the mark after it.
     async fn commit(
         &self,
         key: &EventKey,
-        lease: &Lease,
+        attempt: u32,
         writes: &[crate::projection::ProjectionWrite],
         outcome: &str,
         now: SystemTime,
@@ -207,11 +184,11 @@ pub trait EventProcessing: Send + Sync {
         Ok(())
     }
 
-    /// Note a failed attempt and release the lease (only if it is still ours).
+    /// Note a failed `attempt`, if the event is still unfinished.
     async fn record_failure(
         &self,
         key: &EventKey,
-        lease: &Lease,
+        attempt: u32,
         failure: &Failure,
         now: SystemTime,
     ) -> Result<(), StoreError>;

@@ -1,5 +1,6 @@
-//! The stored event and its life:
-//! `received → enqueued → processing → processed`, with `failed` (will retry) and `dead`.
+//! The stored event and its life: `received → processed`, with `failed` (will retry) and
+//! `dead`; `enqueued` after an operator's replay, and `processing` in records written before
+//! processors stopped taking leases.
 //! Moves are functions that refuse what the life does not allow, so no code path can, say,
 //! resurrect a processed event by accident.
 
@@ -32,11 +33,13 @@ pub const MAX_RETENTION_DAYS: u64 = 3_650;
 /// Where an event sits in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventStatus {
-    /// Stored, not yet confirmed on the queue.
+    /// Stored; its pointer message was sent before the record was written, so it is on the
+    /// queue.
     Received,
-    /// A pointer message is on the queue.
+    /// Put back on the queue by an operator (replay, redrive) or by reconcile.
     Enqueued,
-    /// A processor holds a lease on it.
+    /// A processor held a lease on it: records written before the processor stopped taking
+    /// leases. New processors finish it like any other unfinished record.
     Processing,
     /// Its effects are committed. Final, unless an operator forces a replay.
     Processed,
@@ -72,9 +75,10 @@ impl EventStatus {
         Self::Discarded,
     ];
 
-    /// The statuses an event waits in for the queue or a processor: what reconcile watches,
-    /// and what the pending index holds. `failed` waits for the queue's redelivery; if its
-    /// message is lost (an outage on its last receive), reconcile is what finds it.
+    /// The statuses an event waits in for the queue or a processor: what reconcile watches.
+    /// `failed` waits for the queue's redelivery; if its message is lost (an outage on its last
+    /// receive), reconcile is what finds it. A new record's `received` is in no index: its
+    /// pointer was on the queue before the record was written (see [`Self::is_indexed`]).
     pub const PENDING: [EventStatus; 4] = [
         Self::Received,
         Self::Enqueued,
@@ -85,9 +89,27 @@ impl EventStatus {
     /// The statuses an operator calls stuck: waiting for a first attempt, or in one.
     pub const STUCK: [EventStatus; 3] = [Self::Received, Self::Enqueued, Self::Processing];
 
+    /// The statuses a processor finishes an event from (processed, failed or dead). There is
+    /// no claim: every effect is idempotent, so two deliveries of one event racing each other
+    /// change nothing twice, and the first mark wins.
+    pub const UNFINISHED: [EventStatus; 4] = [
+        Self::Received,
+        Self::Enqueued,
+        Self::Failed,
+        Self::Processing,
+    ];
+
     /// Whether the event waits for the queue or a processor (see [`Self::PENDING`]).
     pub fn is_pending(self) -> bool {
         Self::PENDING.contains(&self)
+    }
+
+    /// Whether records in this status carry the index attributes (the status index, and the
+    /// pending index for pending ones). Every status but `received`: a new event is written
+    /// once, with no index entry, and the first index entry it gets is the one it ends in.
+    /// Records stored before this rule keep their `received` entries until they move on.
+    pub fn is_indexed(self) -> bool {
+        self != Self::Received
     }
 
     /// The statuses an event may reach `to` from: the life, read backwards. Adapters condition
@@ -116,15 +138,13 @@ impl EventStatus {
         use EventStatus::*;
         matches!(
             (self, to),
-            // Ingress confirms the enqueue; a processor may see the message first.
-            (Received, Enqueued | Processing)
-                // A processor takes it; reconcile sends a lost message again.
-                | (Enqueued, Processing | Enqueued)
-                // A processor finishes, fails, or gives up; another may take over an
-                // expired lease; reconcile re-enqueues an abandoned one.
-                | (Processing, Processed | Failed | Dead | Processing | Enqueued)
-                // The queue redelivers a failure; an operator replays or it dies.
-                | (Failed, Processing | Enqueued | Dead)
+            // A processor finishes, fails, or gives up; reconcile re-enqueues (records of
+            // the old layout: `received` before its enqueue was confirmed, `processing` left
+            // by a processor that died).
+            (Received | Enqueued | Processing | Failed, Processed | Failed | Dead | Enqueued)
+                // Records of the old layout: confirmed on the queue, then leased.
+                | (Received, Processing)
+                | (Enqueued | Processing | Failed, Processing)
                 // Operators replay dead events, and processed ones only by force.
                 | (Dead | Processed, Enqueued)
                 // Or resolve a dead one without processing it.
@@ -340,6 +360,10 @@ mod tests {
     #[test]
     fn the_happy_path_is_legal() {
         let mut r = record();
+        r.enter(Processed, SystemTime::UNIX_EPOCH).expect("legal");
+        assert_eq!(r.status, Processed);
+        // And the old layout's, for records stored before it changed.
+        let mut r = record();
         for next in [Enqueued, Processing, Processed] {
             r.enter(next, SystemTime::UNIX_EPOCH).expect("legal");
         }
@@ -350,7 +374,7 @@ mod tests {
     fn retries_and_death_are_legal() {
         let mut r = record();
         for next in [
-            Enqueued, Processing, Failed, Processing, Failed, Dead, Enqueued, Processing, Processed,
+            Failed, Failed, Dead, Enqueued, Failed, Processed, Enqueued, Processed,
         ] {
             r.enter(next, SystemTime::UNIX_EPOCH).expect("legal");
         }
@@ -373,16 +397,14 @@ mod tests {
     #[test]
     fn illegal_moves_are_refused_and_change_nothing() {
         let illegal = [
-            (Received, Processed),
-            (Received, Failed),
-            (Enqueued, Processed),
             (Enqueued, Received),
             (Processed, Processing),
             (Processed, Failed),
             (Processed, Dead),
             (Dead, Processing),
             (Dead, Processed),
-            (Failed, Processed),
+            (Dead, Failed),
+            (Discarded, Processed),
         ];
         for (from, to) in illegal {
             let mut r = record();

@@ -46,7 +46,8 @@ async fn a_valid_delivery_is_stored_enqueued_then_acknowledged() {
         .await
         .expect("read")
         .expect("stored");
-    assert_eq!(record.status, EventStatus::Enqueued);
+    // Written once, its pointer already on the queue.
+    assert_eq!(record.status, EventStatus::Received);
     assert_eq!(record.payload, BODY);
     assert_eq!(
         record.verification,
@@ -65,7 +66,7 @@ async fn a_valid_delivery_is_stored_enqueued_then_acknowledged() {
 }
 
 #[tokio::test]
-async fn a_duplicate_is_200_and_enqueues_nothing_more() {
+async fn a_duplicate_is_200_and_stores_nothing_more() {
     let stack = stack_with_stripe().await;
     let ingress = stack.ingress();
     call(&ingress, stripe_request(SECRET, BODY, NOW)).await;
@@ -74,7 +75,9 @@ async fn a_duplicate_is_200_and_enqueues_nothing_more() {
 
     assert_eq!(status, 200);
     assert_eq!(body["duplicate"], true);
-    assert_eq!(stack.drain_queue().await.len(), 1);
+    // Each delivery's pointer goes before its put; the second names the same event, which the
+    // processor finishes once.
+    assert_eq!(stack.drain_queue().await.len(), 2);
 }
 
 #[tokio::test]
@@ -94,7 +97,10 @@ async fn the_same_id_with_another_payload_is_409_and_keeps_the_original() {
         .expect("read")
         .expect("stored");
     assert_eq!(record.payload, BODY);
-    assert_eq!(stack.drain_queue().await.len(), 1);
+    // Every pointer names the original event: nothing of the forged body is kept.
+    for message in stack.drain_queue().await {
+        assert_eq!(message["event_id"], "evt_it_1");
+    }
 }
 
 #[tokio::test]
@@ -247,7 +253,7 @@ async fn oversized_bodies_are_413_and_unknown_tenants_answer_like_a_bad_signatur
 }
 
 #[tokio::test]
-async fn an_sqs_outage_is_503_and_the_provider_retry_enqueues_exactly_once() {
+async fn an_sqs_outage_is_503_with_nothing_stored_and_the_provider_retry_stores_it_once() {
     let stack = stack_with_stripe().await;
     let (_, dead_sqs) = unreachable_clients().await;
     let during_outage = Ingress::new(
@@ -263,15 +269,10 @@ async fn an_sqs_outage_is_503_and_the_provider_retry_enqueues_exactly_once() {
         (status, body),
         (503, json!({"error": "temporarily unavailable"}))
     );
-    let record = stack
-        .store()
-        .get(&key("evt_it_1"))
-        .await
-        .expect("read")
-        .expect("stored");
-    assert_eq!(record.status, EventStatus::Received);
+    // The pointer goes first: without it, nothing is stored.
+    assert_eq!(stack.store().get(&key("evt_it_1")).await, Ok(None));
 
-    // The provider retries once SQS is back: the record is enqueued, exactly once.
+    // The provider retries once SQS is back: stored once, a pointer per delivery.
     let recovered = stack.ingress();
     assert_eq!(
         call(&recovered, stripe_request(SECRET, BODY, NOW)).await.0,
@@ -287,12 +288,12 @@ async fn an_sqs_outage_is_503_and_the_provider_retry_enqueues_exactly_once() {
         .await
         .expect("read")
         .expect("stored");
-    assert_eq!(record.status, EventStatus::Enqueued);
-    assert_eq!(stack.drain_queue().await.len(), 1);
+    assert_eq!(record.status, EventStatus::Received);
+    assert_eq!(stack.drain_queue().await.len(), 2);
 }
 
 #[tokio::test]
-async fn a_dynamodb_outage_is_503_and_nothing_is_enqueued() {
+async fn a_dynamodb_outage_is_503_and_its_pointer_names_nothing_stored() {
     let stack = stack_with_stripe().await;
     let (dead_dynamodb, _) = unreachable_clients().await;
     let ingress = Ingress::new(
@@ -306,5 +307,8 @@ async fn a_dynamodb_outage_is_503_and_nothing_is_enqueued() {
     let (status, _) = call(&ingress, stripe_request(SECRET, BODY, NOW)).await;
 
     assert_eq!(status, 503);
-    assert!(stack.drain_queue().await.is_empty());
+    // The pointer went first; the processor drops it once no ingress can still be writing
+    // its record.
+    assert_eq!(stack.drain_queue().await.len(), 1);
+    assert_eq!(stack.store().get(&key("evt_it_1")).await, Ok(None));
 }

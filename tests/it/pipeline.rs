@@ -338,14 +338,12 @@ async fn duplicate_and_concurrent_deliveries_apply_once() {
         receipt_handle: None,
         body: body.clone(),
         receive_count: 1,
+        sent_at: None,
     };
 
     // WHEN two processors race on it
     let (one, two) = (message(1), message(2));
-    let (first, second) = tokio::join!(
-        processor.process(&one, "racer-1"),
-        processor.process(&two, "racer-2")
-    );
+    let (first, second) = tokio::join!(processor.process(&one), processor.process(&two));
 
     // THEN exactly one commits
     let outcomes = [first, second];
@@ -362,7 +360,7 @@ async fn duplicate_and_concurrent_deliveries_apply_once() {
     // AND late duplicates change nothing: one effect (the invoice's one write), not one item
     for n in 3..6 {
         assert_eq!(
-            processor.process(&message(n), &format!("late-{n}")).await,
+            processor.process(&message(n)).await,
             Disposition::Skipped("already processed")
         );
     }

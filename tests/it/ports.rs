@@ -11,9 +11,8 @@ use shared::{
     memory::{MemoryDeadLetterQueue, MemoryDirectory, MemoryEventStore},
     ports::StoreError,
     ports::{
-        Claim, Commit, ContentClaim, DeadLetterQueue, Failure, Lease, OperationsStore,
-        OperatorMark, ProcessorStore, PutOutcome, Requeue, TenantAdmin, TenantDirectory,
-        TenantNames,
+        Commit, ContentClaim, DeadLetterQueue, Failure, OperationsStore, OperatorMark,
+        ProcessorStore, PutOutcome, Requeue, TenantAdmin, TenantDirectory, TenantNames,
     },
     projection::{Change, ProjectionKey, ProjectionKind, ProjectionWrite},
     provider::Provider,
@@ -51,10 +50,13 @@ fn received(key: &EventKey, secs: u64) -> EventRecord {
     )
 }
 
-fn lease(owner: &str, until: u64) -> Lease {
-    Lease {
-        owner: owner.to_owned(),
-        until: at(until),
+/// A record that failed its first attempt at `secs`: in the pending index (a new `received`
+/// one is in none: its pointer is on the queue already).
+fn failed(key: &EventKey, secs: u64) -> EventRecord {
+    EventRecord {
+        status: EventStatus::Failed,
+        attempts: 1,
+        ..received(key, secs)
     }
 }
 
@@ -88,23 +90,30 @@ async fn read(store: &impl Records, key: &EventKey) -> EventRecord {
     store.get(key).await.expect("read").expect("record")
 }
 
-/// GIVEN an event stored at `NOW` and enqueued a second later.
+/// GIVEN an event stored at `NOW` and put back on the queue a second later (an operator's
+/// replay, or a record of the old layout).
 async fn enqueued(store: &impl Records, key: &EventKey) {
-    assert_eq!(
-        store.put_if_absent(&received(key, NOW)).await,
-        Ok(PutOutcome::Inserted)
-    );
-    store.mark_enqueued(key, at(NOW + 1)).await.expect("mark");
+    let record = EventRecord {
+        status: EventStatus::Enqueued,
+        status_at: at(NOW + 1),
+        enqueued_at: Some(at(NOW + 1)),
+        ..received(key, NOW)
+    };
+    assert_eq!(store.put_if_absent(&record).await, Ok(PutOutcome::Inserted));
 }
 
-/// GIVEN an event claimed by `owner` at `NOW + 2`, its lease to `NOW + 32`.
+/// GIVEN a record of the old layout: claimed by `owner` at `NOW + 2`, its lease to `NOW + 32`.
 async fn claimed(store: &impl Records, key: &EventKey, owner: &str) {
-    enqueued(store, key).await;
-    let claim = store
-        .claim(key, &lease(owner, NOW + 32), at(NOW + 2))
-        .await
-        .expect("claim");
-    assert!(matches!(claim, Claim::Claimed(_)), "{claim:?}");
+    let record = EventRecord {
+        status: EventStatus::Processing,
+        status_at: at(NOW + 2),
+        enqueued_at: Some(at(NOW + 1)),
+        attempts: 1,
+        lease_owner: Some(owner.to_owned()),
+        lease_until: Some(at(NOW + 32)),
+        ..received(key, NOW)
+    };
+    assert_eq!(store.put_if_absent(&record).await, Ok(PutOutcome::Inserted));
 }
 
 /// The life of one event through the processor's calls, with the time each status was entered.
@@ -116,103 +125,29 @@ async fn processing_suite(store: &impl Records) {
     assert!(matches!(again, PutOutcome::Existing(ref r) if r.status == EventStatus::Received));
     assert_eq!(read(store, &key).await.status_at, at(NOW));
 
-    store.mark_enqueued(&key, at(NOW + 1)).await.expect("mark");
-    let r = read(store, &key).await;
-    assert_eq!(
-        (r.status, r.status_at, r.enqueued_at),
-        (EventStatus::Enqueued, at(NOW + 1), Some(at(NOW + 1)))
-    );
-
-    // Claimed: attempts counted, the claim's time is when it entered processing.
-    let claim = store
-        .claim(&key, &lease("a", NOW + 32), at(NOW + 2))
-        .await
-        .expect("claim");
-    let Claim::Claimed(taken) = claim else {
-        panic!("{claim:?}")
-    };
-    assert_eq!(
-        (taken.status, taken.attempts, taken.status_at),
-        (EventStatus::Processing, 1, at(NOW + 2))
-    );
-    assert_eq!(
-        *taken,
-        read(store, &key).await,
-        "the claim returns what is stored"
-    );
-    // A late enqueue mark never moves it back.
-    store.mark_enqueued(&key, at(NOW + 3)).await.expect("mark");
-    assert_eq!(read(store, &key).await.status, EventStatus::Processing);
-    assert_eq!(
-        store.claim(&key, &lease("b", NOW + 40), at(NOW + 3)).await,
-        Ok(Claim::Busy)
-    );
-
-    // A failure only by the holder.
+    // A failed first attempt: noted with its number.
     let failure = Failure {
         error: "downstream".into(),
         status: EventStatus::Failed,
         retry_exhausted: false,
     };
     store
-        .record_failure(&key, &lease("b", NOW + 40), &failure, at(NOW + 4))
-        .await
-        .expect("not ours: ignored");
-    assert_eq!(read(store, &key).await.status, EventStatus::Processing);
-    store
-        .record_failure(&key, &lease("a", NOW + 32), &failure, at(NOW + 5))
+        .record_failure(&key, 1, &failure, at(NOW + 5))
         .await
         .expect("failure");
     let r = read(store, &key).await;
     assert_eq!(
-        (
-            r.status,
-            r.status_at,
-            r.last_error.as_deref(),
-            r.lease_owner
-        ),
-        (EventStatus::Failed, at(NOW + 5), Some("downstream"), None)
+        (r.status, r.status_at, r.attempts, r.last_error.as_deref()),
+        (EventStatus::Failed, at(NOW + 5), 1, Some("downstream"))
     );
-    // A failure is recorded only on an event being processed: the life has no failed → dead.
-    let dead = Failure {
-        error: "late".into(),
-        status: EventStatus::Dead,
-        retry_exhausted: true,
-    };
-    store
-        .record_failure(&key, &lease("a", NOW + 32), &dead, at(NOW + 6))
-        .await
-        .expect("refused quietly");
-    assert_eq!(read(store, &key).await.status, EventStatus::Failed);
 
-    // Redelivered: claimed again, the old holder's commit refused, the new one's lands.
-    let claim = store
-        .claim(&key, &lease("c", NOW + 70), at(NOW + 40))
-        .await
-        .expect("claim");
-    assert!(
-        matches!(claim, Claim::Claimed(ref r) if r.attempts == 2),
-        "{claim:?}"
-    );
+    // Redelivered: the second attempt commits.
     let writes = [write(&key)];
     assert_eq!(
         store
             .commit(
                 &key,
-                &lease("a", NOW + 32),
-                &writes,
-                "processed",
-                at(NOW + 41),
-                None
-            )
-            .await,
-        Ok(Commit::LeaseLost)
-    );
-    assert_eq!(
-        store
-            .commit(
-                &key,
-                &lease("c", NOW + 70),
+                2,
                 &writes,
                 "processed",
                 at(NOW + 42),
@@ -226,39 +161,47 @@ async fn processing_suite(store: &impl Records) {
     );
     let r = read(store, &key).await;
     assert_eq!(
-        (r.status, r.status_at, r.completed_at, r.expires_at),
+        (
+            r.status,
+            r.status_at,
+            r.completed_at,
+            r.expires_at,
+            r.attempts
+        ),
         (
             EventStatus::Processed,
             at(NOW + 42),
             Some(at(NOW + 42)),
-            Some(at(NOW + 86_400))
+            Some(at(NOW + 86_400)),
+            2
         )
     );
+    // A racing delivery's commit of the same event: finished, its writes not applied again;
+    // its failure changes nothing either.
     assert_eq!(
         store
-            .claim(&key, &lease("d", NOW + 100), at(NOW + 50))
+            .commit(&key, 2, &writes, "processed", at(NOW + 51), None)
             .await,
-        Ok(Claim::AlreadyProcessed)
+        Ok(Commit::Finished)
     );
-    // A second commit of the same event: refused, its writes not applied again.
+    store
+        .record_failure(&key, 3, &failure, at(NOW + 52))
+        .await
+        .expect("ignored");
+    let r = read(store, &key).await;
+    assert_eq!((r.status, r.attempts), (EventStatus::Processed, 2));
     assert_eq!(
         store
             .commit(
-                &key,
-                &lease("c", NOW + 70),
-                &writes,
+                &event("acme", "evt_nobody"),
+                1,
+                &[],
                 "processed",
-                at(NOW + 51),
+                at(NOW),
                 None
             )
             .await,
-        Ok(Commit::LeaseLost)
-    );
-    assert_eq!(
-        store
-            .claim(&event("acme", "evt_nobody"), &lease("x", NOW + 30), at(NOW))
-            .await,
-        Ok(Claim::Missing)
+        Ok(Commit::Finished)
     );
     // Content notes: the first id owns the content; another sees it; a take-over from a stale
     // owner succeeds once; the owner itself may note it again.
@@ -311,14 +254,7 @@ async fn processing_suite(store: &impl Records) {
         })
         .collect();
     let refused = store
-        .commit(
-            &other,
-            &lease("h", NOW + 32),
-            &huge,
-            "processed",
-            at(NOW + 3),
-            None,
-        )
+        .commit(&other, 2, &huge, "processed", at(NOW + 3), None)
         .await;
     assert!(
         matches!(refused, Err(ref e) if e.is_permanent()),
@@ -338,7 +274,7 @@ async fn operations_suite(store: &impl Records) {
         retry_exhausted: true,
     };
     store
-        .record_failure(&dead, &lease("a", NOW + 32), &failure, at(NOW + 3))
+        .record_failure(&dead, 2, &failure, at(NOW + 3))
         .await
         .expect("dead");
     assert_eq!(
@@ -452,24 +388,24 @@ async fn listing_suite(store: &impl Records) {
     for i in 0..5u64 {
         let key = event("acme", &format!("evt_p{i}"));
         assert_eq!(
-            store.put_if_absent(&received(&key, NOW + i)).await,
+            store.put_if_absent(&failed(&key, NOW + i)).await,
             Ok(PutOutcome::Inserted)
         );
     }
     let theirs = event("globex", "evt_theirs");
     assert_eq!(
-        store.put_if_absent(&received(&theirs, NOW + 2)).await,
+        store.put_if_absent(&failed(&theirs, NOW + 2)).await,
         Ok(PutOutcome::Inserted)
     );
     let pending = store
-        .pending_between(EventStatus::Received, at(NOW + 1), at(NOW + 4), 10)
+        .pending_between(EventStatus::Failed, at(NOW + 1), at(NOW + 4), 10)
         .await
         .expect("pending");
     let ids: Vec<&str> = pending.iter().map(|p| p.key.event_id.as_str()).collect();
     assert_eq!(ids, ["evt_p1", "evt_p2", "evt_theirs", "evt_p3"]);
     assert_eq!(pending[0].since, at(NOW + 1));
     let limited = store
-        .pending_between(EventStatus::Received, at(NOW), at(NOW + 10), 2)
+        .pending_between(EventStatus::Failed, at(NOW), at(NOW + 10), 2)
         .await
         .expect("pending");
     assert_eq!(limited.len(), 2);
@@ -483,7 +419,7 @@ async fn listing_suite(store: &impl Records) {
 
     let tenant = TenantId::parse("acme").expect("tenant");
     let first = store
-        .page_by_status(&tenant, EventStatus::Received, 2, None)
+        .page_by_status(&tenant, EventStatus::Failed, 2, None)
         .await
         .expect("page");
     let names = |page: &shared::ports::EventPage| -> Vec<String> {
@@ -495,20 +431,20 @@ async fn listing_suite(store: &impl Records) {
     assert_eq!(names(&first), ["evt_p4", "evt_p3"]);
     let token = first.next.clone().expect("more");
     let second = store
-        .page_by_status(&tenant, EventStatus::Received, 10, Some(&token))
+        .page_by_status(&tenant, EventStatus::Failed, 10, Some(&token))
         .await
         .expect("page");
     assert_eq!(names(&second), ["evt_p2", "evt_p1", "evt_p0"]);
     let globex = TenantId::parse("globex").expect("tenant");
     assert!(
         store
-            .page_by_status(&globex, EventStatus::Received, 10, Some(&token))
+            .page_by_status(&globex, EventStatus::Failed, 10, Some(&token))
             .await
             .is_err(),
         "another tenant's token"
     );
     let recent = store
-        .in_status_since(&tenant, EventStatus::Received, at(NOW + 3), 10)
+        .in_status_since(&tenant, EventStatus::Failed, at(NOW + 3), 10)
         .await
         .expect("window");
     assert_eq!(recent.len(), 2);

@@ -22,10 +22,7 @@ use serde_json::{Value, json};
 use shared::{
     aws::{DynamoEventStore, MAX_ERROR_CHARS, SqsRetryQueue},
     ids::{EventId, TenantId},
-    ports::{
-        Claim, Commit, EventHistory, EventProcessing, EventStore, Failure, Lease, RetryQueue,
-        StoreError,
-    },
+    ports::{Commit, EventHistory, EventProcessing, EventStore, Failure, RetryQueue, StoreError},
     projection::{Change, Fields, ProjectionKey, ProjectionKind, ProjectionWrite},
     provider::Provider,
     record::{Correlation, EventKey, EventRecord, EventStatus, Verification},
@@ -47,13 +44,6 @@ fn key(id: &str) -> EventKey {
     }
 }
 
-fn lease(owner: &str, until_secs: u64) -> Lease {
-    Lease {
-        owner: owner.to_owned(),
-        until: at(until_secs),
-    }
-}
-
 /// The events store, able to commit projections.
 fn store(stack: &Stack) -> DynamoEventStore {
     stack
@@ -61,8 +51,8 @@ fn store(stack: &Stack) -> DynamoEventStore {
         .with_projections(stack.resources.projections_table())
 }
 
-/// GIVEN an event delivered and enqueued.
-async fn enqueued(stack: &Stack, id: &str) -> EventKey {
+/// GIVEN an event delivered and not yet processed.
+async fn unprocessed(stack: &Stack, id: &str) -> EventKey {
     let record = EventRecord::received(
         key(id),
         Some("customer.updated".into()),
@@ -74,22 +64,7 @@ async fn enqueued(stack: &Stack, id: &str) -> EventKey {
     );
     let store = stack.store();
     store.put_if_absent(&record).await.expect("stored");
-    store
-        .mark_enqueued(&record.key, at(NOW - 4))
-        .await
-        .expect("enqueued");
     record.key
-}
-
-/// GIVEN an event claimed by `owner` at `NOW` for 30 s.
-async fn claimed(stack: &Stack, id: &str, owner: &str) -> EventKey {
-    let key = enqueued(stack, id).await;
-    let claim = store(stack)
-        .claim(&key, &lease(owner, NOW + 30), at(NOW))
-        .await
-        .expect("claim");
-    assert!(matches!(claim, Claim::Claimed(_)), "{claim:?}");
-    key
 }
 
 fn customer(id: &str) -> ProjectionKey {
@@ -123,13 +98,13 @@ fn delete(id: &str, version: i64, event: &str) -> ProjectionWrite {
 async fn commit(
     stack: &Stack,
     key: &EventKey,
-    owner: &str,
+    attempt: u32,
     writes: &[ProjectionWrite],
 ) -> Result<Commit, StoreError> {
     store(stack)
         .commit(
             key,
-            &lease(owner, NOW + 30),
+            attempt,
             writes,
             "processed",
             at(NOW + 1),
@@ -185,99 +160,9 @@ fn text(item: &Item, name: &str) -> String {
 }
 
 #[tokio::test]
-async fn a_claim_takes_the_event_and_counts_the_attempt() {
-    let stack = Stack::new().await;
-    let key = enqueued(&stack, "evt_claim").await;
-
-    let claim = store(&stack)
-        .claim(&key, &lease("inv-1/m1", NOW + 30), at(NOW))
-        .await
-        .expect("claim");
-
-    let Claim::Claimed(claimed) = claim else {
-        panic!("expected a claim, got {claim:?}")
-    };
-    assert_eq!(claimed.status, EventStatus::Processing);
-    assert_eq!(claimed.attempts, 1);
-    assert_eq!(claimed.lease_owner.as_deref(), Some("inv-1/m1"));
-    assert_eq!(claimed.lease_until, Some(at(NOW + 30)));
-    assert_eq!(
-        *claimed,
-        record(&stack, &key).await,
-        "returns what is stored"
-    );
-    // The status index moved with it.
-    let listed = stack
-        .store()
-        .page_by_status(&tenant(), EventStatus::Processing, 10, None)
-        .await
-        .expect("list")
-        .events;
-    assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0].attempts, 1);
-}
-
-#[tokio::test]
-async fn a_claim_refuses_processed_busy_dead_and_missing_events() {
-    let stack = Stack::new().await;
-    let store = store(&stack);
-    let processed = claimed(&stack, "evt_done", "a").await;
-    commit(&stack, &processed, "a", &[]).await.expect("commit");
-    let busy = claimed(&stack, "evt_busy", "a").await;
-    let dead = claimed(&stack, "evt_dead", "a").await;
-    store
-        .record_failure(
-            &dead,
-            &lease("a", NOW + 30),
-            &Failure {
-                error: "permanent".into(),
-                status: EventStatus::Dead,
-                retry_exhausted: false,
-            },
-            at(NOW + 1),
-        )
-        .await
-        .expect("dead");
-
-    let other = lease("b", NOW + 40);
-    let claim = |key: EventKey| {
-        let store = &store;
-        let other = &other;
-        async move { store.claim(&key, other, at(NOW + 10)).await.expect("claim") }
-    };
-    assert_eq!(claim(processed).await, Claim::AlreadyProcessed);
-    assert_eq!(claim(busy.clone()).await, Claim::Busy);
-    assert_eq!(claim(dead).await, Claim::Unclaimable(EventStatus::Dead));
-    assert_eq!(claim(key("evt_nowhere")).await, Claim::Missing);
-    // A refused claim changes nothing.
-    let still = record(&stack, &busy).await;
-    assert_eq!(
-        (still.lease_owner.as_deref(), still.attempts),
-        (Some("a"), 1)
-    );
-}
-
-#[tokio::test]
-async fn an_expired_lease_can_be_taken_over() {
-    let stack = Stack::new().await;
-    let key = claimed(&stack, "evt_stale", "a").await;
-
-    let claim = store(&stack)
-        .claim(&key, &lease("b", NOW + 100), at(NOW + 31))
-        .await
-        .expect("claim");
-
-    let Claim::Claimed(taken) = claim else {
-        panic!("expected a takeover, got {claim:?}")
-    };
-    assert_eq!(taken.lease_owner.as_deref(), Some("b"));
-    assert_eq!(taken.attempts, 2);
-}
-
-#[tokio::test]
 async fn a_commit_writes_projections_and_marks_the_event_processed_together() {
     let stack = Stack::new().await;
-    let key = claimed(&stack, "evt_commit", "a").await;
+    let key = unprocessed(&stack, "evt_commit").await;
     let history = ProjectionWrite {
         key: ProjectionKey::history(
             &tenant(),
@@ -304,7 +189,7 @@ async fn a_commit_writes_projections_and_marks_the_event_processed_together() {
         history.clone(),
     ];
 
-    let result = commit(&stack, &key, "a", &writes).await.expect("commit");
+    let result = commit(&stack, &key, 1, &writes).await.expect("commit");
 
     assert_eq!(
         result,
@@ -348,21 +233,21 @@ async fn a_commit_writes_projections_and_marks_the_event_processed_together() {
 #[tokio::test]
 async fn a_stale_write_is_skipped_while_the_rest_commits() {
     let stack = Stack::new().await;
-    let first = claimed(&stack, "evt_new", "a").await;
+    let first = unprocessed(&stack, "evt_new").await;
     commit(
         &stack,
         &first,
-        "a",
+        1,
         &[upsert("cus_1", 20, "evt_new", json!({"status": "active"}))],
     )
     .await
     .expect("first commit");
-    let late = claimed(&stack, "evt_old", "b").await;
+    let late = unprocessed(&stack, "evt_old").await;
 
     let result = commit(
         &stack,
         &late,
-        "b",
+        1,
         &[
             upsert("cus_1", 10, "evt_old", json!({"status": "incomplete"})),
             upsert("cus_2", 10, "evt_old", json!({"status": "trialing"})),
@@ -392,11 +277,11 @@ async fn a_delete_leaves_a_tombstone_that_only_a_newer_update_replaces() {
     let stack = Stack::new().await;
     let events = ["evt_v1", "evt_v5", "evt_v5b", "evt_v6"];
     for id in events {
-        claimed(&stack, id, "a").await;
+        unprocessed(&stack, id).await;
     }
     let step = |id: &'static str, write: ProjectionWrite| {
         let stack = &stack;
-        async move { commit(stack, &key(id), "a", &[write]).await.expect(id) }
+        async move { commit(stack, &key(id), 1, &[write]).await.expect(id) }
     };
     step(
         "evt_v1",
@@ -447,110 +332,32 @@ async fn a_delete_leaves_a_tombstone_that_only_a_newer_update_replaces() {
 }
 
 #[tokio::test]
-async fn a_commit_after_the_lease_was_lost_writes_nothing() {
+async fn of_two_deliveries_committing_one_event_exactly_one_marks_it_and_the_effect_lands_once() {
     let stack = Stack::new().await;
-    let key = claimed(&stack, "evt_lost", "a").await;
-    let takeover = store(&stack)
-        .claim(&key, &lease("b", NOW + 100), at(NOW + 31))
-        .await
-        .expect("claim");
-    assert!(matches!(takeover, Claim::Claimed(_)));
+    let key = unprocessed(&stack, "evt_twice").await;
+    let writes = [upsert(
+        "cus_1",
+        10,
+        "evt_twice",
+        json!({"status": "active"}),
+    )];
 
-    let result = commit(
-        &stack,
-        &key,
-        "a",
-        &[upsert("cus_1", 10, "evt_lost", json!({"status": "active"}))],
-    )
-    .await
-    .expect("commit");
+    // One after the other: the emulator does not serialize a conditional write against
+    // another request's (see above); DynamoDB does, and the outcome is the same.
+    let first = commit(&stack, &key, 1, &writes).await.expect("first");
+    let second = commit(&stack, &key, 2, &writes).await.expect("second");
 
-    assert_eq!(result, Commit::LeaseLost);
-    assert_eq!(projection_count(&stack).await, 0, "rolled back");
-    let still = record(&stack, &key).await;
-    assert_eq!(still.status, EventStatus::Processing);
-    assert_eq!(still.lease_owner.as_deref(), Some("b"));
-    // Without writes too.
     assert_eq!(
-        commit(&stack, &key, "a", &[]).await.expect("commit"),
-        Commit::LeaseLost
-    );
-}
-
-// The emulator does not serialize conditional writes (a check and its write can interleave
-// with another request's), and it undoes a cancelled transaction by restoring whole-table
-// snapshots, which can erase a transaction that committed meanwhile. So the races below keep
-// concurrent only what the emulator handles soundly; DynamoDB handles all of it.
-
-#[tokio::test]
-async fn of_two_processors_racing_on_one_event_exactly_one_commits() {
-    let stack = Stack::new().await;
-    let key = enqueued(&stack, "evt_race").await;
-    let (a, b) = (store(&stack), store(&stack));
-    let (lease_a, lease_b) = (lease("a", NOW + 30), lease("b", NOW + 30));
-
-    let (claim_a, claim_b) = tokio::join!(
-        a.claim(&key, &lease_a, at(NOW)),
-        b.claim(&key, &lease_b, at(NOW)),
-    );
-    // DynamoDB lets one claim through; the emulator may let both. Either way one owner's lease
-    // is stored, and only that owner's commit lands.
-    let claims = [claim_a.expect("a"), claim_b.expect("b")];
-    assert!(
-        claims.iter().any(|c| matches!(c, Claim::Claimed(_))),
-        "{claims:?}"
-    );
-    let mut commits = Vec::new();
-    for owner in ["a", "b"] {
-        let writes = [upsert("cus_1", 10, "evt_race", json!({ "by": owner }))];
-        commits.push(commit(&stack, &key, owner, &writes).await.expect(owner));
-    }
-
-    let winners: Vec<&str> = ["a", "b"]
-        .into_iter()
-        .zip(&commits)
-        .filter(|(_, c)| matches!(c, Commit::Committed { .. }))
-        .map(|(owner, _)| owner)
-        .collect();
-    assert_eq!(winners.len(), 1, "{commits:?}");
-    let item = projection(&stack, &customer("cus_1")).await.expect("item");
-    assert_eq!(text(&item, "by"), winners[0]);
-    assert_eq!(record(&stack, &key).await.status, EventStatus::Processed);
-}
-
-#[tokio::test]
-async fn of_two_concurrent_commits_on_one_event_exactly_one_lands() {
-    let stack = Stack::new().await;
-    let key = claimed(&stack, "evt_twice", "a").await;
-    // The lease ran out and another processor took the event; `a` has not noticed.
-    store(&stack)
-        .claim(&key, &lease("b", NOW + 100), at(NOW + 31))
-        .await
-        .expect("takeover");
-    let by_b = [upsert("cus_1", 10, "evt_twice", json!({"by": "b"}))];
-
-    // `a` commits an ignored event (a plain conditional update): a cancelled transaction
-    // from `a` could make the emulator erase `b`'s commit (see above).
-    let (from_a, from_b) = tokio::join!(
-        commit(&stack, &key, "a", &[]),
-        commit(&stack, &key, "b", &by_b),
-    );
-
-    assert_eq!(from_a.expect("a"), Commit::LeaseLost);
-    assert_eq!(
-        from_b.expect("b"),
+        first,
         Commit::Committed {
             applied: 1,
             skipped: 0
         }
     );
+    assert_eq!(second, Commit::Finished);
     let done = record(&stack, &key).await;
-    assert_eq!(
-        (done.status, done.outcome.as_deref()),
-        (EventStatus::Processed, Some("processed"))
-    );
-    let item = projection(&stack, &customer("cus_1")).await.expect("item");
-    assert_eq!(text(&item, "by"), "b");
+    assert_eq!((done.status, done.attempts), (EventStatus::Processed, 1));
+    assert_eq!(projection_count(&stack).await, 1);
 }
 
 /// Makes the first `lies` `BatchGetItem` answers report every item at `version`: what a
@@ -638,11 +445,11 @@ fn store_reading_stale(
 
 /// GIVEN `cus_1` at version 20, and a claimed older event that updates `cus_1` and `cus_2`.
 async fn newer_entity_and_older_event(stack: &Stack) -> (EventKey, [ProjectionWrite; 2]) {
-    let newer = claimed(stack, "evt_newer", "a").await;
+    let newer = unprocessed(stack, "evt_newer").await;
     commit(
         stack,
         &newer,
-        "a",
+        1,
         &[upsert(
             "cus_1",
             20,
@@ -652,7 +459,7 @@ async fn newer_entity_and_older_event(stack: &Stack) -> (EventKey, [ProjectionWr
     )
     .await
     .expect("newer commit");
-    let older = claimed(stack, "evt_older", "b").await;
+    let older = unprocessed(stack, "evt_older").await;
     let writes = [
         upsert("cus_1", 10, "evt_older", json!({"status": "incomplete"})),
         upsert("cus_2", 10, "evt_older", json!({"status": "trialing"})),
@@ -668,14 +475,7 @@ async fn a_newer_write_landing_after_the_read_cancels_the_transaction_and_wins()
     let (store, counts) = store_reading_stale(&stack, 5, 1);
 
     let result = store
-        .commit(
-            &older,
-            &lease("b", NOW + 30),
-            &writes,
-            "processed",
-            at(NOW + 1),
-            None,
-        )
+        .commit(&older, 1, &writes, "processed", at(NOW + 1), None)
         .await
         .expect("commit");
 
@@ -705,14 +505,7 @@ async fn a_commit_that_keeps_losing_races_gives_up_without_writing() {
     let (store, counts) = store_reading_stale(&stack, 5, u32::MAX);
 
     let result = store
-        .commit(
-            &older,
-            &lease("b", NOW + 30),
-            &writes,
-            "processed",
-            at(NOW + 1),
-            None,
-        )
+        .commit(&older, 1, &writes, "processed", at(NOW + 1), None)
         .await;
 
     let Err(StoreError::Unavailable(reason)) = result else {
@@ -726,28 +519,18 @@ async fn a_commit_that_keeps_losing_races_gives_up_without_writing() {
         "only the newer event's item"
     );
     let still = record(&stack, &older).await;
-    assert_eq!(
-        (still.status, still.lease_owner.as_deref()),
-        (EventStatus::Processing, Some("b"))
-    );
+    assert_eq!(still.status, EventStatus::Received);
 }
 
 #[tokio::test]
 async fn a_commit_with_writes_needs_a_projections_table() {
     let stack = Stack::new().await;
-    let key = claimed(&stack, "evt_nowhere_to_write", "a").await;
+    let key = unprocessed(&stack, "evt_nowhere_to_write").await;
     let without = stack.store();
     let writes = [upsert("cus_1", 1, "evt_nowhere_to_write", json!({}))];
 
     let refused = without
-        .commit(
-            &key,
-            &lease("a", NOW + 30),
-            &writes,
-            "processed",
-            at(NOW),
-            None,
-        )
+        .commit(&key, 1, &writes, "processed", at(NOW), None)
         .await;
 
     assert_eq!(
@@ -756,10 +539,10 @@ async fn a_commit_with_writes_needs_a_projections_table() {
             "no projections table configured".into()
         ))
     );
-    assert_eq!(record(&stack, &key).await.status, EventStatus::Processing);
+    assert_eq!(record(&stack, &key).await.status, EventStatus::Received);
     // An event without writes needs none.
     let ignored = without
-        .commit(&key, &lease("a", NOW + 30), &[], "ignored", at(NOW), None)
+        .commit(&key, 1, &[], "ignored", at(NOW), None)
         .await
         .expect("commit");
     assert_eq!(
@@ -777,10 +560,10 @@ async fn a_commit_with_writes_needs_a_projections_table() {
 }
 
 #[tokio::test]
-async fn a_failure_is_recorded_by_the_lease_holder_only() {
+async fn a_failure_is_recorded_with_its_attempt_until_the_event_is_finished() {
     let stack = Stack::new().await;
     let store = store(&stack);
-    let key = claimed(&stack, "evt_fail", "a").await;
+    let key = unprocessed(&stack, "evt_fail").await;
     let failed = Failure {
         error: "downstream timeout".into(),
         status: EventStatus::Failed,
@@ -788,7 +571,7 @@ async fn a_failure_is_recorded_by_the_lease_holder_only() {
     };
 
     store
-        .record_failure(&key, &lease("a", NOW + 30), &failed, at(NOW + 2))
+        .record_failure(&key, 1, &failed, at(NOW + 2))
         .await
         .expect("recorded");
 
@@ -806,31 +589,28 @@ async fn a_failure_is_recorded_by_the_lease_holder_only() {
         .events;
     assert_eq!(listed.len(), 1);
 
-    // The queue redelivers; the next attempt fails for good.
-    let retry = store
-        .claim(&key, &lease("b", NOW + 100), at(NOW + 60))
-        .await
-        .expect("claim");
-    assert!(matches!(retry, Claim::Claimed(ref r) if r.attempts == 2));
-    // A stale holder's report is ignored.
-    store
-        .record_failure(&key, &lease("a", NOW + 30), &failed, at(NOW + 61))
-        .await
-        .expect("ignored");
-    assert_eq!(record(&stack, &key).await.status, EventStatus::Processing);
+    assert_eq!(after.attempts, 1);
+
+    // The queue redelivers; the second attempt fails for good.
     let dead = Failure {
         error: "é".repeat(3000),
         status: EventStatus::Dead,
         retry_exhausted: true,
     };
     store
-        .record_failure(&key, &lease("b", NOW + 100), &dead, at(NOW + 62))
+        .record_failure(&key, 2, &dead, at(NOW + 62))
         .await
         .expect("recorded");
 
     let end = record(&stack, &key).await;
-    assert_eq!(end.status, EventStatus::Dead);
+    assert_eq!((end.status, end.attempts), (EventStatus::Dead, 2));
     assert!(end.retry_exhausted);
+    // A racing delivery's failure on the finished event changes nothing.
+    store
+        .record_failure(&key, 3, &failed, at(NOW + 63))
+        .await
+        .expect("ignored");
+    assert_eq!(record(&stack, &key).await.status, EventStatus::Dead);
     assert_eq!(end.completed_at, Some(at(NOW + 62)));
     assert_eq!(
         end.last_error.map(|e| e.chars().count()),

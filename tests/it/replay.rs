@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 use shared::{
     aws::{DynamoEventStore, DynamoTenantNames, SqsDeadLetterQueue, SqsEventQueue},
     clock::ManualClock,
-    ingress::{Ingress, IngressSettings},
     operations::{Operations, ReplaySettings},
     ports::EventStore,
     record::{Correlation, EventRecord, EventStatus, Verification},
@@ -277,27 +276,15 @@ async fn a_dlq_message_of_a_processed_event_is_removed_not_re_run() {
 }
 
 #[tokio::test]
-async fn reconcile_recovers_an_event_stuck_by_a_queue_outage() {
-    // GIVEN an SQS outage during a delivery: stored `received`, 503 to the provider, which
-    // (in this exercise) never retries.
+async fn reconcile_recovers_an_event_whose_requeue_message_was_lost() {
+    // GIVEN an event an operator put back on the queue, whose message was then lost (an SQS
+    // outage between the mark and the send). An SQS outage at the ingress stores nothing: the
+    // pointer goes before the record.
     let stack = Stack::new().await;
     stack.add_tenant(&stripe()).await;
-    let (_, dead_sqs) = unreachable_clients().await;
-    let during_outage = Ingress::new(
-        stack.store(),
-        SqsEventQueue::new(dead_sqs, stack.resources.events_queue_url()),
-        stack.directory(),
-        ManualClock::at_unix(NOW),
-        IngressSettings::default(),
-    );
-    assert_eq!(
-        call(&during_outage, signed("evt_stuck", "req-stuck"))
-            .await
-            .0,
-        503
-    );
+    seed(&stack, "evt_stuck", EventStatus::Enqueued, 0).await;
     let stuck = record(&stack, "evt_stuck").await;
-    assert_eq!(stuck.status, EventStatus::Received);
+    assert_eq!(stuck.status, EventStatus::Enqueued);
 
     // WHEN reconcile runs before the threshold, or as a dry run after it, THEN nothing changes.
     let early = run(
@@ -337,10 +324,6 @@ async fn reconcile_recovers_an_event_stuck_by_a_queue_outage() {
     );
     let processed = record(&stack, "evt_stuck").await;
     assert_eq!(processed.status, EventStatus::Processed);
-    assert_eq!(
-        processed.correlation.client_request_id.as_deref(),
-        Some("req-stuck")
-    );
     // Nothing pending any more: the next run finds nothing.
     let again = run(
         &operations(&stack, NOW + 2_000),

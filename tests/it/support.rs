@@ -297,14 +297,6 @@ impl<S: shared::ports::EventStore> shared::ports::EventStore for CountingStore<S
         self.inner.put_if_absent(record).await
     }
 
-    async fn mark_enqueued(
-        &self,
-        key: &shared::record::EventKey,
-        at: SystemTime,
-    ) -> Result<(), shared::ports::StoreError> {
-        self.inner.mark_enqueued(key, at).await
-    }
-
     async fn get(
         &self,
         key: &shared::record::EventKey,
@@ -327,19 +319,10 @@ impl<S: shared::ports::EventStore> shared::ports::EventStore for CountingStore<S
 
 #[async_trait::async_trait]
 impl<S: shared::ports::EventProcessing> shared::ports::EventProcessing for CountingStore<S> {
-    async fn claim(
-        &self,
-        key: &shared::record::EventKey,
-        lease: &shared::ports::Lease,
-        now: SystemTime,
-    ) -> Result<shared::ports::Claim, shared::ports::StoreError> {
-        self.inner.claim(key, lease, now).await
-    }
-
     async fn commit(
         &self,
         key: &shared::record::EventKey,
-        lease: &shared::ports::Lease,
+        attempt: u32,
         writes: &[shared::projection::ProjectionWrite],
         outcome: &str,
         now: SystemTime,
@@ -349,7 +332,7 @@ impl<S: shared::ports::EventProcessing> shared::ports::EventProcessing for Count
         let _turn = self.gate.lock().await;
         let result = self
             .inner
-            .commit(key, lease, writes, outcome, now, expires_at)
+            .commit(key, attempt, writes, outcome, now, expires_at)
             .await;
         if let Ok(shared::ports::Commit::Committed { applied, .. }) = &result {
             self.effects.fetch_add(*applied, Ordering::SeqCst);
@@ -361,10 +344,10 @@ impl<S: shared::ports::EventProcessing> shared::ports::EventProcessing for Count
     async fn record_failure(
         &self,
         key: &shared::record::EventKey,
-        lease: &shared::ports::Lease,
+        attempt: u32,
         failure: &shared::ports::Failure,
         now: SystemTime,
     ) -> Result<(), shared::ports::StoreError> {
-        self.inner.record_failure(key, lease, failure, now).await
+        self.inner.record_failure(key, attempt, failure, now).await
     }
 }

@@ -132,10 +132,7 @@ where
     let messages =
         messages(&event.payload).inspect_err(|e| error!(error = %e, "refusing the batch"))?;
     let mut response = SqsBatchResponse::default();
-    for failed in processor
-        .process_batch(&messages, &event.context.request_id)
-        .await
-    {
+    for failed in processor.process_batch(&messages).await {
         response.add_failure(failed);
     }
     Ok(response)

@@ -20,8 +20,8 @@ use crate::{
     ids::{EventId, TenantId},
     message::QueueMessage,
     ports::{
-        Claim, Commit, ContentClaim, DeadLetter, DeadLetterQueue, EventHistory, EventPage,
-        EventProcessing, EventQueue, EventRecovery, EventStore, EventTimeline, Failure, Lease,
+        Commit, ContentClaim, DeadLetter, DeadLetterQueue, EventHistory, EventPage,
+        EventProcessing, EventQueue, EventRecovery, EventStore, EventTimeline, Failure,
         OperatorMark, PendingEvent, PendingEvents, PutOutcome, QueueError, Requeue, RetryQueue,
         StoreError, TenantDirectory, TenantNames,
     },
@@ -237,14 +237,6 @@ impl<P: EventStore> EventStore for Faulty<P> {
             .await
     }
 
-    async fn mark_enqueued(&self, key: &EventKey, at: SystemTime) -> Result<(), StoreError> {
-        self.call(
-            "EventStore.mark_enqueued",
-            self.inner.mark_enqueued(key, at),
-        )
-        .await
-    }
-
     async fn get(&self, key: &EventKey) -> Result<Option<EventRecord>, StoreError> {
         self.call("EventStore.get", self.inner.get(key)).await
     }
@@ -289,20 +281,10 @@ impl<P: TenantDirectory> TenantDirectory for Faulty<P> {
 
 #[async_trait]
 impl<P: EventProcessing> EventProcessing for Faulty<P> {
-    async fn claim(
-        &self,
-        key: &EventKey,
-        lease: &Lease,
-        now: SystemTime,
-    ) -> Result<Claim, StoreError> {
-        self.call("EventProcessing.claim", self.inner.claim(key, lease, now))
-            .await
-    }
-
     async fn commit(
         &self,
         key: &EventKey,
-        lease: &Lease,
+        attempt: u32,
         writes: &[ProjectionWrite],
         outcome: &str,
         now: SystemTime,
@@ -311,7 +293,7 @@ impl<P: EventProcessing> EventProcessing for Faulty<P> {
         self.call(
             "EventProcessing.commit",
             self.inner
-                .commit(key, lease, writes, outcome, now, expires_at),
+                .commit(key, attempt, writes, outcome, now, expires_at),
         )
         .await
     }
@@ -327,13 +309,13 @@ impl<P: EventProcessing> EventProcessing for Faulty<P> {
     async fn record_failure(
         &self,
         key: &EventKey,
-        lease: &Lease,
+        attempt: u32,
         failure: &Failure,
         now: SystemTime,
     ) -> Result<(), StoreError> {
         self.call(
             "EventProcessing.record_failure",
-            self.inner.record_failure(key, lease, failure, now),
+            self.inner.record_failure(key, attempt, failure, now),
         )
         .await
     }

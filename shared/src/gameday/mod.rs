@@ -260,19 +260,19 @@ impl World {
 
     /// One batch through the processor, as the event source mapping runs it: messages not
     /// reported failed are deleted. `None` if nothing is visible now.
-    pub async fn poll(&self, invocation: &str) -> Option<usize> {
+    pub async fn poll(&self) -> Option<usize> {
         let batch = self.sqs.receive(10);
         if batch.is_empty() {
             return None;
         }
-        self.finish(&batch, invocation).await;
+        self.finish(&batch).await;
         Some(batch.len())
     }
 
-    async fn finish(&self, batch: &[Message], invocation: &str) {
+    async fn finish(&self, batch: &[Message]) {
         let failed: HashSet<String> = self
             .processor
-            .process_batch(batch, invocation)
+            .process_batch(batch)
             .await
             .into_iter()
             .collect();
@@ -289,7 +289,7 @@ impl World {
     /// `polls` batches. Returns how many batches ran.
     pub async fn drain(&self, polls: usize) -> usize {
         for n in 0..polls {
-            if self.poll(&format!("inv-{n}")).await.is_none() {
+            if self.poll().await.is_none() {
                 match self.sqs.next_visible() {
                     Some(at) => self.clock.set(at.max(self.clock.now())),
                     None => return n,

@@ -106,6 +106,7 @@ impl SqsModel {
                 receipt_handle: Some(receipt.clone()),
                 body: message.body.clone(),
                 receive_count: message.receives,
+                sent_at: None,
             });
             state.receipts.insert(receipt, id);
             state.queue.insert(id, message);

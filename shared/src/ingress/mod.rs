@@ -7,9 +7,14 @@
 //!    counted, never returned). Unsigned deliveries pass only where the tenant allowed them,
 //!    on the route carrying their token.
 //! 4. Read the event id → 400 when there is none.
-//! 5. Conditional put of the record. Same id, other bytes → 409. Same id, never confirmed on the
-//!    queue → enqueue again. Same id otherwise → 200 duplicate.
-//! 6. Send the pointer message, mark the record `enqueued`, answer 200.
+//! 5. Send the pointer message, then the conditional put of the record, and answer 200. Same
+//!    id, other bytes → 409. Same id otherwise → 200 duplicate (its pointer, just sent, finds
+//!    it processed, or finishes it).
+//!
+//! The pointer goes first, so a stored record always has its pointer on the queue: no record
+//! waits for a sweeper, and the record is written once. A pointer whose record then fails to
+//! be stored names nothing the provider was told about (it got a 503 and retries); the
+//! processor drops it once the ingress can no longer be writing it.
 //!
 //! Any storage or queue failure → 503, so the provider retries; nothing is acknowledged early.
 
@@ -31,7 +36,7 @@ use crate::{
     metrics::{self, MetricLine, MetricSink},
     ports::{ContentClaim, EventQueue, EventStore, PutOutcome, StoreError, TenantDirectory},
     provider::Provider,
-    record::{Correlation, EventKey, EventRecord, EventStatus, Verification},
+    record::{Correlation, EventKey, EventRecord, Verification},
     tenant::ProviderConfig,
     verify::{PayPalCertificates, PayPalContext, RequestUrl, VerifyContext, VerifyError},
 };
@@ -454,6 +459,9 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
 
     async fn store_and_enqueue(&self, record: &EventRecord) -> Outcome {
         let event_id = record.key.event_id.clone();
+        if let Err(outcome) = self.enqueue(record).await {
+            return outcome;
+        }
         match self.store.put_if_absent(record).await {
             // The store refuses the record itself (an item over its size limit): the same
             // bytes fail the same way every time, so a 503 would only loop the provider.
@@ -467,17 +475,16 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
                 error!(error = %e, "event store unavailable; nothing acknowledged");
                 Outcome::Unavailable
             }
-            Ok(PutOutcome::Inserted) => self.enqueue(record).await,
+            Ok(PutOutcome::Inserted) => {
+                info!("accepted");
+                Outcome::Accepted { event_id }
+            }
             Ok(PutOutcome::Existing(stored)) if stored.payload_hash != record.payload_hash => {
                 warn!(
                     security = true,
                     "event id reused with a different payload; refused"
                 );
                 Outcome::Conflict { event_id }
-            }
-            // An earlier delivery was stored but its enqueue failed: this retry finishes the job.
-            Ok(PutOutcome::Existing(stored)) if stored.status == EventStatus::Received => {
-                self.enqueue(&stored).await
             }
             Ok(PutOutcome::Existing(_)) => {
                 info!("duplicate delivery");
@@ -486,30 +493,22 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
         }
     }
 
-    /// Send the pointer, then mark the record. A failed mark is not a failed delivery: the
-    /// message is on the queue and the processor accepts a `received` record.
-    async fn enqueue(&self, record: &EventRecord) -> Outcome {
+    /// Send the pointer. A failure is answered 503 with nothing stored.
+    async fn enqueue(&self, record: &EventRecord) -> Result<(), Outcome> {
         let key = &record.key;
         let message = QueueMessage::new(key, &record.correlation);
-        if let Err(e) = self.queue.send(&message).await {
-            error!(error = %e,
-                "enqueue failed; record left received for the provider's retry and reconcile");
-            let line = MetricLine::new(self.clock.now())
-                .dimension(metrics::FUNCTION, metrics::INGRESS)
-                .dimension(metrics::PROVIDER, key.provider.as_str())
-                .count(metrics::ENQUEUE_FAILURE)
-                .property(metrics::TENANT, key.tenant.as_str())
-                .property(metrics::EVENT_ID, key.event_id.as_str());
-            self.metrics.emit(&line);
-            return Outcome::Unavailable;
-        }
-        if let Err(e) = self.store.mark_enqueued(key, self.clock.now()).await {
-            warn!(error = %e, "enqueued, but the record could not be marked; the processor will");
-        }
-        info!("accepted");
-        Outcome::Accepted {
-            event_id: key.event_id.clone(),
-        }
+        let Err(e) = self.queue.send(&message).await else {
+            return Ok(());
+        };
+        error!(error = %e, "enqueue failed; nothing stored, the provider retries");
+        let line = MetricLine::new(self.clock.now())
+            .dimension(metrics::FUNCTION, metrics::INGRESS)
+            .dimension(metrics::PROVIDER, key.provider.as_str())
+            .count(metrics::ENQUEUE_FAILURE)
+            .property(metrics::TENANT, key.tenant.as_str())
+            .property(metrics::EVENT_ID, key.event_id.as_str());
+        self.metrics.emit(&line);
+        Err(Outcome::Unavailable)
     }
 }
 

@@ -238,6 +238,7 @@ mod tests {
                 body: serde_json::to_string(&QueueMessage::new(&key, &Correlation::default()))
                     .expect("json"),
                 receive_count: 1,
+                sent_at: None,
             };
             (key, message)
         }
@@ -252,10 +253,7 @@ mod tests {
         let w = world(true).await;
         let (key, message) = w.stored("evt_1");
 
-        assert_eq!(
-            w.processor.process(&message, "worker").await,
-            Disposition::Processed
-        );
+        assert_eq!(w.processor.process(&message).await, Disposition::Processed);
         // A second relay of the same event (a commit lost after the relay) is a duplicate.
         let record = w.processor.store.record(&key).expect("record");
         w.relay.relay(&record).await.expect("relayed again");
@@ -275,7 +273,7 @@ mod tests {
         let (key, message) = w.stored("evt_1");
         w.relay.outbound.store.set_unavailable(true);
 
-        let first = w.processor.process(&message, "worker").await;
+        let first = w.processor.process(&message).await;
 
         assert_eq!(first, Disposition::Retry);
         assert_eq!(w.status(&key), EventStatus::Failed);
@@ -287,10 +285,7 @@ mod tests {
             receive_count: 2,
             ..message
         };
-        assert_eq!(
-            w.processor.process(&retry, "worker").await,
-            Disposition::Processed
-        );
+        assert_eq!(w.processor.process(&retry).await, Disposition::Processed);
         assert_eq!(w.deliveries.sent().len(), 1);
     }
 
@@ -299,7 +294,7 @@ mod tests {
         let w = world(false).await;
         let (key, message) = w.stored("evt_1");
 
-        w.processor.process(&message, "worker").await;
+        w.processor.process(&message).await;
 
         assert_eq!(w.status(&key), EventStatus::Processed);
         assert!(w.deliveries.sent().is_empty());

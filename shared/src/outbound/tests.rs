@@ -129,6 +129,7 @@ impl World {
                 receipt_handle: Some(format!("rh-{n}")),
                 body: pointer.to_json(),
                 receive_count: 1,
+                sent_at: None,
             };
             outcomes.push(self.d.dispatch(&message, &format!("worker/{n}")).await);
         }
@@ -142,6 +143,7 @@ impl World {
             receipt_handle: Some("rh-again".into()),
             body: delivery::DeliveryPointer::new(key).to_json(),
             receive_count: 2,
+            sent_at: None,
         };
         self.d.dispatch(&message, "worker/again").await
     }

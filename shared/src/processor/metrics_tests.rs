@@ -53,6 +53,7 @@ fn processor() -> (MemoryProcessor, Arc<CapturedMetrics>, Message) {
         body: serde_json::to_string(&QueueMessage::new(&key, &Correlation::default()))
             .expect("json"),
         receive_count: 1,
+        sent_at: None,
     };
     (p, sink, message)
 }
@@ -85,7 +86,7 @@ fn assert_message_line(line: &Published, outcome: &str) {
 async fn a_processed_event_counts_processed_with_both_latencies() {
     let (p, sink, message) = processor();
 
-    assert_eq!(p.process(&message, "worker").await, Disposition::Processed);
+    assert_eq!(p.process(&message).await, Disposition::Processed);
 
     let lines = published(&sink);
     assert_eq!(lines.len(), 1);
@@ -105,7 +106,7 @@ async fn a_failed_attempt_counts_failed_without_end_to_end_latency() {
     let (p, sink, message) = processor();
     p.store.set_commits_failing(true);
 
-    assert_eq!(p.process(&message, "worker").await, Disposition::Retry);
+    assert_eq!(p.process(&message).await, Disposition::Retry);
 
     let lines = published(&sink);
     assert_eq!(lines.len(), 1);
@@ -119,10 +120,7 @@ async fn the_last_failed_attempt_also_counts_retry_exhausted() {
     p.store.set_commits_failing(true);
     message.receive_count = 6;
 
-    assert_eq!(
-        p.process(&message, "worker").await,
-        Disposition::DeadLettered
-    );
+    assert_eq!(p.process(&message).await, Disposition::DeadLettered);
 
     let lines = published(&sink);
     assert_eq!(lines.len(), 2);
@@ -142,10 +140,7 @@ async fn a_message_that_is_not_a_pointer_is_still_counted() {
     let (p, sink, mut message) = processor();
     message.body = "not a pointer".into();
 
-    assert_eq!(
-        p.process(&message, "worker").await,
-        Disposition::DeadLettered
-    );
+    assert_eq!(p.process(&message).await, Disposition::DeadLettered);
 
     let line = &published(&sink)[0];
     assert_eq!(line.field("provider"), Some("unknown"));

@@ -1,10 +1,17 @@
 //! The processor use case: exactly-once effects over at-least-once delivery.
 //!
 //! For each queue message, on its own: read the record (consistent); processed, discarded or
-//! dead → nothing to do. Claim it with a lease (counting an attempt); refuse it if its
+//! dead → nothing to do; missing → its ingress may still be writing it (the pointer is sent
+//! first), so look again later, and drop the pointer once no ingress can be. Refuse it if its
 //! verification does not permit processing; run the provider's projector, which returns its
-//! writes; commit the writes and the `processed` mark in one transaction conditioned on the
-//! lease.
+//! writes; commit the writes and the `processed` mark, on condition that the event is still
+//! unfinished.
+//!
+//! There is no claim and no lease: every write is idempotent (projection writes are
+//! conditioned on the order of what their items hold, relayed messages on their id, the marks
+//! on the event being unfinished), so two deliveries of one event racing each other change
+//! nothing twice. The attempt is counted from the record's failures and the message's
+//! receives, whichever says more, and written with the mark that ends the attempt.
 //!
 //! When it gives up on an event, the processor itself dead-letters it: first the copy on the
 //! DLQ, then the record `dead`, then the message deleted. So a `dead` record always has its DLQ
@@ -28,7 +35,7 @@ use crate::{
     clock::Clock,
     message::QueueMessage,
     metrics::{self, MetricLine, MetricSink},
-    ports::{Claim, Commit, Failure, Lease, ProcessorStore, RetryQueue},
+    ports::{Commit, Failure, ProcessorStore, RetryQueue},
     projection::ProjectionWrite,
     projectors::{self, ProjectorOutcome, UnknownTypePolicy},
     provider::Provider,
@@ -39,8 +46,9 @@ use crate::{
 /// The processor's knobs.
 #[derive(Debug, Clone)]
 pub struct ProcessorSettings {
-    /// How long a claim holds; longer than the function's timeout, so a live processor never
-    /// loses its lease, and a crashed one's event is free again soon after.
+    /// How long a received message stays hidden (the queue's visibility timeout): longer than
+    /// the function's timeout. Reconcile also reads it as how long a `processing` record of
+    /// the old layout may be held.
     pub lease: Duration,
     pub schedule: RetrySchedule,
     pub unknown_types: UnknownTypePolicy,
@@ -70,7 +78,14 @@ pub struct Message {
     pub body: String,
     /// SQS's `ApproximateReceiveCount`: 1 on the first delivery.
     pub receive_count: u32,
+    /// SQS's `SentTimestamp`, when the event carries it.
+    pub sent_at: Option<SystemTime>,
 }
+
+/// How long after its sending a pointer may still find no record because its ingress is
+/// still writing it: Lambda's longest timeout. After that, a pointer without a record names a
+/// delivery that was never acknowledged (the provider got a 5xx and retries), and is dropped.
+pub const ORPHAN_AFTER: Duration = Duration::from_secs(15 * 60);
 
 /// A batch that cannot be answered message by message.
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +118,11 @@ pub fn messages(
                     .get("ApproximateReceiveCount")
                     .and_then(|n| n.parse().ok())
                     .unwrap_or(1),
+                sent_at: record
+                    .attributes
+                    .get("SentTimestamp")
+                    .and_then(|ms| ms.parse().ok())
+                    .map(crate::clock::from_unix_millis),
             })
         })
         .collect()
@@ -230,13 +250,9 @@ where
     }
 
     /// Process a batch, a bounded number at a time; the ids of the messages to report failed.
-    /// `invocation` names the lease owner (the Lambda request id).
-    pub async fn process_batch(&self, messages: &[Message], invocation: &str) -> Vec<String> {
+    pub async fn process_batch(&self, messages: &[Message]) -> Vec<String> {
         stream::iter(messages)
-            .map(|message| async move {
-                let owner = format!("{invocation}/{}", message.message_id);
-                (message, self.process(message, &owner).await)
-            })
+            .map(|message| async move { (message, self.process(message).await) })
             .buffer_unordered(self.settings.concurrency.max(1))
             .filter_map(|(message, disposition)| async move {
                 disposition.is_failure().then(|| message.message_id.clone())
@@ -247,7 +263,7 @@ where
 
     /// Process one message, log it and emit its metrics. Every line of its life carries the
     /// message's span: message id, tenant, provider, event id and request ids.
-    pub async fn process(&self, message: &Message, owner: &str) -> Disposition {
+    pub async fn process(&self, message: &Message) -> Disposition {
         let started = Instant::now();
         let pointer = QueueMessage::parse(&message.body);
         let span = info_span!(
@@ -273,7 +289,7 @@ where
                 self.metrics.emit(&line);
                 return disposition;
             };
-            let (disposition, record) = self.run(message, &key, owner).await;
+            let (disposition, record) = self.run(message, &key).await;
             self.observe(&key, message, &disposition, record.as_ref(), started);
             disposition
         }
@@ -281,58 +297,35 @@ where
         .await
     }
 
-    async fn run(
-        &self,
-        message: &Message,
-        key: &EventKey,
-        owner: &str,
-    ) -> (Disposition, Option<EventRecord>) {
-        match self.store.get(key).await {
-            Ok(Some(record)) => match record.status {
-                EventStatus::Processed => {
-                    return (Disposition::Skipped("already processed"), Some(record));
-                }
-                EventStatus::Discarded => {
-                    return (
-                        Disposition::Skipped("discarded by an operator"),
-                        Some(record),
-                    );
-                }
-                // Its DLQ copy was sent before it was marked dead.
-                EventStatus::Dead => {
-                    return (
-                        Disposition::Skipped("dead, waiting for an operator"),
-                        Some(record),
-                    );
-                }
-                _ => {}
-            },
-            Ok(None) => {
-                warn!("no record for this pointer yet");
-                return (self.retry_unclaimed(message).await, None);
-            }
+    async fn run(&self, message: &Message, key: &EventKey) -> (Disposition, Option<EventRecord>) {
+        let record = match self.store.get(key).await {
+            Ok(Some(record)) => record,
+            Ok(None) => return (self.missing(message).await, None),
             Err(e) => {
                 warn!(error = %e, "event store unavailable");
                 return (self.retry_unclaimed(message).await, None);
             }
+        };
+        match record.status {
+            EventStatus::Processed => {
+                return (Disposition::Skipped("already processed"), Some(record));
+            }
+            EventStatus::Discarded => {
+                return (
+                    Disposition::Skipped("discarded by an operator"),
+                    Some(record),
+                );
+            }
+            // Its DLQ copy was sent before it was marked dead.
+            EventStatus::Dead => {
+                return (
+                    Disposition::Skipped("dead, waiting for an operator"),
+                    Some(record),
+                );
+            }
+            _ => {}
         }
-
-        let now = self.clock.now();
-        let lease = Lease {
-            owner: owner.to_owned(),
-            until: now + self.settings.lease,
-        };
-        let record = match self.store.claim(key, &lease, now).await {
-            Ok(Claim::Claimed(record)) => *record,
-            Ok(Claim::AlreadyProcessed) => {
-                return (Disposition::Skipped("already processed"), None);
-            }
-            Ok(Claim::Unclaimable(_)) => {
-                return (Disposition::Skipped("dead, waiting for an operator"), None);
-            }
-            Ok(Claim::Busy) => return (self.busy(message).await, None),
-            Ok(Claim::Missing) | Err(_) => return (self.retry_unclaimed(message).await, None),
-        };
+        let attempt = (record.attempts + 1).max(message.receive_count);
 
         if !record.verification.permits_processing() {
             warn!(
@@ -344,7 +337,7 @@ where
                 .give_up(
                     message,
                     &record,
-                    &lease,
+                    attempt,
                     GiveUp::Permanent("verification does not permit processing".into()),
                 )
                 .await;
@@ -362,7 +355,7 @@ where
             Ok(ProjectorOutcome::Ignored { reason }) => (Vec::new(), format!("ignored: {reason}")),
             Err(e) => {
                 let disposition = self
-                    .give_up(message, &record, &lease, GiveUp::Permanent(e.to_string()))
+                    .give_up(message, &record, attempt, GiveUp::Permanent(e.to_string()))
                     .await;
                 return (disposition, Some(record));
             }
@@ -372,21 +365,35 @@ where
         {
             warn!(error = %e, "relaying to partners failed; retrying the event");
             let disposition = self
-                .transient(message, &record, &lease, &format!("relay: {e}"))
+                .transient(message, &record, attempt, &format!("relay: {e}"))
                 .await;
             return (disposition, Some(record));
         }
         let disposition = self
-            .commit(message, &record, &lease, &writes, &outcome)
+            .commit(message, &record, attempt, &writes, &outcome)
             .await;
         (disposition, Some(record))
+    }
+
+    /// A pointer whose record is not there: its ingress may still be writing it, so look again
+    /// later; once no ingress can be, it names a delivery nobody acknowledged, and goes.
+    async fn missing(&self, message: &Message) -> Disposition {
+        let age = message
+            .sent_at
+            .and_then(|sent| self.clock.now().duration_since(sent).ok());
+        if age.is_some_and(|age| age >= ORPHAN_AFTER) {
+            info!("no record for this pointer: its delivery was never acknowledged; dropped");
+            return Disposition::Skipped("no record: never acknowledged");
+        }
+        info!("no record for this pointer yet");
+        self.retry_unclaimed(message).await
     }
 
     async fn commit(
         &self,
         message: &Message,
         record: &EventRecord,
-        lease: &Lease,
+        attempt: u32,
         writes: &[ProjectionWrite],
         outcome: &str,
     ) -> Disposition {
@@ -395,11 +402,11 @@ where
         let expires_at = now.checked_add(self.settings.retention);
         match self
             .store
-            .commit(key, lease, writes, outcome, now, expires_at)
+            .commit(key, attempt, writes, outcome, now, expires_at)
             .await
         {
             Ok(Commit::Committed { applied, skipped }) => {
-                info!(applied, skipped, "processed");
+                info!(applied, skipped, attempt, "processed");
                 if record.payload_location.is_some()
                     && let Err(e) = self.store.release_payload(record).await
                 {
@@ -411,21 +418,18 @@ where
                     Disposition::Processed
                 }
             }
-            Ok(Commit::LeaseLost) => {
-                warn!("lease lost before commit; nothing written");
-                // Whoever holds the event now carries it; this copy of the message may go,
-                // and must, on its last receive, rather than reach the DLQ by redrive.
-                if self.is_last_receive(message) {
-                    Disposition::Skipped("another processor holds the event")
-                } else {
-                    self.retry_after(message, Duration::ZERO).await
-                }
+            Ok(Commit::Finished) => {
+                info!("finished meanwhile by another delivery or an operator");
+                Disposition::Skipped("finished meanwhile")
             }
             Err(e) if e.is_permanent() => {
-                self.give_up(message, record, lease, GiveUp::Permanent(e.to_string()))
+                self.give_up(message, record, attempt, GiveUp::Permanent(e.to_string()))
                     .await
             }
-            Err(e) => self.transient(message, record, lease, &e.to_string()).await,
+            Err(e) => {
+                self.transient(message, record, attempt, &e.to_string())
+                    .await
+            }
         }
     }
 
@@ -435,13 +439,17 @@ where
         &self,
         message: &Message,
         record: &EventRecord,
-        lease: &Lease,
+        attempt: u32,
         error: &str,
     ) -> Disposition {
-        let attempt = record.attempts;
         if self.settings.schedule.is_last(attempt) || self.is_last_receive(message) {
             return self
-                .give_up(message, record, lease, GiveUp::Exhausted(error.to_owned()))
+                .give_up(
+                    message,
+                    record,
+                    attempt,
+                    GiveUp::Exhausted(error.to_owned()),
+                )
                 .await;
         }
         let failure = Failure {
@@ -451,7 +459,7 @@ where
         };
         if let Err(e) = self
             .store
-            .record_failure(&record.key, lease, &failure, self.clock.now())
+            .record_failure(&record.key, attempt, &failure, self.clock.now())
             .await
         {
             warn!(error = %e, "could not record the failure");
@@ -477,7 +485,7 @@ where
         &self,
         message: &Message,
         record: &EventRecord,
-        lease: &Lease,
+        attempt: u32,
         why: GiveUp,
     ) -> Disposition {
         let key = &record.key;
@@ -494,7 +502,7 @@ where
             };
             if let Err(e) = self
                 .store
-                .record_failure(key, lease, &failure, self.clock.now())
+                .record_failure(key, attempt, &failure, self.clock.now())
                 .await
             {
                 warn!(error = %e, "could not record the failure");
@@ -508,7 +516,7 @@ where
         };
         if let Err(e) = self
             .store
-            .record_failure(key, lease, &failure, self.clock.now())
+            .record_failure(key, attempt, &failure, self.clock.now())
             .await
         {
             warn!(error = %e, "copied to the DLQ, but the record could not be marked dead; retrying");
@@ -516,7 +524,7 @@ where
         }
         if exhausted {
             error!(
-                attempt = record.attempts,
+                attempt,
                 error, "retries exhausted; event dead and on the DLQ"
             );
             // Its own line: the message's line counts it `dead_lettered`.
@@ -531,17 +539,6 @@ where
             error!(error, "permanent failure; event dead and on the DLQ");
         }
         Disposition::DeadLettered
-    }
-
-    /// Another processor holds a live lease. It carries the event, so on this message's last
-    /// receive the message may go (reconcile watches the event while it is `processing`);
-    /// otherwise look again once the lease has run out.
-    async fn busy(&self, message: &Message) -> Disposition {
-        info!("another processor holds the event");
-        if self.is_last_receive(message) {
-            return Disposition::Skipped("another processor holds the event");
-        }
-        self.retry_after(message, self.settings.lease).await
     }
 
     /// Whether the queue will not deliver this message again: its receives equal the

@@ -58,6 +58,7 @@ fn message(key: &EventKey, n: u32) -> Message {
         receipt_handle: Some(format!("r-{}-{n}", key.event_id)),
         body: serde_json::to_string(&pointer).expect("json"),
         receive_count: n,
+        sent_at: None,
     }
 }
 
@@ -70,7 +71,7 @@ async fn an_event_is_applied_and_marked_processed_together() {
     let p = processor();
     let key = stored(&p, "evt_1", "invoice.paid", INVOICE_PAID);
 
-    let disposition = p.process(&message(&key, 1), "worker").await;
+    let disposition = p.process(&message(&key, 1)).await;
 
     assert_eq!(disposition, Disposition::Processed);
     let record = p.store.record(&key).expect("record");
@@ -89,10 +90,10 @@ async fn an_event_is_applied_and_marked_processed_together() {
 async fn a_redelivery_changes_nothing() {
     let p = processor();
     let key = stored(&p, "evt_1", "invoice.paid", INVOICE_PAID);
-    p.process(&message(&key, 1), "worker").await;
+    p.process(&message(&key, 1)).await;
     let before = p.store.projections();
 
-    let again = p.process(&message(&key, 2), "worker-2").await;
+    let again = p.process(&message(&key, 2)).await;
 
     assert_eq!(again, Disposition::Skipped("already processed"));
     assert_eq!(p.store.projections(), before);
@@ -102,37 +103,51 @@ async fn a_redelivery_changes_nothing() {
 }
 
 #[tokio::test]
-async fn a_live_lease_keeps_a_second_processor_out_and_a_lost_lease_writes_nothing() {
+async fn two_deliveries_racing_change_nothing_twice_and_the_first_mark_wins() {
     let p = processor();
     let key = stored(&p, "evt_1", "invoice.paid", INVOICE_PAID);
-    let now = p.clock.now();
-    let first = Lease {
-        owner: "first".into(),
-        until: now + Duration::from_secs(60),
+    // The second delivery read the record while it was unfinished; the first commits.
+    assert_eq!(p.process(&message(&key, 1)).await, Disposition::Processed);
+    let writes = match projectors::project(
+        key.provider,
+        Some("invoice.paid"),
+        INVOICE_PAID,
+        &key,
+        UnknownTypePolicy::Ignore,
+    ) {
+        Ok(ProjectorOutcome::Writes(writes)) => writes,
+        other => panic!("{other:?}"),
     };
-    assert!(matches!(
-        p.store.claim(&key, &first, now).await,
-        Ok(Claim::Claimed(_))
-    ));
 
-    // A second delivery while the first holds the lease: retried later, nothing written.
-    assert_eq!(
-        p.process(&message(&key, 2), "second").await,
-        Disposition::Retry
-    );
-    assert!(p.store.projections().is_empty());
-
-    // The first processor's lease expires and a third takes over; the first's commit is refused.
-    p.clock.advance(Duration::from_secs(61));
-    assert_eq!(
-        p.process(&message(&key, 3), "third").await,
-        Disposition::Processed
-    );
+    // WHEN the second commits the same writes
     let late = p
         .store
-        .commit(&key, &first, &[], "processed", p.clock.now(), None)
+        .commit(&key, 1, &writes, "processed", p.clock.now(), None)
         .await;
-    assert_eq!(late, Ok(Commit::LeaseLost));
+
+    // THEN it finds the event finished, and the effects are applied once
+    assert_eq!(late, Ok(Commit::Finished));
+    assert_eq!(p.store.effects(), 1);
+    assert_eq!(p.store.commits(&key), 1);
+}
+
+#[tokio::test]
+async fn a_pointer_without_its_record_is_retried_while_its_ingress_may_be_writing_it() {
+    let p = processor();
+    let key = key("evt_never");
+    let mut young = message(&key, 1);
+    young.sent_at = Some(p.clock.now() - Duration::from_secs(5));
+    assert_eq!(p.process(&young).await, Disposition::Retry);
+
+    // Once no ingress can still be writing it, the delivery was never acknowledged: it goes,
+    // without reaching the DLQ.
+    let mut old = message(&key, 3);
+    old.sent_at = Some(p.clock.now() - ORPHAN_AFTER);
+    assert_eq!(
+        p.process(&old).await,
+        Disposition::Skipped("no record: never acknowledged")
+    );
+    assert!(p.queue.dead_letters().is_empty());
 }
 
 #[tokio::test]
@@ -144,7 +159,7 @@ async fn unrecognized_verification_is_never_applied() {
     p.store.insert(record);
 
     assert_eq!(
-        p.process(&message(&key, 1), "worker").await,
+        p.process(&message(&key, 1)).await,
         Disposition::DeadLettered
     );
 
@@ -164,7 +179,7 @@ async fn a_payload_that_breaks_the_schema_goes_dead_and_to_the_dlq_at_once() {
     );
 
     assert_eq!(
-        p.process(&message(&key, 1), "worker").await,
+        p.process(&message(&key, 1)).await,
         Disposition::DeadLettered
     );
 
@@ -190,10 +205,7 @@ async fn an_unknown_type_is_processed_as_ignored() {
         br#"{"id":"evt_new","type":"radar.early_fraud_warning.created","created":1}"#,
     );
 
-    assert_eq!(
-        p.process(&message(&key, 1), "worker").await,
-        Disposition::Ignored
-    );
+    assert_eq!(p.process(&message(&key, 1)).await, Disposition::Ignored);
 
     let record = p.store.record(&key).expect("record");
     assert_eq!(record.status, EventStatus::Processed);
@@ -214,10 +226,7 @@ async fn failures_back_off_on_the_schedule_and_the_last_attempt_is_dead() {
     let expected = [60, 300, 1_800, 7_200, 43_200 - 60];
 
     for (n, secs) in (1..=5).zip(expected) {
-        assert_eq!(
-            p.process(&message(&key, n), "worker").await,
-            Disposition::Retry
-        );
+        assert_eq!(p.process(&message(&key, n)).await, Disposition::Retry);
         let record = p.store.record(&key).expect("record");
         assert_eq!((record.status, record.attempts), (EventStatus::Failed, n));
         assert!(record.last_error.is_some());
@@ -230,7 +239,7 @@ async fn failures_back_off_on_the_schedule_and_the_last_attempt_is_dead() {
 
     // The last attempt gives up: the DLQ copy, then the record dead, then the message goes.
     assert_eq!(
-        p.process(&message(&key, 6), "worker").await,
+        p.process(&message(&key, 6)).await,
         Disposition::DeadLettered
     );
     let record = p.store.record(&key).expect("record");
@@ -254,17 +263,14 @@ async fn a_dead_event_always_has_its_dlq_copy_even_when_the_first_send_fails() {
     p.queue.set_dead_letters_failing(true);
 
     // WHEN the processor gives up: the message stays, the record is not dead yet
-    assert_eq!(
-        p.process(&message(&key, 1), "worker").await,
-        Disposition::Retry
-    );
+    assert_eq!(p.process(&message(&key, 1)).await, Disposition::Retry);
     assert_eq!(status(&p, &key), EventStatus::Failed);
     assert!(p.queue.dead_letters().is_empty());
 
     // THEN its next receive finishes the job: the copy, then the record dead
     p.queue.set_dead_letters_failing(false);
     assert_eq!(
-        p.process(&message(&key, 2), "worker").await,
+        p.process(&message(&key, 2)).await,
         Disposition::DeadLettered
     );
     assert_eq!(status(&p, &key), EventStatus::Dead);
@@ -282,7 +288,7 @@ async fn a_fresh_message_for_an_event_with_spent_attempts_gives_up_with_a_dlq_co
     p.store.set_commits_failing(true);
 
     // WHEN its sixth attempt fails
-    let disposition = p.process(&message(&key, 1), "worker").await;
+    let disposition = p.process(&message(&key, 1)).await;
 
     // THEN it is dead with its copy on the DLQ, not dead with its message about to be dropped
     assert_eq!(disposition, Disposition::DeadLettered);
@@ -300,40 +306,15 @@ async fn the_last_receive_gives_up_even_with_attempts_left() {
     p.store.set_commits_failing(true);
 
     // WHEN that attempt fails
-    let disposition = p.process(&message(&key, 6), "worker").await;
+    let disposition = p.process(&message(&key, 6)).await;
 
     // THEN the processor dead-letters it itself, rather than let SQS redrive the message
     // while the record says `failed` where nobody looks
     assert_eq!(disposition, Disposition::DeadLettered);
     let record = p.store.record(&key).expect("record");
-    assert_eq!((record.status, record.attempts), (EventStatus::Dead, 1));
+    // Six receives, so six attempts, though the record saw none of them fail.
+    assert_eq!((record.status, record.attempts), (EventStatus::Dead, 6));
     assert_eq!(p.queue.dead_letters().len(), 1);
-}
-
-#[tokio::test]
-async fn a_busy_event_on_its_messages_last_receive_lets_the_message_go() {
-    let p = processor();
-    let key = stored(&p, "evt_1", "invoice.paid", INVOICE_PAID);
-    let now = p.clock.now();
-    let holder = Lease {
-        owner: "holder".into(),
-        until: now + Duration::from_secs(60),
-    };
-    assert!(matches!(
-        p.store.claim(&key, &holder, now).await,
-        Ok(Claim::Claimed(_))
-    ));
-
-    let disposition = p.process(&message(&key, 6), "duplicate").await;
-
-    // The holder carries the event (and reconcile watches it while it is processing): this
-    // copy is deleted, not redriven to the DLQ as if it had failed.
-    assert_eq!(
-        disposition,
-        Disposition::Skipped("another processor holds the event")
-    );
-    assert!(p.queue.dead_letters().is_empty());
-    assert_eq!(status(&p, &key), EventStatus::Processing);
 }
 
 #[tokio::test]
@@ -345,7 +326,7 @@ async fn a_write_the_store_refuses_is_permanent() {
 
     // WHEN it is processed, THEN it is dead at once, not retried for fourteen hours
     assert_eq!(
-        p.process(&message(&key, 1), "worker").await,
+        p.process(&message(&key, 1)).await,
         Disposition::DeadLettered
     );
     let record = p.store.record(&key).expect("record");
@@ -379,9 +360,10 @@ async fn one_poison_message_fails_alone_in_a_batch() {
         receipt_handle: Some("r-x".into()),
         body: "{oops".into(),
         receive_count: 1,
+        sent_at: None,
     });
 
-    let failed = p.process_batch(&messages, "invocation-1").await;
+    let failed = p.process_batch(&messages).await;
 
     assert_eq!(failed, vec![poison.message_id.clone()]);
     assert_eq!(

@@ -21,9 +21,9 @@ use crate::{
     ids::TenantId,
     operations::{decode_page_token, encode_page_token},
     ports::{
-        Claim, Commit, ContentClaim, EventHistory, EventPage, EventProcessing, EventRecovery,
-        EventStore, EventSummary, EventTimeline, Failure, Lease, OperatorMark, PendingEvent,
-        PendingEvents, PutOutcome, Requeue, StoreError,
+        Commit, ContentClaim, EventHistory, EventPage, EventProcessing, EventRecovery, EventStore,
+        EventSummary, EventTimeline, Failure, OperatorMark, PendingEvent, PendingEvents,
+        PutOutcome, Requeue, StoreError,
     },
     projection::{MemoryProjections, ProjectionWrite, check_writes},
     record::{EventKey, EventRecord, EventStatus},
@@ -132,17 +132,6 @@ impl EventStore for MemoryEventStore {
         Ok(PutOutcome::Inserted)
     }
 
-    async fn mark_enqueued(&self, key: &EventKey, at: SystemTime) -> Result<(), StoreError> {
-        self.available()?;
-        if let Some(record) = lock(&self.records).get_mut(key)
-            && record.status == EventStatus::Received
-            && record.enter(EventStatus::Enqueued, at).is_ok()
-        {
-            record.enqueued_at = Some(at);
-        }
-        Ok(())
-    }
-
     async fn get(&self, key: &EventKey) -> Result<Option<EventRecord>, StoreError> {
         self.available()?;
         Ok(lock(&self.records).get(key).cloned())
@@ -172,39 +161,10 @@ impl EventStore for MemoryEventStore {
 
 #[async_trait]
 impl EventProcessing for MemoryEventStore {
-    async fn claim(
-        &self,
-        key: &EventKey,
-        lease: &Lease,
-        now: SystemTime,
-    ) -> Result<Claim, StoreError> {
-        self.available()?;
-        let mut records = lock(&self.records);
-        let Some(record) = records.get_mut(key) else {
-            return Ok(Claim::Missing);
-        };
-        let expired = record.lease_until.is_none_or(|until| until < now);
-        match record.status {
-            EventStatus::Processed => return Ok(Claim::AlreadyProcessed),
-            EventStatus::Processing if !expired => return Ok(Claim::Busy),
-            EventStatus::Dead | EventStatus::Discarded => {
-                return Ok(Claim::Unclaimable(record.status));
-            }
-            _ => {}
-        }
-        if record.enter(EventStatus::Processing, now).is_err() {
-            return Ok(Claim::Unclaimable(record.status));
-        }
-        record.lease_owner = Some(lease.owner.clone());
-        record.lease_until = Some(lease.until);
-        record.attempts += 1;
-        Ok(Claim::Claimed(Box::new(record.clone())))
-    }
-
     async fn commit(
         &self,
         key: &EventKey,
-        lease: &Lease,
+        attempt: u32,
         writes: &[ProjectionWrite],
         outcome: &str,
         now: SystemTime,
@@ -220,18 +180,18 @@ impl EventProcessing for MemoryEventStore {
         let mut records = lock(&self.records);
         let mut projections = lock(&self.projections);
         let Some(record) = records.get_mut(key) else {
-            return Ok(Commit::LeaseLost);
+            return Ok(Commit::Finished);
         };
-        if record.status != EventStatus::Processing
-            || record.lease_owner.as_deref() != Some(&lease.owner)
+        if !EventStatus::UNFINISHED.contains(&record.status)
             || record.enter(EventStatus::Processed, now).is_err()
         {
-            return Ok(Commit::LeaseLost);
+            return Ok(Commit::Finished);
         }
         let applied = projections.apply_all(writes);
         self.effects.fetch_add(applied, Ordering::SeqCst);
         record.outcome = Some(outcome.to_owned());
         record.completed_at = Some(now);
+        record.attempts = attempt;
         record.lease_owner = None;
         record.lease_until = None;
         record.expires_at = expires_at;
@@ -245,7 +205,7 @@ impl EventProcessing for MemoryEventStore {
     async fn record_failure(
         &self,
         key: &EventKey,
-        lease: &Lease,
+        attempt: u32,
         failure: &Failure,
         now: SystemTime,
     ) -> Result<(), StoreError> {
@@ -260,14 +220,14 @@ impl EventProcessing for MemoryEventStore {
         let Some(record) = records.get_mut(key) else {
             return Ok(());
         };
-        if record.status != EventStatus::Processing
-            || record.lease_owner.as_deref() != Some(&lease.owner)
+        if !EventStatus::UNFINISHED.contains(&record.status)
             || record.enter(failure.status, now).is_err()
         {
             return Ok(());
         }
         record.last_error = Some(failure.error.clone());
         record.retry_exhausted = failure.retry_exhausted;
+        record.attempts = attempt;
         record.lease_owner = None;
         record.lease_until = None;
         if failure.status == EventStatus::Dead {
@@ -378,7 +338,7 @@ impl PendingEvents for MemoryEventStore {
         let (from, before) = (unix_millis(from), unix_millis(before));
         let mut found: Vec<PendingEvent> = lock(&self.records)
             .values()
-            .filter(|r| r.status == status && status.is_pending())
+            .filter(|r| r.status == status && status.is_pending() && status.is_indexed())
             .filter(|r| (from..before).contains(&unix_millis(r.status_at)))
             .map(|r| PendingEvent {
                 key: r.key.clone(),
@@ -413,7 +373,7 @@ impl EventHistory for MemoryEventStore {
         };
         let mut found: Vec<(i64, String, EventSummary)> = lock(&self.records)
             .values()
-            .filter(|r| &r.key.tenant == tenant && r.status == status)
+            .filter(|r| &r.key.tenant == tenant && r.status == status && status.is_indexed())
             .map(|r| (unix_millis(r.status_at), sort_key(&r.key), summary(r)))
             .collect();
         // Newest first, as the index reads backwards: by time, then by key.
@@ -445,6 +405,8 @@ impl EventHistory for MemoryEventStore {
         let mut found: Vec<EventTimeline> = lock(&self.records)
             .values()
             .filter(|r| &r.key.tenant == tenant && r.status == status && r.status_at >= since)
+            // As in DynamoDB: `received` records are in no index.
+            .filter(|r| r.status.is_indexed())
             .map(|r| EventTimeline {
                 key: r.key.clone(),
                 status: r.status,

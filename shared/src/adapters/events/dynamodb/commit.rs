@@ -1,5 +1,8 @@
-//! The projections half of a commit: the handler's writes and the event's `processed` mark in
-//! one `TransactWriteItems`, conditioned on the lease.
+//! The projections half of a commit: the handler's writes and the event's `processed` mark.
+//! Writes to several items commit with the mark in one `TransactWriteItems`; one item's write
+//! goes alone, then the mark: it is conditioned on what the item held when read, so a retry
+//! after a failure between the two finds it applied and skips it (a transaction would bill
+//! both items twice for no gain).
 //!
 //! Projection items (`pk`, `sk`) hold `version` (N: the provider's event time in ms), `rank`
 //! (N: the provider's ordering hint within one instant), `source_event_id` (S), `deleted`
@@ -48,9 +51,9 @@ const READ_ROUNDS: u32 = 4;
 pub const MAX_ERROR_CHARS: usize = 1000;
 
 impl DynamoEventStore {
-    /// Commit `writes` with the event's `processed` mark (`event`): one conditional update when
-    /// no projection item changes, else one transaction, re-read and retried a few times when
-    /// an item changed under it.
+    /// Commit `writes` with the event's `processed` mark (`event`): the mark alone when no
+    /// projection item changes, the item's write then the mark when one changes, else one
+    /// transaction; re-read and retried a few times when an item changed under it.
     pub(super) async fn commit_with_projections(
         &self,
         event: Expression,
@@ -72,6 +75,21 @@ impl DynamoEventStore {
             if plan.items.is_empty() {
                 return self.mark_processed(event, writes.len()).await;
             }
+            if let [item] = plan.items.as_slice() {
+                if !self
+                    .write_alone(projection_entry(projections, item)?)
+                    .await?
+                {
+                    continue;
+                }
+                return match self.mark_processed(event, 0).await? {
+                    Commit::Committed { .. } => Ok(Commit::Committed {
+                        applied: plan.applied,
+                        skipped: writes.len() - plan.applied,
+                    }),
+                    finished => Ok(finished),
+                };
+            }
             let mut entries = Vec::with_capacity(plan.items.len() + 1);
             entries.push(event_entry.clone());
             for item in &plan.items {
@@ -79,7 +97,7 @@ impl DynamoEventStore {
             }
             // The SDK gives the request an idempotency token and keeps it across its own
             // retries, so a commit whose response was lost is not applied twice, nor
-            // mistaken for a lost lease when re-sent.
+            // mistaken for a finished event when re-sent.
             let result = self
                 .client
                 .transact_write_items()
@@ -101,7 +119,7 @@ impl DynamoEventStore {
                 return Err(unavailable("TransactWriteItems", &self.table, &err));
             };
             match cancelled(cancel.cancellation_reasons()) {
-                Cancelled::LeaseLost => return Ok(Commit::LeaseLost),
+                Cancelled::Finished => return Ok(Commit::Finished),
                 Cancelled::Contended => continue,
                 Cancelled::Refused(codes) => {
                     return Err(StoreError::Rejected(format!(
@@ -203,6 +221,56 @@ impl DynamoEventStore {
         Ok(stored)
     }
 
+    /// One projection item's write, outside a transaction; `false` when its condition found the
+    /// item changed since it was read.
+    async fn write_alone(&self, entry: TransactWriteItem) -> Result<bool, StoreError> {
+        let result = if let Some(put) = entry.put() {
+            self.client
+                .put_item()
+                .table_name(put.table_name())
+                .set_item(Some(put.item().clone()))
+                .set_condition_expression(put.condition_expression().map(str::to_owned))
+                .set_expression_attribute_names(put.expression_attribute_names().cloned())
+                .set_expression_attribute_values(put.expression_attribute_values().cloned())
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|err| {
+                    (
+                        is_conditional_failure(&err),
+                        unavailable("PutItem", put.table_name(), &err),
+                    )
+                })
+        } else if let Some(update) = entry.update() {
+            self.client
+                .update_item()
+                .table_name(update.table_name())
+                .set_key(Some(update.key().clone()))
+                .update_expression(update.update_expression())
+                .set_condition_expression(update.condition_expression().map(str::to_owned))
+                .set_expression_attribute_names(update.expression_attribute_names().cloned())
+                .set_expression_attribute_values(update.expression_attribute_values().cloned())
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|err| {
+                    (
+                        is_conditional_failure(&err),
+                        unavailable("UpdateItem", update.table_name(), &err),
+                    )
+                })
+        } else {
+            return Err(StoreError::Rejected(
+                "a projection write is a put or an update".into(),
+            ));
+        };
+        match result {
+            Ok(()) => Ok(true),
+            Err((true, _)) => Ok(false),
+            Err((false, e)) => Err(e),
+        }
+    }
+
     /// The commit when no projection item changes (no writes, or all of them stale): one
     /// conditional update, half the cost of a one-item transaction.
     async fn mark_processed(
@@ -216,7 +284,7 @@ impl DynamoEventStore {
                 applied: 0,
                 skipped,
             }),
-            Err(err) if is_conditional_failure(&err) => Ok(Commit::LeaseLost),
+            Err(err) if is_conditional_failure(&err) => Ok(Commit::Finished),
             Err(err) => Err(unavailable("UpdateItem", &self.table, &err)),
         }
     }
@@ -465,8 +533,8 @@ fn projection_entry(table: &str, write: &ItemWrite<'_>) -> Result<TransactWriteI
 /// Why a commit's transaction was cancelled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Cancelled {
-    /// The event's condition failed: the lease is gone.
-    LeaseLost,
+    /// The event's condition failed: it was finished meanwhile.
+    Finished,
     /// A projection item changed since it was read, or another transaction held an item:
     /// read again and retry.
     Contended,
@@ -480,7 +548,7 @@ enum Cancelled {
 fn cancelled(reasons: &[CancellationReason]) -> Cancelled {
     let code = |r: &CancellationReason| r.code().unwrap_or("None").to_owned();
     if reasons.first().and_then(CancellationReason::code) == Some("ConditionalCheckFailed") {
-        return Cancelled::LeaseLost;
+        return Cancelled::Finished;
     }
     let failed: Vec<String> = reasons.iter().map(code).filter(|c| c != "None").collect();
     if !failed.is_empty()
@@ -781,8 +849,8 @@ mod tests {
     fn cancellations_are_classified_by_item() {
         let none = || reason("None");
         let ccf = || reason("ConditionalCheckFailed");
-        assert_eq!(cancelled(&[ccf(), none()]), Cancelled::LeaseLost);
-        assert_eq!(cancelled(&[ccf(), ccf()]), Cancelled::LeaseLost);
+        assert_eq!(cancelled(&[ccf(), none()]), Cancelled::Finished);
+        assert_eq!(cancelled(&[ccf(), ccf()]), Cancelled::Finished);
         assert_eq!(cancelled(&[none(), ccf()]), Cancelled::Contended);
         assert_eq!(
             cancelled(&[reason("TransactionConflict"), none()]),

@@ -8,11 +8,11 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use super::{
     DynamoEventStore, PENDING_INDEX, PENDING_SHARDS, STATUS_INDEX,
-    claims::truncate,
     commit::MAX_ERROR_CHARS,
+    marks::truncate,
     record_from_item,
     records::{key_from_item, summary_from_item},
-    status_change, tenant_status,
+    status_change, tenant_status_partitions,
 };
 use crate::{
     adapters::dynamodb::{
@@ -241,6 +241,65 @@ impl PendingEvents for DynamoEventStore {
     }
 }
 
+/// A position in a status listing: newest first, ties by `pk`, descending.
+type Position = (i64, String);
+
+impl DynamoEventStore {
+    /// The entries of one status index partition after `cursor`, newest first: at least
+    /// `wanted + 1` where the partition has them (so the caller knows whether more follow),
+    /// and every entry tied with the `wanted`-th's time, so no tie is cut in two.
+    async fn newest_in(
+        &self,
+        partition: &str,
+        cursor: Option<&Position>,
+        wanted: usize,
+    ) -> Result<Vec<(Position, Item)>, StoreError> {
+        let mut found: Vec<(Position, Item)> = Vec::new();
+        let mut start = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(STATUS_INDEX)
+                .expression_attribute_values(":ts", s(partition))
+                .scan_index_forward(false)
+                .limit(
+                    i32::try_from((wanted + 1).saturating_sub(found.len()))
+                        .unwrap_or(i32::MAX)
+                        .max(1),
+                )
+                .set_exclusive_start_key(start);
+            query = match cursor {
+                Some((at, _)) => query
+                    .key_condition_expression("tenant_status = :ts AND status_at <= :at")
+                    .expression_attribute_values(":at", n(*at)),
+                None => query.key_condition_expression("tenant_status = :ts"),
+            };
+            let output = query
+                .send()
+                .await
+                .map_err(|err| unavailable("Query", &self.table, &err))?;
+            for item in output.items() {
+                let position = (number(item, "status_at")?, string(item, "pk")?.to_owned());
+                if cursor.is_some_and(|c| position >= *c) {
+                    continue;
+                }
+                if found.len() > wanted
+                    && found.get(wanted - 1).is_some_and(|(p, _)| p.0 > position.0)
+                {
+                    return Ok(found);
+                }
+                found.push((position, item.clone()));
+            }
+            start = output.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(found);
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl EventHistory for DynamoEventStore {
     async fn page_by_status(
@@ -250,57 +309,30 @@ impl EventHistory for DynamoEventStore {
         limit: u32,
         after: Option<&str>,
     ) -> Result<EventPage, StoreError> {
-        let partition = tenant_status(tenant, status);
-        let mut start = match after {
+        let cursor = match after {
             None => None,
             Some(token) => {
                 let (at, pk) = decode_page_token(token, tenant)
                     .ok_or_else(|| StoreError::Malformed("invalid page token".into()))?;
-                Some(Item::from([
-                    ("tenant_status".to_owned(), s(&partition)),
-                    ("status_at".to_owned(), n(at)),
-                    ("pk".to_owned(), s(pk)),
-                ]))
+                Some((at, pk.to_owned()))
             }
         };
-        let wanted = usize::try_from(limit).unwrap_or(usize::MAX);
-        let mut events = Vec::new();
-        let mut last: Option<(i64, String)> = None;
-        // A page stops at 1 MB whatever the limit: read on until enough or no more.
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(STATUS_INDEX)
-                .key_condition_expression("tenant_status = :ts")
-                .expression_attribute_values(":ts", s(&partition))
-                .scan_index_forward(false)
-                .limit(
-                    i32::try_from(wanted - events.len())
-                        .unwrap_or(i32::MAX)
-                        .max(1),
-                )
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|err| unavailable("Query", &self.table, &err))?;
-            for item in output.items() {
-                events.push(summary_from_item(item)?);
-                last = Some((number(item, "status_at")?, string(item, "pk")?.to_owned()));
-            }
-            start = output.last_evaluated_key().cloned();
-            if start.is_none() || events.len() >= wanted {
-                break;
-            }
+        let wanted = usize::try_from(limit).unwrap_or(usize::MAX).max(1);
+        // Each partition's next entries, then the newest of them all.
+        let mut found = Vec::new();
+        for partition in tenant_status_partitions(tenant, status) {
+            found.extend(self.newest_in(&partition, cursor.as_ref(), wanted).await?);
         }
-        // DynamoDB may say "more" when the last page ended exactly at the end; the next
-        // page is then empty, which is harmless.
-        let next = start
-            .is_some()
-            .then_some(last)
-            .flatten()
-            .map(|(at, pk)| encode_page_token(at, &pk));
+        found.sort_by(|a, b| b.0.cmp(&a.0));
+        let more = found.len() > wanted;
+        found.truncate(wanted);
+        let next = more
+            .then(|| found.last().map(|((at, pk), _)| encode_page_token(*at, pk)))
+            .flatten();
+        let events = found
+            .iter()
+            .map(|(_, item)| summary_from_item(item))
+            .collect::<Result<_, _>>()?;
         Ok(EventPage { events, next })
     }
 
@@ -313,34 +345,41 @@ impl EventHistory for DynamoEventStore {
     ) -> Result<Vec<EventTimeline>, StoreError> {
         let wanted = usize::try_from(limit).unwrap_or(usize::MAX);
         let mut found = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(STATUS_INDEX)
-                .key_condition_expression("tenant_status = :ts AND status_at >= :since")
-                .expression_attribute_values(":ts", s(tenant_status(tenant, status)))
-                .expression_attribute_values(":since", n(unix_millis(since)))
-                .scan_index_forward(false)
-                .limit(
-                    i32::try_from(wanted - found.len())
-                        .unwrap_or(i32::MAX)
-                        .max(1),
-                )
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|err| unavailable("Query", &self.table, &err))?;
-            for item in output.items() {
-                found.push(timeline_from_item(item)?);
-            }
-            start = output.last_evaluated_key().cloned();
-            if start.is_none() || found.len() >= wanted {
-                break;
+        for partition in tenant_status_partitions(tenant, status) {
+            let mut start = None;
+            let mut from_partition = 0;
+            loop {
+                let output = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(STATUS_INDEX)
+                    .key_condition_expression("tenant_status = :ts AND status_at >= :since")
+                    .expression_attribute_values(":ts", s(&partition))
+                    .expression_attribute_values(":since", n(unix_millis(since)))
+                    .scan_index_forward(false)
+                    .limit(
+                        i32::try_from(wanted - from_partition)
+                            .unwrap_or(i32::MAX)
+                            .max(1),
+                    )
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|err| unavailable("Query", &self.table, &err))?;
+                for item in output.items() {
+                    found.push(timeline_from_item(item)?);
+                    from_partition += 1;
+                }
+                start = output.last_evaluated_key().cloned();
+                if start.is_none() || from_partition >= wanted {
+                    break;
+                }
             }
         }
+        // The newest `limit` of them all.
+        found.sort_by(|a, b| (b.status_at, &b.key).cmp(&(a.status_at, &a.key)));
+        found.truncate(wanted);
         Ok(found)
     }
 }

@@ -30,12 +30,15 @@ pub(crate) fn record_to_item(record: &EventRecord) -> Item {
         ),
         ("received_at".to_owned(), ms(record.received_at)),
         ("payload_hash".to_owned(), s(&record.payload_hash)),
-        (
-            "tenant_status".to_owned(),
-            s(tenant_status(&key.tenant, record.status)),
-        ),
         ("status_at".to_owned(), ms(record.status_at)),
     ]);
+    // A `received` record is in no index (see `EventStatus::is_indexed`).
+    let indexed = record.status.is_indexed();
+    put_opt(
+        &mut item,
+        "tenant_status",
+        indexed.then(|| s(tenant_status(key, record.status))),
+    );
     // The payload (deflated where that is smaller), or where it is kept when too large for
     // the item.
     match (
@@ -80,10 +83,7 @@ pub(crate) fn record_to_item(record: &EventRecord) -> Item {
     put_opt(
         &mut item,
         "pending_status",
-        record
-            .status
-            .is_pending()
-            .then(|| s(pending_partition(key, record.status))),
+        (indexed && record.status.is_pending()).then(|| s(pending_partition(key, record.status))),
     );
     put_opt(
         &mut item,
@@ -231,19 +231,24 @@ mod tests {
     }
 
     #[test]
-    fn only_pending_records_carry_the_pending_partition() {
+    fn only_indexed_pending_records_carry_the_pending_partition() {
         let mut record = minimal();
         for status in EventStatus::ALL {
             record.status = status;
             let item = record_to_item(&record);
+            assert_eq!(
+                item.contains_key("tenant_status"),
+                status != EventStatus::Received,
+                "{status}"
+            );
             match item.get("pending_status") {
                 Some(AttributeValue::S(p)) => {
-                    assert!(status.is_pending(), "{status}");
+                    assert!(status.is_pending() && status.is_indexed(), "{status}");
                     let (name, shard) = p.split_once('#').expect("status#shard");
                     assert_eq!(name, status.as_str());
                     assert!(shard.parse::<u8>().expect("shard") < PENDING_SHARDS);
                 }
-                None => assert!(!status.is_pending(), "{status}"),
+                None => assert!(!status.is_pending() || !status.is_indexed(), "{status}"),
                 Some(other) => panic!("{other:?}"),
             }
         }
@@ -260,13 +265,25 @@ mod tests {
     fn the_item_carries_the_keys_the_table_and_index_need() {
         let item = record_to_item(&full());
         assert_eq!(item["pk"], s("acme#standard-webhooks#msg_#1"));
-        assert_eq!(item["tenant_status"], s("acme#dead"));
+        assert!(
+            item["tenant_status"]
+                .as_s()
+                .expect("S")
+                .starts_with("acme#dead#")
+        );
         assert_eq!(item["status_at"], n(1_700_000_009_000_i64));
         assert_eq!(item["verification"], s("verified:previous"));
         assert_eq!(item["payload"], b(vec![0, 159, 146, 150, b'{', b'}']));
         let fresh = record_to_item(&minimal());
         assert_eq!(fresh["status_at"], n(1_700_000_000_001_i64));
-        for absent in ["event_type", "request_id", "enqueued_at", "last_error"] {
+        for absent in [
+            "event_type",
+            "request_id",
+            "enqueued_at",
+            "last_error",
+            "tenant_status",
+            "pending_status",
+        ] {
             assert!(!fresh.contains_key(absent), "{absent}");
         }
     }
