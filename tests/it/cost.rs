@@ -53,46 +53,28 @@ fn units(flow: &FlowCost) -> (f64, f64, f64, f64, f64) {
     )
 }
 
+/// Measure `name` and compare its units per event with `pinned`.
+async fn assert_pinned(name: &str, pinned: (f64, f64, f64, f64, f64)) {
+    let flow = measure(name).await;
+    assert_eq!(units(&flow), pinned, "{:#?}", flow.usage);
+}
+
 #[tokio::test]
 async fn inbound_1k_units_are_pinned() {
-    let flow = measure(flows::INBOUND_1K).await;
-    assert_eq!(
-        units(&flow),
-        (20.0, 2.0, 1.2, 0.0, 2.0),
-        "{:#?}",
-        flow.usage
-    );
+    assert_pinned(flows::INBOUND_1K, (20.0, 2.0, 1.2, 0.0, 2.0)).await;
 }
 
 #[tokio::test]
 async fn inbound_30k_units_are_pinned() {
-    let flow = measure(flows::INBOUND_30K).await;
-    assert_eq!(
-        units(&flow),
-        (60.0, 4.0, 1.2, 0.0, 2.0),
-        "{:#?}",
-        flow.usage
-    );
+    assert_pinned(flows::INBOUND_30K, (60.0, 4.0, 1.2, 0.0, 2.0)).await;
 }
 
 #[tokio::test]
 async fn inbound_100k_via_s3_units_are_pinned() {
-    let flow = measure(flows::INBOUND_100K).await;
-    assert_eq!(
-        units(&flow),
-        (20.0, 2.0, 1.2, 4.0, 2.0),
-        "{:#?}",
-        flow.usage
-    );
+    assert_pinned(flows::INBOUND_100K, (20.0, 2.0, 1.2, 4.0, 2.0)).await;
 }
 
 #[tokio::test]
 async fn relayed_inbound_units_are_pinned() {
-    let flow = measure(flows::RELAY).await;
-    assert_eq!(
-        units(&flow),
-        (29.0, 3.0, 2.2, 0.0, 5.0),
-        "{:#?}",
-        flow.usage
-    );
+    assert_pinned(flows::RELAY, (29.0, 3.0, 2.2, 0.0, 5.0)).await;
 }
