@@ -299,14 +299,14 @@ async fn aws_calls_per_event_are_counted_for_the_cost_figures() {
 
     println!("ingress: {}", per_event(&ingress, ids.len()));
     println!("processor: {}", per_event(&processor, ids.len()));
-    // Per event: a conditional put, the queue send, the enqueued mark.
+    // Per event: the queue send, then the conditional put.
     assert_eq!(
         ingress.values().sum::<u64>(),
-        3 * ids.len() as u64,
+        2 * ids.len() as u64,
         "{ingress:?}"
     );
-    // Per event: read, claim, read projections, the commit's transaction, the delete (the
-    // relay's policy read is cached per tenant).
+    // Per event: read, read projections, the projection's conditional put, the processed mark,
+    // the delete (the relay's policy read is cached per tenant).
     assert_eq!(
         processor.values().sum::<u64>(),
         5 * ids.len() as u64,

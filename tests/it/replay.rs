@@ -323,7 +323,7 @@ async fn reconcile_recovers_an_event_whose_requeue_message_was_lost() {
         }
     );
     let processed = record(&stack, "evt_stuck").await;
-    assert_eq!(processed.status, EventStatus::Processed);
+    assert_eq!(processed.status, EventStatus::Processed, "{processed:?}");
     // Nothing pending any more: the next run finds nothing.
     let again = run(
         &operations(&stack, NOW + 2_000),
@@ -331,6 +331,15 @@ async fn reconcile_recovers_an_event_whose_requeue_message_was_lost() {
     )
     .await;
     assert!(strings(&again, "requeued").is_empty());
+}
+
+/// A Stripe `invoice.paid` the processor can apply.
+fn invoice_paid(id: &str) -> Vec<u8> {
+    json!({"id": id, "object": "event", "type": "invoice.paid", "created": NOW,
+        "data": {"object": {"id": format!("in_{id}"), "object": "invoice", "customer": "cus_1",
+        "amount_due": 2000, "amount_paid": 2000, "currency": "usd", "status": "paid"}}})
+    .to_string()
+    .into_bytes()
 }
 
 /// Store a record as the pipeline would have left it.
@@ -342,7 +351,7 @@ async fn seed(stack: &Stack, id: &str, status: EventStatus, secs_after_now: u64)
         None,
         Correlation::default(),
         Verification::Verified(SecretSlot::Current),
-        b"{}".to_vec(),
+        invoice_paid(id),
         at(NOW + secs_after_now),
     );
     r.status = status;

@@ -1,5 +1,6 @@
-//! The ingress Lambda's adapter: turn an API Gateway request into a [`Delivery`], run the
-//! ingress use case, turn its [`Outcome`] into a response. Everything else lives in `shared`.
+//! The ingress Lambda's adapter: turn an API Gateway or Function URL request into a
+//! [`Delivery`], run the ingress use case, turn its [`Outcome`] into a response. Everything else
+//! lives in `shared`.
 
 mod paypal_source;
 
@@ -7,7 +8,7 @@ use std::{sync::Arc, time::Duration};
 
 use lambda_http::{
     Body, Error, Request, RequestExt, Response,
-    http::{HeaderValue, StatusCode, header::CONTENT_TYPE},
+    http::{HeaderValue, Method, StatusCode, header::CONTENT_TYPE},
     request::RequestContext,
 };
 use shared::{
@@ -118,7 +119,43 @@ fn paypal_certificates() -> Option<Arc<PayPalCertificates>> {
         .map(Arc::new)
 }
 
-/// Handle one API Gateway request. Client mistakes are responses, never `Err`.
+/// The webhook route's parts.
+struct Route<'a> {
+    tenant: &'a str,
+    provider: &'a str,
+    token: Option<&'a str>,
+}
+
+/// API Gateway's path parameters; behind a Function URL, which routes nothing, the method and
+/// the path `/webhooks/{tenant}/{provider}[/{token}]` themselves. `None`: no webhook route.
+fn route(request: &Request) -> Option<Route<'_>> {
+    if let Some(params) = request.path_parameters_ref().filter(|p| !p.is_empty()) {
+        return Some(Route {
+            tenant: params.first("tenant").unwrap_or_default(),
+            provider: params.first("provider").unwrap_or_default(),
+            token: params.first("token"),
+        });
+    }
+    if request.method() != Method::POST {
+        return None;
+    }
+    let rest = request.uri().path().strip_prefix("/webhooks/")?;
+    match rest.split('/').collect::<Vec<_>>().as_slice() {
+        [tenant, provider] => Some(Route {
+            tenant,
+            provider,
+            token: None,
+        }),
+        [tenant, provider, token] if !token.is_empty() => Some(Route {
+            tenant,
+            provider,
+            token: Some(token),
+        }),
+        _ => None,
+    }
+}
+
+/// Handle one API Gateway or Function URL request. Client mistakes are responses, never `Err`.
 pub async fn handle<S, Q, D, C>(
     ingress: &Ingress<S, Q, D, C>,
     request: Request,
@@ -129,7 +166,9 @@ where
     D: TenantDirectory,
     C: Clock,
 {
-    let params = request.path_parameters();
+    let Some(route) = route(&request) else {
+        return Ok(not_found());
+    };
     let body: &[u8] = match request.body() {
         Body::Empty => &[],
         Body::Text(text) => text.as_bytes(),
@@ -137,9 +176,9 @@ where
         _ => &[],
     };
     let delivery = Delivery {
-        tenant: params.first("tenant").unwrap_or_default(),
-        provider: params.first("provider").unwrap_or_default(),
-        path_token: params.first("token"),
+        tenant: route.tenant,
+        provider: route.provider,
+        path_token: route.token,
         headers: request.headers(),
         body,
         correlation: correlation(&request),
@@ -178,6 +217,16 @@ fn correlation(request: &Request) -> Correlation {
         request_id,
         client_request_id,
     }
+}
+
+/// What API Gateway answers a request no route matches, so both fronts answer alike.
+fn not_found() -> Response<Body> {
+    let mut response = Response::new(Body::Text(r#"{"message":"Not Found"}"#.to_owned()));
+    *response.status_mut() = StatusCode::NOT_FOUND;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 /// The HTTP answer for an outcome.
@@ -276,6 +325,48 @@ mod tests {
             (status, body),
             (401, serde_json::json!({"error": "invalid signature"}))
         );
+        assert!(ingress.store.all().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_function_url_request_is_routed_by_its_path() {
+        let ingress = ingress();
+        let (status, body) = call(&ingress, "stripe-invoice-paid-function-url.json").await;
+        assert_eq!(
+            (status, body),
+            (
+                200,
+                serde_json::json!({"received": true, "id": "evt_1Demo000000000000000001"})
+            )
+        );
+        let record = &ingress.store.all()[0];
+        assert_eq!(record.key.tenant.as_str(), "demo");
+        assert_eq!(
+            record.correlation.request_id.as_deref(),
+            Some("7f3c9a4e-1d2b-4c5a-9e8f-0a1b2c3d4e5f")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_function_url_answers_what_api_gateway_has_no_route_for_with_404() {
+        let ingress = ingress();
+        let (status, body) = call(&ingress, "function-url-get.json").await;
+        assert_eq!(
+            (status, body),
+            (404, serde_json::json!({"message": "Not Found"}))
+        );
+        for path in [
+            "/",
+            "/webhooks/demo",
+            "/webhooks/demo/stripe/",
+            "/webhooks/demo/stripe/token/extra",
+            "/other/demo/stripe",
+        ] {
+            let mut request = fixture("stripe-invoice-paid-function-url.json");
+            *request.uri_mut() = path.parse().expect("uri");
+            let response = handle(&ingress, request).await.expect("response");
+            assert_eq!(response.status(), 404, "{path}");
+        }
         assert!(ingress.store.all().is_empty());
     }
 
