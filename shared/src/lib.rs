@@ -34,6 +34,7 @@ pub mod fuzzing;
 mod gameday;
 pub mod ids;
 pub mod ingress;
+pub mod logging;
 #[cfg(any(test, feature = "test-util"))]
 pub mod memory;
 pub mod message;

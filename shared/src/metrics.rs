@@ -1,6 +1,7 @@
-//! CloudWatch Embedded Metric Format: one JSON line on stdout per measurement, turned into
-//! metrics by CloudWatch Logs with no SDK call and no extra latency. Dimensions stay
-//! low-cardinality (function, provider, outcome); the tenant goes in properties.
+//! CloudWatch Embedded Metric Format: JSON lines on stdout, turned into metrics by CloudWatch
+//! Logs with no SDK call and no extra latency. Dimensions stay low-cardinality (function,
+//! provider, outcome); the tenant goes in properties. A line may carry many samples of a metric
+//! (EMF's value arrays, up to [`MAX_VALUES`]), so a batch costs one line, not one per message.
 //!
 //! Every line is published twice: under all its dimensions, and rolled up under `function`
 //! alone. CloudWatch alarms cannot add up metrics across dimension values, so the alarms and the
@@ -15,6 +16,9 @@ use serde_json::{Map, Value, json};
 
 use crate::clock::unix_millis;
 
+/// The most values EMF takes for one metric in one line.
+pub const MAX_VALUES: usize = 100;
+
 /// The CloudWatch namespace every metric of this system is published under.
 pub const NAMESPACE: &str = "Webhooks";
 
@@ -27,6 +31,10 @@ pub const OUTCOME: &str = "outcome";
 pub const TENANT: &str = "tenant";
 pub const EVENT_ID: &str = "event_id";
 pub const MESSAGE_ID: &str = "message_id";
+/// API Gateway's (or Lambda's, behind a Function URL) request id.
+pub const REQUEST_ID: &str = "request_id";
+/// The sender's `X-Request-Id`.
+pub const CLIENT_REQUEST_ID: &str = "client_request_id";
 /// Why a signature failed (`VerifyError::reason`).
 pub const REASON: &str = "reason";
 
@@ -94,7 +102,8 @@ impl Unit {
 pub struct MetricLine {
     at: SystemTime,
     dimensions: Vec<(&'static str, String)>,
-    metrics: Vec<(&'static str, f64, Unit)>,
+    /// Each metric's samples: one value, or several published from one line.
+    metrics: Vec<(&'static str, Vec<f64>, Unit)>,
     properties: Vec<(&'static str, String)>,
 }
 
@@ -113,13 +122,26 @@ impl MetricLine {
         self
     }
 
-    pub fn count(mut self, name: &'static str) -> Self {
-        self.metrics.push((name, 1.0, Unit::Count));
+    pub fn count(self, name: &'static str) -> Self {
+        self.counted(name, 1)
+    }
+
+    /// `n` occurrences at once (CloudWatch's Sum adds them up).
+    pub fn counted(mut self, name: &'static str, n: usize) -> Self {
+        self.metrics.push((name, vec![n as f64], Unit::Count));
         self
     }
 
-    pub fn millis(mut self, name: &'static str, value: f64) -> Self {
-        self.metrics.push((name, value, Unit::Milliseconds));
+    pub fn millis(self, name: &'static str, value: f64) -> Self {
+        self.millis_each(name, vec![value])
+    }
+
+    /// Several samples of one latency; at most [`MAX_VALUES`] (the rest are dropped).
+    pub fn millis_each(mut self, name: &'static str, mut values: Vec<f64>) -> Self {
+        values.truncate(MAX_VALUES);
+        if !values.is_empty() {
+            self.metrics.push((name, values, Unit::Milliseconds));
+        }
         self
     }
 
@@ -161,8 +183,12 @@ impl MetricLine {
         for (name, value) in self.dimensions.iter().chain(&self.properties) {
             doc.insert((*name).into(), Value::String(value.clone()));
         }
-        for (name, value, _) in &self.metrics {
-            doc.insert((*name).into(), json!(value));
+        for (name, values, _) in &self.metrics {
+            let value = match values.as_slice() {
+                [one] => json!(one),
+                many => json!(many),
+            };
+            doc.insert((*name).into(), value);
         }
         Value::Object(doc).to_string()
     }
@@ -236,8 +262,8 @@ pub struct Published {
     pub namespace: String,
     /// Dimension sets, each a list of names.
     pub dimension_sets: Vec<Vec<String>>,
-    /// (metric name, unit, value).
-    pub metrics: Vec<(String, String, f64)>,
+    /// (metric name, unit, values): one value, or a line's several samples.
+    pub metrics: Vec<(String, String, Vec<f64>)>,
     /// Every top-level member but `_aws`: dimension values, properties and metric values.
     pub fields: Map<String, Value>,
 }
@@ -291,11 +317,16 @@ impl Published {
             .map(|m| {
                 let name = m["Name"].as_str().ok_or(EmfError::Invalid("metric name"))?;
                 let unit = m["Unit"].as_str().ok_or(EmfError::Invalid("metric unit"))?;
-                let value = doc
-                    .get(name)
-                    .and_then(Value::as_f64)
-                    .ok_or(EmfError::Invalid("a metric has no numeric value"))?;
-                Ok((name.to_owned(), unit.to_owned(), value))
+                let values = match doc.get(name) {
+                    Some(Value::Array(values)) if values.len() <= MAX_VALUES => {
+                        values.iter().map(Value::as_f64).collect::<Option<Vec<_>>>()
+                    }
+                    Some(value) => value.as_f64().map(|v| vec![v]),
+                    None => None,
+                }
+                .filter(|values| !values.is_empty())
+                .ok_or(EmfError::Invalid("a metric has no numeric value"))?;
+                Ok((name.to_owned(), unit.to_owned(), values))
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
@@ -306,12 +337,19 @@ impl Published {
         })
     }
 
-    /// A metric's (unit, value), if the line carries it.
+    /// A metric's (unit, value) if the line carries it; the sum when it carries several
+    /// values (what CloudWatch's Sum statistic adds up).
     pub fn metric(&self, name: &str) -> Option<(&str, f64)> {
+        self.values(name)
+            .map(|(unit, values)| (unit, values.iter().sum()))
+    }
+
+    /// A metric's (unit, samples), if the line carries it.
+    pub fn values(&self, name: &str) -> Option<(&str, &[f64])> {
         self.metrics
             .iter()
             .find(|(n, _, _)| n == name)
-            .map(|(_, unit, value)| (unit.as_str(), *value))
+            .map(|(_, unit, values)| (unit.as_str(), values.as_slice()))
     }
 
     /// The metric names, in order.
@@ -376,6 +414,37 @@ mod tests {
             .count(PROCESSED);
         sink.emit(&line);
         assert_eq!(sink.lines(), [line.render()]);
+    }
+
+    #[test]
+    fn several_samples_go_out_as_one_value_array() {
+        let line = MetricLine::new(SystemTime::UNIX_EPOCH)
+            .dimension(FUNCTION, PROCESSOR)
+            .counted(PROCESSED, 3)
+            .millis_each(PROCESSING_LATENCY, vec![1.0, 2.5, 4.0])
+            .millis_each(END_TO_END_LATENCY, Vec::new())
+            .render();
+        let doc: Value = serde_json::from_str(&line).expect("json");
+        assert_eq!(doc[PROCESSED], 3.0);
+        assert_eq!(doc[PROCESSING_LATENCY], json!([1.0, 2.5, 4.0]));
+        let published = Published::parse(&line).expect("valid EMF");
+        assert_eq!(published.names(), [PROCESSED, PROCESSING_LATENCY]);
+        assert_eq!(
+            published.values(PROCESSING_LATENCY),
+            Some(("Milliseconds", &[1.0, 2.5, 4.0][..]))
+        );
+        assert_eq!(published.metric(PROCESSED), Some(("Count", 3.0)));
+    }
+
+    #[test]
+    fn more_samples_than_emf_takes_are_dropped_not_refused() {
+        let line = MetricLine::new(SystemTime::UNIX_EPOCH)
+            .dimension(FUNCTION, PROCESSOR)
+            .millis_each(PROCESSING_LATENCY, vec![1.0; MAX_VALUES + 5])
+            .render();
+        let published = Published::parse(&line).expect("valid EMF");
+        let (_, values) = published.values(PROCESSING_LATENCY).expect("values");
+        assert_eq!(values.len(), MAX_VALUES);
     }
 
     #[test]

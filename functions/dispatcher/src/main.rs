@@ -1,11 +1,11 @@
 //! Dispatcher Lambda: SQS event source on the deliveries queue, with `ReportBatchItemFailures`.
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    shared::logging::init();
     let config = dispatcher::Config::from_env()?;
     let sdk = shared::aws::sdk_config().await;
     let dispatcher = dispatcher::build(&sdk, &config)?;

@@ -1,10 +1,10 @@
 //! Ingress Lambda: `POST /webhooks/{tenant}/{provider}` behind API Gateway.
 
-use lambda_http::{Error, run, service_fn, tracing};
+use lambda_http::{Error, run, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    shared::logging::init();
     let config = ingress::Config::from_env()?;
     let sdk = shared::aws::sdk_config().await;
     let ingress = ingress::build(&sdk, &config);

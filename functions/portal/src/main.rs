@@ -1,10 +1,10 @@
 //! Portal Lambda: API Gateway (HTTP API) requests under `/portal/` in, pages out.
 
-use lambda_http::{Error, Request, run, service_fn, tracing};
+use lambda_http::{Error, Request, run, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    shared::logging::init();
     let config = portal::Config::from_env()?;
     let sdk = shared::aws::sdk_config().await;
     let portal = portal::build(&sdk, &config)?;

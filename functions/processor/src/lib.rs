@@ -305,8 +305,11 @@ mod tests {
             .into_iter()
             .map(|(receipt, delay)| (receipt, delay.as_secs()))
             .collect();
+        // A missing count is the first receive: the second attempt waits 60 s. Receive 3 was
+        // the third attempt (attempts count from the message, where it is ahead of the
+        // record): the fourth waits 1800 s.
         assert_eq!(delays["receipt-m-b"], 60);
-        assert_eq!(delays["receipt-m-a"], 60);
+        assert_eq!(delays["receipt-m-a"], 1800);
     }
 
     #[tokio::test]

@@ -1,11 +1,11 @@
 //! Processor Lambda: SQS event source with `ReportBatchItemFailures`.
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    shared::logging::init();
     let config = processor::Config::from_env()?;
     let sdk = shared::aws::sdk_config().await;
     let processor = processor::build(&sdk, &config);

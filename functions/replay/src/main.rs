@@ -1,11 +1,11 @@
 //! Replay Lambda: operator actions from console test events, and the scheduled reconcile.
 
-use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    shared::logging::init();
     let config = replay::Config::from_env()?;
     let sdk = shared::aws::sdk_config().await;
     let operations = replay::build(&sdk, &config);

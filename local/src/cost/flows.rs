@@ -458,13 +458,10 @@ fn log_counter() -> LogCounter {
         .get_or_init(|| {
             let counter = LogCounter::default();
             let writer = counter.clone();
-            let subscriber = tracing_subscriber::fmt()
-                .with_target(false)
-                .without_time()
-                .with_max_level(tracing::Level::INFO)
-                .json()
-                .with_writer(move || writer.clone())
-                .finish();
+            let subscriber = shared::logging::json_subscriber(
+                move || writer.clone(),
+                tracing_subscriber::EnvFilter::new("info"),
+            );
             if tracing::subscriber::set_global_default(subscriber).is_err() {
                 eprintln!(
                     "cost meter: a log subscriber is already installed; log bytes are not counted"

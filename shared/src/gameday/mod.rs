@@ -313,7 +313,7 @@ impl World {
             .filter_map(|line| Published::parse(line).ok())
             .flat_map(|p| p.metrics)
             .filter(|(metric, _, _)| metric == name)
-            .map(|(_, _, value)| value)
+            .flat_map(|(_, _, values)| values)
             .sum()
     }
 

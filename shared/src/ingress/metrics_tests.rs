@@ -105,12 +105,24 @@ async fn an_accepted_delivery_counts_received_with_its_latency() {
     let (ingress, sink) = ingress();
     let headers = signed(SECRET);
 
-    ingress.handle(delivery("stripe", &headers, None)).await;
+    let mut accepted = delivery("stripe", &headers, None);
+    accepted.correlation = Correlation {
+        request_id: Some("apigw-1".into()),
+        client_request_id: Some("req-1".into()),
+    };
+    ingress.handle(accepted).await;
 
+    // The delivery's one line: what an operator searches by is on it.
     let line = last(&sink);
     assert_delivery_line(&line, "stripe", "accepted");
     assert_eq!(line.names(), ["received", "ack_latency"]);
     assert_eq!(line.metric("received"), Some(("Count", 1.0)));
+    assert!(
+        line.field("event_id")
+            .is_some_and(|id| id.starts_with("evt_"))
+    );
+    assert_eq!(line.field("request_id"), Some("apigw-1"));
+    assert_eq!(line.field("client_request_id"), Some("req-1"));
     assert_eq!(sink.lines().len(), 1);
 }
 

@@ -26,7 +26,7 @@ use std::{
 use http::HeaderMap;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tracing::{Instrument, Span, error, field, info, info_span, warn};
+use tracing::{Instrument, Span, debug, error, field, info, info_span, warn};
 
 use crate::{
     clock::Clock,
@@ -242,7 +242,8 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
     }
 
     /// Handle one delivery, log it and emit its metrics. Every line of its life carries the
-    /// delivery's span: tenant, provider, request ids, and the event id once known.
+    /// delivery's span: tenant, provider, request ids, and the event id once known. An accepted
+    /// delivery's one line at info is its metric line, which carries the same ids.
     pub async fn handle(&self, delivery: Delivery<'_>) -> Outcome {
         let started = Instant::now();
         let span = info_span!(
@@ -273,7 +274,19 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
             Outcome::UnknownRoute(why) => {
                 line = line.property(metrics::REASON, why.reason());
             }
+            Outcome::Accepted { event_id }
+            | Outcome::Duplicate { event_id }
+            | Outcome::Conflict { event_id } => {
+                line = line.property(metrics::EVENT_ID, event_id.as_str());
+            }
             _ => {}
+        }
+        let correlation = &delivery.correlation;
+        if let Some(id) = &correlation.request_id {
+            line = line.property(metrics::REQUEST_ID, id.as_str());
+        }
+        if let Some(id) = &correlation.client_request_id {
+            line = line.property(metrics::CLIENT_REQUEST_ID, id.as_str());
         }
         if unsigned {
             line = line.count(metrics::UNSIGNED_ACCEPTED);
@@ -476,7 +489,7 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
                 Outcome::Unavailable
             }
             Ok(PutOutcome::Inserted) => {
-                info!("accepted");
+                debug!("accepted");
                 Outcome::Accepted { event_id }
             }
             Ok(PutOutcome::Existing(stored)) if stored.payload_hash != record.payload_hash => {
@@ -487,7 +500,7 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
                 Outcome::Conflict { event_id }
             }
             Ok(PutOutcome::Existing(_)) => {
-                info!("duplicate delivery");
+                debug!("duplicate delivery");
                 Outcome::Duplicate { event_id }
             }
         }

@@ -249,21 +249,36 @@ where
         self
     }
 
-    /// Process a batch, a bounded number at a time; the ids of the messages to report failed.
+    /// Process a batch, a bounded number at a time, and publish its metrics in one line per
+    /// provider and outcome; the ids of the messages to report failed.
     pub async fn process_batch(&self, messages: &[Message]) -> Vec<String> {
-        stream::iter(messages)
-            .map(|message| async move { (message, self.process(message).await) })
-            .buffer_unordered(self.settings.concurrency.max(1))
-            .filter_map(|(message, disposition)| async move {
-                disposition.is_failure().then(|| message.message_id.clone())
+        let handled: Vec<(&Message, Disposition, Sample)> = stream::iter(messages)
+            .map(|message| async move {
+                let (disposition, sample) = self.handle(message).await;
+                (message, disposition, sample)
             })
+            .buffer_unordered(self.settings.concurrency.max(1))
             .collect()
-            .await
+            .await;
+        self.publish(handled.iter().map(|(_, _, sample)| sample));
+        handled
+            .into_iter()
+            .filter(|(_, disposition, _)| disposition.is_failure())
+            .map(|(message, _, _)| message.message_id.clone())
+            .collect()
     }
 
-    /// Process one message, log it and emit its metrics. Every line of its life carries the
-    /// message's span: message id, tenant, provider, event id and request ids.
+    /// Process one message as a batch of one.
     pub async fn process(&self, message: &Message) -> Disposition {
+        let (disposition, sample) = self.handle(message).await;
+        self.publish([&sample]);
+        disposition
+    }
+
+    /// Process one message and log it; its measurements go back for its batch's line. Every
+    /// line of its life carries the message's span: message id, tenant, provider, event id and
+    /// request ids.
+    async fn handle(&self, message: &Message) -> (Disposition, Sample) {
         let started = Instant::now();
         let pointer = QueueMessage::parse(&message.body);
         let span = info_span!(
@@ -280,18 +295,14 @@ where
             let Some(key) = pointer.and_then(|p| p.key()) else {
                 error!("queue message is not an event pointer; dead-lettering it");
                 let disposition = self.dead_letter_unreadable(message).await;
-                // No key, so no provider or tenant: counted all the same, so the DLQ never
-                // grows unexplained.
-                let line = self
-                    .line(None, &disposition)
-                    .millis(metrics::PROCESSING_LATENCY, millis_since(started))
-                    .property(metrics::MESSAGE_ID, message.message_id.as_str());
-                self.metrics.emit(&line);
-                return disposition;
+                // No key, so no provider: counted all the same, so the DLQ never grows
+                // unexplained.
+                let sample = self.sample(None, &disposition, None, started);
+                return (disposition, sample);
             };
             let (disposition, record) = self.run(message, &key).await;
-            self.observe(&key, message, &disposition, record.as_ref(), started);
-            disposition
+            let sample = self.sample(Some(key.provider), &disposition, record.as_ref(), started);
+            (disposition, sample)
         }
         .instrument(span)
         .await
@@ -583,41 +594,66 @@ where
         }
     }
 
-    fn observe(
+    fn sample(
         &self,
-        key: &EventKey,
-        message: &Message,
+        provider: Option<Provider>,
         disposition: &Disposition,
         record: Option<&EventRecord>,
         started: Instant,
-    ) {
-        let mut line = self
-            .line(Some(key.provider), disposition)
-            .millis(metrics::PROCESSING_LATENCY, millis_since(started))
-            .property(metrics::TENANT, key.tenant.as_str())
-            .property(metrics::EVENT_ID, key.event_id.as_str())
-            .property(metrics::MESSAGE_ID, message.message_id.as_str());
-        if let (Disposition::Processed | Disposition::Ignored, Some(record)) = (disposition, record)
-        {
-            line = line.millis(
-                metrics::END_TO_END_LATENCY,
-                millis_between(record.received_at, self.clock.now()),
-            );
+    ) -> Sample {
+        let end_to_end_ms = match (disposition, record) {
+            (Disposition::Processed | Disposition::Ignored, Some(record)) => {
+                Some(millis_between(record.received_at, self.clock.now()))
+            }
+            _ => None,
+        };
+        Sample {
+            provider: provider.map_or("unknown", Provider::as_str),
+            outcome: disposition.label(),
+            processing_ms: millis_since(started),
+            end_to_end_ms,
         }
-        self.metrics.emit(&line);
     }
 
-    /// A message's line: its disposition counted under function, provider and outcome.
-    fn line(&self, provider: Option<Provider>, disposition: &Disposition) -> MetricLine {
-        MetricLine::new(self.clock.now())
-            .dimension(metrics::FUNCTION, metrics::PROCESSOR)
-            .dimension(
-                metrics::PROVIDER,
-                provider.map_or("unknown", Provider::as_str),
-            )
-            .dimension(metrics::OUTCOME, disposition.label())
-            .count(disposition.label())
+    /// One line per provider and outcome: the messages counted under function, provider and
+    /// outcome, with their latencies as value arrays. Who the messages were is in their logs.
+    fn publish<'a>(&self, samples: impl IntoIterator<Item = &'a Sample>) {
+        let mut groups: Vec<((&str, &str), Vec<&Sample>)> = Vec::new();
+        for sample in samples {
+            let group = (sample.provider, sample.outcome);
+            match groups.iter_mut().find(|(g, _)| *g == group) {
+                Some((_, members)) => members.push(sample),
+                None => groups.push((group, vec![sample])),
+            }
+        }
+        for ((provider, outcome), members) in groups {
+            for chunk in members.chunks(metrics::MAX_VALUES) {
+                let line = MetricLine::new(self.clock.now())
+                    .dimension(metrics::FUNCTION, metrics::PROCESSOR)
+                    .dimension(metrics::PROVIDER, provider)
+                    .dimension(metrics::OUTCOME, outcome)
+                    .counted(outcome, chunk.len())
+                    .millis_each(
+                        metrics::PROCESSING_LATENCY,
+                        chunk.iter().map(|s| s.processing_ms).collect(),
+                    )
+                    .millis_each(
+                        metrics::END_TO_END_LATENCY,
+                        chunk.iter().filter_map(|s| s.end_to_end_ms).collect(),
+                    );
+                self.metrics.emit(&line);
+            }
+        }
     }
+}
+
+/// One message's measurements, published with the rest of its batch.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    provider: &'static str,
+    outcome: &'static str,
+    processing_ms: f64,
+    end_to_end_ms: Option<f64>,
 }
 
 /// Why the processor stops trying an event.
