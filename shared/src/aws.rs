@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 pub use crate::adapters::{
     events::{
         DONE_TAG, DynamoEventStore, INLINE_PAYLOAD_BYTES, MAX_ERROR_CHARS, PENDING_INDEX,
-        PENDING_SHARDS, STATUS_INDEX, SUMMARY_ATTRIBUTES,
+        PENDING_SHARDS, STATUS_INDEX, STATUS_SHARDS, SUMMARY_ATTRIBUTES,
     },
     keys::KmsKeys,
     outbound::DynamoOutboundStore,

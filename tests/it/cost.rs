@@ -61,20 +61,20 @@ async fn assert_pinned(name: &str, pinned: (f64, f64, f64, f64, f64)) {
 
 #[tokio::test]
 async fn inbound_1k_units_are_pinned() {
-    assert_pinned(flows::INBOUND_1K, (4.0, 2.0, 1.2, 0.0, 1.0)).await;
+    assert_pinned(flows::INBOUND_1K, (4.0, 2.5, 1.2, 0.0, 0.125)).await;
 }
 
 #[tokio::test]
 async fn inbound_30k_units_are_pinned() {
-    assert_pinned(flows::INBOUND_30K, (20.0, 4.0, 1.2, 0.0, 1.0)).await;
+    assert_pinned(flows::INBOUND_30K, (20.0, 4.5, 1.2, 0.0, 0.125)).await;
 }
 
 #[tokio::test]
 async fn inbound_100k_via_s3_units_are_pinned() {
-    assert_pinned(flows::INBOUND_100K, (4.0, 2.0, 1.2, 3.0, 1.0)).await;
+    assert_pinned(flows::INBOUND_100K, (4.0, 2.5, 1.2, 3.0, 0.125)).await;
 }
 
 #[tokio::test]
 async fn relayed_inbound_units_are_pinned() {
-    assert_pinned(flows::RELAY, (13.0, 3.0, 2.2, 0.0, 5.0)).await;
+    assert_pinned(flows::RELAY, (13.0, 3.5, 2.2, 0.0, 5.0)).await;
 }

@@ -273,6 +273,59 @@ async fn a_stale_write_is_skipped_while_the_rest_commits() {
 }
 
 #[tokio::test]
+async fn an_item_stored_before_the_shards_moves_to_its_shard_keeping_its_order_and_fields() {
+    // GIVEN cus_1 as an older version stored it, under the unsharded key.
+    let stack = Stack::new().await;
+    let legacy = customer("cus_1").legacy_pk();
+    stack
+        .dynamodb
+        .put_item()
+        .table_name(stack.resources.projections_table())
+        .item("pk", AttributeValue::S(legacy.clone()))
+        .item("sk", AttributeValue::S("cus_1".into()))
+        .item("version", AttributeValue::N("20".into()))
+        .item("rank", AttributeValue::N("0".into()))
+        .item("source_event_id", AttributeValue::S("evt_before".into()))
+        .item("deleted", AttributeValue::Bool(false))
+        .item("status", AttributeValue::S("active".into()))
+        .item("plan", AttributeValue::S("pro".into()))
+        .send()
+        .await
+        .expect("legacy item");
+    assert_eq!(projection(&stack, &customer("cus_1")).await, None);
+
+    // WHEN an older event for it commits, THEN it changes nothing, and the item now sits in
+    // its shard as it was.
+    let late = unprocessed(&stack, "evt_late").await;
+    let stale = upsert("cus_1", 10, "evt_late", json!({"status": "incomplete"}));
+    assert_eq!(
+        commit(&stack, &late, 1, &[stale]).await.expect("commit"),
+        Commit::Committed {
+            applied: 0,
+            skipped: 1
+        }
+    );
+    let moved = projection(&stack, &customer("cus_1")).await.expect("moved");
+    assert_eq!(text(&moved, "pk"), customer("cus_1").pk());
+    assert_eq!(
+        (text(&moved, "status"), text(&moved, "plan")),
+        ("active".into(), "pro".into())
+    );
+    assert_eq!(n(&moved, "version"), "20");
+
+    // WHEN a newer one commits, THEN it merges into the moved item: the old fields stay.
+    let newer = unprocessed(&stack, "evt_newer").await;
+    let update = upsert("cus_1", 30, "evt_newer", json!({"status": "past_due"}));
+    commit(&stack, &newer, 1, &[update]).await.expect("commit");
+    let item = projection(&stack, &customer("cus_1")).await.expect("item");
+    assert_eq!(
+        (text(&item, "status"), text(&item, "plan")),
+        ("past_due".into(), "pro".into())
+    );
+    assert_eq!(n(&item, "version"), "30");
+}
+
+#[tokio::test]
 async fn a_delete_leaves_a_tombstone_that_only_a_newer_update_replaces() {
     let stack = Stack::new().await;
     let events = ["evt_v1", "evt_v5", "evt_v5b", "evt_v6"];
@@ -479,8 +532,9 @@ async fn a_newer_write_landing_after_the_read_cancels_the_transaction_and_wins()
         .await
         .expect("commit");
 
-    // The transaction conditioned on version 5 was cancelled; the retry read version 20.
-    assert_eq!(counts.reads.load(Ordering::SeqCst), 2);
+    // The transaction conditioned on version 5 was cancelled; the retry read version 20. Each
+    // attempt reads the shards, then the unsharded key of cus_2, which is new.
+    assert_eq!(counts.reads.load(Ordering::SeqCst), 4);
     assert_eq!(
         result,
         Commit::Committed {
@@ -512,7 +566,8 @@ async fn a_commit_that_keeps_losing_races_gives_up_without_writing() {
         panic!("expected to give up, got {result:?}")
     };
     assert!(reason.contains("gave up after 3 attempts"), "{reason}");
-    assert_eq!(counts.reads.load(Ordering::SeqCst), 3);
+    // Three attempts, each reading the shards and cus_2's unsharded key.
+    assert_eq!(counts.reads.load(Ordering::SeqCst), 6);
     assert_eq!(
         projection_count(&stack).await,
         1,

@@ -12,6 +12,7 @@ use shared::{
     clock::ManualClock,
     operations::{Operations, ReplaySettings},
     ports::EventStore,
+    projection::ProjectionKind,
     record::{Correlation, EventRecord, EventStatus, Verification},
     retry::RetrySchedule,
     secret::SecretSlot,
@@ -77,24 +78,6 @@ async fn record(stack: &Stack, id: &str) -> EventRecord {
         .await
         .expect("read")
         .expect("record")
-}
-
-async fn projection(
-    stack: &Stack,
-    pk: &str,
-) -> Vec<std::collections::HashMap<String, AttributeValue>> {
-    stack
-        .dynamodb
-        .query()
-        .table_name(stack.resources.projections_table())
-        .key_condition_expression("pk = :pk")
-        .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("query")
-        .items
-        .unwrap_or_default()
 }
 
 /// Messages in the DLQ, visible or not.
@@ -204,7 +187,9 @@ async fn gameday_replay_exercise_from_the_dlq() {
         "a fresh retry budget after the replay"
     );
     assert!(processed.expires_at.is_some(), "processed records expire");
-    let invoices = projection(&stack, "acme#stripe_invoice").await;
+    let invoices = stack
+        .projections_of("acme", ProjectionKind::StripeInvoice)
+        .await;
     assert_eq!(invoices.len(), 1);
     assert_eq!(
         invoices[0].get("source_event_id"),
@@ -228,7 +213,12 @@ async fn gameday_replay_exercise_from_the_dlq() {
         record(&stack, "evt_gameday").await.status,
         EventStatus::Processed
     );
-    assert_eq!(projection(&stack, "acme#stripe_invoice").await, invoices);
+    assert_eq!(
+        stack
+            .projections_of("acme", ProjectionKind::StripeInvoice)
+            .await,
+        invoices
+    );
 
     // AND a second redrive finds nothing left.
     let empty = run(&ops, json!({"action": "redrive"})).await;

@@ -113,6 +113,42 @@ impl Stack {
             .expect("tenant stored");
     }
 
+    /// Every projection item of `tenant`'s `kind`, read consistently from each of its shards.
+    pub async fn projections_of(
+        &self,
+        tenant: &str,
+        kind: shared::projection::ProjectionKind,
+    ) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        let tenant = shared::ids::TenantId::parse(tenant).expect("tenant");
+        let mut items = Vec::new();
+        for pk in shared::projection::ProjectionKey::partitions(&tenant, kind) {
+            let mut start = None;
+            loop {
+                let page = self
+                    .dynamodb
+                    .query()
+                    .table_name(self.resources.projections_table())
+                    .key_condition_expression("pk = :pk")
+                    .expression_attribute_values(
+                        ":pk",
+                        aws_sdk_dynamodb::types::AttributeValue::S(pk.clone()),
+                    )
+                    .consistent_read(true)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .expect("query");
+                items.extend(page.items.unwrap_or_default());
+                start = page.last_evaluated_key;
+                if start.is_none() {
+                    break;
+                }
+            }
+        }
+        items.sort_by_key(|item| format!("{:?}", item.get("sk")));
+        items
+    }
+
     /// Receive (and delete) up to 10 messages from the main queue.
     pub async fn drain_queue(&self) -> Vec<serde_json::Value> {
         let mut bodies = Vec::new();

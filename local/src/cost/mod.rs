@@ -196,15 +196,28 @@ impl Usage {
 
     /// The partition key values events share, hottest first: (table or `table/index`, key,
     /// write units per event). A key that names one event (its id is in `ids`) takes that
-    /// event's writes once, whatever the rate, so it is not heat and is left out.
+    /// event's writes once, whatever the rate, so it is not heat and is left out. Keys the
+    /// product spreads over hashed shards (`…#{shard}`, see [`shards_of`]) are summed per
+    /// family (`…#*`) and divided by the shard count: at volume each shard takes an even share,
+    /// which a few events' sample of the hash would misstate either way.
     pub fn heat(&self, events: u64, ids: &[String]) -> Vec<(String, String, f64)> {
         let n = events.max(1) as f64;
-        let mut hot: Vec<(String, String, f64)> = self
-            .dynamodb
-            .write_heat
-            .iter()
-            .filter(|((_, key), _)| !ids.iter().any(|id| key.contains(id.as_str())))
-            .map(|((place, key), units)| (place.clone(), key.clone(), units / n))
+        let mut families: BTreeMap<(String, String), f64> = BTreeMap::new();
+        for ((place, key), units) in &self.dynamodb.write_heat {
+            if ids.iter().any(|id| key.contains(id.as_str())) {
+                continue;
+            }
+            let (family, share) = match (shards_of(place), key.rsplit_once('#')) {
+                (Some(shards), Some((family, shard))) if shard.parse::<u8>().is_ok() => {
+                    (format!("{family}#*"), f64::from(shards))
+                }
+                _ => (key.clone(), 1.0),
+            };
+            *families.entry((place.clone(), family)).or_default() += units / share;
+        }
+        let mut hot: Vec<(String, String, f64)> = families
+            .into_iter()
+            .map(|((place, key), units)| (place, key, units / n))
             .collect();
         hot.sort_by(|a, b| b.2.total_cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
         hot
@@ -213,6 +226,16 @@ impl Usage {
     /// The hottest shared key's write units per event.
     pub fn hottest(&self, events: u64, ids: &[String]) -> f64 {
         self.heat(events, ids).first().map_or(0.0, |h| h.2)
+    }
+}
+
+/// How many hashed shards the product spreads a place's partition keys over, if it does.
+fn shards_of(place: &str) -> Option<u8> {
+    match place {
+        "EventsTable/by_tenant_status" => Some(shared::aws::STATUS_SHARDS),
+        "EventsTable/by_pending_status" => Some(shared::aws::PENDING_SHARDS),
+        "ProjectionsTable" => Some(shared::projection::PROJECTION_SHARDS),
+        _ => None,
     }
 }
 
@@ -289,4 +312,47 @@ pub fn report(flows: &[FlowCost]) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashed_shards_share_their_familys_heat_and_one_events_keys_are_no_heat() {
+        let mut usage = Usage::default();
+        let heat = &mut usage.dynamodb.write_heat;
+        // Four events: their status entries landed on two of the eight shards.
+        heat.insert(
+            (
+                "EventsTable/by_tenant_status".into(),
+                "t#processed#1".into(),
+            ),
+            3.0,
+        );
+        heat.insert(
+            (
+                "EventsTable/by_tenant_status".into(),
+                "t#processed#6".into(),
+            ),
+            1.0,
+        );
+        // An unsharded key takes every event's unit; a record's own key is not heat.
+        heat.insert(("OutboundTable".into(), "t#t".into()), 4.0);
+        heat.insert(("EventsTable".into(), "t#stripe#evt_1".into()), 2.0);
+
+        let hot = usage.heat(4, &["evt_1".to_owned()]);
+
+        assert_eq!(
+            hot,
+            [
+                ("OutboundTable".into(), "t#t".into(), 1.0),
+                (
+                    "EventsTable/by_tenant_status".into(),
+                    "t#processed#*".into(),
+                    4.0 / f64::from(shared::aws::STATUS_SHARDS) / 4.0
+                ),
+            ]
+        );
+    }
 }

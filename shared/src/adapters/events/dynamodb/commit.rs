@@ -12,6 +12,11 @@
 //! exactly as [`MemoryProjections`] does, and a strictly newer update starts the entity over
 //! instead of reviving its old fields.
 //!
+//! Items are keyed in their entity's shard ([`ProjectionKey::pk`]). One an older version wrote
+//! under the unsharded key ([`ProjectionKey::legacy_pk`]) is copied to its shard the first
+//! time its entity changes, then changed there: a stack upgraded with items in place keeps
+//! their order and fields, with no migration to run.
+//!
 //! [`MemoryProjections`]: crate::projection::MemoryProjections
 
 use std::{
@@ -142,18 +147,65 @@ impl DynamoEventStore {
         )))
     }
 
-    /// The order and tombstone flag of each item, with strongly consistent reads.
+    /// The order and tombstone flag of each item, with strongly consistent reads; an item
+    /// found only under its unsharded key is copied to its shard first.
     async fn read_stored(
         &self,
         table: &str,
         keys: &[&ProjectionKey],
     ) -> Result<HashMap<ProjectionKey, Stored>, StoreError> {
-        let mut by_id: HashMap<(String, String), &ProjectionKey> = keys
+        let found = self
+            .batch_get(
+                table,
+                keys.iter().map(|k| projection_key(k)).collect(),
+                true,
+            )
+            .await?;
+        let mut stored = stored_by_key(keys, &found, ProjectionKey::pk)?;
+        let absent: Vec<&ProjectionKey> = keys
             .iter()
-            .map(|k| ((k.pk(), k.sk().to_owned()), *k))
+            .copied()
+            .filter(|k| !stored.contains_key(*k))
             .collect();
-        let mut pending: Vec<Item> = keys.iter().map(|k| projection_key(k)).collect();
-        let mut stored = HashMap::with_capacity(keys.len());
+        if absent.is_empty() {
+            return Ok(stored);
+        }
+        let legacy = self
+            .batch_get(table, absent.iter().map(|k| legacy_key(k)).collect(), false)
+            .await?;
+        for (key, item) in matched(&absent, &legacy, ProjectionKey::legacy_pk)? {
+            let mut copy = item.clone();
+            copy.insert("pk".to_owned(), s(key.pk()));
+            // Absent from the shard when read: if it is there now, another commit moved it,
+            // and this one's conditional write finds out and reads again.
+            let entry = TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(table)
+                        .set_item(Some(copy))
+                        .condition_expression("attribute_not_exists(pk)")
+                        .build()
+                        .map_err(|e| building("PutItem", &e))?,
+                )
+                .build();
+            if self.write_alone(entry).await? {
+                stored.insert(key.clone(), stored_of(item)?);
+            }
+        }
+        Ok(stored)
+    }
+
+    /// Every item of `keys` that exists, read in as many `BatchGetItem` rounds as unprocessed
+    /// keys need. `consistent`: strongly consistent reads of the order attributes only;
+    /// otherwise whole items, eventually consistent (unsharded items are never written now).
+    async fn batch_get(
+        &self,
+        table: &str,
+        keys: Vec<Item>,
+        consistent: bool,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut pending = keys;
+        let mut found = Vec::new();
         for round in 0..READ_ROUNDS {
             if pending.is_empty() {
                 break;
@@ -164,20 +216,22 @@ impl DynamoEventStore {
                     sleep.sleep(Duration::from_millis(50 << round)).await;
                 }
             }
-            let request = KeysAndAttributes::builder()
+            let mut request = KeysAndAttributes::builder()
                 .set_keys(Some(pending))
-                .consistent_read(true)
-                .projection_expression("#pk, #sk, #version, #rank, #source_event_id, #deleted")
-                .set_expression_attribute_names(Some(names(&[
-                    "pk",
-                    "sk",
-                    "version",
-                    "rank",
-                    "source_event_id",
-                    "deleted",
-                ])))
-                .build()
-                .map_err(|e| building("BatchGetItem", &e))?;
+                .consistent_read(consistent);
+            if consistent {
+                request = request
+                    .projection_expression("#pk, #sk, #version, #rank, #source_event_id, #deleted")
+                    .set_expression_attribute_names(Some(names(&[
+                        "pk",
+                        "sk",
+                        "version",
+                        "rank",
+                        "source_event_id",
+                        "deleted",
+                    ])));
+            }
+            let request = request.build().map_err(|e| building("BatchGetItem", &e))?;
             let output = self
                 .client
                 .batch_get_item()
@@ -185,27 +239,8 @@ impl DynamoEventStore {
                 .send()
                 .await
                 .map_err(|err| unavailable("BatchGetItem", table, &err))?;
-            let found = output.responses().and_then(|r| r.get(table));
-            for item in found.into_iter().flatten() {
-                let id = (
-                    string(item, "pk")?.to_owned(),
-                    string(item, "sk")?.to_owned(),
-                );
-                let Some(key) = by_id.remove(&id) else {
-                    return Err(StoreError::Malformed(
-                        "BatchGetItem returned an item that was not asked for".into(),
-                    ));
-                };
-                stored.insert(
-                    key.clone(),
-                    Stored {
-                        version: number(item, "version")?,
-                        // Items written before ranks existed rank lowest.
-                        rank: opt_number(item, "rank")?.unwrap_or(0),
-                        source_event_id: string(item, "source_event_id")?.to_owned(),
-                        deleted: opt_boolean(item, "deleted")?.unwrap_or(false),
-                    },
-                );
+            if let Some(items) = output.responses().and_then(|r| r.get(table)) {
+                found.extend(items.iter().cloned());
             }
             pending = output
                 .unprocessed_keys()
@@ -218,7 +253,7 @@ impl DynamoEventStore {
                 "BatchGetItem on {table}: keys still unprocessed after {READ_ROUNDS} calls"
             )));
         }
-        Ok(stored)
+        Ok(found)
     }
 
     /// One projection item's write, outside a transaction; `false` when its condition found the
@@ -295,6 +330,53 @@ fn projection_key(key: &ProjectionKey) -> Item {
         ("pk".to_owned(), s(key.pk())),
         ("sk".to_owned(), s(key.sk())),
     ])
+}
+
+fn legacy_key(key: &ProjectionKey) -> Item {
+    Item::from([
+        ("pk".to_owned(), s(key.legacy_pk())),
+        ("sk".to_owned(), s(key.sk())),
+    ])
+}
+
+/// Each found item with the key it answers, the key's partition named by `pk`.
+fn matched<'a>(
+    keys: &[&'a ProjectionKey],
+    found: &'a [Item],
+    pk: fn(&ProjectionKey) -> String,
+) -> Result<Vec<(&'a ProjectionKey, &'a Item)>, StoreError> {
+    let mut by_id: HashMap<(String, &str), &ProjectionKey> =
+        keys.iter().map(|k| ((pk(k), k.sk()), *k)).collect();
+    found
+        .iter()
+        .map(|item| {
+            let id = (string(item, "pk")?.to_owned(), string(item, "sk")?);
+            by_id.remove(&id).map(|key| (key, item)).ok_or_else(|| {
+                StoreError::Malformed("BatchGetItem returned an item that was not asked for".into())
+            })
+        })
+        .collect()
+}
+
+fn stored_by_key(
+    keys: &[&ProjectionKey],
+    found: &[Item],
+    pk: fn(&ProjectionKey) -> String,
+) -> Result<HashMap<ProjectionKey, Stored>, StoreError> {
+    matched(keys, found, pk)?
+        .into_iter()
+        .map(|(key, item)| Ok((key.clone(), stored_of(item)?)))
+        .collect()
+}
+
+fn stored_of(item: &Item) -> Result<Stored, StoreError> {
+    Ok(Stored {
+        version: number(item, "version")?,
+        // Items written before ranks existed rank lowest.
+        rank: opt_number(item, "rank")?.unwrap_or(0),
+        source_event_id: string(item, "source_event_id")?.to_owned(),
+        deleted: opt_boolean(item, "deleted")?.unwrap_or(false),
+    })
 }
 
 /// A handler's JSON value as a DynamoDB attribute. Numbers keep serde_json's text, so integers
