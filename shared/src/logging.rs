@@ -90,9 +90,7 @@ mod tests {
             tracing::debug!("not at info");
         });
         let text = String::from_utf8(lines.0.lock().expect("lock").clone()).expect("utf-8");
-        let mut parsed = text
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l));
+        let mut parsed = text.lines().map(serde_json::from_str::<serde_json::Value>);
         let line = parsed.next().expect("one line").expect("json");
         assert!(parsed.next().is_none(), "{text}");
         assert_eq!(line["fields"]["message"], "processed");
