@@ -22,6 +22,8 @@ MOTO := $(STATE)/moto$(if $(filter 4566,$(EMULATOR_PORT)),,-$(EMULATOR_PORT))
 # The stamp names the version, so a bump reinstalls and unrelated Makefile edits do not.
 VENV_STAMP := $(VENV)/.moto-$(MOTO_VERSION)
 LISTEN ?= 127.0.0.1:3000
+# How `make dev` hands webhooks to the ingress: api-gateway or function-url (IngressFront).
+FRONT ?= api-gateway
 # Events per flow the cost meter counts (after one that warms the functions).
 COST_EVENTS ?= 20
 
@@ -124,8 +126,8 @@ emulator-stop: ## Stop the emulator started by emulator-start
 # --- Develop ---------------------------------------------------------------------------------
 
 .PHONY: dev
-dev: emulator-start ## Run the system locally: emulator, tables, queues, demo tenant, ingress on $(LISTEN)
-	$(EMULATOR_ENV) $(CARGO) run -p local-stack -- dev --listen $(LISTEN)
+dev: emulator-start ## Run the system locally: emulator, tables, queues, demo tenant, ingress on $(LISTEN) (FRONT=function-url: as the Function URL serves it)
+	$(EMULATOR_ENV) $(CARGO) run -p local-stack -- dev --listen $(LISTEN) --front $(FRONT)
 
 .PHONY: invoke
 invoke: emulator-start ## Run a function on a console event against the local stack: make invoke FN=replay EVENT=events/replay/list.json

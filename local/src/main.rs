@@ -53,6 +53,9 @@ enum Command {
         /// Where the ingress listens.
         #[arg(long, default_value = "127.0.0.1:3000")]
         listen: SocketAddr,
+        /// How webhooks reach the ingress (the template's `IngressFront`).
+        #[arg(long, value_enum, default_value_t)]
+        front: server::Front,
     },
     /// Run one function on one console event, as `sam local invoke` would.
     Invoke {
@@ -172,13 +175,13 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
             return coldstart(&cli.endpoint, &resources, &bootstraps, runs).await;
         }
         Command::Provision | Command::Cost { .. } => None,
-        Command::Dev { listen } => Some(listen),
+        Command::Dev { listen, front } => Some((listen, front)),
     };
     println!("# Resources in the emulator; paste into another shell to use hookctl:");
     for (name, value) in dev::environment(&cli.endpoint, &resources) {
         println!("export {name}={value}");
     }
-    let Some(listen) = listen else {
+    let Some((listen, front)) = listen else {
         return Ok(());
     };
 
@@ -201,7 +204,13 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
             address: listen,
             source,
         })?;
-    println!("\n# Ingress on http://{listen}/webhooks/{{tenant}}/{{provider}}  (Ctrl-C stops)");
+    println!(
+        "\n# Ingress on http://{listen}/webhooks/{{tenant}}/{{provider}}, as {} would serve it  (Ctrl-C stops)",
+        match front {
+            server::Front::ApiGateway => "API Gateway",
+            server::Front::FunctionUrl => "a Function URL",
+        }
+    );
     println!(
         "# Try: cargo run -q -p hookctl -- send http://{listen} --tenant demo --provider stripe --file events/payloads/stripe/invoice.paid.json"
     );
@@ -238,6 +247,7 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
         listen.port()
     );
     let routes = server::Routes {
+        front,
         ingress: dev::build_ingress(&sdk, &resources),
         api: std::sync::Arc::new(api::build(&sdk, &dev::api_config(&resources)?)),
         portal: Some(std::sync::Arc::new(portal)),

@@ -1,6 +1,8 @@
 //! The HTTP API over plain HTTP on loopback, standing in for API Gateway: the webhook routes
 //! go to the ingress, the publish route to the API function, `/portal/` to the portal; the route's path segments become
 //! path parameters, the body bytes pass through untouched, and the deployed handler answers.
+//! With [`Front::FunctionUrl`], everything under `/webhooks` goes to the ingress as a Function
+//! URL hands it over: any method, no path parameters, the ingress routing by itself.
 //! API Gateway's IAM authorization of the publish route has no local stand-in: anything on this
 //! machine may publish to the local stack.
 
@@ -24,9 +26,20 @@ const GATEWAY_BODY_LIMIT: usize = 10 * 1024 * 1024;
 
 type HttpBody = BoxBody<Bytes, Infallible>;
 
+/// How webhooks reach the ingress, as the template's `IngressFront` chooses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Front {
+    /// API Gateway's routes, with path parameters.
+    #[default]
+    ApiGateway,
+    /// A Lambda Function URL: the request as sent.
+    FunctionUrl,
+}
+
 /// The functions behind the local API.
 #[derive(Debug, Clone)]
 pub struct Routes {
+    pub front: Front,
     pub ingress: Arc<AwsIngress>,
     pub api: Arc<api::AwsOutbound>,
     /// The portal's pages under `/portal/`, where the stack serves them.
@@ -75,6 +88,9 @@ async fn route(
         .collect();
     let (target, params) = match (request.method(), segments.as_slice()) {
         (&Method::GET, [health]) if health == "health" => return text(StatusCode::OK, "ok"),
+        (_, [root, ..]) if root == "webhooks" && routes.front == Front::FunctionUrl => {
+            (Target::Ingress, HashMap::new())
+        }
         (&Method::POST, [root, tenant, provider]) if root == "webhooks" => (
             Target::Ingress,
             HashMap::from([

@@ -177,9 +177,16 @@ pub trait EventProcessing: Send + Sync {
         expires_at: Option<SystemTime>,
     ) -> Result<Commit, StoreError>;
 
-    /// The event is processed: a payload kept outside the record may now expire with it.
-    /// Best effort, and nothing to do where the record holds its payload.
+    /// The event is processed after failing: a payload kept outside the record may now expire
+    /// with it. Best effort, and nothing to do where the record holds its payload.
     async fn release_payload(&self, record: &EventRecord) -> Result<(), StoreError> {
+        let _ = record;
+        Ok(())
+    }
+
+    /// An attempt failed: a payload kept outside the record must not expire while the event
+    /// waits for a retry or an operator. Nothing to do where the record holds its payload.
+    async fn keep_payload(&self, record: &EventRecord) -> Result<(), StoreError> {
         let _ = record;
         Ok(())
     }

@@ -174,7 +174,7 @@ impl ProjectionKey {
 
     /// Where the item lived before the shards: `"{tenant}#{kind}"`. Items there move to
     /// [`Self::pk`] the first time their entity changes; until then readers fall back to it.
-    pub fn legacy_pk(&self) -> String {
+    pub fn unsharded_pk(&self) -> String {
         format!("{}#{}", self.tenant, self.kind)
     }
 
@@ -467,7 +467,7 @@ mod tests {
         let shard = projection_shard("cus_1");
         assert!(shard < PROJECTION_SHARDS);
         assert_eq!(k.pk(), format!("acme#stripe_customer#{shard}"));
-        assert_eq!(k.legacy_pk(), "acme#stripe_customer");
+        assert_eq!(k.unsharded_pk(), "acme#stripe_customer");
         assert!(
             ProjectionKey::partitions(&tenant("acme"), ProjectionKind::StripeCustomer)
                 .contains(&k.pk())

@@ -66,12 +66,12 @@ async fn inbound_1k_units_are_pinned() {
 
 #[tokio::test]
 async fn inbound_30k_units_are_pinned() {
-    assert_pinned(flows::INBOUND_30K, (20.0, 4.5, 1.2, 0.0, 0.125)).await;
+    assert_pinned(flows::INBOUND_30K, (4.0, 2.5, 1.2, 2.0, 0.125)).await;
 }
 
 #[tokio::test]
 async fn inbound_100k_via_s3_units_are_pinned() {
-    assert_pinned(flows::INBOUND_100K, (4.0, 2.5, 1.2, 3.0, 0.125)).await;
+    assert_pinned(flows::INBOUND_100K, (4.0, 2.5, 1.2, 2.0, 0.125)).await;
 }
 
 #[tokio::test]

@@ -77,6 +77,7 @@ async fn the_http_runner_serves_the_ingress_handler() {
     let mut ingress_config = local_stack::dev::ingress_config(&stack.resources);
     ingress_config.max_body_bytes = IngressSettings::default().max_body_bytes;
     let routes = local_stack::server::Routes {
+        front: local_stack::server::Front::ApiGateway,
         ingress: Arc::new(::ingress::build(&sdk, &ingress_config)),
         api: Arc::new(::api::build(
             &sdk,
@@ -147,4 +148,81 @@ async fn the_http_runner_serves_the_ingress_handler() {
             .as_deref()
             .is_some_and(|id| id.starts_with("local-"))
     );
+}
+
+/// Send `head` and `body` to `address`; the raw HTTP answer.
+async fn exchange(address: std::net::SocketAddr, head: &str, body: &[u8]) -> String {
+    let mut stream = TcpStream::connect(address).await.expect("connect");
+    stream.write_all(head.as_bytes()).await.expect("write head");
+    stream.write_all(body).await.expect("write body");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.expect("read");
+    answer
+}
+
+#[tokio::test]
+async fn the_runner_serves_the_same_webhook_routes_as_a_function_url() {
+    // GIVEN the runner handing webhooks over as a Function URL does: no path parameters.
+    let stack = Stack::new().await;
+    let config = ProviderConfig::new(
+        TenantId::parse("demo").expect("tenant"),
+        Provider::Stripe,
+        shared::secret::Secret::new("whsec_runner"),
+    );
+    stack.add_tenant(&config).await;
+    let sdk = local_stack::aws::sdk_config(&endpoint()).await;
+    let ingress_config = local_stack::dev::ingress_config(&stack.resources);
+    let routes = local_stack::server::Routes {
+        front: local_stack::server::Front::FunctionUrl,
+        ingress: Arc::new(::ingress::build(&sdk, &ingress_config)),
+        api: Arc::new(::api::build(
+            &sdk,
+            &local_stack::dev::api_config(&stack.resources).expect("api config"),
+        )),
+        portal: None,
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let server = tokio::spawn(local_stack::server::serve(listener, routes));
+
+    // WHEN a signed delivery, a GET and a path with no provider arrive.
+    let body = br#"{"id":"evt_url_1","object":"event","type":"invoice.paid","created":1}"#;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let mut head = format!(
+        "POST /webhooks/demo/stripe HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
+        body.len()
+    );
+    for (name, value) in &sign(&config, "whsec_runner", body, now, "") {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    let accepted = exchange(address, &head, body).await;
+    let get = exchange(
+        address,
+        &format!(
+            "GET /webhooks/demo/stripe HTTP/1.1\r\nhost: {address}\r\nconnection: close\r\n\r\n"
+        ),
+        b"",
+    )
+    .await;
+    let short = exchange(
+        address,
+        &format!(
+            "POST /webhooks/demo HTTP/1.1\r\nhost: {address}\r\ncontent-length: 2\r\nconnection: close\r\n\r\n"
+        ),
+        b"{}",
+    )
+    .await;
+    server.abort();
+
+    // THEN the delivery is accepted as through API Gateway; the others are 404.
+    assert!(accepted.starts_with("HTTP/1.1 200"), "{accepted}");
+    assert!(accepted.contains(r#""id":"evt_url_1""#), "{accepted}");
+    for answer in [get, short] {
+        assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+        assert!(answer.contains(r#"{"message":"Not Found"}"#), "{answer}");
+    }
 }

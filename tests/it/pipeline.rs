@@ -72,6 +72,85 @@ async fn dead_letters(stack: &Stack) -> usize {
     out.messages.unwrap_or_default().len()
 }
 
+/// The tag the payload at `location` carries now.
+async fn payload_state(stack: &Stack, location: &str) -> Option<String> {
+    let tags = stack
+        .s3
+        .get_object_tagging()
+        .bucket(stack.resources.payloads_bucket())
+        .key(location)
+        .send()
+        .await
+        .expect("tags");
+    tags.tag_set()
+        .iter()
+        .find(|t| t.key() == "state")
+        .map(|t| t.value().to_owned())
+}
+
+#[tokio::test]
+async fn a_large_payload_is_kept_while_its_event_fails_and_let_go_once_processed() {
+    // GIVEN a 40 KiB invoice that does not deflate into its record, delivered
+    let stack = Stack::new().await;
+    stack.add_tenant(&stripe()).await;
+    let mut invoice: serde_json::Value =
+        serde_json::from_slice(&invoice("evt_kept")).expect("json");
+    invoice["data"]["object"]["description"] = incompressible(40 * 1024).into();
+    let body = serde_json::to_vec(&invoice).expect("json");
+    let headers = sign(&stripe(), SECRET, &body, NOW, "");
+    let (status, answer) = call(
+        &stack.ingress(),
+        request("acme", "stripe", None, &headers, &body),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let location = stack
+        .store()
+        .get(&key("evt_kept"))
+        .await
+        .expect("read")
+        .expect("record")
+        .payload_location
+        .expect("kept in S3");
+    // Written to expire with its event: nearly every event is processed first time.
+    assert_eq!(
+        payload_state(&stack, &location).await.as_deref(),
+        Some("done")
+    );
+
+    // WHEN its first attempt fails (no projections table), THEN it is kept
+    let immediate = "0,0,0,0,0,0";
+    let broken = processor_with(&stack, immediate, "no-such-table").await;
+    let poll = mapping(&stack)
+        .poll_once(&broken, "i-1")
+        .await
+        .expect("poll");
+    assert_eq!(poll.failed, 1);
+    assert_eq!(
+        payload_state(&stack, &location).await.as_deref(),
+        Some("kept")
+    );
+
+    // WHEN the retry succeeds, THEN it may expire with its record again
+    let fixed = processor_with(&stack, immediate, stack.resources.projections_table()).await;
+    let poll = mapping(&stack)
+        .poll_once(&fixed, "i-2")
+        .await
+        .expect("poll");
+    assert_eq!(poll.failed, 0);
+    let record = stack
+        .store()
+        .get(&key("evt_kept"))
+        .await
+        .expect("read")
+        .expect("record");
+    assert_eq!(record.status, EventStatus::Processed);
+    assert_eq!(
+        payload_state(&stack, &location).await.as_deref(),
+        Some("done")
+    );
+}
+
 #[tokio::test]
 async fn a_payload_too_large_for_its_record_goes_to_s3_and_is_processed_from_there() {
     // GIVEN a 1 MiB Stripe event (a large invoice), far over DynamoDB's 400 KB item limit
@@ -79,7 +158,7 @@ async fn a_payload_too_large_for_its_record_goes_to_s3_and_is_processed_from_the
     stack.add_tenant(&stripe()).await;
     let mut invoice: serde_json::Value =
         serde_json::from_slice(&invoice("evt_large")).expect("json");
-    invoice["data"]["object"]["description"] = "x".repeat(1 << 20).into();
+    invoice["data"]["object"]["description"] = incompressible(1 << 20).into();
     let body = serde_json::to_vec(&invoice).expect("json");
     let headers = sign(&stripe(), SECRET, &body, NOW, "");
 

@@ -298,6 +298,7 @@ async fn a_partner_manages_endpoints_in_a_real_browser_and_sees_only_their_tenan
         .await
         .expect("globex endpoint");
     let routes = local_stack::server::Routes {
+        front: local_stack::server::Front::ApiGateway,
         ingress: local_stack::dev::build_ingress(&sdk, &stack.resources),
         api: Arc::new(::api::build(
             &sdk,

@@ -276,7 +276,7 @@ async fn a_stale_write_is_skipped_while_the_rest_commits() {
 async fn an_item_stored_before_the_shards_moves_to_its_shard_keeping_its_order_and_fields() {
     // GIVEN cus_1 as an older version stored it, under the unsharded key.
     let stack = Stack::new().await;
-    let legacy = customer("cus_1").legacy_pk();
+    let legacy = customer("cus_1").unsharded_pk();
     stack
         .dynamodb
         .put_item()

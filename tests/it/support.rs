@@ -17,6 +17,19 @@ use shared::{
     tenant::ProviderConfig,
 };
 
+/// `len` hex digits that do not deflate much (a payload that stays large when stored).
+pub fn incompressible(len: usize) -> String {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b"0123456789abcdef"[(x & 15) as usize])
+        })
+        .collect()
+}
+
 /// The fixed "now" of every test, so signatures and windows are deterministic.
 pub const NOW: u64 = 1_700_000_000;
 

@@ -306,6 +306,14 @@ impl<P: EventProcessing> EventProcessing for Faulty<P> {
         .await
     }
 
+    async fn keep_payload(&self, record: &EventRecord) -> Result<(), StoreError> {
+        self.call(
+            "EventProcessing.keep_payload",
+            self.inner.keep_payload(record),
+        )
+        .await
+    }
+
     async fn record_failure(
         &self,
         key: &EventKey,

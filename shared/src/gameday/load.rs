@@ -176,15 +176,14 @@ async fn ten_thousand_events_under_faults_are_each_processed_exactly_once() {
     }
 }
 
-const OPERATIONS: [&str; 12] = [
+const OPERATIONS: [&str; 11] = [
     "TenantDirectory.provider_config",
     "EventStore.put_if_absent",
     "EventStore.get",
-    "EventStore.mark_enqueued",
     "EventQueue.send",
-    "EventProcessing.claim",
     "EventProcessing.commit",
     "EventProcessing.record_failure",
+    "EventProcessing.keep_payload",
     "EventProcessing.release_payload",
     "RetryQueue.retry_after",
     "RetryQueue.dead_letter",

@@ -35,7 +35,7 @@ use crate::{
     clock::Clock,
     message::QueueMessage,
     metrics::{self, MetricLine, MetricSink},
-    ports::{Commit, Failure, ProcessorStore, RetryQueue},
+    ports::{Commit, Failure, ProcessorStore, RetryQueue, StoreError},
     projection::ProjectionWrite,
     projectors::{self, ProjectorOutcome, UnknownTypePolicy},
     provider::Provider,
@@ -418,7 +418,10 @@ where
         {
             Ok(Commit::Committed { applied, skipped }) => {
                 info!(applied, skipped, attempt, "processed");
+                // A payload kept outside was written to expire with its event, unless a failed
+                // attempt kept it (`note_failure`).
                 if record.payload_location.is_some()
+                    && record.attempts > 0
                     && let Err(e) = self.store.release_payload(record).await
                 {
                     warn!(error = %e, "could not release the payload kept outside the record");
@@ -468,11 +471,7 @@ where
             status: EventStatus::Failed,
             retry_exhausted: false,
         };
-        if let Err(e) = self
-            .store
-            .record_failure(&record.key, attempt, &failure, self.clock.now())
-            .await
-        {
+        if let Err(e) = self.note_failure(record, attempt, &failure).await {
             warn!(error = %e, "could not record the failure");
         }
         let delay = self
@@ -511,11 +510,7 @@ where
                 status: EventStatus::Failed,
                 retry_exhausted: false,
             };
-            if let Err(e) = self
-                .store
-                .record_failure(key, attempt, &failure, self.clock.now())
-                .await
-            {
+            if let Err(e) = self.note_failure(record, attempt, &failure).await {
                 warn!(error = %e, "could not record the failure");
             }
             return self.retry_after(message, Duration::ZERO).await;
@@ -525,11 +520,7 @@ where
             status: EventStatus::Dead,
             retry_exhausted: exhausted,
         };
-        if let Err(e) = self
-            .store
-            .record_failure(key, attempt, &failure, self.clock.now())
-            .await
-        {
+        if let Err(e) = self.note_failure(record, attempt, &failure).await {
             warn!(error = %e, "copied to the DLQ, but the record could not be marked dead; retrying");
             return self.retry_after(message, Duration::ZERO).await;
         }
@@ -550,6 +541,22 @@ where
             error!(error, "permanent failure; event dead and on the DLQ");
         }
         Disposition::DeadLettered
+    }
+
+    /// Mark a failed attempt, keeping a payload stored outside the record from expiring first:
+    /// a failed or dead event is never left without its payload.
+    async fn note_failure(
+        &self,
+        record: &EventRecord,
+        attempt: u32,
+        failure: &Failure,
+    ) -> Result<(), StoreError> {
+        if record.payload_location.is_some() {
+            self.store.keep_payload(record).await?;
+        }
+        self.store
+            .record_failure(&record.key, attempt, failure, self.clock.now())
+            .await
     }
 
     /// Whether the queue will not deliver this message again: its receives equal the

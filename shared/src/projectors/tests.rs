@@ -203,7 +203,7 @@ fn set(v: &mut Value, pointer: &str, value: Value) {
 #[test]
 fn stripe_invoice_paid_projects_the_invoice() {
     let w = only(Provider::Stripe, "invoice.paid", STRIPE[0].1);
-    assert_eq!(w.key.pk(), "acme#stripe_invoice");
+    assert_eq!(w.key.unsharded_pk(), "acme#stripe_invoice");
     assert_eq!(w.key.sk(), "in_1PayloadInvoice0001");
     assert_eq!(w.version, 1_717_171_717_000);
     assert_eq!(w.source_event_id.as_str(), "msg_test_0001");
@@ -246,7 +246,7 @@ fn stripe_subscription_created_projects_status_period_and_prices() {
         "customer.subscription.created",
         STRIPE[2].1,
     );
-    assert_eq!(w.key.pk(), "acme#stripe_subscription");
+    assert_eq!(w.key.unsharded_pk(), "acme#stripe_subscription");
     assert_eq!(w.key.sk(), "sub_1PayloadSubscr0001");
     let f = upserted(&w);
     assert_eq!(f["status"], json!("active"));
@@ -298,9 +298,9 @@ fn stripe_subscription_deleted_leaves_a_tombstone() {
 fn stripe_checkout_session_projects_the_session_and_links_the_customer() {
     let writes = run(Provider::Stripe, "checkout.session.completed", STRIPE[5].1);
     assert_eq!(writes.len(), 2);
-    assert_eq!(writes[0].key.pk(), "acme#stripe_checkout_session");
+    assert_eq!(writes[0].key.unsharded_pk(), "acme#stripe_checkout_session");
     assert_eq!(upserted(&writes[0])["payment_status"], json!("paid"));
-    assert_eq!(writes[1].key.pk(), "acme#stripe_customer");
+    assert_eq!(writes[1].key.unsharded_pk(), "acme#stripe_customer");
     assert_eq!(writes[1].key.sk(), "cus_PayloadCustomer1");
     let link = upserted(&writes[1]);
     assert_eq!(link["client_reference_id"], json!("user_2PayloadUser0001"));
@@ -336,7 +336,7 @@ fn stripe_expanded_references_yield_their_id() {
 #[test]
 fn stripe_payment_intents_project_status_and_failure() {
     let ok = only(Provider::Stripe, "payment_intent.succeeded", STRIPE[6].1);
-    assert_eq!(ok.key.pk(), "acme#stripe_payment_intent");
+    assert_eq!(ok.key.unsharded_pk(), "acme#stripe_payment_intent");
     assert_eq!(upserted(&ok)["status"], json!("succeeded"));
     assert_eq!(upserted(&ok)["failure_code"], Value::Null);
     let failed = only(
@@ -357,7 +357,7 @@ fn stripe_payment_intents_project_status_and_failure() {
 #[test]
 fn stripe_charge_refunded_projects_the_refund() {
     let w = only(Provider::Stripe, "charge.refunded", STRIPE[8].1);
-    assert_eq!(w.key.pk(), "acme#stripe_charge");
+    assert_eq!(w.key.unsharded_pk(), "acme#stripe_charge");
     let f = upserted(&w);
     assert_eq!(f["amount_refunded"], json!(2000));
     assert_eq!(f["refunded"], json!(true));
@@ -520,7 +520,7 @@ fn unknown_type_policy_parses_from_configuration() {
 #[test]
 fn clerk_user_created_projects_primary_email_and_names() {
     let w = only(Provider::Clerk, "user.created", CLERK[0].1);
-    assert_eq!(w.key.pk(), "acme#clerk_user");
+    assert_eq!(w.key.unsharded_pk(), "acme#clerk_user");
     assert_eq!(w.key.sk(), "user_2PayloadUser0001");
     assert_eq!(w.version, 1_717_171_717_123);
     let f = upserted(&w);
@@ -556,12 +556,12 @@ fn clerk_user_deleted_leaves_a_tombstone() {
 #[test]
 fn clerk_session_organization_and_membership_are_projected() {
     let s = only(Provider::Clerk, "session.created", CLERK[3].1);
-    assert_eq!(s.key.pk(), "acme#clerk_session");
+    assert_eq!(s.key.unsharded_pk(), "acme#clerk_session");
     assert_eq!(upserted(&s)["user_id"], json!("user_2PayloadUser0001"));
     assert_eq!(upserted(&s)["status"], json!("active"));
 
     let o = only(Provider::Clerk, "organization.created", CLERK[4].1);
-    assert_eq!(o.key.pk(), "acme#clerk_organization");
+    assert_eq!(o.key.unsharded_pk(), "acme#clerk_organization");
     assert_eq!(upserted(&o)["slug"], json!("acme-inc"));
 
     let m = only(
@@ -569,7 +569,7 @@ fn clerk_session_organization_and_membership_are_projected() {
         "organizationMembership.created",
         CLERK[5].1,
     );
-    assert_eq!(m.key.pk(), "acme#clerk_membership");
+    assert_eq!(m.key.unsharded_pk(), "acme#clerk_membership");
     assert_eq!(m.key.sk(), "orgmem_2PayloadMember01");
     let f = upserted(&m);
     assert_eq!(f["organization_id"], json!("org_2PayloadOrg00001"));
@@ -624,11 +624,11 @@ fn resend_events_update_the_latest_status_and_append_history() {
         let writes = run(Provider::Resend, t, payload);
         assert_eq!(writes.len(), 2, "{t}");
         let (latest, entry) = (&writes[0], &writes[1]);
-        assert_eq!(latest.key.pk(), "acme#resend_email");
+        assert_eq!(latest.key.unsharded_pk(), "acme#resend_email");
         assert_eq!(latest.key.sk(), "56761188-7520-42d8-8898-ff6fc54ce618");
         let status = t.trim_start_matches("email.");
         assert_eq!(upserted(latest)["status"], json!(status));
-        assert_eq!(entry.key.pk(), "acme#resend_email_event");
+        assert_eq!(entry.key.unsharded_pk(), "acme#resend_email_event");
         assert_eq!(
             entry.key.sk(),
             format!(
@@ -715,7 +715,7 @@ fn recorded_providers_keep_type_and_time_per_provider_and_id() {
     );
     let w = run_as(&key, "ping", fixture!("github", "ping"));
     assert_eq!(w.len(), 1);
-    assert_eq!(w[0].key.pk(), "acme#received_event");
+    assert_eq!(w[0].key.unsharded_pk(), "acme#received_event");
     assert_eq!(w[0].key.sk(), "github#72d3162e-cc78-11e3-81ab-4c9367dc0958");
     assert_eq!(w[0].version, 0);
     assert_eq!(upserted(&w[0])["event_type"], json!("ping"));
@@ -823,7 +823,7 @@ fn the_same_stripe_customer_under_two_tenants_stays_two_records() {
     let customers: Vec<_> = store
         .iter()
         .filter(|(k, _)| k.kind() == ProjectionKind::StripeCustomer)
-        .map(|(k, _)| k.pk())
+        .map(|(k, _)| k.unsharded_pk())
         .collect();
     assert_eq!(
         customers,

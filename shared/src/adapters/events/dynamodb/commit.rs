@@ -13,7 +13,7 @@
 //! instead of reviving its old fields.
 //!
 //! Items are keyed in their entity's shard ([`ProjectionKey::pk`]). One an older version wrote
-//! under the unsharded key ([`ProjectionKey::legacy_pk`]) is copied to its shard the first
+//! under the unsharded key ([`ProjectionKey::unsharded_pk`]) is copied to its shard the first
 //! time its entity changes, then changed there: a stack upgraded with items in place keeps
 //! their order and fields, with no migration to run.
 //!
@@ -173,7 +173,7 @@ impl DynamoEventStore {
         let legacy = self
             .batch_get(table, absent.iter().map(|k| legacy_key(k)).collect(), false)
             .await?;
-        for (key, item) in matched(&absent, &legacy, ProjectionKey::legacy_pk)? {
+        for (key, item) in matched(&absent, &legacy, ProjectionKey::unsharded_pk)? {
             let mut copy = item.clone();
             copy.insert("pk".to_owned(), s(key.pk()));
             // Absent from the shard when read: if it is there now, another commit moved it,
@@ -334,7 +334,7 @@ fn projection_key(key: &ProjectionKey) -> Item {
 
 fn legacy_key(key: &ProjectionKey) -> Item {
     Item::from([
-        ("pk".to_owned(), s(key.legacy_pk())),
+        ("pk".to_owned(), s(key.unsharded_pk())),
         ("sk".to_owned(), s(key.sk())),
     ])
 }
@@ -793,7 +793,13 @@ mod tests {
              AND (attribute_not_exists(#deleted) OR #deleted <> :true)"
         );
         assert_eq!(e.values[":read_version"], n(10));
-        assert_eq!(e.key["pk"], s("acme#stripe_customer"));
+        assert_eq!(
+            e.key["pk"],
+            s(format!(
+                "acme#stripe_customer#{}",
+                crate::projection::projection_shard("cus_1")
+            ))
+        );
         assert_eq!(e.key["sk"], s("cus_1"));
     }
 

@@ -90,6 +90,10 @@ impl EventProcessing for DynamoEventStore {
         Ok(())
     }
 
+    async fn keep_payload(&self, record: &EventRecord) -> Result<(), StoreError> {
+        self.keep_outside_payload(record).await
+    }
+
     async fn record_failure(
         &self,
         key: &EventKey,

@@ -127,6 +127,17 @@ impl DynamoEventStore {
         Ok(record)
     }
 
+    /// Keep an outside payload from expiring while its event is failed or dead.
+    pub(super) async fn keep_outside_payload(
+        &self,
+        record: &EventRecord,
+    ) -> Result<(), StoreError> {
+        match (&record.payload_location, &self.payloads) {
+            (Some(location), Some(bucket)) => bucket.keep(location).await,
+            _ => Ok(()),
+        }
+    }
+
     /// Tag an outside payload for expiry; best effort (an untagged payload only lingers).
     pub(super) async fn release_outside_payload(&self, record: &EventRecord) {
         if let (Some(location), Some(bucket)) = (&record.payload_location, &self.payloads)
@@ -257,7 +268,7 @@ impl EventStore for DynamoEventStore {
     async fn put_if_absent(&self, record: &EventRecord) -> Result<PutOutcome, StoreError> {
         // A large payload goes first to S3, so the record never points at nothing.
         let stored;
-        let record = if record.payload.len() > INLINE_PAYLOAD_BYTES {
+        let record = if !records::fits_inline(&record.payload) {
             let bucket = self.payloads.as_ref().ok_or_else(|| {
                 StoreError::Rejected(format!(
                     "a payload over {INLINE_PAYLOAD_BYTES} bytes, and no payload bucket configured"

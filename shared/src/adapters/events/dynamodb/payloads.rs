@@ -1,9 +1,11 @@
 //! Payloads too large for their record, kept in S3: the record holds only where. Objects are
 //! written before the record (a record never points at nothing), named by the event and the
 //! payload's hash (a second delivery of the same id with other bytes never overwrites the
-//! first's), encrypted at rest by the bucket, and tagged `done` once the event is processed or
-//! discarded: the bucket's lifecycle expires only those, so a failed or dead event's payload
-//! waits for its operator.
+//! first's), and encrypted at rest by the bucket. The bucket's lifecycle expires objects tagged
+//! `state=done`. An object is written with that tag, since nearly every event is processed
+//! first time (a tag set on upload costs no request); a failed attempt re-tags it `kept`, so a
+//! failed or dead event's payload waits for its operator, and its processing or discard tags it
+//! `done` again.
 
 use aws_sdk_s3::{
     Client,
@@ -15,12 +17,16 @@ use sha2::{Digest, Sha256};
 
 use crate::{aws::describe, ports::StoreError, record::EventKey};
 
-/// Payloads up to this size stay in the record: one write, no S3 request. Larger ones cost a
-/// DynamoDB write unit per KB on every status change of their record, more than S3 costs.
-pub const INLINE_PAYLOAD_BYTES: usize = 32 * 1024;
+/// Payloads that store (deflated) in up to this many bytes stay in the record: no S3 request.
+/// A larger one would cost a write unit per KB twice, at the put and at the `processed` mark
+/// (an update bills the whole item), which passes S3's PUT and GET around 4 KiB.
+pub const INLINE_PAYLOAD_BYTES: usize = 4 * 1024;
 
 /// The tag the bucket's lifecycle rule expires objects by.
 pub const DONE_TAG: (&str, &str) = ("state", "done");
+
+/// The tag that keeps a failed or dead event's payload from expiring.
+pub const KEPT_TAG: (&str, &str) = ("state", "kept");
 
 /// The bucket payloads go to.
 #[derive(Debug, Clone)]
@@ -53,6 +59,7 @@ impl PayloadBucket {
             .bucket(&self.bucket)
             .key(location)
             .body(ByteStream::from(payload.to_vec()))
+            .tagging(format!("{}={}", DONE_TAG.0, DONE_TAG.1))
             .send()
             .await
             .map_err(|e| s3_error("PutObject", &self.bucket, &e))?;
@@ -87,9 +94,18 @@ impl PayloadBucket {
 
     /// Let the lifecycle expire the payload at `location`.
     pub async fn release(&self, location: &str) -> Result<(), StoreError> {
+        self.tag(location, DONE_TAG).await
+    }
+
+    /// Keep the payload at `location` from expiring.
+    pub async fn keep(&self, location: &str) -> Result<(), StoreError> {
+        self.tag(location, KEPT_TAG).await
+    }
+
+    async fn tag(&self, location: &str, (key, value): (&str, &str)) -> Result<(), StoreError> {
         let tag = Tag::builder()
-            .key(DONE_TAG.0)
-            .value(DONE_TAG.1)
+            .key(key)
+            .value(value)
             .build()
             .map_err(|e| StoreError::Rejected(format!("building a tag: {e}")))?;
         let tagging = Tagging::builder()
