@@ -315,10 +315,17 @@ async fn coldstart(
     bootstraps: &std::path::Path,
     runs: usize,
 ) -> Result<(), LocalError> {
+    // The emulator named per service, not by `AWS_ENDPOINT_URL`: with that one set the
+    // functions load the system's certificate store, as they would for any endpoint of one's
+    // own, and the figures would not be the deployed cold start.
     let mut env: Vec<(String, String)> = dev::environment(endpoint, resources)
         .into_iter()
+        .filter(|(k, _)| *k != "AWS_ENDPOINT_URL")
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
+    for service in ["DYNAMODB", "SQS", "S3", "KMS"] {
+        env.push((format!("AWS_ENDPOINT_URL_{service}"), endpoint.to_owned()));
+    }
     env.push(("AWS_EC2_METADATA_DISABLED".into(), "true".into()));
     let read = |path: &str| {
         std::fs::read(path).map_err(|source| LocalError::ReadEvent {

@@ -84,7 +84,7 @@ pub fn build(sdk: &aws_config::SdkConfig, config: &Config) -> AwsIngress {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let ingress = Ingress::new(
         DynamoEventStore::new(dynamodb.clone(), &config.events_table)
-            .with_payloads(shared::aws::s3_client(sdk), &config.payloads_bucket),
+            .with_payloads(shared::aws::s3_on_first_use(sdk), &config.payloads_bucket),
         SqsEventQueue::new(sqs, &config.events_queue_url),
         CachedDirectory::new(
             DynamoTenantDirectory::new(
@@ -104,17 +104,18 @@ pub fn build(sdk: &aws_config::SdkConfig, config: &Config) -> AwsIngress {
     match paypal_certificates() {
         Some(certificates) => ingress.with_paypal(certificates),
         None => {
-            tracing::error!("no system root certificates: PayPal deliveries will be answered 503");
+            tracing::error!("no trust anchors: PayPal deliveries will be answered 503");
             ingress
         }
     }
 }
 
-/// PayPal's certificate checker: bundles fetched over HTTPS, chains validated against the public
-/// roots TLS clients trust (PayPal's certificate must also carry PayPal's name).
+/// PayPal's certificate checker: bundles fetched over HTTPS (the client is built on the first
+/// fetch), chains validated against the public roots TLS clients trust (PayPal's certificate
+/// must also carry PayPal's name).
 fn paypal_certificates() -> Option<Arc<PayPalCertificates>> {
-    let source = paypal_source::HttpsCertificates::new()?;
-    PayPalCertificates::with_anchors(Arc::new(source), webpki_roots::TLS_SERVER_ROOTS.to_vec())
+    let source = Arc::new(paypal_source::HttpsCertificates::default());
+    PayPalCertificates::with_anchors(source, webpki_roots::TLS_SERVER_ROOTS.to_vec())
         .ok()
         .map(Arc::new)
 }

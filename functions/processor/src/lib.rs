@@ -93,7 +93,7 @@ pub fn build(sdk: &aws_config::SdkConfig, config: &Config) -> AwsProcessor {
     let processor = Processor::new(
         DynamoEventStore::new(dynamodb.clone(), &config.events_table)
             .with_projections(&config.projections_table)
-            .with_payloads(shared::aws::s3_client(sdk), &config.payloads_bucket),
+            .with_payloads(shared::aws::s3_on_first_use(sdk), &config.payloads_bucket),
         SqsRetryQueue::new(
             sqs.clone(),
             &config.events_queue_url,

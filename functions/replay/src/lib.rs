@@ -94,7 +94,7 @@ pub fn build(sdk: &aws_config::SdkConfig, config: &Config) -> Replay {
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let operations = Operations::new(
         DynamoEventStore::new(dynamodb.clone(), &config.events_table)
-            .with_payloads(shared::aws::s3_client(sdk), &config.payloads_bucket),
+            .with_payloads(shared::aws::s3_on_first_use(sdk), &config.payloads_bucket),
         SqsEventQueue::new(sqs.clone(), &config.events_queue_url),
         SqsDeadLetterQueue::new(sqs.clone(), &config.dead_letter_queue_url),
         DynamoTenantNames::new(dynamodb.clone(), &config.tenants_table),

@@ -28,15 +28,19 @@ const REFUSALS: [&str; 6] = [
 /// The KMS key that seals tenants' secrets.
 #[derive(Debug, Clone)]
 pub struct KmsKeys {
-    client: Client,
+    client: crate::aws::LazyClient<Client>,
     key_id: String,
 }
 
 impl KmsKeys {
-    /// `key_id`: the key's ARN, id or alias (the template's `SecretsKey`).
-    pub fn new(client: Client, key_id: impl Into<String>) -> Self {
+    /// `key_id`: the key's ARN, id or alias (the template's `SecretsKey`). The client may be
+    /// built on first use ([`crate::aws::LazyClient`]).
+    pub fn new(
+        client: impl Into<crate::aws::LazyClient<Client>>,
+        key_id: impl Into<String>,
+    ) -> Self {
         Self {
-            client,
+            client: client.into(),
             key_id: key_id.into(),
         }
     }
@@ -59,6 +63,7 @@ impl KeyService for KmsKeys {
     async fn data_key(&self, context: &SealContext) -> Result<DataKey, SealError> {
         let output = self
             .client
+            .get()
             .generate_data_key()
             .key_id(&self.key_id)
             .key_spec(DataKeySpec::Aes256)
@@ -88,6 +93,7 @@ impl KeyService for KmsKeys {
     ) -> Result<[u8; DATA_KEY_LEN], SealError> {
         let output = self
             .client
+            .get()
             .decrypt()
             .key_id(&self.key_id)
             .ciphertext_blob(Blob::new(encrypted))

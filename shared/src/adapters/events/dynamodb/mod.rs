@@ -106,9 +106,13 @@ impl DynamoEventStore {
     }
 
     /// Keep payloads over [`INLINE_PAYLOAD_BYTES`] in `bucket`.
-    pub fn with_payloads(mut self, client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
+    pub fn with_payloads(
+        mut self,
+        client: impl Into<crate::aws::LazyClient<aws_sdk_s3::Client>>,
+        bucket: impl Into<String>,
+    ) -> Self {
         self.payloads = Some(PayloadBucket {
-            client,
+            client: client.into(),
             bucket: bucket.into(),
         });
         self

@@ -31,7 +31,7 @@ pub const KEPT_TAG: (&str, &str) = ("state", "kept");
 /// The bucket payloads go to.
 #[derive(Debug, Clone)]
 pub(crate) struct PayloadBucket {
-    pub client: Client,
+    pub client: crate::aws::LazyClient<Client>,
     pub bucket: String,
 }
 
@@ -55,6 +55,7 @@ impl PayloadBucket {
 
     pub async fn put(&self, location: &str, payload: &[u8]) -> Result<(), StoreError> {
         self.client
+            .get()
             .put_object()
             .bucket(&self.bucket)
             .key(location)
@@ -70,6 +71,7 @@ impl PayloadBucket {
     pub async fn get(&self, location: &str) -> Result<Vec<u8>, StoreError> {
         let output = match self
             .client
+            .get()
             .get_object()
             .bucket(&self.bucket)
             .key(location)
@@ -113,6 +115,7 @@ impl PayloadBucket {
             .build()
             .map_err(|e| StoreError::Rejected(format!("building a tag set: {e}")))?;
         self.client
+            .get()
             .put_object_tagging()
             .bucket(&self.bucket)
             .key(location)
