@@ -2,7 +2,7 @@
 
 use lambda_http::{Error, run, service_fn};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     shared::logging::init();
     let config = ingress::Config::from_env()?;
