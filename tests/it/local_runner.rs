@@ -64,8 +64,15 @@ async fn provisioned_resources_match_the_template() {
     assert_eq!(attributes[&QueueAttributeName::VisibilityTimeout], "180");
 }
 
-#[tokio::test]
-async fn the_http_runner_serves_the_ingress_handler() {
+/// GIVEN the HTTP runner in front of `front`, tenant demo with Stripe signed by `whsec_runner`.
+async fn runner(
+    front: local_stack::server::Front,
+) -> (
+    Stack,
+    ProviderConfig,
+    std::net::SocketAddr,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
     let stack = Stack::new().await;
     let config = ProviderConfig::new(
         TenantId::parse("demo").expect("tenant"),
@@ -77,7 +84,7 @@ async fn the_http_runner_serves_the_ingress_handler() {
     let mut ingress_config = local_stack::dev::ingress_config(&stack.resources);
     ingress_config.max_body_bytes = IngressSettings::default().max_body_bytes;
     let routes = local_stack::server::Routes {
-        front: local_stack::server::Front::ApiGateway,
+        front,
         ingress: Arc::new(::ingress::build(&sdk, &ingress_config)),
         api: Arc::new(::api::build(
             &sdk,
@@ -88,6 +95,12 @@ async fn the_http_runner_serves_the_ingress_handler() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
     let server = tokio::spawn(local_stack::server::serve(listener, routes));
+    (stack, config, address, server)
+}
+
+#[tokio::test]
+async fn the_http_runner_serves_the_ingress_handler() {
+    let (stack, config, address, server) = runner(local_stack::server::Front::ApiGateway).await;
 
     let body = br#"{"id":"evt_runner_1","object":"event","type":"invoice.paid","created":1}"#;
     let now = std::time::SystemTime::now()
@@ -163,27 +176,7 @@ async fn exchange(address: std::net::SocketAddr, head: &str, body: &[u8]) -> Str
 #[tokio::test]
 async fn the_runner_serves_the_same_webhook_routes_as_a_function_url() {
     // GIVEN the runner handing webhooks over as a Function URL does: no path parameters.
-    let stack = Stack::new().await;
-    let config = ProviderConfig::new(
-        TenantId::parse("demo").expect("tenant"),
-        Provider::Stripe,
-        shared::secret::Secret::new("whsec_runner"),
-    );
-    stack.add_tenant(&config).await;
-    let sdk = local_stack::aws::sdk_config(&endpoint()).await;
-    let ingress_config = local_stack::dev::ingress_config(&stack.resources);
-    let routes = local_stack::server::Routes {
-        front: local_stack::server::Front::FunctionUrl,
-        ingress: Arc::new(::ingress::build(&sdk, &ingress_config)),
-        api: Arc::new(::api::build(
-            &sdk,
-            &local_stack::dev::api_config(&stack.resources).expect("api config"),
-        )),
-        portal: None,
-    };
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let address = listener.local_addr().expect("address");
-    let server = tokio::spawn(local_stack::server::serve(listener, routes));
+    let (_stack, config, address, server) = runner(local_stack::server::Front::FunctionUrl).await;
 
     // WHEN a signed delivery, a GET and a path with no provider arrive.
     let body = br#"{"id":"evt_url_1","object":"event","type":"invoice.paid","created":1}"#;

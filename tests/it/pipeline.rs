@@ -72,6 +72,21 @@ async fn dead_letters(stack: &Stack) -> usize {
     out.messages.unwrap_or_default().len()
 }
 
+/// Deliver invoice `id` with a description of `bytes` that do not deflate much; its body.
+async fn deliver_large(stack: &Stack, id: &str, bytes: usize) -> Vec<u8> {
+    let mut invoice: serde_json::Value = serde_json::from_slice(&invoice(id)).expect("json");
+    invoice["data"]["object"]["description"] = incompressible(bytes).into();
+    let body = serde_json::to_vec(&invoice).expect("json");
+    let headers = sign(&stripe(), SECRET, &body, NOW, "");
+    let (status, answer) = call(
+        &stack.ingress(),
+        request("acme", "stripe", None, &headers, &body),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    body
+}
+
 /// The tag the payload at `location` carries now.
 async fn payload_state(stack: &Stack, location: &str) -> Option<String> {
     let tags = stack
@@ -93,17 +108,7 @@ async fn a_large_payload_is_kept_while_its_event_fails_and_let_go_once_processed
     // GIVEN a 40 KiB invoice that does not deflate into its record, delivered
     let stack = Stack::new().await;
     stack.add_tenant(&stripe()).await;
-    let mut invoice: serde_json::Value =
-        serde_json::from_slice(&invoice("evt_kept")).expect("json");
-    invoice["data"]["object"]["description"] = incompressible(40 * 1024).into();
-    let body = serde_json::to_vec(&invoice).expect("json");
-    let headers = sign(&stripe(), SECRET, &body, NOW, "");
-    let (status, answer) = call(
-        &stack.ingress(),
-        request("acme", "stripe", None, &headers, &body),
-    )
-    .await;
-    assert_eq!(status, 200, "{answer}");
+    deliver_large(&stack, "evt_kept", 40 * 1024).await;
     let location = stack
         .store()
         .get(&key("evt_kept"))
@@ -156,19 +161,9 @@ async fn a_payload_too_large_for_its_record_goes_to_s3_and_is_processed_from_the
     // GIVEN a 1 MiB Stripe event (a large invoice), far over DynamoDB's 400 KB item limit
     let stack = Stack::new().await;
     stack.add_tenant(&stripe()).await;
-    let mut invoice: serde_json::Value =
-        serde_json::from_slice(&invoice("evt_large")).expect("json");
-    invoice["data"]["object"]["description"] = incompressible(1 << 20).into();
-    let body = serde_json::to_vec(&invoice).expect("json");
-    let headers = sign(&stripe(), SECRET, &body, NOW, "");
 
     // WHEN it is delivered and processed
-    let (status, answer) = call(
-        &stack.ingress(),
-        request("acme", "stripe", None, &headers, &body),
-    )
-    .await;
-    assert_eq!(status, 200, "{answer}");
+    let body = deliver_large(&stack, "evt_large", 1 << 20).await;
     let processor = processor_with(
         &stack,
         "0,60,300,1800,7200,43200",

@@ -4,7 +4,10 @@
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::{
+    operation::query::builders::QueryFluentBuilder,
+    types::{AttributeValue, ReturnValue},
+};
 
 use super::{
     DynamoEventStore, PENDING_INDEX, PENDING_SHARDS, STATUS_INDEX,
@@ -197,46 +200,68 @@ impl PendingEvents for DynamoEventStore {
             return Ok(Vec::new());
         }
         let wanted = usize::try_from(limit).unwrap_or(usize::MAX);
-        let mut found = Vec::new();
         // Each shard's oldest `limit`, then the oldest `limit` of them all.
-        for shard in 0..PENDING_SHARDS {
-            let partition = format!("{status}#{shard}");
+        let shards = (0..PENDING_SHARDS).map(|shard| format!("{status}#{shard}"));
+        let mut found = self
+            .query_each_partition(
+                shards,
+                wanted,
+                |partition| {
+                    self.client
+                        .query()
+                        .table_name(&self.table)
+                        .index_name(PENDING_INDEX)
+                        .key_condition_expression(
+                            "pending_status = :p AND status_at BETWEEN :from AND :last",
+                        )
+                        .expression_attribute_values(":p", s(partition))
+                        .expression_attribute_values(":from", n(from))
+                        .expression_attribute_values(":last", n(last))
+                        .scan_index_forward(true)
+                },
+                pending_from_item,
+            )
+            .await?;
+        found.sort_by(|a, b| (a.since, &a.key).cmp(&(b.since, &b.key)));
+        found.truncate(wanted);
+        Ok(found)
+    }
+}
+
+impl DynamoEventStore {
+    /// Up to `wanted` items from each of `partitions`, in the order `query` asks for, page by
+    /// page: the caller merges them.
+    async fn query_each_partition<T, E>(
+        &self,
+        partitions: impl IntoIterator<Item = String>,
+        wanted: usize,
+        query: impl Fn(&str) -> QueryFluentBuilder,
+        parse: impl Fn(&Item) -> Result<T, E>,
+    ) -> Result<Vec<T>, StoreError>
+    where
+        StoreError: From<E>,
+    {
+        let mut found = Vec::new();
+        for partition in partitions {
             let mut start = None;
-            let mut from_shard = 0;
+            let mut taken = 0;
             loop {
-                let output = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .index_name(PENDING_INDEX)
-                    .key_condition_expression(
-                        "pending_status = :p AND status_at BETWEEN :from AND :last",
-                    )
-                    .expression_attribute_values(":p", s(&partition))
-                    .expression_attribute_values(":from", n(from))
-                    .expression_attribute_values(":last", n(last))
-                    .scan_index_forward(true)
-                    .limit(
-                        i32::try_from(wanted - from_shard)
-                            .unwrap_or(i32::MAX)
-                            .max(1),
-                    )
+                let output = query(&partition)
+                    .limit(i32::try_from(wanted - taken).unwrap_or(i32::MAX).max(1))
                     .set_exclusive_start_key(start)
                     .send()
                     .await
                     .map_err(|err| unavailable("Query", &self.table, &err))?;
                 for item in output.items() {
-                    found.push(pending_from_item(item)?);
-                    from_shard += 1;
+                    found.push(parse(item)?);
+                    taken += 1;
                 }
                 start = output.last_evaluated_key().cloned();
-                if start.is_none() || from_shard >= wanted {
+                if start.is_none() || taken >= wanted {
                     break;
                 }
             }
         }
-        found.sort_by(|a, b| (a.since, &a.key).cmp(&(b.since, &b.key)));
-        found.truncate(wanted);
         Ok(found)
     }
 }
@@ -344,39 +369,23 @@ impl EventHistory for DynamoEventStore {
         limit: u32,
     ) -> Result<Vec<EventTimeline>, StoreError> {
         let wanted = usize::try_from(limit).unwrap_or(usize::MAX);
-        let mut found = Vec::new();
-        for partition in tenant_status_partitions(tenant, status) {
-            let mut start = None;
-            let mut from_partition = 0;
-            loop {
-                let output = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .index_name(STATUS_INDEX)
-                    .key_condition_expression("tenant_status = :ts AND status_at >= :since")
-                    .expression_attribute_values(":ts", s(&partition))
-                    .expression_attribute_values(":since", n(unix_millis(since)))
-                    .scan_index_forward(false)
-                    .limit(
-                        i32::try_from(wanted - from_partition)
-                            .unwrap_or(i32::MAX)
-                            .max(1),
-                    )
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(|err| unavailable("Query", &self.table, &err))?;
-                for item in output.items() {
-                    found.push(timeline_from_item(item)?);
-                    from_partition += 1;
-                }
-                start = output.last_evaluated_key().cloned();
-                if start.is_none() || from_partition >= wanted {
-                    break;
-                }
-            }
-        }
+        let mut found = self
+            .query_each_partition(
+                tenant_status_partitions(tenant, status),
+                wanted,
+                |partition| {
+                    self.client
+                        .query()
+                        .table_name(&self.table)
+                        .index_name(STATUS_INDEX)
+                        .key_condition_expression("tenant_status = :ts AND status_at >= :since")
+                        .expression_attribute_values(":ts", s(partition))
+                        .expression_attribute_values(":since", n(unix_millis(since)))
+                        .scan_index_forward(false)
+                },
+                timeline_from_item,
+            )
+            .await?;
         // The newest `limit` of them all.
         found.sort_by(|a, b| (b.status_at, &b.key).cmp(&(a.status_at, &a.key)));
         found.truncate(wanted);
