@@ -17,7 +17,10 @@ use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response, body::Bytes, server::conn::http1, service::service_fn};
 use hyper_util::rt::TokioIo;
 use lambda_http::{Body, RequestExt};
-use local_stack::event_source::EventSourceMapping;
+use local_stack::{
+    event_source::EventSourceMapping,
+    fault_proxy::{FaultProxy, ProxyFault},
+};
 use serde_json::{Value, json};
 use shared::{
     aws::{DynamoOutboundStore, KmsKeys, SqsDeadLetterQueue, SqsDeliveryQueue},
@@ -26,14 +29,15 @@ use shared::{
     outbound::{
         Outbound, OutboundSettings,
         admin::EndpointChange,
-        delivery::{DeliveryStatus, ErrorClass},
-        dispatch::Dispatcher,
+        delivery::{DeliveryKey, DeliveryPointer, DeliveryStatus, ErrorClass},
+        dispatch::{Dispatched, Dispatcher},
         endpoint::Endpoint,
+        ids::MessageId,
         ports::{DeliveryLog, EndpointStore, RateLimiter},
         ssrf::{EgressPolicy, EndpointUrl, StaticResolver},
         transport::HttpTransport,
     },
-    processor::NoJitter,
+    processor::{Message, NoJitter},
     retry::RetrySchedule,
 };
 use tokio::{net::TcpListener, sync::Notify};
@@ -171,17 +175,22 @@ impl Stack {
 
     /// The dispatcher as deployed, with `settings` and a resolver that knows `names`.
     fn dispatcher(&self, settings: OutboundSettings, names: StaticResolver) -> ItDispatcher {
+        self.dispatcher_over(self.outbound_store(), settings, names)
+    }
+
+    /// The same over `store` (one whose calls pass a fault proxy).
+    fn dispatcher_over(
+        &self,
+        store: DynamoOutboundStore,
+        settings: OutboundSettings,
+        names: StaticResolver,
+    ) -> ItDispatcher {
         let resolver = Arc::new(names);
         let transport =
             HttpTransport::with_resolver(settings.egress, resolver.clone()).expect("transport");
         Dispatcher::new(
-            Outbound::new(
-                self.outbound_store(),
-                self.delivery_queue(),
-                SystemClock,
-                settings,
-            )
-            .with_resolver(resolver),
+            Outbound::new(store, self.delivery_queue(), SystemClock, settings)
+                .with_resolver(resolver),
             self.delivery_queue(),
             transport,
             NoJitter,
@@ -343,6 +352,83 @@ async fn a_published_message_reaches_every_matching_endpoint_signed_for_the_offi
         (log.items[0].status, log.items[0].response_body.as_str()),
         (Some(200), "thanks")
     );
+}
+
+#[tokio::test]
+async fn a_2xx_is_not_posted_again_when_recording_it_fails() {
+    // GIVEN a receiver answering 200, and the dispatcher's table calls passing a fault proxy
+    let stack = Stack::new().await;
+    let proxy = FaultProxy::start(&crate::support::endpoint())
+        .await
+        .expect("proxy");
+    let proxied = local_stack::aws::sdk_config(&proxy.url).await;
+    let store = DynamoOutboundStore::new(
+        aws_sdk_dynamodb::Client::new(&proxied),
+        stack.resources.outbound_table(),
+        Arc::new(KmsKeys::new(
+            stack.kms.clone(),
+            stack.resources.secrets_key(),
+        )),
+    );
+    let d = stack.dispatcher_over(
+        store,
+        OutboundSettings {
+            lease: Duration::from_secs(1),
+            ..settings("0,0", EgressPolicy::LOCAL_DEVELOPMENT)
+        },
+        StaticResolver::default(),
+    );
+    let receiver = Receiver::start(Behaviour::Answer(200)).await;
+    let endpoint = stack.add_endpoint(&d, &receiver.url(), &[]).await;
+    let message = json!({"event_type": "invoice.paid", "payload": {"id": "inv_9"}, "idempotency_key": "order-9"});
+    let (status, published) = publish_via_api(&d, &message).await;
+    assert_eq!(status, 202, "{published}");
+
+    // WHEN every write that would record the attempt fails while it is dispatched
+    proxy.inject(
+        "dynamodb:TransactWriteItems",
+        ProxyFault::ServerError,
+        1_000,
+    );
+    let poll = stack
+        .deliveries_mapping()
+        .poll_once(&d, "dispatch-1")
+        .await
+        .expect("poll");
+    assert_eq!((poll.received, poll.failed), (1, 1));
+    assert_eq!(receiver.requests().len(), 1);
+
+    // AND its pointer comes back after the lease, with DynamoDB answering again
+    proxy.clear();
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let key = DeliveryKey {
+        tenant: acme(),
+        message_id: MessageId::parse("order-9").expect("id"),
+        endpoint_id: endpoint.id.clone(),
+    };
+    let again = Message {
+        message_id: "again".into(),
+        receipt_handle: None,
+        body: DeliveryPointer::new(&key).to_json(),
+        receive_count: 2,
+        sent_at: None,
+    };
+    assert_eq!(
+        d.dispatch(&again, "dispatch-2").await,
+        Dispatched::Delivered
+    );
+
+    // THEN the partner was posted to once, and the delivery is recorded delivered
+    assert_eq!(receiver.requests().len(), 1);
+    let delivery = d
+        .outbound
+        .store
+        .delivery(&key)
+        .await
+        .expect("read")
+        .expect("delivery");
+    assert_eq!(delivery.status, DeliveryStatus::Delivered);
+    assert_eq!(delivery.answered, None);
 }
 
 #[tokio::test]

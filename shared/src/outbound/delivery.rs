@@ -146,6 +146,16 @@ pub struct Delivery {
     pub last_status_code: Option<u16>,
     pub last_error: Option<String>,
     pub delivered_at: Option<SystemTime>,
+    /// The partner accepted an attempt whose finishing write failed: the next claim finishes
+    /// the delivery from this note instead of posting again.
+    pub answered: Option<Answered>,
+}
+
+/// A partner's 2xx, noted on its delivery when the attempt could not be finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answered {
+    pub status: u16,
+    pub at: SystemTime,
 }
 
 impl Delivery {
@@ -177,6 +187,7 @@ impl Delivery {
             last_status_code: None,
             last_error: None,
             delivered_at: None,
+            answered: None,
         }
     }
 }

@@ -5,7 +5,11 @@
 //! → cancelled; disabled, or paused by its circuit breaker → held, off the queue, never
 //! discarded); take a rate-limit slot (none → back in a second, no attempt counted); claim the
 //! delivery with a lease (counting the attempt); sign and POST; log the attempt and move the
-//! delivery on in one transaction.
+//! delivery on in one transaction, then update the endpoint's health.
+//!
+//! A partner's 2xx is never lost to a write failing for a moment: the finishing transaction is
+//! retried in place, and if it still fails, a note that the partner answered is left on the
+//! delivery, so the claim that comes next finishes it without posting again.
 //!
 //! 2xx: delivered. 410 Gone: the endpoint is disabled and the delivery held. Anything else is
 //! retried on the schedule (429 and 503 sooner if their `Retry-After` says so); after the last
@@ -25,8 +29,8 @@ use tracing::{Instrument, error, info, info_span, warn};
 use super::{
     Outbound, OutboundSettings,
     delivery::{
-        Attempt, Delivery, DeliveryKey, DeliveryPointer, DeliveryStatus, ErrorClass, Exchange,
-        OutboundMessage, Trigger,
+        Answered, Attempt, Delivery, DeliveryKey, DeliveryPointer, DeliveryStatus, ErrorClass,
+        Exchange, OutboundMessage, Trigger,
     },
     endpoint::{DisabledReason, Endpoint},
     ids::{EndpointId, EventType, MessageId},
@@ -51,6 +55,10 @@ const RATE_LIMITED_DELAY: Duration = Duration::from_secs(1);
 const OUTAGE_DELAY: Duration = Duration::from_secs(10);
 /// How many held deliveries a recovered endpoint releases at once; reconcile does the rest.
 const RELEASE_BATCH: u32 = 100;
+/// How many times an attempt's finishing write is tried before the message comes back.
+const FINISH_TRIES: u32 = 3;
+/// The wait before the second try; doubled before each next one. Far inside the lease.
+const FINISH_BACKOFF: Duration = Duration::from_millis(50);
 
 /// The metric names of the outbound side (function `dispatcher`).
 pub mod names {
@@ -245,6 +253,11 @@ where
             DeliveryClaim::NotNow(_) => return Ok(Dispatched::Skipped("moved on")),
             DeliveryClaim::Missing => return Ok(Dispatched::Skipped("no such delivery")),
         };
+        if let Some(answered) = delivery.answered {
+            return self
+                .finish_answered(&delivery, &endpoint, answered, owner)
+                .await;
+        }
         let message = store.message(&key.tenant, &key.message_id).await?;
         let policy = store.tenant_policy(&key.tenant).await?;
         let (schedule, disable_after) = self.settings().for_tenant(policy.as_ref());
@@ -303,8 +316,19 @@ where
             expires_at: (decision.status == DeliveryStatus::Delivered)
                 .then(|| done + self.settings().retention),
         };
-        if !store.finish_attempt(owner, &result).await? {
-            return Ok(Dispatched::Skipped("lease lost"));
+        match self.finish(owner, &result).await {
+            Ok(true) => {}
+            Ok(false) => return Ok(Dispatched::Skipped("lease lost")),
+            Err(e) => {
+                if let (DeliveryStatus::Delivered, Some(status)) = (result.status, exchange.status)
+                {
+                    self.note_answered(key, owner, status, done).await;
+                }
+                return Err(e);
+            }
+        }
+        if decision.status == DeliveryStatus::Delivered {
+            self.record_success(key, done).await;
         }
         if decision.status == DeliveryStatus::Held {
             store
@@ -323,6 +347,95 @@ where
             DeliveryStatus::Held => Dispatched::Held,
             _ => Dispatched::Dead,
         })
+    }
+
+    /// Finish the attempt, trying again in place what an outage of the moment refuses: the
+    /// partner has answered, and a write lost now would make the next claim post again.
+    async fn finish(&self, owner: &str, result: &AttemptResult) -> Result<bool, StoreError> {
+        let mut backoff = FINISH_BACKOFF;
+        let mut tries = 1;
+        loop {
+            match self.outbound.store.finish_attempt(owner, result).await {
+                Err(e) if !e.is_permanent() && tries < FINISH_TRIES => {
+                    warn!(error = %e, tries, "could not finish the attempt; trying again");
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                    tries += 1;
+                }
+                finished => return finished,
+            }
+        }
+    }
+
+    /// Leave the partner's 2xx on the delivery, for the next claim to finish it from.
+    async fn note_answered(&self, key: &DeliveryKey, owner: &str, status: u16, at: SystemTime) {
+        match self
+            .outbound
+            .store
+            .note_answered(key, owner, status, at)
+            .await
+        {
+            Ok(true) => warn!("delivered, but not recorded yet: noted for the next claim"),
+            Ok(false) => warn!("delivered, but the lease was gone before it could be noted"),
+            Err(e) => error!(
+                error = %e,
+                "delivered, but neither recorded nor noted; the partner may receive it again"
+            ),
+        }
+    }
+
+    /// The endpoint's health after a delivery: best effort, after the delivery is recorded,
+    /// so a failure here never sends it again.
+    async fn record_success(&self, key: &DeliveryKey, at: SystemTime) {
+        if let Err(e) = self
+            .outbound
+            .store
+            .record_success(&key.tenant, &key.endpoint_id, at)
+            .await
+        {
+            warn!(error = %e, "delivered; the endpoint's health could not be updated");
+        }
+    }
+
+    /// Finish a delivery whose partner already answered 2xx (its attempt's finishing write
+    /// failed): delivered, logged with the noted answer, and not posted again.
+    async fn finish_answered(
+        &self,
+        delivery: &Delivery,
+        endpoint: &Endpoint,
+        answered: Answered,
+        owner: &str,
+    ) -> Result<Dispatched, StoreError> {
+        let key = &delivery.key;
+        let exchange = Exchange {
+            status: Some(answered.status),
+            retry_after: None,
+            body: String::new(),
+            latency: Duration::ZERO,
+            error: None,
+        };
+        // The claim that led here counted one more attempt than was made.
+        let attempt = Attempt::new(
+            key,
+            delivery.attempts.saturating_sub(1).max(1),
+            answered.at,
+            Trigger::Scheduled,
+            endpoint.url.as_str(),
+            &exchange,
+        );
+        let result = AttemptResult {
+            attempt,
+            status: DeliveryStatus::Delivered,
+            next_attempt_at: None,
+            expires_at: Some(answered.at + self.settings().retention),
+        };
+        if !self.finish(owner, &result).await? {
+            return Ok(Dispatched::Skipped("lease lost"));
+        }
+        info!("finished from the partner's noted answer; not posted again");
+        self.record_success(key, answered.at).await;
+        self.count(delivery, endpoint, &exchange, DeliveryStatus::Delivered);
+        Ok(Dispatched::Delivered)
     }
 
     /// Keep a pending delivery off the queue until its endpoint takes deliveries again.
@@ -395,8 +508,8 @@ where
     ) -> Result<Decision, StoreError> {
         let store = &self.outbound.store;
         let (tenant, id) = (&endpoint.tenant, &endpoint.id);
+        // Its health waits for the attempt to be recorded (`record_success`).
         if exchange.is_success() {
-            store.record_success(tenant, id, now).await?;
             return Ok(Decision {
                 status: DeliveryStatus::Delivered,
                 delay: None,

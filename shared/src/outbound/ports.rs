@@ -216,6 +216,16 @@ pub trait DeliveryLog: Send + Sync {
     async fn finish_attempt(&self, owner: &str, result: &AttemptResult)
     -> Result<bool, StoreError>;
 
+    /// Note on a delivery `owner` holds that its partner answered `status` at `at`, for when
+    /// the attempt cannot be finished: `false` if the lease is gone (nothing written).
+    async fn note_answered(
+        &self,
+        key: &DeliveryKey,
+        owner: &str,
+        status: u16,
+        at: SystemTime,
+    ) -> Result<bool, StoreError>;
+
     /// Log an attempt outside any delivery's life (a test event).
     async fn log_attempt(
         &self,

@@ -363,6 +363,74 @@ async fn deliveries_are_signed_so_the_standard_webhooks_scheme_verifies_both_sec
 }
 
 #[tokio::test]
+async fn a_2xx_survives_finishing_writes_that_fail_for_a_moment() {
+    // GIVEN a delivery whose finishing write is refused twice (throttled, a conflict)
+    let w = world();
+    w.endpoint("https://a.example/in", &[]).await;
+    w.publish("invoice.paid", "order-finish").await;
+    w.store().fail_finishes(2);
+
+    // WHEN it is dispatched, THEN the third try records it: delivered, posted once
+    assert_eq!(w.dispatch_all().await, [Dispatched::Delivered]);
+    assert_eq!(w.d.transport.requests().len(), 1);
+    assert_eq!(w.deliveries()[0].status, DeliveryStatus::Delivered);
+    assert_eq!(w.store().all_attempts().len(), 1);
+}
+
+#[tokio::test]
+async fn a_2xx_that_cannot_be_recorded_is_noted_and_never_posted_again() {
+    // GIVEN a delivery whose finishing write fails every time this attempt
+    let w = world();
+    let endpoint = w.endpoint("https://a.example/in", &[]).await;
+    w.publish("invoice.paid", "order-noted").await;
+    let key = w.deliveries()[0].key.clone();
+    w.store().fail_finishes(3);
+
+    // WHEN it is dispatched, THEN the message comes back, with the partner's answer noted
+    assert!(matches!(
+        w.dispatch_all().await.as_slice(),
+        [Dispatched::Later(_)]
+    ));
+    let noted = &w.deliveries()[0];
+    assert_eq!(noted.status, DeliveryStatus::Sending);
+    assert_eq!(noted.answered.map(|a| a.status), Some(200));
+
+    // WHEN the message comes back after the lease, THEN the delivery is finished from the
+    // note: delivered, logged once, and the partner was posted to once only
+    w.clock()
+        .advance(OutboundSettings::default().lease + Duration::from_secs(1));
+    assert_eq!(w.redeliver(&key).await, Dispatched::Delivered);
+    assert_eq!(w.d.transport.requests().len(), 1);
+    let delivered = &w.deliveries()[0];
+    assert_eq!(delivered.status, DeliveryStatus::Delivered);
+    assert_eq!(delivered.answered, None);
+    let attempts = w.store().all_attempts();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].status, Some(200));
+    let health = w
+        .store()
+        .endpoint(&acme(), &endpoint.id)
+        .await
+        .expect("read")
+        .expect("endpoint")
+        .health;
+    assert!(health.last_success_at.is_some());
+}
+
+#[tokio::test]
+async fn a_health_update_failing_after_a_2xx_never_sends_it_again() {
+    let w = world();
+    w.endpoint("https://a.example/in", &[]).await;
+    w.publish("invoice.paid", "order-health").await;
+    w.store().fail_successes(1);
+
+    assert_eq!(w.dispatch_all().await, [Dispatched::Delivered]);
+
+    assert_eq!(w.deliveries()[0].status, DeliveryStatus::Delivered);
+    assert_eq!(w.d.transport.requests().len(), 1);
+}
+
+#[tokio::test]
 async fn failures_follow_the_schedule_then_go_dead_to_the_dlq() {
     let w = world();
     let endpoint = w.endpoint("https://a.example/in", &[]).await;

@@ -17,7 +17,7 @@ use crate::{
     outbound::{
         TenantPolicy,
         delivery::{
-            Attempt, Delivery, DeliveryKey, DeliveryPointer, DeliveryStatus, Exchange,
+            Answered, Attempt, Delivery, DeliveryKey, DeliveryPointer, DeliveryStatus, Exchange,
             OutboundMessage,
         },
         endpoint::{DisabledReason, Endpoint, EndpointHealth},
@@ -42,6 +42,14 @@ struct StoredDelivery {
     owner: Option<String>,
 }
 
+impl StoredDelivery {
+    /// Whether `owner` holds the delivery's lease: the condition of every write that ends or
+    /// notes an attempt.
+    fn leased_to(&self, owner: &str) -> bool {
+        self.owner.as_deref() == Some(owner) && self.delivery.status == DeliveryStatus::Sending
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
     endpoints: BTreeMap<(TenantId, EndpointId), StoredEndpoint>,
@@ -57,6 +65,10 @@ struct State {
 pub struct MemoryOutboundStore {
     state: Mutex<State>,
     outage: Outage,
+    /// How many coming `finish_attempt` calls fail as an outage would, writing nothing.
+    failing_finishes: std::sync::atomic::AtomicU32,
+    /// How many coming `record_success` calls fail so.
+    failing_successes: std::sync::atomic::AtomicU32,
 }
 
 impl MemoryOutboundStore {
@@ -70,6 +82,26 @@ impl MemoryOutboundStore {
 
     fn check(&self) -> Result<(), StoreError> {
         self.outage.check().map_err(StoreError::Unavailable)
+    }
+
+    /// Make the next `n` finishing writes fail (throttled, cancelled by a conflict).
+    pub fn fail_finishes(&self, n: u32) {
+        self.failing_finishes
+            .store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Make the next `n` health updates after a success fail.
+    pub fn fail_successes(&self, n: u32) {
+        self.failing_successes
+            .store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn take_failure(counter: &std::sync::atomic::AtomicU32, what: &str) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        match counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)) {
+            Ok(_) => Err(StoreError::Unavailable(format!("{what}: throttled"))),
+            Err(_) => Ok(()),
+        }
     }
 
     /// Every delivery, for assertions.
@@ -187,6 +219,7 @@ impl EndpointStore for MemoryOutboundStore {
         id: &EndpointId,
         at: SystemTime,
     ) -> Result<(), StoreError> {
+        Self::take_failure(&self.failing_successes, "record_success")?;
         self.health(tenant, id, |h| {
             h.consecutive_failures = 0;
             h.failing_since = None;
@@ -461,13 +494,12 @@ impl DeliveryLog for MemoryOutboundStore {
         result: &AttemptResult,
     ) -> Result<bool, StoreError> {
         self.check()?;
+        Self::take_failure(&self.failing_finishes, "finish_attempt")?;
         let mut state = lock(&self.state);
         let Some(stored) = state.deliveries.get_mut(&result.attempt.key) else {
             return Ok(false);
         };
-        if stored.owner.as_deref() != Some(owner)
-            || stored.delivery.status != DeliveryStatus::Sending
-        {
+        if !stored.leased_to(owner) {
             return Ok(false);
         }
         let d = &mut stored.delivery;
@@ -480,8 +512,28 @@ impl DeliveryLog for MemoryOutboundStore {
         if result.status == DeliveryStatus::Delivered {
             d.delivered_at = Some(result.attempt.at);
         }
+        d.answered = None;
         stored.owner = None;
         state.attempts.push(result.attempt.clone());
+        Ok(true)
+    }
+
+    async fn note_answered(
+        &self,
+        key: &DeliveryKey,
+        owner: &str,
+        status: u16,
+        at: SystemTime,
+    ) -> Result<bool, StoreError> {
+        self.check()?;
+        let mut state = lock(&self.state);
+        let Some(stored) = state.deliveries.get_mut(key) else {
+            return Ok(false);
+        };
+        if !stored.leased_to(owner) {
+            return Ok(false);
+        }
+        stored.delivery.answered = Some(Answered { status, at });
         Ok(true)
     }
 

@@ -6,7 +6,10 @@
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem};
+use aws_sdk_dynamodb::{
+    operation::transact_write_items::TransactWriteItemsError,
+    types::{AttributeValue, Put, ReturnValue, TransactWriteItem},
+};
 
 use super::{
     DUE_INDEX, DynamoOutboundStore, ENDPOINT_INDEX, decode_token, delivery_key, encode_token,
@@ -25,7 +28,8 @@ use crate::{
     ids::TenantId,
     outbound::{
         delivery::{
-            Attempt, Delivery, DeliveryKey, DeliveryStatus, ErrorClass, OutboundMessage, Trigger,
+            Answered, Attempt, Delivery, DeliveryKey, DeliveryStatus, ErrorClass, OutboundMessage,
+            Trigger,
         },
         ids::{EndpointId, EventType, MessageId},
         ports::{AttemptResult, DeliveryClaim, DeliveryLog, Page, PutMessage},
@@ -52,6 +56,21 @@ fn message_from_item(item: &Item) -> Result<OutboundMessage, ItemError> {
     })
 }
 
+/// Whether a finishing transaction was refused because the delivery's own condition failed:
+/// its lease is gone (another owner, or moved on). A conflict with another transaction or
+/// throttling is an outage of the moment, for the caller to retry: a partner's answer must not
+/// be lost to it.
+fn lease_lost(error: &TransactWriteItemsError) -> bool {
+    let TransactWriteItemsError::TransactionCanceledException(cancelled) = error else {
+        return false;
+    };
+    cancelled
+        .cancellation_reasons()
+        .first()
+        .and_then(|reason| reason.code())
+        .is_some_and(|code| code == "ConditionalCheckFailed")
+}
+
 fn delivery_from_item(item: &Item) -> Result<Delivery, ItemError> {
     Ok(Delivery {
         key: DeliveryKey {
@@ -71,6 +90,13 @@ fn delivery_from_item(item: &Item) -> Result<Delivery, ItemError> {
         last_status_code: opt_number(item, "last_status_code")?,
         last_error: opt_string(item, "last_error")?.map(str::to_owned),
         delivered_at: opt_millis(item, "delivered_at")?,
+        answered: match (
+            opt_number(item, "answered_status")?,
+            opt_millis(item, "answered_at")?,
+        ) {
+            (Some(status), Some(at)) => Some(Answered { status, at }),
+            _ => None,
+        },
     })
 }
 
@@ -533,6 +559,8 @@ impl DeliveryLog for DynamoOutboundStore {
             .set("status_at", ms(attempt.at))
             .remove("lease_owner")
             .remove("lease_until")
+            .remove("answered_status")
+            .remove("answered_at")
             .condition(
                 "#lease_owner = :owner AND #status = :sending",
                 &["lease_owner", "status"],
@@ -579,24 +607,39 @@ impl DeliveryLog for DynamoOutboundStore {
             .transact_items(TransactWriteItem::builder().put(put).build())
             .send()
             .await;
-        match outcome {
+        let Err(e) = outcome else {
+            return Ok(true);
+        };
+        if e.as_service_error().is_some_and(lease_lost) {
+            return Ok(false);
+        }
+        Err(unavailable("TransactWriteItems", &self.table, &e))
+    }
+
+    async fn note_answered(
+        &self,
+        key: &DeliveryKey,
+        owner: &str,
+        status: u16,
+        at: SystemTime,
+    ) -> Result<bool, StoreError> {
+        let result = UpdateBuilder::new(delivery_key(key))
+            .set("answered_status", n(status))
+            .set("answered_at", ms(at))
+            .condition(
+                "#lease_owner = :owner AND #status = :sending",
+                &["lease_owner", "status"],
+            )
+            .value(":owner", s(owner))
+            .value(":sending", s(DeliveryStatus::Sending.as_str()))
+            .build()
+            .update_item(&self.client, &self.table)
+            .send()
+            .await;
+        match result {
             Ok(_) => Ok(true),
-            Err(e) => {
-                let cancelled = e
-                    .as_service_error()
-                    .is_some_and(|s| s.is_transaction_canceled_exception());
-                if cancelled
-                    && let Some(d) = self.delivery(k).await?
-                    && d.status != DeliveryStatus::Sending
-                {
-                    return Ok(false);
-                }
-                if cancelled {
-                    // Still sending: another owner's lease (ours ran out).
-                    return Ok(false);
-                }
-                Err(unavailable("TransactWriteItems", &self.table, &e))
-            }
+            Err(e) if is_conditional_failure(&e) => Ok(false),
+            Err(e) => Err(unavailable("UpdateItem", &self.table, &e)),
         }
     }
 
@@ -805,5 +848,34 @@ impl DeliveryLog for DynamoOutboundStore {
                 .collect::<Result<_, _>>()?,
             next,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::types::{CancellationReason, error::TransactionCanceledException};
+
+    use super::*;
+
+    fn cancelled(codes: &[&str]) -> TransactWriteItemsError {
+        let mut exception = TransactionCanceledException::builder();
+        for code in codes {
+            exception =
+                exception.cancellation_reasons(CancellationReason::builder().code(*code).build());
+        }
+        TransactWriteItemsError::TransactionCanceledException(exception.build())
+    }
+
+    #[test]
+    fn only_the_deliverys_own_condition_means_the_lease_is_lost() {
+        assert!(lease_lost(&cancelled(&["ConditionalCheckFailed", "None"])));
+        for transient in [
+            cancelled(&["TransactionConflict", "None"]),
+            cancelled(&["ThrottlingError", "None"]),
+            cancelled(&["None", "ValidationError"]),
+            cancelled(&[]),
+        ] {
+            assert!(!lease_lost(&transient), "{transient:?}");
+        }
     }
 }
