@@ -33,7 +33,7 @@ use shared::{
         dispatch::{Dispatched, Dispatcher},
         endpoint::Endpoint,
         ids::MessageId,
-        ports::{DeliveryLog, EndpointStore, RateLimiter},
+        ports::{DeliveryClaim, DeliveryLog, EndpointStore, RateLimiter},
         ssrf::{EgressPolicy, EndpointUrl, StaticResolver},
         transport::HttpTransport,
     },
@@ -429,6 +429,48 @@ async fn a_2xx_is_not_posted_again_when_recording_it_fails() {
         .expect("delivery");
     assert_eq!(delivery.status, DeliveryStatus::Delivered);
     assert_eq!(delivery.answered, None);
+}
+
+#[tokio::test]
+async fn a_delivery_is_claimed_on_dynamodb_only_when_due() {
+    // GIVEN a delivery published a moment ago: pending, due at its creation
+    let stack = Stack::new().await;
+    let d = stack.dispatcher(
+        settings("0", EgressPolicy::LOCAL_DEVELOPMENT),
+        StaticResolver::default(),
+    );
+    let endpoint = stack.add_endpoint(&d, "http://127.0.0.1:9/in", &[]).await;
+    let message =
+        json!({"event_type": "invoice.paid", "payload": {"n": 1}, "idempotency_key": "due-1"});
+    assert_eq!(publish_via_api(&d, &message).await.0, 202);
+    let key = DeliveryKey {
+        tenant: acme(),
+        message_id: MessageId::parse("due-1").expect("id"),
+        endpoint_id: endpoint.id.clone(),
+    };
+    let store = &d.outbound.store;
+    let due = store
+        .delivery(&key)
+        .await
+        .expect("read")
+        .expect("delivery")
+        .next_attempt_at
+        .expect("due");
+
+    // WHEN it is claimed a minute before it is due, THEN not, and the answer says when
+    let early = due - Duration::from_secs(60);
+    let lease = due + Duration::from_secs(60);
+    assert!(matches!(
+        store.claim_delivery(&key, "early", lease, false, early).await,
+        Ok(DeliveryClaim::NotDue(at)) if at == due
+    ));
+    // WHEN it is claimed when due, THEN it is
+    assert!(matches!(
+        store
+            .claim_delivery(&key, "on-time", lease, false, due)
+            .await,
+        Ok(DeliveryClaim::Claimed(_))
+    ));
 }
 
 #[tokio::test]

@@ -55,6 +55,10 @@ const RATE_LIMITED_DELAY: Duration = Duration::from_secs(1);
 const OUTAGE_DELAY: Duration = Duration::from_secs(10);
 /// How many held deliveries a recovered endpoint releases at once; reconcile does the rest.
 const RELEASE_BATCH: u32 = 100;
+/// The longest a message is hidden at once: SQS refuses a visibility past 12 hours from its
+/// receive, so a longer wait is chained (the claim sends a message that comes back early away
+/// again until its delivery is due).
+const MAX_HIDE: Duration = Duration::from_secs(12 * 3600 - 5 * 60);
 /// How many times an attempt's finishing write is tried before the message comes back.
 const FINISH_TRIES: u32 = 3;
 /// The wait before the second try; doubled before each next one. Far inside the lease.
@@ -194,7 +198,7 @@ where
 
     async fn come_back(&self, message: &Message, delay: Duration) {
         if let Some(handle) = &message.receipt_handle
-            && let Err(e) = self.retry.retry_after(handle, delay).await
+            && let Err(e) = self.retry.retry_after(handle, delay.min(MAX_HIDE)).await
         {
             // The queue's own visibility timeout brings it back instead.
             warn!(error = %e, "could not set the message's delay");
@@ -249,6 +253,11 @@ where
             DeliveryClaim::Claimed(delivery) => *delivery,
             DeliveryClaim::NotNow(DeliveryStatus::Sending) => {
                 return Ok(Dispatched::Later(self.settings().lease));
+            }
+            DeliveryClaim::NotDue(due) => {
+                return Ok(Dispatched::Later(
+                    due.duration_since(now).unwrap_or_default(),
+                ));
             }
             DeliveryClaim::NotNow(_) => return Ok(Dispatched::Skipped("moved on")),
             DeliveryClaim::Missing => return Ok(Dispatched::Skipped("no such delivery")),

@@ -140,8 +140,15 @@ pub enum DeliveryClaim {
     Claimed(Box<Delivery>),
     /// Not in a status an attempt may start from (final, held, or leased to another).
     NotNow(DeliveryStatus),
+    /// Pending, but its next attempt is due only then: an extra pointer (reconcile, a resend)
+    /// or one that came back early (SQS hides a message 12 hours at most) makes no attempt.
+    NotDue(SystemTime),
     Missing,
 }
+
+/// How early a pending delivery may be claimed: clocks of the queue and of the functions
+/// differ by a little.
+pub const DUE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A page of a listing, newest first, and where the next starts (opaque).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -49,6 +49,10 @@ struct World {
 }
 
 fn world() -> World {
+    world_with(OutboundSettings::default())
+}
+
+fn world_with(settings: OutboundSettings) -> World {
     let queue = Arc::new(MemoryDeliveryQueue::new());
     let metrics = CapturedMetrics::new();
     let resolver = StaticResolver::default()
@@ -61,7 +65,7 @@ fn world() -> World {
         MemoryOutboundStore::new(),
         queue.clone(),
         ManualClock::at_unix(NOW),
-        OutboundSettings::default(),
+        settings,
     )
     .with_metrics(metrics.clone())
     .with_resolver(Arc::new(resolver));
@@ -146,6 +150,22 @@ impl World {
             sent_at: None,
         };
         self.d.dispatch(&message, "worker/again").await
+    }
+
+    /// Dispatch a delivery's pointer again once it is due, as SQS brings it back after the
+    /// delay its last attempt set.
+    async fn redeliver_when_due(&self, key: &delivery::DeliveryKey) -> Dispatched {
+        use crate::clock::Clock;
+        let due = self
+            .deliveries()
+            .into_iter()
+            .find(|d| &d.key == key)
+            .and_then(|d| d.next_attempt_at);
+        let now = self.clock().now();
+        if let Some(wait) = due.and_then(|due| due.duration_since(now).ok()) {
+            self.clock().advance(wait);
+        }
+        self.redeliver(key).await
     }
 
     fn deliveries(&self) -> Vec<delivery::Delivery> {
@@ -431,6 +451,78 @@ async fn a_health_update_failing_after_a_2xx_never_sends_it_again() {
 }
 
 #[tokio::test]
+async fn an_early_pointer_makes_no_early_attempt() {
+    // GIVEN a delivery whose first attempt failed: the next is due in 5 s
+    let w = world();
+    w.endpoint("https://a.example/in", &[]).await;
+    w.d.transport.script(
+        "https://a.example/in",
+        vec![
+            ScriptedTransport::status(500),
+            ScriptedTransport::status(200),
+        ],
+    );
+    w.publish("invoice.paid", "order-early").await;
+    let key = w.deliveries()[0].key.clone();
+    assert_eq!(
+        w.dispatch_all().await,
+        [Dispatched::Retry(Duration::from_secs(5))]
+    );
+
+    // WHEN an extra pointer (reconcile, a resend) comes before then, THEN no attempt: it goes
+    // away until the delivery is due
+    assert_eq!(
+        w.redeliver(&key).await,
+        Dispatched::Later(Duration::from_secs(5))
+    );
+    assert_eq!(w.d.transport.requests().len(), 1);
+    assert_eq!(w.deliveries()[0].attempts, 1);
+
+    // WHEN it is due, THEN the attempt is made
+    w.clock().advance(Duration::from_secs(5));
+    assert_eq!(w.redeliver(&key).await, Dispatched::Delivered);
+    assert_eq!(w.d.transport.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn a_wait_longer_than_sqs_hides_a_message_is_chained() {
+    // GIVEN a schedule whose second attempt waits the full 12 hours
+    let w = world_with(OutboundSettings {
+        schedule: "0,43200".parse().expect("schedule"),
+        ..OutboundSettings::default()
+    });
+    w.endpoint("https://a.example/in", &[]).await;
+    w.d.transport.script(
+        "https://a.example/in",
+        vec![
+            ScriptedTransport::status(500),
+            ScriptedTransport::status(200),
+        ],
+    );
+    w.publish("invoice.paid", "order-long").await;
+    let key = w.deliveries()[0].key.clone();
+
+    // WHEN it fails, THEN its message is hidden no longer than SQS allows from its receive
+    assert_eq!(
+        w.dispatch_all().await,
+        [Dispatched::Retry(Duration::from_secs(43_200))]
+    );
+    let hidden = w.queue.delays().last().expect("a delay").1;
+    assert!(hidden < Duration::from_secs(43_200), "{hidden:?}");
+
+    // WHEN it comes back that early, THEN it is hidden again for the rest, and the attempt
+    // is made when due
+    w.clock().advance(hidden);
+    assert_eq!(
+        w.redeliver(&key).await,
+        Dispatched::Later(Duration::from_secs(43_200) - hidden)
+    );
+    assert_eq!(w.d.transport.requests().len(), 1);
+    w.clock().advance(Duration::from_secs(43_200) - hidden);
+    assert_eq!(w.redeliver(&key).await, Dispatched::Delivered);
+}
+
+#[tokio::test]
 async fn failures_follow_the_schedule_then_go_dead_to_the_dlq() {
     let w = world();
     let endpoint = w.endpoint("https://a.example/in", &[]).await;
@@ -448,7 +540,7 @@ async fn failures_follow_the_schedule_then_go_dead_to_the_dlq() {
             .reset_health(&acme(), &endpoint.id)
             .await
             .expect("reset");
-        delays.push(w.redeliver(&key).await);
+        delays.push(w.redeliver_when_due(&key).await);
     }
 
     let expected: Vec<Dispatched> = DEFAULT_DELIVERY_SCHEDULE[1..]
@@ -489,7 +581,7 @@ async fn retry_after_is_honoured_but_never_past_the_schedule() {
     );
     // 3600 s asked, but the schedule's next step is 300 s.
     assert_eq!(
-        w.redeliver(&key).await,
+        w.redeliver_when_due(&key).await,
         Dispatched::Retry(Duration::from_secs(300))
     );
 }
@@ -666,7 +758,7 @@ async fn resend_recover_and_redrive_start_dead_deliveries_over() {
             .reset_health(&acme(), &endpoint.id)
             .await
             .expect("reset");
-        w.redeliver(&key).await;
+        w.redeliver_when_due(&key).await;
     }
     assert_eq!(w.deliveries()[0].status, DeliveryStatus::Dead);
 

@@ -23,8 +23,9 @@ use crate::{
         endpoint::{DisabledReason, Endpoint, EndpointHealth},
         ids::{EndpointId, EventType, MessageId},
         ports::{
-            AttemptResult, DeliveryClaim, DeliveryLog, DeliveryQueue, DeliveryRetryQueue,
-            EndpointStore, OutboundRequest, Page, PutMessage, RateLimiter, Transport,
+            AttemptResult, DUE_GRACE, DeliveryClaim, DeliveryLog, DeliveryQueue,
+            DeliveryRetryQueue, EndpointStore, OutboundRequest, Page, PutMessage, RateLimiter,
+            Transport,
         },
     },
     ports::{QueueError, StoreError},
@@ -471,6 +472,12 @@ impl DeliveryLog for MemoryOutboundStore {
             return Ok(DeliveryClaim::Missing);
         };
         let d = &mut stored.delivery;
+        if d.status == DeliveryStatus::Pending
+            && let Some(due) = d.next_attempt_at
+            && due > now + DUE_GRACE
+        {
+            return Ok(DeliveryClaim::NotDue(due));
+        }
         let free = match d.status {
             DeliveryStatus::Pending => true,
             DeliveryStatus::Sending => d.lease_until.is_none_or(|until| until <= now),

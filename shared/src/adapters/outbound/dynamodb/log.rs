@@ -32,7 +32,7 @@ use crate::{
             Trigger,
         },
         ids::{EndpointId, EventType, MessageId},
-        ports::{AttemptResult, DeliveryClaim, DeliveryLog, Page, PutMessage},
+        ports::{AttemptResult, DUE_GRACE, DeliveryClaim, DeliveryLog, Page, PutMessage},
     },
     ports::StoreError,
 };
@@ -497,8 +497,9 @@ impl DeliveryLog for DynamoOutboundStore {
         probe: bool,
         now: SystemTime,
     ) -> Result<DeliveryClaim, StoreError> {
-        let mut condition =
-            "#status = :pending OR (#status = :sending AND #lease_until < :now)".to_owned();
+        let mut condition = "(#status = :pending AND (attribute_not_exists(#next_attempt_at) \
+             OR #next_attempt_at <= :due_by)) OR (#status = :sending AND #lease_until < :now)"
+            .to_owned();
         if probe {
             condition.push_str(" OR #status = :held");
         }
@@ -516,10 +517,11 @@ impl DeliveryLog for DynamoOutboundStore {
             .value(":zero", n(0))
             .value(":one", n(1))
             .condition("attribute_exists(#pk)", &["pk"])
-            .condition(&condition, &["status", "lease_until"])
+            .condition(&condition, &["status", "lease_until", "next_attempt_at"])
             .value(":pending", s(DeliveryStatus::Pending.as_str()))
             .value(":sending", s(DeliveryStatus::Sending.as_str()))
-            .value(":now", ms(now));
+            .value(":now", ms(now))
+            .value(":due_by", ms(now + DUE_GRACE));
         if probe {
             update = update.value(":held", s(DeliveryStatus::Held.as_str()));
         }
@@ -537,6 +539,11 @@ impl DeliveryLog for DynamoOutboundStore {
                 Ok(DeliveryClaim::Claimed(Box::new(delivery_from_item(&item)?)))
             }
             Err(e) if is_conditional_failure(&e) => Ok(match self.delivery(key).await? {
+                Some(Delivery {
+                    status: DeliveryStatus::Pending,
+                    next_attempt_at: Some(due),
+                    ..
+                }) if due > now + DUE_GRACE => DeliveryClaim::NotDue(due),
                 Some(d) => DeliveryClaim::NotNow(d.status),
                 None => DeliveryClaim::Missing,
             }),
