@@ -768,4 +768,31 @@ async fn the_outbound_store_pages_holds_and_limits_on_dynamodb() {
         );
     }
     assert_eq!(taken, 2);
+
+    // A pause opens once: a second one asked while it is open (an attempt that was in flight)
+    // changes nothing, and a success closes it and forgets the count.
+    // Whole milliseconds, as stored.
+    let until = shared::clock::from_unix_millis(shared::clock::unix_millis(now) + 60_000);
+    assert!(
+        store
+            .pause(&acme(), &endpoint.id, until, now)
+            .await
+            .expect("pause")
+    );
+    let later = until + Duration::from_secs(60);
+    assert!(
+        !store
+            .pause(&acme(), &endpoint.id, later, now)
+            .await
+            .expect("pause")
+    );
+    let health = |e: Option<Endpoint>| e.expect("endpoint").health;
+    let paused = health(store.endpoint(&acme(), &endpoint.id).await.expect("read"));
+    assert_eq!((paused.paused_until, paused.pauses), (Some(until), 1));
+    store
+        .record_success(&acme(), &endpoint.id, now)
+        .await
+        .expect("success");
+    let closed = health(store.endpoint(&acme(), &endpoint.id).await.expect("read"));
+    assert_eq!((closed.paused_until, closed.pauses), (None, 0));
 }

@@ -546,9 +546,12 @@ where
                 delay: None,
             });
         }
-        if health.consecutive_failures >= self.settings().pause_after_failures {
-            let pause = self.settings().pause_for(health.consecutive_failures);
-            store.pause(tenant, id, now + pause).await?;
+        let pause = self.settings().pause_for(health.pauses);
+        let paused = health.paused_until.is_some_and(|until| until > now);
+        if health.consecutive_failures >= self.settings().pause_after_failures
+            && !paused
+            && store.pause(tenant, id, now + pause, now).await?
+        {
             MetricLine::new(now)
                 .dimension(metrics::FUNCTION, names::DISPATCHER)
                 .count(names::ENDPOINT_PAUSED)

@@ -189,6 +189,8 @@ pub struct EndpointHealth {
     pub failing_since: Option<SystemTime>,
     /// The circuit breaker: open until then, deliveries are held and one probe goes out after.
     pub paused_until: Option<SystemTime>,
+    /// Pauses opened in the current run of failures: each lasts twice the one before.
+    pub pauses: u32,
     pub last_success_at: Option<SystemTime>,
     /// Set when the dispatcher (not an operator) disabled it: `gone` or `failing`.
     pub disabled: Option<(DisabledReason, SystemTime)>,

@@ -117,11 +117,12 @@ impl OutboundSettings {
         )
     }
 
-    /// How long the circuit stays open after `failures` in a row.
-    pub fn pause_for(&self, failures: u32) -> Duration {
-        let doublings = failures.saturating_sub(self.pause_after_failures).min(16);
+    /// How long the circuit stays open when it opens after `pauses` others in the same run
+    /// of failures: doubled per pause, not per failure, so a burst of failures that were in
+    /// flight together counts once.
+    pub fn pause_for(&self, pauses: u32) -> Duration {
         self.pause
-            .saturating_mul(1 << doublings)
+            .saturating_mul(1 << pauses.min(16))
             .min(self.max_pause)
     }
 }

@@ -69,13 +69,16 @@ pub trait EndpointStore: Send + Sync {
         at: SystemTime,
     ) -> Result<EndpointHealth, StoreError>;
 
-    /// Open the circuit until `until`.
+    /// Open the circuit until `until`, counting a pause, unless it is open at `now` already:
+    /// the failures of attempts that were in flight when it opened do not lengthen it.
+    /// Whether this call opened it.
     async fn pause(
         &self,
         tenant: &TenantId,
         id: &EndpointId,
         until: SystemTime,
-    ) -> Result<(), StoreError>;
+        now: SystemTime,
+    ) -> Result<bool, StoreError>;
 
     /// The dispatcher disables it (`gone`, `failing`).
     async fn disable(

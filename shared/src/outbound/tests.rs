@@ -168,6 +168,15 @@ impl World {
         self.redeliver(key).await
     }
 
+    async fn health(&self, endpoint: &EndpointId) -> endpoint::EndpointHealth {
+        self.store()
+            .endpoint(&acme(), endpoint)
+            .await
+            .expect("read")
+            .expect("endpoint")
+            .health
+    }
+
     fn deliveries(&self) -> Vec<delivery::Delivery> {
         self.store().all_deliveries()
     }
@@ -633,6 +642,57 @@ async fn gone_disables_the_endpoint_and_holds_its_deliveries_until_enabled() {
 }
 
 #[tokio::test]
+async fn failures_in_flight_together_open_one_short_pause_and_the_next_doubles_it() {
+    // GIVEN twenty deliveries out at once to an endpoint that starts failing (a blip)
+    let w = world();
+    let endpoint = w.endpoint("https://a.example/in", &[]).await;
+    w.d.transport
+        .script("https://a.example/in", vec![ScriptedTransport::status(503)]);
+    for n in 0..20 {
+        w.publish("invoice.paid", &format!("blip-{n}")).await;
+    }
+    let batch: Vec<Message> = w
+        .queue
+        .drain()
+        .into_iter()
+        .enumerate()
+        .map(|(n, pointer)| Message {
+            message_id: format!("sqs-{n}"),
+            receipt_handle: Some(format!("rh-{n}")),
+            body: pointer.to_json(),
+            receive_count: 1,
+            sent_at: None,
+        })
+        .collect();
+
+    // WHEN they all fail
+    w.d.dispatch_batch(&batch, "worker").await;
+
+    // THEN one pause opened, of the first length, however many failed in flight
+    let blip = w.health(&endpoint.id).await;
+    assert!(blip.consecutive_failures >= 10, "{blip:?}");
+    assert_eq!(blip.pauses, 1);
+    assert_eq!(
+        blip.paused_until,
+        Some(w.clock_now() + OutboundSettings::default().pause)
+    );
+    assert_eq!(w.metric_count(names::ENDPOINT_PAUSED), 1);
+
+    // WHEN the probe after it fails too, THEN the next pause is twice as long
+    w.clock().advance(OutboundSettings::default().pause);
+    w.outbound().reconcile(100).await.expect("reconcile");
+    let probes = w.queue.drain();
+    w.queue.enqueue_all(probes).await;
+    w.dispatch_all().await;
+    let again = w.health(&endpoint.id).await;
+    assert_eq!(again.pauses, 2);
+    assert_eq!(
+        again.paused_until,
+        Some(w.clock_now() + OutboundSettings::default().pause * 2)
+    );
+}
+
+#[tokio::test]
 async fn consecutive_failures_open_the_circuit_and_a_probe_closes_it() {
     let w = world();
     let endpoint = w.endpoint("https://a.example/in", &[]).await;
@@ -966,10 +1026,10 @@ impl MemoryDeliveryQueue {
 }
 
 #[test]
-fn pauses_grow_and_are_capped() {
+fn pauses_double_per_pause_and_are_capped() {
     let settings = OutboundSettings::default();
-    assert_eq!(settings.pause_for(5), Duration::from_secs(60));
-    assert_eq!(settings.pause_for(6), Duration::from_secs(120));
+    assert_eq!(settings.pause_for(0), Duration::from_secs(60));
+    assert_eq!(settings.pause_for(1), Duration::from_secs(120));
     assert_eq!(settings.pause_for(100), settings.max_pause);
     let _ = Secret::new("x");
 }

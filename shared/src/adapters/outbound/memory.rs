@@ -225,6 +225,7 @@ impl EndpointStore for MemoryOutboundStore {
             h.consecutive_failures = 0;
             h.failing_since = None;
             h.paused_until = None;
+            h.pauses = 0;
             h.last_success_at = Some(at);
         })
         .map(|_| ())
@@ -247,9 +248,17 @@ impl EndpointStore for MemoryOutboundStore {
         tenant: &TenantId,
         id: &EndpointId,
         until: SystemTime,
-    ) -> Result<(), StoreError> {
-        self.health(tenant, id, |h| h.paused_until = Some(until))
-            .map(|_| ())
+        now: SystemTime,
+    ) -> Result<bool, StoreError> {
+        let mut opened = false;
+        self.health(tenant, id, |h| {
+            if h.paused_until.is_none_or(|open| open <= now) {
+                h.paused_until = Some(until);
+                h.pauses += 1;
+                opened = true;
+            }
+        })?;
+        Ok(opened)
     }
 
     async fn disable(
@@ -831,6 +840,8 @@ impl ScriptedTransport {
 #[async_trait]
 impl Transport for ScriptedTransport {
     async fn send(&self, request: OutboundRequest) -> Exchange {
+        // As a network round trip would: the batch's other attempts go out meanwhile.
+        tokio::task::yield_now().await;
         let url = request.url.as_str();
         lock(&self.requests).push(request);
         let mut answers = lock(&self.answers);

@@ -102,6 +102,7 @@ fn endpoint_from_item(item: &Item) -> Result<Endpoint, ItemError> {
             consecutive_failures: opt_number(item, "consecutive_failures")?.unwrap_or(0),
             failing_since: opt_millis(item, "failing_since")?,
             paused_until: opt_millis(item, "paused_until")?,
+            pauses: opt_number(item, "pauses")?.unwrap_or(0),
             last_success_at: opt_millis(item, "last_success_at")?,
             disabled,
         },
@@ -349,7 +350,8 @@ impl EndpointStore for DynamoOutboundStore {
                 .set("consecutive_failures", n(0))
                 .set("last_success_at", ms(at))
                 .remove("failing_since")
-                .remove("paused_until"),
+                .remove("paused_until")
+                .remove("pauses"),
         )
         .await
         .map(|_| ())
@@ -390,12 +392,27 @@ impl EndpointStore for DynamoOutboundStore {
         tenant: &TenantId,
         id: &EndpointId,
         until: SystemTime,
-    ) -> Result<(), StoreError> {
-        self.update_health(
-            UpdateBuilder::new(endpoint_key(tenant, id)).set("paused_until", ms(until)),
-        )
-        .await
-        .map(|_| ())
+        now: SystemTime,
+    ) -> Result<bool, StoreError> {
+        // Refused (not opened) when it is open already, or the endpoint is gone.
+        let opened = self
+            .update_health(
+                UpdateBuilder::new(endpoint_key(tenant, id))
+                    .set("paused_until", ms(until))
+                    .set_clause(
+                        "#pauses = if_not_exists(#pauses, :zero) + :one",
+                        &["pauses"],
+                    )
+                    .value(":zero", n(0))
+                    .value(":one", n(1))
+                    .condition(
+                        "attribute_not_exists(#paused_until) OR #paused_until <= :now",
+                        &["paused_until"],
+                    )
+                    .value(":now", ms(now)),
+            )
+            .await?;
+        Ok(opened.is_some())
     }
 
     async fn disable(
