@@ -182,6 +182,12 @@ where
             };
             let outcome = match self.attempt(&pointer, &key, owner).await {
                 Ok(outcome) => outcome,
+                // The same call fails the same way every time: retrying it forever would only
+                // hide it. The DLQ keeps the pointer for an operator.
+                Err(e @ (StoreError::Rejected(_) | StoreError::Malformed(_))) => {
+                    error!(error = %e, "the store refuses this delivery; to the DLQ");
+                    self.dead_letter(&pointer).await
+                }
                 Err(e) => {
                     warn!(error = %e, "storage unavailable; the message comes back");
                     Dispatched::Later(OUTAGE_DELAY)
@@ -194,6 +200,17 @@ where
         }
         .instrument(span)
         .await
+    }
+
+    /// Copy a pointer to the deliveries DLQ; if that fails, the message comes back instead.
+    async fn dead_letter(&self, pointer: &DeliveryPointer) -> Dispatched {
+        match self.retry.dead_letter(pointer).await {
+            Ok(()) => Dispatched::Dead,
+            Err(e) => {
+                warn!(error = %e, "could not copy to the deliveries DLQ; the message comes back");
+                Dispatched::Later(OUTAGE_DELAY)
+            }
+        }
     }
 
     async fn come_back(&self, message: &Message, delay: Duration) {
@@ -238,6 +255,14 @@ where
         if !endpoint.is_enabled() || (endpoint.is_paused(now) && !pointer.probe) {
             return self.hold(key, now).await;
         }
+        // Our own failures never count against the partner: no attempt, no health.
+        if endpoint.secrets.is_none() {
+            error!("the endpoint's signing secrets could not be read; not attempted");
+            return Ok(Dispatched::Later(OUTAGE_DELAY));
+        }
+        let Some(message) = store.message(&key.tenant, &key.message_id).await? else {
+            return self.expired(pointer, &delivery, now).await;
+        };
         if let Some(limit) = endpoint.rate_limit
             && !store
                 .take(&key.tenant, &key.endpoint_id, limit.get(), now)
@@ -267,22 +292,9 @@ where
                 .finish_answered(&delivery, &endpoint, answered, owner)
                 .await;
         }
-        let message = store.message(&key.tenant, &key.message_id).await?;
         let policy = store.tenant_policy(&key.tenant).await?;
         let (schedule, disable_after) = self.settings().for_tenant(policy.as_ref());
-        let exchange = match &message {
-            Some(message) => self.send(&endpoint, message, now).await,
-            None => Exchange {
-                status: None,
-                retry_after: None,
-                body: String::new(),
-                latency: Duration::ZERO,
-                error: Some((
-                    ErrorClass::Connection,
-                    "the message expired before it could be delivered".into(),
-                )),
-            },
-        };
+        let exchange = self.send(&endpoint, &message, now).await;
         let done = self.now();
         let attempt = Attempt::new(
             key,
@@ -302,12 +314,6 @@ where
                 done,
             )
             .await?;
-        if message.is_none() {
-            decision = Decision {
-                status: DeliveryStatus::Dead,
-                delay: None,
-            };
-        }
         if decision.status == DeliveryStatus::Dead
             && let Err(e) = self.retry.dead_letter(pointer).await
         {
@@ -445,6 +451,41 @@ where
         self.record_success(key, answered.at).await;
         self.count(delivery, endpoint, &exchange, DeliveryStatus::Delivered);
         Ok(Dispatched::Delivered)
+    }
+
+    /// A delivery whose message is gone (expired): nothing to send, so no attempt and nothing
+    /// against the endpoint's health; dead, with its DLQ copy first.
+    async fn expired(
+        &self,
+        pointer: &DeliveryPointer,
+        delivery: &Delivery,
+        now: SystemTime,
+    ) -> Result<Dispatched, StoreError> {
+        error!("the message expired before it could be delivered; dead");
+        if let Dispatched::Later(delay) = self.dead_letter(pointer).await {
+            return Ok(Dispatched::Later(delay));
+        }
+        self.outbound
+            .store
+            .move_delivery(
+                &delivery.key,
+                &[
+                    DeliveryStatus::Pending,
+                    DeliveryStatus::Held,
+                    DeliveryStatus::Sending,
+                ],
+                DeliveryStatus::Dead,
+                false,
+                now,
+            )
+            .await?;
+        MetricLine::new(now)
+            .dimension(metrics::FUNCTION, names::DISPATCHER)
+            .count(names::DELIVERY_DEAD)
+            .property(metrics::TENANT, delivery.key.tenant.as_str())
+            .property(names::ENDPOINT_ID, delivery.key.endpoint_id.as_str())
+            .emit_to(&**self.metrics());
+        Ok(Dispatched::Dead)
     }
 
     /// Keep a pending delivery off the queue until its endpoint takes deliveries again.

@@ -460,6 +460,37 @@ async fn a_health_update_failing_after_a_2xx_never_sends_it_again() {
 }
 
 #[tokio::test]
+async fn an_expired_message_is_dead_without_an_attempt_or_a_mark_against_the_endpoint() {
+    let w = world();
+    let endpoint = w.endpoint("https://a.example/in", &[]).await;
+    let published = w.publish("invoice.paid", "order-gone").await;
+    w.store().forget_message(&acme(), &published.message_id);
+
+    assert_eq!(w.dispatch_all().await, [Dispatched::Dead]);
+
+    assert!(w.d.transport.requests().is_empty());
+    assert!(w.store().all_attempts().is_empty());
+    assert_eq!(w.deliveries()[0].status, DeliveryStatus::Dead);
+    assert_eq!(w.queue.dead_letters().len(), 1);
+    assert_eq!(w.health(&endpoint.id).await.consecutive_failures, 0);
+    assert_eq!(w.metric_count(names::DELIVERY_DEAD), 1);
+}
+
+#[tokio::test]
+async fn a_store_that_refuses_a_delivery_for_good_sends_it_to_the_dlq_not_round_again() {
+    let w = world();
+    w.endpoint("https://a.example/in", &[]).await;
+    w.publish("invoice.paid", "order-refused").await;
+    w.store().set_refusing(true);
+
+    assert_eq!(w.dispatch_all().await, [Dispatched::Dead]);
+
+    assert!(w.d.transport.requests().is_empty());
+    assert_eq!(w.queue.dead_letters().len(), 1);
+    assert!(w.queue.delays().is_empty(), "not sent round again");
+}
+
+#[tokio::test]
 async fn an_early_pointer_makes_no_early_attempt() {
     // GIVEN a delivery whose first attempt failed: the next is due in 5 s
     let w = world();

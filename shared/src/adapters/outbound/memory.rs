@@ -70,6 +70,8 @@ pub struct MemoryOutboundStore {
     failing_finishes: std::sync::atomic::AtomicU32,
     /// How many coming `record_success` calls fail so.
     failing_successes: std::sync::atomic::AtomicU32,
+    /// Every call refused as a store refuses an invalid request.
+    refusing: Outage,
 }
 
 impl MemoryOutboundStore {
@@ -82,7 +84,20 @@ impl MemoryOutboundStore {
     }
 
     fn check(&self) -> Result<(), StoreError> {
+        self.refusing.check().map_err(StoreError::Rejected)?;
         self.outage.check().map_err(StoreError::Unavailable)
+    }
+
+    /// Refuse every call as permanently wrong (an item the store cannot take).
+    pub fn set_refusing(&self, refusing: bool) {
+        self.refusing.set(refusing);
+    }
+
+    /// Forget a message, as its expiry would.
+    pub fn forget_message(&self, tenant: &TenantId, id: &MessageId) {
+        lock(&self.state)
+            .messages
+            .remove(&(tenant.clone(), id.clone()));
     }
 
     /// Make the next `n` finishing writes fail (throttled, cancelled by a conflict).
