@@ -490,10 +490,9 @@ async fn a_store_that_refuses_a_delivery_for_good_sends_it_to_the_dlq_not_round_
     assert!(w.queue.delays().is_empty(), "not sent round again");
 }
 
-#[tokio::test]
-async fn an_early_pointer_makes_no_early_attempt() {
-    // GIVEN a delivery whose first attempt failed: the next is due in 5 s
-    let w = world();
+/// GIVEN in `w` one published message to an endpoint that fails its first attempt, then
+/// answers 200.
+async fn failing_once(w: World, key: &str) -> (World, delivery::DeliveryKey) {
     w.endpoint("https://a.example/in", &[]).await;
     w.d.transport.script(
         "https://a.example/in",
@@ -502,8 +501,15 @@ async fn an_early_pointer_makes_no_early_attempt() {
             ScriptedTransport::status(200),
         ],
     );
-    w.publish("invoice.paid", "order-early").await;
-    let key = w.deliveries()[0].key.clone();
+    w.publish("invoice.paid", key).await;
+    let delivery = w.deliveries()[0].key.clone();
+    (w, delivery)
+}
+
+#[tokio::test]
+async fn an_early_pointer_makes_no_early_attempt() {
+    // GIVEN a delivery whose first attempt failed: the next is due in 5 s
+    let (w, key) = failing_once(world(), "order-early").await;
     assert_eq!(
         w.dispatch_all().await,
         [Dispatched::Retry(Duration::from_secs(5))]
@@ -527,20 +533,11 @@ async fn an_early_pointer_makes_no_early_attempt() {
 #[tokio::test]
 async fn a_wait_longer_than_sqs_hides_a_message_is_chained() {
     // GIVEN a schedule whose second attempt waits the full 12 hours
-    let w = world_with(OutboundSettings {
+    let settings = OutboundSettings {
         schedule: "0,43200".parse().expect("schedule"),
         ..OutboundSettings::default()
-    });
-    w.endpoint("https://a.example/in", &[]).await;
-    w.d.transport.script(
-        "https://a.example/in",
-        vec![
-            ScriptedTransport::status(500),
-            ScriptedTransport::status(200),
-        ],
-    );
-    w.publish("invoice.paid", "order-long").await;
-    let key = w.deliveries()[0].key.clone();
+    };
+    let (w, key) = failing_once(world_with(settings), "order-long").await;
 
     // WHEN it fails, THEN its message is hidden no longer than SQS allows from its receive
     assert_eq!(
