@@ -82,8 +82,8 @@ fn uuid_v4(mut b: [u8; 16]) -> String {
 
 /// Refuse a secret that was mistyped (empty, padded with spaces, holding control characters) or
 /// that the scheme cannot derive a key from (a Standard Webhooks secret that is not base64, say),
-/// by signing an empty body with it: the same code the ingress verifies with. The error never
-/// quotes the secret.
+/// with the same code the ingress verifies with: by signing an empty body, or, for a key that
+/// only verifies (a `whpk_` public key), by parsing it. The error never quotes the secret.
 pub fn check_usable(scheme: &Scheme, secret: &Secret, now: SystemTime) -> Result<(), CliError> {
     let text = secret.expose();
     if text.is_empty() {
@@ -105,8 +105,7 @@ pub fn check_usable(scheme: &Scheme, secret: &Secret, now: SystemTime) -> Result
         ..Default::default()
     };
     scheme
-        .sign_with(b"", secret, now, "msg_hookctl_check", &context)
-        .map(drop)
+        .check_secret(secret, now, &context)
         .map_err(|source| CliError::UnusableSecret {
             scheme: scheme_name(scheme),
             source,

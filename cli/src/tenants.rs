@@ -847,6 +847,63 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_verify_only_public_key_is_added_and_rotated_and_verifies_v1a_deliveries() {
+        // A sender's key pairs (the Standard Webhooks asymmetric test vector's, and a second).
+        let signing = Secret::new(
+            "whsk_6Xb/dCcHpPea21PS1N9VY/NZW723CEc77N4rJCubMbfVKIDij2HKpMKkioLlX0dRqSKJp4AJ6p9lMicMFs6Kvg==",
+        );
+        let public = Secret::new("whpk_1SiA4o9hyqTCpIqC5V9HUakiiaeACeqfZTInDBbOir4=");
+        let dir = MemoryDirectory::new();
+
+        // WHEN only the public key is given, THEN it is stored, not refused for not signing
+        let mut args = add_args(Provider::StandardWebhooks);
+        args.secret = Some(public.clone());
+        run_to_string(&dir, TenantCommand::Add(args))
+            .await
+            .expect("a whpk_ key is accepted");
+        let config = stored(&dir, Provider::StandardWebhooks).await;
+        assert_eq!(config.secrets.current, public);
+
+        // AND a delivery the sender signs with its private key (v1a) verifies with it
+        let body = br#"{"type":"invoice.paid","data":{}}"#;
+        let scheme = config.verifier().scheme;
+        let signed = scheme
+            .sign(body, &signing, now(), "msg_v1a")
+            .expect("the whsk_ key signs");
+        assert!(
+            signed.iter().any(|(_, v)| v.starts_with("v1a,")),
+            "{signed:?}"
+        );
+        let headers = crate::send::header_map(&signed).expect("headers");
+        Verifier::new(scheme.clone())
+            .verify(body, &headers, &config.secrets, now())
+            .expect("verifies with the stored public key");
+
+        // WHEN it is rotated to another public key, THEN that one is accepted as well, and a
+        // public key that is not one is still refused
+        run_to_string(
+            &dir,
+            TenantCommand::Rotate(RotateArgs {
+                public_key: None,
+                tenant: tenant("acme"),
+                provider: Provider::StandardWebhooks,
+                secret: Some(Secret::new(
+                    "whpk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+                )),
+                grace_hours: 1,
+            }),
+        )
+        .await
+        .expect("rotated to a public key");
+        let mut bad = add_args(Provider::Svix);
+        bad.secret = Some(Secret::new("whpk_c2hvcnQ="));
+        let err = run_to_string(&dir, TenantCommand::Add(bad))
+            .await
+            .expect_err("not a key");
+        assert!(matches!(err, CliError::UnusableSecret { .. }), "{err}");
+    }
+
+    #[tokio::test]
     async fn a_generated_secret_verifies_deliveries_signed_with_it() {
         let dir = MemoryDirectory::new();
         run_to_string(&dir, TenantCommand::Add(add_args(Provider::Resend)))

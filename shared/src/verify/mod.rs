@@ -86,6 +86,23 @@ impl Scheme {
         names.iter().any(|name| headers.contains_key(*name))
     }
 
+    /// Whether `secret` is one this scheme can verify deliveries with: a verify-only key (a
+    /// Standard Webhooks `whpk_` public key) is parsed as the verifier would; any other is tried
+    /// by signing an empty body, with `context` where the scheme signs part of it.
+    pub fn check_secret(
+        &self,
+        secret: &Secret,
+        at: SystemTime,
+        context: &VerifyContext<'_>,
+    ) -> Result<(), VerifyError> {
+        match self {
+            Self::StandardWebhooks => standard::check_secret(secret),
+            _ => self
+                .sign_with(b"", secret, at, "msg_check", context)
+                .map(drop),
+        }
+    }
+
     /// Produce the headers a provider would send for `body`, for tests, benchmarks and the
     /// operator CLI's "send a sample" command. `id` is used where the scheme carries an event id
     /// in a header. A Standard Webhooks `whsk_` secret key signs `v1a`.

@@ -221,6 +221,15 @@ fn expected(key: &[u8], id: &str, timestamp: &str, body: &[u8]) -> Tag {
     )
 }
 
+/// Whether `secret` is a key deliveries can be verified with: a `whpk_` public key is parsed as
+/// the verifier parses it (it verifies but cannot sign); any other is tried by signing.
+pub(crate) fn check_secret(secret: &Secret) -> Result<(), VerifyError> {
+    if secret.expose().starts_with(PUBLIC_KEY_PREFIX) {
+        return verifying_key(secret).map(drop);
+    }
+    sign(b"", secret, SystemTime::UNIX_EPOCH, "msg_check").map(drop)
+}
+
 pub(crate) fn sign(
     body: &[u8],
     secret: &Secret,
@@ -484,6 +493,16 @@ mod tests {
                 "webhook-signature".into()
             ))
         );
+    }
+
+    #[test]
+    fn a_verify_only_public_key_is_checked_by_parsing_it_not_by_signing() {
+        assert_eq!(check_secret(&Secret::new(PUBLIC_KEY)), Ok(()));
+        assert_eq!(check_secret(&Secret::new(SIGNING_KEY)), Ok(()));
+        for bad in ["whpk_***", "whpk_c2hvcnQ=", "whsk_c2hvcnQ="] {
+            let err = check_secret(&Secret::new(bad)).expect_err("unusable");
+            assert!(err.is_configuration_error(), "{bad}: {err}");
+        }
     }
 
     #[test]
