@@ -707,7 +707,11 @@ async fn the_outbound_store_pages_holds_and_limits_on_dynamodb() {
         .expect("held");
     assert_eq!(held.len(), 3);
     assert_eq!(
-        store.holding_endpoints(10).await.expect("holding"),
+        store
+            .holding_endpoints(10, None)
+            .await
+            .expect("holding")
+            .items,
         [(acme(), endpoint.id.clone())]
     );
     d.outbound
@@ -723,9 +727,10 @@ async fn the_outbound_store_pages_holds_and_limits_on_dynamodb() {
     );
     assert!(
         store
-            .holding_endpoints(10)
+            .holding_endpoints(10, None)
             .await
             .expect("holding")
+            .items
             .is_empty()
     );
     stack
@@ -768,6 +773,27 @@ async fn the_outbound_store_pages_holds_and_limits_on_dynamodb() {
         );
     }
     assert_eq!(taken, 2);
+
+    // Holding endpoints come in pages: the token carries the index's numeric key (the time
+    // of the mark) and goes on after it.
+    let marked = |n: u64| now + Duration::from_secs(n);
+    let mut holding = Vec::new();
+    for n in 1..=2 {
+        let e = stack
+            .add_endpoint(&d, &format!("{}/{n}", receiver.url()), &[])
+            .await;
+        store
+            .mark_holding(&acme(), &e.id, marked(n))
+            .await
+            .expect("holding");
+        holding.push((acme(), e.id));
+    }
+    let first = store.holding_endpoints(1, None).await.expect("page");
+    let second = store
+        .holding_endpoints(1, first.next.as_deref())
+        .await
+        .expect("next page");
+    assert_eq!([first.items, second.items].concat(), holding);
 
     // A pause opens once: a second one asked while it is open (an attempt that was in flight)
     // changes nothing, and a success closes it and forgets the count.

@@ -110,11 +110,13 @@ pub trait EndpointStore: Send + Sync {
         read_at: SystemTime,
     ) -> Result<(), StoreError>;
 
-    /// Endpoints of every tenant that hold deliveries.
+    /// Endpoints of every tenant that hold deliveries, a page of up to `limit` after `after`
+    /// (a token from the page before).
     async fn holding_endpoints(
         &self,
         limit: u32,
-    ) -> Result<Vec<(TenantId, EndpointId)>, StoreError>;
+        after: Option<&str>,
+    ) -> Result<Page<(TenantId, EndpointId)>, StoreError>;
 
     /// The tenant's own delivery policy, if it set one.
     async fn tenant_policy(&self, tenant: &TenantId) -> Result<Option<TenantPolicy>, StoreError>;

@@ -12,6 +12,7 @@ use tracing::{info, warn};
 use super::{
     Outbound, PublishError,
     delivery::{Delivery, DeliveryKey, DeliveryPointer, DeliveryStatus},
+    endpoint::Endpoint,
     ids::{EndpointId, MessageId},
     ports::{DeliveryQueue, OutboundStore},
 };
@@ -26,6 +27,8 @@ use crate::{
 pub const OVERDUE_GRACE: Duration = Duration::from_secs(15 * 60);
 /// How long a fan-out may run before reconcile finishes it.
 pub const FAN_OUT_GRACE: Duration = Duration::from_secs(60);
+/// The most pages of holding endpoints one reconcile reads looking for ready ones.
+const HOLDING_PAGES: usize = 50;
 
 /// What an operator's action did (or, in a dry run, would do).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -136,19 +139,14 @@ where
                 Err(_) => report.failed += 1,
             }
         }
-        for (tenant, id) in self.store.holding_endpoints(limit).await? {
-            let Some(endpoint) = self.store.endpoint(&tenant, &id).await? else {
-                continue;
-            };
-            if !endpoint.is_enabled() || endpoint.is_paused(now) {
-                continue;
-            }
+        for endpoint in self.ready_holding_endpoints(limit, now).await? {
+            let (tenant, id) = (&endpoint.tenant, &endpoint.id);
             let outcome = if endpoint.health.consecutive_failures > 0 {
-                self.probe(&tenant, &id).await.map(|sent| {
+                self.probe(tenant, id).await.map(|sent| {
                     report.probes_sent += usize::from(sent);
                 })
             } else {
-                self.release_held(&tenant, &id, limit).await.map(|n| {
+                self.release_held(tenant, id, limit).await.map(|n| {
                     report.held_released += n;
                 })
             };
@@ -160,6 +158,41 @@ where
             info!(?report, "outbound reconcile");
         }
         Ok(report)
+    }
+
+    /// Up to `limit` endpoints that hold deliveries and may take them now (enabled, not paused),
+    /// read page by page past those that may not: however many disabled endpoints hold
+    /// deliveries, a recovered one behind them is found. Bounded, as reconcile comes back.
+    async fn ready_holding_endpoints(
+        &self,
+        limit: u32,
+        now: SystemTime,
+    ) -> Result<Vec<Endpoint>, StoreError> {
+        let wanted = usize::try_from(limit).unwrap_or(usize::MAX);
+        let mut ready = Vec::new();
+        let mut after: Option<String> = None;
+        for _ in 0..HOLDING_PAGES {
+            let page = self
+                .store
+                .holding_endpoints(limit, after.as_deref())
+                .await?;
+            for (tenant, id) in page.items {
+                let Some(endpoint) = self.store.endpoint(&tenant, &id).await? else {
+                    continue;
+                };
+                if endpoint.is_enabled() && !endpoint.is_paused(now) {
+                    ready.push(endpoint);
+                }
+                if ready.len() >= wanted {
+                    return Ok(ready);
+                }
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        Ok(ready)
     }
 
     /// Send an endpoint's oldest held delivery as a probe: it goes out although the endpoint

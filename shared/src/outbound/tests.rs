@@ -721,6 +721,45 @@ async fn failures_in_flight_together_open_one_short_pause_and_the_next_doubles_i
 }
 
 #[tokio::test]
+async fn disabled_endpoints_holding_deliveries_never_hide_a_recovered_one() {
+    // GIVEN more disabled endpoints holding deliveries than one reconcile acts on
+    let w = world();
+    for n in 0..12 {
+        let idle = w.endpoint(&format!("https://b.example/{n}"), &[]).await;
+        w.outbound()
+            .set_enabled(&acme(), &idle.id, false)
+            .await
+            .expect("disabled");
+        w.store()
+            .mark_holding(&acme(), &idle.id, w.clock_now())
+            .await
+            .expect("holding");
+    }
+    // AND, listed after them, one endpoint that held a delivery while paused, its pause over
+    w.clock().advance(Duration::from_secs(1));
+    let recovered = w.endpoint("https://c.example/in", &[]).await;
+    let pause = Duration::from_secs(60);
+    w.store()
+        .pause(&acme(), &recovered.id, w.clock_now() + pause, w.clock_now())
+        .await
+        .expect("paused");
+    w.publish("invoice.paid", "behind-the-idle").await;
+    let held = w
+        .deliveries()
+        .into_iter()
+        .filter(|d| d.key.endpoint_id == recovered.id && d.status == DeliveryStatus::Held)
+        .count();
+    assert_eq!(held, 1);
+    w.clock().advance(pause);
+
+    // WHEN reconcile acts on at most 5 endpoints
+    let report = w.outbound().reconcile(5).await.expect("reconcile");
+
+    // THEN it passed over the disabled ones and released the recovered endpoint's delivery
+    assert_eq!(report.held_released, 1, "{report:?}");
+}
+
+#[tokio::test]
 async fn consecutive_failures_open_the_circuit_and_a_probe_closes_it() {
     let w = world();
     let endpoint = w.endpoint("https://a.example/in", &[]).await;

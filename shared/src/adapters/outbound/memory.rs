@@ -334,15 +334,18 @@ impl EndpointStore for MemoryOutboundStore {
     async fn holding_endpoints(
         &self,
         limit: u32,
-    ) -> Result<Vec<(TenantId, EndpointId)>, StoreError> {
+        after: Option<&str>,
+    ) -> Result<Page<(TenantId, EndpointId)>, StoreError> {
         self.check()?;
-        Ok(lock(&self.state)
+        // Oldest mark first, as the index orders them.
+        let mut holding: Vec<(SystemTime, (TenantId, EndpointId))> = lock(&self.state)
             .endpoints
             .iter()
-            .filter(|(_, s)| s.holding_since.is_some())
-            .map(|(k, _)| k.clone())
-            .take(usize::try_from(limit).unwrap_or(usize::MAX))
-            .collect())
+            .filter_map(|(k, s)| s.holding_since.map(|since| (since, k.clone())))
+            .collect();
+        holding.sort();
+        let keys = holding.into_iter().map(|(_, k)| k).collect();
+        Ok(page(keys, limit, after))
     }
 
     async fn tenant_policy(&self, tenant: &TenantId) -> Result<Option<TenantPolicy>, StoreError> {

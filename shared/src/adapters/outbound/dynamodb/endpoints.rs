@@ -11,7 +11,7 @@ use std::{
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
-use super::{DUE_INDEX, DynamoOutboundStore, key, tenant_pk};
+use super::{DUE_INDEX, DynamoOutboundStore, decode_token, encode_token, key, tenant_pk};
 use crate::{
     adapters::{
         dynamodb::{
@@ -31,7 +31,7 @@ use crate::{
         endpoint::{CustomHeaders, DisabledReason, Endpoint, EndpointHealth},
         filter::EventFilter,
         ids::EndpointId,
-        ports::{EndpointStore, RateLimiter},
+        ports::{EndpointStore, Page, RateLimiter},
         ssrf::{EgressPolicy, EndpointUrl},
     },
     ports::StoreError,
@@ -479,7 +479,11 @@ impl EndpointStore for DynamoOutboundStore {
     async fn holding_endpoints(
         &self,
         limit: u32,
-    ) -> Result<Vec<(TenantId, EndpointId)>, StoreError> {
+        after: Option<&str>,
+    ) -> Result<Page<(TenantId, EndpointId)>, StoreError> {
+        let start = after
+            .map(|token| decode_token(token, "due_kind", HOLDING))
+            .transpose()?;
         let output = self
             .client
             .query()
@@ -488,15 +492,19 @@ impl EndpointStore for DynamoOutboundStore {
             .key_condition_expression("due_kind = :kind")
             .expression_attribute_values(":kind", s(HOLDING))
             .limit(i32::try_from(limit).unwrap_or(i32::MAX).max(1))
+            .set_exclusive_start_key(start)
             .send()
             .await
             .map_err(|e| unavailable("Query", &self.table, &e))?;
-        output
+        let items = output
             .items()
             .iter()
             .map(|item| Ok((parsed(item, "tenant")?, parsed(item, "endpoint_id")?)))
-            .collect::<Result<_, ItemError>>()
-            .map_err(StoreError::from)
+            .collect::<Result<_, ItemError>>()?;
+        Ok(Page {
+            items,
+            next: output.last_evaluated_key().and_then(encode_token),
+        })
     }
 
     async fn tenant_policy(&self, tenant: &TenantId) -> Result<Option<TenantPolicy>, StoreError> {

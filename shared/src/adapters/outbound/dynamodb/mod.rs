@@ -125,14 +125,19 @@ pub(crate) fn padded(millis: i64) -> String {
     format!("{:013}", millis.max(0))
 }
 
-/// A page token: the string attributes of DynamoDB's `LastEvaluatedKey`, as URL-safe base64
-/// JSON. Opaque to callers; checked against the partition it is used with.
+/// A page token: the string and number attributes of DynamoDB's `LastEvaluatedKey` (`s:` or
+/// `n:` before each value), as URL-safe base64 JSON. Opaque to callers; checked against the
+/// partition it is used with.
 pub(crate) fn encode_token(last: &Item) -> Option<String> {
-    let strings: std::collections::BTreeMap<&str, &str> = last
+    let values: std::collections::BTreeMap<&str, String> = last
         .iter()
-        .filter_map(|(k, v)| v.as_s().ok().map(|s| (k.as_str(), s.as_str())))
+        .filter_map(|(k, v)| match v {
+            AttributeValue::S(text) => Some((k.as_str(), format!("s:{text}"))),
+            AttributeValue::N(number) => Some((k.as_str(), format!("n:{number}"))),
+            _ => None,
+        })
         .collect();
-    serde_json::to_vec(&strings)
+    serde_json::to_vec(&values)
         .ok()
         .map(|json| URL_SAFE_NO_PAD.encode(json))
 }
@@ -145,15 +150,28 @@ pub(crate) fn decode_token(
 ) -> Result<Item, StoreError> {
     let invalid = || StoreError::Malformed("invalid page token".into());
     let json = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
-    let strings: std::collections::BTreeMap<String, String> =
+    let values: std::collections::BTreeMap<String, String> =
         serde_json::from_slice(&json).map_err(|_| invalid())?;
-    if strings.get(partition_name).map(String::as_str) != Some(partition) {
+    if values
+        .get(partition_name)
+        .and_then(|v| v.strip_prefix("s:"))
+        != Some(partition)
+    {
         return Err(invalid());
     }
-    Ok(strings
+    values
         .into_iter()
-        .map(|(k, v)| (k, AttributeValue::S(v)))
-        .collect())
+        .map(|(k, v)| {
+            let value = if let Some(text) = v.strip_prefix("s:") {
+                AttributeValue::S(text.to_owned())
+            } else if let Some(number) = v.strip_prefix("n:").filter(|n| n.parse::<i64>().is_ok()) {
+                AttributeValue::N(number.to_owned())
+            } else {
+                return Err(invalid());
+            };
+            Ok((k, value))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -170,5 +188,17 @@ mod tests {
         assert_eq!(decode_token(&token, "pk", "t#acme"), Ok(last));
         assert!(decode_token(&token, "pk", "t#globex").is_err());
         assert!(decode_token("!!", "pk", "t#acme").is_err());
+        // An index's numeric key comes back a number; a forged one is refused.
+        let due = Item::from([
+            ("due_kind".to_owned(), s("holding")),
+            (
+                "due_at".to_owned(),
+                AttributeValue::N("1700000000000".into()),
+            ),
+        ]);
+        let token = encode_token(&due).expect("token");
+        assert_eq!(decode_token(&token, "due_kind", "holding"), Ok(due));
+        let forged = URL_SAFE_NO_PAD.encode(r#"{"due_kind":"s:holding","due_at":"n:1 OR 1"}"#);
+        assert!(decode_token(&forged, "due_kind", "holding").is_err());
     }
 }
