@@ -705,7 +705,14 @@ async fn the_outbound_store_pages_holds_and_limits_on_dynamodb() {
         .held_deliveries(&acme(), &endpoint.id, 10)
         .await
         .expect("held");
-    assert_eq!(held.len(), 3);
+    assert_eq!(held.deliveries.len(), 3);
+    // The index page was not full: none held past these.
+    assert!(!held.more);
+    let first_two = store
+        .held_deliveries(&acme(), &endpoint.id, 2)
+        .await
+        .expect("held");
+    assert_eq!((first_two.deliveries.len(), first_two.more), (2, true));
     assert_eq!(
         store
             .holding_endpoints(10, None)
@@ -723,6 +730,7 @@ async fn the_outbound_store_pages_holds_and_limits_on_dynamodb() {
             .held_deliveries(&acme(), &endpoint.id, 10)
             .await
             .expect("held")
+            .deliveries
             .is_empty()
     );
     assert!(

@@ -223,6 +223,7 @@ where
             .store
             .held_deliveries(tenant, id, RELEASE_ON_ENABLE)
             .await?
+            .deliveries
         {
             self.store
                 .move_delivery(

@@ -138,6 +138,16 @@ pub enum PutMessage {
     Conflict,
 }
 
+/// An endpoint's held deliveries, and whether more may be held than were read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeldDeliveries {
+    pub deliveries: Vec<Delivery>,
+    /// Decided from the index itself (a full page), never from how many of the deliveries
+    /// read were still held: a releaser running beside this one moves some between the two
+    /// reads, and a short list must not look like the last.
+    pub more: bool,
+}
+
 /// What a claim on a delivery found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryClaim {
@@ -273,13 +283,13 @@ pub trait DeliveryLog: Send + Sync {
         after: Option<&str>,
     ) -> Result<Page<Delivery>, StoreError>;
 
-    /// An endpoint's held deliveries, oldest first.
+    /// An endpoint's held deliveries, oldest first, up to `limit`.
     async fn held_deliveries(
         &self,
         tenant: &TenantId,
         endpoint: &EndpointId,
         limit: u32,
-    ) -> Result<Vec<Delivery>, StoreError>;
+    ) -> Result<HeldDeliveries, StoreError>;
 
     /// Deliveries of every tenant that are `pending` past their due time or `sending` past
     /// their lease, by `before`: their pointer is lost.

@@ -199,7 +199,7 @@ where
         let read_at = self.clock.now();
         let held = self.store.held_deliveries(tenant, endpoint, limit).await?;
         let mut released = 0;
-        for delivery in &held {
+        for delivery in &held.deliveries {
             if self
                 .requeue(delivery, &[DeliveryStatus::Held], false)
                 .await?
@@ -207,7 +207,7 @@ where
                 released += 1;
             }
         }
-        if held.len() < usize::try_from(limit).unwrap_or(usize::MAX) {
+        if !held.more {
             self.store.clear_holding(tenant, endpoint, read_at).await?;
         }
         if released > 0 {

@@ -198,13 +198,12 @@ where
     /// Send an endpoint's oldest held delivery as a probe: it goes out although the endpoint
     /// was failing, and releases the others if it succeeds.
     async fn probe(&self, tenant: &TenantId, endpoint: &EndpointId) -> Result<bool, PublishError> {
-        let Some(oldest) = self
-            .store
-            .held_deliveries(tenant, endpoint, 1)
-            .await?
-            .into_iter()
-            .next()
-        else {
+        let held = self.store.held_deliveries(tenant, endpoint, 1).await?;
+        let Some(oldest) = held.deliveries.into_iter().next() else {
+            if held.more {
+                // Released by another meanwhile; the next reconcile looks again.
+                return Ok(false);
+            }
             self.store
                 .clear_holding(tenant, endpoint, self.clock.now())
                 .await?;

@@ -721,6 +721,44 @@ async fn failures_in_flight_together_open_one_short_pause_and_the_next_doubles_i
 }
 
 #[tokio::test]
+async fn a_releaser_racing_another_never_leaves_held_deliveries_without_their_mark() {
+    // GIVEN five deliveries held while their endpoint was paused, the pause now over
+    let w = world();
+    let endpoint = w.endpoint("https://a.example/in", &[]).await;
+    let pause = Duration::from_secs(60);
+    w.store()
+        .pause(&acme(), &endpoint.id, w.clock_now() + pause, w.clock_now())
+        .await
+        .expect("paused");
+    for n in 0..5 {
+        w.publish("invoice.paid", &format!("held-{n}")).await;
+    }
+    w.clock().advance(pause);
+
+    // WHEN a releaser of three finds two of its page released by another meanwhile
+    w.store().race_next_held(2);
+    let released = w
+        .outbound()
+        .release_held(&acme(), &endpoint.id, 3)
+        .await
+        .expect("released");
+
+    // THEN its short list does not make it clear the endpoint's mark: the two still held are
+    // found by the next reconcile
+    assert_eq!(released, 1);
+    let held = || {
+        w.deliveries()
+            .into_iter()
+            .filter(|d| d.status == DeliveryStatus::Held)
+            .count()
+    };
+    assert_eq!(held(), 2);
+    let report = w.outbound().reconcile(10).await.expect("reconcile");
+    assert_eq!(report.held_released, 2, "{report:?}");
+    assert_eq!(held(), 0);
+}
+
+#[tokio::test]
 async fn disabled_endpoints_holding_deliveries_never_hide_a_recovered_one() {
     // GIVEN more disabled endpoints holding deliveries than one reconcile acts on
     let w = world();

@@ -24,8 +24,8 @@ use crate::{
         ids::{EndpointId, EventType, MessageId},
         ports::{
             AttemptResult, DUE_GRACE, DeliveryClaim, DeliveryLog, DeliveryQueue,
-            DeliveryRetryQueue, EndpointStore, OutboundRequest, Page, PutMessage, RateLimiter,
-            Transport,
+            DeliveryRetryQueue, EndpointStore, HeldDeliveries, OutboundRequest, Page, PutMessage,
+            RateLimiter, Transport,
         },
     },
     ports::{QueueError, StoreError},
@@ -72,6 +72,9 @@ pub struct MemoryOutboundStore {
     failing_successes: std::sync::atomic::AtomicU32,
     /// Every call refused as a store refuses an invalid request.
     refusing: Outage,
+    /// How many deliveries another releaser moves on between the next `held_deliveries`
+    /// call's index read and its reads of the deliveries themselves.
+    racing_releaser: std::sync::atomic::AtomicU32,
 }
 
 impl MemoryOutboundStore {
@@ -86,6 +89,13 @@ impl MemoryOutboundStore {
     fn check(&self) -> Result<(), StoreError> {
         self.refusing.check().map_err(StoreError::Rejected)?;
         self.outage.check().map_err(StoreError::Unavailable)
+    }
+
+    /// Let another releaser move the oldest `n` held deliveries on in the middle of the next
+    /// `held_deliveries` call, as DynamoDB's index page and item reads allow.
+    pub fn race_next_held(&self, n: u32) {
+        self.racing_releaser
+            .store(n, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Refuse every call as permanently wrong (an item the store cannot take).
@@ -647,7 +657,7 @@ impl DeliveryLog for MemoryOutboundStore {
         tenant: &TenantId,
         endpoint: &EndpointId,
         limit: u32,
-    ) -> Result<Vec<Delivery>, StoreError> {
+    ) -> Result<HeldDeliveries, StoreError> {
         self.check()?;
         let mut items: Vec<Delivery> = lock(&self.state)
             .deliveries
@@ -663,8 +673,25 @@ impl DeliveryLog for MemoryOutboundStore {
         items.sort_by(|a, b| {
             (a.created_at, &a.key.message_id).cmp(&(b.created_at, &b.key.message_id))
         });
-        items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        Ok(items)
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let raced = self
+            .racing_releaser
+            .swap(0, std::sync::atomic::Ordering::SeqCst);
+        let raced = usize::try_from(raced)
+            .unwrap_or(usize::MAX)
+            .min(items.len());
+        let mut state = lock(&self.state);
+        for released in items.drain(..raced) {
+            if let Some(stored) = state.deliveries.get_mut(&released.key) {
+                stored.delivery.status = DeliveryStatus::Pending;
+            }
+        }
+        Ok(HeldDeliveries {
+            deliveries: items,
+            more,
+        })
     }
 
     async fn overdue_deliveries(

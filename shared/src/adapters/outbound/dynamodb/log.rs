@@ -32,7 +32,9 @@ use crate::{
             Trigger,
         },
         ids::{EndpointId, EventType, MessageId},
-        ports::{AttemptResult, DUE_GRACE, DeliveryClaim, DeliveryLog, Page, PutMessage},
+        ports::{
+            AttemptResult, DUE_GRACE, DeliveryClaim, DeliveryLog, HeldDeliveries, Page, PutMessage,
+        },
     },
     ports::StoreError,
 };
@@ -770,17 +772,18 @@ impl DeliveryLog for DynamoOutboundStore {
         tenant: &TenantId,
         endpoint: &EndpointId,
         limit: u32,
-    ) -> Result<Vec<Delivery>, StoreError> {
+    ) -> Result<HeldDeliveries, StoreError> {
         let mut held = Vec::new();
-        for item in self
+        let indexed = self
             .due(
                 &held_kind(tenant, endpoint),
                 SystemTime::now() + std::time::Duration::from_secs(86_400 * 365),
                 limit,
                 true,
             )
-            .await?
-        {
+            .await?;
+        let more = indexed.len() >= usize::try_from(limit).unwrap_or(usize::MAX);
+        for item in indexed {
             // The index holds keys only; the delivery is read whole and consistently.
             if let Some(d) = self.delivery(&delivery_key_from(&item)?).await?
                 && d.status == DeliveryStatus::Held
@@ -788,7 +791,10 @@ impl DeliveryLog for DynamoOutboundStore {
                 held.push(d);
             }
         }
-        Ok(held)
+        Ok(HeldDeliveries {
+            deliveries: held,
+            more,
+        })
     }
 
     async fn overdue_deliveries(
