@@ -712,3 +712,40 @@ fn numeric_parameters_allow_exactly_what_the_code_accepts() {
     // The processor's lease outlives its timeout, as the parameter's minimum says.
     assert!(bound(&doc, "LeaseSecs", "MinValue") > timeout(&doc, "ProcessorFunction"));
 }
+
+#[test]
+fn the_function_url_is_an_option_off_by_default_authenticated_by_the_signature_alone() {
+    let doc = doc();
+    let parameter = |name: &str| &doc["Parameters"][name];
+    assert_eq!(parameter("IngressFront")["Default"], "ApiGateway");
+    assert_eq!(parameter("Tracing")["Default"], "PassThrough");
+    assert_eq!(
+        ref_target(&doc["Globals"]["Function"]["Tracing"]),
+        Some("Tracing")
+    );
+
+    let url = resource(&doc, "IngressFunctionUrl");
+    assert_eq!(url["Condition"], "UseFunctionUrl");
+    assert_eq!(url["Properties"]["AuthType"], "NONE");
+    assert_eq!(
+        ref_target(&url["Properties"]["TargetFunctionArn"]),
+        Some("IngressFunction")
+    );
+    // Both permissions a Function URL needs, each only through the URL.
+    let invoke_url = &resource(&doc, "IngressFunctionUrlPermission")["Properties"];
+    assert_eq!(invoke_url["Action"], "lambda:InvokeFunctionUrl");
+    assert_eq!(invoke_url["FunctionUrlAuthType"], "NONE");
+    let invoke = &resource(&doc, "IngressFunctionUrlInvokePermission")["Properties"];
+    assert_eq!(invoke["Action"], "lambda:InvokeFunction");
+    assert_eq!(invoke["InvokedViaFunctionUrl"], true);
+    for permission in [
+        "IngressFunctionUrlPermission",
+        "IngressFunctionUrlInvokePermission",
+    ] {
+        assert_eq!(resource(&doc, permission)["Condition"], "UseFunctionUrl");
+        assert_eq!(
+            ref_target(&resource(&doc, permission)["Properties"]["FunctionName"]),
+            Some("IngressFunction")
+        );
+    }
+}
