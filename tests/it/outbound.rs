@@ -29,10 +29,10 @@ use shared::{
     outbound::{
         Outbound, OutboundSettings,
         admin::EndpointChange,
-        delivery::{DeliveryKey, DeliveryPointer, DeliveryStatus, ErrorClass},
+        delivery::{DeliveryKey, DeliveryPointer, DeliveryStatus, ErrorClass, OutboundMessage},
         dispatch::{Dispatched, Dispatcher},
         endpoint::Endpoint,
-        ids::MessageId,
+        ids::{EventType, MessageId},
         ports::{DeliveryClaim, DeliveryLog, EndpointStore, RateLimiter},
         ssrf::{EgressPolicy, EndpointUrl, StaticResolver},
         transport::HttpTransport,
@@ -471,6 +471,53 @@ async fn a_delivery_is_claimed_on_dynamodb_only_when_due() {
             .await,
         Ok(DeliveryClaim::Claimed(_))
     ));
+}
+
+#[tokio::test]
+async fn reconcile_finds_due_work_in_every_shard_of_the_due_index() {
+    // GIVEN deliveries pending (spread over the shards by their keys) and a fan-out left
+    // unfinished, on DynamoDB
+    let stack = Stack::new().await;
+    let d = stack.dispatcher(
+        settings("0", EgressPolicy::LOCAL_DEVELOPMENT),
+        StaticResolver::default(),
+    );
+    stack.add_endpoint(&d, "http://127.0.0.1:9/in", &[]).await;
+    for n in 0..6 {
+        let message = json!({"event_type": "invoice.paid", "payload": {"n": n}, "idempotency_key": format!("due-{n}")});
+        assert_eq!(publish_via_api(&d, &message).await.0, 202);
+    }
+    let store = &d.outbound.store;
+    let now = std::time::SystemTime::now();
+    let unfinished = OutboundMessage {
+        tenant: acme(),
+        id: MessageId::parse("half-done").expect("id"),
+        event_type: EventType::parse("invoice.paid").expect("type"),
+        payload: b"{}".to_vec(),
+        created_at: now,
+        fanned_out: false,
+    };
+    store
+        .put_message(&unfinished, now + Duration::from_secs(3_600))
+        .await
+        .expect("stored");
+
+    // WHEN reconcile's reads look for what is due by an hour from now
+    let later = now + Duration::from_secs(3_600);
+    let overdue = store.overdue_deliveries(later, 10).await.expect("due");
+    let fan_outs = store
+        .unfinished_fan_outs(later, 10)
+        .await
+        .expect("fan-outs");
+
+    // THEN every pending delivery is found, whichever shard it sits in, and the fan-out
+    assert_eq!(overdue.len(), 6, "{overdue:?}");
+    assert_eq!(fan_outs, [(acme(), unfinished.id.clone())]);
+    // AND a limit takes the oldest across the shards
+    assert_eq!(
+        store.overdue_deliveries(later, 2).await.expect("due").len(),
+        2
+    );
 }
 
 #[tokio::test]

@@ -235,6 +235,7 @@ fn shards_of(place: &str) -> Option<u8> {
         "EventsTable/by_tenant_status" => Some(shared::aws::STATUS_SHARDS),
         "EventsTable/by_pending_status" => Some(shared::aws::PENDING_SHARDS),
         "ProjectionsTable" => Some(shared::projection::PROJECTION_SHARDS),
+        "OutboundTable/by_due" => Some(shared::aws::DUE_SHARDS),
         _ => None,
     }
 }

@@ -43,6 +43,28 @@ const FANOUT: &str = "fanout";
 const PENDING: &str = "pending";
 const SENDING: &str = "sending";
 
+/// How many partitions each of the due index's busy kinds (`fanout`, `pending`, `sending`) is
+/// spread over: every delivery in the system writes one of them, so one partition each would
+/// cap the whole outbound side near a few hundred deliveries a second.
+pub const DUE_SHARDS: u8 = 16;
+
+/// The due index's partition for `kind`, in the shard `of` (a message's or a delivery's key)
+/// falls in: `pending#7`.
+fn due_partition(kind: &str, of: &str) -> String {
+    use sha2::{Digest, Sha256};
+    format!("{kind}#{}", Sha256::digest(of.as_bytes())[0] % DUE_SHARDS)
+}
+
+/// Every partition `kind` may sit in: each shard, and the unsharded one of entries written
+/// before the shards, until they move on.
+fn due_partitions(kind: &str) -> impl Iterator<Item = String> + '_ {
+    std::iter::once(kind.to_owned()).chain((0..DUE_SHARDS).map(move |n| format!("{kind}#{n}")))
+}
+
+fn delivery_shard_key(key: &DeliveryKey) -> String {
+    format!("{}#{}#{}", key.tenant, key.message_id, key.endpoint_id)
+}
+
 fn message_key(tenant: &TenantId, id: &MessageId) -> Item {
     key(tenant_pk(tenant), format!("msg#{id}"))
 }
@@ -181,8 +203,14 @@ fn due_entry(
     created_at: SystemTime,
 ) -> Option<(String, SystemTime)> {
     match status {
-        DeliveryStatus::Pending => Some((PENDING.to_owned(), due_at.unwrap_or(created_at))),
-        DeliveryStatus::Sending => Some((SENDING.to_owned(), due_at.unwrap_or(created_at))),
+        DeliveryStatus::Pending => Some((
+            due_partition(PENDING, &delivery_shard_key(key)),
+            due_at.unwrap_or(created_at),
+        )),
+        DeliveryStatus::Sending => Some((
+            due_partition(SENDING, &delivery_shard_key(key)),
+            due_at.unwrap_or(created_at),
+        )),
         DeliveryStatus::Held => Some((held_kind(&key.tenant, &key.endpoint_id), created_at)),
         _ => None,
     }
@@ -268,6 +296,24 @@ impl DynamoOutboundStore {
         Ok((items, start.as_ref().and_then(encode_token)))
     }
 
+    /// The oldest `limit` entries of a sharded `kind` due before `before`, from every shard.
+    async fn due_everywhere(
+        &self,
+        kind: &str,
+        before: SystemTime,
+        limit: u32,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut found = Vec::new();
+        for partition in due_partitions(kind) {
+            found.extend(self.due(&partition, before, limit, true).await?);
+        }
+        let due_at =
+            |item: &Item| crate::adapters::dynamodb::item::number::<i64>(item, "due_at").ok();
+        found.sort_by_key(due_at);
+        found.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(found)
+    }
+
     /// Keys of the due index's `kind` entries due before `before`.
     async fn due(
         &self,
@@ -323,7 +369,13 @@ impl DeliveryLog for DynamoOutboundStore {
             ("expires_at".to_owned(), n(unix_secs(expires_at))),
         ]);
         if !message.fanned_out {
-            item.insert("due_kind".into(), s(FANOUT));
+            item.insert(
+                "due_kind".into(),
+                s(due_partition(
+                    FANOUT,
+                    &format!("{}#{}", message.tenant, message.id),
+                )),
+            );
             item.insert("due_at".into(), ms(message.created_at));
         }
         let result = self
@@ -416,7 +468,7 @@ impl DeliveryLog for DynamoOutboundStore {
         before: SystemTime,
         limit: u32,
     ) -> Result<Vec<(TenantId, MessageId)>, StoreError> {
-        self.due(FANOUT, before, limit, true)
+        self.due_everywhere(FANOUT, before, limit)
             .await?
             .iter()
             .map(|item| Ok((parsed(item, "tenant")?, parsed(item, "message_id")?)))
@@ -510,7 +562,10 @@ impl DeliveryLog for DynamoOutboundStore {
             .set("status_at", ms(now))
             .set("lease_owner", s(owner))
             .set("lease_until", ms(lease_until))
-            .set("due_kind", s(SENDING))
+            .set(
+                "due_kind",
+                s(due_partition(SENDING, &delivery_shard_key(key))),
+            )
             .set("due_at", ms(lease_until))
             .set_clause(
                 "#attempts = if_not_exists(#attempts, :zero) + :one",
@@ -804,7 +859,7 @@ impl DeliveryLog for DynamoOutboundStore {
     ) -> Result<Vec<DeliveryKey>, StoreError> {
         let mut keys = Vec::new();
         for kind in [PENDING, SENDING] {
-            for item in self.due(kind, before, limit, true).await? {
+            for item in self.due_everywhere(kind, before, limit).await? {
                 keys.push(delivery_key_from(&item)?);
             }
         }

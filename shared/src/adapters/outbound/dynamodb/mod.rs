@@ -4,9 +4,13 @@
 //! |---|---|---|---|
 //! | endpoint | `ep#{endpoint}` | | `holding` while it holds deliveries |
 //! | tenant policy | `policy` | | |
-//! | message | `msg#{message}` | | `fanout` until every delivery exists |
-//! | delivery | `dlv#{message}#{endpoint}` | `{tenant}#{endpoint}`, `dlv#{created}#{message}` | `pending` (due), `sending` (lease end), `held#{tenant}#{endpoint}` (created) |
+//! | message | `msg#{message}` | | `fanout#{shard}` until every delivery exists |
+//! | delivery | `dlv#{message}#{endpoint}` | `{tenant}#{endpoint}`, `dlv#{created}#{message}` | `pending#{shard}` (due), `sending#{shard}` (lease end), `held#{tenant}#{endpoint}` (created) |
 //! | attempt | `att#{message}#{at}#{endpoint}#{n}` | `{tenant}#{endpoint}`, `att#{at}#{message}#{n}` | |
+//!
+//! The busy due kinds are spread over [`DUE_SHARDS`] partitions by the message's or the
+//! delivery's key; reconcile reads every shard, and the unsharded partition of entries written
+//! before the shards.
 //!
 //! Rate-limit windows live under `pk = rate#{tenant}#{endpoint}`, `sk = {second}`, and expire
 //! within minutes. Times in keys are zero-padded unix milliseconds, so keys sort by time. Ids
@@ -20,6 +24,8 @@
 
 mod endpoints;
 mod log;
+
+pub use self::log::DUE_SHARDS;
 
 use std::{
     num::NonZeroUsize,
