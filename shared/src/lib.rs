@@ -51,5 +51,6 @@ pub mod record;
 pub mod retry;
 pub mod sealing;
 pub mod secret;
+pub mod shard;
 pub mod tenant;
 pub mod verify;

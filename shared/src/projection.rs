@@ -107,8 +107,7 @@ pub const PROJECTION_SHARDS: u8 = 16;
 /// The shard of an entity: the first byte of the SHA-256 of its id, modulo
 /// [`PROJECTION_SHARDS`]. Fixed by the id alone, so a reader finds an item from the ids it knows.
 pub fn projection_shard(entity_id: &str) -> u8 {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(entity_id.as_bytes())[0] % PROJECTION_SHARDS
+    crate::shard::shard_of(entity_id, PROJECTION_SHARDS)
 }
 
 /// Where a projection item lives: always under the event's tenant, in its entity's shard.

@@ -479,12 +479,13 @@ where
                 now,
             )
             .await?;
-        MetricLine::new(now)
-            .dimension(metrics::FUNCTION, names::DISPATCHER)
-            .count(names::DELIVERY_DEAD)
-            .property(metrics::TENANT, delivery.key.tenant.as_str())
-            .property(names::ENDPOINT_ID, delivery.key.endpoint_id.as_str())
-            .emit_to(&**self.metrics());
+        self.endpoint_line(
+            names::DELIVERY_DEAD,
+            &delivery.key.tenant,
+            &delivery.key.endpoint_id,
+            now,
+        )
+        .emit_to(&**self.metrics());
         Ok(Dispatched::Dead)
     }
 
@@ -504,11 +505,7 @@ where
             store
                 .mark_holding(&key.tenant, &key.endpoint_id, now)
                 .await?;
-            MetricLine::new(now)
-                .dimension(metrics::FUNCTION, names::DISPATCHER)
-                .count(names::DELIVERY_HELD)
-                .property(metrics::TENANT, key.tenant.as_str())
-                .property(names::ENDPOINT_ID, key.endpoint_id.as_str())
+            self.endpoint_line(names::DELIVERY_HELD, &key.tenant, &key.endpoint_id, now)
                 .emit_to(&**self.metrics());
             info!("endpoint takes no deliveries now; delivery held");
             return Ok(Dispatched::Held);
@@ -593,11 +590,7 @@ where
             && !paused
             && store.pause(tenant, id, now + pause, now).await?
         {
-            MetricLine::new(now)
-                .dimension(metrics::FUNCTION, names::DISPATCHER)
-                .count(names::ENDPOINT_PAUSED)
-                .property(metrics::TENANT, tenant.as_str())
-                .property(names::ENDPOINT_ID, id.as_str())
+            self.endpoint_line(names::ENDPOINT_PAUSED, tenant, id, now)
                 .emit_to(&**self.metrics());
             warn!(
                 failures = health.consecutive_failures,
@@ -623,14 +616,30 @@ where
         })
     }
 
-    fn disabled(&self, endpoint: &Endpoint, reason: DisabledReason, now: SystemTime) {
-        MetricLine::new(now)
+    /// A dispatcher line counting `name` for one endpoint (its ids as properties).
+    fn endpoint_line(
+        &self,
+        name: &'static str,
+        tenant: &TenantId,
+        endpoint: &EndpointId,
+        at: SystemTime,
+    ) -> MetricLine {
+        MetricLine::new(at)
             .dimension(metrics::FUNCTION, names::DISPATCHER)
-            .count(names::ENDPOINT_DISABLED)
-            .property(metrics::TENANT, endpoint.tenant.as_str())
-            .property(names::ENDPOINT_ID, endpoint.id.as_str())
-            .property(metrics::REASON, reason.as_str())
-            .emit_to(&**self.metrics());
+            .count(name)
+            .property(metrics::TENANT, tenant.as_str())
+            .property(names::ENDPOINT_ID, endpoint.as_str())
+    }
+
+    fn disabled(&self, endpoint: &Endpoint, reason: DisabledReason, now: SystemTime) {
+        self.endpoint_line(
+            names::ENDPOINT_DISABLED,
+            &endpoint.tenant,
+            &endpoint.id,
+            now,
+        )
+        .property(metrics::REASON, reason.as_str())
+        .emit_to(&**self.metrics());
         warn!(reason = %reason, url = %endpoint.url, "endpoint disabled; its deliveries are held");
     }
 
@@ -648,15 +657,11 @@ where
             DeliveryStatus::Held => names::DELIVERY_HELD,
             _ => names::DELIVERY_FAILED,
         };
-        MetricLine::new(self.now())
-            .dimension(metrics::FUNCTION, names::DISPATCHER)
-            .count(name)
+        self.endpoint_line(name, &endpoint.tenant, &endpoint.id, self.now())
             .millis(
                 names::DELIVERY_LATENCY,
                 exchange.latency.as_secs_f64() * 1e3,
             )
-            .property(metrics::TENANT, endpoint.tenant.as_str())
-            .property(names::ENDPOINT_ID, endpoint.id.as_str())
             .property(metrics::MESSAGE_ID, delivery.key.message_id.as_str())
             .emit_to(&**self.metrics());
         let error = exchange

@@ -227,8 +227,7 @@ pub(crate) fn pending_partition(key: &EventKey, status: EventStatus) -> String {
 
 /// A shard of `shards`, fixed by the event's key.
 fn shard(key: &EventKey, shards: u8) -> u8 {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(event_pk(key).as_bytes())[0] % shards
+    crate::shard::shard_of(&event_pk(key), shards)
 }
 
 /// The move of an event from one of `from` to `to` at `at`: sets the status and the index
@@ -270,9 +269,10 @@ pub(crate) fn status_change(
 #[async_trait]
 impl EventStore for DynamoEventStore {
     async fn put_if_absent(&self, record: &EventRecord) -> Result<PutOutcome, StoreError> {
-        // A large payload goes first to S3, so the record never points at nothing.
-        let stored;
-        let record = if !records::fits_inline(&record.payload) {
+        // The payload is deflated once, here; one too large for its record goes first to S3,
+        // so the record never points at nothing.
+        let mut item = record_to_item(record);
+        if records::inline_payload_bytes(&item) > INLINE_PAYLOAD_BYTES {
             let bucket = self.payloads.as_ref().ok_or_else(|| {
                 StoreError::Rejected(format!(
                     "a payload over {INLINE_PAYLOAD_BYTES} bytes, and no payload bucket configured"
@@ -280,20 +280,17 @@ impl EventStore for DynamoEventStore {
             })?;
             let location = PayloadBucket::location(&record.key, &record.payload_hash);
             bucket.put(&location, &record.payload).await?;
-            stored = EventRecord {
+            item = record_to_item(&EventRecord {
                 payload: Vec::new(),
                 payload_location: Some(location),
                 ..record.clone()
-            };
-            &stored
-        } else {
-            record
-        };
+            });
+        }
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(record_to_item(record)))
+            .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk)")
             // The existing item comes back with the refusal: no second read on duplicates.
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)

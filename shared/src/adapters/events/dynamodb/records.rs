@@ -3,7 +3,7 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::{INLINE_PAYLOAD_BYTES, event_pk, pending_partition, tenant_status};
+use super::{event_pk, pending_partition, tenant_status};
 use crate::{
     adapters::dynamodb::item::{
         Item, ItemError, b, boolean, bytes, millis, ms, n, number, opt_millis, opt_number,
@@ -14,12 +14,13 @@ use crate::{
     record::{Correlation, EventKey, EventRecord, Verification},
 };
 
-/// Whether `payload` stays in its record: it stores (deflated where that is smaller) in at most
-/// [`INLINE_PAYLOAD_BYTES`]. Deflating only ever shrinks what is kept, so a payload that fits
-/// raw is not deflated here.
-pub(crate) fn fits_inline(payload: &[u8]) -> bool {
-    payload.len() <= INLINE_PAYLOAD_BYTES
-        || super::deflate::deflate(payload).is_some_and(|d| d.len() <= INLINE_PAYLOAD_BYTES)
+/// The bytes an item's payload takes in it (deflated where that is smaller): over
+/// [`INLINE_PAYLOAD_BYTES`](super::INLINE_PAYLOAD_BYTES), it goes to S3 instead.
+pub(crate) fn inline_payload_bytes(item: &Item) -> usize {
+    item.get("payload_z")
+        .or_else(|| item.get("payload"))
+        .and_then(|v| v.as_b().ok())
+        .map_or(0, |bytes| bytes.as_ref().len())
 }
 
 pub(crate) fn record_to_item(record: &EventRecord) -> Item {
@@ -48,7 +49,7 @@ pub(crate) fn record_to_item(record: &EventRecord) -> Item {
         indexed.then(|| s(tenant_status(key, record.status))),
     );
     // The payload (deflated where that is smaller), or where it is kept when too large for
-    // the item (see `fits_inline`).
+    // the item (see `inline_payload_bytes`).
     match (
         &record.payload_location,
         super::deflate::deflate(&record.payload),

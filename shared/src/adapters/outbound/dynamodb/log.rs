@@ -51,8 +51,7 @@ pub const DUE_SHARDS: u8 = 16;
 /// The due index's partition for `kind`, in the shard `of` (a message's or a delivery's key)
 /// falls in: `pending#7`.
 fn due_partition(kind: &str, of: &str) -> String {
-    use sha2::{Digest, Sha256};
-    format!("{kind}#{}", Sha256::digest(of.as_bytes())[0] % DUE_SHARDS)
+    format!("{kind}#{}", crate::shard::shard_of(of, DUE_SHARDS))
 }
 
 /// Every partition `kind` may sit in: each shard, and the unsharded one of entries written
