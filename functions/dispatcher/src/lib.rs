@@ -100,6 +100,21 @@ pub fn build(
     sdk: &aws_config::SdkConfig,
     config: &Config,
 ) -> Result<AwsDispatcher, std::io::Error> {
+    let transport = HttpTransport::with_resolver(
+        config.settings.egress,
+        Arc::new(shared::outbound::ssrf::SystemResolver),
+    )?;
+    Ok(build_with(sdk, config, transport))
+}
+
+/// The deployed dispatcher over another transport (the cost meter's partner that answers at
+/// once): the same store, queues and settings.
+pub fn build_with<T: Transport>(
+    sdk: &aws_config::SdkConfig,
+    config: &Config,
+    transport: T,
+) -> Dispatcher<DynamoOutboundStore, SqsDeliveryQueue, SqsDeliveryQueue, T, SystemClock, SystemJitter>
+{
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let queue = SqsDeliveryQueue::new(
@@ -112,16 +127,12 @@ pub fn build(
         &config.outbound_table,
         shared::aws::secrets_keys(sdk, &config.secrets_key),
     );
-    let transport = HttpTransport::with_resolver(
-        config.settings.egress,
-        Arc::new(shared::outbound::ssrf::SystemResolver),
-    )?;
-    Ok(Dispatcher::new(
+    Dispatcher::new(
         Outbound::new(store, queue.clone(), SystemClock, config.settings.clone()),
         queue,
         transport,
         SystemJitter,
-    ))
+    )
 }
 
 /// Handle one SQS batch: every delivery on its own; the ones to retry listed for SQS.

@@ -4,7 +4,9 @@
 //! - inbound 1 KiB, 30 KiB and 100 KiB (held in S3): a signed Stripe `invoice.paid` of that
 //!   size received by the ingress and processed once by the processor;
 //! - relay on: the 1 KiB flow for a tenant that relays its inbound events to one partner
-//!   endpoint (the delivery itself is the outbound flow's).
+//!   endpoint (the delivery itself is the outbound flow's);
+//! - outbound ([`super::outbound`]): a 1 KiB message published through the API to one
+//!   endpoint and delivered at the first attempt.
 //!
 //! Each flow first warms the functions (tenant cache, opened secrets, relay switch) with one
 //! event, as a running deployment has them, then counts `events` more. The event source
@@ -55,13 +57,25 @@ pub const INBOUND_1K: &str = "inbound 1 KiB";
 pub const INBOUND_30K: &str = "inbound 30 KiB";
 pub const INBOUND_100K: &str = "inbound 100 KiB (S3)";
 pub const RELAY: &str = "inbound 1 KiB, relayed to one endpoint";
+pub const PUBLISHED: &str = "outbound 1 KiB, published to one endpoint, delivered";
+
+/// Which side a flow measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Received by the ingress, processed by the processor.
+    Inbound,
+    /// Inbound, for a tenant relaying its events to one endpoint.
+    Relayed,
+    /// Published through the API, delivered by the dispatcher.
+    Published,
+}
 
 /// What a flow sends.
 #[derive(Debug, Clone)]
 pub struct Flow {
     pub name: &'static str,
     pub payload_bytes: usize,
-    pub relay: bool,
+    pub kind: Kind,
     pub events: u64,
 }
 
@@ -72,25 +86,31 @@ impl Flow {
             Flow {
                 name: INBOUND_1K,
                 payload_bytes: 1024,
-                relay: false,
+                kind: Kind::Inbound,
                 events,
             },
             Flow {
                 name: INBOUND_30K,
                 payload_bytes: 30 * 1024,
-                relay: false,
+                kind: Kind::Inbound,
                 events,
             },
             Flow {
                 name: INBOUND_100K,
                 payload_bytes: 100 * 1024,
-                relay: false,
+                kind: Kind::Inbound,
                 events,
             },
             Flow {
                 name: RELAY,
                 payload_bytes: 1024,
-                relay: true,
+                kind: Kind::Relayed,
+                events,
+            },
+            Flow {
+                name: PUBLISHED,
+                payload_bytes: 1024,
+                kind: Kind::Published,
                 events,
             },
         ]
@@ -103,6 +123,9 @@ const INVOICE_PAID: &str = include_str!("../../../events/payloads/stripe/invoice
 
 /// Run `flow` on a fresh stack in the emulator at `endpoint`.
 pub async fn measure(endpoint: &str, template: &Template, flow: &Flow) -> Result<FlowCost, String> {
+    if flow.kind == Kind::Published {
+        return super::outbound::measure(endpoint, template, flow).await;
+    }
     let logs = log_counter();
     let clients = crate::aws::clients(endpoint).await;
     let prefix = format!("cost{}-", unique());
@@ -110,7 +133,7 @@ pub async fn measure(endpoint: &str, template: &Template, flow: &Flow) -> Result
         .await
         .map_err(|e| format!("cannot provision on the emulator at {endpoint}: {e}"))?;
     let tenant = TenantId::parse(TENANT).map_err(|e| e.to_string())?;
-    seed(&clients, &resources, &tenant, flow.relay).await?;
+    seed(&clients, &resources, &tenant, flow.kind == Kind::Relayed).await?;
 
     let proxy = FaultProxy::start(endpoint)
         .await
@@ -170,24 +193,8 @@ pub async fn measure(endpoint: &str, template: &Template, flow: &Flow) -> Result
     let processor_calls = proxy.take_recorded();
     let processor_logs = logs.take() + metrics.take();
 
-    let memory = |function: &str| {
-        template
-            .function_memory
-            .get(function)
-            .copied()
-            .unwrap_or(128)
-    };
-    let platform = |function: &str| {
-        let quiet = template
-            .function_system_log_level
-            .get(function)
-            .is_some_and(|l| l.eq_ignore_ascii_case("WARN") || l.eq_ignore_ascii_case("ERROR"));
-        if quiet {
-            0.0
-        } else {
-            prices::PLATFORM_LOG_BYTES
-        }
-    };
+    let memory = |function: &str| memory_of(template, function);
+    let platform = |function: &str| platform_log_bytes(template, function);
     let mut usage = Usage::of_calls(&billing, &ingress_calls);
     usage.add(&Usage::of_calls(&billing, &processor_calls));
     usage.invoke(
@@ -211,6 +218,28 @@ pub async fn measure(endpoint: &str, template: &Template, flow: &Flow) -> Result
         ids,
         usage,
     })
+}
+
+/// A function's memory in MB, as the template sets it.
+pub(super) fn memory_of(template: &Template, function: &str) -> u64 {
+    template
+        .function_memory
+        .get(function)
+        .copied()
+        .unwrap_or(128)
+}
+
+/// The platform's bytes per invocation of `function`: none when its system log level is WARN.
+pub(super) fn platform_log_bytes(template: &Template, function: &str) -> f64 {
+    let quiet = template
+        .function_system_log_level
+        .get(function)
+        .is_some_and(|l| l.eq_ignore_ascii_case("WARN") || l.eq_ignore_ascii_case("ERROR"));
+    if quiet {
+        0.0
+    } else {
+        prices::PLATFORM_LOG_BYTES
+    }
 }
 
 /// The billing rules over this stack's tables, from the template.
@@ -359,8 +388,8 @@ pub fn invoice(id: &str, bytes: usize) -> Vec<u8> {
     serde_json::to_vec(&value).unwrap_or_else(|_| base.into_bytes())
 }
 
-/// The processor's batch size (the template's `ProcessorBatchSize` default).
-const BATCH_SIZE: f64 = 10.0;
+/// The processor's and the dispatcher's batch size (the template's defaults).
+pub(super) const BATCH_SIZE: f64 = 10.0;
 
 /// Poll until every one of `ids` is processed.
 async fn process(
@@ -404,7 +433,7 @@ async fn process(
     }
 }
 
-fn unique() -> u64 {
+pub(super) fn unique() -> u64 {
     static N: AtomicU64 = AtomicU64::new(0);
     let millis = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -414,10 +443,10 @@ fn unique() -> u64 {
 
 /// Metric lines as CloudWatch Logs would take them: counted, not printed.
 #[derive(Debug, Default)]
-struct CountingMetrics(AtomicU64);
+pub(super) struct CountingMetrics(AtomicU64);
 
 impl CountingMetrics {
-    fn take(&self) -> f64 {
+    pub(super) fn take(&self) -> f64 {
         self.0.swap(0, Ordering::SeqCst) as f64
     }
 }
@@ -434,7 +463,7 @@ impl MetricSink for CountingMetrics {
 pub struct LogCounter(Arc<Mutex<u64>>);
 
 impl LogCounter {
-    fn take(&self) -> f64 {
+    pub(super) fn take(&self) -> f64 {
         std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner)) as f64
     }
 }
@@ -452,7 +481,7 @@ impl Write for LogCounter {
 
 /// The process's log subscriber: the functions' own (Lambda's JSON format at INFO), writing
 /// into a counter. Installed once; a process that already has a subscriber counts nothing.
-fn log_counter() -> LogCounter {
+pub(super) fn log_counter() -> LogCounter {
     static COUNTER: OnceLock<LogCounter> = OnceLock::new();
     COUNTER
         .get_or_init(|| {

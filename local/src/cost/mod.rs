@@ -6,7 +6,8 @@
 //! - [`size`]: DynamoDB's item size.
 //! - [`dynamodb`]: write and read units, index writes and heat.
 //! - [`prices`]: the list prices.
-//! - [`flows`]: the flows measured (`make cost`, and the test that pins their units).
+//! - [`flows`]: the flows measured (`make cost`, and the test that pins their units);
+//!   [`outbound`] the published one.
 //!
 //! Lambda's duration is modelled, not timed, so the figures are deterministic: each invocation
 //! bills 2 ms of its own plus a typical in-region latency for each AWS call it makes
@@ -16,6 +17,7 @@
 
 pub mod dynamodb;
 pub mod flows;
+pub mod outbound;
 pub mod prices;
 pub mod size;
 

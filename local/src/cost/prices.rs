@@ -44,3 +44,7 @@ pub fn call_millis(operation: &str) -> f64 {
 /// The platform's START, END and REPORT lines of one invocation in JSON format, when the
 /// system log level lets them through.
 pub const PLATFORM_LOG_BYTES: f64 = 620.0;
+
+/// How long a partner takes to answer a delivery, in milliseconds: the dispatcher bills the
+/// wait, once per batch (its deliveries wait at once).
+pub const PARTNER_MILLIS: f64 = 100.0;
