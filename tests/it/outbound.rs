@@ -10,7 +10,7 @@ use std::{
     net::SocketAddr,
     process::{Command, Stdio},
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, SystemTime},
 };
 
 use http_body_util::{BodyExt, Full};
@@ -29,11 +29,14 @@ use shared::{
     outbound::{
         Outbound, OutboundSettings,
         admin::EndpointChange,
-        delivery::{DeliveryKey, DeliveryPointer, DeliveryStatus, ErrorClass, OutboundMessage},
+        delivery::{
+            Attempt, Delivery, DeliveryKey, DeliveryPointer, DeliveryStatus, ErrorClass, Exchange,
+            OutboundMessage, Trigger,
+        },
         dispatch::{Dispatched, Dispatcher},
         endpoint::Endpoint,
         ids::{EventType, MessageId},
-        ports::{DeliveryClaim, DeliveryLog, EndpointStore, RateLimiter},
+        ports::{AttemptResult, DeliveryClaim, DeliveryLog, EndpointStore, RateLimiter},
         ssrf::{EgressPolicy, EndpointUrl, StaticResolver},
         transport::HttpTransport,
     },
@@ -432,8 +435,8 @@ async fn a_2xx_is_not_posted_again_when_recording_it_fails() {
 }
 
 #[tokio::test]
-async fn a_delivery_is_claimed_on_dynamodb_only_when_due() {
-    // GIVEN a delivery published a moment ago: pending, due at its creation
+async fn a_delivery_is_created_by_its_first_claim_and_claimed_again_only_when_due_on_dynamodb() {
+    // GIVEN a message published a moment ago: its delivery exists only once it is claimed
     let stack = Stack::new().await;
     let d = stack.dispatcher(
         settings("0", EgressPolicy::LOCAL_DEVELOPMENT),
@@ -443,33 +446,73 @@ async fn a_delivery_is_claimed_on_dynamodb_only_when_due() {
     let message =
         json!({"event_type": "invoice.paid", "payload": {"n": 1}, "idempotency_key": "due-1"});
     assert_eq!(publish_via_api(&d, &message).await.0, 202);
-    let key = DeliveryKey {
-        tenant: acme(),
-        message_id: MessageId::parse("due-1").expect("id"),
-        endpoint_id: endpoint.id.clone(),
-    };
     let store = &d.outbound.store;
-    let due = store
-        .delivery(&key)
+    let stored = store
+        .message(&acme(), &MessageId::parse("due-1").expect("id"))
         .await
         .expect("read")
-        .expect("delivery")
-        .next_attempt_at
-        .expect("due");
+        .expect("message");
+    let now = SystemTime::now();
+    let new = Delivery::new(&stored, &endpoint.id, false, now);
+    assert_eq!(store.delivery(&new.key).await.expect("read"), None);
+
+    // WHEN it is claimed, THEN it is created under the lease, its first attempt counted
+    let lease = now + Duration::from_secs(60);
+    let Ok(DeliveryClaim::Claimed(claimed)) =
+        store.claim_delivery(&new, "first", lease, false, now).await
+    else {
+        panic!("the first claim creates the delivery");
+    };
+    assert_eq!(
+        (claimed.status, claimed.attempts),
+        (DeliveryStatus::Sending, 1)
+    );
+    assert_eq!(claimed.created_at, new.created_at);
+    // WHEN a second pointer claims it under that lease, THEN not
+    assert_eq!(
+        store
+            .claim_delivery(&new, "second", lease, false, now)
+            .await,
+        Ok(DeliveryClaim::NotNow(DeliveryStatus::Sending))
+    );
+
+    // GIVEN the attempt failed, the next one due in an hour
+    let due = now + Duration::from_secs(3600);
+    let failed = Exchange {
+        status: Some(500),
+        retry_after: None,
+        body: String::new(),
+        latency: Duration::from_millis(5),
+        error: Some((ErrorClass::HttpStatus, "500".into())),
+    };
+    let attempt = Attempt::new(
+        &new.key,
+        1,
+        now,
+        Trigger::Scheduled,
+        "http://127.0.0.1:9/in".into(),
+        &failed,
+    );
+    let result = AttemptResult {
+        attempt,
+        created_at: claimed.created_at,
+        status: DeliveryStatus::Pending,
+        next_attempt_at: Some(due),
+        expires_at: None,
+    };
+    assert_eq!(store.finish_attempt("first", &result).await, Ok(true));
 
     // WHEN it is claimed a minute before it is due, THEN not, and the answer says when
     let early = due - Duration::from_secs(60);
     let lease = due + Duration::from_secs(60);
     assert!(matches!(
-        store.claim_delivery(&key, "early", lease, false, early).await,
+        store.claim_delivery(&new, "early", lease, false, early).await,
         Ok(DeliveryClaim::NotDue(at)) if at == due
     ));
-    // WHEN it is claimed when due, THEN it is
+    // WHEN it is claimed when due, THEN it is, counting the second attempt
     assert!(matches!(
-        store
-            .claim_delivery(&key, "on-time", lease, false, due)
-            .await,
-        Ok(DeliveryClaim::Claimed(_))
+        store.claim_delivery(&new, "on-time", lease, false, due).await,
+        Ok(DeliveryClaim::Claimed(d)) if d.attempts == 2
     ));
 }
 

@@ -338,6 +338,11 @@ pub struct DeliveryPointer {
     /// open, and closes it on success.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub probe: bool,
+    /// The type of the message the publish that sent it stored, which its endpoint subscribed
+    /// to: a publish that lost to another with the same id and another type sent pointers the
+    /// stored message is not for. Absent from pointers of deliveries created at publish.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<String>,
 }
 
 impl DeliveryPointer {
@@ -347,6 +352,15 @@ impl DeliveryPointer {
             message_id: key.message_id.to_string(),
             endpoint_id: key.endpoint_id.to_string(),
             probe: false,
+            event_type: None,
+        }
+    }
+
+    /// The pointer a publish sends for a delivery its dispatcher creates.
+    pub fn published(key: &DeliveryKey, event_type: &EventType) -> Self {
+        Self {
+            event_type: Some(event_type.to_string()),
+            ..Self::new(key)
         }
     }
 

@@ -51,6 +51,9 @@ use crate::{
 
 /// How soon a message comes back when its endpoint's rate limit is used up this second.
 const RATE_LIMITED_DELAY: Duration = Duration::from_secs(1);
+/// How soon a pointer comes back when its message is not stored yet (its publish is between
+/// sending the pointers and storing the message).
+const UNSTORED_DELAY: Duration = Duration::from_secs(2);
 /// How soon a message comes back after a storage or queue outage.
 const OUTAGE_DELAY: Duration = Duration::from_secs(10);
 /// How many held deliveries a recovered endpoint releases at once; reconcile does the rest.
@@ -180,7 +183,7 @@ where
                 error!("not a delivery pointer; dropping it");
                 return Dispatched::Skipped("malformed");
             };
-            let outcome = match self.attempt(&pointer, &key, owner).await {
+            let outcome = match self.attempt(&pointer, &key, owner, message.sent_at).await {
                 Ok(outcome) => outcome,
                 // The same call fails the same way every time: retrying it forever would only
                 // hide it. The DLQ keeps the pointer for an operator.
@@ -228,15 +231,21 @@ where
         pointer: &DeliveryPointer,
         key: &DeliveryKey,
         owner: &str,
+        sent_at: Option<SystemTime>,
     ) -> Result<Dispatched, StoreError> {
         let store = &self.outbound.store;
-        let Some(delivery) = store.delivery(key).await? else {
-            return Ok(Dispatched::Skipped("no such delivery"));
-        };
-        if delivery.status.is_final() {
-            return Ok(Dispatched::Skipped("final already"));
-        }
         let now = self.now();
+        let Some(message) = store.message(&key.tenant, &key.message_id).await? else {
+            return self.without_message(pointer, key, sent_at, now).await;
+        };
+        if pointer
+            .event_type
+            .as_deref()
+            .is_some_and(|t| t != message.event_type.as_str())
+        {
+            // Sent by a publish that lost to another with this id and another type.
+            return Ok(Dispatched::Skipped("another message's pointer"));
+        }
         let Some(endpoint) = store
             .endpoint_with_secrets(&key.tenant, &key.endpoint_id)
             .await?
@@ -252,17 +261,19 @@ where
                 .await?;
             return Ok(Dispatched::Skipped("endpoint deleted"));
         };
+        // A repeated publish sends pointers to the endpoints of its time: one created after
+        // the message was stored never receives it.
+        if pointer.event_type.is_some() && endpoint.created_at > message.created_at {
+            return Ok(Dispatched::Skipped("endpoint newer than the message"));
+        }
         if !endpoint.is_enabled() || (endpoint.is_paused(now) && !pointer.probe) {
-            return self.hold(key, now).await;
+            return self.hold(&message, key, now).await;
         }
         // Our own failures never count against the partner: no attempt, no health.
         if endpoint.secrets.is_none() {
             error!("the endpoint's signing secrets could not be read; not attempted");
             return Ok(Dispatched::Later(OUTAGE_DELAY));
         }
-        let Some(message) = store.message(&key.tenant, &key.message_id).await? else {
-            return self.expired(pointer, &delivery, now).await;
-        };
         if let Some(limit) = endpoint.rate_limit
             && !store
                 .take(&key.tenant, &key.endpoint_id, limit.get(), now)
@@ -271,8 +282,9 @@ where
             return Ok(Dispatched::Later(RATE_LIMITED_DELAY));
         }
         let lease_until = now + self.settings().lease;
+        let new = Delivery::new(&message, &key.endpoint_id, false, now);
         let delivery = match store
-            .claim_delivery(key, owner, lease_until, pointer.probe, now)
+            .claim_delivery(&new, owner, lease_until, pointer.probe, now)
             .await?
         {
             DeliveryClaim::Claimed(delivery) => *delivery,
@@ -284,8 +296,10 @@ where
                     due.duration_since(now).unwrap_or_default(),
                 ));
             }
+            DeliveryClaim::NotNow(status) if status.is_final() => {
+                return Ok(Dispatched::Skipped("final already"));
+            }
             DeliveryClaim::NotNow(_) => return Ok(Dispatched::Skipped("moved on")),
-            DeliveryClaim::Missing => return Ok(Dispatched::Skipped("no such delivery")),
         };
         if let Some(answered) = delivery.answered {
             return self
@@ -326,6 +340,7 @@ where
         }
         let result = AttemptResult {
             attempt,
+            created_at: delivery.created_at,
             status: decision.status,
             next_attempt_at: decision.delay.map(|d| done + d),
             expires_at: (decision.status == DeliveryStatus::Delivered)
@@ -440,6 +455,7 @@ where
         );
         let result = AttemptResult {
             attempt,
+            created_at: delivery.created_at,
             status: DeliveryStatus::Delivered,
             next_attempt_at: None,
             expires_at: Some(answered.at + self.settings().retention),
@@ -451,6 +467,34 @@ where
         self.record_success(key, answered.at).await;
         self.count(delivery, endpoint, &exchange, DeliveryStatus::Delivered);
         Ok(Dispatched::Delivered)
+    }
+
+    /// A pointer whose message is not stored: its publish is still writing it (it comes back
+    /// soon), or never did (older than any publish takes: dropped), or the message expired
+    /// under a delivery that was still waiting (dead).
+    async fn without_message(
+        &self,
+        pointer: &DeliveryPointer,
+        key: &DeliveryKey,
+        sent_at: Option<SystemTime>,
+        now: SystemTime,
+    ) -> Result<Dispatched, StoreError> {
+        match self.outbound.store.delivery(key).await? {
+            Some(delivery) if !delivery.status.is_final() => {
+                self.expired(pointer, &delivery, now).await
+            }
+            Some(_) => Ok(Dispatched::Skipped("final already")),
+            None if sent_at.is_some_and(|sent| {
+                now.duration_since(sent).unwrap_or_default() < crate::processor::ORPHAN_AFTER
+            }) =>
+            {
+                Ok(Dispatched::Later(UNSTORED_DELAY))
+            }
+            None => {
+                warn!("no message for this pointer: its publish was not accepted; dropping it");
+                Ok(Dispatched::Skipped("no such message"))
+            }
+        }
     }
 
     /// A delivery whose message is gone (expired): nothing to send, so no attempt and nothing
@@ -489,10 +533,16 @@ where
         Ok(Dispatched::Dead)
     }
 
-    /// Keep a pending delivery off the queue until its endpoint takes deliveries again.
-    async fn hold(&self, key: &DeliveryKey, now: SystemTime) -> Result<Dispatched, StoreError> {
+    /// Keep a pending delivery (or one a publish's pointer would have created) off the queue
+    /// until its endpoint takes deliveries again.
+    async fn hold(
+        &self,
+        message: &OutboundMessage,
+        key: &DeliveryKey,
+        now: SystemTime,
+    ) -> Result<Dispatched, StoreError> {
         let store = &self.outbound.store;
-        if store
+        let held = store
             .move_delivery(
                 key,
                 &[DeliveryStatus::Pending],
@@ -501,7 +551,10 @@ where
                 now,
             )
             .await?
-        {
+            || store
+                .put_delivery_if_absent(&Delivery::new(message, &key.endpoint_id, true, now))
+                .await?;
+        if held {
             store
                 .mark_holding(&key.tenant, &key.endpoint_id, now)
                 .await?;

@@ -158,7 +158,6 @@ pub enum DeliveryClaim {
     /// Pending, but its next attempt is due only then: an extra pointer (reconcile, a resend)
     /// or one that came back early (SQS hides a message 12 hours at most) makes no attempt.
     NotDue(SystemTime),
-    Missing,
 }
 
 /// How early a pending delivery may be claimed: clocks of the queue and of the functions
@@ -176,6 +175,8 @@ pub struct Page<T> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptResult {
     pub attempt: Attempt,
+    /// When the delivery was created: a held one is released in that order.
+    pub created_at: SystemTime,
     pub status: DeliveryStatus,
     /// For a retry: when it is due.
     pub next_attempt_at: Option<SystemTime>,
@@ -222,19 +223,21 @@ pub trait DeliveryLog: Send + Sync {
 
     async fn delivery(&self, key: &DeliveryKey) -> Result<Option<Delivery>, StoreError>;
 
-    /// Start an attempt: from `pending` (or `sending` whose lease ran out; or `held` for a
-    /// probe) to `sending`, attempts + 1, leased to `owner` until `lease_until`.
+    /// Start an attempt on `delivery.key`: from `pending` (or `sending` whose lease ran out;
+    /// or `held` for a probe), or from nothing (a published message's delivery is created by
+    /// its first claim, as `delivery` says), to `sending`, attempts + 1, leased to `owner`
+    /// until `lease_until`.
     async fn claim_delivery(
         &self,
-        key: &DeliveryKey,
+        delivery: &Delivery,
         owner: &str,
         lease_until: SystemTime,
         probe: bool,
         now: SystemTime,
     ) -> Result<DeliveryClaim, StoreError>;
 
-    /// In one transaction: log the attempt and move the delivery on, if `owner` still holds
-    /// its lease. `false` if it does not (nothing written).
+    /// At once: log the attempt and move the delivery on, if `owner` still holds its lease.
+    /// `false` if it does not (nothing written).
     async fn finish_attempt(&self, owner: &str, result: &AttemptResult)
     -> Result<bool, StoreError>;
 
@@ -335,6 +338,15 @@ pub trait RateLimiter: Send + Sync {
 #[async_trait]
 pub trait DeliveryQueue: Send + Sync {
     async fn enqueue(&self, pointer: &DeliveryPointer) -> Result<(), QueueError>;
+
+    /// Send every pointer; an error if any one was not sent (some may have been: a pointer is
+    /// harmless twice).
+    async fn enqueue_all(&self, pointers: &[DeliveryPointer]) -> Result<(), QueueError> {
+        for pointer in pointers {
+            self.enqueue(pointer).await?;
+        }
+        Ok(())
+    }
 }
 
 /// The dispatcher's view of the deliveries queue: back off, give up.
@@ -370,6 +382,10 @@ impl<T: EndpointStore + DeliveryLog + RateLimiter> OutboundStore for T {}
 /// A shared queue is a queue: the publisher and the dispatcher may hold the same one.
 #[async_trait]
 impl<T: DeliveryQueue + ?Sized> DeliveryQueue for std::sync::Arc<T> {
+    async fn enqueue_all(&self, pointers: &[DeliveryPointer]) -> Result<(), QueueError> {
+        (**self).enqueue_all(pointers).await
+    }
+
     async fn enqueue(&self, pointer: &DeliveryPointer) -> Result<(), QueueError> {
         (**self).enqueue(pointer).await
     }

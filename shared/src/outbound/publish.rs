@@ -1,11 +1,16 @@
-//! Publishing: a message stored once, then one delivery per matching endpoint.
+//! Publishing: one pointer per subscribed endpoint, then the message, stored once.
 //!
-//! The fan-out is crash-safe. The message is stored first, marked unfinished; each delivery is
-//! a conditional put (never two of one message to one endpoint) followed by its pointer on the
-//! queue; the message is marked finished last. Killed anywhere, a repeated publish (the same
-//! idempotency key) or reconcile runs the fan-out again: existing deliveries are kept, missing
-//! ones created, and a delivery that never left has its pointer sent again (a second pointer
-//! is harmless: an attempt needs the delivery's lease).
+//! The pointers go first, batched, and the message is written last, in one conditional put:
+//! a message that is stored is on its way to every endpoint that subscribed to it, with
+//! nothing to finish and no index entry. Killed before the put, the publish was not accepted
+//! (the caller got an error and publishes again with the same idempotency key); its pointers
+//! find no message and the dispatcher drops them once they are older than any publish can
+//! take. The dispatcher creates each delivery with its first claim, so a second pointer (a
+//! repeated publish) is harmless. An endpoint that takes no deliveries now has its delivery
+//! created here, held, after the message.
+//!
+//! Messages stored before this order were fanned out from the store (`fan_out`): reconcile
+//! still finishes any of those left unfinished.
 
 use std::time::SystemTime;
 
@@ -14,7 +19,10 @@ use tracing::{info, warn};
 
 use super::{
     Outbound,
-    delivery::{Delivery, DeliveryPointer, DeliveryStatus, MAX_PAYLOAD_BYTES, OutboundMessage},
+    delivery::{
+        Delivery, DeliveryKey, DeliveryPointer, DeliveryStatus, MAX_PAYLOAD_BYTES, OutboundMessage,
+    },
+    endpoint::Endpoint,
     ids::{EndpointId, EventType, MessageId},
     ports::{DeliveryQueue, OutboundStore, PutMessage},
 };
@@ -108,8 +116,20 @@ where
             event_type,
             payload: request.payload.to_vec(),
             created_at: now,
-            fanned_out: false,
+            fanned_out: true,
         };
+        let endpoints = self.store.endpoints(&message.tenant).await?;
+        let (held, open): (Vec<&Endpoint>, Vec<&Endpoint>) = endpoints
+            .iter()
+            .filter(|e| e.filter.matches(&message.event_type))
+            .partition(|e| !e.is_enabled() || e.is_paused(now));
+        let pointers: Vec<DeliveryPointer> = open
+            .iter()
+            .map(|e| {
+                DeliveryPointer::published(&delivery_key(&message, &e.id), &message.event_type)
+            })
+            .collect();
+        self.queue.enqueue_all(&pointers).await?;
         let (message, duplicate) = match self
             .store
             .put_message(&message, now + self.settings.retention)
@@ -119,14 +139,10 @@ where
             PutMessage::Duplicate(existing) => (*existing, true),
             PutMessage::Conflict => return Err(PublishError::Conflict(id)),
         };
-        let deliveries = if duplicate && message.fanned_out {
-            self.store
-                .deliveries_of_message(&message.tenant, &message.id)
-                .await?
-                .len()
-        } else {
-            self.fan_out(&message).await?
-        };
+        for endpoint in &held {
+            self.hold_new(&message, &endpoint.id, now).await?;
+        }
+        let deliveries = held.len() + open.len();
         info!(
             tenant = %message.tenant,
             message_id = %message.id,
@@ -142,8 +158,26 @@ where
         })
     }
 
-    /// Create the deliveries `message` lacks and send their pointers; mark it finished. Safe
-    /// to run again at any point.
+    /// Create a held delivery of `message` to an endpoint that takes no deliveries now, and
+    /// note that the endpoint holds one.
+    async fn hold_new(
+        &self,
+        message: &OutboundMessage,
+        endpoint: &EndpointId,
+        now: SystemTime,
+    ) -> Result<(), PublishError> {
+        let delivery = Delivery::new(message, endpoint, true, now);
+        if self.store.put_delivery_if_absent(&delivery).await? {
+            self.store
+                .mark_holding(&message.tenant, endpoint, now)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Create the deliveries a message stored unfinished (before pointers went first) lacks,
+    /// send their pointers, and mark it finished: reconcile's way to finish such a fan-out.
+    /// Safe to run again at any point.
     pub async fn fan_out(&self, message: &OutboundMessage) -> Result<usize, PublishError> {
         let now = self.clock.now();
         let endpoints = self.store.endpoints(&message.tenant).await?;
@@ -248,5 +282,13 @@ where
             return Err(e.into());
         }
         Ok(true)
+    }
+}
+
+fn delivery_key(message: &OutboundMessage, endpoint: &EndpointId) -> DeliveryKey {
+    DeliveryKey {
+        tenant: message.tenant.clone(),
+        message_id: message.id.clone(),
+        endpoint_id: endpoint.clone(),
     }
 }

@@ -124,6 +124,19 @@ impl World {
             .expect("published")
     }
 
+    /// Publish to the one endpoint there is; the key of its delivery (created by the
+    /// dispatcher's first claim).
+    async fn publish_to_one(&self, event_type: &str, key: &str) -> delivery::DeliveryKey {
+        let published = self.publish(event_type, key).await;
+        let endpoints = self.store().endpoints(&acme()).await.expect("endpoints");
+        assert_eq!(endpoints.len(), 1, "one endpoint");
+        delivery::DeliveryKey {
+            tenant: acme(),
+            message_id: published.message_id,
+            endpoint_id: endpoints[0].id.clone(),
+        }
+    }
+
     /// Dispatch every pointer on the queue once, as SQS would hand them over.
     async fn dispatch_all(&self) -> Vec<Dispatched> {
         let mut outcomes = Vec::new();
@@ -215,37 +228,59 @@ async fn a_message_goes_to_every_matching_endpoint_once() {
 
     assert_eq!(published.deliveries, 2);
     assert!(!published.duplicate);
+    // One pointer per subscribed endpoint; each delivery is created by its first claim.
     let mut targets: Vec<EndpointId> = w
-        .deliveries()
+        .queue
+        .sent()
         .into_iter()
-        .map(|d| d.key.endpoint_id)
+        .filter_map(|p| p.key().map(|k| k.endpoint_id))
         .collect();
     targets.sort();
     let mut expected = vec![invoices.id.clone(), all.id.clone()];
     expected.sort();
     assert_eq!(targets, expected);
     assert!(!targets.contains(&users.id));
-    assert_eq!(w.queue.sent().len(), 2);
+    assert_eq!(
+        w.dispatch_all().await,
+        [Dispatched::Delivered, Dispatched::Delivered]
+    );
+    assert_eq!(w.deliveries().len(), 2);
 
-    // The same key and bytes again: nothing new goes out.
+    // The same key and bytes again: a duplicate, and nothing goes out twice.
     let again = w.publish("invoice.paid", "order-1").await;
     assert!(again.duplicate);
     assert_eq!(again.deliveries, 2);
-    assert_eq!(w.queue.sent().len(), 2);
+    assert_eq!(
+        w.dispatch_all().await,
+        [
+            Dispatched::Skipped("final already"),
+            Dispatched::Skipped("final already")
+        ]
+    );
+    assert_eq!(w.d.transport.requests().len(), 2);
     assert_eq!(w.deliveries().len(), 2);
 
-    // The same key with other bytes is a conflict, and changes nothing.
+    // The same key with other bytes is a conflict, and changes nothing: its pointers (to the
+    // endpoints of its own type) name a message of another type.
     let conflict = w
         .outbound()
         .publish(PublishRequest {
             tenant: &acme(),
-            event_type: "invoice.paid",
+            event_type: "user.created",
             payload: br#"{"id":"inv_2"}"#,
             idempotency_key: Some("order-1"),
         })
         .await;
     assert!(matches!(conflict, Err(PublishError::Conflict(_))));
+    assert_eq!(
+        w.dispatch_all().await,
+        [
+            Dispatched::Skipped("another message's pointer"),
+            Dispatched::Skipped("another message's pointer")
+        ]
+    );
     assert_eq!(w.deliveries().len(), 2);
+    assert_eq!(w.d.transport.requests().len(), 2);
 }
 
 #[tokio::test]
@@ -294,12 +329,12 @@ async fn bad_publishes_are_refused_with_their_reason() {
 }
 
 #[tokio::test]
-async fn a_fan_out_killed_half_way_is_finished_without_a_second_copy() {
+async fn a_publish_whose_pointers_are_not_all_sent_stores_nothing_and_its_retry_delivers_once() {
     let w = world();
     for host in ["a", "b", "c"] {
         w.endpoint(&format!("https://{host}.example/"), &[]).await;
     }
-    // The queue fails: the message and the first delivery are stored, its pointer is not.
+    // GIVEN the queue refuses the pointers: the publish fails, and stores no message
     w.queue.set_unavailable(true);
     let failed = w
         .outbound()
@@ -311,39 +346,72 @@ async fn a_fan_out_killed_half_way_is_finished_without_a_second_copy() {
         })
         .await;
     assert!(matches!(failed, Err(PublishError::Unavailable(_))));
-    assert_eq!(w.deliveries().len(), 1);
+    let id = ids::MessageId::parse("order-7").expect("id");
+    assert_eq!(w.store().message(&acme(), &id).await, Ok(None));
 
-    // The publisher retries with the same key: every endpoint gets exactly one delivery.
+    // WHEN the publisher retries with the same key, THEN every endpoint gets it once
     w.queue.set_unavailable(false);
     let published = w.publish("invoice.paid", "order-7").await;
-    assert!(published.duplicate);
+    assert!(!published.duplicate);
     assert_eq!(published.deliveries, 3);
-    assert_eq!(w.deliveries().len(), 3);
-    assert_eq!(w.queue.sent().len(), 3, "one pointer per delivery");
-    let message = w
-        .store()
-        .message(&acme(), &published.message_id)
-        .await
-        .expect("read")
-        .expect("message");
-    assert!(message.fanned_out);
+    assert_eq!(w.queue.sent().len(), 3, "one pointer per endpoint");
+    assert_eq!(w.dispatch_all().await, vec![Dispatched::Delivered; 3]);
+    assert_eq!(w.d.transport.requests().len(), 3);
 }
 
 #[tokio::test]
-async fn reconcile_finishes_a_fan_out_nobody_retried() {
+async fn a_pointer_whose_message_is_not_stored_waits_for_its_publish_then_is_dropped() {
+    // GIVEN a pointer sent by a publish that has not stored its message (yet, or ever)
+    let w = world();
+    let endpoint = w.endpoint("https://a.example/in", &[]).await;
+    let key = delivery::DeliveryKey {
+        tenant: acme(),
+        message_id: ids::MessageId::parse("order-unstored").expect("id"),
+        endpoint_id: endpoint.id,
+    };
+    let pointer = |sent_ago: u64| Message {
+        message_id: "unstored".into(),
+        receipt_handle: Some("rh".into()),
+        body: delivery::DeliveryPointer::published(
+            &key,
+            &ids::EventType::parse("invoice.paid").expect("type"),
+        )
+        .to_json(),
+        receive_count: 1,
+        sent_at: Some(UNIX_EPOCH + Duration::from_secs(NOW - sent_ago)),
+    };
+
+    // WHEN it comes while its publish may still be writing, THEN it comes back soon
+    assert!(matches!(
+        w.d.dispatch(&pointer(1), "worker/1").await,
+        Dispatched::Later(_)
+    ));
+    // WHEN it is older than any publish takes, THEN it is dropped: nothing was accepted
+    assert_eq!(
+        w.d.dispatch(&pointer(20 * 60), "worker/2").await,
+        Dispatched::Skipped("no such message")
+    );
+    assert!(w.d.transport.requests().is_empty());
+    assert!(w.deliveries().is_empty());
+}
+
+#[tokio::test]
+async fn reconcile_finishes_a_fan_out_stored_unfinished_before_pointers_went_first() {
+    // GIVEN a message stored the way publishes stored them before: unfinished, no delivery
     let w = world();
     w.endpoint("https://a.example/", &[]).await;
-    w.queue.set_unavailable(true);
-    let _ = w
-        .outbound()
-        .publish(PublishRequest {
-            tenant: &acme(),
-            event_type: "invoice.paid",
-            payload: b"{}",
-            idempotency_key: Some("order-8"),
-        })
-        .await;
-    w.queue.set_unavailable(false);
+    let message = delivery::OutboundMessage {
+        tenant: acme(),
+        id: ids::MessageId::parse("order-8").expect("id"),
+        event_type: ids::EventType::parse("invoice.paid").expect("type"),
+        payload: b"{}".to_vec(),
+        created_at: UNIX_EPOCH + Duration::from_secs(NOW),
+        fanned_out: false,
+    };
+    w.store()
+        .put_message(&message, UNIX_EPOCH + Duration::from_secs(NOW + 86_400))
+        .await
+        .expect("stored");
     w.clock()
         .advance(recovery::FAN_OUT_GRACE + Duration::from_secs(1));
 
@@ -351,6 +419,7 @@ async fn reconcile_finishes_a_fan_out_nobody_retried() {
 
     assert_eq!(report.fan_outs_finished, 1);
     assert_eq!(w.queue.sent().len(), 1);
+    assert_eq!(w.dispatch_all().await, [Dispatched::Delivered]);
 }
 
 #[tokio::test]
@@ -411,8 +480,7 @@ async fn a_2xx_that_cannot_be_recorded_is_noted_and_never_posted_again() {
     // GIVEN a delivery whose finishing write fails every time this attempt
     let w = world();
     let endpoint = w.endpoint("https://a.example/in", &[]).await;
-    w.publish("invoice.paid", "order-noted").await;
-    let key = w.deliveries()[0].key.clone();
+    let key = w.publish_to_one("invoice.paid", "order-noted").await;
     w.store().fail_finishes(3);
 
     // WHEN it is dispatched, THEN the message comes back, with the partner's answer noted
@@ -463,13 +531,22 @@ async fn a_health_update_failing_after_a_2xx_never_sends_it_again() {
 async fn an_expired_message_is_dead_without_an_attempt_or_a_mark_against_the_endpoint() {
     let w = world();
     let endpoint = w.endpoint("https://a.example/in", &[]).await;
-    let published = w.publish("invoice.paid", "order-gone").await;
-    w.store().forget_message(&acme(), &published.message_id);
+    // GIVEN a delivery waiting for its retry when its message expires
+    w.d.transport
+        .script("https://a.example/in", vec![ScriptedTransport::status(500)]);
+    let key = w.publish_to_one("invoice.paid", "order-gone").await;
+    w.dispatch_all().await;
+    w.store()
+        .reset_health(&acme(), &endpoint.id)
+        .await
+        .expect("reset");
+    w.store().forget_message(&acme(), &key.message_id);
 
-    assert_eq!(w.dispatch_all().await, [Dispatched::Dead]);
+    // WHEN its pointer comes back, THEN it is dead: no attempt, nothing against the endpoint
+    assert_eq!(w.redeliver_when_due(&key).await, Dispatched::Dead);
 
-    assert!(w.d.transport.requests().is_empty());
-    assert!(w.store().all_attempts().is_empty());
+    assert_eq!(w.d.transport.requests().len(), 1, "only the first attempt");
+    assert_eq!(w.store().all_attempts().len(), 1);
     assert_eq!(w.deliveries()[0].status, DeliveryStatus::Dead);
     assert_eq!(w.queue.dead_letters().len(), 1);
     assert_eq!(w.health(&endpoint.id).await.consecutive_failures, 0);
@@ -501,8 +578,7 @@ async fn failing_once(w: World, key: &str) -> (World, delivery::DeliveryKey) {
             ScriptedTransport::status(200),
         ],
     );
-    w.publish("invoice.paid", key).await;
-    let delivery = w.deliveries()[0].key.clone();
+    let delivery = w.publish_to_one("invoice.paid", key).await;
     (w, delivery)
 }
 
@@ -565,8 +641,7 @@ async fn failures_follow_the_schedule_then_go_dead_to_the_dlq() {
     let endpoint = w.endpoint("https://a.example/in", &[]).await;
     w.d.transport
         .script("https://a.example/in", vec![ScriptedTransport::status(500)]);
-    w.publish("invoice.paid", "order-3").await;
-    let key = w.deliveries()[0].key.clone();
+    let key = w.publish_to_one("invoice.paid", "order-3").await;
 
     let first = w.dispatch_all().await;
     let mut delays = vec![first[0].clone()];
@@ -609,8 +684,7 @@ async fn retry_after_is_honoured_but_never_past_the_schedule() {
     };
     w.d.transport
         .script("https://a.example/in", vec![busy(2), busy(3_600)]);
-    w.publish("invoice.paid", "order-4").await;
-    let key = w.deliveries()[0].key.clone();
+    let key = w.publish_to_one("invoice.paid", "order-4").await;
 
     assert_eq!(
         w.dispatch_all().await,
@@ -854,8 +928,7 @@ async fn an_endpoint_failing_for_too_long_is_disabled() {
     let endpoint = w.endpoint("https://a.example/in", &[]).await;
     w.d.transport
         .script("https://a.example/in", vec![ScriptedTransport::status(500)]);
-    w.publish("invoice.paid", "order-9").await;
-    let key = w.deliveries()[0].key.clone();
+    let key = w.publish_to_one("invoice.paid", "order-9").await;
     w.dispatch_all().await;
     w.clock().advance(w.outbound().settings.disable_after);
 
@@ -898,14 +971,12 @@ async fn a_rate_limited_endpoint_waits_without_spending_attempts() {
             Dispatched::Later(Duration::from_secs(1))
         ]
     );
-    let waiting = w
-        .deliveries()
-        .into_iter()
-        .find(|d| d.key.message_id.as_str() == "r-2")
-        .expect("r-2");
-    assert_eq!(
-        (waiting.status, waiting.attempts),
-        (DeliveryStatus::Pending, 0)
+    // The second made no attempt: not posted, and its delivery not even created yet.
+    assert_eq!(w.d.transport.requests().len(), 1);
+    assert!(
+        w.deliveries()
+            .iter()
+            .all(|d| d.key.message_id.as_str() != "r-2")
     );
 }
 
@@ -915,8 +986,7 @@ async fn resend_recover_and_redrive_start_dead_deliveries_over() {
     let endpoint = w.endpoint("https://a.example/in", &[]).await;
     w.d.transport
         .script("https://a.example/in", vec![ScriptedTransport::status(500)]);
-    let published = w.publish("invoice.paid", "order-10").await;
-    let key = w.deliveries()[0].key.clone();
+    let key = w.publish_to_one("invoice.paid", "order-10").await;
     w.dispatch_all().await;
     for _ in 1..8 {
         w.store()
@@ -955,7 +1025,7 @@ async fn resend_recover_and_redrive_start_dead_deliveries_over() {
     assert_eq!(w.deliveries()[0].status, DeliveryStatus::Delivered);
     let resent = w
         .outbound()
-        .resend(&acme(), &published.message_id, None, false)
+        .resend(&acme(), &key.message_id, None, false)
         .await
         .expect("resend");
     assert_eq!(resent.requeued, 1);

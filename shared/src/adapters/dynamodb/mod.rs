@@ -1,6 +1,7 @@
 //! What every DynamoDB adapter shares: item reading ([`item`]), expressions built only from
 //! placeholders ([`expression`]), and one way to turn an SDK failure into a [`StoreError`].
 
+pub(crate) mod deflate;
 pub(crate) mod expression;
 pub(crate) mod item;
 

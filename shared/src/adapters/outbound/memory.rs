@@ -497,7 +497,7 @@ impl DeliveryLog for MemoryOutboundStore {
 
     async fn claim_delivery(
         &self,
-        key: &DeliveryKey,
+        delivery: &Delivery,
         owner: &str,
         lease_until: SystemTime,
         probe: bool,
@@ -505,9 +505,13 @@ impl DeliveryLog for MemoryOutboundStore {
     ) -> Result<DeliveryClaim, StoreError> {
         self.check()?;
         let mut state = lock(&self.state);
-        let Some(stored) = state.deliveries.get_mut(key) else {
-            return Ok(DeliveryClaim::Missing);
-        };
+        let stored = state
+            .deliveries
+            .entry(delivery.key.clone())
+            .or_insert_with(|| StoredDelivery {
+                delivery: delivery.clone(),
+                owner: None,
+            });
         let d = &mut stored.delivery;
         if d.status == DeliveryStatus::Pending
             && let Some(due) = d.next_attempt_at

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use aws_sdk_sqs::{
     Client,
     error::{ProvideErrorMetadata, SdkError},
-    types::{MessageAttributeValue, QueueAttributeName},
+    types::{MessageAttributeValue, QueueAttributeName, SendMessageBatchRequestEntry},
 };
 
 use crate::{
@@ -20,6 +20,9 @@ use crate::{
     ports::{DeadLetter, DeadLetterQueue, EventQueue, QueueError, RetryQueue},
     retry::SQS_MAX_VISIBILITY,
 };
+
+/// How many `SendMessageBatch` calls a fan-out keeps in flight.
+const SEND_BATCHES_AT_ONCE: usize = 8;
 
 /// An SQS call that failed, named by operation and queue.
 fn sqs_error<E, R>(operation: &str, queue: &str, err: &SdkError<E, R>) -> QueueError
@@ -152,6 +155,39 @@ impl SqsDeliveryQueue {
         }
     }
 
+    async fn send_batch(&self, pointers: &[DeliveryPointer]) -> Result<(), QueueError> {
+        let entries = pointers
+            .iter()
+            .enumerate()
+            .map(|(i, pointer)| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(pointer.to_json())
+                    .message_attributes("tenant", attribute(&pointer.tenant)?)
+                    .build()
+                    .map_err(|e| QueueError(format!("building a batch entry: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let output = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| sqs_error("SendMessageBatch", "the deliveries queue", &e))?;
+        match output.failed().first() {
+            None => Ok(()),
+            Some(failed) => Err(QueueError(format!(
+                "SendMessageBatch on the deliveries queue: {} of {} not sent ({}: {})",
+                output.failed().len(),
+                pointers.len(),
+                failed.code(),
+                failed.message().unwrap_or("no message"),
+            ))),
+        }
+    }
+
     async fn send_pointer(
         &self,
         url: &str,
@@ -175,6 +211,20 @@ impl DeliveryQueue for SqsDeliveryQueue {
     async fn enqueue(&self, pointer: &DeliveryPointer) -> Result<(), QueueError> {
         self.send_pointer(&self.queue_url, "the deliveries queue", pointer)
             .await
+    }
+
+    /// One pointer is one `SendMessage`; more go ten to a `SendMessageBatch` (SQS's limit),
+    /// a few batches at once, so a fan-out to a thousand endpoints is a hundred requests.
+    async fn enqueue_all(&self, pointers: &[DeliveryPointer]) -> Result<(), QueueError> {
+        if let [pointer] = pointers {
+            return self.enqueue(pointer).await;
+        }
+        let batches: Vec<&[DeliveryPointer]> = pointers.chunks(10).collect();
+        for group in batches.chunks(SEND_BATCHES_AT_ONCE) {
+            futures_util::future::try_join_all(group.iter().map(|batch| self.send_batch(batch)))
+                .await?;
+        }
+        Ok(())
     }
 }
 

@@ -21,7 +21,6 @@
 //! - [`operations`]: operators' requeues and discards, the pending and status indexes.
 
 mod commit;
-mod deflate;
 mod marks;
 mod operations;
 mod payloads;

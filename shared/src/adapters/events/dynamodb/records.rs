@@ -52,7 +52,7 @@ pub(crate) fn record_to_item(record: &EventRecord) -> Item {
     // the item (see `inline_payload_bytes`).
     match (
         &record.payload_location,
-        super::deflate::deflate(&record.payload),
+        crate::adapters::dynamodb::deflate::deflate(&record.payload),
     ) {
         (Some(location), _) => item.insert("payload_location".to_owned(), s(location)),
         (None, Some(deflated)) => item.insert("payload_z".to_owned(), b(deflated)),
@@ -144,8 +144,11 @@ pub(crate) fn record_from_item(item: &Item) -> Result<EventRecord, ItemError> {
         payload: match (opt_string(item, "payload_location")?, item.get("payload_z")) {
             // Loaded from there by the store when it returns the record.
             (Some(_), _) => Vec::new(),
-            (None, Some(_)) => super::deflate::inflate(bytes(item, "payload_z")?)
-                .ok_or(ItemError::Invalid("payload_z"))?,
+            (None, Some(_)) => crate::adapters::dynamodb::deflate::inflate(
+                bytes(item, "payload_z")?,
+                crate::ingress::MAX_STORED_BODY_BYTES,
+            )
+            .ok_or(ItemError::Invalid("payload_z"))?,
             (None, None) => bytes(item, "payload")?.to_vec(),
         },
         payload_hash: string(item, "payload_hash")?.to_owned(),

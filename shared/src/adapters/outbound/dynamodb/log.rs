@@ -6,10 +6,7 @@
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::{
-    operation::transact_write_items::TransactWriteItemsError,
-    types::{AttributeValue, Put, ReturnValue, TransactWriteItem},
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use super::{
     DUE_INDEX, DynamoOutboundStore, ENDPOINT_INDEX, decode_token, delivery_key, encode_token,
@@ -17,7 +14,8 @@ use super::{
 };
 use crate::{
     adapters::dynamodb::{
-        expression::{UpdateBuilder, building, is_conditional_failure},
+        deflate::{deflate, inflate},
+        expression::{UpdateBuilder, is_conditional_failure},
         item::{
             Item, ItemError, b, boolean, bytes, millis, ms, n, number, opt_millis, opt_number,
             opt_string, parsed, put_opt, s, string,
@@ -28,8 +26,8 @@ use crate::{
     ids::TenantId,
     outbound::{
         delivery::{
-            Answered, Attempt, Delivery, DeliveryKey, DeliveryStatus, ErrorClass, OutboundMessage,
-            Trigger,
+            Answered, Attempt, Delivery, DeliveryKey, DeliveryStatus, ErrorClass,
+            MAX_PAYLOAD_BYTES, OutboundMessage, Trigger,
         },
         ids::{EndpointId, EventType, MessageId},
         ports::{
@@ -73,25 +71,25 @@ fn message_from_item(item: &Item) -> Result<OutboundMessage, ItemError> {
         tenant: parsed(item, "tenant")?,
         id: parsed(item, "message_id")?,
         event_type: parsed(item, "event_type")?,
-        payload: bytes(item, "payload")?.to_vec(),
+        payload: match item.get("payload_z") {
+            Some(_) => inflate(bytes(item, "payload_z")?, MAX_PAYLOAD_BYTES)
+                .ok_or(ItemError::Invalid("payload_z"))?,
+            None => bytes(item, "payload")?.to_vec(),
+        },
         created_at: millis(item, "created_at")?,
         fanned_out: boolean(item, "fanned_out")?,
     })
 }
 
-/// Whether a finishing transaction was refused because the delivery's own condition failed:
-/// its lease is gone (another owner, or moved on). A conflict with another transaction or
-/// throttling is an outage of the moment, for the caller to retry: a partner's answer must not
-/// be lost to it.
-fn lease_lost(error: &TransactWriteItemsError) -> bool {
-    let TransactWriteItemsError::TransactionCanceledException(cancelled) = error else {
-        return false;
-    };
-    cancelled
-        .cancellation_reasons()
-        .first()
-        .and_then(|reason| reason.code())
-        .is_some_and(|code| code == "ConditionalCheckFailed")
+/// One query of a listing: the index (`None`: the table), the partition's attribute and
+/// value, the sort key's attribute and prefix.
+type Listing<'a> = (Option<&'a str>, (&'a str, String), (&'a str, String));
+
+/// Whether an item is a delivery (an endpoint's index holds attempts too).
+fn is_delivery(item: &Item) -> bool {
+    item.get("sk")
+        .and_then(|sk| sk.as_s().ok())
+        .is_some_and(|sk| sk.starts_with("dlv#"))
 }
 
 fn delivery_from_item(item: &Item) -> Result<Delivery, ItemError> {
@@ -152,46 +150,72 @@ fn attempt_from_item(item: &Item) -> Result<Attempt, ItemError> {
     })
 }
 
-fn attempt_item(attempt: &Attempt, expires_at: SystemTime) -> Item {
+/// An attempt's own attributes and its entry in the endpoint's index (`es = att#{at}#…`):
+/// those of its item, and those a delivery carries of its latest attempt, so the endpoint's
+/// attempts are one query over both.
+fn inline_attempt(attempt: &Attempt) -> Vec<(&'static str, AttributeValue)> {
     let k = &attempt.key;
     let at = padded(unix_millis(attempt.at));
+    let mut attributes = vec![
+        ("number", n(attempt.number)),
+        ("at", ms(attempt.at)),
+        ("trigger", s(attempt.trigger.as_str())),
+        ("url", s(&attempt.url)),
+        ("latency_ms", n(attempt.latency.as_millis())),
+        ("ek", s(endpoint_partition(&k.tenant, &k.endpoint_id))),
+        (
+            "es",
+            s(format!("att#{at}#{}#{:05}", k.message_id, attempt.number)),
+        ),
+    ];
+    if let Some(code) = attempt.status {
+        attributes.push(("status_code", n(code)));
+    }
+    if !attempt.response_body.is_empty() {
+        attributes.push(("response_body", s(&attempt.response_body)));
+    }
+    if let Some(class) = attempt.error_class {
+        attributes.push(("error_class", s(class.as_str())));
+    }
+    if let Some(error) = &attempt.error {
+        attributes.push(("error", s(error)));
+    }
+    attributes
+}
+
+/// The attributes [`inline_attempt`] sets only when the attempt has them: a delivery's next
+/// attempt removes what its last one left.
+const INLINE_OPTIONAL: [&str; 4] = ["status_code", "response_body", "error_class", "error"];
+
+fn attempt_item(attempt: &Attempt, expires_at: SystemTime) -> Item {
+    let k = &attempt.key;
     let mut item = key(
         tenant_pk(&k.tenant),
         format!(
-            "att#{}#{at}#{}#{:05}",
-            k.message_id, k.endpoint_id, attempt.number
+            "att#{}#{}#{}#{:05}",
+            k.message_id,
+            padded(unix_millis(attempt.at)),
+            k.endpoint_id,
+            attempt.number
         ),
     );
     item.extend([
         ("tenant".to_owned(), s(k.tenant.as_str())),
         ("message_id".to_owned(), s(k.message_id.as_str())),
         ("endpoint_id".to_owned(), s(k.endpoint_id.as_str())),
-        ("number".to_owned(), n(attempt.number)),
-        ("at".to_owned(), ms(attempt.at)),
-        ("trigger".to_owned(), s(attempt.trigger.as_str())),
-        ("url".to_owned(), s(&attempt.url)),
-        ("latency_ms".to_owned(), n(attempt.latency.as_millis())),
-        (
-            "ek".to_owned(),
-            s(endpoint_partition(&k.tenant, &k.endpoint_id)),
-        ),
-        (
-            "es".to_owned(),
-            s(format!("att#{at}#{}#{:05}", k.message_id, attempt.number)),
-        ),
         ("expires_at".to_owned(), n(unix_secs(expires_at))),
     ]);
-    put_opt(&mut item, "status_code", attempt.status.map(n));
-    if !attempt.response_body.is_empty() {
-        item.insert("response_body".into(), s(&attempt.response_body));
-    }
-    put_opt(
-        &mut item,
-        "error_class",
-        attempt.error_class.map(|c| s(c.as_str())),
+    item.extend(
+        inline_attempt(attempt)
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value)),
     );
-    put_opt(&mut item, "error", attempt.error.as_ref().map(s));
     item
+}
+
+/// An error as a delivery keeps it: its start.
+fn truncated(error: &str) -> String {
+    error.chars().take(crate::aws::MAX_ERROR_CHARS).collect()
 }
 
 /// Where a delivery in `status` sits in the due index (`None`: not there).
@@ -229,16 +253,93 @@ fn with_due(
     }
 }
 
-/// Keep a delivery's `created_at` in the item read back, for [`with_due`]: held deliveries
-/// are indexed by it.
-async fn created_at_of(
-    store: &DynamoOutboundStore,
-    key: &DeliveryKey,
-) -> Result<Option<SystemTime>, StoreError> {
-    Ok(store.delivery(key).await?.map(|d| d.created_at))
-}
-
 impl DynamoOutboundStore {
+    /// A delivery's item as stored, read consistently.
+    async fn delivery_item(&self, key: &DeliveryKey) -> Result<Option<Item>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(delivery_key(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("GetItem", &self.table, &e))?;
+        Ok(output.item)
+    }
+
+    /// Before a delivery's next attempt replaces the last one it carries (in `item`), copy
+    /// that one to an item of its own: the same key every time, so a copy made twice is one.
+    /// Deliveries written before attempts moved onto them carry none.
+    async fn archive_last_attempt(&self, item: &Item) -> Result<(), StoreError> {
+        if !item.contains_key("number") {
+            return Ok(());
+        }
+        let last = attempt_from_item(item)?;
+        let expires_at = opt_number::<u64>(item, "expires_at")?
+            .map(|secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+            .unwrap_or(last.at + crate::record::DEFAULT_RETENTION);
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(attempt_item(&last, expires_at)))
+            .send()
+            .await
+            .map_err(|e| unavailable("PutItem", &self.table, &e))?;
+        Ok(())
+    }
+
+    /// Two listings read as one: every page of the first, then of the second, each query's
+    /// items kept if `keep(phase, item)`. The page token says which listing it continues.
+    async fn two_phase_page(
+        &self,
+        phases: [Listing<'_>; 2],
+        from: Option<String>,
+        limit: u32,
+        after: Option<&str>,
+        keep: impl Fn(usize, &Item) -> bool,
+    ) -> Result<(Vec<Item>, Option<String>), StoreError> {
+        let invalid = || StoreError::Malformed("invalid page token".into());
+        let (mut phase, mut inner) = match after.map(|t| t.split_once('.')) {
+            None => (0, None),
+            Some(Some(("a", rest))) => (0, Some(rest.to_owned())),
+            Some(Some(("b", rest))) => (1, (!rest.is_empty()).then(|| rest.to_owned())),
+            Some(_) => return Err(invalid()),
+        };
+        let wanted = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
+        let mut kept = Vec::new();
+        loop {
+            let (index, partition, prefix) = phases[phase].clone();
+            let room = u32::try_from(wanted - kept.len()).unwrap_or(u32::MAX);
+            let (items, next) = self
+                .page_of(
+                    index,
+                    partition,
+                    prefix,
+                    from.clone(),
+                    room,
+                    inner.as_deref(),
+                )
+                .await?;
+            kept.extend(items.into_iter().filter(|item| keep(phase, item)));
+            let label = if phase == 0 { "a" } else { "b" };
+            match next {
+                Some(next) if kept.len() >= wanted => {
+                    return Ok((kept, Some(format!("{label}.{next}"))));
+                }
+                Some(next) => inner = Some(next),
+                None if phase == 0 && kept.len() >= wanted => {
+                    return Ok((kept, Some("b.".to_owned())));
+                }
+                None if phase == 0 => {
+                    phase = 1;
+                    inner = None;
+                }
+                None => return Ok((kept, None)),
+            }
+        }
+    }
+
     /// Query a partition (`pk` or the endpoint index's `ek`) for keys starting with `prefix`,
     /// newest first, a page at a time.
     async fn page_of(
@@ -358,7 +459,6 @@ impl DeliveryLog for DynamoOutboundStore {
             ("tenant".to_owned(), s(message.tenant.as_str())),
             ("message_id".to_owned(), s(message.id.as_str())),
             ("event_type".to_owned(), s(message.event_type.as_str())),
-            ("payload".to_owned(), b(message.payload.clone())),
             ("content_hash".to_owned(), s(message.content_hash())),
             ("created_at".to_owned(), ms(message.created_at)),
             (
@@ -367,6 +467,10 @@ impl DeliveryLog for DynamoOutboundStore {
             ),
             ("expires_at".to_owned(), n(unix_secs(expires_at))),
         ]);
+        match deflate(&message.payload) {
+            Some(deflated) => item.insert("payload_z".to_owned(), b(deflated)),
+            None => item.insert("payload".to_owned(), b(message.payload.clone())),
+        };
         if !message.fanned_out {
             item.insert(
                 "due_kind".into(),
@@ -544,36 +648,55 @@ impl DeliveryLog for DynamoOutboundStore {
 
     async fn claim_delivery(
         &self,
-        key: &DeliveryKey,
+        delivery: &Delivery,
         owner: &str,
         lease_until: SystemTime,
         probe: bool,
         now: SystemTime,
     ) -> Result<DeliveryClaim, StoreError> {
-        let mut condition = "(#status = :pending AND (attribute_not_exists(#next_attempt_at) \
-             OR #next_attempt_at <= :due_by)) OR (#status = :sending AND #lease_until < :now)"
+        let key = &delivery.key;
+        let mut condition = "attribute_not_exists(#pk) OR (#status = :pending AND \
+             (attribute_not_exists(#next_attempt_at) OR #next_attempt_at <= :due_by)) OR \
+             (#status = :sending AND #lease_until < :now)"
             .to_owned();
         if probe {
             condition.push_str(" OR #status = :held");
         }
+        // A delivery under way is in no index: its pointer is hidden on the queue for the
+        // lease, and comes back if the attempt never ends.
         let mut update = UpdateBuilder::new(delivery_key(key))
             .set("status", s(DeliveryStatus::Sending.as_str()))
             .set("status_at", ms(now))
             .set("lease_owner", s(owner))
             .set("lease_until", ms(lease_until))
-            .set(
-                "due_kind",
-                s(due_partition(SENDING, &delivery_shard_key(key))),
-            )
-            .set("due_at", ms(lease_until))
+            .remove("due_kind")
+            .remove("due_at")
             .set_clause(
                 "#attempts = if_not_exists(#attempts, :zero) + :one",
                 &["attempts"],
             )
             .value(":zero", n(0))
-            .value(":one", n(1))
-            .condition("attribute_exists(#pk)", &["pk"])
-            .condition(&condition, &["status", "lease_until", "next_attempt_at"])
+            .value(":one", n(1));
+        // What a delivery created by this claim is made of; kept as they are otherwise.
+        for (name, value) in [
+            ("tenant", s(key.tenant.as_str())),
+            ("message_id", s(key.message_id.as_str())),
+            ("endpoint_id", s(key.endpoint_id.as_str())),
+            ("event_type", s(delivery.event_type.as_str())),
+            ("created_at", ms(delivery.created_at)),
+        ] {
+            update = update
+                .set_clause(
+                    &format!("#{name} = if_not_exists(#{name}, :{name})"),
+                    &[name],
+                )
+                .value(&format!(":{name}"), value);
+        }
+        update = update
+            .condition(
+                &condition,
+                &["pk", "status", "lease_until", "next_attempt_at"],
+            )
             .value(":pending", s(DeliveryStatus::Pending.as_str()))
             .value(":sending", s(DeliveryStatus::Sending.as_str()))
             .value(":now", ms(now))
@@ -601,7 +724,8 @@ impl DeliveryLog for DynamoOutboundStore {
                     ..
                 }) if due > now + DUE_GRACE => DeliveryClaim::NotDue(due),
                 Some(d) => DeliveryClaim::NotNow(d.status),
-                None => DeliveryClaim::Missing,
+                // Gone between the claim and the read (it expired): nothing to attempt.
+                None => DeliveryClaim::NotNow(DeliveryStatus::Cancelled),
             }),
             Err(e) => Err(unavailable("UpdateItem", &self.table, &e)),
         }
@@ -614,9 +738,13 @@ impl DeliveryLog for DynamoOutboundStore {
     ) -> Result<bool, StoreError> {
         let attempt = &result.attempt;
         let k = &attempt.key;
-        let Some(created_at) = created_at_of(self, k).await? else {
-            return Ok(false);
-        };
+        // A first attempt follows none (a resend archived the last one when it reset the
+        // count): the happy path reads nothing here.
+        if attempt.number > 1
+            && let Some(item) = self.delivery_item(k).await?
+        {
+            self.archive_last_attempt(&item).await?;
+        }
         let mut update = UpdateBuilder::new(delivery_key(k))
             .set("status", s(result.status.as_str()))
             .set("status_at", ms(attempt.at))
@@ -630,7 +758,13 @@ impl DeliveryLog for DynamoOutboundStore {
             )
             .value(":owner", s(owner))
             .value(":sending", s(DeliveryStatus::Sending.as_str()));
-        update = with_due(update, k, result.status, result.next_attempt_at, created_at);
+        update = with_due(
+            update,
+            k,
+            result.status,
+            result.next_attempt_at,
+            result.created_at,
+        );
         update = match result.next_attempt_at {
             Some(at) => update.set("next_attempt_at", ms(at)),
             None => update.remove("next_attempt_at"),
@@ -640,13 +774,7 @@ impl DeliveryLog for DynamoOutboundStore {
             None => update.remove("last_status_code"),
         };
         update = match &attempt.error {
-            Some(error) => update.set(
-                "last_error",
-                s(error
-                    .chars()
-                    .take(crate::aws::MAX_ERROR_CHARS)
-                    .collect::<String>()),
-            ),
+            Some(error) => update.set("last_error", s(truncated(error))),
             None => update.remove("last_error"),
         };
         if result.status == DeliveryStatus::Delivered {
@@ -655,28 +783,27 @@ impl DeliveryLog for DynamoOutboundStore {
         if let Some(expires_at) = result.expires_at {
             update = update.set("expires_at", n(unix_secs(expires_at)));
         }
-        let log_until = result
-            .expires_at
-            .unwrap_or(attempt.at + crate::record::DEFAULT_RETENTION);
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(attempt_item(attempt, log_until)))
+        // The attempt itself, on the delivery: one write, and the endpoint's index entry.
+        let inline = inline_attempt(attempt);
+        for name in INLINE_OPTIONAL {
+            if !inline.iter().any(|(set, _)| *set == name) {
+                update = update.remove(name);
+            }
+        }
+        for (name, value) in inline {
+            update = update.set(name, value);
+        }
+        let outcome = update
             .build()
-            .map_err(|e| building("TransactWriteItems", &e))?;
-        let outcome = self
-            .client
-            .transact_write_items()
-            .transact_items(update.build().transact_update(&self.table)?)
-            .transact_items(TransactWriteItem::builder().put(put).build())
+            .update_item(&self.client, &self.table)
             .send()
             .await;
-        let Err(e) = outcome else {
-            return Ok(true);
-        };
-        if e.as_service_error().is_some_and(lease_lost) {
-            return Ok(false);
+        match outcome {
+            Ok(_) => Ok(true),
+            // Only the lease's own condition is checked: failing it means the lease is gone.
+            Err(e) if is_conditional_failure(&e) => Ok(false),
+            Err(e) => Err(unavailable("UpdateItem", &self.table, &e)),
         }
-        Err(unavailable("TransactWriteItems", &self.table, &e))
     }
 
     async fn note_answered(
@@ -729,9 +856,13 @@ impl DeliveryLog for DynamoOutboundStore {
         reset_attempts: bool,
         now: SystemTime,
     ) -> Result<bool, StoreError> {
-        let Some(created_at) = created_at_of(self, key).await? else {
+        let Some(item) = self.delivery_item(key).await? else {
             return Ok(false);
         };
+        let created_at = millis(&item, "created_at")?;
+        if reset_attempts {
+            self.archive_last_attempt(&item).await?;
+        }
         let placeholders: Vec<String> = (0..from.len()).map(|i| format!(":from{i}")).collect();
         let mut update = UpdateBuilder::new(delivery_key(key))
             .set("status", s(to.as_str()))
@@ -802,14 +933,23 @@ impl DeliveryLog for DynamoOutboundStore {
         limit: u32,
         after: Option<&str>,
     ) -> Result<Page<Delivery>, StoreError> {
+        // Deliveries carry their last attempt's entry (`att#…`, among the attempts); those
+        // never attempted, and those written before, keep their creation's (`dlv#…`).
+        let partition = ("ek", endpoint_partition(tenant, endpoint));
         let (items, next) = self
-            .page_of(
-                Some(super::ENDPOINT_INDEX),
-                ("ek", endpoint_partition(tenant, endpoint)),
-                ("es", "dlv#".to_owned()),
+            .two_phase_page(
+                [
+                    (
+                        Some(ENDPOINT_INDEX),
+                        partition.clone(),
+                        ("es", "att#".to_owned()),
+                    ),
+                    (Some(ENDPOINT_INDEX), partition, ("es", "dlv#".to_owned())),
+                ],
                 since.map(|at| padded(unix_millis(at))),
                 limit,
                 after,
+                |phase, item| phase == 1 || is_delivery(item),
             )
             .await?;
         Ok(Page {
@@ -872,14 +1012,18 @@ impl DeliveryLog for DynamoOutboundStore {
         limit: u32,
         after: Option<&str>,
     ) -> Result<Page<Attempt>, StoreError> {
+        // Each delivery's last attempt is on the delivery; the earlier ones are items.
+        let partition = ("pk", tenant_pk(tenant));
         let (items, next) = self
-            .page_of(
-                None,
-                ("pk", tenant_pk(tenant)),
-                ("sk", format!("att#{id}#")),
+            .two_phase_page(
+                [
+                    (None, partition.clone(), ("sk", format!("dlv#{id}#"))),
+                    (None, partition, ("sk", format!("att#{id}#"))),
+                ],
                 None,
                 limit,
                 after,
+                |phase, item| phase == 1 || item.contains_key("number"),
             )
             .await?;
         Ok(Page {
@@ -920,29 +1064,60 @@ impl DeliveryLog for DynamoOutboundStore {
 
 #[cfg(test)]
 mod tests {
-    use aws_sdk_dynamodb::types::{CancellationReason, error::TransactionCanceledException};
+    use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
 
-    fn cancelled(codes: &[&str]) -> TransactWriteItemsError {
-        let mut exception = TransactionCanceledException::builder();
-        for code in codes {
-            exception =
-                exception.cancellation_reasons(CancellationReason::builder().code(*code).build());
+    fn attempt(number: u32, error: bool) -> Attempt {
+        Attempt {
+            key: DeliveryKey {
+                tenant: TenantId::parse("acme").expect("tenant"),
+                message_id: MessageId::parse("msg_1").expect("message"),
+                endpoint_id: EndpointId::parse("ep_1").expect("endpoint"),
+            },
+            number,
+            at: UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+            trigger: Trigger::Scheduled,
+            url: "https://partner.example/hooks".into(),
+            status: (!error).then_some(204),
+            latency: Duration::from_millis(42),
+            response_body: if error { String::new() } else { "ok".into() },
+            error_class: error.then_some(ErrorClass::Timeout),
+            error: error.then(|| "no answer in 15 s".into()),
         }
-        TransactWriteItemsError::TransactionCanceledException(exception.build())
     }
 
     #[test]
-    fn only_the_deliverys_own_condition_means_the_lease_is_lost() {
-        assert!(lease_lost(&cancelled(&["ConditionalCheckFailed", "None"])));
-        for transient in [
-            cancelled(&["TransactionConflict", "None"]),
-            cancelled(&["ThrottlingError", "None"]),
-            cancelled(&["None", "ValidationError"]),
-            cancelled(&[]),
-        ] {
-            assert!(!lease_lost(&transient), "{transient:?}");
+    fn an_attempt_reads_back_the_same_from_its_item_and_from_its_delivery() {
+        for attempt in [attempt(1, false), attempt(3, true)] {
+            let item = attempt_item(&attempt, UNIX_EPOCH + Duration::from_secs(1));
+            assert_eq!(attempt_from_item(&item), Ok(attempt.clone()));
+            // A delivery carries its last attempt under the same names, with its index entry.
+            let mut delivery = delivery_key(&attempt.key);
+            delivery.extend([
+                ("tenant".to_owned(), s("acme")),
+                ("message_id".to_owned(), s("msg_1")),
+                ("endpoint_id".to_owned(), s("ep_1")),
+            ]);
+            delivery.extend(
+                inline_attempt(&attempt)
+                    .into_iter()
+                    .map(|(name, value)| (name.to_owned(), value)),
+            );
+            assert_eq!(attempt_from_item(&delivery), Ok(attempt.clone()));
+            assert_eq!(delivery["es"], item["es"]);
+            assert_eq!(delivery["ek"], s("acme#ep_1"));
+        }
+    }
+
+    #[test]
+    fn a_later_attempt_clears_what_only_the_last_one_had() {
+        let failed = inline_attempt(&attempt(2, true));
+        let names: Vec<&str> = failed.iter().map(|(name, _)| *name).collect();
+        let ok = inline_attempt(&attempt(3, false));
+        for name in INLINE_OPTIONAL {
+            let in_either = names.contains(&name) || ok.iter().any(|(n, _)| *n == name);
+            assert!(in_either, "{name} is never set, so never needs clearing");
         }
     }
 }

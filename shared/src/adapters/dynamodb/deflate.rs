@@ -1,14 +1,12 @@
 //! Payloads at rest, deflated. DynamoDB bills every write by the item's size in 1 KB units,
-//! and webhook bodies are JSON that deflates to a third or less, so a 1 KiB event's record fits
-//! one unit and a 30 KiB one a handful. A record stores `payload_z` (raw deflate) when that is
-//! smaller, and `payload` as received otherwise; records written before either way are read as
-//! they are.
+//! and webhook bodies are JSON that deflates to a third or less, so a 1 KiB event's record (or
+//! published message) fits one unit and a 30 KiB one a handful. An item stores `payload_z`
+//! (raw deflate) when that is smaller, and `payload` as it came otherwise; items written before
+//! either way are read as they are.
 
 use std::io::{Read, Write};
 
 use flate2::{Compression, read::DeflateDecoder, write::DeflateEncoder};
-
-use crate::ingress::MAX_STORED_BODY_BYTES;
 
 /// The payload deflated, if that makes it smaller.
 pub(crate) fn deflate(payload: &[u8]) -> Option<Vec<u8>> {
@@ -21,10 +19,11 @@ pub(crate) fn deflate(payload: &[u8]) -> Option<Vec<u8>> {
     (deflated.len() < payload.len()).then_some(deflated)
 }
 
-/// The payload inflated; `None` if the bytes are not a deflate stream or inflate past the
-/// largest body the ingress stores (a corrupt or hand-made item, never a bomb in memory).
-pub(crate) fn inflate(deflated: &[u8]) -> Option<Vec<u8>> {
-    let limit = MAX_STORED_BODY_BYTES as u64 + 1;
+/// The payload inflated; `None` if the bytes are not a deflate stream or inflate past `max`,
+/// the largest payload the item's writer stores (a corrupt or hand-made item, never a bomb in
+/// memory).
+pub(crate) fn inflate(deflated: &[u8], max: usize) -> Option<Vec<u8>> {
+    let limit = max as u64 + 1;
     let mut payload = Vec::with_capacity(deflated.len() * 3);
     DeflateDecoder::new(deflated)
         .take(limit)
@@ -36,13 +35,14 @@ pub(crate) fn inflate(deflated: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingress::MAX_STORED_BODY_BYTES;
 
     #[test]
     fn json_deflates_and_comes_back_whole() {
         let body = br#"{"id":"evt_1","object":"event","type":"invoice.paid","data":{"object":{"id":"in_1","object":"invoice","status":"paid","customer":"cus_1"}}}"#.repeat(8);
         let deflated = deflate(&body).expect("smaller");
         assert!(deflated.len() < body.len() / 3, "{}", deflated.len());
-        assert_eq!(inflate(&deflated), Some(body));
+        assert_eq!(inflate(&deflated, body.len()), Some(body));
     }
 
     #[test]
@@ -53,9 +53,9 @@ mod tests {
 
     #[test]
     fn garbage_and_bombs_are_refused() {
-        assert_eq!(inflate(b"not deflate at all \xff\xfe"), None);
+        assert_eq!(inflate(b"not deflate at all \xff\xfe", 1024), None);
         let zeros = vec![0u8; MAX_STORED_BODY_BYTES + 10];
         let bomb = deflate(&zeros).expect("zeros deflate");
-        assert_eq!(inflate(&bomb), None);
+        assert_eq!(inflate(&bomb, MAX_STORED_BODY_BYTES), None);
     }
 }
