@@ -45,6 +45,8 @@ pub enum ProxyFault {
 #[derive(Debug)]
 struct Rule {
     operation: String,
+    /// Only calls whose request body contains this (one kind of `UpdateItem` among others).
+    body_contains: Option<String>,
     fault: ProxyFault,
     /// Calls left to fault; every `every`-th call when `every` is set.
     left: u32,
@@ -124,6 +126,19 @@ impl FaultProxy {
     pub fn inject(&self, operation: &str, fault: ProxyFault, times: u32) {
         self.lock().rules.push(Rule {
             operation: operation.to_owned(),
+            body_contains: None,
+            fault,
+            left: times,
+            every: None,
+        });
+    }
+
+    /// Fault the next `times` calls of `operation` whose request body contains `text` (the
+    /// finishing `UpdateItem` sets `latency_ms`; the claim and the note do not).
+    pub fn inject_matching(&self, operation: &str, text: &str, fault: ProxyFault, times: u32) {
+        self.lock().rules.push(Rule {
+            operation: operation.to_owned(),
+            body_contains: Some(text.to_owned()),
             fault,
             left: times,
             every: None,
@@ -134,6 +149,7 @@ impl FaultProxy {
     pub fn inject_every(&self, operation: &str, fault: ProxyFault, every: u64) {
         self.lock().rules.push(Rule {
             operation: operation.to_owned(),
+            body_contains: None,
             fault,
             left: u32::MAX,
             every: Some(every.max(1)),
@@ -204,7 +220,7 @@ fn matches(rule: &str, operation: &str) -> bool {
 }
 
 /// Count the call, and pick its fault.
-fn decide(state: &Mutex<State>, operation: &str) -> Option<ProxyFault> {
+fn decide(state: &Mutex<State>, operation: &str, body: &[u8]) -> Option<ProxyFault> {
     let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
     let n = {
         let calls = state.calls.entry(operation.to_owned()).or_default();
@@ -213,6 +229,13 @@ fn decide(state: &Mutex<State>, operation: &str) -> Option<ProxyFault> {
     };
     let fault = state.rules.iter_mut().find_map(|rule| {
         if rule.left == 0 || !matches(&rule.operation, operation) {
+            return None;
+        }
+        if let Some(text) = &rule.body_contains
+            && !body
+                .windows(text.len().max(1))
+                .any(|w| w == text.as_bytes())
+        {
             return None;
         }
         if let Some(every) = rule.every {
@@ -237,7 +260,13 @@ async fn forward(
     request: Request<hyper::body::Incoming>,
 ) -> Result<Response<Full<Bytes>>, Dropped> {
     let operation = operation(&request);
-    let fault = decide(&state, &operation);
+    let (mut parts, body) = request.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map_err(|_| Dropped("request body unreadable"))?
+        .to_bytes();
+    let fault = decide(&state, &operation, &body);
     match fault {
         Some(ProxyFault::Drop) => return Err(Dropped("dropped")),
         Some(ProxyFault::Throttle) => return Ok(throttled(&operation)),
@@ -250,12 +279,6 @@ async fn forward(
         Some(ProxyFault::Delay(delay)) => tokio::time::sleep(delay).await,
         Some(ProxyFault::LoseResponse) | None => {}
     }
-    let (mut parts, body) = request.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map_err(|_| Dropped("request body unreadable"))?
-        .to_bytes();
     let path = parts
         .uri
         .path_and_query()

@@ -357,7 +357,7 @@ where
                 return Err(e);
             }
         }
-        if decision.status == DeliveryStatus::Delivered {
+        if decision.status == DeliveryStatus::Delivered && success_changes(&endpoint.health, done) {
             self.record_success(key, done).await;
         }
         if decision.status == DeliveryStatus::Held {
@@ -801,6 +801,23 @@ where
     }
 }
 
+/// How stale an endpoint's `last_success_at` may grow before a success writes it again: a busy
+/// endpoint's successes change nothing else, and writing each would put every delivery's
+/// write on the endpoint's item.
+const SUCCESS_REFRESH: Duration = Duration::from_secs(60);
+
+/// Whether a success at `at` changes `health` enough to write: failures to forget, a circuit to
+/// close, or a last success older than [`SUCCESS_REFRESH`].
+fn success_changes(health: &super::endpoint::EndpointHealth, at: SystemTime) -> bool {
+    health.consecutive_failures > 0
+        || health.failing_since.is_some()
+        || health.paused_until.is_some()
+        || health.pauses > 0
+        || health
+            .last_success_at
+            .is_none_or(|last| at.duration_since(last).unwrap_or_default() >= SUCCESS_REFRESH)
+}
+
 /// The body of a test event.
 fn test_payload(event_type: &EventType, at: SystemTime) -> Vec<u8> {
     json!({
@@ -819,5 +836,38 @@ fn failed_before_sending(reason: &str) -> Exchange {
         body: String::new(),
         latency: Duration::ZERO,
         error: Some((ErrorClass::Connection, reason.to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbound::endpoint::EndpointHealth;
+
+    #[test]
+    fn a_success_writes_health_only_when_it_changes_it_or_the_last_is_a_minute_old() {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_000);
+        let healthy = EndpointHealth {
+            last_success_at: Some(at - Duration::from_secs(5)),
+            ..EndpointHealth::default()
+        };
+        assert!(!success_changes(&healthy, at));
+        for changed in [
+            EndpointHealth {
+                consecutive_failures: 1,
+                ..healthy.clone()
+            },
+            EndpointHealth {
+                paused_until: Some(at),
+                ..healthy.clone()
+            },
+            EndpointHealth {
+                last_success_at: Some(at - SUCCESS_REFRESH),
+                ..healthy.clone()
+            },
+            EndpointHealth::default(),
+        ] {
+            assert!(success_changes(&changed, at), "{changed:?}");
+        }
     }
 }

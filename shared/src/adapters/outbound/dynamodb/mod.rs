@@ -4,9 +4,17 @@
 //! |---|---|---|---|
 //! | endpoint | `ep#{endpoint}` | | `holding` while it holds deliveries |
 //! | tenant policy | `policy` | | |
-//! | message | `msg#{message}` | | `fanout#{shard}` until every delivery exists |
-//! | delivery | `dlv#{message}#{endpoint}` | `{tenant}#{endpoint}`, `dlv#{created}#{message}` | `pending#{shard}` (due), `sending#{shard}` (lease end), `held#{tenant}#{endpoint}` (created) |
+//! | message | `msg#{message}` | | `fanout#{shard}` if stored unfinished (before pointers went first) |
+//! | delivery | `dlv#{message}#{endpoint}` | `{tenant}#{endpoint}`: `att#{at}#{message}#{n}` of the last attempt it carries, or `dlv#{created}#{message}` before any | `pending#{shard}` (due, for a retry), `held#{tenant}#{endpoint}` (created); `sending#{shard}` only on deliveries claimed before claims left the index |
 //! | attempt | `att#{message}#{at}#{endpoint}#{n}` | `{tenant}#{endpoint}`, `att#{at}#{message}#{n}` | |
+//!
+//! What a delivery costs on its happy path: the message's one put (its payload deflated), the
+//! claim that creates the delivery (no index entry: its pointer is hidden on the queue for the
+//! lease), and one update that finishes it carrying its attempt (and its one entry in the
+//! endpoint's index). A later attempt first copies the one the delivery carries to an attempt
+//! item of its own, so every attempt is listed once: the endpoint's attempts are one query
+//! over `att#`, and its deliveries are the delivery items among them, then the `dlv#` entries
+//! of those never attempted (and those written before).
 //!
 //! The busy due kinds are spread over [`DUE_SHARDS`] partitions by the message's or the
 //! delivery's key; reconcile reads every shard, and the unsharded partition of entries written
