@@ -12,7 +12,7 @@ pub use crate::adapters::{
         PENDING_SHARDS, STATUS_INDEX, STATUS_SHARDS, SUMMARY_ATTRIBUTES,
     },
     keys::KmsKeys,
-    outbound::{DUE_SHARDS, DynamoOutboundStore},
+    outbound::{DUE_SHARDS, DynamoOutboundStore, ENDPOINT_SHARDS},
     portal::{DynamoPortalStore, KmsLinkSigner},
     queues::{SqsDeadLetterQueue, SqsDeliveryQueue, SqsEventQueue, SqsRetryQueue},
     tenants::{DynamoTenantDirectory, DynamoTenantNames},

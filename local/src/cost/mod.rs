@@ -238,6 +238,7 @@ fn shards_of(place: &str) -> Option<u8> {
         "EventsTable/by_pending_status" => Some(shared::aws::PENDING_SHARDS),
         "ProjectionsTable" => Some(shared::projection::PROJECTION_SHARDS),
         "OutboundTable/by_due" => Some(shared::aws::DUE_SHARDS),
+        "OutboundTable/by_endpoint" => Some(shared::aws::ENDPOINT_SHARDS),
         _ => None,
     }
 }

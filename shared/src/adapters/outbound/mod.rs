@@ -5,6 +5,8 @@ pub mod dynamodb;
 #[cfg(any(test, feature = "test-util"))]
 pub mod memory;
 
-pub use self::dynamodb::{DUE_INDEX, DUE_SHARDS, DynamoOutboundStore, ENDPOINT_INDEX};
+pub use self::dynamodb::{
+    DUE_INDEX, DUE_SHARDS, DynamoOutboundStore, ENDPOINT_INDEX, ENDPOINT_SHARDS,
+};
 #[cfg(any(test, feature = "test-util"))]
 pub use self::memory::{MemoryDeliveryQueue, MemoryOutboundStore, ScriptedTransport};

@@ -8,9 +8,11 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+
 use super::{
     DUE_INDEX, DynamoOutboundStore, ENDPOINT_INDEX, decode_token, delivery_key, encode_token,
-    endpoint_partition, held_kind, key, padded, tenant_pk,
+    endpoint_partition, endpoint_partitions, held_kind, key, padded, tenant_pk,
 };
 use crate::{
     adapters::dynamodb::{
@@ -162,7 +164,7 @@ fn inline_attempt(attempt: &Attempt) -> Vec<(&'static str, AttributeValue)> {
         ("trigger", s(attempt.trigger.as_str())),
         ("url", s(&attempt.url)),
         ("latency_ms", n(attempt.latency.as_millis())),
-        ("ek", s(endpoint_partition(&k.tenant, &k.endpoint_id))),
+        ("ek", s(endpoint_partition(k))),
         (
             "es",
             s(format!("att#{at}#{}#{:05}", k.message_id, attempt.number)),
@@ -287,6 +289,104 @@ impl DynamoOutboundStore {
             .await
             .map_err(|e| unavailable("PutItem", &self.table, &e))?;
         Ok(())
+    }
+
+    /// Up to `limit` of an endpoint's index entries whose `es` starts with `prefix` (from
+    /// `prefix{from}` on, if given) and that `keep` keeps, newest first, across its shards
+    /// and the unsharded partition of entries written before them: each partition's newest
+    /// below `before` (the page token: the last entry's `es`, bound to the endpoint it lists),
+    /// merged. Entries' `es` are unique, so a page never repeats or skips one.
+    #[allow(clippy::too_many_arguments)]
+    async fn endpoint_page(
+        &self,
+        tenant: &TenantId,
+        endpoint: &EndpointId,
+        prefix: &str,
+        from: Option<&str>,
+        limit: u32,
+        before: Option<&str>,
+        keep: fn(&Item) -> bool,
+    ) -> Result<(Vec<Item>, Option<String>), StoreError> {
+        let listed = format!("{tenant}#{endpoint}\n");
+        let before = match before {
+            Some(token) => Some(
+                URL_SAFE_NO_PAD
+                    .decode(token)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .and_then(|text| text.strip_prefix(&listed).map(str::to_owned))
+                    .filter(|es| es.starts_with(prefix))
+                    .ok_or_else(|| StoreError::Malformed("invalid page token".into()))?,
+            ),
+            None => None,
+        };
+        let wanted = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
+        let low = format!("{prefix}{}", from.unwrap_or_default());
+        let high = before.clone().unwrap_or_else(|| format!("{prefix}~"));
+        let partitions = endpoint_partitions(tenant, endpoint);
+        let pages = futures_util::future::try_join_all(partitions.iter().map(|partition| {
+            self.newest_below(partition, &low, &high, before.as_deref(), wanted + 1, keep)
+        }))
+        .await?;
+        let mut merged: Vec<(String, Item)> = pages.into_iter().flatten().collect();
+        merged.sort_by(|a, b| b.0.cmp(&a.0));
+        let more = merged.len() > wanted;
+        merged.truncate(wanted);
+        let next = if more {
+            merged
+                .last()
+                .map(|(es, _)| URL_SAFE_NO_PAD.encode(format!("{listed}{es}")))
+        } else {
+            None
+        };
+        Ok((merged.into_iter().map(|(_, item)| item).collect(), next))
+    }
+
+    /// One partition of the endpoint index: up to `wanted` kept entries with `es` between
+    /// `low` and `high`, newest first, leaving out `high` itself when it is the page's
+    /// position.
+    async fn newest_below(
+        &self,
+        partition: &str,
+        low: &str,
+        high: &str,
+        position: Option<&str>,
+        wanted: usize,
+        keep: fn(&Item) -> bool,
+    ) -> Result<Vec<(String, Item)>, StoreError> {
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(ENDPOINT_INDEX)
+                .key_condition_expression("ek = :p AND es BETWEEN :low AND :high")
+                .expression_attribute_values(":p", s(partition))
+                .expression_attribute_values(":low", s(low))
+                .expression_attribute_values(":high", s(high))
+                .scan_index_forward(false)
+                .limit(
+                    i32::try_from(wanted - found.len())
+                        .unwrap_or(i32::MAX)
+                        .max(1),
+                )
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| unavailable("Query", &self.table, &e))?;
+            for item in output.items() {
+                let es = string(item, "es")?.to_owned();
+                if Some(es.as_str()) != position && keep(item) {
+                    found.push((es, item.clone()));
+                }
+            }
+            start = output.last_evaluated_key().cloned();
+            if start.is_none() || found.len() >= wanted {
+                return Ok(found);
+            }
+        }
     }
 
     /// Two listings read as one: every page of the first, then of the second, each query's
@@ -591,10 +691,7 @@ impl DeliveryLog for DynamoOutboundStore {
             ("attempts".to_owned(), n(delivery.attempts)),
             ("created_at".to_owned(), ms(delivery.created_at)),
             ("status_at".to_owned(), ms(delivery.status_at)),
-            (
-                "ek".to_owned(),
-                s(endpoint_partition(&k.tenant, &k.endpoint_id)),
-            ),
+            ("ek".to_owned(), s(endpoint_partition(k))),
             (
                 "es".to_owned(),
                 s(format!(
@@ -935,30 +1032,59 @@ impl DeliveryLog for DynamoOutboundStore {
     ) -> Result<Page<Delivery>, StoreError> {
         // Deliveries carry their last attempt's entry (`att#…`, among the attempts); those
         // never attempted, and those written before, keep their creation's (`dlv#…`).
-        let partition = ("ek", endpoint_partition(tenant, endpoint));
-        let (items, next) = self
-            .two_phase_page(
-                [
-                    (
-                        Some(ENDPOINT_INDEX),
-                        partition.clone(),
-                        ("es", "att#".to_owned()),
-                    ),
-                    (Some(ENDPOINT_INDEX), partition, ("es", "dlv#".to_owned())),
-                ],
-                since.map(|at| padded(unix_millis(at))),
-                limit,
-                after,
-                |phase, item| phase == 1 || is_delivery(item),
-            )
-            .await?;
-        Ok(Page {
-            items: items
-                .iter()
-                .map(delivery_from_item)
-                .collect::<Result<_, _>>()?,
-            next,
-        })
+        let invalid = || StoreError::Malformed("invalid page token".into());
+        let (mut phase, mut position) = match after.map(|t| t.split_once('.')) {
+            None => (0, None),
+            Some(Some(("a", rest))) => (0, Some(rest.to_owned())),
+            Some(Some(("b", rest))) => (1, (!rest.is_empty()).then(|| rest.to_owned())),
+            Some(_) => return Err(invalid()),
+        };
+        let from = since.map(|at| padded(unix_millis(at)));
+        let wanted = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
+        let mut deliveries = Vec::new();
+        loop {
+            let prefix = if phase == 0 { "att#" } else { "dlv#" };
+            let room = u32::try_from(wanted - deliveries.len()).unwrap_or(u32::MAX);
+            let (items, next) = self
+                .endpoint_page(
+                    tenant,
+                    endpoint,
+                    prefix,
+                    from.as_deref(),
+                    room,
+                    position.as_deref(),
+                    is_delivery,
+                )
+                .await?;
+            for item in &items {
+                deliveries.push(delivery_from_item(item)?);
+            }
+            let label = if phase == 0 { "a" } else { "b" };
+            let next = match next {
+                Some(next) => Some(format!("{label}.{next}")),
+                None if phase == 0 => Some("b.".to_owned()),
+                None => None,
+            };
+            match next {
+                Some(token) if deliveries.len() >= wanted => {
+                    return Ok(Page {
+                        items: deliveries,
+                        next: Some(token),
+                    });
+                }
+                Some(token) => {
+                    let (p, rest) = token.split_once('.').ok_or_else(invalid)?;
+                    phase = usize::from(p == "b");
+                    position = (!rest.is_empty()).then(|| rest.to_owned());
+                }
+                None => {
+                    return Ok(Page {
+                        items: deliveries,
+                        next: None,
+                    });
+                }
+            }
+        }
     }
 
     async fn held_deliveries(
@@ -1043,14 +1169,7 @@ impl DeliveryLog for DynamoOutboundStore {
         after: Option<&str>,
     ) -> Result<Page<Attempt>, StoreError> {
         let (items, next) = self
-            .page_of(
-                Some(ENDPOINT_INDEX),
-                ("ek", endpoint_partition(tenant, endpoint)),
-                ("es", "att#".to_owned()),
-                None,
-                limit,
-                after,
-            )
+            .endpoint_page(tenant, endpoint, "att#", None, limit, after, |_| true)
             .await?;
         Ok(Page {
             items: items
@@ -1106,7 +1225,8 @@ mod tests {
             );
             assert_eq!(attempt_from_item(&delivery), Ok(attempt.clone()));
             assert_eq!(delivery["es"], item["es"]);
-            assert_eq!(delivery["ek"], s("acme#ep_1"));
+            let shard = crate::shard::shard_of("msg_1", super::super::ENDPOINT_SHARDS);
+            assert_eq!(delivery["ek"], s(format!("acme#ep_1#{shard}")));
         }
     }
 

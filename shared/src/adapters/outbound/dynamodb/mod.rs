@@ -114,8 +114,27 @@ pub(crate) fn tenant_pk(tenant: &TenantId) -> String {
     format!("t#{tenant}")
 }
 
-pub(crate) fn endpoint_partition(tenant: &TenantId, endpoint: &EndpointId) -> String {
-    format!("{tenant}#{endpoint}")
+/// How many partitions of the endpoint index one endpoint's entries are spread over, by
+/// message: an endpoint taking 3,000 deliveries a second writes under 400 units a second to
+/// each, where one partition takes 1,000.
+pub const ENDPOINT_SHARDS: u8 = 8;
+
+/// The endpoint index's partition for a message's entries (its delivery and attempts).
+pub(crate) fn endpoint_partition(key: &DeliveryKey) -> String {
+    format!(
+        "{}#{}#{}",
+        key.tenant,
+        key.endpoint_id,
+        crate::shard::shard_of(key.message_id.as_str(), ENDPOINT_SHARDS)
+    )
+}
+
+/// Every partition an endpoint's entries may sit in: each shard, and the unsharded one of
+/// entries written before the shards.
+pub(crate) fn endpoint_partitions(tenant: &TenantId, endpoint: &EndpointId) -> Vec<String> {
+    std::iter::once(format!("{tenant}#{endpoint}"))
+        .chain((0..ENDPOINT_SHARDS).map(|n| format!("{tenant}#{endpoint}#{n}")))
+        .collect()
 }
 
 pub(crate) fn key(pk: String, sk: String) -> Item {
