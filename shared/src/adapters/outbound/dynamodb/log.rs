@@ -10,19 +10,23 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 
+use super::layout::Layout;
 use super::{
-    DUE_INDEX, DynamoOutboundStore, ENDPOINT_INDEX, decode_token, delivery_key, encode_token,
-    endpoint_partition, endpoint_partitions, held_kind, key, padded, tenant_pk,
+    DUE_INDEX, DynamoOutboundStore, ENDPOINT_INDEX, decode_token, encode_token, endpoint_partition,
+    endpoint_partitions, held_kind, key, padded, tenant_pk,
 };
 use crate::{
-    adapters::dynamodb::{
-        deflate::{deflate, inflate},
-        expression::{UpdateBuilder, is_conditional_failure},
-        item::{
-            Item, ItemError, b, boolean, bytes, millis, ms, n, number, opt_millis, opt_number,
-            opt_string, parsed, put_opt, s, string,
+    adapters::{
+        dynamodb::{
+            deflate::{deflate, inflate},
+            expression::{UpdateBuilder, is_conditional_failure},
+            item::{
+                Item, ItemError, b, boolean, bytes, millis, ms, n, number, opt_millis, opt_number,
+                opt_string, parsed, put_opt, s, string,
+            },
+            unavailable,
         },
-        unavailable,
+        lock,
     },
     clock::{unix_millis, unix_secs},
     ids::TenantId,
@@ -64,10 +68,6 @@ fn delivery_shard_key(key: &DeliveryKey) -> String {
     format!("{}#{}#{}", key.tenant, key.message_id, key.endpoint_id)
 }
 
-fn message_key(tenant: &TenantId, id: &MessageId) -> Item {
-    key(tenant_pk(tenant), format!("msg#{id}"))
-}
-
 fn message_from_item(item: &Item) -> Result<OutboundMessage, ItemError> {
     Ok(OutboundMessage {
         tenant: parsed(item, "tenant")?,
@@ -82,10 +82,6 @@ fn message_from_item(item: &Item) -> Result<OutboundMessage, ItemError> {
         fanned_out: boolean(item, "fanned_out")?,
     })
 }
-
-/// One query of a listing: the index (`None`: the table), the partition's attribute and
-/// value, the sort key's attribute and prefix.
-type Listing<'a> = (Option<&'a str>, (&'a str, String), (&'a str, String));
 
 /// Whether an item is a delivery (an endpoint's index holds attempts too).
 fn is_delivery(item: &Item) -> bool {
@@ -189,18 +185,9 @@ fn inline_attempt(attempt: &Attempt) -> Vec<(&'static str, AttributeValue)> {
 /// attempt removes what its last one left.
 const INLINE_OPTIONAL: [&str; 4] = ["status_code", "response_body", "error_class", "error"];
 
-fn attempt_item(attempt: &Attempt, expires_at: SystemTime) -> Item {
+fn attempt_item(attempt: &Attempt, expires_at: SystemTime, layout: Layout) -> Item {
     let k = &attempt.key;
-    let mut item = key(
-        tenant_pk(&k.tenant),
-        format!(
-            "att#{}#{}#{}#{:05}",
-            k.message_id,
-            padded(unix_millis(attempt.at)),
-            k.endpoint_id,
-            attempt.number
-        ),
-    );
+    let mut item = layout.attempt_key(attempt);
     item.extend([
         ("tenant".to_owned(), s(k.tenant.as_str())),
         ("message_id".to_owned(), s(k.message_id.as_str())),
@@ -256,18 +243,64 @@ fn with_due(
 }
 
 impl DynamoOutboundStore {
-    /// A delivery's item as stored, read consistently.
-    async fn delivery_item(&self, key: &DeliveryKey) -> Result<Option<Item>, StoreError> {
+    /// One item, read consistently (only its key with `keys_only`).
+    async fn read(&self, key: Item, keys_only: bool) -> Result<Option<Item>, StoreError> {
         let output = self
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(delivery_key(key)))
+            .set_key(Some(key))
             .consistent_read(true)
+            .set_projection_expression(keys_only.then(|| "pk".to_owned()))
             .send()
             .await
             .map_err(|e| unavailable("GetItem", &self.table, &e))?;
         Ok(output.item)
+    }
+
+    /// Where a message's items are, and whether that is known (its message was found, now or
+    /// before): an unknown one is treated as new.
+    async fn layout(
+        &self,
+        tenant: &TenantId,
+        id: &MessageId,
+    ) -> Result<(Layout, bool), StoreError> {
+        if let Some(layout) = self.layouts.get(tenant, id) {
+            return Ok((layout, true));
+        }
+        for layout in Layout::BOTH {
+            if self
+                .read(layout.message_key(tenant, id), true)
+                .await?
+                .is_some()
+            {
+                self.layouts.remember(tenant, id, layout);
+                return Ok((layout, true));
+            }
+        }
+        Ok((Layout::PerMessage, false))
+    }
+
+    /// The key of a delivery's item, where its message's items are.
+    async fn delivery_key(&self, key: &DeliveryKey) -> Result<Item, StoreError> {
+        Ok(self
+            .layout(&key.tenant, &key.message_id)
+            .await?
+            .0
+            .delivery_key(key))
+    }
+
+    /// A delivery's item as stored, read consistently: where its message's items are, or,
+    /// when no message says where (it expired), in either layout.
+    async fn delivery_item(&self, key: &DeliveryKey) -> Result<Option<Item>, StoreError> {
+        let (layout, known) = self.layout(&key.tenant, &key.message_id).await?;
+        if let Some(item) = self.read(layout.delivery_key(key), false).await? {
+            return Ok(Some(item));
+        }
+        if known {
+            return Ok(None);
+        }
+        self.read(Layout::PerTenant.delivery_key(key), false).await
     }
 
     /// Before a delivery's next attempt replaces the last one it carries (in `item`), copy
@@ -284,7 +317,7 @@ impl DynamoOutboundStore {
         self.client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(attempt_item(&last, expires_at)))
+            .set_item(Some(attempt_item(&last, expires_at, Layout::of(item))))
             .send()
             .await
             .map_err(|e| unavailable("PutItem", &self.table, &e))?;
@@ -389,55 +422,141 @@ impl DynamoOutboundStore {
         }
     }
 
-    /// Two listings read as one: every page of the first, then of the second, each query's
-    /// items kept if `keep(phase, item)`. The page token says which listing it continues.
-    async fn two_phase_page(
+    /// Listings of a table's partitions read as one: every page of the first, then of the
+    /// next, each query's items kept if `keep(listing, item)`. The page token says which
+    /// listing it continues (`{n}.{its own token}`).
+    async fn phased_page(
         &self,
-        phases: [Listing<'_>; 2],
-        from: Option<String>,
+        listings: &[(String, String)],
         limit: u32,
         after: Option<&str>,
         keep: impl Fn(usize, &Item) -> bool,
     ) -> Result<(Vec<Item>, Option<String>), StoreError> {
         let invalid = || StoreError::Malformed("invalid page token".into());
-        let (mut phase, mut inner) = match after.map(|t| t.split_once('.')) {
+        let (mut phase, mut inner) = match after {
             None => (0, None),
-            Some(Some(("a", rest))) => (0, Some(rest.to_owned())),
-            Some(Some(("b", rest))) => (1, (!rest.is_empty()).then(|| rest.to_owned())),
-            Some(_) => return Err(invalid()),
+            Some(token) => {
+                let (n, rest) = token.split_once('.').ok_or_else(invalid)?;
+                let n: usize = n.parse().map_err(|_| invalid())?;
+                (n, (!rest.is_empty()).then(|| rest.to_owned()))
+            }
         };
         let wanted = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
         let mut kept = Vec::new();
         loop {
-            let (index, partition, prefix) = phases[phase].clone();
+            let Some((partition, prefix)) = listings.get(phase) else {
+                return Ok((kept, None));
+            };
             let room = u32::try_from(wanted - kept.len()).unwrap_or(u32::MAX);
             let (items, next) = self
                 .page_of(
-                    index,
-                    partition,
-                    prefix,
-                    from.clone(),
+                    None,
+                    ("pk", partition.clone()),
+                    ("sk", prefix.clone()),
+                    None,
                     room,
                     inner.as_deref(),
                 )
                 .await?;
             kept.extend(items.into_iter().filter(|item| keep(phase, item)));
-            let label = if phase == 0 { "a" } else { "b" };
             match next {
                 Some(next) if kept.len() >= wanted => {
-                    return Ok((kept, Some(format!("{label}.{next}"))));
+                    return Ok((kept, Some(format!("{phase}.{next}"))));
                 }
                 Some(next) => inner = Some(next),
-                None if phase == 0 && kept.len() >= wanted => {
-                    return Ok((kept, Some("b.".to_owned())));
+                None if kept.len() >= wanted && phase + 1 < listings.len() => {
+                    return Ok((kept, Some(format!("{}.", phase + 1))));
                 }
-                None if phase == 0 => {
-                    phase = 1;
+                None => {
+                    phase += 1;
                     inner = None;
                 }
-                None => return Ok((kept, None)),
             }
         }
+    }
+
+    /// A message stored under this id before messages had partitions of their own: a publish
+    /// of the same id now is its duplicate (or a conflict), not a second message.
+    async fn stored_before(
+        &self,
+        tenant: &TenantId,
+        id: &MessageId,
+    ) -> Result<Option<OutboundMessage>, StoreError> {
+        // Old and unchanging: an eventually consistent read (half a unit) sees it.
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Layout::PerTenant.message_key(tenant, id)))
+            .send()
+            .await
+            .map_err(|e| unavailable("GetItem", &self.table, &e))?;
+        Ok(output.item.as_ref().map(message_from_item).transpose()?)
+    }
+
+    /// The tenant's list of published event types (`pk = t#{tenant}`, `sk = types`): messages
+    /// have no tenant partition to list, so a type is added there the first time a container
+    /// stores one. Best effort: a failure is retried by the next message of that type.
+    async fn note_type(&self, tenant: &TenantId, event_type: &EventType) {
+        let seen = (tenant.clone(), event_type.clone());
+        if lock(&self.noted_types).get(&seen).is_some() {
+            return;
+        }
+        let result = UpdateBuilder::new(key(tenant_pk(tenant), "types".into()))
+            .set_clause(
+                "#types = list_append(if_not_exists(#types, :none), :one)",
+                &["types"],
+            )
+            .value(":none", AttributeValue::L(Vec::new()))
+            .value(":one", AttributeValue::L(vec![s(event_type.as_str())]))
+            .condition("NOT contains(#types, :type)", &["types"])
+            .value(":type", s(event_type.as_str()))
+            .build()
+            .update_item(&self.client, &self.table)
+            .send()
+            .await;
+        match result {
+            Ok(_) => {}
+            Err(e) if is_conditional_failure(&e) => {}
+            Err(e) => {
+                tracing::warn!(error = %unavailable("UpdateItem", &self.table, &e), "event type not noted");
+                return;
+            }
+        }
+        lock(&self.noted_types).put(seen, ());
+    }
+
+    /// The event types [`Self::note_type`] noted for `tenant`.
+    async fn noted_types(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<std::collections::BTreeSet<EventType>, StoreError> {
+        let Some(item) = self
+            .read(key(tenant_pk(tenant), "types".into()), false)
+            .await?
+        else {
+            return Ok(std::collections::BTreeSet::new());
+        };
+        match item.get("types") {
+            Some(AttributeValue::L(values)) => values
+                .iter()
+                .filter_map(|v| v.as_s().ok())
+                .map(|t| EventType::parse(t).map_err(|_| ItemError::Invalid("types").into()))
+                .collect(),
+            _ => Ok(std::collections::BTreeSet::new()),
+        }
+    }
+
+    /// The layouts a message's items may be in: its own, or both when no message says.
+    async fn layouts_of(
+        &self,
+        tenant: &TenantId,
+        id: &MessageId,
+    ) -> Result<Vec<Layout>, StoreError> {
+        Ok(match self.layout(tenant, id).await? {
+            (layout, true) => vec![layout],
+            (_, false) => Layout::BOTH.to_vec(),
+        })
     }
 
     /// Query a partition (`pk` or the endpoint index's `ek`) for keys starting with `prefix`,
@@ -554,7 +673,23 @@ impl DeliveryLog for DynamoOutboundStore {
         message: &OutboundMessage,
         expires_at: SystemTime,
     ) -> Result<PutMessage, StoreError> {
-        let mut item = message_key(&message.tenant, &message.id);
+        // A message stored unfinished is one of before pointers went first (reconcile's
+        // tests make them): it goes where those were.
+        let layout = if message.fanned_out {
+            Layout::PerMessage
+        } else {
+            Layout::PerTenant
+        };
+        if layout == Layout::PerMessage
+            && let Some(existing) = self.stored_before(&message.tenant, &message.id).await?
+        {
+            return Ok(if existing.content_hash() == message.content_hash() {
+                PutMessage::Duplicate(Box::new(existing))
+            } else {
+                PutMessage::Conflict
+            });
+        }
+        let mut item = layout.message_key(&message.tenant, &message.id);
         item.extend([
             ("tenant".to_owned(), s(message.tenant.as_str())),
             ("message_id".to_owned(), s(message.id.as_str())),
@@ -590,7 +725,11 @@ impl DeliveryLog for DynamoOutboundStore {
             .send()
             .await;
         match result {
-            Ok(_) => Ok(PutMessage::Inserted),
+            Ok(_) => {
+                self.layouts.remember(&message.tenant, &message.id, layout);
+                self.note_type(&message.tenant, &message.event_type).await;
+                Ok(PutMessage::Inserted)
+            }
             Err(e) if is_conditional_failure(&e) => {
                 match self.message(&message.tenant, &message.id).await? {
                     Some(existing) if existing.content_hash() == message.content_hash() => {
@@ -612,16 +751,17 @@ impl DeliveryLog for DynamoOutboundStore {
         tenant: &TenantId,
         id: &MessageId,
     ) -> Result<Option<OutboundMessage>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(message_key(tenant, id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable("GetItem", &self.table, &e))?;
-        Ok(output.item.as_ref().map(message_from_item).transpose()?)
+        let layouts = match self.layouts.get(tenant, id) {
+            Some(known) => vec![known],
+            None => Layout::BOTH.to_vec(),
+        };
+        for layout in layouts {
+            if let Some(item) = self.read(layout.message_key(tenant, id), false).await? {
+                self.layouts.remember(tenant, id, layout);
+                return Ok(Some(message_from_item(&item)?));
+            }
+        }
+        Ok(None)
     }
 
     async fn published_types(
@@ -629,6 +769,8 @@ impl DeliveryLog for DynamoOutboundStore {
         tenant: &TenantId,
         limit: u32,
     ) -> Result<Vec<EventType>, StoreError> {
+        let mut types = self.noted_types(tenant).await?;
+        // And those of messages stored in their tenant's partition before.
         let output = self
             .client
             .query()
@@ -641,16 +783,18 @@ impl DeliveryLog for DynamoOutboundStore {
             .send()
             .await
             .map_err(|e| unavailable("Query", &self.table, &e))?;
-        let types: std::collections::BTreeSet<EventType> = output
-            .items()
-            .iter()
-            .map(|item| parsed(item, "event_type"))
-            .collect::<Result<_, ItemError>>()?;
-        Ok(types.into_iter().collect())
+        for item in output.items() {
+            types.insert(parsed(item, "event_type")?);
+        }
+        Ok(types
+            .into_iter()
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .collect())
     }
 
     async fn mark_fanned_out(&self, tenant: &TenantId, id: &MessageId) -> Result<(), StoreError> {
-        let result = UpdateBuilder::new(message_key(tenant, id))
+        // Only a message stored unfinished is marked: one stored before pointers went first.
+        let result = UpdateBuilder::new(Layout::PerTenant.message_key(tenant, id))
             .set("fanned_out", AttributeValue::Bool(true))
             .remove("due_kind")
             .remove("due_at")
@@ -681,7 +825,7 @@ impl DeliveryLog for DynamoOutboundStore {
 
     async fn put_delivery_if_absent(&self, delivery: &Delivery) -> Result<bool, StoreError> {
         let k = &delivery.key;
-        let mut item = delivery_key(k);
+        let mut item = self.delivery_key(k).await?;
         item.extend([
             ("tenant".to_owned(), s(k.tenant.as_str())),
             ("message_id".to_owned(), s(k.message_id.as_str())),
@@ -731,16 +875,12 @@ impl DeliveryLog for DynamoOutboundStore {
     }
 
     async fn delivery(&self, key: &DeliveryKey) -> Result<Option<Delivery>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(delivery_key(key)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable("GetItem", &self.table, &e))?;
-        Ok(output.item.as_ref().map(delivery_from_item).transpose()?)
+        Ok(self
+            .delivery_item(key)
+            .await?
+            .as_ref()
+            .map(delivery_from_item)
+            .transpose()?)
     }
 
     async fn claim_delivery(
@@ -761,7 +901,7 @@ impl DeliveryLog for DynamoOutboundStore {
         }
         // A delivery under way is in no index: its pointer is hidden on the queue for the
         // lease, and comes back if the attempt never ends.
-        let mut update = UpdateBuilder::new(delivery_key(key))
+        let mut update = UpdateBuilder::new(self.delivery_key(key).await?)
             .set("status", s(DeliveryStatus::Sending.as_str()))
             .set("status_at", ms(now))
             .set("lease_owner", s(owner))
@@ -842,7 +982,7 @@ impl DeliveryLog for DynamoOutboundStore {
         {
             self.archive_last_attempt(&item).await?;
         }
-        let mut update = UpdateBuilder::new(delivery_key(k))
+        let mut update = UpdateBuilder::new(self.delivery_key(k).await?)
             .set("status", s(result.status.as_str()))
             .set("status_at", ms(attempt.at))
             .remove("lease_owner")
@@ -910,7 +1050,7 @@ impl DeliveryLog for DynamoOutboundStore {
         status: u16,
         at: SystemTime,
     ) -> Result<bool, StoreError> {
-        let result = UpdateBuilder::new(delivery_key(key))
+        let result = UpdateBuilder::new(self.delivery_key(key).await?)
             .set("answered_status", n(status))
             .set("answered_at", ms(at))
             .condition(
@@ -938,7 +1078,7 @@ impl DeliveryLog for DynamoOutboundStore {
         self.client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(attempt_item(attempt, expires_at)))
+            .set_item(Some(attempt_item(attempt, expires_at, Layout::PerMessage)))
             .send()
             .await
             .map_err(|e| unavailable("PutItem", &self.table, &e))?;
@@ -961,7 +1101,7 @@ impl DeliveryLog for DynamoOutboundStore {
             self.archive_last_attempt(&item).await?;
         }
         let placeholders: Vec<String> = (0..from.len()).map(|i| format!(":from{i}")).collect();
-        let mut update = UpdateBuilder::new(delivery_key(key))
+        let mut update = UpdateBuilder::new(Layout::of(&item).delivery_key(key))
             .set("status", s(to.as_str()))
             .set("status_at", ms(now))
             .remove("lease_owner")
@@ -999,25 +1139,27 @@ impl DeliveryLog for DynamoOutboundStore {
         tenant: &TenantId,
         id: &MessageId,
     ) -> Result<Vec<Delivery>, StoreError> {
-        let mut deliveries = Vec::new();
+        let listings: Vec<(String, String)> = self
+            .layouts_of(tenant, id)
+            .await?
+            .into_iter()
+            .map(|layout| {
+                let (pk, deliveries, _) = layout.message_items(tenant, id);
+                (pk, deliveries)
+            })
+            .collect();
+        let mut found = Vec::new();
         let mut after = None;
         loop {
             let (items, next) = self
-                .page_of(
-                    None,
-                    ("pk", tenant_pk(tenant)),
-                    ("sk", format!("dlv#{id}#")),
-                    None,
-                    100,
-                    after.as_deref(),
-                )
+                .phased_page(&listings, 100, after.as_deref(), |_, _| true)
                 .await?;
             for item in &items {
-                deliveries.push(delivery_from_item(item)?);
+                found.push(delivery_from_item(item)?);
             }
             match next {
                 Some(n) => after = Some(n),
-                None => return Ok(deliveries),
+                None => return Ok(found),
             }
         }
     }
@@ -1139,18 +1281,16 @@ impl DeliveryLog for DynamoOutboundStore {
         after: Option<&str>,
     ) -> Result<Page<Attempt>, StoreError> {
         // Each delivery's last attempt is on the delivery; the earlier ones are items.
-        let partition = ("pk", tenant_pk(tenant));
+        let mut listings = Vec::new();
+        for layout in self.layouts_of(tenant, id).await? {
+            let (pk, deliveries, attempts) = layout.message_items(tenant, id);
+            listings.push((pk.clone(), deliveries));
+            listings.push((pk, attempts));
+        }
         let (items, next) = self
-            .two_phase_page(
-                [
-                    (None, partition.clone(), ("sk", format!("dlv#{id}#"))),
-                    (None, partition, ("sk", format!("att#{id}#"))),
-                ],
-                None,
-                limit,
-                after,
-                |phase, item| phase == 1 || item.contains_key("number"),
-            )
+            .phased_page(&listings, limit, after, |n, item| {
+                n % 2 == 1 || item.contains_key("number")
+            })
             .await?;
         Ok(Page {
             items: items
@@ -1209,10 +1349,14 @@ mod tests {
     #[test]
     fn an_attempt_reads_back_the_same_from_its_item_and_from_its_delivery() {
         for attempt in [attempt(1, false), attempt(3, true)] {
-            let item = attempt_item(&attempt, UNIX_EPOCH + Duration::from_secs(1));
+            let item = attempt_item(
+                &attempt,
+                UNIX_EPOCH + Duration::from_secs(1),
+                Layout::PerMessage,
+            );
             assert_eq!(attempt_from_item(&item), Ok(attempt.clone()));
             // A delivery carries its last attempt under the same names, with its index entry.
-            let mut delivery = delivery_key(&attempt.key);
+            let mut delivery = Layout::PerMessage.delivery_key(&attempt.key);
             delivery.extend([
                 ("tenant".to_owned(), s("acme")),
                 ("message_id".to_owned(), s("msg_1")),

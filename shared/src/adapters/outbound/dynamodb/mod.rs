@@ -31,6 +31,7 @@
 //! every seal), so a warm dispatcher does not ask KMS again for the same secret.
 
 mod endpoints;
+mod layout;
 mod log;
 
 pub use self::log::DUE_SHARDS;
@@ -49,7 +50,10 @@ use crate::{
         lock,
     },
     ids::TenantId,
-    outbound::{delivery::DeliveryKey, ids::EndpointId},
+    outbound::{
+        delivery::DeliveryKey,
+        ids::{EndpointId, EventType},
+    },
     ports::StoreError,
     sealing::{Envelope, KeyService},
     secret::Secret,
@@ -71,6 +75,9 @@ pub struct DynamoOutboundStore {
     table: String,
     envelope: Envelope<Arc<dyn KeyService>>,
     opened: Arc<Mutex<lru::LruCache<String, Secret>>>,
+    layouts: Arc<layout::Layouts>,
+    /// Event types this container has noted for their tenant (`published_types`).
+    noted_types: Arc<Mutex<lru::LruCache<(TenantId, EventType), ()>>>,
 }
 
 impl std::fmt::Debug for DynamoOutboundStore {
@@ -90,6 +97,10 @@ impl DynamoOutboundStore {
             table: table.into(),
             envelope: Envelope::new(keys),
             opened: Arc::new(Mutex::new(lru::LruCache::new(
+                NonZeroUsize::new(OPENED_CACHE).unwrap_or(NonZeroUsize::MIN),
+            ))),
+            layouts: Arc::default(),
+            noted_types: Arc::new(Mutex::new(lru::LruCache::new(
                 NonZeroUsize::new(OPENED_CACHE).unwrap_or(NonZeroUsize::MIN),
             ))),
         }
@@ -139,14 +150,6 @@ pub(crate) fn endpoint_partitions(tenant: &TenantId, endpoint: &EndpointId) -> V
 
 pub(crate) fn key(pk: String, sk: String) -> Item {
     Item::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
-}
-
-pub(crate) fn delivery_sk(key: &DeliveryKey) -> String {
-    format!("dlv#{}#{}", key.message_id, key.endpoint_id)
-}
-
-pub(crate) fn delivery_key(key: &DeliveryKey) -> Item {
-    self::key(tenant_pk(&key.tenant), delivery_sk(key))
 }
 
 pub(crate) fn held_kind(tenant: &TenantId, endpoint: &EndpointId) -> String {
