@@ -932,3 +932,110 @@ async fn the_outbound_store_pages_holds_and_limits_on_dynamodb() {
     let closed = health(store.endpoint(&acme(), &endpoint.id).await.expect("read"));
     assert_eq!((closed.paused_until, closed.pauses), (None, 0));
 }
+
+#[tokio::test]
+async fn a_message_stored_before_messages_had_partitions_of_their_own_is_delivered_where_it_is() {
+    // GIVEN a message stored the way it was before (in its tenant's partition, unfinished),
+    // fanned out by reconcile's path: its delivery is in the tenant's partition too
+    let stack = Stack::new().await;
+    let d = stack.dispatcher(
+        settings("0", EgressPolicy::LOCAL_DEVELOPMENT),
+        StaticResolver::default(),
+    );
+    let receiver = Receiver::start(Behaviour::Answer(200)).await;
+    let endpoint = stack.add_endpoint(&d, &receiver.url(), &[]).await;
+    let store = &d.outbound.store;
+    let old = OutboundMessage {
+        tenant: acme(),
+        id: MessageId::parse("before-1").expect("id"),
+        event_type: EventType::parse("invoice.paid").expect("type"),
+        payload: br#"{"n":1}"#.to_vec(),
+        created_at: std::time::SystemTime::now(),
+        fanned_out: false,
+    };
+    store
+        .put_message(&old, old.created_at + Duration::from_secs(3_600))
+        .await
+        .expect("stored");
+    assert_eq!(d.outbound.fan_out(&old).await, Ok(1));
+
+    // WHEN the dispatcher takes its pointer
+    let poll = stack
+        .deliveries_mapping()
+        .poll_once(&d, "dispatch-1")
+        .await
+        .expect("poll");
+
+    // THEN it is delivered once, and recorded where it was
+    assert_eq!((poll.received, poll.failed), (1, 0));
+    assert_eq!(receiver.requests().len(), 1);
+    let deliveries = store
+        .deliveries_of_message(&acme(), &old.id)
+        .await
+        .expect("deliveries");
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0].status, DeliveryStatus::Delivered);
+    let attempts = store
+        .attempts_of_message(&acme(), &old.id, 10, None)
+        .await
+        .expect("attempts");
+    assert_eq!(attempts.items.len(), 1);
+    let listed = store
+        .deliveries_of_endpoint(&acme(), &endpoint.id, None, 10, None)
+        .await
+        .expect("listed");
+    assert_eq!(listed.items.len(), 1);
+    let items = stack
+        .dynamodb
+        .scan()
+        .table_name(stack.resources.outbound_table())
+        .send()
+        .await
+        .expect("scan");
+    let pks: Vec<String> = items
+        .items()
+        .iter()
+        .filter(|item| {
+            item.get("message_id").and_then(|v| v.as_s().ok()) == Some(&"before-1".to_owned())
+        })
+        .filter_map(|item| item.get("pk").and_then(|v| v.as_s().ok()).cloned())
+        .collect();
+    assert!(
+        !pks.is_empty() && pks.iter().all(|pk| pk == "t#acme"),
+        "{pks:?}"
+    );
+
+    // AND publishing its id again is its duplicate, or a conflict: never a second message
+    let same =
+        json!({"event_type": "invoice.paid", "payload": {"n": 1}, "idempotency_key": "before-1"});
+    let (status, again) = publish_via_api(&d, &same).await;
+    assert_eq!(
+        (status, again["duplicate"].as_bool()),
+        (200, Some(true)),
+        "{again}"
+    );
+    let other =
+        json!({"event_type": "invoice.paid", "payload": {"n": 2}, "idempotency_key": "before-1"});
+    assert_eq!(publish_via_api(&d, &other).await.0, 409);
+
+    // AND a message published now has its items in a partition of its own
+    let new =
+        json!({"event_type": "invoice.paid", "payload": {"n": 3}, "idempotency_key": "after-1"});
+    assert_eq!(publish_via_api(&d, &new).await.0, 202);
+    let message = stack
+        .dynamodb
+        .get_item()
+        .table_name(stack.resources.outbound_table())
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("m#acme#after-1".into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("msg".into()),
+        )
+        .send()
+        .await
+        .expect("get");
+    assert!(message.item.is_some());
+}
