@@ -26,7 +26,7 @@ use shared::{
         publish::PublishRequest,
     },
 };
-use tracing::{info, warn};
+use tracing::warn;
 
 /// The publish use case wired to DynamoDB and SQS, as deployed.
 pub type AwsOutbound = Outbound<DynamoOutboundStore, SqsDeliveryQueue, SystemClock>;
@@ -142,21 +142,18 @@ where
         })
         .await;
     Ok(match result {
-        Ok(published) => {
-            info!(%tenant, message_id = %published.message_id, duplicate = published.duplicate, "publish answered");
-            json_response(
-                if published.duplicate {
-                    StatusCode::OK
-                } else {
-                    StatusCode::ACCEPTED
-                },
-                &json!({
-                    "message_id": published.message_id.as_str(),
-                    "duplicate": published.duplicate,
-                    "deliveries": published.deliveries,
-                }),
-            )
-        }
+        Ok(published) => json_response(
+            if published.duplicate {
+                StatusCode::OK
+            } else {
+                StatusCode::ACCEPTED
+            },
+            &json!({
+                "message_id": published.message_id.as_str(),
+                "duplicate": published.duplicate,
+                "deliveries": published.deliveries,
+            }),
+        ),
         Err(e) => {
             let status = match &e {
                 PublishError::Conflict(_) => StatusCode::CONFLICT,

@@ -81,6 +81,10 @@ pub mod names {
     pub const ENDPOINT_PAUSED: &str = "endpoint_paused";
     pub const DELIVERY_LATENCY: &str = "delivery_latency";
     pub const ENDPOINT_ID: &str = "endpoint_id";
+    /// The attempt's number, on its line.
+    pub const ATTEMPT: &str = "attempt";
+    /// The partner's HTTP status, on the attempt's line.
+    pub const STATUS_CODE: &str = "status_code";
 }
 
 /// How a message ended.
@@ -710,25 +714,38 @@ where
             DeliveryStatus::Held => names::DELIVERY_HELD,
             _ => names::DELIVERY_FAILED,
         };
-        self.endpoint_line(name, &endpoint.tenant, &endpoint.id, self.now())
+        let error = exchange
+            .error
+            .as_ref()
+            .map(|(class, text)| format!("{class}: {text}"));
+        // One line per attempt: the metric line carries what the log line would.
+        let mut line = self
+            .endpoint_line(name, &endpoint.tenant, &endpoint.id, self.now())
             .millis(
                 names::DELIVERY_LATENCY,
                 exchange.latency.as_secs_f64() * 1e3,
             )
             .property(metrics::MESSAGE_ID, delivery.key.message_id.as_str())
-            .emit_to(&**self.metrics());
-        let error = exchange
-            .error
-            .as_ref()
-            .map(|(class, text)| format!("{class}: {text}"));
-        info!(
-            attempt = delivery.attempts,
-            status = exchange.status,
-            latency_ms = exchange.latency.as_millis() as u64,
-            error,
-            outcome = %status,
-            "delivery attempt"
-        );
+            .property(names::ATTEMPT, delivery.attempts.to_string())
+            .property(metrics::OUTCOME, status.as_str());
+        if let Some(code) = exchange.status {
+            line = line.property(names::STATUS_CODE, code.to_string());
+        }
+        if let Some(error) = &error {
+            line = line.property(metrics::REASON, error.as_str());
+        }
+        line.emit_to(&**self.metrics());
+        // A failure also gets a line of its own, with the delivery's span, to search and alarm on.
+        if status != DeliveryStatus::Delivered {
+            warn!(
+                attempt = delivery.attempts,
+                status = exchange.status,
+                latency_ms = exchange.latency.as_millis() as u64,
+                error,
+                outcome = %status,
+                "delivery attempt failed"
+            );
+        }
     }
 
     /// Release a recovered endpoint's held deliveries; what is left, reconcile releases.

@@ -1,20 +1,30 @@
-//! The outbound side in one DynamoDB table, keyed by tenant (`pk = t#{tenant}`):
+//! The outbound side in one DynamoDB table. A tenant's endpoints and settings share its
+//! partition (`pk = t#{tenant}`); each message has a partition of its own for itself, its
+//! deliveries and their attempts (`pk = m#{tenant}#{message}`, see `layout`), so no tenant's
+//! volume lands on one partition key:
 //!
-//! | item | `sk` | `by_endpoint` (`ek`, `es`) | `by_due` (`due_kind`, `due_at`) |
-//! |---|---|---|---|
-//! | endpoint | `ep#{endpoint}` | | `holding` while it holds deliveries |
-//! | tenant policy | `policy` | | |
-//! | message | `msg#{message}` | | `fanout#{shard}` if stored unfinished (before pointers went first) |
-//! | delivery | `dlv#{message}#{endpoint}` | `{tenant}#{endpoint}`: `att#{at}#{message}#{n}` of the last attempt it carries, or `dlv#{created}#{message}` before any | `pending#{shard}` (due, for a retry), `held#{tenant}#{endpoint}` (created); `sending#{shard}` only on deliveries claimed before claims left the index |
-//! | attempt | `att#{message}#{at}#{endpoint}#{n}` | `{tenant}#{endpoint}`, `att#{at}#{message}#{n}` | |
+//! | item | `pk` | `sk` | `by_endpoint` (`ek`, `es`) | `by_due` (`due_kind`, `due_at`) |
+//! |---|---|---|---|---|
+//! | endpoint | `t#{tenant}` | `ep#{endpoint}` | | `holding` while it holds deliveries |
+//! | tenant policy | `t#{tenant}` | `policy` | | |
+//! | published event types | `t#{tenant}` | `types` | | |
+//! | message | `m#{tenant}#{message}` | `msg` | | |
+//! | delivery | `m#{tenant}#{message}` | `dlv#{endpoint}` | `{tenant}#{endpoint}#{shard}`: `att#{at}#{message}#{n}` of the last attempt it carries, or `dlv#{created}#{message}` before any | `pending#{shard}` (due, for a retry), `held#{tenant}#{endpoint}` (created) |
+//! | attempt | `m#{tenant}#{message}` | `att#{at}#{endpoint}#{n}` | `{tenant}#{endpoint}#{shard}`, `att#{at}#{message}#{n}` | |
+//!
+//! Messages stored before (unfinished fan-outs among them, `fanout#{shard}` in `by_due`) keep
+//! their items in `t#{tenant}` (`msg#{message}`, `dlv#{message}#{endpoint}`,
+//! `att#{message}#{at}#{endpoint}#{n}`) until they expire; entries of `by_endpoint` written
+//! before the shards sit in `{tenant}#{endpoint}`, and `sending#{shard}` in `by_due` only on
+//! deliveries claimed before claims left the index. Every listing reads them too.
 //!
 //! What a delivery costs on its happy path: the message's one put (its payload deflated), the
 //! claim that creates the delivery (no index entry: its pointer is hidden on the queue for the
 //! lease), and one update that finishes it carrying its attempt (and its one entry in the
 //! endpoint's index). A later attempt first copies the one the delivery carries to an attempt
-//! item of its own, so every attempt is listed once: the endpoint's attempts are one query
-//! over `att#`, and its deliveries are the delivery items among them, then the `dlv#` entries
-//! of those never attempted (and those written before).
+//! item of its own, so every attempt is listed once: the endpoint's attempts are one query per
+//! shard over `att#`, merged, and its deliveries are the delivery items among them, then the
+//! `dlv#` entries of those never attempted (and those written before).
 //!
 //! The busy due kinds are spread over [`DUE_SHARDS`] partitions by the message's or the
 //! delivery's key; reconcile reads every shard, and the unsharded partition of entries written
