@@ -194,7 +194,9 @@ mod tests {
     use shared::{
         clock::ManualClock,
         memory::{MemoryDeliveryQueue, MemoryOutboundStore},
-        outbound::{admin::EndpointChange, ssrf::StaticResolver},
+        outbound::{
+            admin::EndpointChange, ids::MessageId, ports::DeliveryLog, ssrf::StaticResolver,
+        },
     };
 
     use super::*;
@@ -266,9 +268,14 @@ mod tests {
         let (status, again) = answer(&o, "acme", body).await;
         assert_eq!((status, again["duplicate"].as_bool()), (200, Some(true)));
         assert_eq!(o.queue.sent().len(), 1);
-        // The payload reaches partners byte for byte.
-        let stored = o.store.all_deliveries();
-        assert_eq!(stored.len(), 1);
+        // Stored once, its payload byte for byte as partners receive it.
+        let stored = o
+            .store
+            .message(&tenant, &MessageId::parse("order-1").expect("id"))
+            .await
+            .expect("read")
+            .expect("stored");
+        assert_eq!(stored.payload, br#"{"id":"inv_1"}"#);
     }
 
     #[tokio::test]

@@ -200,6 +200,16 @@ pub trait DeliveryLog: Send + Sync {
         id: &MessageId,
     ) -> Result<Option<OutboundMessage>, StoreError>;
 
+    /// A message stored under this id, read cheaply before a publish sends anything: it may
+    /// miss one stored a moment ago (the put's own condition still catches that).
+    async fn stored_message(
+        &self,
+        tenant: &TenantId,
+        id: &MessageId,
+    ) -> Result<Option<OutboundMessage>, StoreError> {
+        self.message(tenant, id).await
+    }
+
     /// The event types among up to `limit` of the tenant's stored messages, sorted, each
     /// once: what the portal offers when a partner picks a filter.
     async fn published_types(

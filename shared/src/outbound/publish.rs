@@ -5,8 +5,9 @@
 //! nothing to finish and no index entry. Killed before the put, the publish was not accepted
 //! (the caller got an error and publishes again with the same idempotency key); its pointers
 //! find no message and the dispatcher drops them once they are older than any publish can
-//! take. The dispatcher creates each delivery with its first claim, so a second pointer (a
-//! repeated publish) is harmless. An endpoint that takes no deliveries now has its delivery
+//! take. A repeated publish of a stored message sends nothing. The dispatcher creates each
+//! delivery with its first claim, so a second pointer (two publishes of one id at once) is
+//! harmless. An endpoint that takes no deliveries now has its delivery
 //! created here, held, after the message.
 //!
 //! Messages stored before this order were fanned out from the store (`fan_out`): reconcile
@@ -118,6 +119,25 @@ where
             created_at: now,
             fanned_out: true,
         };
+        // A repeated publish sends nothing: the message it repeats is on its way already.
+        if let Some(existing) = self.store.stored_message(&message.tenant, &id).await? {
+            if existing.content_hash() != message.content_hash() {
+                return Err(PublishError::Conflict(id));
+            }
+            let deliveries = self
+                .store
+                .endpoints(&existing.tenant)
+                .await?
+                .iter()
+                .filter(|e| e.filter.matches(&existing.event_type))
+                .count();
+            info!(tenant = %existing.tenant, message_id = %existing.id, duplicate = true, "published");
+            return Ok(Published {
+                message_id: existing.id,
+                duplicate: true,
+                deliveries,
+            });
+        }
         let endpoints = self.store.endpoints(&message.tenant).await?;
         let (held, open): (Vec<&Endpoint>, Vec<&Endpoint>) = endpoints
             .iter()

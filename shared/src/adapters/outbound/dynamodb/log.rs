@@ -475,25 +475,6 @@ impl DynamoOutboundStore {
         }
     }
 
-    /// A message stored under this id before messages had partitions of their own: a publish
-    /// of the same id now is its duplicate (or a conflict), not a second message.
-    async fn stored_before(
-        &self,
-        tenant: &TenantId,
-        id: &MessageId,
-    ) -> Result<Option<OutboundMessage>, StoreError> {
-        // Old and unchanging: an eventually consistent read (half a unit) sees it.
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(Layout::PerTenant.message_key(tenant, id)))
-            .send()
-            .await
-            .map_err(|e| unavailable("GetItem", &self.table, &e))?;
-        Ok(output.item.as_ref().map(message_from_item).transpose()?)
-    }
-
     /// The tenant's list of published event types (`pk = t#{tenant}`, `sk = types`): messages
     /// have no tenant partition to list, so a type is added there the first time a container
     /// stores one. Best effort: a failure is retried by the next message of that type.
@@ -680,15 +661,6 @@ impl DeliveryLog for DynamoOutboundStore {
         } else {
             Layout::PerTenant
         };
-        if layout == Layout::PerMessage
-            && let Some(existing) = self.stored_before(&message.tenant, &message.id).await?
-        {
-            return Ok(if existing.content_hash() == message.content_hash() {
-                PutMessage::Duplicate(Box::new(existing))
-            } else {
-                PutMessage::Conflict
-            });
-        }
         let mut item = layout.message_key(&message.tenant, &message.id);
         item.extend([
             ("tenant".to_owned(), s(message.tenant.as_str())),
@@ -758,6 +730,29 @@ impl DeliveryLog for DynamoOutboundStore {
         for layout in layouts {
             if let Some(item) = self.read(layout.message_key(tenant, id), false).await? {
                 self.layouts.remember(tenant, id, layout);
+                return Ok(Some(message_from_item(&item)?));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn stored_message(
+        &self,
+        tenant: &TenantId,
+        id: &MessageId,
+    ) -> Result<Option<OutboundMessage>, StoreError> {
+        // Eventually consistent (half a unit each): the put's condition catches the rest, and
+        // a message stored before messages had partitions of their own is old and unchanging.
+        for layout in Layout::BOTH {
+            let output = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(layout.message_key(tenant, id)))
+                .send()
+                .await
+                .map_err(|e| unavailable("GetItem", &self.table, &e))?;
+            if let Some(item) = output.item {
                 return Ok(Some(message_from_item(&item)?));
             }
         }
