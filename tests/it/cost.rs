@@ -76,10 +76,10 @@ async fn inbound_100k_via_s3_units_are_pinned() {
 
 #[tokio::test]
 async fn relayed_inbound_units_are_pinned() {
-    assert_pinned(flows::RELAY, (5.0, 4.0, 2.2, 0.0, 0.125)).await;
+    assert_pinned(flows::RELAY, (5.0, 4.5, 2.2, 0.0, 0.125)).await;
 }
 
 #[tokio::test]
 async fn published_delivery_units_are_pinned() {
-    assert_pinned(flows::PUBLISHED, (4.0, 4.0, 1.2, 0.0, 0.125)).await;
+    assert_pinned(flows::PUBLISHED, (4.0, 4.5, 1.2, 0.0, 0.125)).await;
 }
