@@ -609,6 +609,27 @@ async fn a_failing_endpoint_goes_dead_to_the_dlq_and_the_replay_function_redrive
         .expect("list");
     assert_eq!(deliveries.items[0].status, DeliveryStatus::Dead);
     assert_eq!(deliveries.items[0].attempts, 2);
+    // A dead delivery's record expires like a delivered one's (its copy waits on the DLQ).
+    let raw = stack
+        .dynamodb
+        .get_item()
+        .table_name(stack.resources.outbound_table())
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("m#acme#order-2".into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("dlv#{}", endpoint.id)),
+        )
+        .send()
+        .await
+        .expect("get");
+    assert!(
+        raw.item()
+            .is_some_and(|item| item.contains_key("expires_at")),
+        "{raw:?}"
+    );
     assert_eq!(broken.requests().len(), 2);
 
     // The operator's console event, through the replay function as deployed.

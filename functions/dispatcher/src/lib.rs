@@ -74,13 +74,15 @@ pub fn outbound_settings<F: Fn(&str) -> Option<String>>(
                 problem: e.to_string(),
             })?,
     };
+    let attempt_timeout = Duration::from_secs(env.parsed_within(
+        "ATTEMPT_TIMEOUT_SECS",
+        defaults.attempt_timeout.as_secs(),
+        1..=shared::outbound::MAX_ATTEMPT_TIMEOUT.as_secs(),
+    )?);
     Ok(OutboundSettings {
         schedule,
-        attempt_timeout: Duration::from_secs(env.parsed_within(
-            "ATTEMPT_TIMEOUT_SECS",
-            defaults.attempt_timeout.as_secs(),
-            1..=60,
-        )?),
+        attempt_timeout,
+        lease: OutboundSettings::lease_for(attempt_timeout),
         disable_after: Duration::from_secs(
             env.parsed_within(
                 "DISABLE_AFTER_HOURS",
@@ -178,13 +180,15 @@ mod tests {
         let config = Config::from_lookup(env).expect("config");
         assert_eq!(config.settings.schedule.max_attempts(), 3);
         assert_eq!(config.settings.attempt_timeout, Duration::from_secs(10));
+        // The lease covers the attempt and its writes, within the function's 60 s.
+        assert_eq!(config.settings.lease, Duration::from_secs(25));
         assert_eq!(config.settings.egress, EgressPolicy::PUBLIC);
         assert!(matches!(
             Config::from_lookup(|_| None),
             Err(EnvError::Missing("OUTBOUND_TABLE"))
         ));
         let too_slow = |name: &str| match name {
-            "ATTEMPT_TIMEOUT_SECS" => Some("600".to_owned()),
+            "ATTEMPT_TIMEOUT_SECS" => Some("46".to_owned()),
             other => env(other),
         };
         assert!(Config::from_lookup(too_slow).is_err());

@@ -217,23 +217,35 @@ where
         self.store
             .delete_endpoint(tenant, id, endpoint.version)
             .await?;
-        // Held deliveries wait for no one now; pending ones are cancelled when they come up.
+        // Held deliveries wait for no one now, all of them, page by page (nothing would find
+        // them later: the endpoint's holding mark went with it); pending ones are cancelled
+        // when they come up.
         let now = self.clock.now();
-        for held in self
-            .store
-            .held_deliveries(tenant, id, RELEASE_ON_ENABLE)
-            .await?
-            .deliveries
-        {
-            self.store
-                .move_delivery(
-                    &held.key,
-                    &[super::delivery::DeliveryStatus::Held],
-                    super::delivery::DeliveryStatus::Cancelled,
-                    false,
-                    now,
-                )
+        loop {
+            let held = self
+                .store
+                .held_deliveries(tenant, id, RELEASE_ON_ENABLE)
                 .await?;
+            let mut cancelled = 0;
+            for delivery in &held.deliveries {
+                if self
+                    .store
+                    .move_delivery(
+                        &delivery.key,
+                        &[super::delivery::DeliveryStatus::Held],
+                        super::delivery::DeliveryStatus::Cancelled,
+                        false,
+                        now,
+                        Some(now + self.settings.retention),
+                    )
+                    .await?
+                {
+                    cancelled += 1;
+                }
+            }
+            if !held.more || cancelled == 0 {
+                break;
+            }
         }
         info!(%tenant, endpoint_id = %id, "endpoint deleted");
         Ok(())

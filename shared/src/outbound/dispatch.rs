@@ -261,6 +261,7 @@ where
                     DeliveryStatus::Cancelled,
                     false,
                     now,
+                    Some(now + self.settings().retention),
                 )
                 .await?;
             return Ok(Dispatched::Skipped("endpoint deleted"));
@@ -347,7 +348,11 @@ where
             created_at: delivery.created_at,
             status: decision.status,
             next_attempt_at: decision.delay.map(|d| done + d),
-            expires_at: (decision.status == DeliveryStatus::Delivered)
+            // Delivered, dead (its copy on the DLQ for an operator) or cancelled: kept as long
+            // as delivered ones, then gone.
+            expires_at: decision
+                .status
+                .is_final()
                 .then(|| done + self.settings().retention),
         };
         match self.finish(owner, &result).await {
@@ -525,6 +530,7 @@ where
                 DeliveryStatus::Dead,
                 false,
                 now,
+                Some(now + self.settings().retention),
             )
             .await?;
         self.endpoint_line(
@@ -553,6 +559,7 @@ where
                 DeliveryStatus::Held,
                 false,
                 now,
+                None,
             )
             .await?
             || store

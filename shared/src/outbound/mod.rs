@@ -67,10 +67,12 @@ pub struct TenantPolicy {
 #[derive(Debug, Clone)]
 pub struct OutboundSettings {
     pub schedule: RetrySchedule,
-    /// Each attempt's limit, connection to the last byte read.
+    /// Each attempt's limit, connection to the last byte read. At most
+    /// [`MAX_ATTEMPT_TIMEOUT`]: the attempt and its writes fit the function's timeout.
     pub attempt_timeout: Duration,
-    /// How long an attempt's claim holds: longer than the attempt, so a live dispatcher keeps
-    /// it, and short, so a crashed one's delivery is free again soon.
+    /// How long an attempt's claim holds: the attempt and its [`ATTEMPT_MARGIN`]
+    /// ([`Self::lease_for`]), so a live dispatcher keeps it, and no longer, so a crashed one's
+    /// delivery is free again soon.
     pub lease: Duration,
     /// How long delivered records, attempts and messages are kept.
     pub retention: Duration,
@@ -94,7 +96,7 @@ impl Default for OutboundSettings {
         Self {
             schedule: default_schedule(),
             attempt_timeout: Duration::from_secs(15),
-            lease: Duration::from_secs(60),
+            lease: Self::lease_for(Duration::from_secs(15)),
             retention: crate::record::DEFAULT_RETENTION,
             pause_after_failures: 5,
             pause: Duration::from_secs(60),
@@ -107,7 +109,19 @@ impl Default for OutboundSettings {
     }
 }
 
+/// The longest attempt timeout: with [`ATTEMPT_MARGIN`], the dispatcher's 60 s function timeout.
+pub const MAX_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// What an attempt needs besides the partner's answer: reading, signing, and the finishing
+/// write with its tries in place.
+pub const ATTEMPT_MARGIN: Duration = Duration::from_secs(15);
+
 impl OutboundSettings {
+    /// The lease of attempts limited to `attempt_timeout`.
+    pub const fn lease_for(attempt_timeout: Duration) -> Duration {
+        attempt_timeout.saturating_add(ATTEMPT_MARGIN)
+    }
+
     /// The schedule and disabling delay for `tenant`'s policy.
     pub fn for_tenant(&self, policy: Option<&TenantPolicy>) -> (RetrySchedule, Duration) {
         let policy = policy.cloned().unwrap_or_default();

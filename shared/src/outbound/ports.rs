@@ -269,7 +269,8 @@ pub trait DeliveryLog: Send + Sync {
     ) -> Result<(), StoreError>;
 
     /// Move a delivery from one of `from` to `to` (pending: due at `now`, attempts kept unless
-    /// `reset_attempts`). `false` if it was in none of them.
+    /// `reset_attempts`), its record expiring at `expires_at` (a final status's; `None`: not
+    /// while it is on its way). `false` if it was in none of them.
     async fn move_delivery(
         &self,
         key: &DeliveryKey,
@@ -277,6 +278,7 @@ pub trait DeliveryLog: Send + Sync {
         to: DeliveryStatus,
         reset_attempts: bool,
         now: SystemTime,
+        expires_at: Option<SystemTime>,
     ) -> Result<bool, StoreError>;
 
     /// The deliveries of a message, one per endpoint.

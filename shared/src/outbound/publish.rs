@@ -287,6 +287,7 @@ where
                 DeliveryStatus::Pending,
                 reset_attempts,
                 now,
+                None,
             )
             .await?;
         if !moved {

@@ -1225,3 +1225,31 @@ fn pauses_double_per_pause_and_are_capped() {
     assert_eq!(settings.pause_for(100), settings.max_pause);
     let _ = Secret::new("x");
 }
+
+#[tokio::test]
+async fn deleting_an_endpoint_cancels_every_delivery_it_held_past_one_page() {
+    // GIVEN an endpoint switched off while 501 messages were published to it: all held
+    let w = world();
+    let endpoint = w.endpoint("https://a.example/in", &[]).await;
+    w.outbound()
+        .set_enabled(&acme(), &endpoint.id, false)
+        .await
+        .expect("disabled");
+    for n in 0..501 {
+        w.publish("invoice.paid", &format!("held-{n}")).await;
+    }
+    assert_eq!(w.deliveries().len(), 501);
+
+    // WHEN it is deleted
+    w.outbound()
+        .delete_endpoint(&acme(), &endpoint.id)
+        .await
+        .expect("deleted");
+
+    // THEN none is left held: nothing would ever find them
+    assert!(
+        w.deliveries()
+            .iter()
+            .all(|d| d.status == DeliveryStatus::Cancelled)
+    );
+}

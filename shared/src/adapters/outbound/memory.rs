@@ -598,6 +598,7 @@ impl DeliveryLog for MemoryOutboundStore {
         to: DeliveryStatus,
         reset_attempts: bool,
         now: SystemTime,
+        _expires_at: Option<SystemTime>,
     ) -> Result<bool, StoreError> {
         self.check()?;
         let mut state = lock(&self.state);

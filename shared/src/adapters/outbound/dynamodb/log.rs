@@ -1087,6 +1087,7 @@ impl DeliveryLog for DynamoOutboundStore {
         to: DeliveryStatus,
         reset_attempts: bool,
         now: SystemTime,
+        expires_at: Option<SystemTime>,
     ) -> Result<bool, StoreError> {
         let Some(item) = self.delivery_item(key).await? else {
             return Ok(false);
@@ -1117,6 +1118,10 @@ impl DeliveryLog for DynamoOutboundStore {
         if reset_attempts {
             update = update.set("attempts", n(0));
         }
+        update = match expires_at {
+            Some(at) => update.set("expires_at", n(unix_secs(at))),
+            None => update.remove("expires_at"),
+        };
         match update
             .build()
             .update_item(&self.client, &self.table)
