@@ -127,31 +127,11 @@ pub async fn measure(endpoint: &str, template: &Template, flow: &Flow) -> Result
         return super::outbound::measure(endpoint, template, flow).await;
     }
     let logs = log_counter();
-    let clients = crate::aws::clients(endpoint).await;
-    let prefix = format!("cost{}-", unique());
-    let resources = provision(template, &clients, &prefix)
-        .await
-        .map_err(|e| format!("cannot provision on the emulator at {endpoint}: {e}"))?;
+    let (clients, resources) = fresh_stack(endpoint, template).await?;
     let tenant = TenantId::parse(TENANT).map_err(|e| e.to_string())?;
     seed(&clients, &resources, &tenant, flow.kind == Kind::Relayed).await?;
 
-    let proxy = FaultProxy::start(endpoint)
-        .await
-        .map_err(|e| e.to_string())?;
-    let billing = billing(template, &resources);
-    proxy.meter(
-        billing
-            .tables
-            .iter()
-            .map(|(name, t)| {
-                (
-                    name.clone(),
-                    t.key_names().iter().map(|k| (*k).to_owned()).collect(),
-                )
-            })
-            .collect(),
-    );
-    let sdk = crate::aws::sdk_config(&proxy.url).await;
+    let (proxy, billing, sdk) = metering(endpoint, template, &resources).await?;
     let metrics = Arc::new(CountingMetrics::default());
     // The deployed cache lifetime (`TenantCacheTtlSecs`), not the local stack's 5 s: at volume
     // a tenant's configuration is read once a minute per container, nothing per event.
@@ -242,6 +222,46 @@ pub(super) fn platform_log_bytes(template: &Template, function: &str) -> f64 {
     }
 }
 
+/// A stack of its own in the emulator at `endpoint`, for one flow.
+pub(super) async fn fresh_stack(
+    endpoint: &str,
+    template: &Template,
+) -> Result<(crate::aws::Clients, Provisioned), String> {
+    let clients = crate::aws::clients(endpoint).await;
+    let prefix = format!("cost{}-", unique());
+    let resources = provision(template, &clients, &prefix)
+        .await
+        .map_err(|e| format!("cannot provision on the emulator at {endpoint}: {e}"))?;
+    Ok((clients, resources))
+}
+
+/// The metering proxy in front of the emulator, its billing rules, and the SDK configuration
+/// that sends every call of the functions through it.
+pub(super) async fn metering(
+    endpoint: &str,
+    template: &Template,
+    resources: &Provisioned,
+) -> Result<(FaultProxy, Billing, aws_config::SdkConfig), String> {
+    let proxy = FaultProxy::start(endpoint)
+        .await
+        .map_err(|e| e.to_string())?;
+    let billing = billing(template, resources);
+    proxy.meter(
+        billing
+            .tables
+            .iter()
+            .map(|(name, t)| {
+                (
+                    name.clone(),
+                    t.key_names().iter().map(|k| (*k).to_owned()).collect(),
+                )
+            })
+            .collect(),
+    );
+    let sdk = crate::aws::sdk_config(&proxy.url).await;
+    Ok((proxy, billing, sdk))
+}
+
 /// The billing rules over this stack's tables, from the template.
 pub fn billing(template: &Template, resources: &Provisioned) -> Billing {
     Billing {
@@ -289,22 +309,31 @@ async fn seed(
             )
             .await
             .map_err(|e| e.to_string())?;
-        let url = EndpointUrl::parse("https://partner.example/webhooks", EgressPolicy::PUBLIC)
-            .map_err(|e| e.to_string())?;
-        let secret = generate_secret().map_err(|e| e.to_string())?;
-        let endpoint = Endpoint::new(
-            tenant.clone(),
-            url,
-            EventFilter::all(),
-            secret,
-            SystemTime::now(),
-        );
-        outbound
-            .put_endpoint(&endpoint)
-            .await
-            .map_err(|e| e.to_string())?;
+        partner_endpoint(&outbound, tenant).await?;
     }
     Ok(())
+}
+
+/// The tenant's one partner endpoint, subscribed to everything.
+pub(super) async fn partner_endpoint(
+    store: &DynamoOutboundStore,
+    tenant: &TenantId,
+) -> Result<shared::outbound::ids::EndpointId, String> {
+    let url = EndpointUrl::parse("https://partner.example/webhooks", EgressPolicy::PUBLIC)
+        .map_err(|e| e.to_string())?;
+    let secret = generate_secret().map_err(|e| e.to_string())?;
+    let endpoint = Endpoint::new(
+        tenant.clone(),
+        url,
+        EventFilter::all(),
+        secret,
+        SystemTime::now(),
+    );
+    store
+        .put_endpoint(&endpoint)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(endpoint.id)
 }
 
 /// A signed Stripe `invoice.paid` of about `bytes` bytes (padded with line items), delivered.
@@ -399,16 +428,7 @@ async fn process(
     tenant: &TenantId,
     ids: &[String],
 ) -> Result<(), String> {
-    let started = std::time::Instant::now();
-    let mut invocation = 0u64;
-    loop {
-        invocation += 1;
-        let poll = mapping
-            .poll_once(processor, &format!("cost-{invocation}"))
-            .await?;
-        if poll.received > 0 {
-            continue;
-        }
+    drain(mapping, processor, "events not processed", || async {
         let mut left = 0;
         for id in ids {
             let key = EventKey {
@@ -423,11 +443,39 @@ async fn process(
                 .is_some_and(|r| r.status == EventStatus::Processed);
             left += usize::from(!done);
         }
+        Ok(left)
+    })
+    .await
+}
+
+/// Run `function` on the mapping's queue until `left` says nothing is left (`what` names
+/// what is left, if that takes more than two minutes).
+pub(super) async fn drain<F, Fut>(
+    mapping: &EventSourceMapping,
+    function: &impl crate::event_source::SqsFunction,
+    what: &str,
+    left: F,
+) -> Result<(), String>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<usize, String>>,
+{
+    let started = std::time::Instant::now();
+    let mut invocation = 0u64;
+    loop {
+        invocation += 1;
+        let poll = mapping
+            .poll_once(function, &format!("cost-{invocation}"))
+            .await?;
+        if poll.received > 0 {
+            continue;
+        }
+        let left = left().await?;
         if left == 0 {
             return Ok(());
         }
         if started.elapsed() > Duration::from_secs(120) {
-            return Err(format!("{left} events not processed in 120 s"));
+            return Err(format!("{left} {what} in 120 s"));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -7,10 +7,7 @@
 //! Like the inbound flows, it warms the functions with one message first (the endpoint's
 //! opened secret, the SDK's connections), then counts `events` more.
 
-use std::{
-    sync::Arc,
-    time::{Duration, SystemTime},
-};
+use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use lambda_http::{Body, Request, RequestExt};
@@ -19,23 +16,20 @@ use shared::{
     ids::TenantId,
     outbound::{
         delivery::{DeliveryKey, DeliveryStatus, Exchange},
-        endpoint::{Endpoint, generate_secret},
-        filter::EventFilter,
         ids::{EndpointId, MessageId},
-        ports::{DeliveryLog, EndpointStore, OutboundRequest, Transport},
-        ssrf::{EgressPolicy, EndpointUrl},
+        ports::{DeliveryLog, OutboundRequest, Transport},
     },
 };
 
 use super::{
     FlowCost, Usage,
     flows::{
-        BATCH_SIZE, CountingMetrics, Flow, billing, log_counter, memory_of, platform_log_bytes,
-        unique,
+        BATCH_SIZE, CountingMetrics, Flow, drain, fresh_stack, log_counter, memory_of, metering,
+        partner_endpoint, platform_log_bytes, unique,
     },
     prices,
 };
-use crate::{event_source::EventSourceMapping, fault_proxy::FaultProxy, provision::provision};
+use crate::event_source::EventSourceMapping;
 
 const TENANT: &str = "meter";
 
@@ -63,34 +57,14 @@ pub async fn measure(
     flow: &Flow,
 ) -> Result<FlowCost, String> {
     let logs = log_counter();
-    let clients = crate::aws::clients(endpoint).await;
-    let prefix = format!("cost{}-", unique());
-    let resources = provision(template, &clients, &prefix)
-        .await
-        .map_err(|e| format!("cannot provision on the emulator at {endpoint}: {e}"))?;
+    let (clients, resources) = fresh_stack(endpoint, template).await?;
     let tenant = TenantId::parse(TENANT).map_err(|e| e.to_string())?;
     let keys = Arc::new(KmsKeys::new(clients.kms.clone(), resources.secrets_key()));
     let store =
         DynamoOutboundStore::new(clients.dynamodb.clone(), resources.outbound_table(), keys);
-    let partner = seed(&store, &tenant).await?;
+    let partner = partner_endpoint(&store, &tenant).await?;
 
-    let proxy = FaultProxy::start(endpoint)
-        .await
-        .map_err(|e| e.to_string())?;
-    let billing = billing(template, &resources);
-    proxy.meter(
-        billing
-            .tables
-            .iter()
-            .map(|(name, t)| {
-                (
-                    name.clone(),
-                    t.key_names().iter().map(|k| (*k).to_owned()).collect(),
-                )
-            })
-            .collect(),
-    );
-    let sdk = crate::aws::sdk_config(&proxy.url).await;
+    let (proxy, billing, sdk) = metering(endpoint, template, &resources).await?;
     let metrics = Arc::new(CountingMetrics::default());
     let api_config = crate::dev::api_config(&resources).map_err(|e| e.to_string())?;
     let api = api::build(&sdk, &api_config).with_metrics(metrics.clone());
@@ -156,25 +130,6 @@ pub async fn measure(
     })
 }
 
-/// The tenant's one endpoint, subscribed to everything.
-async fn seed(store: &DynamoOutboundStore, tenant: &TenantId) -> Result<EndpointId, String> {
-    let url = EndpointUrl::parse("https://partner.example/webhooks", EgressPolicy::PUBLIC)
-        .map_err(|e| e.to_string())?;
-    let secret = generate_secret().map_err(|e| e.to_string())?;
-    let endpoint = Endpoint::new(
-        tenant.clone(),
-        url,
-        EventFilter::all(),
-        secret,
-        SystemTime::now(),
-    );
-    store
-        .put_endpoint(&endpoint)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(endpoint.id)
-}
-
 /// Publish a message of about `bytes` with idempotency key `id`, through the API's handler.
 async fn publish(api: &api::AwsOutbound, id: &str, bytes: usize) -> Result<(), String> {
     let payload = String::from_utf8(super::flows::invoice(id, bytes)).map_err(|e| e.to_string())?;
@@ -206,16 +161,7 @@ async fn deliver(
     endpoint: &EndpointId,
     ids: &[String],
 ) -> Result<(), String> {
-    let started = std::time::Instant::now();
-    let mut invocation = 0u64;
-    loop {
-        invocation += 1;
-        let poll = mapping
-            .poll_once(dispatcher, &format!("cost-{invocation}"))
-            .await?;
-        if poll.received > 0 {
-            continue;
-        }
+    drain(mapping, dispatcher, "messages not delivered", || async {
         let mut left = 0;
         for id in ids {
             let key = DeliveryKey {
@@ -230,12 +176,7 @@ async fn deliver(
                 .is_some_and(|d| d.status == DeliveryStatus::Delivered);
             left += usize::from(!done);
         }
-        if left == 0 {
-            return Ok(());
-        }
-        if started.elapsed() > Duration::from_secs(120) {
-            return Err(format!("{left} messages not delivered in 120 s"));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        Ok(left)
+    })
+    .await
 }
