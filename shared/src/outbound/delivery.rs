@@ -149,6 +149,9 @@ pub struct Delivery {
     /// The partner accepted an attempt whose finishing write failed: the next claim finishes
     /// the delivery from this note instead of posting again.
     pub answered: Option<Answered>,
+    /// Its schedule is spent, but its copy could not be put on the deliveries DLQ yet: the next
+    /// claim copies it and marks it dead, without posting again.
+    pub spent: bool,
 }
 
 /// A partner's 2xx, noted on its delivery when the attempt could not be finished.
@@ -188,6 +191,7 @@ impl Delivery {
             last_error: None,
             delivered_at: None,
             answered: None,
+            spent: false,
         }
     }
 }

@@ -311,6 +311,9 @@ where
                 .finish_answered(&delivery, &endpoint, answered, owner)
                 .await;
         }
+        if delivery.spent {
+            return self.dead_when_copied(pointer, &delivery, now).await;
+        }
         let policy = store.tenant_policy(&key.tenant).await?;
         let (schedule, disable_after) = self.settings().for_tenant(policy.as_ref());
         let exchange = self.send(&endpoint, &message, now).await;
@@ -333,20 +336,23 @@ where
                 done,
             )
             .await?;
+        let mut spent = false;
         if decision.status == DeliveryStatus::Dead
             && let Err(e) = self.retry.dead_letter(pointer).await
         {
-            // No DLQ copy, no `dead`: retry soon, and give up again then.
-            warn!(error = %e, "could not copy to the deliveries DLQ; retrying");
+            // No DLQ copy, no `dead`: the copy is tried again soon, without another attempt.
+            warn!(error = %e, "could not copy to the deliveries DLQ; trying again soon");
             decision = Decision {
                 status: DeliveryStatus::Pending,
                 delay: Some(OUTAGE_DELAY),
             };
+            spent = true;
         }
         let result = AttemptResult {
             attempt,
             created_at: delivery.created_at,
             status: decision.status,
+            spent,
             next_attempt_at: decision.delay.map(|d| done + d),
             // Delivered, dead (its copy on the DLQ for an operator) or cancelled: kept as long
             // as delivered ones, then gone.
@@ -466,6 +472,7 @@ where
             attempt,
             created_at: delivery.created_at,
             status: DeliveryStatus::Delivered,
+            spent: false,
             next_attempt_at: None,
             expires_at: Some(answered.at + self.settings().retention),
         };
@@ -504,6 +511,40 @@ where
                 Ok(Dispatched::Skipped("no such message"))
             }
         }
+    }
+
+    /// A delivery whose schedule was spent when its DLQ copy failed: copy it now and mark it
+    /// dead, with no attempt.
+    async fn dead_when_copied(
+        &self,
+        pointer: &DeliveryPointer,
+        delivery: &Delivery,
+        now: SystemTime,
+    ) -> Result<Dispatched, StoreError> {
+        if let Dispatched::Later(delay) = self.dead_letter(pointer).await {
+            // Still claimed: the pointer comes back once the lease ends.
+            return Ok(Dispatched::Later(delay.max(self.settings().lease)));
+        }
+        self.outbound
+            .store
+            .move_delivery(
+                &delivery.key,
+                &[DeliveryStatus::Sending],
+                DeliveryStatus::Dead,
+                false,
+                now,
+                Some(now + self.settings().retention),
+            )
+            .await?;
+        info!("schedule spent; copied to the deliveries DLQ and dead, not posted again");
+        self.endpoint_line(
+            names::DELIVERY_DEAD,
+            &delivery.key.tenant,
+            &delivery.key.endpoint_id,
+            now,
+        )
+        .emit_to(&**self.metrics());
+        Ok(Dispatched::Dead)
     }
 
     /// A delivery whose message is gone (expired): nothing to send, so no attempt and nothing

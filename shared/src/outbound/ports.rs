@@ -182,6 +182,9 @@ pub struct AttemptResult {
     pub next_attempt_at: Option<SystemTime>,
     /// For a final status: when the delivery's record expires.
     pub expires_at: Option<SystemTime>,
+    /// The schedule is spent but the DLQ copy failed: pending, to be made dead by the next
+    /// claim without another attempt.
+    pub spent: bool,
 }
 
 /// The message and delivery log.

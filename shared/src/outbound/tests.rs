@@ -1253,3 +1253,38 @@ async fn deleting_an_endpoint_cancels_every_delivery_it_held_past_one_page() {
             .all(|d| d.status == DeliveryStatus::Cancelled)
     );
 }
+
+#[tokio::test]
+async fn a_dlq_copy_that_fails_after_the_last_attempt_is_made_later_without_posting_again() {
+    // GIVEN a delivery on its last attempt (two in all) to an endpoint that fails
+    let w = world_with(OutboundSettings {
+        schedule: "0,0".parse().expect("schedule"),
+        ..OutboundSettings::default()
+    });
+    let endpoint = w.endpoint("https://a.example/in", &[]).await;
+    w.d.transport
+        .script("https://a.example/in", vec![ScriptedTransport::status(500)]);
+    let key = w.publish_to_one("invoice.paid", "order-spent").await;
+    w.dispatch_all().await;
+    w.store()
+        .reset_health(&acme(), &endpoint.id)
+        .await
+        .expect("reset");
+
+    // WHEN the last attempt fails while the DLQ refuses its copy, THEN it comes back soon
+    w.queue.set_unavailable(true);
+    assert!(matches!(
+        w.redeliver_when_due(&key).await,
+        Dispatched::Retry(_)
+    ));
+    assert_eq!(w.d.transport.requests().len(), 2);
+    assert!(w.queue.dead_letters().is_empty());
+
+    // WHEN it comes back with the DLQ answering, THEN it is copied and dead, not posted again
+    w.queue.set_unavailable(false);
+    assert_eq!(w.redeliver_when_due(&key).await, Dispatched::Dead);
+    assert_eq!(w.d.transport.requests().len(), 2, "no third POST");
+    assert_eq!(w.queue.dead_letters().len(), 1);
+    assert_eq!(w.deliveries()[0].status, DeliveryStatus::Dead);
+    assert_eq!(w.store().all_attempts().len(), 2);
+}

@@ -561,6 +561,7 @@ impl DeliveryLog for MemoryOutboundStore {
             d.delivered_at = Some(result.attempt.at);
         }
         d.answered = None;
+        d.spent = result.spent;
         stored.owner = None;
         state.attempts.push(result.attempt.clone());
         Ok(true)
@@ -615,6 +616,7 @@ impl DeliveryLog for MemoryOutboundStore {
         d.next_attempt_at = (to == DeliveryStatus::Pending).then_some(now);
         if reset_attempts {
             d.attempts = 0;
+            d.spent = false;
         }
         stored.owner = None;
         Ok(true)

@@ -116,6 +116,7 @@ fn delivery_from_item(item: &Item) -> Result<Delivery, ItemError> {
             (Some(status), Some(at)) => Some(Answered { status, at }),
             _ => None,
         },
+        spent: item.get("spent").is_some_and(|v| v.as_bool() == Ok(&true)),
     })
 }
 
@@ -1012,6 +1013,11 @@ impl DeliveryLog for DynamoOutboundStore {
         if result.status == DeliveryStatus::Delivered {
             update = update.set("delivered_at", ms(attempt.at));
         }
+        update = if result.spent {
+            update.set("spent", AttributeValue::Bool(true))
+        } else {
+            update.remove("spent")
+        };
         if let Some(expires_at) = result.expires_at {
             update = update.set("expires_at", n(unix_secs(expires_at)));
         }
@@ -1116,7 +1122,7 @@ impl DeliveryLog for DynamoOutboundStore {
             None => update.remove("next_attempt_at"),
         };
         if reset_attempts {
-            update = update.set("attempts", n(0));
+            update = update.set("attempts", n(0)).remove("spent");
         }
         update = match expires_at {
             Some(at) => update.set("expires_at", n(unix_secs(at))),
