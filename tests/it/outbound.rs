@@ -1061,3 +1061,45 @@ async fn a_message_stored_before_messages_had_partitions_of_their_own_is_deliver
         .expect("get");
     assert!(message.item.is_some());
 }
+
+#[tokio::test]
+async fn a_pointer_sent_again_on_sqs_comes_back_fresh_after_its_delay() {
+    // GIVEN the deliveries queue on the emulator
+    let stack = Stack::new().await;
+    let queue = SqsDeliveryQueue::new(
+        stack.sqs.clone(),
+        stack.resources.deliveries_queue_url(),
+        stack.resources.deliveries_dlq_url(),
+    );
+    let pointer = DeliveryPointer::new(&DeliveryKey {
+        tenant: acme(),
+        message_id: MessageId::parse("again-1").expect("id"),
+        endpoint_id: shared::outbound::ids::EndpointId::generate(),
+    });
+
+    // WHEN a pointer is sent again with a delay
+    use shared::outbound::ports::DeliveryRetryQueue;
+    queue
+        .send_again(&pointer, Duration::from_secs(1))
+        .await
+        .expect("sent");
+
+    // THEN it arrives as a new message, received once, with the same pointer
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let received = stack
+        .sqs
+        .receive_message()
+        .queue_url(stack.resources.deliveries_queue_url())
+        .message_system_attribute_names(
+            aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
+        )
+        .wait_time_seconds(2)
+        .send()
+        .await
+        .expect("receive");
+    let message = received.messages().first().expect("a message");
+    assert_eq!(
+        DeliveryPointer::parse(message.body().unwrap_or_default()),
+        Some(pointer)
+    );
+}

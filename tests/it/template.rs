@@ -749,3 +749,20 @@ fn the_function_url_is_an_option_off_by_default_authenticated_by_the_signature_a
         );
     }
 }
+
+#[test]
+fn the_deliveries_queue_limits_are_the_ones_the_dispatcher_refreshes_pointers_within() {
+    let template = Template::parse_with(TEMPLATE, &Overrides::new()).expect("template parses");
+    let queue = template.queue(DELIVERIES_QUEUE).expect("deliveries queue");
+    let receives = queue.redrive.as_ref().expect("redrive").max_receive_count;
+    assert_eq!(
+        receives,
+        u64::from(shared::outbound::dispatch::DELIVERIES_MAX_RECEIVES)
+    );
+    // A pointer is sent again fresh a day into its life, well before SQS drops it.
+    let retention = queue.retention_secs.expect("retention");
+    assert!(
+        retention >= 2 * shared::outbound::dispatch::POINTER_REFRESH_AFTER.as_secs(),
+        "{retention}"
+    );
+}

@@ -51,6 +51,12 @@ use crate::{
 
 /// How soon a message comes back when its endpoint's rate limit is used up this second.
 const RATE_LIMITED_DELAY: Duration = Duration::from_secs(1);
+/// The deliveries queue's `maxReceiveCount` (template.yaml): a pointer that would come back
+/// once more is sent again fresh instead, so no receive limit sends a live delivery to the DLQ.
+pub const DELIVERIES_MAX_RECEIVES: u32 = 100;
+/// How old a pointer may grow before one that comes back is sent again fresh: well inside the
+/// deliveries queue's retention (`MessageRetentionPeriod`, four days), past which SQS drops it.
+pub const POINTER_REFRESH_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// How soon a pointer comes back when its message is not stored yet (its publish is between
 /// sending the pointers and storing the message).
 const UNSTORED_DELAY: Duration = Duration::from_secs(2);
@@ -101,6 +107,9 @@ pub enum Dispatched {
     Skipped(&'static str),
     /// Not attempted now (rate limit, another's lease, an outage): back on the queue soon.
     Later(Duration),
+    /// Retried or not attempted now, through a fresh copy of its pointer (this one was near
+    /// the queue's receive or age limit): done with as far as this message goes.
+    SentAgain(Duration),
 }
 
 impl Dispatched {
@@ -201,6 +210,9 @@ where
                 }
             };
             if let Dispatched::Retry(delay) | Dispatched::Later(delay) = outcome {
+                if self.nears_queue_limits(message) {
+                    return self.send_again(message, &pointer, outcome, delay).await;
+                }
                 self.come_back(message, delay).await;
             }
             outcome
@@ -216,6 +228,41 @@ where
             Err(e) => {
                 warn!(error = %e, "could not copy to the deliveries DLQ; the message comes back");
                 Dispatched::Later(OUTAGE_DELAY)
+            }
+        }
+    }
+
+    /// Whether SQS would soon drop a pointer that comes back: on its last receives (it would
+    /// go to the DLQ although its delivery is not dead) or near the queue's retention (it
+    /// would vanish, and a delivery not claimed yet with it).
+    fn nears_queue_limits(&self, message: &Message) -> bool {
+        message.receive_count + 1 >= DELIVERIES_MAX_RECEIVES
+            || message.sent_at.is_some_and(|sent| {
+                self.now().duration_since(sent).unwrap_or_default() >= POINTER_REFRESH_AFTER
+            })
+    }
+
+    /// Put a fresh copy of the pointer on the queue and let this one go: its receives and its
+    /// age start over. If the copy cannot be sent, this one comes back as usual.
+    async fn send_again(
+        &self,
+        message: &Message,
+        pointer: &DeliveryPointer,
+        outcome: Dispatched,
+        delay: Duration,
+    ) -> Dispatched {
+        match self.retry.send_again(pointer, delay).await {
+            Ok(()) => {
+                info!(
+                    receive_count = message.receive_count,
+                    "pointer near the queue's limits: sent again fresh"
+                );
+                Dispatched::SentAgain(delay)
+            }
+            Err(e) => {
+                warn!(error = %e, "could not send the pointer again; it comes back as it is");
+                self.come_back(message, delay).await;
+                outcome
             }
         }
     }

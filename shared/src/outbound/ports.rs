@@ -372,6 +372,14 @@ pub trait DeliveryRetryQueue: Send + Sync {
 
     /// Copy a pointer to the deliveries DLQ.
     async fn dead_letter(&self, pointer: &DeliveryPointer) -> Result<(), QueueError>;
+
+    /// Send a fresh copy of a pointer, visible after `delay` (SQS delays 15 minutes at most):
+    /// for one whose receives or age near the queue's limits.
+    async fn send_again(
+        &self,
+        pointer: &DeliveryPointer,
+        delay: Duration,
+    ) -> Result<(), QueueError>;
 }
 
 /// One signed request to an endpoint.
@@ -414,5 +422,13 @@ impl<T: DeliveryRetryQueue + ?Sized> DeliveryRetryQueue for std::sync::Arc<T> {
 
     async fn dead_letter(&self, pointer: &DeliveryPointer) -> Result<(), QueueError> {
         (**self).dead_letter(pointer).await
+    }
+
+    async fn send_again(
+        &self,
+        pointer: &DeliveryPointer,
+        delay: Duration,
+    ) -> Result<(), QueueError> {
+        (**self).send_again(pointer, delay).await
     }
 }

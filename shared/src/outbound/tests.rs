@@ -1288,3 +1288,50 @@ async fn a_dlq_copy_that_fails_after_the_last_attempt_is_made_later_without_post
     assert_eq!(w.deliveries()[0].status, DeliveryStatus::Dead);
     assert_eq!(w.store().all_attempts().len(), 2);
 }
+
+#[tokio::test]
+async fn a_pointer_near_the_queues_limits_is_sent_again_fresh_instead_of_coming_back() {
+    // GIVEN an endpoint limited to one delivery a second, its slot for this second taken
+    let w = world();
+    let endpoint = w.endpoint("https://a.example/in", &[]).await;
+    w.outbound()
+        .update_endpoint(
+            &acme(),
+            &endpoint.id,
+            EndpointChange {
+                rate_limit: Some("1".into()),
+                ..EndpointChange::default()
+            },
+        )
+        .await
+        .expect("updated");
+    w.publish("invoice.paid", "first").await;
+    assert_eq!(w.dispatch_all().await, [Dispatched::Delivered]);
+    let key = w.publish_to_one("invoice.paid", "limited").await;
+    w.queue.drain();
+    let pointer = |receive_count: u32, sent_ago: u64| Message {
+        message_id: "limited".into(),
+        receipt_handle: Some("rh".into()),
+        body: delivery::DeliveryPointer::new(&key).to_json(),
+        receive_count,
+        sent_at: Some(UNIX_EPOCH + Duration::from_secs(NOW - sent_ago)),
+    };
+
+    // WHEN it comes early in its life, THEN it comes back on the queue as usual
+    assert_eq!(
+        w.d.dispatch(&pointer(3, 60), "worker/1").await,
+        Dispatched::Later(Duration::from_secs(1))
+    );
+    assert!(w.queue.sent().is_empty());
+    // WHEN it is on its last receives, or a day old, THEN a fresh copy goes on the queue and
+    // this one is let go: no false dead letter, nothing dropped by the queue's retention
+    for (receives, age) in [(99, 60), (5, 25 * 3600)] {
+        assert_eq!(
+            w.d.dispatch(&pointer(receives, age), "worker/2").await,
+            Dispatched::SentAgain(Duration::from_secs(1))
+        );
+        assert!(!Dispatched::SentAgain(Duration::ZERO).is_failure());
+    }
+    assert_eq!(w.queue.drain().len(), 2);
+    assert_eq!(w.d.transport.requests().len(), 1);
+}

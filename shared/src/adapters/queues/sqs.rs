@@ -246,6 +246,23 @@ impl DeliveryRetryQueue for SqsDeliveryQueue {
         self.send_pointer(&self.dead_letter_url, "the deliveries DLQ", pointer)
             .await
     }
+
+    async fn send_again(
+        &self,
+        pointer: &DeliveryPointer,
+        delay: Duration,
+    ) -> Result<(), QueueError> {
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(pointer.to_json())
+            .message_attributes("tenant", attribute(&pointer.tenant)?)
+            .delay_seconds(i32::try_from(delay.as_secs().min(900)).unwrap_or(900))
+            .send()
+            .await
+            .map_err(|e| sqs_error("SendMessage", "the deliveries queue", &e))?;
+        Ok(())
+    }
 }
 
 /// [`DeadLetterQueue`] on the events queue's SQS dead-letter queue.
