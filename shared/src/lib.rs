@@ -23,6 +23,7 @@
 
 pub mod adapters;
 pub mod aws;
+pub mod batch;
 pub mod clock;
 pub mod directory_cache;
 pub mod env;

@@ -16,9 +16,8 @@ use shared::{
         ssrf::EgressPolicy,
         transport::HttpTransport,
     },
-    processor::{Jitter, SystemJitter, messages},
+    processor::{Jitter, SystemJitter},
 };
-use tracing::error;
 
 /// The dispatcher wired to DynamoDB, SQS and the network, as deployed.
 pub type AwsDispatcher = Dispatcher<
@@ -150,21 +149,116 @@ where
     C: Clock,
     J: Jitter,
 {
-    let messages =
-        messages(&event.payload).inspect_err(|e| error!(error = %e, "refusing the batch"))?;
-    let mut response = SqsBatchResponse::default();
-    for failed in dispatcher
-        .dispatch_batch(&messages, &event.context.request_id)
-        .await
-    {
-        response.add_failure(failed);
-    }
-    Ok(response)
+    let invocation = &event.context.request_id;
+    Ok(
+        shared::batch::respond(&event.payload, |messages| async move {
+            dispatcher.dispatch_batch(&messages, invocation).await
+        })
+        .await?,
+    )
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
+    use aws_lambda_events::event::sqs::SqsMessage;
+    use lambda_runtime::Context;
+    use shared::{
+        clock::ManualClock,
+        ids::TenantId,
+        memory::{MemoryDeliveryQueue, MemoryOutboundStore, ScriptedTransport},
+        outbound::{admin::EndpointChange, publish::PublishRequest, ssrf::StaticResolver},
+        processor::NoJitter,
+    };
+
     use super::*;
+
+    #[tokio::test]
+    async fn a_batch_reports_only_the_deliveries_that_must_come_back() {
+        // GIVEN one message published to an endpoint that fails and to one that answers
+        let queue = Arc::new(MemoryDeliveryQueue::new());
+        let resolver = StaticResolver::default()
+            .with("failing.example", &["93.184.216.34".parse().expect("ip")])
+            .with("fine.example", &["93.184.216.35".parse().expect("ip")]);
+        let outbound = Outbound::new(
+            MemoryOutboundStore::new(),
+            queue.clone(),
+            ManualClock::at_unix(1_750_000_000),
+            OutboundSettings::default(),
+        )
+        .with_resolver(Arc::new(resolver));
+        let transport = ScriptedTransport::new();
+        transport.script(
+            "https://failing.example/in",
+            vec![ScriptedTransport::status(500)],
+        );
+        let dispatcher = Dispatcher::new(outbound, queue.clone(), transport, NoJitter);
+        let tenant = TenantId::parse("acme").expect("tenant");
+        let mut failing = None;
+        for url in ["https://failing.example/in", "https://fine.example/in"] {
+            let endpoint = dispatcher
+                .outbound
+                .add_endpoint(
+                    &tenant,
+                    EndpointChange {
+                        url: Some(url.into()),
+                        ..EndpointChange::default()
+                    },
+                    None,
+                )
+                .await
+                .expect("endpoint");
+            failing.get_or_insert(endpoint.id);
+        }
+        let failing = failing.expect("the failing endpoint").to_string();
+        dispatcher
+            .outbound
+            .publish(PublishRequest {
+                tenant: &tenant,
+                event_type: "invoice.paid",
+                payload: br#"{"id":"inv_1"}"#,
+                idempotency_key: Some("order-1"),
+            })
+            .await
+            .expect("published");
+        // The failing endpoint's pointer first, then the fine one's, then garbage.
+        let mut pointers = queue.drain();
+        pointers.sort_by_key(|p| p.endpoint_id != failing);
+        let mut records: Vec<SqsMessage> = pointers
+            .iter()
+            .enumerate()
+            .map(|(n, p)| record(&format!("m-{n}"), &p.to_json()))
+            .collect();
+        records.push(record("m-garbage", "not a pointer"));
+
+        // WHEN the batch arrives
+        let mut payload = SqsEvent::default();
+        payload.records = records;
+        let mut context = Context::default();
+        context.request_id = "invocation-1".into();
+        let response = handle(&dispatcher, LambdaEvent::new(payload, context))
+            .await
+            .expect("answered");
+
+        // THEN only the failing endpoint's delivery is reported, to come back on its schedule
+        let failed: Vec<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(failed, ["m-0"]);
+    }
+
+    fn record(id: &str, body: &str) -> SqsMessage {
+        let mut message = SqsMessage::default();
+        message.message_id = Some(id.to_owned());
+        message.receipt_handle = Some(format!("receipt-{id}"));
+        message.body = Some(body.to_owned());
+        message.attributes =
+            HashMap::from([("ApproximateReceiveCount".to_owned(), "1".to_owned())]);
+        message
+    }
 
     #[test]
     fn configuration_comes_from_the_environment_and_never_opens_the_guard() {

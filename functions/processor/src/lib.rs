@@ -11,10 +11,9 @@ use shared::{
     env::{Env, EnvError},
     outbound::{Outbound, OutboundSettings, relay::InboundRelay},
     ports::{ProcessorStore, RetryQueue},
-    processor::{Jitter, Processor, ProcessorSettings, SystemJitter, messages},
+    processor::{Jitter, Processor, ProcessorSettings, SystemJitter},
     projectors::UnknownTypePolicy,
 };
-use tracing::error;
 
 /// The processor wired to DynamoDB and SQS, as deployed.
 pub type AwsProcessor = Processor<DynamoEventStore, SqsRetryQueue, SystemClock, SystemJitter>;
@@ -129,13 +128,12 @@ where
     C: Clock,
     J: Jitter,
 {
-    let messages =
-        messages(&event.payload).inspect_err(|e| error!(error = %e, "refusing the batch"))?;
-    let mut response = SqsBatchResponse::default();
-    for failed in processor.process_batch(&messages).await {
-        response.add_failure(failed);
-    }
-    Ok(response)
+    Ok(
+        shared::batch::respond(&event.payload, |messages| async move {
+            processor.process_batch(&messages).await
+        })
+        .await?,
+    )
 }
 
 #[cfg(test)]

@@ -22,7 +22,6 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use futures_util::{StreamExt, stream};
 use serde_json::json;
 use tracing::{Instrument, error, info, info_span, warn};
 
@@ -167,17 +166,19 @@ where
 
     /// Dispatch a batch; the ids of the messages to report failed.
     pub async fn dispatch_batch(&self, messages: &[Message], invocation: &str) -> Vec<String> {
-        stream::iter(messages)
-            .map(|message| async move {
+        crate::batch::run(
+            messages,
+            self.settings().concurrency,
+            |message| async move {
                 let owner = format!("{invocation}/{}", message.message_id);
-                (message, self.dispatch(message, &owner).await)
-            })
-            .buffer_unordered(self.settings().concurrency.max(1))
-            .filter_map(|(message, outcome)| async move {
-                outcome.is_failure().then(|| message.message_id.clone())
-            })
-            .collect()
-            .await
+                self.dispatch(message, &owner).await
+            },
+        )
+        .await
+        .into_iter()
+        .filter(|(_, outcome)| outcome.is_failure())
+        .map(|(message, _)| message.message_id.clone())
+        .collect()
     }
 
     /// Handle one message, with its span.
@@ -236,7 +237,7 @@ where
     /// go to the DLQ although its delivery is not dead) or near the queue's retention (it
     /// would vanish, and a delivery not claimed yet with it).
     fn nears_queue_limits(&self, message: &Message) -> bool {
-        message.receive_count + 1 >= DELIVERIES_MAX_RECEIVES
+        message.receives_left(DELIVERIES_MAX_RECEIVES) <= 1
             || message.sent_at.is_some_and(|sent| {
                 self.now().duration_since(sent).unwrap_or_default() >= POINTER_REFRESH_AFTER
             })

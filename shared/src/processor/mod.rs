@@ -28,7 +28,6 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use futures_util::{StreamExt, stream};
 use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::{
@@ -70,63 +69,12 @@ impl Default for ProcessorSettings {
     }
 }
 
-/// One queue message, as the Lambda event (or the local runner) hands it over.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
-    pub message_id: String,
-    pub receipt_handle: Option<String>,
-    pub body: String,
-    /// SQS's `ApproximateReceiveCount`: 1 on the first delivery.
-    pub receive_count: u32,
-    /// SQS's `SentTimestamp`, when the event carries it.
-    pub sent_at: Option<SystemTime>,
-}
-
 /// How long after its sending a pointer may still find no record because its ingress is
 /// still writing it: Lambda's longest timeout. After that, a pointer without a record names a
 /// delivery that was never acknowledged (the provider got a 5xx and retries), and is dropped.
 pub const ORPHAN_AFTER: Duration = Duration::from_secs(15 * 60);
 
-/// A batch that cannot be answered message by message.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "an SQS record has no message id, so its failure could not be reported alone; retrying the batch"
-)]
-pub struct MissingMessageId;
-
-/// The messages of an SQS event (the processor's and the dispatcher's). A record without a
-/// message id cannot be reported alone, so the batch is refused whole (and retried; processing is idempotent) rather than
-/// reported with an empty identifier.
-pub fn messages(
-    event: &aws_lambda_events::event::sqs::SqsEvent,
-) -> Result<Vec<Message>, MissingMessageId> {
-    event
-        .records
-        .iter()
-        .map(|record| {
-            let message_id = record
-                .message_id
-                .clone()
-                .filter(|id| !id.is_empty())
-                .ok_or(MissingMessageId)?;
-            Ok(Message {
-                message_id,
-                receipt_handle: record.receipt_handle.clone(),
-                body: record.body.clone().unwrap_or_default(),
-                receive_count: record
-                    .attributes
-                    .get("ApproximateReceiveCount")
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(1),
-                sent_at: record
-                    .attributes
-                    .get("SentTimestamp")
-                    .and_then(|ms| ms.parse().ok())
-                    .map(crate::clock::from_unix_millis),
-            })
-        })
-        .collect()
-}
+pub use crate::batch::{Message, MissingMessageId, messages};
 
 /// How a message ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,19 +200,15 @@ where
     /// Process a batch, a bounded number at a time, and publish its metrics in one line per
     /// provider and outcome; the ids of the messages to report failed.
     pub async fn process_batch(&self, messages: &[Message]) -> Vec<String> {
-        let handled: Vec<(&Message, Disposition, Sample)> = stream::iter(messages)
-            .map(|message| async move {
-                let (disposition, sample) = self.handle(message).await;
-                (message, disposition, sample)
-            })
-            .buffer_unordered(self.settings.concurrency.max(1))
-            .collect()
-            .await;
-        self.publish(handled.iter().map(|(_, _, sample)| sample));
+        let handled = crate::batch::run(messages, self.settings.concurrency, |message| {
+            self.handle(message)
+        })
+        .await;
+        self.publish(handled.iter().map(|(_, (_, sample))| sample));
         handled
             .into_iter()
-            .filter(|(_, disposition, _)| disposition.is_failure())
-            .map(|(message, _, _)| message.message_id.clone())
+            .filter(|(_, (disposition, _))| disposition.is_failure())
+            .map(|(message, _)| message.message_id.clone())
             .collect()
     }
 
@@ -562,7 +506,7 @@ where
     /// Whether the queue will not deliver this message again: its receives equal the
     /// schedule's attempts, which is the queue's `maxReceiveCount`.
     fn is_last_receive(&self, message: &Message) -> bool {
-        message.receive_count >= self.settings.schedule.max_attempts()
+        message.receives_left(self.settings.schedule.max_attempts()) == 0
     }
 
     /// Before any claim: retry on the schedule for the message's receive count. On its last
