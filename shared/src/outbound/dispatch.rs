@@ -569,30 +569,15 @@ where
         delivery: &Delivery,
         now: SystemTime,
     ) -> Result<Dispatched, StoreError> {
-        if let Dispatched::Later(delay) = self.dead_letter(pointer).await {
+        let dead = self
+            .dead_without_attempt(pointer, delivery, &[DeliveryStatus::Sending], now)
+            .await?;
+        if let Dispatched::Later(delay) = dead {
             // Still claimed: the pointer comes back once the lease ends.
             return Ok(Dispatched::Later(delay.max(self.settings().lease)));
         }
-        self.outbound
-            .store
-            .move_delivery(
-                &delivery.key,
-                &[DeliveryStatus::Sending],
-                DeliveryStatus::Dead,
-                false,
-                now,
-                Some(now + self.settings().retention),
-            )
-            .await?;
         info!("schedule spent; copied to the deliveries DLQ and dead, not posted again");
-        self.endpoint_line(
-            names::DELIVERY_DEAD,
-            &delivery.key.tenant,
-            &delivery.key.endpoint_id,
-            now,
-        )
-        .emit_to(&**self.metrics());
-        Ok(Dispatched::Dead)
+        Ok(dead)
     }
 
     /// A delivery whose message is gone (expired): nothing to send, so no attempt and nothing
@@ -604,6 +589,28 @@ where
         now: SystemTime,
     ) -> Result<Dispatched, StoreError> {
         error!("the message expired before it could be delivered; dead");
+        self.dead_without_attempt(
+            pointer,
+            delivery,
+            &[
+                DeliveryStatus::Pending,
+                DeliveryStatus::Held,
+                DeliveryStatus::Sending,
+            ],
+            now,
+        )
+        .await
+    }
+
+    /// Copy the pointer to the deliveries DLQ, then mark the delivery dead from one of `from`
+    /// (a dead delivery always has its copy); if the copy fails, it comes back instead.
+    async fn dead_without_attempt(
+        &self,
+        pointer: &DeliveryPointer,
+        delivery: &Delivery,
+        from: &[DeliveryStatus],
+        now: SystemTime,
+    ) -> Result<Dispatched, StoreError> {
         if let Dispatched::Later(delay) = self.dead_letter(pointer).await {
             return Ok(Dispatched::Later(delay));
         }
@@ -611,11 +618,7 @@ where
             .store
             .move_delivery(
                 &delivery.key,
-                &[
-                    DeliveryStatus::Pending,
-                    DeliveryStatus::Held,
-                    DeliveryStatus::Sending,
-                ],
+                from,
                 DeliveryStatus::Dead,
                 false,
                 now,

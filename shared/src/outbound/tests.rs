@@ -124,6 +124,22 @@ impl World {
             .expect("published")
     }
 
+    /// An endpoint limited to `per_second` deliveries a second.
+    async fn limited_endpoint(&self, url: &str, per_second: &str) -> Endpoint {
+        let endpoint = self.endpoint(url, &[]).await;
+        self.outbound()
+            .update_endpoint(
+                &acme(),
+                &endpoint.id,
+                EndpointChange {
+                    rate_limit: Some(per_second.into()),
+                    ..EndpointChange::default()
+                },
+            )
+            .await
+            .expect("updated")
+    }
+
     /// Publish to the one endpoint there is; the key of its delivery (created by the
     /// dispatcher's first claim).
     async fn publish_to_one(&self, event_type: &str, key: &str) -> delivery::DeliveryKey {
@@ -964,18 +980,7 @@ async fn an_endpoint_failing_for_too_long_is_disabled() {
 #[tokio::test]
 async fn a_rate_limited_endpoint_waits_without_spending_attempts() {
     let w = world();
-    let endpoint = w.endpoint("https://a.example/in", &[]).await;
-    w.outbound()
-        .update_endpoint(
-            &acme(),
-            &endpoint.id,
-            EndpointChange {
-                rate_limit: Some("1".into()),
-                ..EndpointChange::default()
-            },
-        )
-        .await
-        .expect("updated");
+    w.limited_endpoint("https://a.example/in", "1").await;
     w.publish("invoice.paid", "r-1").await;
     w.publish("invoice.paid", "r-2").await;
 
@@ -1293,18 +1298,7 @@ async fn a_dlq_copy_that_fails_after_the_last_attempt_is_made_later_without_post
 async fn a_pointer_near_the_queues_limits_is_sent_again_fresh_instead_of_coming_back() {
     // GIVEN an endpoint limited to one delivery a second, its slot for this second taken
     let w = world();
-    let endpoint = w.endpoint("https://a.example/in", &[]).await;
-    w.outbound()
-        .update_endpoint(
-            &acme(),
-            &endpoint.id,
-            EndpointChange {
-                rate_limit: Some("1".into()),
-                ..EndpointChange::default()
-            },
-        )
-        .await
-        .expect("updated");
+    w.limited_endpoint("https://a.example/in", "1").await;
     w.publish("invoice.paid", "first").await;
     assert_eq!(w.dispatch_all().await, [Dispatched::Delivered]);
     let key = w.publish_to_one("invoice.paid", "limited").await;
