@@ -837,6 +837,13 @@ async fn the_outbound_store_pages_holds_and_limits_on_dynamodb() {
         .await
         .expect("held");
     assert_eq!((first_two.deliveries.len(), first_two.more), (2, true));
+    // The endpoint says so when read: a new message waits behind them.
+    let read = store
+        .endpoint(&acme(), &endpoint.id)
+        .await
+        .expect("read")
+        .expect("endpoint");
+    assert!(read.health.holding);
     assert_eq!(
         store
             .holding_endpoints(10, None)

@@ -319,7 +319,9 @@ where
         if pointer.event_type.is_some() && endpoint.created_at > message.created_at {
             return Ok(Dispatched::Skipped("endpoint newer than the message"));
         }
-        if !endpoint.is_enabled() || (endpoint.is_paused(now) && !pointer.probe) {
+        // A published delivery also waits while older ones are held, to go out after them.
+        let behind_held = pointer.event_type.is_some() && endpoint.health.holding;
+        if !endpoint.is_enabled() || (endpoint.is_paused(now) && !pointer.probe) || behind_held {
             return self.hold(&message, key, now).await;
         }
         // Our own failures never count against the partner: no attempt, no health.
@@ -431,7 +433,10 @@ where
         self.count(&delivery, &endpoint, &exchange, decision.status);
         Ok(match decision.status {
             DeliveryStatus::Delivered => {
-                if pointer.probe || endpoint.health.consecutive_failures > 0 {
+                if pointer.probe
+                    || endpoint.health.consecutive_failures > 0
+                    || endpoint.health.holding
+                {
                     self.release(&key.tenant, &key.endpoint_id).await;
                 }
                 Dispatched::Delivered

@@ -194,6 +194,9 @@ pub struct EndpointHealth {
     pub last_success_at: Option<SystemTime>,
     /// Set when the dispatcher (not an operator) disabled it: `gone` or `failing`.
     pub disabled: Option<(DisabledReason, SystemTime)>,
+    /// It holds deliveries (it was disabled or paused): a new one waits behind them, so they
+    /// are all released in order of creation.
+    pub holding: bool,
 }
 
 /// One partner endpoint of a tenant.

@@ -142,7 +142,7 @@ where
         let (held, open): (Vec<&Endpoint>, Vec<&Endpoint>) = endpoints
             .iter()
             .filter(|e| e.filter.matches(&message.event_type))
-            .partition(|e| !e.is_enabled() || e.is_paused(now));
+            .partition(|e| !e.is_enabled() || e.is_paused(now) || e.health.holding);
         let pointers: Vec<DeliveryPointer> = open
             .iter()
             .map(|e| {

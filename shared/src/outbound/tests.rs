@@ -1329,3 +1329,38 @@ async fn a_pointer_near_the_queues_limits_is_sent_again_fresh_instead_of_coming_
     assert_eq!(w.queue.drain().len(), 2);
     assert_eq!(w.d.transport.requests().len(), 1);
 }
+
+#[tokio::test]
+async fn a_message_published_while_older_ones_are_held_goes_out_after_them() {
+    // GIVEN an endpoint paused by its circuit while two messages were published: both held
+    use crate::clock::Clock;
+    let w = world();
+    let endpoint = w.endpoint("https://a.example/in", &[]).await;
+    let now = w.clock().now();
+    w.store()
+        .pause(&acme(), &endpoint.id, now + Duration::from_secs(60), now)
+        .await
+        .expect("paused");
+    for key in ["older-1", "older-2"] {
+        w.publish("invoice.paid", key).await;
+        w.clock().advance(Duration::from_secs(1));
+    }
+    assert!(w.queue.drain().is_empty());
+
+    // WHEN the pause is over and a third is published before the held ones are released
+    w.clock().advance(Duration::from_secs(120));
+    w.publish("invoice.paid", "newer").await;
+
+    // THEN it is held behind them, and all three are released in order of creation
+    assert!(w.queue.drain().is_empty(), "not ahead of the held ones");
+    w.outbound()
+        .release_held(&acme(), &endpoint.id, 100)
+        .await
+        .expect("released");
+    let released: Vec<String> = w.queue.drain().into_iter().map(|p| p.message_id).collect();
+    assert_eq!(released, ["older-1", "older-2", "newer"]);
+    assert!(
+        !w.health(&endpoint.id).await.holding,
+        "none left: the mark is gone"
+    );
+}

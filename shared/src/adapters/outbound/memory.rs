@@ -37,6 +37,15 @@ struct StoredEndpoint {
     holding_since: Option<SystemTime>,
 }
 
+impl StoredEndpoint {
+    /// The endpoint as a read gives it, with its holding mark.
+    fn read(&self) -> Endpoint {
+        let mut endpoint = self.endpoint.clone();
+        endpoint.health.holding = self.holding_since.is_some();
+        endpoint
+    }
+}
+
 #[derive(Debug, Clone)]
 struct StoredDelivery {
     delivery: Delivery,
@@ -205,7 +214,7 @@ impl EndpointStore for MemoryOutboundStore {
         Ok(lock(&self.state)
             .endpoints
             .get(&(tenant.clone(), id.clone()))
-            .map(|s| s.endpoint.clone()))
+            .map(StoredEndpoint::read))
     }
 
     async fn endpoints(&self, tenant: &TenantId) -> Result<Vec<Endpoint>, StoreError> {
@@ -216,7 +225,7 @@ impl EndpointStore for MemoryOutboundStore {
             .filter(|s| s.endpoint.tenant == *tenant)
             .map(|s| Endpoint {
                 secrets: None,
-                ..s.endpoint.clone()
+                ..s.read()
             })
             .collect())
     }

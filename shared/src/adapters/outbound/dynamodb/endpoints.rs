@@ -105,6 +105,7 @@ fn endpoint_from_item(item: &Item) -> Result<Endpoint, ItemError> {
             pauses: opt_number(item, "pauses")?.unwrap_or(0),
             last_success_at: opt_millis(item, "last_success_at")?,
             disabled,
+            holding: opt_string(item, "due_kind")? == Some(HOLDING),
         },
     })
 }
