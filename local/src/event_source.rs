@@ -4,9 +4,13 @@
 //! handler as the `SqsEvent` Lambda would build, delete the
 //! messages it did not report failed, and leave the failed ones for their visibility timeout.
 //! A batch the handler refuses whole is left whole. Redrive to the DLQ after
-//! `maxReceiveCount` is SQS's own.
+//! `maxReceiveCount` is SQS's own. Several batches run at once, scaling with the backlog, as
+//! Lambda runs several invocations.
 
-use std::time::Duration;
+use std::{
+    sync::atomic::{AtomicU64, AtomicUsize, Ordering},
+    time::Duration,
+};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::MessageSystemAttributeName;
@@ -61,6 +65,13 @@ where
         dispatcher::handle(self, event)
     }
 }
+
+/// How many batches Lambda's SQS event source runs at once before it scales up.
+pub const STARTING_CONCURRENCY: usize = 5;
+/// The template's `ProcessorMaxConcurrency` and `DispatcherMaxConcurrency` defaults: the most
+/// batches each mapping runs at once.
+pub const PROCESSOR_MAX_CONCURRENCY: usize = 5;
+pub const DISPATCHER_MAX_CONCURRENCY: usize = 10;
 
 /// How the mapping polls: the template's `BatchSize` and `MaximumBatchingWindowInSeconds`.
 #[derive(Debug, Clone)]
@@ -171,17 +182,50 @@ impl EventSourceMapping {
         })
     }
 
-    /// Poll until the task is dropped.
-    pub async fn run(&self, function: &impl SqsFunction) {
-        let mut invocation = 0u64;
+    /// Poll until the task is dropped, as Lambda's SQS event source does: five batches at
+    /// once to start with, one more poller while batches come full, one fewer while polls come
+    /// back empty, never more than `max_concurrency` (the mapping's `MaximumConcurrency`) nor
+    /// fewer than five. A slow batch holds its own poller only.
+    pub async fn run(&self, function: &impl SqsFunction, max_concurrency: usize) {
+        let max = max_concurrency.max(1);
+        let target = AtomicUsize::new(STARTING_CONCURRENCY.min(max));
+        let invocations = AtomicU64::new(0);
+        let pollers = (0..max).map(|slot| self.poller(slot, function, &target, max, &invocations));
+        futures_util::future::join_all(pollers).await;
+    }
+
+    /// One of `run`'s pollers: it polls while its slot is under the target concurrency.
+    async fn poller(
+        &self,
+        slot: usize,
+        function: &impl SqsFunction,
+        target: &AtomicUsize,
+        max: usize,
+        invocations: &AtomicU64,
+    ) {
+        let floor = STARTING_CONCURRENCY.min(max);
         loop {
-            invocation += 1;
+            if slot >= target.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            let invocation = invocations.fetch_add(1, Ordering::Relaxed) + 1;
             match self
                 .poll_once(function, &format!("local-{invocation}"))
                 .await
             {
+                Ok(poll) if poll.received >= usize::try_from(self.batch_size).unwrap_or(10) => {
+                    let _ = target.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                        Some((n + 1).min(max))
+                    });
+                }
                 Ok(poll) if poll.received > 0 => {}
-                Ok(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                Ok(_) => {
+                    let _ = target.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                        Some(n.saturating_sub(1).max(floor))
+                    });
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
                 Err(e) => {
                     warn!(error = %e, "polling the queue failed");
                     tokio::time::sleep(Duration::from_secs(1)).await;

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use local_stack::{
     aws::Clients,
     dev,
-    event_source::EventSourceMapping,
+    event_source::{self, EventSourceMapping},
     provision::{ProvisionError, Provisioned, provision},
     server,
     template::{Overrides, Template, TemplateError},
@@ -272,8 +272,8 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
     );
     tokio::select! {
         served = server::serve(listener, routes) => served.map_err(LocalError::Serve),
-        () = events.run(&processor) => Ok(()),
-        () = deliveries.run(&dispatcher) => Ok(()),
+        () = events.run(&processor, event_source::PROCESSOR_MAX_CONCURRENCY) => Ok(()),
+        () = deliveries.run(&dispatcher, event_source::DISPATCHER_MAX_CONCURRENCY) => Ok(()),
         _ = tokio::signal::ctrl_c() => Ok(()),
     }
 }

@@ -219,3 +219,78 @@ async fn the_runner_serves_the_same_webhook_routes_as_a_function_url() {
         assert!(answer.contains(r#"{"message":"Not Found"}"#), "{answer}");
     }
 }
+
+/// A function that takes its time over a message whose body is `slow`, and notes when it
+/// finished each one.
+#[derive(Default)]
+struct Timed {
+    finished: std::sync::Mutex<Vec<(String, std::time::Instant)>>,
+}
+
+impl local_stack::event_source::SqsFunction for Timed {
+    async fn invoke(
+        &self,
+        event: lambda_runtime::LambdaEvent<aws_lambda_events::event::sqs::SqsEvent>,
+    ) -> Result<aws_lambda_events::event::sqs::SqsBatchResponse, lambda_runtime::Error> {
+        for record in &event.payload.records {
+            let body = record.body.clone().unwrap_or_default();
+            if body == "slow" {
+                tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+            }
+            self.finished
+                .lock()
+                .expect("lock")
+                .push((body, std::time::Instant::now()));
+        }
+        Ok(aws_lambda_events::event::sqs::SqsBatchResponse::default())
+    }
+}
+
+#[tokio::test]
+async fn the_event_source_runs_batches_at_once_so_a_slow_one_holds_up_no_other() {
+    // GIVEN a slow message queued before a fast one, one message per batch
+    let stack = Stack::new().await;
+    let mapping = local_stack::event_source::EventSourceMapping {
+        sqs: stack.sqs.clone(),
+        queue_url: stack.resources.deliveries_queue_url().to_owned(),
+        batch_size: 1,
+        batching_window: std::time::Duration::ZERO,
+    };
+    for body in ["slow", "fast"] {
+        stack
+            .sqs
+            .send_message()
+            .queue_url(stack.resources.deliveries_queue_url())
+            .message_body(body)
+            .send()
+            .await
+            .expect("sent");
+    }
+
+    // WHEN the event source runs, as Lambda's does, several batches at once
+    let function = Timed::default();
+    let started = std::time::Instant::now();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        mapping.run(
+            &function,
+            local_stack::event_source::DISPATCHER_MAX_CONCURRENCY,
+        ),
+    )
+    .await;
+
+    // THEN the fast one was done long before the slow one
+    let finished = function.finished.lock().expect("lock").clone();
+    let at = |body: &str| {
+        finished
+            .iter()
+            .find(|(b, _)| b == body)
+            .map(|(_, at)| at.duration_since(started))
+            .unwrap_or_else(|| panic!("{body} was not handled: {finished:?}"))
+    };
+    assert!(
+        at("fast") < std::time::Duration::from_secs(2),
+        "{finished:?}"
+    );
+    assert!(at("slow") >= std::time::Duration::from_secs(3));
+}

@@ -766,3 +766,24 @@ fn the_deliveries_queue_limits_are_the_ones_the_dispatcher_refreshes_pointers_wi
         "{retention}"
     );
 }
+
+#[test]
+fn the_local_event_sources_run_as_many_batches_at_once_as_the_deployed_mappings() {
+    let doc = doc();
+    for (parameter, local) in [
+        (
+            "ProcessorMaxConcurrency",
+            local_stack::event_source::PROCESSOR_MAX_CONCURRENCY,
+        ),
+        (
+            "DispatcherMaxConcurrency",
+            local_stack::event_source::DISPATCHER_MAX_CONCURRENCY,
+        ),
+    ] {
+        assert_eq!(
+            doc["Parameters"][parameter]["Default"].as_u64(),
+            Some(local as u64),
+            "{parameter}"
+        );
+    }
+}
