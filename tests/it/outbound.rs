@@ -1110,3 +1110,54 @@ async fn a_pointer_sent_again_on_sqs_comes_back_fresh_after_its_delay() {
         Some(pointer)
     );
 }
+
+#[tokio::test]
+async fn a_message_is_kept_longer_for_a_waiting_delivery_never_shorter_on_dynamodb() {
+    // GIVEN a published message
+    let stack = Stack::new().await;
+    let d = stack.dispatcher(
+        settings("0", EgressPolicy::LOCAL_DEVELOPMENT),
+        StaticResolver::default(),
+    );
+    stack.add_endpoint(&d, "http://127.0.0.1:9/in", &[]).await;
+    let message =
+        json!({"event_type": "invoice.paid", "payload": {"n": 1}, "idempotency_key": "kept-1"});
+    assert_eq!(publish_via_api(&d, &message).await.0, 202);
+    let id = MessageId::parse("kept-1").expect("id");
+    let expiry = || async {
+        stack
+            .dynamodb
+            .get_item()
+            .table_name(stack.resources.outbound_table())
+            .key(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S("m#acme#kept-1".into()),
+            )
+            .key(
+                "sk",
+                aws_sdk_dynamodb::types::AttributeValue::S("msg".into()),
+            )
+            .send()
+            .await
+            .expect("get")
+            .item()
+            .and_then(|item| item.get("expires_at"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<i64>().ok())
+            .expect("an expiry")
+    };
+    let published = expiry().await;
+
+    // WHEN a waiting delivery asks to keep it for a year, THEN it is kept that long
+    let year = std::time::SystemTime::now() + Duration::from_secs(365 * 86_400);
+    let store = &d.outbound.store;
+    store.keep_message(&acme(), &id, year).await.expect("kept");
+    let kept = expiry().await;
+    assert!(kept > published + 300 * 86_400, "{kept} vs {published}");
+    // WHEN another asks for less, THEN it stays kept the longer
+    store
+        .keep_message(&acme(), &id, std::time::SystemTime::now())
+        .await
+        .expect("kept");
+    assert_eq!(expiry().await, kept);
+}

@@ -425,10 +425,22 @@ where
         if decision.status == DeliveryStatus::Delivered && success_changes(&endpoint.health, done) {
             self.record_success(key, done).await;
         }
-        if decision.status == DeliveryStatus::Held {
-            store
-                .mark_holding(&key.tenant, &key.endpoint_id, done)
-                .await?;
+        match (decision.status, result.next_attempt_at) {
+            (DeliveryStatus::Held, _) => {
+                store
+                    .mark_holding(&key.tenant, &key.endpoint_id, done)
+                    .await?;
+                self.keep_message(&message, done + self.settings().retention)
+                    .await;
+            }
+            // A retry due in the message's second half of life keeps it a life past then.
+            (DeliveryStatus::Pending, Some(due))
+                if due > message.created_at + self.settings().retention / 2 =>
+            {
+                self.keep_message(&message, due + self.settings().retention)
+                    .await;
+            }
+            _ => {}
         }
         self.count(&delivery, &endpoint, &exchange, decision.status);
         Ok(match decision.status {
@@ -640,6 +652,20 @@ where
         Ok(Dispatched::Dead)
     }
 
+    /// Keep `message` until `until` at least, for a delivery that waits (held, or a late
+    /// retry): best effort, as the wait itself is recorded already; a message that expires
+    /// under it makes the delivery dead, never a wrong send.
+    async fn keep_message(&self, message: &OutboundMessage, until: SystemTime) {
+        if let Err(e) = self
+            .outbound
+            .store
+            .keep_message(&message.tenant, &message.id, until)
+            .await
+        {
+            warn!(error = %e, "could not keep the message for its waiting delivery");
+        }
+    }
+
     /// Keep a pending delivery (or one a publish's pointer would have created) off the queue
     /// until its endpoint takes deliveries again.
     async fn hold(
@@ -666,6 +692,8 @@ where
             store
                 .mark_holding(&key.tenant, &key.endpoint_id, now)
                 .await?;
+            self.keep_message(message, now + self.settings().retention)
+                .await;
             self.endpoint_line(names::DELIVERY_HELD, &key.tenant, &key.endpoint_id, now)
                 .emit_to(&**self.metrics());
             info!("endpoint takes no deliveries now; delivery held");

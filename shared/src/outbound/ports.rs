@@ -221,6 +221,15 @@ pub trait DeliveryLog: Send + Sync {
         limit: u32,
     ) -> Result<Vec<EventType>, StoreError>;
 
+    /// Keep a message (its payload) until `until` at least: a delivery of it waits that long
+    /// (held behind a disabled endpoint, or for a late retry). Nothing if it is gone already.
+    async fn keep_message(
+        &self,
+        tenant: &TenantId,
+        id: &MessageId,
+        until: SystemTime,
+    ) -> Result<(), StoreError>;
+
     /// Every delivery exists: reconcile need not finish the fan-out.
     async fn mark_fanned_out(&self, tenant: &TenantId, id: &MessageId) -> Result<(), StoreError>;
 

@@ -1364,3 +1364,52 @@ async fn a_message_published_while_older_ones_are_held_goes_out_after_them() {
         "none left: the mark is gone"
     );
 }
+
+#[tokio::test]
+async fn a_delivery_that_waits_keeps_its_message_as_long() {
+    use crate::clock::Clock;
+    // GIVEN a retry due in the message's second half of life (a day's retention, 10 h steps)
+    let retention = Duration::from_secs(86_400);
+    let w = world_with(OutboundSettings {
+        schedule: "0,36000,36000".parse().expect("schedule"),
+        retention,
+        ..OutboundSettings::default()
+    });
+    w.endpoint("https://a.example/in", &[]).await;
+    w.d.transport
+        .script("https://a.example/in", vec![ScriptedTransport::status(500)]);
+    let key = w.publish_to_one("invoice.paid", "order-late").await;
+    let published_at = w.clock().now();
+
+    // WHEN its first attempt fails, THEN nothing: the retry is due in the first half
+    w.dispatch_all().await;
+    assert_eq!(w.store().kept_until(&acme(), &key.message_id), None);
+    // WHEN its second fails too, THEN the message is kept a retention past the third
+    w.redeliver_when_due(&key).await;
+    let due = published_at + Duration::from_secs(72_000);
+    assert_eq!(
+        w.store().kept_until(&acme(), &key.message_id),
+        Some(due + retention)
+    );
+}
+
+#[tokio::test]
+async fn a_delivery_held_by_the_dispatcher_keeps_its_message_a_retention_from_then() {
+    use crate::clock::Clock;
+    // GIVEN a message published to an endpoint switched off before its pointer is taken
+    let w = world();
+    let endpoint = w.endpoint("https://a.example/in", &[]).await;
+    let key = w.publish_to_one("invoice.paid", "order-held").await;
+    w.clock().advance(Duration::from_secs(3_600));
+    w.outbound()
+        .set_enabled(&acme(), &endpoint.id, false)
+        .await
+        .expect("disabled");
+
+    // WHEN the dispatcher holds it, THEN its message is kept a retention from the hold
+    assert_eq!(w.dispatch_all().await, [Dispatched::Held]);
+    assert_eq!(
+        w.store().kept_until(&acme(), &key.message_id),
+        Some(w.clock().now() + OutboundSettings::default().retention)
+    );
+}

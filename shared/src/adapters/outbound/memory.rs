@@ -65,6 +65,8 @@ struct State {
     endpoints: BTreeMap<(TenantId, EndpointId), StoredEndpoint>,
     policies: HashMap<TenantId, TenantPolicy>,
     messages: BTreeMap<(TenantId, MessageId), OutboundMessage>,
+    /// How long each message is kept, as far as `keep_message` said.
+    kept: BTreeMap<(TenantId, MessageId), SystemTime>,
     deliveries: BTreeMap<DeliveryKey, StoredDelivery>,
     attempts: Vec<Attempt>,
     rate: HashMap<(TenantId, EndpointId, i64), u32>,
@@ -113,6 +115,14 @@ impl MemoryOutboundStore {
     }
 
     /// Forget a message, as its expiry would.
+    /// Until when `keep_message` last asked to keep a message.
+    pub fn kept_until(&self, tenant: &TenantId, id: &MessageId) -> Option<SystemTime> {
+        lock(&self.state)
+            .kept
+            .get(&(tenant.clone(), id.clone()))
+            .copied()
+    }
+
     pub fn forget_message(&self, tenant: &TenantId, id: &MessageId) {
         lock(&self.state)
             .messages
@@ -452,6 +462,22 @@ impl DeliveryLog for MemoryOutboundStore {
             .map(|(_, message)| message.event_type.clone())
             .collect();
         Ok(types.into_iter().collect())
+    }
+
+    async fn keep_message(
+        &self,
+        tenant: &TenantId,
+        id: &MessageId,
+        until: SystemTime,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        let mut state = lock(&self.state);
+        let key = (tenant.clone(), id.clone());
+        if state.messages.contains_key(&key) {
+            let kept = state.kept.entry(key).or_insert(until);
+            *kept = (*kept).max(until);
+        }
+        Ok(())
     }
 
     async fn mark_fanned_out(&self, tenant: &TenantId, id: &MessageId) -> Result<(), StoreError> {

@@ -788,6 +788,31 @@ impl DeliveryLog for DynamoOutboundStore {
             .collect())
     }
 
+    async fn keep_message(
+        &self,
+        tenant: &TenantId,
+        id: &MessageId,
+        until: SystemTime,
+    ) -> Result<(), StoreError> {
+        let (layout, _) = self.layout(tenant, id).await?;
+        let result = UpdateBuilder::new(layout.message_key(tenant, id))
+            .set("expires_at", n(unix_secs(until)))
+            .condition(
+                "attribute_exists(#pk) AND (attribute_not_exists(#expires_at) OR #expires_at < :expires_at)",
+                &["pk", "expires_at"],
+            )
+            .build()
+            .update_item(&self.client, &self.table)
+            .send()
+            .await;
+        match result {
+            // Kept that long already, or gone.
+            Ok(_) => Ok(()),
+            Err(e) if is_conditional_failure(&e) => Ok(()),
+            Err(e) => Err(unavailable("UpdateItem", &self.table, &e)),
+        }
+    }
+
     async fn mark_fanned_out(&self, tenant: &TenantId, id: &MessageId) -> Result<(), StoreError> {
         // Only a message stored unfinished is marked: one stored before pointers went first.
         let result = UpdateBuilder::new(Layout::PerTenant.message_key(tenant, id))
