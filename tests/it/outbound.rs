@@ -244,6 +244,30 @@ async fn publish_via_api(d: &ItDispatcher, body: &Value) -> (u16, Value) {
     )
 }
 
+/// An item of the outbound table as stored, by its keys.
+async fn raw_item(
+    stack: &Stack,
+    pk: &str,
+    sk: &str,
+) -> Option<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    stack
+        .dynamodb
+        .get_item()
+        .table_name(stack.resources.outbound_table())
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(pk.to_owned()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S(sk.to_owned()),
+        )
+        .send()
+        .await
+        .expect("get")
+        .item
+}
+
 fn verify_officially(secret: &str, headers: &[(String, String)], body: &[u8]) -> Value {
     let python = std::env::var("INTEROP_PYTHON").unwrap_or_else(|_| {
         panic!("INTEROP_PYTHON is not set: run the tests with `make test`, which installs the providers' libraries")
@@ -612,23 +636,9 @@ async fn a_failing_endpoint_goes_dead_to_the_dlq_and_the_replay_function_redrive
     assert_eq!(deliveries.items[0].status, DeliveryStatus::Dead);
     assert_eq!(deliveries.items[0].attempts, 2);
     // A dead delivery's record expires like a delivered one's (its copy waits on the DLQ).
-    let raw = stack
-        .dynamodb
-        .get_item()
-        .table_name(stack.resources.outbound_table())
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S("m#acme#order-2".into()),
-        )
-        .key(
-            "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S(format!("dlv#{}", endpoint.id)),
-        )
-        .send()
-        .await
-        .expect("get");
+    let raw = raw_item(&stack, "m#acme#order-2", &format!("dlv#{}", endpoint.id)).await;
     assert!(
-        raw.item()
+        raw.as_ref()
             .is_some_and(|item| item.contains_key("expires_at")),
         "{raw:?}"
     );
@@ -1051,22 +1061,7 @@ async fn a_message_stored_before_messages_had_partitions_of_their_own_is_deliver
     let new =
         json!({"event_type": "invoice.paid", "payload": {"n": 3}, "idempotency_key": "after-1"});
     assert_eq!(publish_via_api(&d, &new).await.0, 202);
-    let message = stack
-        .dynamodb
-        .get_item()
-        .table_name(stack.resources.outbound_table())
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S("m#acme#after-1".into()),
-        )
-        .key(
-            "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S("msg".into()),
-        )
-        .send()
-        .await
-        .expect("get");
-    assert!(message.item.is_some());
+    assert!(raw_item(&stack, "m#acme#after-1", "msg").await.is_some());
 }
 
 #[tokio::test]
@@ -1125,25 +1120,10 @@ async fn a_message_is_kept_longer_for_a_waiting_delivery_never_shorter_on_dynamo
     assert_eq!(publish_via_api(&d, &message).await.0, 202);
     let id = MessageId::parse("kept-1").expect("id");
     let expiry = || async {
-        stack
-            .dynamodb
-            .get_item()
-            .table_name(stack.resources.outbound_table())
-            .key(
-                "pk",
-                aws_sdk_dynamodb::types::AttributeValue::S("m#acme#kept-1".into()),
-            )
-            .key(
-                "sk",
-                aws_sdk_dynamodb::types::AttributeValue::S("msg".into()),
-            )
-            .send()
+        raw_item(&stack, "m#acme#kept-1", "msg")
             .await
-            .expect("get")
-            .item()
-            .and_then(|item| item.get("expires_at"))
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse::<i64>().ok())
+            .and_then(|item| item.get("expires_at").cloned())
+            .and_then(|v| v.as_n().ok().and_then(|n| n.parse::<i64>().ok()))
             .expect("an expiry")
     };
     let published = expiry().await;

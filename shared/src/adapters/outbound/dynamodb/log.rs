@@ -291,6 +291,21 @@ impl DynamoOutboundStore {
             .delivery_key(key))
     }
 
+    /// Run a conditional update: whether its condition held (a failed one is an answer, not
+    /// an error).
+    async fn update_if(&self, update: UpdateBuilder) -> Result<bool, StoreError> {
+        match update
+            .build()
+            .update_item(&self.client, &self.table)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_failure(&e) => Ok(false),
+            Err(e) => Err(unavailable("UpdateItem", &self.table, &e)),
+        }
+    }
+
     /// A delivery's item as stored, read consistently: where its message's items are, or,
     /// when no message says where (it expired), in either layout.
     async fn delivery_item(&self, key: &DeliveryKey) -> Result<Option<Item>, StoreError> {
@@ -795,40 +810,30 @@ impl DeliveryLog for DynamoOutboundStore {
         until: SystemTime,
     ) -> Result<(), StoreError> {
         let (layout, _) = self.layout(tenant, id).await?;
-        let result = UpdateBuilder::new(layout.message_key(tenant, id))
-            .set("expires_at", n(unix_secs(until)))
-            .condition(
-                "attribute_exists(#pk) AND (attribute_not_exists(#expires_at) OR #expires_at < :expires_at)",
-                &["pk", "expires_at"],
-            )
-            .build()
-            .update_item(&self.client, &self.table)
-            .send()
-            .await;
-        match result {
-            // Kept that long already, or gone.
-            Ok(_) => Ok(()),
-            Err(e) if is_conditional_failure(&e) => Ok(()),
-            Err(e) => Err(unavailable("UpdateItem", &self.table, &e)),
-        }
+        // Kept that long already, or gone: nothing to do.
+        self.update_if(
+            UpdateBuilder::new(layout.message_key(tenant, id))
+                .set("expires_at", n(unix_secs(until)))
+                .condition(
+                    "attribute_exists(#pk) AND (attribute_not_exists(#expires_at) OR #expires_at < :expires_at)",
+                    &["pk", "expires_at"],
+                ),
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn mark_fanned_out(&self, tenant: &TenantId, id: &MessageId) -> Result<(), StoreError> {
         // Only a message stored unfinished is marked: one stored before pointers went first.
-        let result = UpdateBuilder::new(Layout::PerTenant.message_key(tenant, id))
-            .set("fanned_out", AttributeValue::Bool(true))
-            .remove("due_kind")
-            .remove("due_at")
-            .condition("attribute_exists(#pk)", &["pk"])
-            .build()
-            .update_item(&self.client, &self.table)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_conditional_failure(&e) => Ok(()),
-            Err(e) => Err(unavailable("UpdateItem", &self.table, &e)),
-        }
+        self.update_if(
+            UpdateBuilder::new(Layout::PerTenant.message_key(tenant, id))
+                .set("fanned_out", AttributeValue::Bool(true))
+                .remove("due_kind")
+                .remove("due_at")
+                .condition("attribute_exists(#pk)", &["pk"]),
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn unfinished_fan_outs(
@@ -1056,17 +1061,8 @@ impl DeliveryLog for DynamoOutboundStore {
         for (name, value) in inline {
             update = update.set(name, value);
         }
-        let outcome = update
-            .build()
-            .update_item(&self.client, &self.table)
-            .send()
-            .await;
-        match outcome {
-            Ok(_) => Ok(true),
-            // Only the lease's own condition is checked: failing it means the lease is gone.
-            Err(e) if is_conditional_failure(&e) => Ok(false),
-            Err(e) => Err(unavailable("UpdateItem", &self.table, &e)),
-        }
+        // Only the lease's own condition is checked: failing it means the lease is gone.
+        self.update_if(update).await
     }
 
     async fn note_answered(
@@ -1076,7 +1072,7 @@ impl DeliveryLog for DynamoOutboundStore {
         status: u16,
         at: SystemTime,
     ) -> Result<bool, StoreError> {
-        let result = UpdateBuilder::new(self.delivery_key(key).await?)
+        let update = UpdateBuilder::new(self.delivery_key(key).await?)
             .set("answered_status", n(status))
             .set("answered_at", ms(at))
             .condition(
@@ -1084,16 +1080,8 @@ impl DeliveryLog for DynamoOutboundStore {
                 &["lease_owner", "status"],
             )
             .value(":owner", s(owner))
-            .value(":sending", s(DeliveryStatus::Sending.as_str()))
-            .build()
-            .update_item(&self.client, &self.table)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional_failure(&e) => Ok(false),
-            Err(e) => Err(unavailable("UpdateItem", &self.table, &e)),
-        }
+            .value(":sending", s(DeliveryStatus::Sending.as_str()));
+        self.update_if(update).await
     }
 
     async fn log_attempt(
@@ -1153,16 +1141,7 @@ impl DeliveryLog for DynamoOutboundStore {
             Some(at) => update.set("expires_at", n(unix_secs(at))),
             None => update.remove("expires_at"),
         };
-        match update
-            .build()
-            .update_item(&self.client, &self.table)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional_failure(&e) => Ok(false),
-            Err(e) => Err(unavailable("UpdateItem", &self.table, &e)),
-        }
+        self.update_if(update).await
     }
 
     async fn deliveries_of_message(
