@@ -188,17 +188,23 @@ impl SqsDeliveryQueue {
         }
     }
 
+    /// Send `pointer` to the queue at `url` (named `name` in errors), visible after `delay`
+    /// (SQS delays 15 minutes at most).
     async fn send_pointer(
         &self,
         url: &str,
         name: &str,
         pointer: &DeliveryPointer,
+        delay: Duration,
     ) -> Result<(), QueueError> {
         self.client
             .send_message()
             .queue_url(url)
             .message_body(pointer.to_json())
             .message_attributes("tenant", attribute(&pointer.tenant)?)
+            .set_delay_seconds(
+                (!delay.is_zero()).then(|| i32::try_from(delay.as_secs().min(900)).unwrap_or(900)),
+            )
             .send()
             .await
             .map_err(|e| sqs_error("SendMessage", name, &e))?;
@@ -209,8 +215,13 @@ impl SqsDeliveryQueue {
 #[async_trait]
 impl DeliveryQueue for SqsDeliveryQueue {
     async fn enqueue(&self, pointer: &DeliveryPointer) -> Result<(), QueueError> {
-        self.send_pointer(&self.queue_url, "the deliveries queue", pointer)
-            .await
+        self.send_pointer(
+            &self.queue_url,
+            "the deliveries queue",
+            pointer,
+            Duration::ZERO,
+        )
+        .await
     }
 
     /// One pointer is one `SendMessage`; more go ten to a `SendMessageBatch` (SQS's limit),
@@ -243,8 +254,13 @@ impl DeliveryRetryQueue for SqsDeliveryQueue {
     }
 
     async fn dead_letter(&self, pointer: &DeliveryPointer) -> Result<(), QueueError> {
-        self.send_pointer(&self.dead_letter_url, "the deliveries DLQ", pointer)
-            .await
+        self.send_pointer(
+            &self.dead_letter_url,
+            "the deliveries DLQ",
+            pointer,
+            Duration::ZERO,
+        )
+        .await
     }
 
     async fn send_again(
@@ -252,16 +268,8 @@ impl DeliveryRetryQueue for SqsDeliveryQueue {
         pointer: &DeliveryPointer,
         delay: Duration,
     ) -> Result<(), QueueError> {
-        self.client
-            .send_message()
-            .queue_url(&self.queue_url)
-            .message_body(pointer.to_json())
-            .message_attributes("tenant", attribute(&pointer.tenant)?)
-            .delay_seconds(i32::try_from(delay.as_secs().min(900)).unwrap_or(900))
-            .send()
+        self.send_pointer(&self.queue_url, "the deliveries queue", pointer, delay)
             .await
-            .map_err(|e| sqs_error("SendMessage", "the deliveries queue", &e))?;
-        Ok(())
     }
 }
 

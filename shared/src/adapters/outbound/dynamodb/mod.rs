@@ -77,6 +77,8 @@ pub const DUE_INDEX: &str = "by_due";
 
 /// How many opened secrets a warm function keeps.
 const OPENED_CACHE: usize = 1_000;
+/// How many (tenant, event type) pairs a warm function remembers having noted.
+const NOTED_TYPES: usize = 10_000;
 
 /// The outbound ports on DynamoDB.
 #[derive(Clone)]
@@ -111,7 +113,7 @@ impl DynamoOutboundStore {
             ))),
             layouts: Arc::default(),
             noted_types: Arc::new(Mutex::new(lru::LruCache::new(
-                NonZeroUsize::new(OPENED_CACHE).unwrap_or(NonZeroUsize::MIN),
+                NonZeroUsize::new(NOTED_TYPES).unwrap_or(NonZeroUsize::MIN),
             ))),
         }
     }
