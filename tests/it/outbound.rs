@@ -910,18 +910,34 @@ async fn the_outbound_store_pages_holds_and_limits_on_dynamodb() {
             .is_err()
     );
 
-    // The rate limiter's window holds its limit, whoever asks.
+    // The rate limiter hands out each slot once, whoever asks and however many at once: at two
+    // a second, eight reservations together get the next eight half-seconds; an idle endpoint's
+    // next slot is now again.
     let now = std::time::SystemTime::now();
-    let mut taken = 0;
-    for _ in 0..4 {
-        taken += usize::from(
-            store
-                .take(&acme(), &endpoint.id, 2, now)
-                .await
-                .expect("take"),
-        );
-    }
-    assert_eq!(taken, 2);
+    let tenant = acme();
+    let reservations = (0..8).map(|_| store.reserve(&tenant, &endpoint.id, 2, now));
+    let mut slots: Vec<Duration> = futures_util::future::join_all(reservations)
+        .await
+        .into_iter()
+        .map(|slot| {
+            slot.expect("reserved")
+                .duration_since(now)
+                .expect("not before now")
+        })
+        .collect();
+    slots.sort();
+    let expected: Vec<Duration> = (0..8).map(|n| Duration::from_millis(500 * n)).collect();
+    let off = |slot: &Duration, want: &Duration| slot.abs_diff(*want) > Duration::from_millis(1);
+    assert!(
+        !slots.iter().zip(&expected).any(|(s, w)| off(s, w)),
+        "{slots:?}"
+    );
+    let later = now + Duration::from_secs(10);
+    let idle = store
+        .reserve(&acme(), &endpoint.id, 2, later)
+        .await
+        .expect("reserved");
+    assert!(idle.duration_since(later).unwrap_or_default() < Duration::from_millis(1));
 
     // Holding endpoints come in pages: the token carries the index's numeric key (the time
     // of the mark) and goes on after it.

@@ -347,6 +347,10 @@ pub struct DeliveryPointer {
     /// stored message is not for. Absent from pointers of deliveries created at publish.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_type: Option<String>,
+    /// The rate-limit slot reserved for it (unix milliseconds): it goes when that comes,
+    /// without reserving again ([`super::rate`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<i64>,
 }
 
 impl DeliveryPointer {
@@ -357,6 +361,7 @@ impl DeliveryPointer {
             endpoint_id: key.endpoint_id.to_string(),
             probe: false,
             event_type: None,
+            slot: None,
         }
     }
 

@@ -3,9 +3,10 @@
 //! For each pointer, on its own and a bounded number at once (so a slow endpoint holds one slot
 //! and never the others): read the delivery (final → nothing to do) and its endpoint (deleted
 //! → cancelled; disabled, or paused by its circuit breaker → held, off the queue, never
-//! discarded); take a rate-limit slot (none → back in a second, no attempt counted); claim the
-//! delivery with a lease (counting the attempt); sign and POST; log the attempt and move the
-//! delivery on in one transaction, then update the endpoint's health.
+//! discarded); keep to its rate limit (over it → the next free slot reserved and the pointer
+//! back then, no attempt counted); claim the delivery with a lease (counting the attempt); sign
+//! and POST; log the attempt and move the delivery on in one write, then update the
+//! endpoint's health when it changed.
 //!
 //! A partner's 2xx is never lost to a write failing for a moment: the finishing transaction is
 //! retried in place, and if it still fails, a note that the partner answered is left on the
@@ -37,10 +38,10 @@ use super::{
         AttemptResult, DeliveryClaim, DeliveryQueue, DeliveryRetryQueue, OutboundRequest,
         OutboundStore, Transport,
     },
-    signing,
+    rate, signing,
 };
 use crate::{
-    clock::Clock,
+    clock::{Clock, from_unix_millis, unix_millis},
     ids::TenantId,
     metrics::{self, MetricLine, MetricSink},
     ports::StoreError,
@@ -48,8 +49,6 @@ use crate::{
     retry::RetrySchedule,
 };
 
-/// How soon a message comes back when its endpoint's rate limit is used up this second.
-const RATE_LIMITED_DELAY: Duration = Duration::from_secs(1);
 /// The deliveries queue's `maxReceiveCount` (template.yaml): a pointer that would come back
 /// once more is sent again fresh instead, so no receive limit sends a live delivery to the DLQ.
 pub const DELIVERIES_MAX_RECEIVES: u32 = 100;
@@ -212,7 +211,19 @@ where
             };
             if let Dispatched::Retry(delay) | Dispatched::Later(delay) = outcome {
                 if self.nears_queue_limits(message) {
-                    return self.send_again(message, &pointer, outcome, delay).await;
+                    let why = "near the queue's limits";
+                    return self
+                        .send_again(message, &pointer, outcome, delay, why)
+                        .await;
+                }
+                // A rate-limit slot admits one attempt: the retry reserves its own.
+                if matches!(outcome, Dispatched::Retry(_)) && pointer.slot.is_some() {
+                    let spent = DeliveryPointer {
+                        slot: None,
+                        ..pointer.clone()
+                    };
+                    let why = "its rate-limit slot is spent";
+                    return self.send_again(message, &spent, outcome, delay, why).await;
                 }
                 self.come_back(message, delay).await;
             }
@@ -251,12 +262,13 @@ where
         pointer: &DeliveryPointer,
         outcome: Dispatched,
         delay: Duration,
+        why: &str,
     ) -> Dispatched {
         match self.retry.send_again(pointer, delay).await {
             Ok(()) => {
                 info!(
                     receive_count = message.receive_count,
-                    "pointer near the queue's limits: sent again fresh"
+                    "sent again fresh: {why}"
                 );
                 Dispatched::SentAgain(delay)
             }
@@ -275,6 +287,45 @@ where
             // The queue's own visibility timeout brings it back instead.
             warn!(error = %e, "could not set the message's delay");
         }
+    }
+
+    /// Keep to the endpoint's rate limit: `None` if the delivery goes now, else what became of
+    /// its pointer. A pointer without a slot reserves the next free one; if that is not near,
+    /// a copy carrying it is sent to come back then and this one is let go. A pointer with a
+    /// slot goes once the slot is near, without reserving again.
+    async fn rate_limited(
+        &self,
+        pointer: &DeliveryPointer,
+        key: &DeliveryKey,
+        limit: u32,
+        now: SystemTime,
+    ) -> Result<Option<Dispatched>, StoreError> {
+        if let Some(slot) = pointer.slot.map(from_unix_millis) {
+            return Ok(
+                (!rate::goes_now(slot, now)).then(|| Dispatched::Later(rate::wait_for(slot, now)))
+            );
+        }
+        let slot = self
+            .outbound
+            .store
+            .reserve(&key.tenant, &key.endpoint_id, limit, now)
+            .await?;
+        if rate::goes_now(slot, now) {
+            return Ok(None);
+        }
+        let wait = rate::wait_for(slot, now);
+        let reserved = DeliveryPointer {
+            slot: Some(unix_millis(slot)),
+            ..pointer.clone()
+        };
+        Ok(Some(match self.retry.send_again(&reserved, wait).await {
+            Ok(()) => Dispatched::SentAgain(wait),
+            Err(e) => {
+                // This one comes back then instead, and reserves again.
+                warn!(error = %e, "could not send the pointer with its slot");
+                Dispatched::Later(wait)
+            }
+        }))
     }
 
     /// The attempt itself; storage errors end it early (the message comes back).
@@ -330,11 +381,9 @@ where
             return Ok(Dispatched::Later(OUTAGE_DELAY));
         }
         if let Some(limit) = endpoint.rate_limit
-            && !store
-                .take(&key.tenant, &key.endpoint_id, limit.get(), now)
-                .await?
+            && let Some(waiting) = self.rate_limited(pointer, key, limit.get(), now).await?
         {
-            return Ok(Dispatched::Later(RATE_LIMITED_DELAY));
+            return Ok(waiting);
         }
         let lease_until = now + self.settings().lease;
         let new = Delivery::new(&message, &key.endpoint_id, false, now);

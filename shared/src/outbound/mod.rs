@@ -10,6 +10,7 @@
 //!   deliveries DLQ redrive, resend and recover.
 //! - [`relay`]: inbound events published to partners, from the processor.
 //! - [`admin`]: adding and changing endpoints; [`actions`]: recovery as console events.
+//! - [`rate`]: an endpoint's rate limit as reserved slots.
 //! - [`endpoint`], [`filter`], [`delivery`], [`ids`]: the records; [`ports`]: their storage.
 
 pub mod actions;
@@ -21,6 +22,7 @@ pub mod filter;
 pub mod ids;
 pub mod ports;
 pub mod publish;
+pub mod rate;
 pub mod recovery;
 pub mod relay;
 pub mod signing;

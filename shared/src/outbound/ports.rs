@@ -345,17 +345,17 @@ pub trait DeliveryLog: Send + Sync {
     ) -> Result<Page<Attempt>, StoreError>;
 }
 
-/// Deliveries per second for one endpoint, shared by every dispatcher.
+/// Deliveries per second for one endpoint, shared by every dispatcher ([`super::rate`]).
 #[async_trait]
 pub trait RateLimiter: Send + Sync {
-    /// Take one of `limit` slots of the second `now` falls in; `false` if none is left.
-    async fn take(
+    /// Reserve the endpoint's next free slot at `limit` per second: when it begins.
+    async fn reserve(
         &self,
         tenant: &TenantId,
         endpoint: &EndpointId,
         limit: u32,
         now: SystemTime,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<SystemTime, StoreError>;
 }
 
 /// The deliveries queue.

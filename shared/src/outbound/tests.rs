@@ -978,28 +978,86 @@ async fn an_endpoint_failing_for_too_long_is_disabled() {
 }
 
 #[tokio::test]
-async fn a_rate_limited_endpoint_waits_without_spending_attempts() {
+async fn a_rate_limited_backlog_reserves_slots_and_waits_in_line_without_spending_attempts() {
+    // GIVEN five messages at once to an endpoint limited to two a second
     let w = world();
-    w.limited_endpoint("https://a.example/in", "1").await;
-    w.publish("invoice.paid", "r-1").await;
-    w.publish("invoice.paid", "r-2").await;
+    w.limited_endpoint("https://a.example/in", "2").await;
+    for n in 1..=5 {
+        w.publish("invoice.paid", &format!("r-{n}")).await;
+    }
 
+    // WHEN they are dispatched
     let outcomes = w.dispatch_all().await;
 
+    // THEN a second's worth goes now; each other one reserves the next free slot (half a
+    // second apart) and a copy of its pointer carrying it comes back then, unattempted
+    let secs = Duration::from_secs;
     assert_eq!(
         outcomes,
         [
             Dispatched::Delivered,
-            Dispatched::Later(Duration::from_secs(1))
+            Dispatched::Delivered,
+            Dispatched::SentAgain(secs(1)),
+            Dispatched::SentAgain(secs(2)),
+            Dispatched::SentAgain(secs(2)),
         ]
     );
-    // The second made no attempt: not posted, and its delivery not even created yet.
-    assert_eq!(w.d.transport.requests().len(), 1);
-    assert!(
-        w.deliveries()
-            .iter()
-            .all(|d| d.key.message_id.as_str() != "r-2")
+    assert_eq!(w.d.transport.requests().len(), 2);
+    assert_eq!(
+        w.deliveries().len(),
+        2,
+        "the others' deliveries not even created"
     );
+    let reserved = w.queue.sent();
+    let slots: Vec<Option<i64>> = reserved.iter().map(|p| p.slot).collect();
+    let at = |millis: u64| Some(i64::try_from(NOW * 1000 + millis).expect("time"));
+    assert_eq!(slots, [at(1000), at(1500), at(2000)]);
+
+    // WHEN one comes back before its slot, THEN it waits for it without reserving again
+    let early = w.dispatch_all().await;
+    assert_eq!(early[0], Dispatched::Later(secs(1)));
+
+    // WHEN they come back at their slots, THEN they go without reserving again: a message
+    // published then finds the next free slot right after theirs, not behind another three
+    w.clock().advance(secs(2));
+    w.queue.enqueue_all(reserved).await;
+    w.publish("invoice.paid", "r-6").await;
+    assert_eq!(
+        w.dispatch_all().await,
+        vec![Dispatched::Delivered; 4],
+        "r-6's slot is 2.5 s: within the second to come"
+    );
+    assert_eq!(w.d.transport.requests().len(), 6);
+}
+
+#[tokio::test]
+async fn a_rate_limit_slot_admits_one_attempt_and_a_retry_reserves_its_own() {
+    // GIVEN a pointer holding its slot, to an endpoint that fails
+    let w = world();
+    w.limited_endpoint("https://a.example/in", "1").await;
+    w.d.transport
+        .script("https://a.example/in", vec![ScriptedTransport::status(500)]);
+    let key = w.publish_to_one("invoice.paid", "r-1").await;
+    w.queue.drain();
+    let reserved = delivery::DeliveryPointer {
+        slot: Some(i64::try_from(NOW).expect("time") * 1000),
+        ..delivery::DeliveryPointer::new(&key)
+    };
+    w.queue.enqueue_all(vec![reserved]).await;
+
+    // WHEN it is attempted and fails
+    let outcome = w.dispatch_all().await;
+
+    // THEN the retry is a fresh pointer without the slot, sent to come back on the schedule
+    assert!(
+        matches!(outcome[..], [Dispatched::SentAgain(_)]),
+        "{outcome:?}"
+    );
+    let retry = w.queue.drain();
+    assert_eq!(retry.len(), 1);
+    assert_eq!(retry[0].slot, None);
+    assert_eq!(retry[0].key(), Some(key));
+    assert_eq!(w.deliveries()[0].attempts, 1);
 }
 
 #[tokio::test]
@@ -1296,17 +1354,21 @@ async fn a_dlq_copy_that_fails_after_the_last_attempt_is_made_later_without_post
 
 #[tokio::test]
 async fn a_pointer_near_the_queues_limits_is_sent_again_fresh_instead_of_coming_back() {
-    // GIVEN an endpoint limited to one delivery a second, its slot for this second taken
+    // GIVEN a pointer to a rate-limited endpoint, its reserved slot a second away
     let w = world();
     w.limited_endpoint("https://a.example/in", "1").await;
     w.publish("invoice.paid", "first").await;
     assert_eq!(w.dispatch_all().await, [Dispatched::Delivered]);
     let key = w.publish_to_one("invoice.paid", "limited").await;
     w.queue.drain();
+    let reserved = delivery::DeliveryPointer {
+        slot: Some(i64::try_from(NOW + 1).expect("time") * 1000),
+        ..delivery::DeliveryPointer::new(&key)
+    };
     let pointer = |receive_count: u32, sent_ago: u64| Message {
         message_id: "limited".into(),
         receipt_handle: Some("rh".into()),
-        body: delivery::DeliveryPointer::new(&key).to_json(),
+        body: reserved.to_json(),
         receive_count,
         sent_at: Some(UNIX_EPOCH + Duration::from_secs(NOW - sent_ago)),
     };

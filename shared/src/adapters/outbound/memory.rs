@@ -12,7 +12,6 @@ use async_trait::async_trait;
 
 use crate::{
     adapters::{Outage, lock},
-    clock::unix_secs,
     ids::TenantId,
     outbound::{
         TenantPolicy,
@@ -69,7 +68,8 @@ struct State {
     kept: BTreeMap<(TenantId, MessageId), SystemTime>,
     deliveries: BTreeMap<DeliveryKey, StoredDelivery>,
     attempts: Vec<Attempt>,
-    rate: HashMap<(TenantId, EndpointId, i64), u32>,
+    /// Each rate-limited endpoint's next free slot.
+    rate: HashMap<(TenantId, EndpointId), Option<SystemTime>>,
 }
 
 /// [`EndpointStore`], [`DeliveryLog`] and [`RateLimiter`] in memory.
@@ -802,24 +802,22 @@ impl MemoryOutboundStore {
 
 #[async_trait]
 impl RateLimiter for MemoryOutboundStore {
-    async fn take(
+    async fn reserve(
         &self,
         tenant: &TenantId,
         endpoint: &EndpointId,
         limit: u32,
         now: SystemTime,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<SystemTime, StoreError> {
         self.check()?;
         let mut state = lock(&self.state);
-        let used = state
+        let next_free = state
             .rate
-            .entry((tenant.clone(), endpoint.clone(), unix_secs(now)))
+            .entry((tenant.clone(), endpoint.clone()))
             .or_default();
-        if *used >= limit {
-            return Ok(false);
-        }
-        *used += 1;
-        Ok(true)
+        let (slot, free) = crate::outbound::rate::reserve(*next_free, limit, now);
+        *next_free = Some(free);
+        Ok(slot)
     }
 }
 

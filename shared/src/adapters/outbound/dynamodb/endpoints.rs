@@ -32,6 +32,7 @@ use crate::{
         filter::EventFilter,
         ids::EndpointId,
         ports::{EndpointStore, Page, RateLimiter},
+        rate,
         ssrf::{EgressPolicy, EndpointUrl},
     },
     ports::StoreError,
@@ -44,7 +45,11 @@ const CURRENT: &str = "secret_current";
 const PREVIOUS: &str = "secret_previous";
 const HOLDING: &str = "holding";
 /// How long a rate-limit window's item lives.
-const RATE_WINDOW_TTL: Duration = Duration::from_secs(120);
+/// How long an endpoint's next free slot is kept: past a pointer's refresh and its queue's
+/// retention, so a backlog's reserved slots are never forgotten while pointers hold them.
+const RATE_STATE_TTL: Duration = Duration::from_secs(5 * 24 * 3600);
+/// How many times a reservation is tried while the endpoint turns idle and busy under it.
+const RESERVE_TRIES: u32 = 3;
 
 fn endpoint_key(tenant: &TenantId, id: &EndpointId) -> Item {
     key(tenant_pk(tenant), format!("ep#{id}"))
@@ -561,30 +566,62 @@ impl EndpointStore for DynamoOutboundStore {
 
 #[async_trait]
 impl RateLimiter for DynamoOutboundStore {
-    async fn take(
+    /// One item per endpoint holds its next free slot (unix milliseconds). An idle endpoint's
+    /// slot is `now`; a busy one's moves on by one interval, atomically, so concurrent
+    /// dispatchers never share a slot. One write either way, two when the endpoint turns idle
+    /// or busy between them.
+    async fn reserve(
         &self,
         tenant: &TenantId,
         endpoint: &EndpointId,
         limit: u32,
         now: SystemTime,
-    ) -> Result<bool, StoreError> {
-        let second = unix_secs(now);
-        let result =
-            UpdateBuilder::new(key(format!("rate#{tenant}#{endpoint}"), second.to_string()))
-                .set_clause("#used = if_not_exists(#used, :zero) + :one", &["used"])
-                .value(":zero", n(0))
-                .value(":one", n(1))
-                .set("expires_at", n(unix_secs(now + RATE_WINDOW_TTL)))
-                .condition("attribute_not_exists(#used) OR #used < :limit", &["used"])
-                .value(":limit", n(limit))
+    ) -> Result<SystemTime, StoreError> {
+        let item = || key(format!("rate#{tenant}#{endpoint}"), "rate".to_owned());
+        let step = rate::interval(limit);
+        let step_ms = u64::try_from(step.as_millis()).unwrap_or(1000);
+        let expires = n(unix_secs(now + RATE_STATE_TTL));
+        for _ in 0..RESERVE_TRIES {
+            let idle = UpdateBuilder::new(item())
+                .set("next_free", ms(now + step))
+                .set("expires_at", expires.clone())
+                .condition(
+                    "attribute_not_exists(#next_free) OR #next_free <= :now",
+                    &["next_free"],
+                )
+                .value(":now", ms(now))
                 .build()
                 .update_item(&self.client, &self.table)
                 .send()
                 .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional_failure(&e) => Ok(false),
-            Err(e) => Err(unavailable("UpdateItem", &self.table, &e)),
+            match idle {
+                Ok(_) => return Ok(now),
+                Err(e) if is_conditional_failure(&e) => {}
+                Err(e) => return Err(unavailable("UpdateItem", &self.table, &e)),
+            }
+            let busy = UpdateBuilder::new(item())
+                .set_clause("#next_free = #next_free + :step", &["next_free"])
+                .value(":step", n(step_ms))
+                .set("expires_at", expires.clone())
+                .condition("#next_free > :now", &["next_free"])
+                .value(":now", ms(now))
+                .build()
+                .update_item(&self.client, &self.table)
+                .return_values(ReturnValue::UpdatedOld)
+                .send()
+                .await;
+            match busy {
+                Ok(out) => {
+                    let old = out.attributes.unwrap_or_default();
+                    return Ok(opt_millis(&old, "next_free")?.unwrap_or(now));
+                }
+                // It turned idle between the two: the first write takes it now.
+                Err(e) if is_conditional_failure(&e) => {}
+                Err(e) => return Err(unavailable("UpdateItem", &self.table, &e)),
+            }
         }
+        Err(StoreError::Unavailable(format!(
+            "the rate limiter of endpoint {endpoint} kept changing"
+        )))
     }
 }
