@@ -3,16 +3,19 @@
 //! under the message id `in.{provider}.{event id}`, so partners subscribe with filters like
 //! `stripe.invoice.*` and deduplicate on `webhook-id` as for any message.
 //!
-//! The processor calls it before its commit: a failure retries the event, and a repeated
-//! relay of the same event is a duplicate publish that delivers nothing twice.
+//! The processor calls it after its commit: a failure brings the event's message back, whose
+//! next receive relays the processed event again, and a repeated relay of the same event is a
+//! duplicate publish that delivers nothing twice.
 
 use std::{
+    borrow::Cow,
     collections::HashMap,
     sync::Mutex,
     time::{Duration, Instant},
 };
 
 use async_trait::async_trait;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
@@ -82,6 +85,31 @@ pub fn relayed_id(record: &EventRecord) -> MessageId {
     })
 }
 
+/// The body a relayed event is published with: a JSON payload as it came; form fields (Twilio,
+/// Slack's slash commands and interactivity) as a JSON object of them, each a string, or an
+/// array of strings when the name repeats; `None` for anything else.
+pub fn relayed_payload(payload: &[u8]) -> Option<Cow<'_, [u8]>> {
+    if serde_json::from_slice::<serde::de::IgnoredAny>(payload).is_ok() {
+        return Some(Cow::Borrowed(payload));
+    }
+    let text = std::str::from_utf8(payload).ok()?;
+    if text.is_empty() || text.split('&').any(|pair| !pair.contains('=')) {
+        return None;
+    }
+    let mut fields = serde_json::Map::new();
+    for (name, value) in form_urlencoded::parse(payload) {
+        let value = Value::String(value.into_owned());
+        match fields.get_mut(name.as_ref()) {
+            Some(Value::Array(values)) => values.push(value),
+            Some(first) => *first = Value::Array(vec![first.take(), value]),
+            None => {
+                fields.insert(name.into_owned(), value);
+            }
+        }
+    }
+    serde_json::to_vec(&fields).ok().map(Cow::Owned)
+}
+
 #[async_trait]
 impl<S, Q, C> Relay for InboundRelay<S, Q, C>
 where
@@ -97,6 +125,10 @@ where
         let Some(event_type) = record.event_type.as_deref() else {
             return Ok(());
         };
+        let Some(payload) = relayed_payload(&record.payload) else {
+            warn!("not relayed: the payload is neither JSON nor form fields");
+            return Ok(());
+        };
         // Publish checks the type, the size and the JSON; what it refuses is logged below.
         let event_type = format!("{}.{event_type}", key.provider);
         let id = relayed_id(record);
@@ -105,7 +137,7 @@ where
             .publish(PublishRequest {
                 tenant: &key.tenant,
                 event_type: &event_type,
-                payload: &record.payload,
+                payload: &payload,
                 idempotency_key: Some(id.as_str()),
             })
             .await
@@ -281,24 +313,62 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_relay_that_cannot_publish_retries_the_event_without_committing_it() {
+    async fn a_relay_that_fails_after_the_commit_comes_back_and_relays_then() {
+        // GIVEN the outbound store down when the event commits
         let w = world(true).await;
         let (key, message) = w.stored("evt_1");
         w.relay.outbound.store.set_unavailable(true);
 
         let first = w.processor.process(&message).await;
 
+        // THEN the effects are committed and the message comes back, nothing sent yet
         assert_eq!(first, Disposition::Retry);
-        assert_eq!(w.status(&key), EventStatus::Failed);
-        assert!(w.processor.store.projections().is_empty(), "no effects yet");
+        assert_eq!(w.status(&key), EventStatus::Processed);
+        assert!(!w.processor.store.projections().is_empty());
+        assert!(w.deliveries.sent().is_empty());
 
-        // WHEN the outbound store is back, the retry relays and commits
+        // WHEN it comes back with the outbound store up, THEN the processed event is relayed
         w.relay.outbound.store.set_unavailable(false);
         let retry = Message {
             receive_count: 2,
             ..message
         };
+        assert_eq!(
+            w.processor.process(&retry).await,
+            Disposition::Skipped("already processed")
+        );
+        assert_eq!(w.deliveries.sent().len(), 1);
+        assert_eq!(w.processor.store.commits(&key), 1, "committed once");
+    }
+
+    #[tokio::test]
+    async fn an_event_whose_commit_fails_is_never_relayed() {
+        // GIVEN commits refused for good (the store rejects the write)
+        let w = world(true).await;
+        let (key, message) = w.stored("evt_1");
+        w.processor.store.set_commits_refused(true);
+
+        let outcome = w.processor.process(&message).await;
+
+        // THEN it is dead, and no partner heard of it
+        assert_eq!(outcome, Disposition::DeadLettered);
+        assert_eq!(w.status(&key), EventStatus::Dead);
+        assert!(w.deliveries.sent().is_empty());
+        assert!(w.relay.outbound.store.all_messages().is_empty());
+
+        // AND a commit failing for a moment relays nothing either until it succeeds
+        let (key, message) = w.stored("evt_2");
+        w.processor.store.set_commits_refused(false);
+        w.processor.store.set_commits_failing(true);
+        assert_eq!(w.processor.process(&message).await, Disposition::Retry);
+        assert!(w.deliveries.sent().is_empty());
+        w.processor.store.set_commits_failing(false);
+        let retry = Message {
+            receive_count: 2,
+            ..message
+        };
         assert_eq!(w.processor.process(&retry).await, Disposition::Processed);
+        assert_eq!(w.status(&key), EventStatus::Processed);
         assert_eq!(w.deliveries.sent().len(), 1);
     }
 
@@ -312,6 +382,33 @@ mod tests {
         assert_eq!(w.status(&key), EventStatus::Processed);
         assert!(w.deliveries.sent().is_empty());
         assert!(w.relay.outbound.store.all_deliveries().is_empty());
+    }
+
+    #[test]
+    fn form_fields_are_relayed_as_a_json_object_and_json_as_it_came() {
+        let json = br#"{"id":"evt_1", "n": 1}"#;
+        assert_eq!(relayed_payload(json).as_deref(), Some(&json[..]));
+
+        let twilio = b"MessageSid=SM1&Body=hi+there%21&MediaUrl0=a&MediaUrl0=b&Empty=";
+        let object: Value =
+            serde_json::from_slice(&relayed_payload(twilio).expect("form")).expect("json");
+        assert_eq!(
+            object,
+            serde_json::json!({
+                "MessageSid": "SM1",
+                "Body": "hi there!",
+                "MediaUrl0": ["a", "b"],
+                "Empty": ""
+            })
+        );
+        let slack = br#"payload=%7B%22type%22%3A%22block_actions%22%7D"#;
+        let object: Value =
+            serde_json::from_slice(&relayed_payload(slack).expect("form")).expect("json");
+        assert_eq!(object["payload"], r#"{"type":"block_actions"}"#);
+
+        for other in [&b""[..], b"plain text", b"a=1&garbage", b"\xff\xfe=1"] {
+            assert_eq!(relayed_payload(other), None, "{other:?}");
+        }
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! first), so look again later, and drop the pointer once no ingress can be. Refuse it if its
 //! verification does not permit processing; run the provider's projector, which returns its
 //! writes; commit the writes and the `processed` mark, on condition that the event is still
-//! unfinished.
+//! unfinished; then relay it to the tenant's partners if it asks (a processed event that comes
+//! back is relayed again: the queue is the relay's outbox).
 //!
 //! There is no claim and no lease: every write is idempotent (projection writes are
 //! conditioned on the order of what their items hold, relayed messages on their id, the marks
@@ -139,12 +140,14 @@ impl Jitter for NoJitter {
     }
 }
 
-/// Relays an inbound event to the tenant's partners (the outbound side) before its commit.
+/// Relays an inbound event to the tenant's partners (the outbound side) after its commit.
 ///
-/// Publishing is idempotent (the message id comes from the event's key, and the same id with
-/// the same bytes is a duplicate), so it needs no place in the commit's transaction: a retry
-/// after a failed commit publishes nothing twice, and a commit never happens without the
-/// relay having succeeded first. The relayed message cannot be lost.
+/// The events queue is the outbox: the message that brought the event is let go only once the
+/// relay succeeded, so a relay that fails after the commit comes back with it, and a processed
+/// event that comes back is relayed again. Publishing is idempotent (the message id comes from
+/// the event's key, and the same id with the same bytes is a duplicate), so relaying twice
+/// sends nothing twice. A partner never receives an event whose commit failed, and a
+/// committed event's relay cannot be lost.
 #[async_trait::async_trait]
 pub trait Relay: Send + Sync + std::fmt::Debug {
     /// Publish `record` if its tenant relays inbound events; `Err` if that could not be done
@@ -185,7 +188,7 @@ where
         }
     }
 
-    /// Relay processed events through `relay` before committing them.
+    /// Relay processed events through `relay` once they are committed.
     pub fn with_relay(mut self, relay: Arc<dyn Relay>) -> Self {
         self.relay = Some(relay);
         self
@@ -262,8 +265,10 @@ where
             }
         };
         match record.status {
+            // Its relay may be what failed after the commit: relaying again is a duplicate.
             EventStatus::Processed => {
-                return (Disposition::Skipped("already processed"), Some(record));
+                let done = Disposition::Skipped("already processed");
+                return (self.relayed(message, &record, done).await, Some(record));
             }
             EventStatus::Discarded => {
                 return (
@@ -315,19 +320,37 @@ where
                 return (disposition, Some(record));
             }
         };
-        if let Some(relay) = &self.relay
-            && let Err(e) = relay.relay(&record).await
-        {
-            warn!(error = %e, "relaying to partners failed; retrying the event");
-            let disposition = self
-                .transient(message, &record, attempt, &format!("relay: {e}"))
-                .await;
-            return (disposition, Some(record));
-        }
         let disposition = self
             .commit(message, &record, attempt, &writes, &outcome)
             .await;
+        if matches!(disposition, Disposition::Processed | Disposition::Ignored) {
+            return (
+                self.relayed(message, &record, disposition).await,
+                Some(record),
+            );
+        }
         (disposition, Some(record))
+    }
+
+    /// Relay a committed event where its tenant asks for it, then end as `done`. If the relay
+    /// cannot be done now, the message comes back (the record stays as committed) and its
+    /// next receive relays it again.
+    async fn relayed(
+        &self,
+        message: &Message,
+        record: &EventRecord,
+        done: Disposition,
+    ) -> Disposition {
+        let Some(relay) = &self.relay else {
+            return done;
+        };
+        match relay.relay(record).await {
+            Ok(()) => done,
+            Err(e) => {
+                warn!(error = %e, "relaying to partners failed; the message comes back for it");
+                self.retry_unclaimed(message).await
+            }
+        }
     }
 
     /// A pointer whose record is not there: its ingress may still be writing it, so look again

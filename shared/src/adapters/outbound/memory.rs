@@ -158,6 +158,11 @@ impl MemoryOutboundStore {
             .collect()
     }
 
+    /// Every message stored, for assertions.
+    pub fn all_messages(&self) -> Vec<OutboundMessage> {
+        lock(&self.state).messages.values().cloned().collect()
+    }
+
     /// Every attempt logged, oldest first.
     pub fn all_attempts(&self) -> Vec<Attempt> {
         lock(&self.state).attempts.clone()
