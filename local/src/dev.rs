@@ -166,6 +166,7 @@ pub fn dispatcher_config(resources: &Provisioned) -> Result<dispatcher::Config, 
         "DELIVERIES_QUEUE_URL" => Some(resources.deliveries_queue_url().to_owned()),
         "DELIVERIES_DLQ_URL" => Some(resources.deliveries_dlq_url().to_owned()),
         "SECRETS_KEY_ID" => Some(resources.secrets_key().to_owned()),
+        "PAYLOADS_BUCKET" => Some(resources.payloads_bucket().to_owned()),
         "DELIVERY_SCHEDULE" | "ATTEMPT_TIMEOUT_SECS" => std::env::var(name).ok(),
         _ => None,
     };

@@ -558,6 +558,7 @@ async fn reconcile_finds_due_work_in_every_shard_of_the_due_index() {
     let now = std::time::SystemTime::now();
     for n in 0..6 {
         let message = OutboundMessage {
+            payload_location: None,
             tenant: acme(),
             id: MessageId::parse(&format!("due-{n}")).expect("id"),
             event_type: EventType::parse("invoice.paid").expect("type"),
@@ -570,6 +571,7 @@ async fn reconcile_finds_due_work_in_every_shard_of_the_due_index() {
         assert_eq!(store.put_delivery_if_absent(&delivery).await, Ok(true));
     }
     let unfinished = OutboundMessage {
+        payload_location: None,
         tenant: acme(),
         id: MessageId::parse("half-done").expect("id"),
         event_type: EventType::parse("invoice.paid").expect("type"),
@@ -1001,6 +1003,7 @@ async fn a_message_stored_before_messages_had_partitions_of_their_own_is_deliver
     let endpoint = stack.add_endpoint(&d, &receiver.url(), &[]).await;
     let store = &d.outbound.store;
     let old = OutboundMessage {
+        payload_location: None,
         tenant: acme(),
         id: MessageId::parse("before-1").expect("id"),
         event_type: EventType::parse("invoice.paid").expect("type"),
@@ -1156,4 +1159,105 @@ async fn a_message_is_kept_longer_for_a_waiting_delivery_never_shorter_on_dynamo
         .await
         .expect("kept");
     assert_eq!(expiry().await, kept);
+}
+
+#[tokio::test]
+async fn a_relayed_payload_too_large_for_an_item_is_delivered_whole_from_where_the_event_keeps_it()
+{
+    // GIVEN an inbound event's 300 KiB payload in the payloads bucket, and a dispatcher that
+    // reads that bucket as deployed
+    let stack = Stack::new().await;
+    let with_bucket = || {
+        stack
+            .outbound_store()
+            .with_payloads(stack.s3.clone(), stack.resources.payloads_bucket())
+    };
+    let d = stack.dispatcher_over(
+        with_bucket(),
+        settings("0,0", EgressPolicy::LOCAL_DEVELOPMENT),
+        StaticResolver::default(),
+    );
+    let receiver = Receiver::start(Behaviour::Answer(200)).await;
+    let endpoint = stack.add_endpoint(&d, &receiver.url(), &["stripe.*"]).await;
+    let payload = json!({"id": "evt_big", "padding": "x".repeat(300 * 1024)}).to_string();
+    let location = "payloads/acme/relayed/evt_big";
+    stack
+        .s3
+        .put_object()
+        .bucket(stack.resources.payloads_bucket())
+        .key(location)
+        .body(payload.clone().into_bytes().into())
+        .send()
+        .await
+        .expect("kept");
+
+    // WHEN it is relayed (published by reference) and dispatched
+    let request = shared::outbound::publish::PublishRequest {
+        tenant: &acme(),
+        event_type: "stripe.invoice.paid",
+        payload: payload.as_bytes(),
+        idempotency_key: Some("in.stripe.evt_big"),
+    };
+    let published = d
+        .outbound
+        .publish_kept(request, Some(location))
+        .await
+        .expect("published");
+    let poll = stack
+        .deliveries_mapping()
+        .poll_once(&d, "dispatch-1")
+        .await
+        .expect("poll");
+
+    // THEN the message's item holds where the payload is, not a copy, and the partner gets
+    // it whole, signed
+    let id = published.message_id;
+    let item = raw_item(&stack, &format!("m#acme#{id}"), "msg")
+        .await
+        .expect("stored");
+    assert!(item.contains_key("payload_ref") && !item.contains_key("payload_z"));
+    assert_eq!((poll.received, poll.failed), (1, 0));
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        requests[0].1,
+        payload.as_bytes(),
+        "the payload, byte for byte"
+    );
+    let secret = endpoint.secrets.expect("secrets").current;
+    let verdict = verify_officially(secret.expose(), &requests[0].0, &requests[0].1);
+    assert_eq!(verdict["standardwebhooks"], "ok", "{verdict}");
+
+    // A reader without the bucket refuses to hand it out without its payload, but can still
+    // tell it apart from a publish of the same id (the publish API's duplicate check).
+    let without = stack.outbound_store();
+    assert!(without.message(&acme(), &id).await.is_err());
+    let seen = without
+        .stored_message(&acme(), &id)
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_ne!(seen.content_hash(), published_hash(&payload));
+
+    // Once the event's object has expired, the message is as good as expired.
+    stack
+        .s3
+        .delete_object()
+        .bucket(stack.resources.payloads_bucket())
+        .key(location)
+        .send()
+        .await
+        .expect("deleted");
+    assert!(
+        with_bucket()
+            .message(&acme(), &id)
+            .await
+            .expect("read")
+            .is_none()
+    );
+}
+
+fn published_hash(payload: &str) -> String {
+    let event_type = EventType::parse("stripe.invoice.paid").expect("type");
+    shared::outbound::delivery::content_hash(&event_type, payload.as_bytes())
 }

@@ -36,6 +36,9 @@ pub struct Config {
     pub deliveries_queue_url: String,
     pub deliveries_dlq_url: String,
     pub secrets_key: String,
+    /// The inbound events' bucket: relayed payloads too large for a message's item are
+    /// delivered from it.
+    pub payloads_bucket: String,
     pub settings: OutboundSettings,
 }
 
@@ -54,6 +57,7 @@ impl Config {
             deliveries_queue_url: env.required("DELIVERIES_QUEUE_URL")?,
             deliveries_dlq_url: env.required("DELIVERIES_DLQ_URL")?,
             secrets_key: env.required("SECRETS_KEY_ID")?,
+            payloads_bucket: env.required("PAYLOADS_BUCKET")?,
             settings: outbound_settings(&env)?,
         })
     }
@@ -127,7 +131,8 @@ pub fn build_with<T: Transport>(
         dynamodb,
         &config.outbound_table,
         shared::aws::secrets_keys(sdk, &config.secrets_key),
-    );
+    )
+    .with_payloads(shared::aws::s3_on_first_use(sdk), &config.payloads_bucket);
     Dispatcher::new(
         Outbound::new(store, queue.clone(), SystemClock, config.settings.clone()),
         queue,
@@ -267,6 +272,7 @@ mod tests {
             "DELIVERIES_QUEUE_URL" => Some("https://q".to_owned()),
             "DELIVERIES_DLQ_URL" => Some("https://dlq".to_owned()),
             "SECRETS_KEY_ID" => Some("alias/k".to_owned()),
+            "PAYLOADS_BUCKET" => Some("payloads".to_owned()),
             "DELIVERY_SCHEDULE" => Some("0,5,60".to_owned()),
             "ATTEMPT_TIMEOUT_SECS" => Some("10".to_owned()),
             _ => None,

@@ -29,6 +29,9 @@ pub struct OutboundMessage {
     pub event_type: EventType,
     /// The JSON body partners receive, byte for byte.
     pub payload: Vec<u8>,
+    /// Where `payload` is kept when it is too large for the message's item: the S3 object of
+    /// the inbound event it relays. Stores load the payload back whenever they return it.
+    pub payload_location: Option<String>,
     pub created_at: SystemTime,
     /// Whether every delivery has been created. Until then reconcile finishes the fan-out.
     pub fanned_out: bool,

@@ -963,6 +963,7 @@ where
             }
         };
         let message = OutboundMessage {
+            payload_location: None,
             tenant: tenant.clone(),
             id: MessageId::generate(),
             payload: payload.map_or_else(|| test_payload(&event_type, now), <[u8]>::to_vec),

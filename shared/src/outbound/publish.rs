@@ -100,14 +100,27 @@ where
 {
     /// Store the message once and fan it out.
     pub async fn publish(&self, request: PublishRequest<'_>) -> Result<Published, PublishError> {
+        self.publish_kept(request, None).await
+    }
+
+    /// Publish a payload whose bytes are kept at `kept_at` already (a relayed inbound event's
+    /// S3 object): one too large for the message's item refers to them instead of holding a
+    /// copy, so it is delivered whole.
+    pub async fn publish_kept(
+        &self,
+        request: PublishRequest<'_>,
+        kept_at: Option<&str>,
+    ) -> Result<Published, PublishError> {
         let event_type = EventType::parse(request.event_type).map_err(PublishError::EventType)?;
         let id = match request.idempotency_key {
             Some(key) => MessageId::parse(key).map_err(PublishError::MessageId)?,
             None => MessageId::generate(),
         };
-        if request.payload.len() > MAX_PAYLOAD_BYTES {
-            return Err(PublishError::TooLarge);
-        }
+        let payload_location = match kept_at {
+            _ if request.payload.len() <= MAX_PAYLOAD_BYTES => None,
+            Some(location) => Some(location.to_owned()),
+            None => return Err(PublishError::TooLarge),
+        };
         serde_json::from_slice::<serde::de::IgnoredAny>(request.payload)
             .map_err(|e| PublishError::NotJson(e.to_string()))?;
         let now = self.clock.now();
@@ -116,6 +129,7 @@ where
             id: id.clone(),
             event_type,
             payload: request.payload.to_vec(),
+            payload_location,
             created_at: now,
             fanned_out: true,
         };

@@ -3,6 +3,10 @@
 //! under the message id `in.{provider}.{event id}`, so partners subscribe with filters like
 //! `stripe.invoice.*` and deduplicate on `webhook-id` as for any message.
 //!
+//! Form bodies (Twilio, Slack's slash commands) are relayed as JSON objects of their fields. A
+//! payload too large for a message's item (an inbound event may be up to 6 MB) is delivered
+//! from the S3 object the event keeps it in, which expires with the event.
+//!
 //! The processor calls it after its commit: a failure brings the event's message back, whose
 //! next receive relays the processed event again, and a repeated relay of the same event is a
 //! duplicate publish that delivers nothing twice.
@@ -132,16 +136,18 @@ where
         // Publish checks the type, the size and the JSON; what it refuses is logged below.
         let event_type = format!("{}.{event_type}", key.provider);
         let id = relayed_id(record);
-        match self
-            .outbound
-            .publish(PublishRequest {
-                tenant: &key.tenant,
-                event_type: &event_type,
-                payload: &payload,
-                idempotency_key: Some(id.as_str()),
-            })
-            .await
-        {
+        // A payload too large for a message's item is delivered from where the event keeps it.
+        let kept_at = match payload {
+            Cow::Borrowed(_) => record.payload_location.as_deref(),
+            Cow::Owned(_) => None,
+        };
+        let request = PublishRequest {
+            tenant: &key.tenant,
+            event_type: &event_type,
+            payload: &payload,
+            idempotency_key: Some(id.as_str()),
+        };
+        match self.outbound.publish_kept(request, kept_at).await {
             Ok(published) => {
                 info!(message_id = %published.message_id, deliveries = published.deliveries, "relayed to partners");
                 Ok(())
@@ -277,6 +283,16 @@ mod tests {
             (key, message)
         }
 
+        /// An enqueued event with `payload`, kept where `location` says (S3, for a large one).
+        fn stored_with(&self, id: &str, payload: Vec<u8>, location: Option<&str>) -> Message {
+            let (key, message) = self.stored(id);
+            let mut record = self.processor.store.record(&key).expect("record");
+            record.payload = payload;
+            record.payload_location = location.map(str::to_owned);
+            self.processor.store.insert(record);
+            message
+        }
+
         fn status(&self, key: &EventKey) -> EventStatus {
             self.processor.store.record(key).expect("record").status
         }
@@ -382,6 +398,44 @@ mod tests {
         assert_eq!(w.status(&key), EventStatus::Processed);
         assert!(w.deliveries.sent().is_empty());
         assert!(w.relay.outbound.store.all_deliveries().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_payload_too_large_for_an_item_is_relayed_by_reference_to_where_the_event_keeps_it() {
+        let w = world(true).await;
+        let mut event: Value = serde_json::from_slice(INVOICE_PAID).expect("json");
+        event["padding"] = Value::String("x".repeat(300 * 1024));
+        let large = event.to_string();
+        let location = "payloads/acme/e/h";
+        let message = w.stored_with("evt_big", large.clone().into_bytes(), Some(location));
+
+        assert_eq!(w.processor.process(&message).await, Disposition::Processed);
+
+        let stored = w.relay.outbound.store.all_messages();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].payload_location.as_deref(), Some(location));
+        assert_eq!(stored[0].payload, large.as_bytes(), "delivered whole");
+        assert_eq!(w.deliveries.sent().len(), 1);
+
+        // One the event holds itself (no S3 object to refer to) is too large to relay.
+        let message = w.stored_with("evt_big2", large.into_bytes(), None);
+        assert_eq!(w.processor.process(&message).await, Disposition::Processed);
+        assert_eq!(
+            w.relay.outbound.store.all_messages().len(),
+            1,
+            "not relayed"
+        );
+
+        // A small one is copied into its message even when the event keeps it in S3.
+        let small = INVOICE_PAID.to_vec();
+        let message = w.stored_with("evt_small", small, Some(location));
+        w.processor.process(&message).await;
+        let messages = w.relay.outbound.store.all_messages();
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.id.as_str() == "in.stripe.evt_small" && m.payload_location.is_none())
+        );
     }
 
     #[test]

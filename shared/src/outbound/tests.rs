@@ -434,6 +434,7 @@ async fn reconcile_finishes_a_fan_out_stored_unfinished_before_pointers_went_fir
     let w = world();
     w.endpoint("https://a.example/", &[]).await;
     let message = delivery::OutboundMessage {
+        payload_location: None,
         tenant: acme(),
         id: ids::MessageId::parse("order-8").expect("id"),
         event_type: ids::EventType::parse("invoice.paid").expect("type"),

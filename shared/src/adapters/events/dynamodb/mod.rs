@@ -23,7 +23,7 @@
 mod commit;
 mod marks;
 mod operations;
-mod payloads;
+pub(crate) mod payloads;
 mod records;
 
 use std::time::SystemTime;

@@ -73,11 +73,14 @@ fn message_from_item(item: &Item) -> Result<OutboundMessage, ItemError> {
         tenant: parsed(item, "tenant")?,
         id: parsed(item, "message_id")?,
         event_type: parsed(item, "event_type")?,
-        payload: match item.get("payload_z") {
-            Some(_) => inflate(bytes(item, "payload_z")?, MAX_PAYLOAD_BYTES)
+        payload: match (item.get("payload_z"), item.get("payload_ref")) {
+            (Some(_), _) => inflate(bytes(item, "payload_z")?, MAX_PAYLOAD_BYTES)
                 .ok_or(ItemError::Invalid("payload_z"))?,
-            None => bytes(item, "payload")?.to_vec(),
+            // Loaded by `with_payload`.
+            (None, Some(_)) => Vec::new(),
+            (None, None) => bytes(item, "payload")?.to_vec(),
         },
+        payload_location: opt_string(item, "payload_ref")?.map(str::to_owned),
         created_at: millis(item, "created_at")?,
         fanned_out: boolean(item, "fanned_out")?,
     })
@@ -663,6 +666,31 @@ fn delivery_key_from(item: &Item) -> Result<DeliveryKey, ItemError> {
     })
 }
 
+impl DynamoOutboundStore {
+    /// The message with its payload loaded, if it refers to one kept outside; `None` if that
+    /// is gone (it expired with the inbound event it relays): the message is as good as expired.
+    async fn with_payload(
+        &self,
+        mut message: OutboundMessage,
+    ) -> Result<Option<OutboundMessage>, StoreError> {
+        let Some(location) = &message.payload_location else {
+            return Ok(Some(message));
+        };
+        let Some(bucket) = &self.payloads else {
+            return Err(StoreError::Rejected(format!(
+                "message {} refers to a payload kept outside, and this reader has no bucket",
+                message.id
+            )));
+        };
+        match bucket.get(location).await {
+            Ok(payload) => message.payload = payload,
+            Err(StoreError::Rejected(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        Ok(Some(message))
+    }
+}
+
 #[async_trait]
 impl DeliveryLog for DynamoOutboundStore {
     async fn put_message(
@@ -690,9 +718,10 @@ impl DeliveryLog for DynamoOutboundStore {
             ),
             ("expires_at".to_owned(), n(unix_secs(expires_at))),
         ]);
-        match deflate(&message.payload) {
-            Some(deflated) => item.insert("payload_z".to_owned(), b(deflated)),
-            None => item.insert("payload".to_owned(), b(message.payload.clone())),
+        match (&message.payload_location, deflate(&message.payload)) {
+            (Some(location), _) => item.insert("payload_ref".to_owned(), s(location)),
+            (None, Some(deflated)) => item.insert("payload_z".to_owned(), b(deflated)),
+            (None, None) => item.insert("payload".to_owned(), b(message.payload.clone())),
         };
         if !message.fanned_out {
             item.insert(
@@ -746,7 +775,7 @@ impl DeliveryLog for DynamoOutboundStore {
         for layout in layouts {
             if let Some(item) = self.read(layout.message_key(tenant, id), false).await? {
                 self.layouts.remember(tenant, id, layout);
-                return Ok(Some(message_from_item(&item)?));
+                return self.with_payload(message_from_item(&item)?).await;
             }
         }
         Ok(None)
@@ -769,7 +798,14 @@ impl DeliveryLog for DynamoOutboundStore {
                 .await
                 .map_err(|e| unavailable("GetItem", &self.table, &e))?;
             if let Some(item) = output.item {
-                return Ok(Some(message_from_item(&item)?));
+                let message = message_from_item(&item)?;
+                // A reader without the bucket (the publish API) compares it without its
+                // payload: only relayed payloads too large for an item are kept outside, and
+                // none of those is a published one.
+                if self.payloads.is_none() {
+                    return Ok(Some(message));
+                }
+                return self.with_payload(message).await;
             }
         }
         Ok(None)

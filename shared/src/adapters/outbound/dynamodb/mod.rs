@@ -30,8 +30,12 @@
 //! delivery's key; reconcile reads every shard, and the unsharded partition of entries written
 //! before the shards.
 //!
-//! Rate-limit windows live under `pk = rate#{tenant}#{endpoint}`, `sk = {second}`, and expire
-//! within minutes. Times in keys are zero-padded unix milliseconds, so keys sort by time. Ids
+//! A message's payload is deflated into its item; one relayed from an inbound event too large
+//! for an item (over [`crate::outbound::delivery::MAX_PAYLOAD_BYTES`]) refers to the event's own
+//! S3 object instead (`payload_ref`), loaded whenever the message is read.
+//!
+//! An endpoint's rate limit keeps its next free slot under `pk = rate#{tenant}#{endpoint}`,
+//! `sk = rate`. Times in keys are zero-padded unix milliseconds, so keys sort by time. Ids
 //! never contain `#`, so no key is the prefix of another's. Every query's partition is built
 //! from the caller's tenant, and a page token is accepted only for the partition it came from:
 //! one tenant's listing can never read another's items.
@@ -57,6 +61,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use crate::{
     adapters::{
         dynamodb::item::{Item, s},
+        events::dynamodb::payloads::PayloadBucket,
         lock,
     },
     ids::TenantId,
@@ -90,6 +95,8 @@ pub struct DynamoOutboundStore {
     layouts: Arc<layout::Layouts>,
     /// Event types this container has noted for their tenant (`published_types`).
     noted_types: Arc<Mutex<lru::LruCache<(TenantId, EventType), ()>>>,
+    /// Where the payloads messages refer to are kept (the inbound events' bucket).
+    payloads: Option<PayloadBucket>,
 }
 
 impl std::fmt::Debug for DynamoOutboundStore {
@@ -115,7 +122,22 @@ impl DynamoOutboundStore {
             noted_types: Arc::new(Mutex::new(lru::LruCache::new(
                 NonZeroUsize::new(NOTED_TYPES).unwrap_or(NonZeroUsize::MIN),
             ))),
+            payloads: None,
         }
+    }
+
+    /// Read the payloads messages refer to (relayed inbound events too large for an item)
+    /// from `bucket`. Without it, reading such a message is refused.
+    pub fn with_payloads(
+        mut self,
+        client: impl Into<crate::aws::LazyClient<aws_sdk_s3::Client>>,
+        bucket: impl Into<String>,
+    ) -> Self {
+        self.payloads = Some(PayloadBucket {
+            client: client.into(),
+            bucket: bucket.into(),
+        });
+        self
     }
 
     /// A store that never seals or opens a secret (reading endpoints without them, logging,
