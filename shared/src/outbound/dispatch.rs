@@ -34,6 +34,7 @@ use super::{
     },
     endpoint::{DisabledReason, Endpoint},
     ids::{EndpointId, EventType, MessageId},
+    lanes::{self, Flights, Pace},
     ports::{
         AttemptResult, DeliveryClaim, DeliveryQueue, DeliveryRetryQueue, OutboundRequest,
         OutboundStore, Transport,
@@ -58,6 +59,9 @@ pub const POINTER_REFRESH_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// How soon a pointer comes back when its message is not stored yet (its publish is between
 /// sending the pointers and storing the message).
 const UNSTORED_DELAY: Duration = Duration::from_secs(2);
+/// How soon a message comes back when its endpoint, not proven fast here, has as many attempts
+/// in flight in this process as it may ([`lanes::UNPROVEN_IN_FLIGHT`]).
+const UNPROVEN_DELAY: Duration = Duration::from_secs(1);
 /// How soon a message comes back after a storage or queue outage.
 const OUTAGE_DELAY: Duration = Duration::from_secs(10);
 /// How many held deliveries a recovered endpoint releases at once; reconcile does the rest.
@@ -108,6 +112,8 @@ pub enum Dispatched {
     /// Retried or not attempted now, through a fresh copy of its pointer (this one was near
     /// the queue's receive or age limit): done with as far as this message goes.
     SentAgain(Duration),
+    /// Its endpoint is slow: its pointer went to the slow lane, unattempted.
+    Diverted,
 }
 
 impl Dispatched {
@@ -122,9 +128,34 @@ impl Dispatched {
 pub struct Dispatcher<S, Q, R, T, C, J> {
     /// Holds the store, the deliveries queue (to release held deliveries) and the clock.
     pub outbound: Outbound<S, Q, C>,
+    /// The queue this dispatcher consumes: back off, send again, give up.
     pub retry: R,
     pub transport: T,
     pub jitter: J,
+    /// Set on the main lane: where slow endpoints' deliveries go ([`lanes`]).
+    pub slow_lane: Option<SlowLane>,
+}
+
+/// The main lane's way to the slow lane, and its count of attempts in flight per endpoint.
+#[derive(Clone)]
+pub struct SlowLane {
+    pub queue: Arc<dyn DeliveryQueue>,
+    pub flights: Flights,
+}
+
+impl std::fmt::Debug for SlowLane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlowLane").finish_non_exhaustive()
+    }
+}
+
+impl SlowLane {
+    pub fn new(queue: Arc<dyn DeliveryQueue>) -> Self {
+        Self {
+            queue,
+            flights: Flights::default(),
+        }
+    }
 }
 
 /// What an attempt decided for the delivery, before it is written.
@@ -148,7 +179,14 @@ where
             retry,
             transport,
             jitter,
+            slow_lane: None,
         }
+    }
+
+    /// Run as the main lane, sending slow endpoints' deliveries to `lane`.
+    pub fn with_slow_lane(mut self, lane: SlowLane) -> Self {
+        self.slow_lane = Some(lane);
+        self
     }
 
     fn settings(&self) -> &OutboundSettings {
@@ -380,6 +418,26 @@ where
             error!("the endpoint's signing secrets could not be read; not attempted");
             return Ok(Dispatched::Later(OUTAGE_DELAY));
         }
+        let _ticket = match &self.slow_lane {
+            Some(lane) if !pointer.probe => {
+                if endpoint.health.slow_since.is_some() {
+                    match lane.queue.enqueue(pointer).await {
+                        Ok(()) => {
+                            info!("a slow endpoint: to the slow lane");
+                            return Ok(Dispatched::Diverted);
+                        }
+                        Err(e) => {
+                            warn!(error = %e, "could not reach the slow lane; attempted here")
+                        }
+                    }
+                }
+                let Some(ticket) = lane.flights.admit(&key.tenant, &key.endpoint_id) else {
+                    return Ok(Dispatched::Later(UNPROVEN_DELAY));
+                };
+                Some(ticket)
+            }
+            _ => None,
+        };
         if let Some(limit) = endpoint.rate_limit
             && let Some(waiting) = self.rate_limited(pointer, key, limit.get(), now).await?
         {
@@ -474,6 +532,8 @@ where
         if decision.status == DeliveryStatus::Delivered && success_changes(&endpoint.health, done) {
             self.record_success(key, done).await;
         }
+        self.note_pace(&endpoint, lanes::pace(&exchange), done)
+            .await;
         match (decision.status, result.next_attempt_at) {
             (DeliveryStatus::Held, _) => {
                 store
@@ -540,6 +600,30 @@ where
                 error = %e,
                 "delivered, but neither recorded nor noted; the partner may receive it again"
             ),
+        }
+    }
+
+    /// What the attempt's pace says about its endpoint: proven fast (or not) in this process,
+    /// and marked slow or fast again when that changes. Best effort, after the attempt is
+    /// recorded.
+    async fn note_pace(&self, endpoint: &Endpoint, pace: Pace, at: SystemTime) {
+        if let Some(lane) = &self.slow_lane {
+            lane.flights.observe(&endpoint.tenant, &endpoint.id, pace);
+        }
+        let slow = endpoint.health.slow_since.is_some();
+        let mark = match pace {
+            Pace::Slow if !slow => Some(at),
+            Pace::Fast if slow => None,
+            _ => return,
+        };
+        match self
+            .outbound
+            .store
+            .mark_slow(&endpoint.tenant, &endpoint.id, mark)
+            .await
+        {
+            Ok(()) => info!(slow = mark.is_some(), "the endpoint's pace changed"),
+            Err(e) => warn!(error = %e, "the endpoint's pace could not be noted"),
         }
     }
 

@@ -197,6 +197,9 @@ pub struct EndpointHealth {
     /// It holds deliveries (it was disabled or paused): a new one waits behind them, so they
     /// are all released in order of creation.
     pub holding: bool,
+    /// Since when its attempts are slow ([`super::lanes`]): its deliveries go on the slow
+    /// lane until one answers fast.
+    pub slow_since: Option<SystemTime>,
 }
 
 /// One partner endpoint of a tenant.

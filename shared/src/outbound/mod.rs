@@ -11,6 +11,7 @@
 //! - [`relay`]: inbound events published to partners, from the processor.
 //! - [`admin`]: adding and changing endpoints; [`actions`]: recovery as console events.
 //! - [`rate`]: an endpoint's rate limit as reserved slots.
+//! - [`lanes`]: slow endpoints' deliveries on a lane of their own.
 //! - [`endpoint`], [`filter`], [`delivery`], [`ids`]: the records; [`ports`]: their storage.
 
 pub mod actions;
@@ -20,6 +21,7 @@ pub mod dispatch;
 pub mod endpoint;
 pub mod filter;
 pub mod ids;
+pub mod lanes;
 pub mod ports;
 pub mod publish;
 pub mod rate;

@@ -89,6 +89,14 @@ pub trait EndpointStore: Send + Sync {
         at: SystemTime,
     ) -> Result<(), StoreError>;
 
+    /// Mark it slow since `since`, or (`None`) fast again.
+    async fn mark_slow(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+        since: Option<SystemTime>,
+    ) -> Result<(), StoreError>;
+
     /// Forget its health (an operator enabled it): no failures, circuit closed, not disabled.
     async fn reset_health(&self, tenant: &TenantId, id: &EndpointId) -> Result<(), StoreError>;
 

@@ -1476,3 +1476,81 @@ async fn a_delivery_held_by_the_dispatcher_keeps_its_message_a_retention_from_th
         Some(w.clock().now() + OutboundSettings::default().retention)
     );
 }
+
+#[tokio::test]
+async fn a_slow_endpoint_goes_to_the_slow_lane_and_back_when_it_answers_fast() {
+    use crate::outbound::dispatch::SlowLane;
+    // GIVEN a main-lane dispatcher with a slow lane, and an endpoint that answers in 6 s
+    let mut w = world();
+    let slow_queue = Arc::new(MemoryDeliveryQueue::new());
+    let endpoint = w.endpoint("https://a.example/in", &[]).await;
+    let slowly = Exchange {
+        latency: Duration::from_secs(6),
+        ..ScriptedTransport::status(200)
+    };
+    w.d.transport.script(
+        "https://a.example/in",
+        vec![slowly, ScriptedTransport::status(200)],
+    );
+    let lane = SlowLane::new(slow_queue.clone());
+    w.d.slow_lane = Some(lane.clone());
+
+    // WHEN its first delivery takes 6 s, THEN it is delivered and the endpoint marked slow
+    w.publish("invoice.paid", "first").await;
+    let first = w.queue.drain().remove(0);
+    assert_eq!(
+        w.d.dispatch(&as_message(&first), "main/1").await,
+        Dispatched::Delivered
+    );
+    let marked = w
+        .store()
+        .endpoint(&acme(), &endpoint.id)
+        .await
+        .expect("read")
+        .expect("endpoint");
+    assert!(marked.health.slow_since.is_some());
+
+    // WHEN the next comes to the main lane, THEN it goes to the slow lane unattempted
+    w.publish("invoice.paid", "second").await;
+    let second = w.queue.drain().remove(0);
+    assert_eq!(
+        w.d.dispatch(&as_message(&second), "main/2").await,
+        Dispatched::Diverted
+    );
+    assert!(!Dispatched::Diverted.is_failure());
+    assert_eq!(w.d.transport.requests().len(), 1);
+    let diverted = slow_queue.drain();
+    assert_eq!(diverted, [second]);
+
+    // WHEN the slow lane (a dispatcher without one) delivers it fast, THEN the mark is cleared
+    w.d.slow_lane = None;
+    assert_eq!(
+        w.d.dispatch(&as_message(&diverted[0]), "slow/1").await,
+        Dispatched::Delivered
+    );
+    let recovered = w
+        .store()
+        .endpoint(&acme(), &endpoint.id)
+        .await
+        .expect("read")
+        .expect("endpoint");
+    assert_eq!(recovered.health.slow_since, None);
+    w.d.slow_lane = Some(lane);
+    w.publish("invoice.paid", "third").await;
+    let third = w.queue.drain().remove(0);
+    assert_eq!(
+        w.d.dispatch(&as_message(&third), "main/3").await,
+        Dispatched::Delivered
+    );
+    assert!(slow_queue.sent().is_empty(), "back on the main lane");
+}
+
+fn as_message(pointer: &delivery::DeliveryPointer) -> Message {
+    Message {
+        message_id: format!("sqs-{}", pointer.message_id),
+        receipt_handle: Some(format!("rh-{}", pointer.message_id)),
+        body: pointer.to_json(),
+        receive_count: 1,
+        sent_at: None,
+    }
+}

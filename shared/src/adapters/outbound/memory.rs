@@ -280,6 +280,17 @@ impl EndpointStore for MemoryOutboundStore {
         .map(|_| ())
     }
 
+    async fn mark_slow(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+        since: Option<SystemTime>,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        self.health(tenant, id, |h| h.slow_since = since)
+            .map(|_| ())
+    }
+
     async fn record_failure(
         &self,
         tenant: &TenantId,

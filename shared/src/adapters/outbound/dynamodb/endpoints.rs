@@ -111,6 +111,7 @@ fn endpoint_from_item(item: &Item) -> Result<Endpoint, ItemError> {
             last_success_at: opt_millis(item, "last_success_at")?,
             disabled,
             holding: opt_string(item, "due_kind")? == Some(HOLDING),
+            slow_since: opt_millis(item, "slow_since")?,
         },
     })
 }
@@ -361,6 +362,20 @@ impl EndpointStore for DynamoOutboundStore {
         )
         .await
         .map(|_| ())
+    }
+
+    async fn mark_slow(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+        since: Option<SystemTime>,
+    ) -> Result<(), StoreError> {
+        let update = UpdateBuilder::new(endpoint_key(tenant, id));
+        let update = match since {
+            Some(at) => update.set("slow_since", ms(at)),
+            None => update.remove("slow_since"),
+        };
+        self.update_health(update).await.map(|_| ())
     }
 
     async fn record_failure(
