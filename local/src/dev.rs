@@ -167,12 +167,21 @@ pub fn dispatcher_config(resources: &Provisioned) -> Result<dispatcher::Config, 
         "DELIVERIES_DLQ_URL" => Some(resources.deliveries_dlq_url().to_owned()),
         "SECRETS_KEY_ID" => Some(resources.secrets_key().to_owned()),
         "PAYLOADS_BUCKET" => Some(resources.payloads_bucket().to_owned()),
+        "SLOW_DELIVERIES_QUEUE_URL" => Some(resources.slow_deliveries_queue_url().to_owned()),
         "DELIVERY_SCHEDULE" | "ATTEMPT_TIMEOUT_SECS" => std::env::var(name).ok(),
         _ => None,
     };
     let mut config = dispatcher::Config::from_lookup(lookup)?;
     config.settings.egress = shared::outbound::ssrf::EgressPolicy::LOCAL_DEVELOPMENT;
     Ok(config)
+}
+
+/// The slow lane's dispatcher configuration: the main one's, consuming the slow lane's queue.
+pub fn slow_dispatcher_config(resources: &Provisioned) -> Result<dispatcher::Config, EnvError> {
+    Ok(dispatcher::Config {
+        lane: dispatcher::Lane::Slow,
+        ..dispatcher_config(resources)?
+    })
 }
 
 /// The portal's configuration for this stack: the dispatcher's (so its test events reach

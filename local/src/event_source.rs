@@ -72,6 +72,8 @@ pub const STARTING_CONCURRENCY: usize = 5;
 /// batches each mapping runs at once.
 pub const PROCESSOR_MAX_CONCURRENCY: usize = 5;
 pub const DISPATCHER_MAX_CONCURRENCY: usize = 10;
+/// The template's `SlowLaneMaxConcurrency` default.
+pub const SLOW_LANE_MAX_CONCURRENCY: usize = 2;
 
 /// How the mapping polls: the template's `BatchSize` and `MaximumBatchingWindowInSeconds`.
 #[derive(Debug, Clone)]

@@ -255,6 +255,8 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
     let processor = processor::build(&sdk, &dev::processor_config(&resources)?);
     let dispatcher =
         dispatcher::build(&sdk, &dev::dispatcher_config(&resources)?).map_err(LocalError::Serve)?;
+    let slow_dispatcher = dispatcher::build(&sdk, &dev::slow_dispatcher_config(&resources)?)
+        .map_err(LocalError::Serve)?;
     let events = EventSourceMapping {
         sqs: clients.sqs.clone(),
         queue_url: resources.events_queue_url().to_owned(),
@@ -263,6 +265,10 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
     };
     let deliveries = EventSourceMapping {
         queue_url: resources.deliveries_queue_url().to_owned(),
+        ..events.clone()
+    };
+    let slow_deliveries = EventSourceMapping {
+        queue_url: resources.slow_deliveries_queue_url().to_owned(),
         ..events.clone()
     };
     println!(
@@ -274,6 +280,7 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
         served = server::serve(listener, routes) => served.map_err(LocalError::Serve),
         () = events.run(&processor, event_source::PROCESSOR_MAX_CONCURRENCY) => Ok(()),
         () = deliveries.run(&dispatcher, event_source::DISPATCHER_MAX_CONCURRENCY) => Ok(()),
+        () = slow_deliveries.run(&slow_dispatcher, event_source::SLOW_LANE_MAX_CONCURRENCY) => Ok(()),
         _ = tokio::signal::ctrl_c() => Ok(()),
     }
 }

@@ -27,6 +27,7 @@ pub const PORTAL_LINK_KEY: &str = "PortalLinkKey";
 pub const PAYLOADS_BUCKET: &str = "PayloadsBucket";
 pub const OUTBOUND_TABLE: &str = "OutboundTable";
 pub const DELIVERIES_QUEUE: &str = "DeliveriesQueue";
+pub const SLOW_DELIVERIES_QUEUE: &str = "SlowDeliveriesQueue";
 pub const DELIVERIES_DLQ: &str = "DeliveriesDeadLetterQueue";
 
 #[derive(Debug, Error)]
@@ -128,6 +129,10 @@ impl Provisioned {
         self.queue_url(DELIVERIES_QUEUE).unwrap_or_default()
     }
 
+    pub fn slow_deliveries_queue_url(&self) -> &str {
+        self.queue_url(SLOW_DELIVERIES_QUEUE).unwrap_or_default()
+    }
+
     pub fn deliveries_dlq_url(&self) -> &str {
         self.queue_url(DELIVERIES_DLQ).unwrap_or_default()
     }
@@ -153,6 +158,7 @@ pub async fn provision(
         EVENTS_QUEUE,
         DEAD_LETTER_QUEUE,
         DELIVERIES_QUEUE,
+        SLOW_DELIVERIES_QUEUE,
         DELIVERIES_DLQ,
     ] {
         template.queue(id).ok_or(ProvisionError::Missing(id))?;

@@ -33,7 +33,7 @@ use shared::{
             Attempt, Delivery, DeliveryKey, DeliveryPointer, DeliveryStatus, ErrorClass, Exchange,
             OutboundMessage, Trigger,
         },
-        dispatch::{Dispatched, Dispatcher},
+        dispatch::{Dispatched, Dispatcher, SlowLane},
         endpoint::Endpoint,
         ids::{EventType, MessageId},
         ports::{AttemptResult, DeliveryClaim, DeliveryLog, EndpointStore, RateLimiter},
@@ -1260,4 +1260,82 @@ async fn a_relayed_payload_too_large_for_an_item_is_delivered_whole_from_where_t
 fn published_hash(payload: &str) -> String {
     let event_type = EventType::parse("stripe.invoice.paid").expect("type");
     shared::outbound::delivery::content_hash(&event_type, payload.as_bytes())
+}
+
+#[tokio::test]
+async fn a_slow_endpoints_delivery_goes_through_the_slow_lanes_queue_on_sqs() {
+    // GIVEN an endpoint marked slow, the main lane's dispatcher and the slow lane's
+    let stack = Stack::new().await;
+    let settings = settings("0,5", EgressPolicy::LOCAL_DEVELOPMENT);
+    let slow_queue = || {
+        SqsDeliveryQueue::new(
+            stack.sqs.clone(),
+            stack.resources.slow_deliveries_queue_url(),
+            stack.resources.deliveries_dlq_url(),
+        )
+    };
+    let main = stack
+        .dispatcher(settings.clone(), StaticResolver::default())
+        .with_slow_lane(SlowLane::new(Arc::new(slow_queue())));
+    let transport =
+        HttpTransport::with_resolver(settings.egress, Arc::new(StaticResolver::default()))
+            .expect("transport");
+    let slow_lane = Dispatcher::new(
+        Outbound::new(
+            stack.outbound_store(),
+            stack.delivery_queue(),
+            SystemClock,
+            settings,
+        ),
+        slow_queue(),
+        transport,
+        NoJitter,
+    );
+    let receiver = Receiver::start(Behaviour::Answer(200)).await;
+    let endpoint = stack.add_endpoint(&main, &receiver.url(), &[]).await;
+    let store = stack.outbound_store();
+    store
+        .mark_slow(&acme(), &endpoint.id, Some(std::time::SystemTime::now()))
+        .await
+        .expect("marked");
+    let marked = store
+        .endpoint(&acme(), &endpoint.id)
+        .await
+        .expect("read")
+        .expect("endpoint");
+    assert!(marked.health.slow_since.is_some(), "the mark round-trips");
+
+    // WHEN a message is published and the main lane polls
+    publish_via_api(
+        &main,
+        &json!({"event_type": "invoice.paid", "payload": {"n": 1}}),
+    )
+    .await;
+    let poll = stack
+        .deliveries_mapping()
+        .poll_once(&main, "main-1")
+        .await
+        .expect("poll");
+
+    // THEN it is not attempted there: its pointer is on the slow lane's queue
+    assert_eq!((poll.received, poll.failed), (1, 0));
+    assert!(receiver.requests().is_empty());
+    let slow_mapping = EventSourceMapping {
+        queue_url: stack.resources.slow_deliveries_queue_url().to_owned(),
+        ..stack.deliveries_mapping()
+    };
+    let poll = slow_mapping
+        .poll_once(&slow_lane, "slow-1")
+        .await
+        .expect("poll");
+
+    // AND the slow lane delivers it; answered fast, the endpoint is no longer slow
+    assert_eq!((poll.received, poll.failed), (1, 0));
+    assert_eq!(receiver.requests().len(), 1);
+    let recovered = store
+        .endpoint(&acme(), &endpoint.id)
+        .await
+        .expect("read")
+        .expect("endpoint");
+    assert_eq!(recovered.health.slow_since, None);
 }

@@ -12,7 +12,7 @@ use local_stack::{
     provision::{
         DEAD_LETTER_QUEUE, DELIVERIES_DLQ, DELIVERIES_QUEUE, EVENTS_QUEUE, EVENTS_TABLE,
         OUTBOUND_TABLE, PAYLOADS_BUCKET, PORTAL_LINK_KEY, PROJECTIONS_TABLE, SECRETS_KEY,
-        TENANTS_TABLE,
+        SLOW_DELIVERIES_QUEUE, TENANTS_TABLE,
     },
     template::{Overrides, Template},
 };
@@ -37,8 +37,9 @@ const PROCESSING_ADAPTER: &str =
     include_str!("../../shared/src/adapters/events/dynamodb/commit.rs");
 
 /// Which resource each resource-naming variable must point at, in every function.
-const RESOURCE_VARIABLES: [(&str, &str); 11] = [
+const RESOURCE_VARIABLES: [(&str, &str); 12] = [
     ("SECRETS_KEY_ID", SECRETS_KEY),
+    ("SLOW_DELIVERIES_QUEUE_URL", SLOW_DELIVERIES_QUEUE),
     ("PORTAL_LINK_KEY_ID", PORTAL_LINK_KEY),
     ("OUTBOUND_TABLE", OUTBOUND_TABLE),
     ("DELIVERIES_QUEUE_URL", DELIVERIES_QUEUE),

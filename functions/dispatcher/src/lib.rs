@@ -11,7 +11,7 @@ use shared::{
     env::{Env, EnvError},
     outbound::{
         Outbound, OutboundSettings,
-        dispatch::Dispatcher,
+        dispatch::{Dispatcher, SlowLane},
         ports::{DeliveryQueue, DeliveryRetryQueue, OutboundStore, Transport},
         ssrf::EgressPolicy,
         transport::HttpTransport,
@@ -39,7 +39,20 @@ pub struct Config {
     /// The inbound events' bucket: relayed payloads too large for a message's item are
     /// delivered from it.
     pub payloads_bucket: String,
+    /// The slow lane's queue; without it, every delivery is attempted on the main lane.
+    pub slow_deliveries_queue_url: Option<String>,
+    /// Which queue this function consumes (`DISPATCHER_LANE`).
+    pub lane: Lane,
     pub settings: OutboundSettings,
+}
+
+/// The queue a dispatcher consumes ([`shared::outbound::lanes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// The deliveries queue: slow endpoints' pointers go on to the slow lane.
+    Main,
+    /// The slow lane's queue: every pointer is attempted here.
+    Slow,
 }
 
 impl Config {
@@ -58,6 +71,17 @@ impl Config {
             deliveries_dlq_url: env.required("DELIVERIES_DLQ_URL")?,
             secrets_key: env.required("SECRETS_KEY_ID")?,
             payloads_bucket: env.required("PAYLOADS_BUCKET")?,
+            slow_deliveries_queue_url: env.0("SLOW_DELIVERIES_QUEUE_URL"),
+            lane: match env.0("DISPATCHER_LANE").as_deref() {
+                None | Some("main") => Lane::Main,
+                Some("slow") => Lane::Slow,
+                Some(other) => {
+                    return Err(EnvError::Invalid {
+                        name: "DISPATCHER_LANE",
+                        problem: format!("{other:?} is neither main nor slow"),
+                    });
+                }
+            },
             settings: outbound_settings(&env)?,
         })
     }
@@ -122,23 +146,30 @@ pub fn build_with<T: Transport>(
 {
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     let sqs = aws_sdk_sqs::Client::new(sdk);
-    let queue = SqsDeliveryQueue::new(
-        sqs,
-        &config.deliveries_queue_url,
-        &config.deliveries_dlq_url,
-    );
+    let on = |url: &str| SqsDeliveryQueue::new(sqs.clone(), url, &config.deliveries_dlq_url);
+    let queue = on(&config.deliveries_queue_url);
+    let slow = config.slow_deliveries_queue_url.as_deref().map(on);
+    // The queue this function consumes: where its messages' visibility is changed.
+    let consumed = match (config.lane, &slow) {
+        (Lane::Slow, Some(slow)) => slow.clone(),
+        _ => queue.clone(),
+    };
     let store = DynamoOutboundStore::new(
         dynamodb,
         &config.outbound_table,
         shared::aws::secrets_keys(sdk, &config.secrets_key),
     )
     .with_payloads(shared::aws::s3_on_first_use(sdk), &config.payloads_bucket);
-    Dispatcher::new(
-        Outbound::new(store, queue.clone(), SystemClock, config.settings.clone()),
-        queue,
+    let dispatcher = Dispatcher::new(
+        Outbound::new(store, queue, SystemClock, config.settings.clone()),
+        consumed,
         transport,
         SystemJitter,
-    )
+    );
+    match (config.lane, slow) {
+        (Lane::Main, Some(slow)) => dispatcher.with_slow_lane(SlowLane::new(Arc::new(slow))),
+        _ => dispatcher,
+    }
 }
 
 /// Handle one SQS batch: every delivery on its own; the ones to retry listed for SQS.
@@ -292,5 +323,24 @@ mod tests {
             other => env(other),
         };
         assert!(Config::from_lookup(too_slow).is_err());
+
+        // The lane: main unless told; anything else is refused.
+        assert_eq!(config.lane, Lane::Main);
+        assert_eq!(config.slow_deliveries_queue_url, None);
+        let slow = |name: &str| match name {
+            "DISPATCHER_LANE" => Some("slow".to_owned()),
+            "SLOW_DELIVERIES_QUEUE_URL" => Some("https://slow".to_owned()),
+            other => env(other),
+        };
+        let config = Config::from_lookup(slow).expect("config");
+        assert_eq!(
+            (config.lane, config.slow_deliveries_queue_url.as_deref()),
+            (Lane::Slow, Some("https://slow"))
+        );
+        let odd = |name: &str| match name {
+            "DISPATCHER_LANE" => Some("fast".to_owned()),
+            other => env(other),
+        };
+        assert!(Config::from_lookup(odd).is_err());
     }
 }

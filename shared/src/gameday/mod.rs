@@ -2,10 +2,13 @@
 //! queue as SQS behaves, the processor, the DLQ and the operator's actions) on one injected
 //! clock, with faults injected at every port. The scenarios are in [`tests`], the load run with
 //! faults in [`load`]; the same promises against the emulator are in the integration tests.
+//! The outbound slow lane under Lambda's concurrency is simulated in [`lanes`], on tokio's
+//! paused clock.
 //!
 //! Nothing sleeps: time moves by the clock, and a Lambda killed at its timeout is a future
 //! dropped while it waits on a hung call.
 
+mod lanes;
 mod load;
 mod sqs;
 mod tests;

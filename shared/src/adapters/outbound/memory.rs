@@ -72,9 +72,22 @@ struct State {
     rate: HashMap<(TenantId, EndpointId), Option<SystemTime>>,
 }
 
-/// [`EndpointStore`], [`DeliveryLog`] and [`RateLimiter`] in memory.
+/// [`EndpointStore`], [`DeliveryLog`] and [`RateLimiter`] in memory. Clones share one store,
+/// as a deployment's dispatchers share one table.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryOutboundStore(std::sync::Arc<SharedStore>);
+
+impl std::ops::Deref for MemoryOutboundStore {
+    type Target = SharedStore;
+
+    fn deref(&self) -> &SharedStore {
+        &self.0
+    }
+}
+
+/// What the clones of a [`MemoryOutboundStore`] share.
 #[derive(Debug, Default)]
-pub struct MemoryOutboundStore {
+pub struct SharedStore {
     state: Mutex<State>,
     outage: Outage,
     /// How many coming `finish_attempt` calls fail as an outage would, writing nothing.
