@@ -27,7 +27,7 @@ const VERSION: &str = "sealed:v1:";
 pub const DATA_KEY_LEN: usize = 32;
 
 /// Where a sealed value belongs. Every part is bound into the encryption.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SealContext {
     pub tenant: TenantId,
     /// What the value configures within the tenant: a provider (`stripe`), an outbound

@@ -1339,3 +1339,68 @@ async fn a_slow_endpoints_delivery_goes_through_the_slow_lanes_queue_on_sqs() {
         .expect("endpoint");
     assert_eq!(recovered.health.slow_since, None);
 }
+
+#[tokio::test]
+async fn a_sealed_secret_copied_into_another_tenants_endpoint_fails_warm_as_it_does_cold() {
+    // GIVEN endpoints of two tenants, and a warm store that opened acme's secret
+    let stack = Stack::new().await;
+    let d = stack.dispatcher(
+        settings("0", EgressPolicy::LOCAL_DEVELOPMENT),
+        StaticResolver::default(),
+    );
+    let mine = stack.add_endpoint(&d, "http://127.0.0.1:9/a", &[]).await;
+    let globex = TenantId::parse("globex").expect("tenant");
+    let theirs = d
+        .outbound
+        .add_endpoint(
+            &globex,
+            EndpointChange {
+                url: Some("http://127.0.0.1:9/b".into()),
+                ..EndpointChange::default()
+            },
+            None,
+        )
+        .await
+        .expect("endpoint");
+    let warm = stack.outbound_store();
+    let opened = warm
+        .endpoint_with_secrets(&acme(), &mine.id)
+        .await
+        .expect("read")
+        .expect("endpoint");
+
+    // WHEN a table writer copies acme's sealed secret into globex's endpoint item
+    let sealed = raw_item(&stack, "t#acme", &format!("ep#{}", mine.id))
+        .await
+        .expect("item")["secret_current"]
+        .clone();
+    stack
+        .dynamodb
+        .update_item()
+        .table_name(stack.resources.outbound_table())
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("t#globex".into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("ep#{}", theirs.id)),
+        )
+        .update_expression("SET secret_current = :s")
+        .expression_attribute_values(":s", sealed)
+        .send()
+        .await
+        .expect("copied");
+
+    // THEN reading globex's endpoint fails, warm as cold: acme's secret never signs for it
+    let cold = stack.outbound_store();
+    assert!(
+        cold.endpoint_with_secrets(&globex, &theirs.id)
+            .await
+            .is_err()
+    );
+    // (Before, the warm store's cache, keyed by the sealed text alone, handed out acme's.)
+    let warm_read = warm.endpoint_with_secrets(&globex, &theirs.id).await;
+    assert!(warm_read.is_err(), "{:?}", warm_read.map(|e| e.is_some()));
+    assert!(opened.secrets.is_some());
+}

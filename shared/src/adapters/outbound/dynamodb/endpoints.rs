@@ -127,17 +127,18 @@ impl DynamoOutboundStore {
         let Some(text) = opt_string(item, field)? else {
             return Ok(None);
         };
-        if let Some(secret) = self.cached(text) {
+        let context = seal_context(tenant, id, field);
+        if let Some(secret) = self.cached(text, &context) {
             return Ok(Some(secret));
         }
         let sealed = Sealed::from_stored(text).map_err(|_| ItemError::Invalid(field))?;
         let plain = self
             .envelope
-            .open(&sealed, &seal_context(tenant, id, field))
+            .open(&sealed, &context)
             .await
             .map_err(sealing_error)?;
         let secret = Secret::new(String::from_utf8(plain).map_err(|_| ItemError::Invalid(field))?);
-        self.remember(text, &secret);
+        self.remember(text, &context, &secret);
         Ok(Some(secret))
     }
 

@@ -41,8 +41,10 @@
 //! one tenant's listing can never read another's items.
 //!
 //! Endpoints' signing secrets are sealed ([`crate::sealing`]) with the tenant, the endpoint and
-//! the field as context; opened values are cached by their sealed text (which changes with
-//! every seal), so a warm dispatcher does not ask KMS again for the same secret.
+//! the field as context; opened values are cached by their sealed text **and** that context
+//! for [`OPENED_TTL`], so a warm dispatcher does not ask KMS again for the same secret, a sealed
+//! value copied into another item fails warm exactly as it does cold, and a disabled key stops
+//! opening within the lifetime.
 
 mod endpoints;
 mod layout;
@@ -53,6 +55,7 @@ pub use self::log::DUE_SHARDS;
 use std::{
     num::NonZeroUsize,
     sync::{Arc, Mutex},
+    time::{Duration, Instant},
 };
 
 use aws_sdk_dynamodb::{Client, types::AttributeValue};
@@ -70,7 +73,7 @@ use crate::{
         ids::{EndpointId, EventType},
     },
     ports::StoreError,
-    sealing::{Envelope, KeyService},
+    sealing::{Envelope, KeyService, SealContext},
     secret::Secret,
 };
 
@@ -80,8 +83,14 @@ pub const ENDPOINT_INDEX: &str = "by_endpoint";
 /// or leased, held deliveries, endpoints holding deliveries.
 pub const DUE_INDEX: &str = "by_due";
 
+/// Opened secrets by sealed text and context, with when they were opened.
+type OpenedSecrets = lru::LruCache<(String, SealContext), (Secret, Instant)>;
+
 /// How many opened secrets a warm function keeps.
 const OPENED_CACHE: usize = 1_000;
+/// How long an opened secret is kept: KMS is asked again after it, so a key disabled (or a
+/// grant revoked) stops opening within this.
+pub const OPENED_TTL: Duration = Duration::from_secs(300);
 /// How many (tenant, event type) pairs a warm function remembers having noted.
 const NOTED_TYPES: usize = 10_000;
 
@@ -91,7 +100,7 @@ pub struct DynamoOutboundStore {
     client: Client,
     table: String,
     envelope: Envelope<Arc<dyn KeyService>>,
-    opened: Arc<Mutex<lru::LruCache<String, Secret>>>,
+    opened: Arc<Mutex<OpenedSecrets>>,
     layouts: Arc<layout::Layouts>,
     /// Event types this container has noted for their tenant (`published_types`).
     noted_types: Arc<Mutex<lru::LruCache<(TenantId, EventType), ()>>>,
@@ -146,12 +155,25 @@ impl DynamoOutboundStore {
         Self::new(client, table, Arc::new(crate::adapters::keys::NoKeys))
     }
 
-    fn cached(&self, sealed: &str) -> Option<Secret> {
-        lock(&self.opened).get(sealed).cloned()
+    /// The secret `sealed` opened to under `context`, if opened within [`OPENED_TTL`].
+    fn cached(&self, sealed: &str, context: &SealContext) -> Option<Secret> {
+        let mut opened = lock(&self.opened);
+        let key = (sealed.to_owned(), context.clone());
+        match opened.get(&key) {
+            Some((secret, at)) if at.elapsed() < OPENED_TTL => Some(secret.clone()),
+            Some(_) => {
+                opened.pop(&key);
+                None
+            }
+            None => None,
+        }
     }
 
-    fn remember(&self, sealed: &str, secret: &Secret) {
-        lock(&self.opened).put(sealed.to_owned(), secret.clone());
+    fn remember(&self, sealed: &str, context: &SealContext, secret: &Secret) {
+        lock(&self.opened).put(
+            (sealed.to_owned(), context.clone()),
+            (secret.clone(), Instant::now()),
+        );
     }
 }
 
