@@ -187,10 +187,13 @@ async fn outbound_dispatcher(
         (false, _) => DynamoOutboundStore::without_secrets(dynamodb, table),
     };
     let queue = SqsDeliveryQueue::new(aws_sdk_sqs::Client::new(&sdk), queue_url, String::new());
-    let egress = if settings.allow_loopback {
-        EgressPolicy::LOCAL_DEVELOPMENT
-    } else {
-        EgressPolicy::PUBLIC
+    let egress = EgressPolicy {
+        low_ports: settings.egress_allowed_ports,
+        ..if settings.allow_loopback {
+            EgressPolicy::LOCAL_DEVELOPMENT
+        } else {
+            EgressPolicy::PUBLIC
+        }
     };
     let outbound_settings = OutboundSettings {
         egress,

@@ -66,6 +66,15 @@ pub struct OutboundFlags {
     /// still refuses to connect to them).
     #[arg(long, env = "HOOKCTL_ALLOW_LOOPBACK", global = true)]
     pub allow_loopback: bool,
+
+    /// Ports below 1024 endpoint URLs may use besides 443, comma-separated: the stack's
+    /// `EgressAllowedPorts`, so a URL its dispatcher would refuse is refused here first.
+    #[arg(long, env = "EGRESS_ALLOWED_PORTS", global = true, value_name = "PORTS", value_parser = parse_low_ports, default_value = "")]
+    pub egress_allowed_ports: shared::outbound::ssrf::LowPorts,
+}
+
+fn parse_low_ports(raw: &str) -> Result<shared::outbound::ssrf::LowPorts, String> {
+    shared::outbound::ssrf::LowPorts::parse(raw)
 }
 
 #[derive(Debug, Subcommand)]

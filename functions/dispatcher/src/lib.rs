@@ -13,7 +13,7 @@ use shared::{
         Outbound, OutboundSettings,
         dispatch::{Dispatcher, SlowLane},
         ports::{DeliveryQueue, DeliveryRetryQueue, OutboundStore, Transport},
-        ssrf::EgressPolicy,
+        ssrf::{EgressPolicy, LowPorts},
         transport::HttpTransport,
     },
     processor::{Jitter, SystemJitter},
@@ -119,7 +119,16 @@ pub fn outbound_settings<F: Fn(&str) -> Option<String>>(
         ),
         retention: env.retention()?,
         concurrency: env.parsed_within("BATCH_CONCURRENCY", defaults.concurrency, 1..=10)?,
-        egress: EgressPolicy::PUBLIC,
+        egress: EgressPolicy {
+            low_ports: match env.0("EGRESS_ALLOWED_PORTS") {
+                None => LowPorts::NONE,
+                Some(raw) => LowPorts::parse(&raw).map_err(|problem| EnvError::Invalid {
+                    name: "EGRESS_ALLOWED_PORTS",
+                    problem,
+                })?,
+            },
+            ..EgressPolicy::PUBLIC
+        },
         ..defaults
     })
 }
@@ -342,5 +351,18 @@ mod tests {
             other => env(other),
         };
         assert!(Config::from_lookup(odd).is_err());
+
+        // Ports below 1024 opened by the operator, and nothing else.
+        let ports = |raw: &'static str| {
+            move |name: &str| match name {
+                "EGRESS_ALLOWED_PORTS" => Some(raw.to_owned()),
+                other => env(other),
+            }
+        };
+        let opened = Config::from_lookup(ports("80")).expect("config");
+        assert!(opened.settings.egress.allows_port(80));
+        assert!(!opened.settings.egress.allows_port(22));
+        assert!(!opened.settings.egress.allow_loopback);
+        assert!(Config::from_lookup(ports("8080")).is_err());
     }
 }

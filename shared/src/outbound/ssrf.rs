@@ -25,21 +25,58 @@ pub const MAX_URL_LEN: usize = 2048;
 /// What the guard lets through.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EgressPolicy {
-    /// Local development only: allow `http`, and loopback addresses, so a receiver on the
-    /// developer's machine gets deliveries. Never set in a deployed stack.
+    /// Local development only: allow `http`, loopback addresses and any port, so a receiver
+    /// on the developer's machine gets deliveries. Never set in a deployed stack.
     pub allow_loopback: bool,
+    /// Ports below 1024 allowed besides 443 (`EgressAllowedPorts`): the well-known ports of
+    /// other services are refused unless the operator opens one.
+    pub low_ports: LowPorts,
 }
 
 impl EgressPolicy {
-    /// The deployed policy: public https only.
+    /// The deployed policy: public https only, on 443 or a port from 1024.
     pub const PUBLIC: Self = Self {
         allow_loopback: false,
+        low_ports: LowPorts::NONE,
     };
 
-    /// The local-development policy: also http and loopback.
+    /// The local-development policy: also http, loopback and every port.
     pub const LOCAL_DEVELOPMENT: Self = Self {
         allow_loopback: true,
+        low_ports: LowPorts::NONE,
     };
+
+    /// Whether a connection to `port` is allowed.
+    pub fn allows_port(&self, port: u16) -> bool {
+        port >= 1024 || port == 443 || self.allow_loopback || self.low_ports.contains(port)
+    }
+}
+
+/// A set of ports below 1024.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LowPorts([u64; 16]);
+
+impl LowPorts {
+    pub const NONE: Self = Self([0; 16]);
+
+    /// Parse a comma-separated list (`"80,8443"` is refused: 8443 needs no opening).
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let mut ports = Self::NONE;
+        for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let port: u16 = part
+                .parse()
+                .map_err(|_| format!("{part:?} is not a port number"))?;
+            if port == 0 || port >= 1024 {
+                return Err(format!("{port} is not a port below 1024"));
+            }
+            ports.0[usize::from(port / 64)] |= 1 << (port % 64);
+        }
+        Ok(ports)
+    }
+
+    pub fn contains(&self, port: u16) -> bool {
+        port < 1024 && self.0[usize::from(port / 64)] & (1 << (port % 64)) != 0
+    }
 }
 
 /// Why a URL or an address was refused.
@@ -55,6 +92,8 @@ pub enum Refused {
     Credentials,
     #[error("the URL has no host")]
     NoHost,
+    #[error("port {0} is refused: only 443 and ports from 1024 are allowed")]
+    Port(u16),
     #[error("{host} resolves to {address}, a {class} address")]
     Address {
         host: String,
@@ -85,6 +124,10 @@ pub enum AddressClass {
     Broadcast,
     Reserved,
     UniqueLocal,
+    /// Documentation ranges: never a real endpoint.
+    Documentation,
+    /// 6to4 and Teredo: relays to IPv4 addresses the guard cannot see.
+    Tunnel,
 }
 
 impl fmt::Display for AddressClass {
@@ -99,6 +142,8 @@ impl fmt::Display for AddressClass {
             Self::Broadcast => "broadcast",
             Self::Reserved => "reserved",
             Self::UniqueLocal => "unique-local",
+            Self::Documentation => "documentation",
+            Self::Tunnel => "tunnel",
         })
     }
 }
@@ -125,6 +170,10 @@ fn classify_v4(ip: Ipv4Addr) -> Option<AddressClass> {
         // 240.0.0.0/4, and 192.0.0.0/24 (protocol assignments), 198.18.0.0/15 (benchmarking).
         (240..=255, _) | (198, 18 | 19) => AddressClass::Reserved,
         (192, 0) if ip.octets()[2] == 0 => AddressClass::Reserved,
+        // TEST-NET-1, -2 and -3.
+        (192, 0) if ip.octets()[2] == 2 => AddressClass::Documentation,
+        (198, 51) if ip.octets()[2] == 100 => AddressClass::Documentation,
+        (203, 0) if ip.octets()[2] == 113 => AddressClass::Documentation,
         _ => return None,
     })
 }
@@ -143,6 +192,14 @@ fn classify_v6(ip: Ipv6Addr) -> Option<AddressClass> {
         return classify_v4(Ipv4Addr::new(a, b, c, d));
     }
     Some(match segments[0] {
+        // 2002::/16 (6to4) and 2001::/32 (Teredo) tunnel to IPv4 addresses.
+        0x2002 => AddressClass::Tunnel,
+        0x2001 if segments[1] == 0 => AddressClass::Tunnel,
+        // 2001:db8::/32 and 3fff::/20.
+        0x2001 if segments[1] == 0x0db8 => AddressClass::Documentation,
+        s if s & 0xfff0 == 0x3ff0 => AddressClass::Documentation,
+        // 64:ff9b:1::/48, local-use NAT64: it may translate to any IPv4 address.
+        0x64 if segments[1] == 0xff9b && segments[2] == 1 => AddressClass::Reserved,
         _ if ip.is_loopback() => AddressClass::Loopback,
         _ if ip.is_unspecified() => AddressClass::Unspecified,
         s if s & 0xfe00 == 0xfc00 => AddressClass::UniqueLocal,
@@ -186,10 +243,20 @@ impl EndpointUrl {
             Some("http") => return Err(Refused::NotHttps),
             _ => return Err(Refused::InvalidUrl),
         }
-        if let Some(ip) = url.literal_address() {
-            check_address(url.host(), ip, policy)?;
-        }
+        url.check_literal(policy)?;
         Ok(url)
+    }
+
+    /// The checks that need no lookup and hold at connect time too: the port, and an address
+    /// literal's class (the connector dials a literal without resolving it).
+    pub fn check_literal(&self, policy: EgressPolicy) -> Result<(), Refused> {
+        if !policy.allows_port(self.port()) {
+            return Err(Refused::Port(self.port()));
+        }
+        match self.literal_address() {
+            Some(ip) => check_address(self.host(), ip, policy),
+            None => Ok(()),
+        }
     }
 
     pub fn as_str(&self) -> String {
@@ -425,6 +492,14 @@ mod tests {
             ("::ffff:10.0.0.1", AddressClass::Private),
             ("64:ff9b::a9fe:a9fe", AddressClass::LinkLocal),
             ("::127.0.0.1", AddressClass::Reserved),
+            ("192.0.2.10", AddressClass::Documentation),
+            ("198.51.100.7", AddressClass::Documentation),
+            ("203.0.113.200", AddressClass::Documentation),
+            ("2001:db8::1", AddressClass::Documentation),
+            ("3fff:1::1", AddressClass::Documentation),
+            ("2002:a9fe:a9fe::1", AddressClass::Tunnel),
+            ("2001:0:4136:e378::1", AddressClass::Tunnel),
+            ("64:ff9b:1::a00:1", AddressClass::Reserved),
         ] {
             assert_eq!(classify(ip(address)), Some(class), "{address}");
         }
@@ -437,6 +512,37 @@ mod tests {
         ] {
             assert_eq!(classify(ip(public)), None, "{public}");
         }
+    }
+
+    #[test]
+    fn ports_below_1024_other_than_443_are_refused_unless_opened() {
+        let public = EgressPolicy::PUBLIC;
+        assert!(EndpointUrl::parse("https://a.example/in", public).is_ok());
+        assert!(EndpointUrl::parse("https://a.example:8443/in", public).is_ok());
+        for raw in [
+            "https://a.example:22/",
+            "https://a.example:25/",
+            "https://a.example:80/",
+        ] {
+            assert!(
+                matches!(EndpointUrl::parse(raw, public), Err(Refused::Port(_))),
+                "{raw}"
+            );
+        }
+        let opened = EgressPolicy {
+            low_ports: LowPorts::parse("80, 992").expect("ports"),
+            ..public
+        };
+        assert!(EndpointUrl::parse("https://a.example:992/", opened).is_ok());
+        assert!(EndpointUrl::parse("https://a.example:25/", opened).is_err());
+        assert!(LowPorts::parse("8443").is_err());
+        assert!(LowPorts::parse("0").is_err());
+        assert!(LowPorts::parse("http").is_err());
+        assert_eq!(LowPorts::parse(""), Ok(LowPorts::NONE));
+        // Local development reaches any port on this machine.
+        assert!(
+            EndpointUrl::parse("http://127.0.0.1:80/", EgressPolicy::LOCAL_DEVELOPMENT).is_ok()
+        );
     }
 
     #[test]

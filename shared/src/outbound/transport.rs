@@ -37,6 +37,7 @@ type GuardedConnector = HttpConnector<GuardedResolver>;
 pub struct HttpTransport {
     https: Client<hyper_rustls::HttpsConnector<GuardedConnector>, Full<Bytes>>,
     http: Option<Client<GuardedConnector, Full<Bytes>>>,
+    policy: EgressPolicy,
 }
 
 impl std::fmt::Debug for HttpTransport {
@@ -80,6 +81,7 @@ impl HttpTransport {
             http: policy
                 .allow_loopback
                 .then(|| Client::builder(executor).build(connector(true))),
+            policy,
         })
     }
 
@@ -193,6 +195,11 @@ impl Transport for HttpTransport {
             latency: started.elapsed(),
             error: Some((class, text)),
         };
+        // Whatever a stored URL says: an address literal is dialled without the resolver the
+        // guard sits in, so it is checked here.
+        if let Err(refused) = request.url.check_literal(self.policy) {
+            return failed(ErrorClass::Refused, refused.to_string());
+        }
         let http_request = match builder.body(Full::new(Bytes::from(request.body))) {
             Ok(r) => r,
             Err(e) => return failed(ErrorClass::Connection, format!("building the request: {e}")),
@@ -212,6 +219,46 @@ impl Transport for HttpTransport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outbound::ssrf::{EndpointUrl, StaticResolver};
+
+    #[tokio::test]
+    async fn an_address_literal_is_checked_at_connect_time_whatever_the_stored_url_says() {
+        // GIVEN a receiver on loopback, and a stored URL that names it by address (written by a
+        // table writer, or registered under the local-development policy)
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let transport =
+            HttpTransport::with_resolver(EgressPolicy::PUBLIC, Arc::new(StaticResolver::default()))
+                .expect("transport");
+        for raw in [
+            format!("https://127.0.0.1:{port}/in"),
+            format!("https://[::ffff:127.0.0.1]:{port}/in"),
+            "https://93.184.216.34:25/in".to_owned(),
+        ] {
+            let url = EndpointUrl::parse(&raw, EgressPolicy::LOCAL_DEVELOPMENT).expect("parsed");
+
+            // WHEN the deployed transport sends to it
+            let exchange = transport
+                .send(OutboundRequest {
+                    url,
+                    headers: Vec::new(),
+                    body: b"{}".to_vec(),
+                    timeout: Duration::from_secs(2),
+                })
+                .await;
+
+            // THEN it is refused before any connection
+            assert_eq!(
+                exchange.error.as_ref().map(|e| e.0),
+                Some(ErrorClass::Refused),
+                "{raw}"
+            );
+        }
+        let accepted = tokio::time::timeout(Duration::from_millis(100), listener.accept()).await;
+        assert!(accepted.is_err(), "nothing connected");
+    }
 
     #[test]
     fn retry_after_reads_seconds_and_dates_and_is_bounded() {
