@@ -464,28 +464,27 @@ async fn a_partner_manages_endpoints_in_a_real_browser_and_sees_only_their_tenan
 
 /// The portal store's contract, run against the memory double and the DynamoDB adapter alike.
 async fn portal_store_contract(store: &dyn shared::portal::PortalStore) {
-    use shared::portal::Session;
+    use shared::portal::StoredSession;
     let later = std::time::SystemTime::now() + Duration::from_secs(600);
     let nonce = format!("n{}", free_port().await);
     assert!(store.spend_link(&nonce, later).await.expect("spend"));
     assert!(!store.spend_link(&nonce, later).await.expect("spend again"));
 
-    let session = Session {
-        id: "ab".repeat(32),
+    let key = shared::portal::session_key(&"ab".repeat(32));
+    let session = StoredSession {
         tenant: TenantId::parse("acme").expect("tenant"),
         read_only: true,
         operator: true,
-        csrf: "cd".repeat(32),
         expires_at: std::time::UNIX_EPOCH + Duration::from_secs(2_000_000_000),
     };
-    assert_eq!(store.session(&session.id).await.expect("read"), None);
-    store.put_session(&session).await.expect("put");
+    assert_eq!(store.session(&key).await.expect("read"), None);
+    store.put_session(&key, &session).await.expect("put");
     assert_eq!(
-        store.session(&session.id).await.expect("read"),
+        store.session(&key).await.expect("read"),
         Some(session.clone())
     );
-    store.delete_session(&session.id).await.expect("delete");
-    assert_eq!(store.session(&session.id).await.expect("read"), None);
+    store.delete_session(&key).await.expect("delete");
+    assert_eq!(store.session(&key).await.expect("read"), None);
 }
 
 #[tokio::test]

@@ -788,3 +788,50 @@ fn the_local_event_sources_run_as_many_batches_at_once_as_the_deployed_mappings(
         );
     }
 }
+
+#[test]
+fn only_the_portals_role_may_write_portal_sessions_and_links() {
+    let statements = statements(&doc());
+    let writes_outbound = |statement: &Value| {
+        let writes = as_list(&statement["Action"]).iter().any(|a| {
+            matches!(
+                a.as_str(),
+                Some("dynamodb:PutItem" | "dynamodb:UpdateItem" | "dynamodb:DeleteItem")
+            )
+        });
+        let outbound = as_list(&statement["Resource"])
+            .iter()
+            .any(|r| format!("{r:?}").contains("OutboundTable.Arn"));
+        writes && outbound
+    };
+    let denies_portal_keys = |statement: &Value| {
+        statement["Effect"].as_str() == Some("Deny")
+            && format!("{:?}", statement["Condition"]).contains("portal#*")
+            && format!("{:?}", statement["Condition"]).contains("dynamodb:LeadingKeys")
+            && as_list(&statement["Action"])
+                .iter()
+                .any(|a| a.as_str() == Some("dynamodb:PutItem"))
+    };
+    let mut writers: BTreeSet<String> = BTreeSet::new();
+    for (owner, statement) in &statements {
+        if statement["Effect"].as_str() != Some("Deny") && writes_outbound(statement) {
+            writers.insert(owner.clone());
+        }
+    }
+    assert!(
+        writers.contains("PortalRole") && writers.len() >= 4,
+        "{writers:?}"
+    );
+    for writer in writers {
+        // The portal writes them; an operator (TenantAdminPolicy) administers the stack.
+        if writer == "PortalRole" || writer == "TenantAdminPolicy" {
+            continue;
+        }
+        assert!(
+            statements
+                .iter()
+                .any(|(owner, s)| owner == &writer && denies_portal_keys(s)),
+            "{writer} may write portal# items"
+        );
+    }
+}

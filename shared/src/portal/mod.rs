@@ -4,15 +4,19 @@
 //! read-only, when it expires and a random nonce, authenticated with an HMAC computed by KMS
 //! (`GenerateMac`; the key never leaves KMS, so no signing secret sits in any environment). The
 //! portal checks the MAC (`VerifyMac`), the expiry, and spends the nonce with a conditional put,
-//! so a link opens one session, once. The session is a random id in an `HttpOnly`, `Secure`,
-//! `SameSite=Strict` cookie, stored with its tenant, its read-only flag and its CSRF token;
-//! every page reads its tenant from the session and nowhere else.
+//! so a link opens one session, once. The expiry is checked against the server's own bound too:
+//! a link that claims to live past 24 hours from now opens nothing, whoever signed it. The
+//! session is a random id in an `HttpOnly`, `Secure`, `SameSite=Strict` cookie; the store keeps
+//! only a digest of it (with the tenant, the read-only flag and the expiry), and the CSRF token
+//! is derived from the id, never stored, so a table reader or a restored backup holds nothing
+//! that rides a live session. Every page reads its tenant from the session and nowhere else.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use thiserror::Error;
 
@@ -62,7 +66,46 @@ pub struct Session {
     pub expires_at: SystemTime,
 }
 
+/// What the store keeps of a session: neither its id (the cookie's value) nor its CSRF token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSession {
+    pub tenant: TenantId,
+    pub read_only: bool,
+    pub operator: bool,
+    pub expires_at: SystemTime,
+}
+
+/// The key a session is stored under: a digest of its id.
+pub fn session_key(id: &str) -> String {
+    digest("session", id)
+}
+
+/// A session's CSRF token: a digest of its id under another label, so the stored key does not
+/// give it away.
+fn csrf_token(id: &str) -> String {
+    digest("csrf", id)
+}
+
+fn digest(label: &str, id: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(label.as_bytes());
+    hasher.update([0]);
+    hasher.update(id.as_bytes());
+    hex::encode(hasher.finalize())
+}
+
 impl Session {
+    fn from_stored(id: &str, stored: StoredSession) -> Self {
+        Self {
+            id: id.to_owned(),
+            tenant: stored.tenant,
+            read_only: stored.read_only,
+            operator: stored.operator,
+            csrf: csrf_token(id),
+            expires_at: stored.expires_at,
+        }
+    }
+
     /// Whether `token` is this session's CSRF token (compared in constant time).
     pub fn csrf_matches(&self, token: &str) -> bool {
         bool::from(self.csrf.as_bytes().ct_eq(token.as_bytes()))
@@ -100,14 +143,14 @@ pub trait LinkSigner: Send + Sync + std::fmt::Debug {
     async fn verify(&self, message: &[u8], mac: &[u8]) -> Result<bool, PortalError>;
 }
 
-/// Where spent links and open sessions are kept.
+/// Where spent links and open sessions are kept. Sessions go by [`session_key`], never by id.
 #[async_trait]
 pub trait PortalStore: Send + Sync {
     /// Spend `nonce` (kept until `expires_at`): `false` if it was spent before.
     async fn spend_link(&self, nonce: &str, expires_at: SystemTime) -> Result<bool, StoreError>;
-    async fn put_session(&self, session: &Session) -> Result<(), StoreError>;
-    async fn session(&self, id: &str) -> Result<Option<Session>, StoreError>;
-    async fn delete_session(&self, id: &str) -> Result<(), StoreError>;
+    async fn put_session(&self, key: &str, session: &StoredSession) -> Result<(), StoreError>;
+    async fn session(&self, key: &str) -> Result<Option<StoredSession>, StoreError>;
+    async fn delete_session(&self, key: &str) -> Result<(), StoreError>;
 }
 
 /// Links and sessions over their ports.
@@ -174,20 +217,23 @@ impl<S: PortalStore, L: LinkSigner, C: Clock> PortalAccess<S, L, C> {
         if unix(now) >= claims.expires_at {
             return Err(PortalError::Expired);
         }
+        // The server's bound, whatever the link claims: at most a day from now.
+        if claims.expires_at - unix(now) > MAX_TTL.as_secs() {
+            return Err(PortalError::BadTtl);
+        }
         let link_expiry = UNIX_EPOCH + Duration::from_secs(claims.expires_at);
         if !self.store.spend_link(&claims.nonce, link_expiry).await? {
             return Err(PortalError::Used);
         }
-        let session = Session {
-            id: random_hex(32)?,
+        let id = random_hex(32)?;
+        let stored = StoredSession {
             tenant,
             read_only: claims.read_only,
             operator: claims.operator,
-            csrf: random_hex(32)?,
             expires_at: now + Duration::from_secs(claims.session_secs).min(MAX_TTL),
         };
-        self.store.put_session(&session).await?;
-        Ok(session)
+        self.store.put_session(&session_key(&id), &stored).await?;
+        Ok(Session::from_stored(&id, stored))
     }
 
     /// The live session with cookie value `id`, if any.
@@ -197,13 +243,14 @@ impl<S: PortalStore, L: LinkSigner, C: Clock> PortalAccess<S, L, C> {
         }
         Ok(self
             .store
-            .session(id)
+            .session(&session_key(id))
             .await?
-            .filter(|s| s.expires_at > self.clock.now()))
+            .filter(|s| s.expires_at > self.clock.now())
+            .map(|stored| Session::from_stored(id, stored)))
     }
 
     pub async fn sign_out(&self, session: &Session) -> Result<(), PortalError> {
-        Ok(self.store.delete_session(&session.id).await?)
+        Ok(self.store.delete_session(&session_key(&session.id)).await?)
     }
 }
 

@@ -148,3 +148,58 @@ async fn ttls_are_bounded_and_csrf_tokens_compare_exactly() {
     assert!(!session.csrf_matches(""));
     assert!(!session.csrf_matches(&session.csrf[1..]));
 }
+
+/// A link with `claims`, MAC'd by the deployment's own key (as a leaked or mis-issued link would
+/// be).
+async fn signed(p: &Access, claims: &LinkClaims) -> String {
+    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("json"));
+    let mac = p.signer.mac(payload.as_bytes()).await.expect("mac");
+    format!("{payload}.{}", URL_SAFE_NO_PAD.encode(mac))
+}
+
+#[tokio::test]
+async fn a_link_claiming_to_live_past_a_day_opens_nothing_whoever_signed_it() {
+    let p = access(b"portal key");
+    let now = unix(p.clock.now());
+    let claims = |expires_at: u64| LinkClaims {
+        tenant: "acme".into(),
+        read_only: false,
+        operator: true,
+        expires_at,
+        session_secs: 3_600,
+        nonce: format!("n{expires_at}"),
+    };
+    for expires_at in [now + 30 * 24 * 3_600, now + MAX_TTL.as_secs() + 1, u64::MAX] {
+        let token = signed(&p, &claims(expires_at)).await;
+        assert_eq!(
+            p.exchange(&token).await,
+            Err(PortalError::BadTtl),
+            "{expires_at}"
+        );
+    }
+    let token = signed(&p, &claims(now + MAX_TTL.as_secs())).await;
+    assert!(
+        p.exchange(&token).await.is_ok(),
+        "a day is the longest, and allowed"
+    );
+}
+
+#[tokio::test]
+async fn the_store_keeps_neither_the_session_id_nor_its_csrf_token() {
+    let p = access(b"portal key");
+    let token = p
+        .link(&acme(), Grant::default(), DEFAULT_TTL)
+        .await
+        .expect("link");
+    let session = p.exchange(&token).await.expect("session");
+
+    let keys = p.store.session_keys();
+    assert_eq!(keys, [session_key(&session.id)]);
+    for kept in &keys {
+        assert!(!kept.contains(&session.id) && !kept.contains(&session.csrf));
+    }
+    // The cookie alone finds the session and its token again; the stored key finds nothing.
+    let found = p.session(&session.id).await.expect("read").expect("live");
+    assert_eq!(found.csrf, session.csrf);
+    assert_eq!(p.session(&keys[0]).await.expect("read"), None);
+}

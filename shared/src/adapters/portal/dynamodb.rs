@@ -1,5 +1,6 @@
 //! Spent links and open sessions in the outbound table, under their own partitions
-//! (`pk = portal#link#{nonce}` and `portal#session#{id}`, `sk = portal`), expired by its TTL.
+//! (`pk = portal#link#{nonce}` and `portal#session#{digest of the id}`, `sk = portal`), expired
+//! by its TTL.
 //! Reads check the expiry too: TTL deletes lazily.
 
 use std::time::SystemTime;
@@ -10,11 +11,11 @@ use aws_sdk_dynamodb::{Client, types::AttributeValue};
 use crate::{
     adapters::dynamodb::{
         expression::is_conditional_failure,
-        item::{Item, boolean, n, number, opt_boolean, parsed, s, string},
+        item::{Item, boolean, n, number, opt_boolean, parsed, s},
         unavailable,
     },
     clock::unix_secs,
-    portal::{PortalStore, Session},
+    portal::{PortalStore, StoredSession},
     ports::StoreError,
 };
 
@@ -38,8 +39,8 @@ fn key(pk: String) -> Item {
     Item::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s("portal"))])
 }
 
-fn session_key(id: &str) -> Item {
-    key(format!("portal#session#{id}"))
+fn session_key(digest: &str) -> Item {
+    key(format!("portal#session#{digest}"))
 }
 
 #[async_trait]
@@ -62,12 +63,11 @@ impl PortalStore for DynamoPortalStore {
         }
     }
 
-    async fn put_session(&self, session: &Session) -> Result<(), StoreError> {
-        let mut item = session_key(&session.id);
+    async fn put_session(&self, key: &str, session: &StoredSession) -> Result<(), StoreError> {
+        let mut item = session_key(key);
         item.insert("tenant".into(), s(session.tenant.as_str()));
         item.insert("read_only".into(), AttributeValue::Bool(session.read_only));
         item.insert("operator".into(), AttributeValue::Bool(session.operator));
-        item.insert("csrf".into(), s(&session.csrf));
         item.insert("expires_at".into(), n(unix_secs(session.expires_at)));
         self.client
             .put_item()
@@ -79,12 +79,12 @@ impl PortalStore for DynamoPortalStore {
         Ok(())
     }
 
-    async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
+    async fn session(&self, key: &str) -> Result<Option<StoredSession>, StoreError> {
         let output = self
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(session_key(id)))
+            .set_key(Some(session_key(key)))
             .consistent_read(true)
             .send()
             .await
@@ -93,21 +93,19 @@ impl PortalStore for DynamoPortalStore {
             return Ok(None);
         };
         let expires: u64 = number(&item, "expires_at")?;
-        Ok(Some(Session {
-            id: id.to_owned(),
+        Ok(Some(StoredSession {
             tenant: parsed(&item, "tenant")?,
             read_only: boolean(&item, "read_only")?,
             operator: opt_boolean(&item, "operator")?.unwrap_or(false),
-            csrf: string(&item, "csrf")?.to_owned(),
             expires_at: std::time::UNIX_EPOCH + std::time::Duration::from_secs(expires),
         }))
     }
 
-    async fn delete_session(&self, id: &str) -> Result<(), StoreError> {
+    async fn delete_session(&self, key: &str) -> Result<(), StoreError> {
         self.client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(session_key(id)))
+            .set_key(Some(session_key(key)))
             .send()
             .await
             .map_err(|e| unavailable("DeleteItem", &self.table, &e))?;

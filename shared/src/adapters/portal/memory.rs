@@ -12,7 +12,7 @@ use sha2::Sha256;
 
 use crate::{
     adapters::lock,
-    portal::{LinkSigner, PortalError, PortalStore, Session},
+    portal::{LinkSigner, PortalError, PortalStore, StoredSession},
     ports::StoreError,
 };
 
@@ -20,12 +20,17 @@ use crate::{
 #[derive(Debug, Default)]
 pub struct MemoryPortalStore {
     spent: Mutex<HashSet<String>>,
-    sessions: Mutex<HashMap<String, Session>>,
+    sessions: Mutex<HashMap<String, StoredSession>>,
 }
 
 impl MemoryPortalStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The keys sessions are kept under, for assertions.
+    pub fn session_keys(&self) -> Vec<String> {
+        lock(&self.sessions).keys().cloned().collect()
     }
 }
 
@@ -35,17 +40,17 @@ impl PortalStore for MemoryPortalStore {
         Ok(lock(&self.spent).insert(nonce.to_owned()))
     }
 
-    async fn put_session(&self, session: &Session) -> Result<(), StoreError> {
-        lock(&self.sessions).insert(session.id.clone(), session.clone());
+    async fn put_session(&self, key: &str, session: &StoredSession) -> Result<(), StoreError> {
+        lock(&self.sessions).insert(key.to_owned(), session.clone());
         Ok(())
     }
 
-    async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
-        Ok(lock(&self.sessions).get(id).cloned())
+    async fn session(&self, key: &str) -> Result<Option<StoredSession>, StoreError> {
+        Ok(lock(&self.sessions).get(key).cloned())
     }
 
-    async fn delete_session(&self, id: &str) -> Result<(), StoreError> {
-        lock(&self.sessions).remove(id);
+    async fn delete_session(&self, key: &str) -> Result<(), StoreError> {
+        lock(&self.sessions).remove(key);
         Ok(())
     }
 }
