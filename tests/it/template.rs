@@ -835,3 +835,208 @@ fn only_the_portals_role_may_write_portal_sessions_and_links() {
         );
     }
 }
+
+/// Whether a `*`/`?` pattern of IAM's `StringLike` matches `text`.
+fn glob(pattern: &str, text: &str) -> bool {
+    match pattern.chars().next() {
+        None => text.is_empty(),
+        Some('*') => (0..=text.len())
+            .filter(|i| text.is_char_boundary(*i))
+            .any(|i| glob(&pattern[1..], &text[i..])),
+        Some(c) => {
+            text.chars().next().is_some_and(|t| c == '?' || c == t) && {
+                let skip = |s: &str| s.chars().next().map_or(0, char::len_utf8);
+                glob(&pattern[skip(pattern)..], &text[skip(text)..])
+            }
+        }
+    }
+}
+
+/// One condition block of a statement against a KMS request's encryption context, by IAM's
+/// rules for the operators the template uses: a single-valued key that is missing fails a
+/// positive operator and passes a negated one; `ForAllValues` over no keys passes.
+fn condition_holds(operator: &str, key: &str, values: &[String], context: &[(&str, &str)]) -> bool {
+    let keys: Vec<&str> = context.iter().map(|(k, _)| *k).collect();
+    let single = key
+        .strip_prefix("kms:EncryptionContext:")
+        .and_then(|name| context.iter().find(|(k, _)| *k == name).map(|(_, v)| *v));
+    match (operator, key) {
+        ("ForAllValues:StringEquals", "kms:EncryptionContextKeys") => {
+            keys.iter().all(|k| values.iter().any(|v| v == k))
+        }
+        ("ForAnyValue:StringLike", "kms:EncryptionContextKeys") => {
+            keys.iter().any(|k| values.iter().any(|v| glob(v, k)))
+        }
+        ("Null", _) => values.iter().all(|v| (v == "true") == single.is_none()),
+        ("StringEquals", _) => single.is_some_and(|s| values.iter().any(|v| v == s)),
+        ("StringLike", _) => single.is_some_and(|s| values.iter().any(|v| glob(v, s))),
+        ("StringNotLike", _) => single.is_none_or(|s| !values.iter().any(|v| glob(v, s))),
+        _ => panic!("the evaluator does not know {operator} on {key}: teach it"),
+    }
+}
+
+/// Whether `owner`'s policies allow `action` on the secrets key with `context`: an Allow
+/// statement matches (action, key, every condition) and no Deny does.
+fn kms_allows(
+    statements: &[(String, Value)],
+    owner: &str,
+    action: &str,
+    context: &[(&str, &str)],
+) -> bool {
+    let matches = |statement: &Value| {
+        let names_action = as_list(&statement["Action"])
+            .iter()
+            .any(|a| a.as_str() == Some(action));
+        let names_key = as_list(&statement["Resource"])
+            .iter()
+            .any(|r| format!("{r:?}").contains("SecretsKey.Arn"));
+        let conditions = statement["Condition"]
+            .as_mapping()
+            .cloned()
+            .unwrap_or_default();
+        names_action
+            && names_key
+            && conditions.iter().all(|(operator, block)| {
+                block
+                    .as_mapping()
+                    .into_iter()
+                    .flatten()
+                    .all(|(key, values)| {
+                        let values: Vec<String> = as_list(values)
+                            .iter()
+                            .filter_map(|v| v.as_str().map(str::to_owned))
+                            .collect();
+                        condition_holds(
+                            operator.as_str().unwrap_or_default(),
+                            key.as_str().unwrap_or_default(),
+                            &values,
+                            context,
+                        )
+                    })
+            })
+    };
+    let mine = statements.iter().filter(|(o, _)| o == owner);
+    let allowed = mine
+        .clone()
+        .any(|(_, s)| s["Effect"].as_str() == Some("Allow") && matches(s));
+    let denied = mine
+        .clone()
+        .any(|(_, s)| s["Effect"].as_str() == Some("Deny") && matches(s));
+    allowed && !denied
+}
+
+#[test]
+fn each_role_opens_exactly_the_secrets_it_needs_by_evaluating_its_policies() {
+    let statements = statements(&doc());
+    let provider_secret = [
+        ("tenant", "acme"),
+        ("scope", "stripe"),
+        ("field", "secret_current"),
+    ];
+    let endpoint_secret = [
+        ("tenant", "acme"),
+        ("scope", "endpoint:ep_1"),
+        ("field", "secret_current"),
+    ];
+    let no_context: [(&str, &str); 0] = [];
+    let scope_only = [("scope", "stripe")];
+    let extra_key = [
+        ("tenant", "acme"),
+        ("scope", "stripe"),
+        ("field", "secret_current"),
+        ("other", "x"),
+    ];
+    let decrypt = |owner: &str, context: &[(&str, &str)]| {
+        kms_allows(&statements, owner, "kms:Decrypt", context)
+    };
+
+    // The ingress: provider secrets, and nothing else.
+    assert!(decrypt("IngressRole", &provider_secret));
+    for context in [&endpoint_secret[..], &no_context, &scope_only, &extra_key] {
+        assert!(
+            !decrypt("IngressRole", context),
+            "ingress opens {context:?}"
+        );
+    }
+    assert!(!kms_allows(
+        &statements,
+        "IngressRole",
+        "kms:GenerateDataKey",
+        &provider_secret
+    ));
+    // The dispatcher and the portal: endpoint secrets only; only the portal seals.
+    for role in ["DispatcherRole", "PortalRole"] {
+        assert!(decrypt(role, &endpoint_secret), "{role}");
+        for context in [
+            &provider_secret[..],
+            &no_context,
+            &[("scope", "endpoint:ep_1")],
+        ] {
+            assert!(!decrypt(role, context), "{role} opens {context:?}");
+        }
+    }
+    assert!(kms_allows(
+        &statements,
+        "PortalRole",
+        "kms:GenerateDataKey",
+        &endpoint_secret
+    ));
+    assert!(!kms_allows(
+        &statements,
+        "DispatcherRole",
+        "kms:GenerateDataKey",
+        &endpoint_secret
+    ));
+    // Everyone else: nothing.
+    for role in ["ProcessorRole", "ApiRole", "ReplayRole"] {
+        assert!(
+            !decrypt(role, &provider_secret) && !decrypt(role, &endpoint_secret),
+            "{role}"
+        );
+    }
+
+    // The ingress's list of scopes is the code's list of providers.
+    let listed: BTreeSet<String> = statements
+        .iter()
+        .filter(|(o, s)| o == "IngressRole" && s["Sid"].as_str() == Some("OpenTenantSecrets"))
+        .flat_map(|(_, s)| as_list(&s["Condition"]["StringEquals"]["kms:EncryptionContext:scope"]))
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    let providers: BTreeSet<String> = shared::provider::Provider::ALL
+        .iter()
+        .map(|p| p.as_str().to_owned())
+        .collect();
+    assert_eq!(listed, providers);
+}
+
+#[test]
+fn the_policy_evaluators_globs_and_missing_keys_follow_iam() {
+    assert!(glob("endpoint:*", "endpoint:ep_1") && !glob("endpoint:*", "stripe"));
+    assert!(glob("a?c", "abc") && !glob("a?c", "ac"));
+    let values = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let none: [(&str, &str); 0] = [];
+    assert!(!condition_holds(
+        "StringLike",
+        "kms:EncryptionContext:scope",
+        &values(&["*"]),
+        &none
+    ));
+    assert!(condition_holds(
+        "StringNotLike",
+        "kms:EncryptionContext:scope",
+        &values(&["x"]),
+        &none
+    ));
+    assert!(condition_holds(
+        "ForAllValues:StringEquals",
+        "kms:EncryptionContextKeys",
+        &values(&["tenant"]),
+        &none
+    ));
+    assert!(condition_holds(
+        "Null",
+        "kms:EncryptionContext:tenant",
+        &values(&["true"]),
+        &none
+    ));
+}
