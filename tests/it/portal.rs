@@ -332,8 +332,12 @@ async fn a_partner_manages_endpoints_in_a_real_browser_and_sees_only_their_tenan
         .expect("published");
     let browser = Browser::start().await;
 
-    // WHEN the partner opens the link
+    // WHEN the partner opens the link: it lands on a page whose button opens the portal (a
+    // mail scanner fetching the link spends nothing)
     browser.open(&link(token.clone())).await;
+    assert!(browser.find("#open").await.is_some(), "{}", browser.source().await);
+    browser.screenshot("00-open-the-portal").await;
+    browser.click("#open").await;
     assert!(browser.url().await.ends_with("/portal/endpoints"));
     assert!(
         browser.find("#empty").await.is_some(),
@@ -407,6 +411,7 @@ async fn a_partner_manages_endpoints_in_a_real_browser_and_sees_only_their_tenan
 
     // AND a used link opens nothing
     browser.open(&link(token)).await;
+    browser.click("#open").await;
     assert!(browser.text("#message").await.contains("already used"));
     browser.screenshot("05-link-used").await;
 
@@ -424,6 +429,7 @@ async fn a_partner_manages_endpoints_in_a_real_browser_and_sees_only_their_tenan
         .await
         .expect("link");
     browser.open(&link(read_only)).await;
+    browser.click("#open").await;
     assert!(browser.find("#add").await.is_none());
     assert!(browser.text("#endpoints").await.contains("Billing sync"));
     browser
@@ -449,6 +455,7 @@ async fn a_partner_manages_endpoints_in_a_real_browser_and_sees_only_their_tenan
         .await
         .expect("link");
     browser.open(&link(operator)).await;
+    browser.click("#open").await;
     browser.open(&format!("{site}/portal/health")).await;
     assert!(browser.text("#checks").await.contains("HEALTHY"));
     assert!(browser.text("#latency").await.contains("p99"));

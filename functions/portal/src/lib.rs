@@ -31,12 +31,15 @@ use shared::{
     processor::{Jitter, SystemJitter},
     provider::Provider,
 };
+use subtle::ConstantTimeEq;
 use tracing::{info, warn};
 
 pub use pages::Notice;
 
 /// The session cookie. `Path=/portal`, so no other route ever sees it.
 pub const COOKIE: &str = "portal_session";
+/// The landing page's double-submit check, read back by the login form's POST.
+pub const LOGIN_COOKIE: &str = "portal_login";
 /// Attempts shown per endpoint page (and drawn in its chart).
 const ATTEMPTS_SHOWN: u32 = 100;
 /// Messages read for the filter's suggestions.
@@ -117,6 +120,12 @@ enum Answer {
         to: String,
     },
     SignedOut,
+    /// The page a link lands on: a button that opens the portal (a POST spends the link, so a
+    /// mail scanner's prefetch does not), with the login check's cookie.
+    OpenPortal {
+        token: String,
+        check: String,
+    },
 }
 
 fn page(status: StatusCode, html: maud::Markup) -> Answer {
@@ -125,6 +134,16 @@ fn page(status: StatusCode, html: maud::Markup) -> Answer {
 
 fn error_page(status: StatusCode, message: &str) -> Answer {
     page(status, pages::error(status, message))
+}
+
+fn refused_link(e: PortalError) -> Answer {
+    match e {
+        PortalError::Unavailable(e) => unavailable(&e),
+        e => {
+            warn!(security = true, error = %e, "portal link refused");
+            error_page(StatusCode::FORBIDDEN, &e.to_string())
+        }
+    }
 }
 
 impl<PS, L, PC, S, Q, R, T, C, J> Portal<PS, L, PC, S, Q, R, T, C, J>
@@ -167,6 +186,9 @@ where
         let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
         let method = request.method();
         if segments == ["login"] && method == Method::GET {
+            return self.landing(request).await;
+        }
+        if segments == ["login"] && method == Method::POST {
             return self.login(request).await;
         }
         let session = match self.session(request).await {
@@ -307,11 +329,44 @@ where
         result.unwrap_or_else(|e| unavailable(&e))
     }
 
-    async fn login(&self, request: &Request) -> Answer {
+    /// Where a link lands: checked (not spent), then a button that opens the portal. A GET
+    /// changes nothing, so a mail scanner that fetches the link leaves it usable.
+    async fn landing(&self, request: &Request) -> Answer {
         let Some(token) = query(request).remove("token") else {
             return error_page(StatusCode::BAD_REQUEST, "This link has no token.");
         };
-        match self.access.exchange(&token).await {
+        if let Err(e) = self.access.check(&token).await {
+            return refused_link(e);
+        }
+        match shared::portal::login_check() {
+            Ok(check) => Answer::OpenPortal { token, check },
+            Err(e) => unavailable(&e.to_string()),
+        }
+    }
+
+    /// The landing page's button: the link is spent and the session opened, if the form came
+    /// from that page in this browser (its check matches the cookie the page set, which a
+    /// form on another site cannot send: `SameSite=Strict`).
+    async fn login(&self, request: &Request) -> Answer {
+        let form = match read_form(request) {
+            Ok(form) => form,
+            Err(answer) => return answer,
+        };
+        let (Some(token), Some(check)) = (form.get("token"), form.get("check")) else {
+            return error_page(StatusCode::BAD_REQUEST, "This form has no link in it.");
+        };
+        let cookie = cookie(request, LOGIN_COOKIE).unwrap_or_default();
+        if check.is_empty() || !bool::from(cookie.as_bytes().ct_eq(check.as_bytes())) {
+            warn!(
+                security = true,
+                "portal login without its landing page's check"
+            );
+            return error_page(
+                StatusCode::FORBIDDEN,
+                "Open the portal link again, in this browser.",
+            );
+        }
+        match self.access.exchange(token).await {
             Ok(session) => {
                 info!(tenant = %session.tenant, read_only = session.read_only, "portal session opened");
                 let max_age = session
@@ -324,11 +379,7 @@ where
                     to: "/portal/endpoints".into(),
                 }
             }
-            Err(PortalError::Unavailable(e)) => unavailable(&e),
-            Err(e) => {
-                warn!(security = true, error = %e, "portal link refused");
-                error_page(StatusCode::FORBIDDEN, &e.to_string())
-            }
+            Err(e) => refused_link(e),
         }
     }
 
@@ -647,6 +698,14 @@ fn respond(answer: Answer) -> Response<Body> {
             );
             (StatusCode::SEE_OTHER, String::new(), Some(to), Some(cookie))
         }
+        Answer::OpenPortal { token, check } => (
+            StatusCode::OK,
+            pages::open_portal(&token, &check).into_string(),
+            None,
+            Some(format!(
+                "{LOGIN_COOKIE}={check}; Path=/portal/login; Max-Age=600; HttpOnly; Secure; SameSite=Strict"
+            )),
+        ),
         Answer::SignedOut => (
             StatusCode::OK,
             pages::signed_out().into_string(),

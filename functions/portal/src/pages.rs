@@ -136,6 +136,25 @@ pub fn error(status: StatusCode, message: &str) -> Markup {
     )
 }
 
+/// Where a portal link lands: opening is a POST, so fetching the link spends nothing.
+pub fn open_portal(token: &str, check: &str) -> Markup {
+    layout(
+        "Open the portal",
+        None,
+        html! {
+            div.card {
+                h1 { "Webhooks portal" }
+                p { "This link opens one session, once, in this browser." }
+                form method="post" action="/portal/login" {
+                    input type="hidden" name="token" value=(token);
+                    input type="hidden" name="check" value=(check);
+                    button #open type="submit" { "Open the portal" }
+                }
+            }
+        },
+    )
+}
+
 pub fn signed_out() -> Markup {
     layout(
         "Signed out",

@@ -84,6 +84,50 @@ fn post(path: &str, cookie: &str, form: &[(&str, &str)]) -> Request {
         .expect("request")
 }
 
+/// The login form's POST, with the landing page's check in the form and in the cookie.
+fn login(token: &str, check: &str, cookie: &str) -> Request {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([("token", token), ("check", check)])
+        .finish();
+    http::Request::builder()
+        .method("POST")
+        .uri("/portal/login")
+        .header("cookie", format!("{LOGIN_COOKIE}={cookie}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::Text(body))
+        .expect("request")
+}
+
+/// Open a link as a browser does: its landing page, then its button.
+async fn open_link(p: &TestPortal, token: &str) -> Response<Body> {
+    let landing = p
+        .handle(get(&format!("/portal/login?token={token}"), None))
+        .await;
+    if landing.status() != StatusCode::OK {
+        return landing;
+    }
+    let check = set_cookie_value(&landing, LOGIN_COOKIE);
+    assert!(
+        text(&landing).contains(&check),
+        "the form carries the check"
+    );
+    p.handle(login(token, &check, &check)).await
+}
+
+/// The value a response's `Set-Cookie` gives `name`.
+fn set_cookie_value(response: &Response<Body>, name: &str) -> String {
+    let cookie = response.headers()[header::SET_COOKIE]
+        .to_str()
+        .expect("ascii");
+    cookie
+        .split(';')
+        .next()
+        .and_then(|kv| kv.split_once('='))
+        .filter(|(n, _)| *n == name)
+        .map(|(_, v)| v.to_owned())
+        .unwrap_or_else(|| panic!("no {name} in {cookie}"))
+}
+
 fn text(response: &Response<Body>) -> String {
     match response.body() {
         Body::Text(text) => text.clone(),
@@ -107,9 +151,7 @@ async fn signed_in_as(p: &TestPortal, name: &str, grant: Grant) -> Session {
         .link(&tenant(name), grant, Duration::from_secs(3_600))
         .await
         .expect("link");
-    let response = p
-        .handle(get(&format!("/portal/login?token={token}"), None))
-        .await;
+    let response = open_link(p, &token).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let cookie = response.headers()[header::SET_COOKIE]
         .to_str()
@@ -117,12 +159,7 @@ async fn signed_in_as(p: &TestPortal, name: &str, grant: Grant) -> Session {
     for flag in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/portal"] {
         assert!(cookie.contains(flag), "{cookie}");
     }
-    let id = cookie
-        .split(';')
-        .next()
-        .and_then(|kv| kv.split_once('='))
-        .map(|(_, v)| v.to_owned())
-        .expect("cookie value");
+    let id = set_cookie_value(&response, COOKIE);
     p.access.session(&id).await.expect("read").expect("session")
 }
 
@@ -149,15 +186,28 @@ async fn a_link_signs_in_once_and_pages_need_its_session() {
         .link(&tenant("acme"), Grant::default(), Duration::from_secs(600))
         .await
         .expect("link");
-    let first = p
-        .handle(get(&format!("/portal/login?token={token}"), None))
-        .await;
+    // A mail scanner fetching the link first spends nothing: the landing page only offers it.
+    for _ in 0..2 {
+        let prefetched = p
+            .handle(get(&format!("/portal/login?token={token}"), None))
+            .await;
+        assert_eq!(prefetched.status(), StatusCode::OK);
+        assert!(prefetched.headers().get(header::LOCATION).is_none());
+    }
+    // A login form posted from elsewhere (no check cookie, or another one) opens nothing.
+    for (check, cookie) in [("x1", ""), ("x1", "x2"), ("", "")] {
+        let forged = p.handle(login(&token, check, cookie)).await;
+        assert_eq!(
+            forged.status(),
+            StatusCode::FORBIDDEN,
+            "{check:?} {cookie:?}"
+        );
+    }
+    let first = open_link(&p, &token).await;
     assert_eq!(first.status(), StatusCode::SEE_OTHER);
     assert_eq!(first.headers()[header::LOCATION], "/portal/endpoints");
 
-    let reused = p
-        .handle(get(&format!("/portal/login?token={token}"), None))
-        .await;
+    let reused = open_link(&p, &token).await;
     assert_eq!(reused.status(), StatusCode::FORBIDDEN);
     assert!(text(&reused).contains("already used"));
 

@@ -195,8 +195,32 @@ impl<S: PortalStore, L: LinkSigner, C: Clock> PortalAccess<S, L, C> {
         Ok(format!("{payload}.{}", URL_SAFE_NO_PAD.encode(mac)))
     }
 
+    /// Whether a link would open a session now (its MAC, its expiry), without spending it:
+    /// what the page a link lands on checks before offering to open the portal.
+    pub async fn check(&self, token: &str) -> Result<(), PortalError> {
+        self.claims(token).await.map(|_| ())
+    }
+
     /// Exchange a link token for a new session: the MAC, then the expiry, then the nonce.
     pub async fn exchange(&self, token: &str) -> Result<Session, PortalError> {
+        let (claims, tenant) = self.claims(token).await?;
+        let link_expiry = UNIX_EPOCH + Duration::from_secs(claims.expires_at);
+        if !self.store.spend_link(&claims.nonce, link_expiry).await? {
+            return Err(PortalError::Used);
+        }
+        let id = random_hex(32)?;
+        let stored = StoredSession {
+            tenant,
+            read_only: claims.read_only,
+            operator: claims.operator,
+            expires_at: self.clock.now() + Duration::from_secs(claims.session_secs).min(MAX_TTL),
+        };
+        self.store.put_session(&session_key(&id), &stored).await?;
+        Ok(Session::from_stored(&id, stored))
+    }
+
+    /// A link's claims and tenant, if its MAC is this deployment's and it is live now.
+    async fn claims(&self, token: &str) -> Result<(LinkClaims, TenantId), PortalError> {
         let (payload, mac) = token.split_once('.').ok_or(PortalError::Malformed)?;
         let mac = URL_SAFE_NO_PAD
             .decode(mac)
@@ -213,27 +237,15 @@ impl<S: PortalStore, L: LinkSigner, C: Clock> PortalAccess<S, L, C> {
             .and_then(|json| serde_json::from_slice(&json).ok())
             .ok_or(PortalError::Malformed)?;
         let tenant = TenantId::parse(&claims.tenant).map_err(|_| PortalError::Malformed)?;
-        let now = self.clock.now();
-        if unix(now) >= claims.expires_at {
+        let now = unix(self.clock.now());
+        if now >= claims.expires_at {
             return Err(PortalError::Expired);
         }
         // The server's bound, whatever the link claims: at most a day from now.
-        if claims.expires_at - unix(now) > MAX_TTL.as_secs() {
+        if claims.expires_at - now > MAX_TTL.as_secs() {
             return Err(PortalError::BadTtl);
         }
-        let link_expiry = UNIX_EPOCH + Duration::from_secs(claims.expires_at);
-        if !self.store.spend_link(&claims.nonce, link_expiry).await? {
-            return Err(PortalError::Used);
-        }
-        let id = random_hex(32)?;
-        let stored = StoredSession {
-            tenant,
-            read_only: claims.read_only,
-            operator: claims.operator,
-            expires_at: now + Duration::from_secs(claims.session_secs).min(MAX_TTL),
-        };
-        self.store.put_session(&session_key(&id), &stored).await?;
-        Ok(Session::from_stored(&id, stored))
+        Ok((claims, tenant))
     }
 
     /// The live session with cookie value `id`, if any.
@@ -256,6 +268,11 @@ impl<S: PortalStore, L: LinkSigner, C: Clock> PortalAccess<S, L, C> {
 
 fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// A random value for the login page's double-submit check (its cookie and its form).
+pub fn login_check() -> Result<String, PortalError> {
+    random_hex(16)
 }
 
 /// `n` random bytes, hex; an error rather than a weak id if the system has no randomness.
