@@ -36,12 +36,15 @@ pub const DEMO_SECRETS: [(Provider, &str); 5] = [
 ];
 
 /// Store the demo tenant's provider configurations afresh: whatever an earlier `make dev` left
-/// (an older format, a rotation) is replaced, so the README's commands work as written.
+/// (an older format, a rotation) is replaced, so the README's commands work as written. Its
+/// outbound policy (the defaults) makes it a tenant the publish API knows before it has an
+/// endpoint.
 pub async fn seed_demo_tenant(
     directory: &DynamoTenantDirectory,
     dynamodb: &aws_sdk_dynamodb::Client,
-    table: &str,
+    resources: &Provisioned,
 ) -> Result<(), StoreError> {
+    let table = resources.tenants_table();
     let tenant = TenantId::parse(DEMO_TENANT).map_err(|e| StoreError::Malformed(e.to_string()))?;
     for (provider, _) in DEMO_SECRETS {
         dynamodb
@@ -60,6 +63,16 @@ pub async fn seed_demo_tenant(
                 provider,
                 Secret::new(secret),
             ))
+            .await?;
+    }
+    use shared::outbound::ports::EndpointStore;
+    let outbound = shared::aws::DynamoOutboundStore::without_secrets(
+        dynamodb.clone(),
+        resources.outbound_table(),
+    );
+    if outbound.tenant_policy(&tenant).await?.is_none() {
+        outbound
+            .put_tenant_policy(&tenant, &shared::outbound::TenantPolicy::default())
             .await?;
     }
     Ok(())

@@ -190,7 +190,7 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
         resources.tenants_table(),
         shared::aws::secrets_keys(&sdk, resources.secrets_key()),
     );
-    dev::seed_demo_tenant(&directory, &clients.dynamodb, resources.tenants_table()).await?;
+    dev::seed_demo_tenant(&directory, &clients.dynamodb, &resources).await?;
     println!(
         "\n# Demo tenant `{}` (local-only secrets):",
         dev::DEMO_TENANT

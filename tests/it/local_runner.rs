@@ -80,6 +80,15 @@ async fn runner(
         shared::secret::Secret::new("whsec_runner"),
     );
     stack.add_tenant(&config).await;
+    // A tenant the publish API knows: it has an outbound policy.
+    use shared::outbound::ports::EndpointStore;
+    shared::aws::DynamoOutboundStore::without_secrets(
+        stack.dynamodb.clone(),
+        stack.resources.outbound_table(),
+    )
+    .put_tenant_policy(&config.tenant, &shared::outbound::TenantPolicy::default())
+    .await
+    .expect("policy");
     let sdk = local_stack::aws::sdk_config(&endpoint()).await;
     let mut ingress_config = local_stack::dev::ingress_config(&stack.resources);
     ingress_config.max_body_bytes = IngressSettings::default().max_body_bytes;

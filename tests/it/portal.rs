@@ -322,6 +322,13 @@ async fn a_partner_manages_endpoints_in_a_real_browser_and_sees_only_their_tenan
     portal
         .dispatcher
         .outbound
+        .store
+        .put_tenant_policy(&acme, &shared::outbound::TenantPolicy::default())
+        .await
+        .expect("a tenant the publish API knows");
+    portal
+        .dispatcher
+        .outbound
         .publish(shared::outbound::publish::PublishRequest {
             tenant: &acme,
             event_type: "invoice.paid",
@@ -335,7 +342,11 @@ async fn a_partner_manages_endpoints_in_a_real_browser_and_sees_only_their_tenan
     // WHEN the partner opens the link: it lands on a page whose button opens the portal (a
     // mail scanner fetching the link spends nothing)
     browser.open(&link(token.clone())).await;
-    assert!(browser.find("#open").await.is_some(), "{}", browser.source().await);
+    assert!(
+        browser.find("#open").await.is_some(),
+        "{}",
+        browser.source().await
+    );
     browser.screenshot("00-open-the-portal").await;
     browser.click("#open").await;
     assert!(browser.url().await.ends_with("/portal/endpoints"));

@@ -157,6 +157,7 @@ where
         Err(e) => {
             let status = match &e {
                 PublishError::Conflict(_) => StatusCode::CONFLICT,
+                PublishError::UnknownTenant(_) => StatusCode::NOT_FOUND,
                 PublishError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
                 PublishError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::BAD_REQUEST,

@@ -46,6 +46,10 @@ pub enum PublishError {
     TooLarge,
     #[error("message {0} was published before with another type or payload")]
     Conflict(MessageId),
+    /// A tenant exists once it has an endpoint or a policy: a publish to a name with neither
+    /// is a mistake (a typo), not a message to keep.
+    #[error("unknown tenant {0}: it has no endpoint and no policy")]
+    UnknownTenant(TenantId),
     /// Storage or the queue is down: nothing is lost (what was stored stays, reconcile
     /// finishes it), and publishing again with the same key completes it.
     #[error("unavailable, publish again with the same idempotency key: {0}")]
@@ -153,6 +157,9 @@ where
             });
         }
         let endpoints = self.store.endpoints(&message.tenant).await?;
+        if endpoints.is_empty() && self.store.tenant_policy(&message.tenant).await?.is_none() {
+            return Err(PublishError::UnknownTenant(message.tenant));
+        }
         let (held, open): (Vec<&Endpoint>, Vec<&Endpoint>) = endpoints
             .iter()
             .filter(|e| e.filter.matches(&message.event_type))

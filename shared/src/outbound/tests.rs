@@ -1554,3 +1554,34 @@ fn as_message(pointer: &delivery::DeliveryPointer) -> Message {
         sent_at: None,
     }
 }
+
+#[tokio::test]
+async fn a_publish_to_a_tenant_with_no_endpoint_and_no_policy_is_refused_and_keeps_nothing() {
+    let w = world();
+    let request = |tenant| PublishRequest {
+        tenant,
+        event_type: "invoice.paid",
+        payload: PAYLOAD,
+        idempotency_key: Some("typo-1"),
+    };
+    let typo = TenantId::parse("acmee").expect("tenant");
+
+    let refused = w.outbound().publish(request(&typo)).await;
+
+    assert_eq!(refused, Err(PublishError::UnknownTenant(typo.clone())));
+    assert!(refused.as_ref().is_err_and(PublishError::is_client_error));
+    assert!(w.queue.sent().is_empty());
+    assert!(w.store().all_messages().is_empty());
+
+    // A tenant with a policy (and no endpoint yet) exists: its message is kept, for no one.
+    w.store()
+        .put_tenant_policy(&typo, &TenantPolicy::default())
+        .await
+        .expect("policy");
+    let kept = w
+        .outbound()
+        .publish(request(&typo))
+        .await
+        .expect("published");
+    assert_eq!(kept.deliveries, 0);
+}
