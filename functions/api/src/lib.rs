@@ -292,11 +292,20 @@ mod tests {
                 400,
             ),
             ("Not-A-Tenant", r#"{"event_type":"a.b","payload":{}}"#, 404),
+            // No endpoint and no policy: a typo, kept nowhere.
+            ("acme", r#"{"event_type":"a.b","payload":{}}"#, 404),
         ] {
             let (got, answer) = answer(&o, tenant, body).await;
             assert_eq!(got, status, "{body}: {answer}");
             assert!(answer["error"].is_string());
         }
+        shared::outbound::ports::EndpointStore::put_tenant_policy(
+            &o.store,
+            &TenantId::parse("acme").expect("tenant"),
+            &shared::outbound::TenantPolicy::default(),
+        )
+        .await
+        .expect("policy");
         let (status, _) = answer(
             &o,
             "acme",

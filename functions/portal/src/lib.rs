@@ -312,10 +312,13 @@ where
                 .health(tenant)
                 .await
                 .map(|report| page(StatusCode::OK, operator_pages::health(session, &report))),
+            // The tenant's dead events, from the status index: reading the DLQ itself would
+            // hide every tenant's messages of the shared queue for a while. Only the redrive
+            // (a POST) reads it.
             ["dlq"] => inbound
-                .redrive(tenant, true, "portal: dry run")
+                .list(tenant, "dead", None)
                 .await
-                .map(|summary| page(StatusCode::OK, operator_pages::dlq(session, &summary))),
+                .map(|dead| page(StatusCode::OK, operator_pages::dlq_waiting(session, &dead))),
             ["dlq", "redrive"] => {
                 let note = format!("portal: operator session of {tenant}");
                 info!(%tenant, "DLQ redrive from the portal");

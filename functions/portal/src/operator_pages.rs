@@ -166,6 +166,34 @@ pub fn health(session: &Session, report: &HealthSummary) -> Markup {
 }
 
 /// The tenant's DLQ: what a redrive would do, and the button that does it.
+/// The tenant's dead events waiting in the DLQ (from the status index), and the redrive button.
+pub fn dlq_waiting(session: &Session, dead: &ListSummary) -> Markup {
+    let more = if dead.next_token.is_some() { "+" } else { "" };
+    layout(
+        "Dead-letter queue",
+        Some(session),
+        html! {
+            h1 { "Dead-letter queue" }
+            p #waiting { (dead.count) (more) " dead events of this tenant wait in the DLQ." }
+            @if !dead.events.is_empty() {
+                ul.mono #dead {
+                    @for event in &dead.events {
+                        li { a href={ "/portal/events/" (event.provider) "/" (encode(&event.event_id)) } { (event.provider) " " (event.event_id) } }
+                    }
+                }
+            }
+            @if !session.read_only && !dead.events.is_empty() {
+                form method="post" action="/portal/dlq/redrive" {
+                    (csrf(session))
+                    button.primary #confirm-redrive type="submit" { "Redrive the DLQ" }
+                }
+            }
+            p.muted { "The DLQ is read only when you redrive: it is shared, and reading a message hides it from everyone for a while." }
+        },
+    )
+}
+
+/// What a redrive did.
 pub fn dlq(session: &Session, summary: &RedriveSummary) -> Markup {
     layout(
         "Dead-letter queue",

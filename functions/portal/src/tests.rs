@@ -338,6 +338,14 @@ async fn a_refused_url_or_filter_is_shown_with_its_reason_and_nothing_is_stored(
 async fn the_filter_offers_the_types_this_tenant_published_and_no_others() {
     let p = portal();
     let session = signed_in(&p, "acme", false).await;
+    for name in ["acme", "globex"] {
+        p.dispatcher
+            .outbound
+            .store
+            .put_tenant_policy(&tenant(name), &shared::outbound::TenantPolicy::default())
+            .await
+            .expect("a tenant the publish API knows");
+    }
     for (name, event_type) in [
         ("acme", "invoice.paid"),
         ("acme", "invoice.voided"),
@@ -430,8 +438,59 @@ mod operator {
     const PAYLOAD: &str =
         r#"{"id":"evt_dead_1","type":"invoice.paid","customer_email":"jo@example.com"}"#;
 
+    /// The operator pages' use cases, counting the redrives (the only reads of the DLQ).
+    #[derive(Debug)]
+    struct CountedRedrives {
+        inner: Arc<dyn crate::inbound::Inbound>,
+        redrives: std::sync::atomic::AtomicU32,
+    }
+
+    #[async_trait::async_trait]
+    impl crate::inbound::Inbound for CountedRedrives {
+        async fn list(
+            &self,
+            tenant: &TenantId,
+            status: &str,
+            next: Option<String>,
+        ) -> Result<shared::operations::list::ListSummary, String> {
+            self.inner.list(tenant, status, next).await
+        }
+
+        async fn record(
+            &self,
+            tenant: &TenantId,
+            provider: Provider,
+            id: &shared::ids::EventId,
+        ) -> Result<Option<EventRecord>, String> {
+            self.inner.record(tenant, provider, id).await
+        }
+
+        async fn health(
+            &self,
+            tenant: &TenantId,
+        ) -> Result<shared::operations::health::HealthSummary, String> {
+            self.inner.health(tenant).await
+        }
+
+        async fn redrive(
+            &self,
+            tenant: &TenantId,
+            dry_run: bool,
+            note: &str,
+        ) -> Result<shared::operations::redrive::RedriveSummary, String> {
+            self.redrives
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.inner.redrive(tenant, dry_run, note).await
+        }
+    }
+
     /// GIVEN a portal whose operator pages see one dead event of acme's, on the DLQ.
     fn portal_with_a_dead_event() -> TestPortal {
+        portal_counting_redrives().0
+    }
+
+    /// The same, and the count of its DLQ reads.
+    fn portal_counting_redrives() -> (TestPortal, Arc<CountedRedrives>) {
         let key = EventKey {
             tenant: tenant("acme"),
             provider: Provider::Stripe,
@@ -462,7 +521,11 @@ mod operator {
         operations.dead_letters.push(
             serde_json::to_string(&QueueMessage::new(&key, &Correlation::default())).expect("json"),
         );
-        portal().with_inbound(Arc::new(operations))
+        let counted = Arc::new(CountedRedrives {
+            inner: Arc::new(operations),
+            redrives: std::sync::atomic::AtomicU32::new(0),
+        });
+        (portal().with_inbound(counted.clone()), counted)
     }
 
     async fn operator(p: &TestPortal, read_only: bool) -> Session {
@@ -528,12 +591,15 @@ mod operator {
     }
 
     #[tokio::test]
-    async fn the_dlq_is_a_dry_run_first_and_a_read_only_operator_cannot_redrive() {
-        let p = portal_with_a_dead_event();
+    async fn the_dlq_page_reads_the_status_index_and_only_a_redrive_reads_the_queue() {
+        let (p, counted) = portal_counting_redrives();
         let reader = operator(&p, true).await;
         let dry = text(&p.handle(get("/portal/dlq", Some(&reader.id))).await);
-        assert!(dry.contains("1 would be sent back"), "{dry}");
+        assert!(dry.contains("1 dead events of this tenant"), "{dry}");
+        assert!(dry.contains("evt_dead_1"), "{dry}");
         assert!(!dry.contains("confirm-redrive"), "no button for a reader");
+        let reads = || counted.redrives.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(reads(), 0, "the GET read nothing of the shared queue");
         let refused = p
             .handle(post(
                 "/portal/dlq/redrive",
@@ -552,6 +618,8 @@ mod operator {
         assert_eq!(done.status(), StatusCode::OK);
         assert!(text(&done).contains("Redriven: 1"), "{}", text(&done));
         let after = text(&p.handle(get("/portal/dlq", Some(&ops.id))).await);
-        assert!(after.contains("0 messages read"), "{after}");
+        assert!(after.contains("0 dead events"), "{after}");
+        assert_eq!(reads(), 1, "the redrive, and only it, read the DLQ");
+        assert!(!after.contains("confirm-redrive"));
     }
 }
