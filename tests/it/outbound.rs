@@ -516,7 +516,7 @@ async fn a_delivery_is_created_by_its_first_claim_and_claimed_again_only_when_du
         1,
         now,
         Trigger::Scheduled,
-        "http://127.0.0.1:9/in".into(),
+        &EndpointUrl::parse("http://127.0.0.1:9/in", EgressPolicy::LOCAL_DEVELOPMENT).expect("url"),
         &failed,
     );
     let result = AttemptResult {

@@ -113,7 +113,7 @@ where
             },
         )?;
         self.store.put_endpoint(&endpoint).await?;
-        info!(%tenant, endpoint_id = %endpoint.id, url = %endpoint.url, "endpoint added");
+        info!(%tenant, endpoint_id = %endpoint.id, url = %endpoint.url.redacted(), "endpoint added");
         Ok(Endpoint {
             version: endpoint.version + 1,
             ..endpoint

@@ -10,7 +10,10 @@ use std::{
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::ids::{EndpointId, EventType, MessageId};
+use super::{
+    ids::{EndpointId, EventType, MessageId},
+    ssrf::EndpointUrl,
+};
 use crate::ids::TenantId;
 
 /// The largest payload a message may carry: well inside a DynamoDB item, and more than any
@@ -313,7 +316,7 @@ impl Attempt {
         number: u32,
         at: SystemTime,
         trigger: Trigger,
-        url: String,
+        url: &EndpointUrl,
         exchange: &Exchange,
     ) -> Self {
         Self {
@@ -321,7 +324,8 @@ impl Attempt {
             number,
             at,
             trigger,
-            url,
+            // Kept, listed and shown to the partner: never the query string's tokens.
+            url: url.redacted(),
             status: exchange.status,
             latency: exchange.latency,
             response_body: exchange.body.clone(),

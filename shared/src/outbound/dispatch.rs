@@ -480,7 +480,7 @@ where
             delivery.attempts,
             now,
             Trigger::Scheduled,
-            endpoint.url.as_str(),
+            &endpoint.url,
             &exchange,
         );
         let mut decision = self
@@ -663,7 +663,7 @@ where
             delivery.attempts.saturating_sub(1).max(1),
             answered.at,
             Trigger::Scheduled,
-            endpoint.url.as_str(),
+            &endpoint.url,
             &exchange,
         );
         let result = AttemptResult {
@@ -962,7 +962,7 @@ where
         )
         .property(metrics::REASON, reason.as_str())
         .emit_to(&**self.metrics());
-        warn!(reason = %reason, url = %endpoint.url, "endpoint disabled; its deliveries are held");
+        warn!(reason = %reason, url = %endpoint.url.redacted(), "endpoint disabled; its deliveries are held");
     }
 
     /// The attempt's metrics and log line.
@@ -1062,14 +1062,7 @@ where
             message_id: message.id.clone(),
             endpoint_id: endpoint.id.clone(),
         };
-        let attempt = Attempt::new(
-            &key,
-            1,
-            now,
-            Trigger::Test,
-            endpoint.url.as_str(),
-            &exchange,
-        );
+        let attempt = Attempt::new(&key, 1, now, Trigger::Test, &endpoint.url, &exchange);
         store
             .log_attempt(&attempt, now + self.settings().retention)
             .await?;

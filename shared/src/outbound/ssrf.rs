@@ -263,6 +263,21 @@ impl EndpointUrl {
         self.uri.to_string()
     }
 
+    /// The URL as logs and attempt records show it: the query string (where partners put
+    /// tokens) replaced by `?…`. User-info never gets this far ([`Refused::Credentials`]); a
+    /// token in a path segment is the partner's choice (SECURITY.md).
+    pub fn redacted(&self) -> String {
+        let scheme = self.uri.scheme_str().unwrap_or("https");
+        let authority = self.uri.authority().map(|a| a.as_str()).unwrap_or_default();
+        let path = self.uri.path();
+        let query = if self.uri.query().is_some() {
+            "?…"
+        } else {
+            ""
+        };
+        format!("{scheme}://{authority}{path}{query}")
+    }
+
     pub fn uri(&self) -> &Uri {
         &self.uri
     }
@@ -512,6 +527,20 @@ mod tests {
         ] {
             assert_eq!(classify(ip(public)), None, "{public}");
         }
+    }
+
+    #[test]
+    fn a_redacted_url_keeps_no_query_string() {
+        let url = |raw: &str| EndpointUrl::parse(raw, EgressPolicy::PUBLIC).expect("url");
+        assert_eq!(
+            url("https://a.example:8443/in/hooks?token=s3cret&x=1").redacted(),
+            "https://a.example:8443/in/hooks?…"
+        );
+        assert_eq!(
+            url("https://a.example/in").redacted(),
+            "https://a.example/in"
+        );
+        assert_eq!(url("https://a.example").redacted(), "https://a.example/");
     }
 
     #[test]

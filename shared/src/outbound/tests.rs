@@ -1585,3 +1585,17 @@ async fn a_publish_to_a_tenant_with_no_endpoint_and_no_policy_is_refused_and_kee
         .expect("published");
     assert_eq!(kept.deliveries, 0);
 }
+
+#[tokio::test]
+async fn an_attempt_is_recorded_without_the_urls_query_string_and_posted_with_it() {
+    let w = world();
+    w.endpoint("https://a.example/in?token=s3cret", &[]).await;
+    w.publish("invoice.paid", "q-1").await;
+
+    assert_eq!(w.dispatch_all().await, [Dispatched::Delivered]);
+
+    let posted = w.d.transport.requests();
+    assert!(posted[0].url.as_str().contains("token=s3cret"), "the partner's own URL");
+    let attempts = w.store().all_attempts();
+    assert_eq!(attempts[0].url, "https://a.example/in?…");
+}
