@@ -197,6 +197,7 @@ async fn outbound_dispatcher(
     };
     let outbound_settings = OutboundSettings {
         egress,
+        max_endpoints: settings.max_endpoints,
         ..OutboundSettings::default()
     };
     let transport = HttpTransport::new(egress).map_err(CliError::Output)?;

@@ -71,6 +71,10 @@ pub struct OutboundFlags {
     /// `EgressAllowedPorts`, so a URL its dispatcher would refuse is refused here first.
     #[arg(long, env = "EGRESS_ALLOWED_PORTS", global = true, value_name = "PORTS", value_parser = parse_low_ports, default_value = "")]
     pub egress_allowed_ports: shared::outbound::ssrf::LowPorts,
+
+    /// How many endpoints a tenant may have: the stack's `MaxEndpointsPerTenant`.
+    #[arg(long, env = "MAX_ENDPOINTS_PER_TENANT", global = true, value_name = "N", default_value_t = shared::outbound::DEFAULT_MAX_ENDPOINTS)]
+    pub max_endpoints: usize,
 }
 
 fn parse_low_ports(raw: &str) -> Result<shared::outbound::ssrf::LowPorts, String> {

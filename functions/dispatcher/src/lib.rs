@@ -119,6 +119,11 @@ pub fn outbound_settings<F: Fn(&str) -> Option<String>>(
         ),
         retention: env.retention()?,
         concurrency: env.parsed_within("BATCH_CONCURRENCY", defaults.concurrency, 1..=10)?,
+        max_endpoints: env.parsed_within(
+            "MAX_ENDPOINTS_PER_TENANT",
+            defaults.max_endpoints,
+            1..=10_000,
+        )?,
         egress: EgressPolicy {
             low_ports: match env.0("EGRESS_ALLOWED_PORTS") {
                 None => LowPorts::NONE,

@@ -30,6 +30,8 @@ pub enum AdminError {
     Endpoint(#[from] EndpointError),
     #[error("no endpoint {0}")]
     UnknownEndpoint(EndpointId),
+    #[error("a tenant has at most {0} endpoints: delete one before adding another")]
+    TooManyEndpoints(usize),
     /// Another change landed since this one read the endpoint.
     #[error("the endpoint changed meanwhile; read it again and retry")]
     Conflict,
@@ -91,6 +93,11 @@ where
             .as_deref()
             .ok_or(AdminError::Url(Refused::InvalidUrl))?;
         let url = ssrf::check_url(url, &*self.resolver, self.settings.egress).await?;
+        // Two adds racing at the limit may both pass: the bound is for cost and fan-out, one
+        // over it changes neither.
+        if self.store.endpoints(tenant).await?.len() >= self.settings.max_endpoints {
+            return Err(AdminError::TooManyEndpoints(self.settings.max_endpoints));
+        }
         let secret = match secret {
             Some(secret) => {
                 endpoint::check_secret(&secret)?;

@@ -93,6 +93,9 @@ pub struct OutboundSettings {
     pub concurrency: usize,
     /// How long a rotated-out secret keeps signing.
     pub secret_overlap: Duration,
+    /// How many endpoints a tenant may have (`MaxEndpointsPerTenant`): what a partner can
+    /// create is bounded, and so is a publish's fan-out.
+    pub max_endpoints: usize,
 }
 
 impl Default for OutboundSettings {
@@ -109,9 +112,13 @@ impl Default for OutboundSettings {
             egress: ssrf::EgressPolicy::PUBLIC,
             concurrency: 10,
             secret_overlap: endpoint::DEFAULT_SECRET_OVERLAP,
+            max_endpoints: DEFAULT_MAX_ENDPOINTS,
         }
     }
 }
+
+/// How many endpoints a tenant may have unless the stack says otherwise.
+pub const DEFAULT_MAX_ENDPOINTS: usize = 100;
 
 /// The longest attempt timeout: with [`ATTEMPT_MARGIN`], the dispatcher's 60 s function timeout.
 pub const MAX_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(45);

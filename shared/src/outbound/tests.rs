@@ -1595,7 +1595,52 @@ async fn an_attempt_is_recorded_without_the_urls_query_string_and_posted_with_it
     assert_eq!(w.dispatch_all().await, [Dispatched::Delivered]);
 
     let posted = w.d.transport.requests();
-    assert!(posted[0].url.as_str().contains("token=s3cret"), "the partner's own URL");
+    assert!(
+        posted[0].url.as_str().contains("token=s3cret"),
+        "the partner's own URL"
+    );
     let attempts = w.store().all_attempts();
     assert_eq!(attempts[0].url, "https://a.example/in?…");
+}
+
+#[tokio::test]
+async fn a_tenant_has_at_most_its_limit_of_endpoints() {
+    let w = world_with(OutboundSettings {
+        max_endpoints: 2,
+        ..OutboundSettings::default()
+    });
+    w.endpoint("https://a.example/1", &[]).await;
+    w.endpoint("https://a.example/2", &[]).await;
+
+    let refused = w
+        .outbound()
+        .add_endpoint(
+            &acme(),
+            EndpointChange {
+                url: Some("https://a.example/3".into()),
+                ..EndpointChange::default()
+            },
+            None,
+        )
+        .await;
+
+    assert_eq!(
+        refused.as_ref().err(),
+        Some(&AdminError::TooManyEndpoints(2))
+    );
+    assert!(refused.is_err_and(|e| e.is_client_error()));
+    assert_eq!(w.store().endpoints(&acme()).await.expect("read").len(), 2);
+    // Another tenant has its own allowance.
+    let globex = TenantId::parse("globex").expect("tenant");
+    w.outbound()
+        .add_endpoint(
+            &globex,
+            EndpointChange {
+                url: Some("https://a.example/g".into()),
+                ..EndpointChange::default()
+            },
+            None,
+        )
+        .await
+        .expect("globex's first");
 }
