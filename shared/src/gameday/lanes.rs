@@ -301,6 +301,8 @@ async fn run(setup: Setup) -> Run {
         // A user whose partners may take half a minute (`AttemptTimeoutSecs`).
         attempt_timeout: Duration::from_secs(30),
         lease: OutboundSettings::lease_for(Duration::from_secs(30)),
+        // 101 endpoints of one tenant.
+        max_endpoints: 1_000,
         ..OutboundSettings::default()
     };
     let resolver = Arc::new(

@@ -34,7 +34,7 @@ use super::{
     },
     endpoint::{DisabledReason, Endpoint},
     ids::{EndpointId, EventType, MessageId},
-    lanes::{self, Flights, Pace},
+    lanes::{self, Flights, Pace, Ticket},
     ports::{
         AttemptResult, DeliveryClaim, DeliveryQueue, DeliveryRetryQueue, OutboundRequest,
         OutboundStore, Transport,
@@ -248,20 +248,19 @@ where
                 }
             };
             if let Dispatched::Retry(delay) | Dispatched::Later(delay) = outcome {
-                if self.nears_queue_limits(message) {
-                    let why = "near the queue's limits";
-                    return self
-                        .send_again(message, &pointer, outcome, delay, why)
-                        .await;
-                }
                 // A rate-limit slot admits one attempt: the retry reserves its own.
-                if matches!(outcome, Dispatched::Retry(_)) && pointer.slot.is_some() {
-                    let spent = DeliveryPointer {
-                        slot: None,
+                let slot_spent = matches!(outcome, Dispatched::Retry(_)) && pointer.slot.is_some();
+                if slot_spent || self.nears_queue_limits(message) {
+                    let fresh = DeliveryPointer {
+                        slot: pointer.slot.filter(|_| !slot_spent),
                         ..pointer.clone()
                     };
-                    let why = "its rate-limit slot is spent";
-                    return self.send_again(message, &spent, outcome, delay, why).await;
+                    let why = if slot_spent {
+                        "its rate-limit slot is spent"
+                    } else {
+                        "near the queue's limits"
+                    };
+                    return self.send_again(message, &fresh, outcome, delay, why).await;
                 }
                 self.come_back(message, delay).await;
             }
@@ -324,6 +323,33 @@ where
         {
             // The queue's own visibility timeout brings it back instead.
             warn!(error = %e, "could not set the message's delay");
+        }
+    }
+
+    /// On the main lane, a slow endpoint's pointer goes on to the slow lane, and an endpoint
+    /// not proven fast here waits its turn: `Err` with what became of the pointer. `Ok` with
+    /// the ticket that counts this attempt in flight (none off the main lane, or for a probe).
+    async fn main_lane(
+        &self,
+        pointer: &DeliveryPointer,
+        key: &DeliveryKey,
+        endpoint: &Endpoint,
+    ) -> Result<Option<Ticket>, Dispatched> {
+        let Some(lane) = self.slow_lane.as_ref().filter(|_| !pointer.probe) else {
+            return Ok(None);
+        };
+        if endpoint.health.slow_since.is_some() {
+            match lane.queue.enqueue(pointer).await {
+                Ok(()) => {
+                    info!("a slow endpoint: to the slow lane");
+                    return Err(Dispatched::Diverted);
+                }
+                Err(e) => warn!(error = %e, "could not reach the slow lane; attempted here"),
+            }
+        }
+        match lane.flights.admit(&key.tenant, &key.endpoint_id) {
+            Some(ticket) => Ok(Some(ticket)),
+            None => Err(Dispatched::Later(UNPROVEN_DELAY)),
         }
     }
 
@@ -418,25 +444,9 @@ where
             error!("the endpoint's signing secrets could not be read; not attempted");
             return Ok(Dispatched::Later(OUTAGE_DELAY));
         }
-        let _ticket = match &self.slow_lane {
-            Some(lane) if !pointer.probe => {
-                if endpoint.health.slow_since.is_some() {
-                    match lane.queue.enqueue(pointer).await {
-                        Ok(()) => {
-                            info!("a slow endpoint: to the slow lane");
-                            return Ok(Dispatched::Diverted);
-                        }
-                        Err(e) => {
-                            warn!(error = %e, "could not reach the slow lane; attempted here")
-                        }
-                    }
-                }
-                let Some(ticket) = lane.flights.admit(&key.tenant, &key.endpoint_id) else {
-                    return Ok(Dispatched::Later(UNPROVEN_DELAY));
-                };
-                Some(ticket)
-            }
-            _ => None,
+        let _ticket = match self.main_lane(pointer, key, &endpoint).await {
+            Ok(ticket) => ticket,
+            Err(outcome) => return Ok(outcome),
         };
         if let Some(limit) = endpoint.rate_limit
             && let Some(waiting) = self.rate_limited(pointer, key, limit.get(), now).await?

@@ -44,6 +44,16 @@ where
 }
 
 impl PayloadBucket {
+    pub fn new(
+        client: impl Into<crate::aws::LazyClient<Client>>,
+        bucket: impl Into<String>,
+    ) -> Self {
+        Self {
+            client: client.into(),
+            bucket: bucket.into(),
+        }
+    }
+
     /// Where `key`'s payload with `hash` is kept: the tenant, then digests only, so no
     /// provider-chosen characters reach an object key.
     pub fn location(key: &EventKey, hash: &str) -> String {

@@ -142,10 +142,7 @@ impl DynamoOutboundStore {
         client: impl Into<crate::aws::LazyClient<aws_sdk_s3::Client>>,
         bucket: impl Into<String>,
     ) -> Self {
-        self.payloads = Some(PayloadBucket {
-            client: client.into(),
-            bucket: bucket.into(),
-        });
+        self.payloads = Some(PayloadBucket::new(client, bucket));
         self
     }
 
