@@ -81,5 +81,5 @@ async fn relayed_inbound_units_are_pinned() {
 
 #[tokio::test]
 async fn published_delivery_units_are_pinned() {
-    assert_pinned(flows::PUBLISHED, (4.0, 4.5, 1.2, 0.0, 0.125)).await;
+    assert_pinned(flows::PUBLISHED, (4.0, 4.0, 1.2, 0.0, 0.125)).await;
 }

@@ -22,6 +22,7 @@ pub mod endpoint;
 pub mod filter;
 pub mod ids;
 pub mod lanes;
+pub mod policies;
 pub mod ports;
 pub mod publish;
 pub mod rate;

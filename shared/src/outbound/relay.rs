@@ -11,12 +11,7 @@
 //! next receive relays the processed event again, and a repeated relay of the same event is a
 //! duplicate publish that delivers nothing twice.
 
-use std::{
-    borrow::Cow,
-    collections::HashMap,
-    sync::Mutex,
-    time::{Duration, Instant},
-};
+use std::borrow::Cow;
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -26,21 +21,18 @@ use tracing::{info, warn};
 use super::{
     Outbound, PublishError,
     ids::MessageId,
+    policies::TenantPolicies,
     ports::{DeliveryQueue, OutboundStore},
     publish::PublishRequest,
 };
-use crate::{adapters::lock, clock::Clock, ids::TenantId, processor::Relay, record::EventRecord};
-
-/// How long a tenant's relay switch is remembered: a change takes effect within this, and a
-/// busy processor reads each tenant's policy once per interval instead of once per event.
-pub const POLICY_TTL: Duration = Duration::from_secs(30);
+use crate::{clock::Clock, ids::TenantId, processor::Relay, record::EventRecord};
 
 /// The processor's relay: publishes through `outbound`, reading each tenant's switch at most
-/// once per [`POLICY_TTL`].
+/// once per [`super::policies::POLICY_TTL`].
 #[derive(Debug)]
 pub struct InboundRelay<S, Q, C> {
     pub outbound: Outbound<S, Q, C>,
-    relays: Mutex<HashMap<TenantId, (bool, Instant)>>,
+    policies: TenantPolicies,
 }
 
 impl<S, Q, C> InboundRelay<S, Q, C>
@@ -52,25 +44,17 @@ where
     pub fn new(outbound: Outbound<S, Q, C>) -> Self {
         Self {
             outbound,
-            relays: Mutex::default(),
+            policies: TenantPolicies::default(),
         }
     }
 
     async fn relays(&self, tenant: &TenantId) -> Result<bool, String> {
-        if let Some((on, read)) = lock(&self.relays).get(tenant)
-            && read.elapsed() < POLICY_TTL
-        {
-            return Ok(*on);
-        }
-        let on = self
-            .outbound
-            .store
-            .tenant_policy(tenant)
+        Ok(self
+            .policies
+            .get(&self.outbound.store, tenant)
             .await
             .map_err(|e| e.to_string())?
-            .is_some_and(|p| p.relay_inbound);
-        lock(&self.relays).insert(tenant.clone(), (on, Instant::now()));
-        Ok(on)
+            .is_some_and(|p| p.relay_inbound))
     }
 }
 
