@@ -272,9 +272,10 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
         ..events.clone()
     };
     println!(
-        "# Processor polling {}, dispatcher polling {} (the SQS event source mappings, emulated)",
+        "# Processor polling {}, dispatcher polling {} and its slow lane {} (the SQS event source mappings, emulated)",
         resources.events_queue_url(),
-        resources.deliveries_queue_url()
+        resources.deliveries_queue_url(),
+        resources.slow_deliveries_queue_url()
     );
     tokio::select! {
         served = server::serve(listener, routes) => served.map_err(LocalError::Serve),
