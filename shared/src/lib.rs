@@ -54,4 +54,5 @@ pub mod sealing;
 pub mod secret;
 pub mod shard;
 pub mod tenant;
+pub mod ttl_cache;
 pub mod verify;

@@ -3,33 +3,26 @@
 //! busy tenant's one policy item would take every function's reads (and at 10,000 deliveries
 //! a second, more than a partition serves). A change takes effect within the lifetime.
 
-use std::{
-    num::NonZeroUsize,
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
 use super::{TenantPolicy, ports::EndpointStore};
-use crate::{adapters::lock, ids::TenantId, ports::StoreError};
+use crate::{ids::TenantId, ports::StoreError, ttl_cache::TtlCache};
 
 /// How long a tenant's policy is remembered.
 pub const POLICY_TTL: Duration = Duration::from_secs(30);
 /// How many tenants' policies one function remembers.
 const REMEMBERED: usize = 10_000;
 
-type Remembered = lru::LruCache<TenantId, (Option<TenantPolicy>, Instant)>;
-
 /// The policies a function has read lately. Clones share them.
 #[derive(Debug, Clone)]
 pub struct TenantPolicies {
-    read: Arc<Mutex<Remembered>>,
+    read: TtlCache<TenantId, Option<TenantPolicy>>,
 }
 
 impl Default for TenantPolicies {
     fn default() -> Self {
-        let size = NonZeroUsize::new(REMEMBERED).unwrap_or(NonZeroUsize::MIN);
         Self {
-            read: Arc::new(Mutex::new(lru::LruCache::new(size))),
+            read: TtlCache::new(REMEMBERED, POLICY_TTL),
         }
     }
 }
@@ -41,13 +34,11 @@ impl TenantPolicies {
         store: &impl EndpointStore,
         tenant: &TenantId,
     ) -> Result<Option<TenantPolicy>, StoreError> {
-        if let Some((policy, at)) = lock(&self.read).get(tenant)
-            && at.elapsed() < POLICY_TTL
-        {
-            return Ok(policy.clone());
+        if let Some(policy) = self.read.get(tenant) {
+            return Ok(policy);
         }
         let policy = store.tenant_policy(tenant).await?;
-        lock(&self.read).put(tenant.clone(), (policy.clone(), Instant::now()));
+        self.read.put(tenant.clone(), policy.clone());
         Ok(policy)
     }
 }

@@ -211,14 +211,17 @@ pub trait DeliveryLog: Send + Sync {
         id: &MessageId,
     ) -> Result<Option<OutboundMessage>, StoreError>;
 
-    /// A message stored under this id, read cheaply before a publish sends anything: it may
+    /// What is stored under this id, read cheaply before a publish sends anything: it may
     /// miss one stored a moment ago (the put's own condition still catches that).
     async fn stored_message(
         &self,
         tenant: &TenantId,
         id: &MessageId,
-    ) -> Result<Option<OutboundMessage>, StoreError> {
-        self.message(tenant, id).await
+    ) -> Result<Option<StoredMessage>, StoreError> {
+        Ok(self
+            .message(tenant, id)
+            .await?
+            .map(|m| StoredMessage::of(&m)))
     }
 
     /// The event types among up to `limit` of the tenant's stored messages, sorted, each
@@ -351,6 +354,23 @@ pub trait DeliveryLog: Send + Sync {
         limit: u32,
         after: Option<&str>,
     ) -> Result<Page<Attempt>, StoreError>;
+}
+
+/// What a repeated publish is compared with: the stored message's type and content hash,
+/// never its payload (which may be large, or kept outside the item).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    pub event_type: EventType,
+    pub content_hash: String,
+}
+
+impl StoredMessage {
+    pub fn of(message: &OutboundMessage) -> Self {
+        Self {
+            event_type: message.event_type.clone(),
+            content_hash: message.content_hash(),
+        }
+    }
 }
 
 /// Deliveries per second for one endpoint, shared by every dispatcher ([`super::rate`]).

@@ -139,19 +139,19 @@ where
         };
         // A repeated publish sends nothing: the message it repeats is on its way already.
         if let Some(existing) = self.store.stored_message(&message.tenant, &id).await? {
-            if existing.content_hash() != message.content_hash() {
+            if existing.content_hash != message.content_hash() {
                 return Err(PublishError::Conflict(id));
             }
             let deliveries = self
                 .store
-                .endpoints(&existing.tenant)
+                .endpoints(&message.tenant)
                 .await?
                 .iter()
                 .filter(|e| e.filter.matches(&existing.event_type))
                 .count();
-            info!(tenant = %existing.tenant, message_id = %existing.id, duplicate = true, "published");
+            info!(tenant = %message.tenant, message_id = %id, duplicate = true, "published");
             return Ok(Published {
-                message_id: existing.id,
+                message_id: id,
                 duplicate: true,
                 deliveries,
             });

@@ -55,7 +55,7 @@ pub use self::log::DUE_SHARDS;
 use std::{
     num::NonZeroUsize,
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use aws_sdk_dynamodb::{Client, types::AttributeValue};
@@ -65,7 +65,6 @@ use crate::{
     adapters::{
         dynamodb::item::{Item, s},
         events::dynamodb::payloads::PayloadBucket,
-        lock,
     },
     ids::TenantId,
     outbound::{
@@ -75,6 +74,7 @@ use crate::{
     ports::StoreError,
     sealing::{Envelope, KeyService, SealContext},
     secret::Secret,
+    ttl_cache::TtlCache,
 };
 
 /// The index of an endpoint's deliveries and attempts, by time.
@@ -82,9 +82,6 @@ pub const ENDPOINT_INDEX: &str = "by_endpoint";
 /// The sparse index of what reconcile watches: unfinished fan-outs, deliveries that are due
 /// or leased, held deliveries, endpoints holding deliveries.
 pub const DUE_INDEX: &str = "by_due";
-
-/// Opened secrets by sealed text and context, with when they were opened.
-type OpenedSecrets = lru::LruCache<(String, SealContext), (Secret, Instant)>;
 
 /// How many opened secrets a warm function keeps.
 const OPENED_CACHE: usize = 1_000;
@@ -100,7 +97,8 @@ pub struct DynamoOutboundStore {
     client: Client,
     table: String,
     envelope: Envelope<Arc<dyn KeyService>>,
-    opened: Arc<Mutex<OpenedSecrets>>,
+    /// Opened secrets by sealed text and context.
+    opened: TtlCache<(String, SealContext), Secret>,
     layouts: Arc<layout::Layouts>,
     /// Event types this container has noted for their tenant (`published_types`).
     noted_types: Arc<Mutex<lru::LruCache<(TenantId, EventType), ()>>>,
@@ -124,9 +122,7 @@ impl DynamoOutboundStore {
             client,
             table: table.into(),
             envelope: Envelope::new(keys),
-            opened: Arc::new(Mutex::new(lru::LruCache::new(
-                NonZeroUsize::new(OPENED_CACHE).unwrap_or(NonZeroUsize::MIN),
-            ))),
+            opened: TtlCache::new(OPENED_CACHE, OPENED_TTL),
             layouts: Arc::default(),
             noted_types: Arc::new(Mutex::new(lru::LruCache::new(
                 NonZeroUsize::new(NOTED_TYPES).unwrap_or(NonZeroUsize::MIN),
@@ -154,23 +150,12 @@ impl DynamoOutboundStore {
 
     /// The secret `sealed` opened to under `context`, if opened within [`OPENED_TTL`].
     fn cached(&self, sealed: &str, context: &SealContext) -> Option<Secret> {
-        let mut opened = lock(&self.opened);
-        let key = (sealed.to_owned(), context.clone());
-        match opened.get(&key) {
-            Some((secret, at)) if at.elapsed() < OPENED_TTL => Some(secret.clone()),
-            Some(_) => {
-                opened.pop(&key);
-                None
-            }
-            None => None,
-        }
+        self.opened.get(&(sealed.to_owned(), context.clone()))
     }
 
     fn remember(&self, sealed: &str, context: &SealContext, secret: &Secret) {
-        lock(&self.opened).put(
-            (sealed.to_owned(), context.clone()),
-            (secret.clone(), Instant::now()),
-        );
+        self.opened
+            .put((sealed.to_owned(), context.clone()), secret.clone());
     }
 }
 
