@@ -19,7 +19,7 @@ use shared::{
         admin::{AdminError, EndpointChange},
         delivery::{Attempt, Delivery},
         dispatch::Dispatcher,
-        endpoint::Endpoint,
+        endpoint::{CustomHeaders, Endpoint},
         ids::{EndpointId, EventType, MessageId},
         ports::{DeliveryQueue, DeliveryRetryQueue, OutboundStore, Transport},
         publish::PublishRequest,
@@ -43,7 +43,7 @@ pub enum EndpointCommand {
     Add(EndpointAddArgs),
     /// A tenant's endpoints, with their state and health.
     List(TenantArg),
-    /// One endpoint; `--reveal` prints its signing secrets.
+    /// One endpoint; `--reveal` prints its signing secrets and header values.
     Show(EndpointShowArgs),
     /// Change an endpoint's URL, description, filter, rate limit or headers.
     Update(EndpointUpdateArgs),
@@ -123,7 +123,7 @@ pub struct EndpointAddArgs {
 pub struct EndpointShowArgs {
     #[command(flatten)]
     pub endpoint: EndpointRef,
-    /// Print the signing secrets too.
+    /// Print the signing secrets and the custom headers' values too.
     #[arg(long)]
     pub reveal: bool,
 }
@@ -324,6 +324,7 @@ where
             describe(&found, out)?;
             if args.reveal {
                 print_secrets(&found, out)?;
+                print_header_values(&found, out)?;
             }
         }
         EndpointCommand::Update(args) => {
@@ -616,8 +617,8 @@ fn describe(e: &Endpoint, out: &mut dyn Write) -> Result<(), CliError> {
     if let Some(limit) = e.rate_limit {
         writeln!(out, "rate limit   {limit}/s")?;
     }
-    for (name, _) in e.headers.iter() {
-        writeln!(out, "header       {name}: (set)")?;
+    for name in e.headers.names() {
+        writeln!(out, "header       {name}: (sealed; --reveal shows it)")?;
     }
     if let Some(at) = e.health.last_success_at {
         writeln!(out, "last success {}", timestamp(at))?;
@@ -637,6 +638,15 @@ fn print_secrets(e: &Endpoint, out: &mut dyn Write) -> Result<(), CliError> {
             previous.secret.expose(),
             timestamp(previous.expires_at)
         )?;
+    }
+    Ok(())
+}
+
+/// The custom headers' values, shown only by `show --reveal` (an add or update does not echo
+/// them).
+fn print_header_values(e: &Endpoint, out: &mut dyn Write) -> Result<(), CliError> {
+    for (name, value) in e.headers.opened().into_iter().flat_map(CustomHeaders::iter) {
+        writeln!(out, "header value {name}: {}", sanitize(value))?;
     }
     Ok(())
 }
@@ -712,7 +722,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_endpoint_is_added_listed_tested_and_its_secret_shown_only_when_asked() {
+    async fn an_endpoint_is_added_listed_tested_and_its_secrets_shown_only_when_asked() {
         let d = dispatcher();
         let added = run(
             &d,
@@ -721,6 +731,7 @@ mod tests {
                 url: "https://partner.example/hooks".into(),
                 change: ChangeArgs {
                     filter: Some("invoice.*".into()),
+                    headers: vec!["X-Api-Key: sk_partner_value".into()],
                     ..ChangeArgs::default()
                 },
                 secret: None,
@@ -729,6 +740,8 @@ mod tests {
         .await
         .expect("added");
         assert!(added.contains("secret       whsec_"), "{added}");
+        assert!(added.contains("x-api-key: (sealed"), "{added}");
+        assert!(!added.contains("sk_partner_value"), "{added}");
         let id = d.outbound.store.endpoints(&acme()).await.expect("list")[0]
             .id
             .clone();
@@ -754,6 +767,24 @@ mod tests {
         .await
         .expect("show");
         assert!(!shown.contains("whsec_"), "{shown}");
+        assert!(!shown.contains("sk_partner_value"), "{shown}");
+        let revealed = run(
+            &d,
+            EndpointCommand::Show(EndpointShowArgs {
+                endpoint: EndpointRef {
+                    tenant: acme(),
+                    endpoint: id.clone(),
+                },
+                reveal: true,
+            }),
+        )
+        .await
+        .expect("show --reveal");
+        assert!(revealed.contains("secret       whsec_"), "{revealed}");
+        assert!(
+            revealed.contains("header value x-api-key: sk_partner_value"),
+            "{revealed}"
+        );
 
         let tested = run(
             &d,

@@ -13,6 +13,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response, body::Bytes, server::conn::http1, service::service_fn};
 use hyper_util::rt::TokioIo;
@@ -245,23 +246,13 @@ async fn publish_via_api(d: &ItDispatcher, body: &Value) -> (u16, Value) {
 }
 
 /// An item of the outbound table as stored, by its keys.
-async fn raw_item(
-    stack: &Stack,
-    pk: &str,
-    sk: &str,
-) -> Option<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+async fn raw_item(stack: &Stack, pk: &str, sk: &str) -> Option<HashMap<String, AttributeValue>> {
     stack
         .dynamodb
         .get_item()
         .table_name(stack.resources.outbound_table())
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S(pk.to_owned()),
-        )
-        .key(
-            "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S(sk.to_owned()),
-        )
+        .key("pk", AttributeValue::S(pk.to_owned()))
+        .key("sk", AttributeValue::S(sk.to_owned()))
         .send()
         .await
         .expect("get")
@@ -1375,14 +1366,8 @@ async fn a_sealed_secret_copied_into_another_tenants_endpoint_fails_warm_as_it_d
         .dynamodb
         .update_item()
         .table_name(stack.resources.outbound_table())
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S("t#globex".into()),
-        )
-        .key(
-            "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S(format!("ep#{}", theirs.id)),
-        )
+        .key("pk", AttributeValue::S("t#globex".into()))
+        .key("sk", AttributeValue::S(format!("ep#{}", theirs.id)))
         .update_expression("SET secret_current = :s")
         .expression_attribute_values(":s", sealed)
         .send()
@@ -1400,4 +1385,132 @@ async fn a_sealed_secret_copied_into_another_tenants_endpoint_fails_warm_as_it_d
     let warm_read = warm.endpoint_with_secrets(&globex, &theirs.id).await;
     assert!(warm_read.is_err(), "{:?}", warm_read.map(|e| e.is_some()));
     assert!(opened.secrets.is_some());
+}
+
+#[tokio::test]
+async fn custom_header_values_are_sealed_named_in_the_clear_and_sent_with_each_delivery() {
+    // GIVEN an endpoint whose partner wants an API key in a header
+    const KEY: &str = "sk_partner_must_stay_sealed";
+    let stack = Stack::new().await;
+    let d = stack.dispatcher(
+        settings("0", EgressPolicy::LOCAL_DEVELOPMENT),
+        StaticResolver::default(),
+    );
+    let receiver = Receiver::start(Behaviour::Answer(200)).await;
+    let endpoint = d
+        .outbound
+        .add_endpoint(
+            &acme(),
+            EndpointChange {
+                url: Some(receiver.url()),
+                headers: Some(vec![format!("X-Api-Key: {KEY}"), "X-Route: eu".into()]),
+                ..EndpointChange::default()
+            },
+            None,
+        )
+        .await
+        .expect("endpoint");
+    let sk = format!("ep#{}", endpoint.id);
+
+    // THEN the table holds the names in the clear and no value
+    let item = raw_item(&stack, "t#acme", &sk).await.expect("item");
+    assert!(!format!("{item:?}").contains(KEY), "{item:?}");
+    assert!(
+        item["headers_sealed"]
+            .as_s()
+            .is_ok_and(|s| s.starts_with("sealed:v1:"))
+    );
+    let store = stack.outbound_store();
+    let listed = store.endpoint(&acme(), &endpoint.id).await.expect("read");
+    let listed = listed.expect("endpoint");
+    assert_eq!(listed.headers.names(), ["x-api-key", "x-route"]);
+    assert_eq!(listed.headers.opened(), None);
+
+    // AND a change that does not touch them (read without secrets) keeps them
+    d.outbound
+        .update_endpoint(
+            &acme(),
+            &endpoint.id,
+            EndpointChange {
+                description: Some("billing".into()),
+                ..EndpointChange::default()
+            },
+        )
+        .await
+        .expect("updated");
+
+    // AND each delivery carries them, signed as before
+    publish_via_api(&d, &json!({"event_type": "invoice.paid", "payload": {}})).await;
+    let poll = stack
+        .deliveries_mapping()
+        .poll_once(&d, "dispatch-1")
+        .await
+        .expect("poll");
+    assert_eq!(poll.received, 1);
+    let (headers, _) = receiver.requests().pop().expect("delivered");
+    let sent = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(sent("x-api-key").as_deref(), Some(KEY));
+    assert_eq!(sent("x-route").as_deref(), Some("eu"));
+    assert!(sent("webhook-signature").is_some());
+}
+
+#[tokio::test]
+async fn headers_stored_in_the_clear_before_sealing_are_read_and_sealed_by_the_next_write() {
+    // GIVEN an endpoint item written before header values were sealed
+    let stack = Stack::new().await;
+    let d = stack.dispatcher(
+        settings("0", EgressPolicy::LOCAL_DEVELOPMENT),
+        StaticResolver::default(),
+    );
+    let endpoint = stack.add_endpoint(&d, "http://127.0.0.1:9/in", &[]).await;
+    stack
+        .dynamodb
+        .update_item()
+        .table_name(stack.resources.outbound_table())
+        .key("pk", AttributeValue::S("t#acme".into()))
+        .key("sk", AttributeValue::S(format!("ep#{}", endpoint.id)))
+        .update_expression("SET headers = :h")
+        .expression_attribute_values(
+            ":h",
+            AttributeValue::M(HashMap::from([(
+                "x-api-key".to_owned(),
+                AttributeValue::S("legacy_value".into()),
+            )])),
+        )
+        .send()
+        .await
+        .expect("legacy item");
+    let store = stack.outbound_store();
+
+    // THEN it is read as it was: the name without secrets, the value with them
+    let plain = store.endpoint(&acme(), &endpoint.id).await.expect("read");
+    assert_eq!(plain.expect("endpoint").headers.names(), ["x-api-key"]);
+    let opened = store
+        .endpoint_with_secrets(&acme(), &endpoint.id)
+        .await
+        .expect("read")
+        .expect("endpoint");
+    let values: Vec<_> = opened.headers.opened().expect("opened").iter().collect();
+    assert_eq!(values, [("x-api-key", "legacy_value")]);
+
+    // WHEN the endpoint is next written with its headers
+    store.put_endpoint(&opened).await.expect("written");
+
+    // THEN the value is sealed and the clear copy gone
+    let item = raw_item(&stack, "t#acme", &format!("ep#{}", endpoint.id))
+        .await
+        .expect("item");
+    assert!(!item.contains_key("headers"));
+    assert!(!format!("{item:?}").contains("legacy_value"));
+    let reread = store
+        .endpoint_with_secrets(&acme(), &endpoint.id)
+        .await
+        .expect("read")
+        .expect("endpoint");
+    assert_eq!(reread.headers, opened.headers);
 }

@@ -23,6 +23,7 @@ use shared::{
     outbound::{
         admin::{AdminError, EndpointChange},
         dispatch::Dispatcher,
+        endpoint::CustomHeaders,
         ids::{EndpointId, EventType, MessageId},
         ports::{DeliveryQueue, DeliveryRetryQueue, OutboundStore, Transport},
         transport::HttpTransport,
@@ -559,13 +560,20 @@ where
                             .secrets
                             .map(|s| s.current.expose().to_owned())
                             .unwrap_or_default();
+                        let headers = endpoint
+                            .headers
+                            .opened()
+                            .into_iter()
+                            .flat_map(CustomHeaders::iter)
+                            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                            .collect();
                         let notice = (action == "rotate").then_some(Notice::Rotated);
                         return self
                             .endpoint(
                                 session,
                                 id.as_str(),
                                 notice,
-                                Some(pages::Extra::Secret(secret)),
+                                Some(pages::Extra::Secret { secret, headers }),
                             )
                             .await;
                     }

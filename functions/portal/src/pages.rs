@@ -78,8 +78,11 @@ impl Notice {
 /// What an endpoint page shows besides the endpoint, after an explicit action.
 #[derive(Debug)]
 pub enum Extra {
-    /// The signing secret, after "Reveal" or "Rotate".
-    Secret(String),
+    /// The signing secret and the custom headers' values, after "Reveal" or "Rotate".
+    Secret {
+        secret: String,
+        headers: Vec<(String, String)>,
+    },
     /// A test event's attempt.
     Tested(Attempt),
     /// The edit form was refused: why, and what was typed.
@@ -319,10 +322,21 @@ pub fn endpoint(
             p { a href="/portal/endpoints" { "← Endpoints" } }
             h1.mono #endpoint-url { (endpoint.url) }
             p { (state(endpoint, now)) " " span.muted.mono { (endpoint.id) } }
-            @if let Some(Extra::Secret(secret)) = &extra {
+            @let names = endpoint.headers.names();
+            @if !names.is_empty() {
+                p #header-names {
+                    "Custom headers: "
+                    @for name in &names { code { (name) } " " }
+                    span.muted { "(values sealed; Reveal shows them)" }
+                }
+            }
+            @if let Some(Extra::Secret { secret, headers }) = &extra {
                 div.card.notice #secret {
                     "Signing secret: " code #secret-value { (secret) }
                     p.muted { "Verify deliveries with the Standard Webhooks or Svix libraries and this secret." }
+                    @for (name, value) in headers {
+                        p.header-value { code { (name) ": " (value) } }
+                    }
                 }
             }
             @if let Some(Extra::Tested(attempt)) = &extra {

@@ -374,7 +374,8 @@ async fn the_filter_offers_the_types_this_tenant_published_and_no_others() {
 }
 
 #[tokio::test]
-async fn another_tenants_endpoint_is_unreachable_and_a_secret_shows_only_when_asked() {
+async fn another_tenants_endpoint_is_unreachable_and_secrets_and_header_values_show_only_when_asked()
+ {
     let p = portal();
     let acme = signed_in(&p, "acme", false).await;
     let theirs = add(&p, "globex", "https://partner.example/globex").await;
@@ -400,6 +401,19 @@ async fn another_tenants_endpoint_is_unreachable_and_a_secret_shows_only_when_as
             .contains("partner.example/globex")
     );
 
+    p.dispatcher
+        .outbound
+        .update_endpoint(
+            &tenant("acme"),
+            &ours.id,
+            EndpointChange {
+                headers: Some(vec!["X-Api-Key: sk_partner_value".into()]),
+                ..EndpointChange::default()
+            },
+        )
+        .await
+        .expect("headers set");
+
     let page = text(
         &p.handle(get(
             &format!("/portal/endpoints/{}", ours.id),
@@ -411,6 +425,8 @@ async fn another_tenants_endpoint_is_unreachable_and_a_secret_shows_only_when_as
         !page.contains(&secret),
         "not in the page source until asked"
     );
+    assert!(page.contains("x-api-key"), "the header's name is listed");
+    assert!(!page.contains("sk_partner_value"), "its value is not");
     let revealed = p
         .handle(post(
             &format!("/portal/endpoints/{}/reveal", ours.id),
@@ -419,7 +435,9 @@ async fn another_tenants_endpoint_is_unreachable_and_a_secret_shows_only_when_as
         ))
         .await;
     assert_eq!(revealed.status(), StatusCode::OK);
-    assert!(text(&revealed).contains(&secret));
+    let revealed_page = text(&revealed);
+    assert!(revealed_page.contains(&secret));
+    assert!(revealed_page.contains("x-api-key: sk_partner_value"));
     assert_eq!(revealed.headers()[header::CACHE_CONTROL], "no-store");
 }
 

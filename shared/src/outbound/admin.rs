@@ -7,7 +7,7 @@ use tracing::info;
 
 use super::{
     Outbound,
-    endpoint::{self, CustomHeaders, Endpoint, EndpointError},
+    endpoint::{self, CustomHeaders, Endpoint, EndpointError, EndpointHeaders},
     filter::{EventFilter, FilterError},
     ids::EndpointId,
     ports::{DeliveryQueue, OutboundStore},
@@ -278,7 +278,7 @@ fn apply(endpoint: &mut Endpoint, change: EndpointChange) -> Result<(), AdminErr
         endpoint.rate_limit = endpoint::parse_rate_limit(limit)?;
     }
     if let Some(headers) = &change.headers {
-        endpoint.headers = CustomHeaders::parse_lines(headers)?;
+        endpoint.headers = EndpointHeaders::Open(CustomHeaders::parse_lines(headers)?);
     }
     Ok(())
 }

@@ -444,7 +444,7 @@ where
             return self.hold(&message, key, now).await;
         }
         // Our own failures never count against the partner: no attempt, no health.
-        if endpoint.secrets.is_none() {
+        if endpoint.secrets.is_none() || endpoint.headers.opened().is_none() {
             error!("the endpoint's signing secrets could not be read; not attempted");
             return Ok(Dispatched::Later(OUTAGE_DELAY));
         }
@@ -856,19 +856,14 @@ where
         message: &OutboundMessage,
         at: SystemTime,
     ) -> Exchange {
-        let Some(secrets) = &endpoint.secrets else {
+        let (Some(secrets), Some(custom)) = (&endpoint.secrets, endpoint.headers.opened()) else {
             return failed_before_sending("the endpoint's secrets were not read");
         };
         let mut headers = match signing::sign(secrets, message.id.as_str(), at, &message.payload) {
             Ok(headers) => headers,
             Err(e) => return failed_before_sending(&format!("signing failed: {e}")),
         };
-        headers.extend(
-            endpoint
-                .headers
-                .iter()
-                .map(|(n, v)| (n.to_owned(), v.to_owned())),
-        );
+        headers.extend(custom.iter().map(|(n, v)| (n.to_owned(), v.to_owned())));
         self.transport
             .send(OutboundRequest {
                 url: endpoint.url.clone(),

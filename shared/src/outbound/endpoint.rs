@@ -91,9 +91,10 @@ const RESERVED_HEADERS: [&str; 9] = [
     "connection",
 ];
 
-/// An endpoint's own headers (an API key the partner's gateway wants, a routing hint).
+/// An endpoint's own headers (an API key the partner's gateway wants, a routing hint). Their
+/// values are kept as [`Secret`]s: partners put credentials there, so they never reach a log.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CustomHeaders(BTreeMap<String, String>);
+pub struct CustomHeaders(BTreeMap<String, Secret>);
 
 impl CustomHeaders {
     /// Validate names and values (lowercased names, no reserved ones, bounded in number and
@@ -109,7 +110,7 @@ impl CustomHeaders {
                 return Err(EndpointError::ReservedHeader(lower));
             }
             bytes += lower.len() + value.len();
-            headers.insert(lower, value);
+            headers.insert(lower, Secret::new(value));
         }
         if headers.len() > MAX_CUSTOM_HEADERS || bytes > MAX_CUSTOM_HEADER_BYTES {
             return Err(EndpointError::TooManyHeaders);
@@ -131,12 +132,56 @@ impl CustomHeaders {
         Self::new(pairs)
     }
 
+    /// Names and values, for a request or for sealing; never for a log.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        self.0.iter().map(|(n, v)| (n.as_str(), v.expose()))
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
     }
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+}
+
+/// An endpoint's custom headers as read. Their values are sealed like the signing secrets, so
+/// a reader without the key sees the names only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndpointHeaders {
+    /// Names only: read without secrets. A write leaves the stored values as they are.
+    Sealed(Vec<String>),
+    /// Names and values: read with secrets, or set by an operator.
+    Open(CustomHeaders),
+}
+
+impl Default for EndpointHeaders {
+    fn default() -> Self {
+        Self::Open(CustomHeaders::default())
+    }
+}
+
+impl EndpointHeaders {
+    pub fn names(&self) -> Vec<&str> {
+        match self {
+            Self::Sealed(names) => names.iter().map(String::as_str).collect(),
+            Self::Open(headers) => headers.names().collect(),
+        }
+    }
+
+    /// The values, when they were read.
+    pub fn opened(&self) -> Option<&CustomHeaders> {
+        match self {
+            Self::Sealed(_) => None,
+            Self::Open(headers) => Some(headers),
+        }
+    }
+
+    /// The same headers with their values dropped.
+    #[must_use]
+    pub fn sealed(&self) -> Self {
+        Self::Sealed(self.names().into_iter().map(str::to_owned).collect())
     }
 }
 
@@ -215,7 +260,8 @@ pub struct Endpoint {
     pub disabled_by_operator: Option<SystemTime>,
     /// Deliveries per second, across all dispatchers.
     pub rate_limit: Option<NonZeroU32>,
-    pub headers: CustomHeaders,
+    /// Its custom headers; their values only when read with secrets.
+    pub headers: EndpointHeaders,
     /// The signing secrets, when read with them (only the dispatcher and operators open
     /// them). A write without them leaves the stored ones as they are.
     pub secrets: Option<SecretSet>,
@@ -243,7 +289,7 @@ impl Endpoint {
             filter,
             disabled_by_operator: None,
             rate_limit: None,
-            headers: CustomHeaders::default(),
+            headers: EndpointHeaders::default(),
             secrets: Some(SecretSet::single(secret)),
             created_at: now,
             updated_at: now,
@@ -277,6 +323,16 @@ impl Endpoint {
         }
         description.trim().clone_into(&mut self.description);
         Ok(())
+    }
+
+    /// The endpoint as a reader without the key sees it: no secrets, header names only.
+    #[must_use]
+    pub fn without_secrets(self) -> Self {
+        Self {
+            secrets: None,
+            headers: self.headers.sealed(),
+            ..self
+        }
     }
 
     /// Replace the signing secret; the old one keeps signing beside it until `overlap` has
@@ -353,6 +409,19 @@ mod tests {
             .map(|i| (format!("x-{i}"), "v".to_owned()))
             .collect();
         assert_eq!(CustomHeaders::new(many), Err(EndpointError::TooManyHeaders));
+    }
+
+    #[test]
+    fn header_values_stay_out_of_debug_output_and_a_sealed_read_keeps_the_names_only() {
+        let headers = CustomHeaders::parse_lines(&["X-Api-Key: sk_partner_123", "x-route: eu"])
+            .expect("headers");
+        assert!(!format!("{headers:?}").contains("sk_partner_123"));
+        let open = EndpointHeaders::Open(headers.clone());
+        assert_eq!(open.opened(), Some(&headers));
+        let sealed = open.sealed();
+        assert_eq!(sealed.names(), ["x-api-key", "x-route"]);
+        assert_eq!(sealed.opened(), None);
+        assert_eq!(sealed.sealed(), sealed);
     }
 
     #[test]

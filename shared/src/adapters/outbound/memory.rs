@@ -210,6 +210,9 @@ impl EndpointStore for MemoryOutboundStore {
             if next.secrets.is_none() {
                 next.secrets.clone_from(&stored.endpoint.secrets);
             }
+            if next.headers.opened().is_none() {
+                next.headers.clone_from(&stored.endpoint.headers);
+            }
         }
         let holding_since = stored.and_then(|s| s.holding_since);
         state.endpoints.insert(
@@ -230,7 +233,7 @@ impl EndpointStore for MemoryOutboundStore {
         Ok(self
             .endpoint_with_secrets(tenant, id)
             .await?
-            .map(|e| Endpoint { secrets: None, ..e }))
+            .map(Endpoint::without_secrets))
     }
 
     async fn endpoint_with_secrets(
@@ -251,10 +254,7 @@ impl EndpointStore for MemoryOutboundStore {
             .endpoints
             .values()
             .filter(|s| s.endpoint.tenant == *tenant)
-            .map(|s| Endpoint {
-                secrets: None,
-                ..s.read()
-            })
+            .map(|s| s.read().without_secrets())
             .collect())
     }
 

@@ -3,7 +3,7 @@
 //! change the health attributes only, with no version: the two never undo each other.
 
 use std::{
-    collections::HashMap,
+    collections::BTreeMap,
     num::NonZeroU32,
     time::{Duration, SystemTime},
 };
@@ -28,7 +28,7 @@ use crate::{
     ids::TenantId,
     outbound::{
         TenantPolicy,
-        endpoint::{CustomHeaders, DisabledReason, Endpoint, EndpointHealth},
+        endpoint::{CustomHeaders, DisabledReason, Endpoint, EndpointHeaders, EndpointHealth},
         filter::EventFilter,
         ids::EndpointId,
         ports::{EndpointStore, Page, RateLimiter},
@@ -44,6 +44,10 @@ use crate::{
 const CURRENT: &str = "secret_current";
 const PREVIOUS: &str = "secret_previous";
 const HOLDING: &str = "holding";
+/// Custom headers: names in the clear, values sealed as one JSON object.
+const HEADER_NAMES: &str = "header_names";
+const SEALED_HEADERS: &str = "headers_sealed";
+const LEGACY_HEADERS: &str = "headers";
 /// How long a rate-limit window's item lives.
 /// How long an endpoint's next free slot is kept: past a pointer's refresh and its queue's
 /// retention, so a backlog's reserved slots are never forgotten while pointers hold them.
@@ -68,13 +72,14 @@ fn endpoint_from_item(item: &Item) -> Result<Endpoint, ItemError> {
         .map_err(|_| ItemError::Invalid("url"))?;
     let filter = EventFilter::parse_list(opt_string(item, "filter")?.unwrap_or_default())
         .map_err(|_| ItemError::Invalid("filter"))?;
-    let headers = match item.get("headers") {
-        Some(AttributeValue::M(map)) => CustomHeaders::new(
-            map.iter()
-                .filter_map(|(k, v)| v.as_s().ok().map(|v| (k.clone(), v.clone()))),
-        )
-        .map_err(|_| ItemError::Invalid("headers"))?,
-        _ => CustomHeaders::default(),
+    let header_names = match (item.get(HEADER_NAMES), legacy_headers(item)?) {
+        (Some(AttributeValue::L(names)), _) => names
+            .iter()
+            .map(|name| name.as_s().cloned())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| ItemError::Invalid(HEADER_NAMES))?,
+        (_, Some(legacy)) => legacy.names().map(str::to_owned).collect(),
+        _ => Vec::new(),
     };
     let disabled = match (
         opt_string(item, "auto_disabled_reason")?,
@@ -98,7 +103,7 @@ fn endpoint_from_item(item: &Item) -> Result<Endpoint, ItemError> {
         filter,
         disabled_by_operator: opt_millis(item, "disabled_at")?,
         rate_limit: opt_number::<u32>(item, "rate_limit")?.and_then(NonZeroU32::new),
-        headers,
+        headers: EndpointHeaders::Sealed(header_names),
         secrets: None,
         created_at: opt_millis(item, "created_at")?.unwrap_or(SystemTime::UNIX_EPOCH),
         updated_at: opt_millis(item, "updated_at")?.unwrap_or(SystemTime::UNIX_EPOCH),
@@ -116,7 +121,60 @@ fn endpoint_from_item(item: &Item) -> Result<Endpoint, ItemError> {
     })
 }
 
+/// Headers stored in the clear before their values were sealed; read until the endpoint's next
+/// write seals them.
+fn legacy_headers(item: &Item) -> Result<Option<CustomHeaders>, ItemError> {
+    match item.get(LEGACY_HEADERS) {
+        Some(AttributeValue::M(map)) => CustomHeaders::new(
+            map.iter()
+                .filter_map(|(k, v)| v.as_s().ok().map(|v| (k.clone(), v.clone()))),
+        )
+        .map(Some)
+        .map_err(|_| ItemError::Invalid(LEGACY_HEADERS)),
+        _ => Ok(None),
+    }
+}
+
 impl DynamoOutboundStore {
+    /// The endpoint's custom headers with their values.
+    async fn open_headers(
+        &self,
+        item: &Item,
+        tenant: &TenantId,
+        id: &EndpointId,
+    ) -> Result<CustomHeaders, StoreError> {
+        let Some(sealed) = self.open(item, SEALED_HEADERS, tenant, id).await? else {
+            return Ok(legacy_headers(item)?.unwrap_or_default());
+        };
+        let pairs: BTreeMap<String, String> = serde_json::from_str(sealed.expose())
+            .map_err(|_| ItemError::Invalid(SEALED_HEADERS))?;
+        Ok(CustomHeaders::new(pairs).map_err(|_| ItemError::Invalid(SEALED_HEADERS))?)
+    }
+
+    /// Set the headers' names in the clear and their values sealed (one value for all, so one
+    /// KMS call opens them), or remove them all.
+    async fn write_headers(
+        &self,
+        update: UpdateBuilder,
+        headers: &CustomHeaders,
+        tenant: &TenantId,
+        id: &EndpointId,
+    ) -> Result<UpdateBuilder, StoreError> {
+        let update = update.remove(LEGACY_HEADERS);
+        if headers.is_empty() {
+            return Ok(update.remove(HEADER_NAMES).remove(SEALED_HEADERS));
+        }
+        let names = headers.names().map(s).collect();
+        let values: BTreeMap<&str, &str> = headers.iter().collect();
+        let json = serde_json::to_string(&values)
+            .map_err(|e| StoreError::Rejected(format!("headers: {e}")))?;
+        Ok(update.set(HEADER_NAMES, AttributeValue::L(names)).set(
+            SEALED_HEADERS,
+            self.seal(&Secret::new(json), tenant, id, SEALED_HEADERS)
+                .await?,
+        ))
+    }
+
     async fn open(
         &self,
         item: &Item,
@@ -212,16 +270,9 @@ impl EndpointStore for DynamoOutboundStore {
             Some(limit) => update.set("rate_limit", n(limit)),
             None => update.remove("rate_limit"),
         };
-        update = if endpoint.headers.is_empty() {
-            update.remove("headers")
-        } else {
-            let map: HashMap<String, AttributeValue> = endpoint
-                .headers
-                .iter()
-                .map(|(k, v)| (k.to_owned(), s(v)))
-                .collect();
-            update.set("headers", AttributeValue::M(map))
-        };
+        if let Some(headers) = endpoint.headers.opened() {
+            update = self.write_headers(update, headers, tenant, id).await?;
+        }
         if let Some(secrets) = &endpoint.secrets {
             update = update.set(
                 CURRENT,
@@ -293,6 +344,7 @@ impl EndpointStore for DynamoOutboundStore {
             _ => None,
         };
         endpoint.secrets = Some(SecretSet { current, previous });
+        endpoint.headers = EndpointHeaders::Open(self.open_headers(&item, tenant, id).await?);
         Ok(Some(endpoint))
     }
 
