@@ -30,8 +30,9 @@ COST_EVENTS ?= 20
 # Template checks, run by `make lint`.
 CFN_LINT_VERSION := 1.58.0
 CHECKOV_VERSION := 3.3.30
+OPENAPI_VALIDATOR_VERSION := 0.9.0
 LINT_VENV := $(VENV)/lint
-LINT_STAMP := $(LINT_VENV)/.lint-$(CFN_LINT_VERSION)-$(CHECKOV_VERSION)
+LINT_STAMP := $(LINT_VENV)/.lint-$(CFN_LINT_VERSION)-$(CHECKOV_VERSION)-$(OPENAPI_VALIDATOR_VERSION)
 # The providers' own libraries, which the interop tests sign (and verify) with.
 INTEROP_VENV := $(VENV)/interop
 INTEROP_PACKAGES := stripe==16.1.0 svix==2.9.1 standardwebhooks==1.1.0 slack-sdk==3.47.0 twilio==9.13.0
@@ -78,7 +79,8 @@ $(VENV): $(VENV_STAMP)
 
 $(LINT_STAMP):
 	$(PYTHON) -m venv $(LINT_VENV)
-	$(LINT_VENV)/bin/pip install --quiet 'cfn-lint==$(CFN_LINT_VERSION)' 'checkov==$(CHECKOV_VERSION)'
+	$(LINT_VENV)/bin/pip install --quiet 'cfn-lint==$(CFN_LINT_VERSION)' 'checkov==$(CHECKOV_VERSION)' \
+		'openapi-spec-validator==$(OPENAPI_VALIDATOR_VERSION)'
 	touch $@
 
 $(INTEROP_STAMP):
@@ -169,12 +171,13 @@ browser: ## Install Chromium and chromedriver for the portal's browser tests (De
 	fi
 
 .PHONY: lint
-lint: $(LINT_STAMP) ## cargo fmt --check, clippy -D warnings, cfn-lint and checkov on template.yaml
+lint: $(LINT_STAMP) ## cargo fmt --check, clippy -D warnings, cfn-lint and checkov on template.yaml, the OpenAPI document
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 	$(LINT_VENV)/bin/cfn-lint template.yaml
 	@# --skip-download: no calls home; skips are justified in the template's Metadata.
 	$(LINT_VENV)/bin/checkov -f template.yaml --framework cloudformation --quiet --compact --skip-download
+	$(LINT_VENV)/bin/openapi-spec-validator functions/api/openapi.json
 
 # --- Build and deploy ------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ use crate::{
     args::{Cli, Command},
     endpoints,
     error::CliError,
-    events, listen, portal, replay,
+    event_types, events, listen, portal, replay,
     secrets::{self, OsEntropy},
     send, tenants,
 };
@@ -115,6 +115,10 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             let dispatcher =
                 outbound_dispatcher(&cli.outbound, cli.secrets_key.as_deref(), true).await?;
             endpoints::endpoint(&dispatcher, command, out).await
+        }
+        Command::EventType { command } => {
+            let dispatcher = outbound_dispatcher(&cli.outbound, None, false).await?;
+            event_types::event_type(&dispatcher.outbound, command, out).await
         }
         Command::Publish(args) => {
             let dispatcher = outbound_dispatcher(&cli.outbound, None, false).await?;

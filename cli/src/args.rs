@@ -103,6 +103,11 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::endpoints::EndpointCommand,
     },
+    /// A tenant's event catalog: types, their JSON Schemas and examples.
+    EventType {
+        #[command(subcommand)]
+        command: crate::event_types::EventTypeCommand,
+    },
     /// Publish a message to a tenant's partner endpoints.
     Publish(crate::endpoints::PublishArgs),
     /// Outbound deliveries: list, resend, recover.

@@ -173,6 +173,9 @@ pub struct PolicyArgs {
     /// Publish every processed inbound event to the partners as `{provider}.{type}`.
     #[arg(long, value_name = "BOOL")]
     pub relay_inbound: Option<bool>,
+    /// Refuse to publish event types the tenant's catalog does not hold (`hookctl event-type`).
+    #[arg(long, value_name = "BOOL")]
+    pub registered_types_only: Option<bool>,
 }
 
 #[derive(Debug, Args)]
@@ -393,6 +396,9 @@ where
             if let Some(relay) = args.relay_inbound {
                 policy.relay_inbound = relay;
             }
+            if let Some(only) = args.registered_types_only {
+                policy.registered_types_only = only;
+            }
             outbound
                 .store
                 .put_tenant_policy(&args.tenant, &policy)
@@ -400,13 +406,18 @@ where
             let (schedule, disable_after) = outbound.settings.for_tenant(Some(&policy));
             writeln!(
                 out,
-                "{}: schedule {schedule} s, disabled after {} h failing, inbound events {}",
+                "{}: schedule {schedule} s, disabled after {} h failing, inbound events {}, {} event types",
                 args.tenant,
                 disable_after.as_secs() / 3_600,
                 if policy.relay_inbound {
                     "relayed"
                 } else {
                     "not relayed"
+                },
+                if policy.registered_types_only {
+                    "registered"
+                } else {
+                    "any"
                 }
             )?;
         }
@@ -667,7 +678,7 @@ fn print_attempt(a: &Attempt, out: &mut dyn Write) -> Result<(), CliError> {
     Ok(())
 }
 
-fn read_json(path: &PathBuf) -> Result<Vec<u8>, CliError> {
+pub(crate) fn read_json(path: &PathBuf) -> Result<Vec<u8>, CliError> {
     std::fs::read(path).map_err(|source| CliError::ReadFile {
         path: path.clone(),
         source,

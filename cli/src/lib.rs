@@ -11,6 +11,7 @@
 //! - [`send`]: `send`, signing with `shared::verify::Scheme::sign`.
 //! - [`replay`]: `replay`, the replay function's actions through `shared::replay`.
 //! - [`endpoints`]: `endpoint ...`, `publish`, `deliveries ...` through `shared::outbound`.
+//! - [`event_types`]: `event-type ...`, the tenant's event catalog.
 //! - [`listen`]: `listen`, a local receiver that verifies outbound deliveries.
 //! - [`secrets`]: generated secrets, route tokens and ids.
 //! - [`output`]: tables, times, terminal-safe text.
@@ -19,6 +20,7 @@ pub mod app;
 pub mod args;
 pub mod endpoints;
 pub mod error;
+pub mod event_types;
 pub mod events;
 pub mod listen;
 pub mod output;

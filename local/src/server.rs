@@ -106,13 +106,18 @@ async fn route(
                 ("token".to_owned(), token.clone()),
             ]),
         ),
-        (&Method::POST, [v1, tenants, tenant, messages])
-            if v1 == "v1" && tenants == "tenants" && messages == "messages" =>
-        {
-            (
-                Target::Api,
-                HashMap::from([("tenant".to_owned(), tenant.clone())]),
-            )
+        // The publish API's routes (`api::ROUTES`); the handler answers a wrong method itself.
+        (_, [v1, rest @ ..]) if v1 == "v1" => {
+            let mut params = HashMap::new();
+            if let [tenants, tenant, ..] = rest
+                && tenants == "tenants"
+            {
+                params.insert("tenant".to_owned(), tenant.clone());
+            }
+            if let [_, _, _, name] = rest {
+                params.insert("name".to_owned(), name.clone());
+            }
+            (Target::Api, params)
         }
         (&Method::GET | &Method::POST, [root, rest @ ..])
             if root == "portal" && routes.portal.is_some() =>

@@ -83,6 +83,23 @@ pub fn from_unix_millis(millis: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(u64::try_from(millis).unwrap_or(0))
 }
 
+/// `t` as RFC 3339 in UTC, to the second (`2026-12-07T22:56:06Z`): how JSON answers show times.
+pub fn rfc3339(t: SystemTime) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix_secs(t))
+        .map(|t| {
+            format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            )
+        })
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

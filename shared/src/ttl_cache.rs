@@ -42,6 +42,11 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
     pub fn put(&self, key: K, value: V) {
         lock(&self.entries).put(key, (value, Instant::now()));
     }
+
+    /// Forget `key`: this function changed it, so its next read goes to the source.
+    pub fn remove(&self, key: &K) {
+        lock(&self.entries).pop(key);
+    }
 }
 
 #[cfg(test)]

@@ -146,7 +146,36 @@ async fn the_http_runner_serves_the_ingress_handler() {
     stream.write_all(message).await.expect("write body");
     let mut published = String::new();
     stream.read_to_string(&mut published).await.expect("read");
+
+    // The catalog's routes go there too: a registered schema refuses a payload that breaks it.
+    let call = |method: &str, path: &str, body: &str| {
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        let body = body.to_owned();
+        async move { exchange(address, &head, body.as_bytes()).await }
+    };
+    let registered = call(
+        "POST",
+        "/v1/tenants/demo/event-types",
+        r#"{"name":"order.shipped","schema":{"type":"object","required":["carrier"]}}"#,
+    )
+    .await;
+    let shown = call("GET", "/v1/tenants/demo/event-types/order.shipped", "").await;
+    let refused = call(
+        "POST",
+        "/v1/tenants/demo/messages",
+        r#"{"event_type":"order.shipped","payload":{}}"#,
+    )
+    .await;
+    let spec = call("GET", "/v1/openapi.json", "").await;
     server.abort();
+    assert!(registered.starts_with("HTTP/1.1 201"), "{registered}");
+    assert!(shown.contains(r#""name":"order.shipped""#), "{shown}");
+    assert!(refused.starts_with("HTTP/1.1 422"), "{refused}");
+    assert!(refused.contains(r#""keyword":"required""#), "{refused}");
+    assert!(spec.contains(r#""openapi":"3.1.0""#), "{spec}");
     assert!(published.starts_with("HTTP/1.1 202"), "{published}");
     assert!(
         published.contains(r#""message_id":"order-1""#),

@@ -622,3 +622,89 @@ async fn the_tenant_adapters_answer_alike() {
     })
     .await;
 }
+
+async fn event_type_suite(store: &impl shared::outbound::ports::OutboundStore) {
+    use shared::outbound::{
+        TenantPolicy,
+        catalog::{EventTypeDefinition, PayloadSchema},
+        ids::EventType,
+    };
+    let acme = TenantId::parse("acme").expect("tenant");
+    let globex = TenantId::parse("globex").expect("tenant");
+    let paid = EventType::parse("invoice.paid").expect("type");
+    let at = std::time::UNIX_EPOCH + Duration::from_secs(1_750_000_000);
+    let schema =
+        json!({"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}});
+    let definition = EventTypeDefinition {
+        tenant: acme.clone(),
+        name: paid.clone(),
+        description: "An invoice was paid.".into(),
+        schema: Some(PayloadSchema::new(schema).expect("schema")),
+        examples: vec![json!({"id": "inv_1"})],
+        deprecated: false,
+        created_at: at,
+        updated_at: at,
+        version: 0,
+    };
+
+    // Created once; a second create is a conflict.
+    store.put_event_type(&definition).await.expect("created");
+    assert!(matches!(
+        store.put_event_type(&definition).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let stored = store
+        .event_type(&acme, &paid)
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(
+        stored,
+        EventTypeDefinition {
+            version: 1,
+            ..definition.clone()
+        }
+    );
+
+    // Changed only at the version it was read at.
+    let deprecated = EventTypeDefinition {
+        deprecated: true,
+        schema: None,
+        ..stored.clone()
+    };
+    store.put_event_type(&deprecated).await.expect("changed");
+    assert!(matches!(
+        store.put_event_type(&deprecated).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let read = store
+        .event_type(&acme, &paid)
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(
+        (read.deprecated, read.schema, read.version),
+        (true, None, 2)
+    );
+
+    // Each tenant sees its own catalog only; an endpoint or policy item is not a type.
+    store
+        .put_tenant_policy(&acme, &TenantPolicy::default())
+        .await
+        .expect("policy");
+    let listed = store.event_types(&acme).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert!(store.event_types(&globex).await.expect("list").is_empty());
+    assert_eq!(store.event_type(&globex, &paid).await.expect("read"), None);
+}
+
+#[tokio::test]
+async fn the_event_catalog_adapters_answer_alike() {
+    let stack = Stack::new().await;
+    event_type_suite(&shared::memory::MemoryOutboundStore::new()).await;
+    event_type_suite(&shared::aws::DynamoOutboundStore::without_secrets(
+        stack.dynamodb.clone(),
+        stack.resources.outbound_table(),
+    ))
+    .await;
+}

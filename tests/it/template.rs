@@ -1040,3 +1040,32 @@ fn the_policy_evaluators_globs_and_missing_keys_follow_iam() {
         &none
     ));
 }
+
+#[test]
+fn the_publish_api_routes_are_the_ones_its_handler_serves_all_signed() {
+    let doc = doc();
+    let events = &resource(&doc, "ApiFunction")["Properties"]["Events"];
+    let routes: BTreeSet<(String, String)> = events
+        .as_mapping()
+        .expect("events")
+        .values()
+        .map(|event| {
+            let properties = &event["Properties"];
+            assert_eq!(event["Type"].as_str(), Some("HttpApi"));
+            assert_eq!(
+                properties["Auth"]["Authorizer"].as_str(),
+                Some("AWS_IAM"),
+                "{properties:?}"
+            );
+            (
+                scalar(&properties["Method"]).expect("method"),
+                scalar(&properties["Path"]).expect("path"),
+            )
+        })
+        .collect();
+    let served: BTreeSet<(String, String)> = api::ROUTES
+        .iter()
+        .map(|(method, path)| ((*method).to_owned(), (*path).to_owned()))
+        .collect();
+    assert_eq!(routes, served);
+}

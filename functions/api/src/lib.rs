@@ -1,18 +1,22 @@
-//! The API Lambda's adapter: `POST /v1/tenants/{tenant}/messages` in, the publish use case, a
-//! JSON answer out. API Gateway authorizes the caller with AWS IAM (SigV4) before this runs;
-//! an IAM policy can allow one tenant's path only (`.../POST/v1/tenants/acme/messages`).
+//! The API Lambda's adapter: the publish route and the tenant's event catalog, JSON in and out.
+//! API Gateway authorizes the caller with AWS IAM (SigV4) before this runs; an IAM policy can
+//! allow one tenant's paths only (`.../*/v1/tenants/acme/*`).
 //!
-//! The body: `{"event_type": "invoice.paid", "payload": {...}, "idempotency_key": "..."}`; the
-//! key may come as the `Idempotency-Key` header instead. 202 with the message id when stored
-//! and fanned out; the same request again answers 200 with `duplicate: true` and delivers
-//! nothing twice. A client's mistake is a 4xx with the reason; an outage a 503 (publish again
-//! with the same key).
+//! - [`publish`]: `POST /v1/tenants/{tenant}/messages`.
+//! - [`event_types`]: `GET|POST /v1/tenants/{tenant}/event-types`,
+//!   `GET|PATCH /v1/tenants/{tenant}/event-types/{name}`.
+//! - [`openapi`]: `GET /v1/openapi.json`, the description of all of them.
+//!
+//! A client's mistake is a 4xx with the reason; an outage a 503 (send it again).
+
+pub mod event_types;
+pub mod openapi;
+pub mod publish;
 
 use lambda_http::{
-    Body, Error, Request, RequestExt, Response,
-    http::{HeaderValue, StatusCode, header::CONTENT_TYPE},
+    Body, Error, Request, Response,
+    http::{HeaderValue, Method, StatusCode, header::CONTENT_TYPE},
 };
-use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::{
     aws::{DynamoOutboundStore, SqsDeliveryQueue},
@@ -20,13 +24,10 @@ use shared::{
     env::{Env, EnvError},
     ids::TenantId,
     outbound::{
-        Outbound, OutboundSettings, PublishError,
-        delivery::MAX_PAYLOAD_BYTES,
+        Outbound, OutboundSettings,
         ports::{DeliveryQueue, OutboundStore},
-        publish::PublishRequest,
     },
 };
-use tracing::warn;
 
 /// The publish use case wired to DynamoDB and SQS, as deployed.
 pub type AwsOutbound = Outbound<DynamoOutboundStore, SqsDeliveryQueue, SystemClock>;
@@ -75,17 +76,17 @@ pub fn build(sdk: &aws_config::SdkConfig, config: &Config) -> AwsOutbound {
     )
 }
 
-/// The publish request's body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PublishBody {
-    event_type: String,
-    payload: Box<serde_json::value::RawValue>,
-    #[serde(default)]
-    idempotency_key: Option<String>,
-}
+/// Every route the handler serves, as API Gateway's routes and the OpenAPI document name them.
+pub const ROUTES: [(&str, &str); 6] = [
+    ("GET", "/v1/openapi.json"),
+    ("POST", "/v1/tenants/{tenant}/messages"),
+    ("GET", "/v1/tenants/{tenant}/event-types"),
+    ("POST", "/v1/tenants/{tenant}/event-types"),
+    ("GET", "/v1/tenants/{tenant}/event-types/{name}"),
+    ("PATCH", "/v1/tenants/{tenant}/event-types/{name}"),
+];
 
-/// Answer one request.
+/// Answer one request: route it by method and path.
 pub async fn handle<S, Q, C>(
     outbound: &Outbound<S, Q, C>,
     request: Request,
@@ -95,91 +96,58 @@ where
     Q: DeliveryQueue,
     C: Clock,
 {
-    let tenant = request
-        .path_parameters()
-        .first("tenant")
-        .unwrap_or_default()
-        .to_owned();
-    let Ok(tenant) = TenantId::parse(&tenant) else {
-        return Ok(json_response(
-            StatusCode::NOT_FOUND,
-            &json!({"error": "unknown tenant"}),
-        ));
+    let path = request.uri().path().to_owned();
+    // After `v1`: a stage name before it (API Gateway's non-default stages) does not matter.
+    let segments: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .skip_while(|segment| *segment != "v1")
+        .collect();
+    let method = request.method().clone();
+    let route = match segments.as_slice() {
+        ["v1", "openapi.json"] if method == Method::GET => {
+            return Ok(json_response(StatusCode::OK, &openapi::document()));
+        }
+        ["v1", "tenants", tenant, rest @ ..] => (*tenant, rest),
+        _ => return Ok(not_found("no such route")),
+    };
+    let (tenant, rest) = route;
+    let Ok(tenant) = TenantId::parse(tenant) else {
+        return Ok(not_found("unknown tenant"));
     };
     let body: &[u8] = match request.body() {
         Body::Text(text) => text.as_bytes(),
         Body::Binary(bytes) => bytes,
         _ => &[],
     };
-    // The payload plus its envelope: anything bigger cannot hold an acceptable payload.
-    if body.len() > MAX_PAYLOAD_BYTES + 4096 {
-        return Ok(error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &PublishError::TooLarge,
-        ));
-    }
-    let parsed: PublishBody = match serde_json::from_slice(body) {
-        Ok(parsed) => parsed,
-        Err(e) => {
-            return Ok(json_response(
-                StatusCode::BAD_REQUEST,
-                &json!({"error": format!("the body must be {{\"event_type\", \"payload\", \"idempotency_key\"}}: {e}")}),
-            ));
+    Ok(match (&method, rest) {
+        (&Method::POST, ["messages"]) => {
+            let header_key = request
+                .headers()
+                .get("idempotency-key")
+                .and_then(|v| v.to_str().ok());
+            publish::publish(outbound, &tenant, body, header_key).await
         }
-    };
-    let header_key = request
-        .headers()
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let key = parsed.idempotency_key.or(header_key);
-    let result = outbound
-        .publish(PublishRequest {
-            tenant: &tenant,
-            event_type: &parsed.event_type,
-            payload: parsed.payload.get().as_bytes(),
-            idempotency_key: key.as_deref(),
-        })
-        .await;
-    Ok(match result {
-        Ok(published) => json_response(
-            if published.duplicate {
-                StatusCode::OK
-            } else {
-                StatusCode::ACCEPTED
-            },
-            &json!({
-                "message_id": published.message_id.as_str(),
-                "duplicate": published.duplicate,
-                "deliveries": published.deliveries,
-            }),
+        (&Method::GET, ["event-types"]) => event_types::list(outbound, &tenant).await,
+        (&Method::POST, ["event-types"]) => event_types::register(outbound, &tenant, body).await,
+        (&Method::GET, ["event-types", name]) => event_types::show(outbound, &tenant, name).await,
+        (&Method::PATCH, ["event-types", name]) => {
+            event_types::update(outbound, &tenant, name, body).await
+        }
+        (_, ["messages"] | ["event-types"] | ["event-types", _]) => json_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &json!({"error": format!("{method} is not allowed here")}),
         ),
-        Err(e) => {
-            let status = match &e {
-                PublishError::Conflict(_) => StatusCode::CONFLICT,
-                PublishError::UnknownTenant(_) => StatusCode::NOT_FOUND,
-                PublishError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-                PublishError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-                _ => StatusCode::BAD_REQUEST,
-            };
-            if !e.is_client_error() {
-                warn!(%tenant, error = %e, "publish failed");
-            }
-            error(status, &e)
-        }
+        _ => not_found("no such route"),
     })
 }
 
-fn error(status: StatusCode, e: &PublishError) -> Response<Body> {
-    let text = if e.is_client_error() {
-        e.to_string()
-    } else {
-        "temporarily unavailable; publish again with the same idempotency key".to_owned()
-    };
-    json_response(status, &json!({ "error": text }))
+fn not_found(why: &str) -> Response<Body> {
+    json_response(StatusCode::NOT_FOUND, &json!({ "error": why }))
 }
 
-fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
+/// A JSON answer with `status`.
+pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
     let mut response = Response::new(Body::Text(body.to_string()));
     *response.status_mut() = status;
     response
@@ -199,6 +167,9 @@ mod tests {
             admin::EndpointChange, ids::MessageId, ports::DeliveryLog, ssrf::StaticResolver,
         },
     };
+
+    use lambda_http::RequestExt;
+    use shared::outbound::delivery::MAX_PAYLOAD_BYTES;
 
     use super::*;
 

@@ -35,7 +35,6 @@ use super::{
     endpoint::{DisabledReason, Endpoint},
     ids::{EndpointId, EventType, MessageId},
     lanes::{self, Flights, Pace, Ticket},
-    policies::TenantPolicies,
     ports::{
         AttemptResult, DeliveryClaim, DeliveryQueue, DeliveryRetryQueue, OutboundRequest,
         OutboundStore, Transport,
@@ -135,8 +134,6 @@ pub struct Dispatcher<S, Q, R, T, C, J> {
     pub jitter: J,
     /// Set on the main lane: where slow endpoints' deliveries go ([`lanes`]).
     pub slow_lane: Option<SlowLane>,
-    /// Tenants' policies (their schedules), read once per lifetime.
-    pub policies: TenantPolicies,
 }
 
 /// The main lane's way to the slow lane, and its count of attempts in flight per endpoint.
@@ -183,7 +180,6 @@ where
             transport,
             jitter,
             slow_lane: None,
-            policies: TenantPolicies::default(),
         }
     }
 
@@ -485,7 +481,7 @@ where
         if delivery.spent {
             return self.dead_when_copied(pointer, &delivery, now).await;
         }
-        let policy = self.policies.get(store, &key.tenant).await?;
+        let policy = self.outbound.policies.get(store, &key.tenant).await?;
         let (schedule, disable_after) = self.settings().for_tenant(policy.as_ref());
         let exchange = self.send(&endpoint, &message, now).await;
         let done = self.now();

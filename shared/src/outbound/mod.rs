@@ -10,12 +10,14 @@
 //!   deliveries DLQ redrive, resend and recover.
 //! - [`relay`]: inbound events published to partners, from the processor.
 //! - [`admin`]: adding and changing endpoints; [`actions`]: recovery as console events.
+//! - [`catalog`]: the tenant's event types, with the JSON Schema a publish is checked against.
 //! - [`rate`]: an endpoint's rate limit as reserved slots.
 //! - [`lanes`]: slow endpoints' deliveries on a lane of their own.
 //! - [`endpoint`], [`filter`], [`delivery`], [`ids`]: the records; [`ports`]: their storage.
 
 pub mod actions;
 pub mod admin;
+pub mod catalog;
 pub mod delivery;
 pub mod dispatch;
 pub mod endpoint;
@@ -66,6 +68,8 @@ pub struct TenantPolicy {
     /// Relay every processed inbound event to the partners as `{provider}.{type}` (e.g.
     /// `stripe.invoice.paid`), with the provider's payload.
     pub relay_inbound: bool,
+    /// Refuse to publish an event type the tenant's catalog does not hold (default: accept).
+    pub registered_types_only: bool,
 }
 
 /// The outbound side's knobs.
@@ -163,6 +167,10 @@ pub struct Outbound<S, Q, C> {
     pub metrics: Arc<dyn MetricSink>,
     /// Name resolution for the SSRF guard's checks at registration.
     pub resolver: Arc<dyn ssrf::Resolver>,
+    /// Tenants' policies, read once per lifetime.
+    pub policies: policies::TenantPolicies,
+    /// Tenants' event types, read once per lifetime.
+    pub known_types: catalog::KnownTypes,
 }
 
 impl<S, Q, C: Clock> Outbound<S, Q, C> {
@@ -174,6 +182,8 @@ impl<S, Q, C: Clock> Outbound<S, Q, C> {
             settings,
             metrics: metrics::stdout(),
             resolver: Arc::new(ssrf::SystemResolver),
+            policies: policies::TenantPolicies::default(),
+            known_types: catalog::KnownTypes::default(),
         }
     }
 

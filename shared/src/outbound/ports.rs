@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 use super::{
     TenantPolicy,
+    catalog::EventTypeDefinition,
     delivery::{
         Attempt, Delivery, DeliveryKey, DeliveryPointer, DeliveryStatus, Exchange, OutboundMessage,
     },
@@ -134,6 +135,23 @@ pub trait EndpointStore: Send + Sync {
         tenant: &TenantId,
         policy: &TenantPolicy,
     ) -> Result<(), StoreError>;
+}
+
+/// Tenants' event catalogs.
+#[async_trait]
+pub trait EventTypeStore: Send + Sync {
+    /// Store `definition`: created when its version is 0 (a `Conflict` if it exists),
+    /// otherwise only while the stored one is still at that version.
+    async fn put_event_type(&self, definition: &EventTypeDefinition) -> Result<(), StoreError>;
+
+    async fn event_type(
+        &self,
+        tenant: &TenantId,
+        name: &EventType,
+    ) -> Result<Option<EventTypeDefinition>, StoreError>;
+
+    /// Every type the tenant registered, in no particular order.
+    async fn event_types(&self, tenant: &TenantId) -> Result<Vec<EventTypeDefinition>, StoreError>;
 }
 
 /// What storing a message found.
@@ -436,8 +454,8 @@ pub trait Transport: Send + Sync {
 }
 
 /// Everything the outbound use cases store.
-pub trait OutboundStore: EndpointStore + DeliveryLog + RateLimiter {}
-impl<T: EndpointStore + DeliveryLog + RateLimiter> OutboundStore for T {}
+pub trait OutboundStore: EndpointStore + EventTypeStore + DeliveryLog + RateLimiter {}
+impl<T: EndpointStore + EventTypeStore + DeliveryLog + RateLimiter> OutboundStore for T {}
 
 /// A shared queue is a queue: the publisher and the dispatcher may hold the same one.
 #[async_trait]

@@ -20,6 +20,7 @@ use tracing::{info, warn};
 
 use super::{
     Outbound,
+    catalog::{SchemaMismatch, TypeCheck},
     delivery::{
         Delivery, DeliveryKey, DeliveryPointer, DeliveryStatus, MAX_PAYLOAD_BYTES, OutboundMessage,
     },
@@ -46,6 +47,15 @@ pub enum PublishError {
     TooLarge,
     #[error("message {0} was published before with another type or payload")]
     Conflict(MessageId),
+    /// The tenant's catalog holds the type, and the payload breaks its schema.
+    #[error("the payload does not match the schema of {event_type}: {mismatch}")]
+    SchemaMismatch {
+        event_type: EventType,
+        mismatch: SchemaMismatch,
+    },
+    /// The tenant publishes registered types only, and its catalog does not hold this one.
+    #[error("event type {0} is not in the tenant's catalog, which allows registered types only")]
+    UnregisteredType(EventType),
     /// A tenant exists once it has an endpoint or a policy: a publish to a name with neither
     /// is a mistake (a typo), not a message to keep.
     #[error("unknown tenant {0}: it has no endpoint and no policy")]
@@ -156,6 +166,9 @@ where
                 deliveries,
             });
         }
+        // Checked after the duplicate check: a retry of a stored message keeps its answer even
+        // if the schema changed since.
+        self.check_catalog(&message).await?;
         let endpoints = self.store.endpoints(&message.tenant).await?;
         if endpoints.is_empty() && self.store.tenant_policy(&message.tenant).await?.is_none() {
             return Err(PublishError::UnknownTenant(message.tenant));
@@ -197,6 +210,30 @@ where
             duplicate,
             deliveries,
         })
+    }
+
+    /// Refuse a payload that breaks its registered type's schema, or an unregistered type when
+    /// the tenant allows registered ones only.
+    async fn check_catalog(&self, message: &OutboundMessage) -> Result<(), PublishError> {
+        let (tenant, event_type) = (&message.tenant, &message.event_type);
+        match self
+            .check_type(tenant, event_type, &message.payload)
+            .await?
+        {
+            TypeCheck::Registered => Ok(()),
+            TypeCheck::Mismatch(mismatch) => Err(PublishError::SchemaMismatch {
+                event_type: event_type.clone(),
+                mismatch,
+            }),
+            TypeCheck::Unregistered => {
+                let policy = self.policies.get(&self.store, tenant).await?;
+                if policy.is_some_and(|p| p.registered_types_only) {
+                    Err(PublishError::UnregisteredType(event_type.clone()))
+                } else {
+                    Ok(())
+                }
+            }
+        }
     }
 
     /// Create a held delivery of `message` to an endpoint that takes no deliveries now, and

@@ -21,7 +21,6 @@ use tracing::{info, warn};
 use super::{
     Outbound, PublishError,
     ids::MessageId,
-    policies::TenantPolicies,
     ports::{DeliveryQueue, OutboundStore},
     publish::PublishRequest,
 };
@@ -32,7 +31,6 @@ use crate::{clock::Clock, ids::TenantId, processor::Relay, record::EventRecord};
 #[derive(Debug)]
 pub struct InboundRelay<S, Q, C> {
     pub outbound: Outbound<S, Q, C>,
-    policies: TenantPolicies,
 }
 
 impl<S, Q, C> InboundRelay<S, Q, C>
@@ -42,14 +40,12 @@ where
     C: Clock,
 {
     pub fn new(outbound: Outbound<S, Q, C>) -> Self {
-        Self {
-            outbound,
-            policies: TenantPolicies::default(),
-        }
+        Self { outbound }
     }
 
     async fn relays(&self, tenant: &TenantId) -> Result<bool, String> {
         Ok(self
+            .outbound
             .policies
             .get(&self.outbound.store, tenant)
             .await

@@ -1644,3 +1644,166 @@ async fn a_tenant_has_at_most_its_limit_of_endpoints() {
         .await
         .expect("globex's first");
 }
+
+mod catalog {
+    use serde_json::json;
+
+    use super::*;
+    use crate::outbound::{
+        PublishError, TenantPolicy,
+        catalog::{EventTypeChange, TypeCheck},
+        ids::EventType,
+    };
+
+    fn publish<'a>(
+        tenant: &'a TenantId,
+        event_type: &'a str,
+        payload: &'a [u8],
+        key: &'a str,
+    ) -> PublishRequest<'a> {
+        PublishRequest {
+            tenant,
+            event_type,
+            payload,
+            idempotency_key: Some(key),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_payload_that_breaks_its_types_schema_is_refused_and_nothing_is_stored_or_sent() {
+        // GIVEN an endpoint and a registered type whose amount must be a whole number
+        let w = world();
+        w.endpoint("https://a.example/in", &[]).await;
+        let schema = json!({"type": "object", "required": ["amount"], "properties": {"amount": {"type": "integer"}}});
+        w.outbound()
+            .register_event_type(
+                &acme(),
+                "invoice.paid",
+                EventTypeChange {
+                    schema: Some(schema),
+                    ..EventTypeChange::default()
+                },
+            )
+            .await
+            .expect("registered");
+
+        // WHEN a payload breaks it
+        let refused = w
+            .outbound()
+            .publish(publish(
+                &acme(),
+                "invoice.paid",
+                br#"{"amount":"42"}"#,
+                "order-1",
+            ))
+            .await;
+
+        // THEN the publish names where, and nothing is stored or queued
+        assert!(
+            matches!(&refused, Err(PublishError::SchemaMismatch { mismatch, .. }) if mismatch.pointer == "/amount" && mismatch.keyword == "type"),
+            "{refused:?}"
+        );
+        assert!(refused.as_ref().is_err_and(PublishError::is_client_error));
+        assert!(w.queue.sent().is_empty());
+        let id = crate::outbound::ids::MessageId::parse("order-1").expect("id");
+        assert_eq!(w.store().stored_message(&acme(), &id).await, Ok(None));
+
+        // AND a matching payload, and any payload of an unregistered type, go out
+        w.outbound()
+            .publish(publish(&acme(), "invoice.paid", PAYLOAD, "order-2"))
+            .await
+            .expect("matches");
+        w.outbound()
+            .publish(publish(
+                &acme(),
+                "invoice.voided",
+                br#"{"anything":true}"#,
+                "order-3",
+            ))
+            .await
+            .expect("unregistered types are accepted by default");
+        assert_eq!(w.queue.sent().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_tenant_can_allow_registered_types_only() {
+        let w = world();
+        w.endpoint("https://a.example/in", &[]).await;
+        w.store()
+            .put_tenant_policy(
+                &acme(),
+                &TenantPolicy {
+                    registered_types_only: true,
+                    ..TenantPolicy::default()
+                },
+            )
+            .await
+            .expect("policy");
+        w.outbound()
+            .register_event_type(&acme(), "invoice.paid", EventTypeChange::default())
+            .await
+            .expect("registered");
+
+        let unregistered = w
+            .outbound()
+            .publish(publish(&acme(), "invoice.voided", PAYLOAD, "order-1"))
+            .await;
+        assert_eq!(
+            unregistered,
+            Err(PublishError::UnregisteredType(
+                EventType::parse("invoice.voided").expect("type")
+            ))
+        );
+        w.outbound()
+            .publish(publish(&acme(), "invoice.paid", PAYLOAD, "order-2"))
+            .await
+            .expect("registered, with no schema: any JSON");
+    }
+
+    #[tokio::test]
+    async fn a_change_takes_effect_at_once_here_and_within_the_lifetime_elsewhere() {
+        // GIVEN two publishers sharing a store, both of which read the type (no schema yet)
+        let w = world();
+        let other = Outbound::new(
+            w.store().clone(),
+            w.queue.clone(),
+            ManualClock::at_unix(NOW),
+            OutboundSettings::default(),
+        );
+        let paid = EventType::parse("invoice.paid").expect("type");
+        w.outbound()
+            .register_event_type(&acme(), "invoice.paid", EventTypeChange::default())
+            .await
+            .expect("registered");
+        for o in [w.outbound(), &other] {
+            assert_eq!(
+                o.check_type(&acme(), &paid, b"{}").await,
+                Ok(TypeCheck::Registered)
+            );
+        }
+
+        // WHEN one of them gives it a schema
+        w.outbound()
+            .update_event_type(
+                &acme(),
+                &paid,
+                EventTypeChange {
+                    schema: Some(json!({"required": ["id"]})),
+                    ..EventTypeChange::default()
+                },
+            )
+            .await
+            .expect("updated");
+
+        // THEN that one checks against it at once; the other, once its memory expires
+        assert!(matches!(
+            w.outbound().check_type(&acme(), &paid, b"{}").await,
+            Ok(TypeCheck::Mismatch(_))
+        ));
+        assert_eq!(
+            other.check_type(&acme(), &paid, b"{}").await,
+            Ok(TypeCheck::Registered),
+            "remembered for up to catalog::TYPE_TTL"
+        );
+    }
+}

@@ -15,6 +15,7 @@ use crate::{
     ids::TenantId,
     outbound::{
         TenantPolicy,
+        catalog::EventTypeDefinition,
         delivery::{
             Answered, Attempt, Delivery, DeliveryKey, DeliveryPointer, DeliveryStatus, Exchange,
             OutboundMessage,
@@ -23,8 +24,8 @@ use crate::{
         ids::{EndpointId, EventType, MessageId},
         ports::{
             AttemptResult, DUE_GRACE, DeliveryClaim, DeliveryLog, DeliveryQueue,
-            DeliveryRetryQueue, EndpointStore, HeldDeliveries, OutboundRequest, Page, PutMessage,
-            RateLimiter, Transport,
+            DeliveryRetryQueue, EndpointStore, EventTypeStore, HeldDeliveries, OutboundRequest,
+            Page, PutMessage, RateLimiter, Transport,
         },
     },
     ports::{QueueError, StoreError},
@@ -63,6 +64,7 @@ impl StoredDelivery {
 struct State {
     endpoints: BTreeMap<(TenantId, EndpointId), StoredEndpoint>,
     policies: HashMap<TenantId, TenantPolicy>,
+    event_types: BTreeMap<(TenantId, EventType), EventTypeDefinition>,
     messages: BTreeMap<(TenantId, MessageId), OutboundMessage>,
     /// How long each message is kept, as far as `keep_message` said.
     kept: BTreeMap<(TenantId, MessageId), SystemTime>,
@@ -421,6 +423,48 @@ impl EndpointStore for MemoryOutboundStore {
             .policies
             .insert(tenant.clone(), policy.clone());
         Ok(())
+    }
+}
+
+#[async_trait]
+impl EventTypeStore for MemoryOutboundStore {
+    async fn put_event_type(&self, definition: &EventTypeDefinition) -> Result<(), StoreError> {
+        self.check()?;
+        let mut state = lock(&self.state);
+        let key = (definition.tenant.clone(), definition.name.clone());
+        let stored = state.event_types.get(&key).map_or(0, |d| d.version);
+        if stored != definition.version {
+            return Err(StoreError::Conflict(format!(
+                "event type {}",
+                definition.name
+            )));
+        }
+        let mut next = definition.clone();
+        next.version += 1;
+        state.event_types.insert(key, next);
+        Ok(())
+    }
+
+    async fn event_type(
+        &self,
+        tenant: &TenantId,
+        name: &EventType,
+    ) -> Result<Option<EventTypeDefinition>, StoreError> {
+        self.check()?;
+        Ok(lock(&self.state)
+            .event_types
+            .get(&(tenant.clone(), name.clone()))
+            .cloned())
+    }
+
+    async fn event_types(&self, tenant: &TenantId) -> Result<Vec<EventTypeDefinition>, StoreError> {
+        self.check()?;
+        Ok(lock(&self.state)
+            .event_types
+            .values()
+            .filter(|d| d.tenant == *tenant)
+            .cloned()
+            .collect())
     }
 }
 

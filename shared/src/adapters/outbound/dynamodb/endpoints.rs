@@ -601,6 +601,10 @@ impl EndpointStore for DynamoOutboundStore {
             schedule,
             disable_after: opt_number::<u64>(&item, "disable_after_secs")?.map(Duration::from_secs),
             relay_inbound: matches!(item.get("relay_inbound"), Some(AttributeValue::Bool(true))),
+            registered_types_only: matches!(
+                item.get("registered_types_only"),
+                Some(AttributeValue::Bool(true))
+            ),
         }))
     }
 
@@ -620,6 +624,10 @@ impl EndpointStore for DynamoOutboundStore {
         item.insert(
             "relay_inbound".into(),
             AttributeValue::Bool(policy.relay_inbound),
+        );
+        item.insert(
+            "registered_types_only".into(),
+            AttributeValue::Bool(policy.registered_types_only),
         );
         self.client
             .put_item()

@@ -46,6 +46,7 @@
 //! value copied into another item fails warm exactly as it does cold, and a disabled key stops
 //! opening within the lifetime.
 
+mod catalog;
 mod endpoints;
 mod layout;
 mod log;
