@@ -37,6 +37,9 @@ LINT_STAMP := $(LINT_VENV)/.lint-$(CFN_LINT_VERSION)-$(CHECKOV_VERSION)-$(OPENAP
 INTEROP_VENV := $(VENV)/interop
 INTEROP_PACKAGES := stripe==16.1.0 svix==2.9.1 standardwebhooks==1.1.0 slack-sdk==3.47.0 twilio==9.13.0
 INTEROP_STAMP := $(INTEROP_VENV)/.interop-$(shell echo '$(INTEROP_PACKAGES)' | cksum | cut -d' ' -f1)
+# The official Node.js library, which the portal's Node verification snippet runs with.
+INTEROP_NODE := tests/interop/node
+INTEROP_NODE_STAMP := $(INTEROP_NODE)/node_modules/.installed-$(shell cksum < $(INTEROP_NODE)/package-lock.json | cut -d' ' -f1)
 # Lambda builds: cargo-lambda cross-compiles with zig, both shipped as PyPI wheels.
 CARGO_LAMBDA_VERSION := 1.9.2
 ZIG_VERSION := 0.17.1
@@ -60,7 +63,8 @@ MSRV := $(shell sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
 # What the SDK clients of tests, the local stack and hookctl need to reach the emulator.
 EMULATOR_ENV := AWS_ENDPOINT_URL=$(EMULATOR_URL) AWS_REGION=us-east-1 \
 	AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true \
-	INTEROP_PYTHON=$(abspath $(INTEROP_VENV))/bin/python
+	INTEROP_PYTHON=$(abspath $(INTEROP_VENV))/bin/python \
+	INTEROP_NODE_MODULES=$(abspath $(INTEROP_NODE))/node_modules
 
 .PHONY: help
 help: ## List the targets
@@ -74,13 +78,17 @@ $(VENV_STAMP):
 	touch $@
 
 .PHONY: tools $(VENV)
-tools: $(VENV_STAMP) $(LINT_STAMP) $(INTEROP_STAMP) ## Install the AWS emulator, the template checks and the providers' libraries (once per version)
+tools: $(VENV_STAMP) $(LINT_STAMP) $(INTEROP_STAMP) $(INTEROP_NODE_STAMP) ## Install the AWS emulator, the template checks and the providers' libraries (once per version)
 $(VENV): $(VENV_STAMP)
 
 $(LINT_STAMP):
 	$(PYTHON) -m venv $(LINT_VENV)
 	$(LINT_VENV)/bin/pip install --quiet 'cfn-lint==$(CFN_LINT_VERSION)' 'checkov==$(CHECKOV_VERSION)' \
 		'openapi-spec-validator==$(OPENAPI_VALIDATOR_VERSION)'
+	touch $@
+
+$(INTEROP_NODE_STAMP): $(INTEROP_NODE)/package-lock.json
+	npm ci --prefix $(INTEROP_NODE) --no-audit --no-fund --loglevel=error
 	touch $@
 
 $(INTEROP_STAMP):
@@ -157,7 +165,7 @@ msrv: ## Check the workspace on the declared minimum Rust version ($(MSRV))
 	CARGO_TARGET_DIR=target/msrv $(CARGO) +$(MSRV) check --workspace --all-targets --all-features --locked
 
 .PHONY: test
-test: lint msrv $(INTEROP_STAMP) browser ## Everything CI checks: format, lints, MSRV, unit, property, interop and integration tests
+test: lint msrv $(INTEROP_STAMP) $(INTEROP_NODE_STAMP) browser ## Everything CI checks: format, lints, MSRV, unit, property, interop and integration tests
 	@$(MAKE) --no-print-directory emulator-start
 	@status=0; $(EMULATOR_ENV) $(CARGO) test --workspace || status=$$?; \
 	$(MAKE) --no-print-directory emulator-stop; exit $$status

@@ -1514,3 +1514,93 @@ async fn headers_stored_in_the_clear_before_sealing_are_read_and_sealed_by_the_n
         .expect("endpoint");
     assert_eq!(reread.headers, opened.headers);
 }
+
+/// Run the portal's `language` verification snippet on one delivery; its verdict.
+fn run_snippet(language: &str, secret: &str, headers: &[(String, String)], body: &[u8]) -> Value {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let mut command = match language {
+        "python" => {
+            let python = std::env::var("INTEROP_PYTHON").unwrap_or_else(|_| {
+                panic!("INTEROP_PYTHON is not set: run the tests with `make test`")
+            });
+            let mut command = Command::new(python);
+            command.args([
+                format!("{root}/tests/interop/run_snippet.py"),
+                format!("{root}/functions/portal/snippets/verify.py"),
+            ]);
+            command
+        }
+        _ => {
+            let modules = std::env::var("INTEROP_NODE_MODULES").unwrap_or_else(|_| {
+                panic!("INTEROP_NODE_MODULES is not set: run the tests with `make test`, which installs the Node library")
+            });
+            let mut command = Command::new("node");
+            command.env("NODE_PATH", modules).args([
+                format!("{root}/tests/interop/node/run_snippet.js"),
+                format!("{root}/functions/portal/snippets/verify.js"),
+            ]);
+            command
+        }
+    };
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the snippet runs");
+    let headers: serde_json::Map<String, Value> = headers
+        .iter()
+        .map(|(name, value)| (name.clone(), Value::String(value.clone())))
+        .collect();
+    let case = json!({
+        "secret": secret,
+        "headers": headers,
+        "body": String::from_utf8(body.to_vec()).expect("utf-8"),
+    });
+    writeln!(child.stdin.take().expect("stdin"), "{case}").expect("write");
+    let output = child.wait_with_output().expect("ran");
+    assert!(
+        output.status.success(),
+        "{language}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("a verdict")
+}
+
+#[tokio::test]
+async fn the_portals_python_and_node_snippets_verify_a_real_delivery_and_refuse_a_forged_one() {
+    // GIVEN a real delivery from the stack to a receiver
+    let stack = Stack::new().await;
+    let d = stack.dispatcher(
+        settings("0", EgressPolicy::LOCAL_DEVELOPMENT),
+        StaticResolver::default(),
+    );
+    let receiver = Receiver::start(Behaviour::Answer(200)).await;
+    let endpoint = stack.add_endpoint(&d, &receiver.url(), &[]).await;
+    let secret = endpoint.secrets.expect("secret").current;
+    publish_via_api(
+        &d,
+        &json!({"event_type": "invoice.paid", "payload": {"id": "inv_snippet", "amount": 12}}),
+    )
+    .await;
+    stack
+        .deliveries_mapping()
+        .poll_once(&d, "dispatch-1")
+        .await
+        .expect("poll");
+    let (headers, body) = receiver.requests().pop().expect("delivered");
+
+    for language in ["python", "node"] {
+        // THEN the page's own snippet verifies it with the official library
+        let verdict = run_snippet(language, secret.expose(), &headers, &body);
+        assert_eq!(verdict["verified"], true, "{language}: {verdict}");
+        assert_eq!(verdict["payload"]["id"], "inv_snippet", "{language}");
+
+        // AND refuses the same delivery with its body altered
+        let forged = String::from_utf8(body.clone())
+            .expect("utf-8")
+            .replace("12", "99");
+        let verdict = run_snippet(language, secret.expose(), &headers, forged.as_bytes());
+        assert_eq!(verdict["verified"], false, "{language}: {verdict}");
+    }
+}

@@ -337,6 +337,29 @@ async fn a_partner_manages_endpoints_in_a_real_browser_and_sees_only_their_tenan
         })
         .await
         .expect("published");
+    portal
+        .dispatcher
+        .outbound
+        .register_event_type(
+            &acme,
+            "invoice.paid",
+            shared::outbound::catalog::EventTypeChange {
+                description: Some("An invoice was paid in full.".into()),
+                schema: Some(serde_json::json!({
+                    "type": "object",
+                    "required": ["id", "amount"],
+                    "properties": {
+                        "id": {"type": "string", "description": "The invoice's id.", "pattern": "^inv_"},
+                        "amount": {"type": "integer", "minimum": 0, "description": "In cents."},
+                        "currency": {"enum": ["eur", "usd"]}
+                    }
+                })),
+                examples: Some(vec![serde_json::json!({"id": "inv_1", "amount": 4200, "currency": "eur"})]),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("a type in the catalog");
     let browser = Browser::start().await;
 
     // WHEN the partner opens the link: it lands on a page whose button opens the portal (a
@@ -395,6 +418,26 @@ async fn a_partner_manages_endpoints_in_a_real_browser_and_sees_only_their_tenan
     let second = browser.text("#secret-value").await;
     assert!(second.starts_with("whsec_") && second != first);
     browser.screenshot("03-secret-rotated").await;
+
+    // AND reads the event catalog, and sends a type's example to the endpoint
+    browser.open(&format!("{site}/portal/event-types")).await;
+    assert!(browser.text("#event-types").await.contains("invoice.paid"));
+    browser.click("#event-types a").await;
+    let fields = browser.text("#fields").await;
+    assert!(
+        fields.contains("amount") && fields.contains("In cents."),
+        "{fields}"
+    );
+    browser.click(".example button").await;
+    let sent = browser.text("#sent-result").await;
+    assert!(sent.contains("answered 200"), "{sent}");
+    browser.screenshot("08-event-type").await;
+
+    // AND finds how to verify deliveries, in their language
+    browser.open(&format!("{site}/portal/verify")).await;
+    assert!(browser.text("#python").await.contains("standardwebhooks"));
+    assert!(browser.text("#node").await.contains("tested"));
+    browser.screenshot("09-verify").await;
 
     // THEN a refused URL is explained and nothing is added
     browser.open(&format!("{site}/portal/endpoints")).await;

@@ -4,10 +4,12 @@
 //! session's CSRF token; a read-only session may look at everything and change nothing. The
 //! work is the outbound use cases in `shared`; this crate routes, checks and renders.
 
+mod catalog_pages;
 mod chart;
 pub mod inbound;
 mod operator_pages;
 mod pages;
+mod verify_page;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -22,6 +24,7 @@ use shared::{
     ids::EventId,
     outbound::{
         admin::{AdminError, EndpointChange},
+        catalog::CatalogError,
         dispatch::Dispatcher,
         endpoint::CustomHeaders,
         ids::{EndpointId, EventType, MessageId},
@@ -231,6 +234,7 @@ where
                 ["dlq", "redrive"] => self.operate(&session, &segments, request).await,
                 ["endpoints"] => self.add(&session, &form).await,
                 ["endpoints", id, action] => self.act(&session, id, action, &form).await,
+                ["event-types", name, "send"] => self.send_example(&session, name, &form).await,
                 _ => error_page(StatusCode::NOT_FOUND, "There is no such action."),
             };
         }
@@ -244,6 +248,9 @@ where
             [] => Answer::Redirect("/portal/endpoints".into()),
             ["endpoints"] => self.endpoints(&session, notice, None).await,
             ["endpoints", id] => self.endpoint(&session, id, notice, None).await,
+            ["event-types"] => self.event_types(&session).await,
+            ["event-types", name] => self.event_type(&session, name, None).await,
+            ["verify"] => page(StatusCode::OK, verify_page::page(&session)),
             ["events" | "health" | "dlq", ..] => self.operate(&session, &segments, request).await,
             _ => error_page(StatusCode::NOT_FOUND, "There is no such page."),
         }
@@ -469,6 +476,102 @@ where
             status,
             pages::endpoint(session, &endpoint, &attempts, &types, now, notice, extra),
         )
+    }
+
+    /// The tenant's event catalog.
+    async fn event_types(&self, session: &Session) -> Answer {
+        match self.dispatcher.outbound.event_types(&session.tenant).await {
+            Ok(types) => page(StatusCode::OK, catalog_pages::event_types(session, &types)),
+            Err(e) => unavailable(&e.to_string()),
+        }
+    }
+
+    /// One event type, with what sending one of its examples did.
+    async fn event_type(
+        &self,
+        session: &Session,
+        name: &str,
+        sent: Option<catalog_pages::Sent>,
+    ) -> Answer {
+        let outbound = &self.dispatcher.outbound;
+        let Ok(name) = EventType::parse(&decode_segment(name)) else {
+            return error_page(StatusCode::NOT_FOUND, "There is no such event type.");
+        };
+        let definition = match outbound.event_type(&session.tenant, &name).await {
+            Ok(definition) => definition,
+            Err(CatalogError::Unknown(_)) => {
+                return error_page(StatusCode::NOT_FOUND, "There is no such event type.");
+            }
+            Err(e) => return unavailable(&e.to_string()),
+        };
+        let endpoints = if session.read_only {
+            Vec::new()
+        } else {
+            match outbound.store.endpoints(&session.tenant).await {
+                Ok(endpoints) => endpoints,
+                Err(e) => return unavailable(&e.to_string()),
+            }
+        };
+        let status = match &sent {
+            Some(catalog_pages::Sent::Refused(_)) => StatusCode::BAD_REQUEST,
+            _ => StatusCode::OK,
+        };
+        page(
+            status,
+            catalog_pages::event_type(session, &definition, &endpoints, sent.as_ref()),
+        )
+    }
+
+    /// "Send this example": one of the type's examples to one of the tenant's endpoints, as a
+    /// test delivery (signed, logged, never retried).
+    async fn send_example(
+        &self,
+        session: &Session,
+        name: &str,
+        form: &HashMap<String, String>,
+    ) -> Answer {
+        let outbound = &self.dispatcher.outbound;
+        let Ok(event_type) = EventType::parse(&decode_segment(name)) else {
+            return error_page(StatusCode::NOT_FOUND, "There is no such event type.");
+        };
+        let definition = match outbound.event_type(&session.tenant, &event_type).await {
+            Ok(definition) => definition,
+            Err(CatalogError::Unknown(_)) => {
+                return error_page(StatusCode::NOT_FOUND, "There is no such event type.");
+            }
+            Err(e) => return unavailable(&e.to_string()),
+        };
+        let example = form
+            .get("example")
+            .and_then(|i| i.parse::<usize>().ok())
+            .and_then(|i| definition.examples.get(i));
+        let endpoint = form.get("endpoint").and_then(|e| EndpointId::parse(e).ok());
+        let (Some(example), Some(endpoint)) = (example, endpoint) else {
+            let why = "Choose one of the examples and one of your endpoints.".to_owned();
+            return self
+                .event_type(session, name, Some(catalog_pages::Sent::Refused(why)))
+                .await;
+        };
+        let payload = example.to_string();
+        let sent = self
+            .dispatcher
+            .test_endpoint(
+                &session.tenant,
+                &endpoint,
+                Some(&event_type),
+                Some(payload.as_bytes()),
+            )
+            .await;
+        match sent {
+            Ok(Some(attempt)) => {
+                info!(tenant = %session.tenant, endpoint_id = %endpoint, %event_type, "example sent from the portal");
+                self.event_type(session, name, Some(catalog_pages::Sent::Attempt(attempt)))
+                    .await
+            }
+            // Another tenant's endpoint is no endpoint.
+            Ok(None) => error_page(StatusCode::NOT_FOUND, "There is no such endpoint."),
+            Err(e) => unavailable(&e.to_string()),
+        }
     }
 
     async fn add(&self, session: &Session, form: &HashMap<String, String>) -> Answer {

@@ -35,6 +35,8 @@ button.primary{background:#1d5fd1;color:#fff;border-color:#1d5fd1}
 .actions{display:flex;gap:.5em;flex-wrap:wrap}.actions form{margin:0}
 code,.mono{font-family:ui-monospace,monospace;font-size:.9em;word-break:break-all}
 .muted{color:#5b6472}
+pre{background:#fff;border:1px solid #e3e6ea;border-radius:4px;padding:.8em;overflow:auto;font-size:.85em;margin:.5em 0}
+pre code{word-break:normal}details summary{cursor:pointer;margin:.5em 0}select{font:inherit;padding:.3em}
 "#;
 
 /// What a redirect after a change says on the next page.
@@ -105,8 +107,11 @@ pub(crate) fn layout(title: &str, session: Option<&Session>, content: Markup) ->
                     a href="/portal/endpoints" { "Webhooks portal" }
                     @if let Some(session) = session {
                         span.tenant { (session.tenant.as_str()) }
-                        @if session.operator {
-                            nav {
+                        nav {
+                            a href="/portal/endpoints" { "Endpoints" } " "
+                            a href="/portal/event-types" { "Event types" } " "
+                            a href="/portal/verify" { "Verify" } " "
+                            @if session.operator {
                                 a href="/portal/events" { "Events" } " "
                                 a href="/portal/health" { "Health" } " "
                                 a href="/portal/dlq" { "DLQ" }

@@ -441,6 +441,125 @@ async fn another_tenants_endpoint_is_unreachable_and_secrets_and_header_values_s
     assert_eq!(revealed.headers()[header::CACHE_CONTROL], "no-store");
 }
 
+#[tokio::test]
+async fn partners_read_the_event_catalog_and_send_an_example_to_their_endpoint() {
+    // GIVEN a registered type with a schema and an example, and an endpoint for it
+    let p = portal();
+    let acme = signed_in(&p, "acme", false).await;
+    let ours = add(&p, "acme", "https://partner.example/acme").await;
+    p.dispatcher
+        .outbound
+        .register_event_type(
+            &tenant("acme"),
+            "invoice.paid",
+            shared::outbound::catalog::EventTypeChange {
+                description: Some("An invoice was paid <in full>.".into()),
+                schema: Some(serde_json::json!({
+                    "type": "object",
+                    "required": ["id"],
+                    "properties": {"id": {"type": "string", "description": "The invoice."}}
+                })),
+                examples: Some(vec![serde_json::json!({"id": "inv_example"})]),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("registered");
+
+    // THEN the catalog lists it, escaped, and its page shows its fields and example
+    let list = text(&p.handle(get("/portal/event-types", Some(&acme.id))).await);
+    assert!(list.contains("/portal/event-types/invoice.paid"), "{list}");
+    assert!(list.contains("An invoice was paid &lt;in full&gt;."));
+    let page = text(
+        &p.handle(get("/portal/event-types/invoice.paid", Some(&acme.id)))
+            .await,
+    );
+    assert!(page.contains("<td class=\"mono\">id</td>"), "{page}");
+    assert!(page.contains("inv_example"));
+    assert!(page.contains("Send this example"));
+
+    // WHEN the partner sends the example to its endpoint
+    let endpoint = ours.id.to_string();
+    let sent = p
+        .handle(post(
+            "/portal/event-types/invoice.paid/send",
+            &acme.id,
+            &[
+                ("csrf", &acme.csrf),
+                ("example", "0"),
+                ("endpoint", &endpoint),
+            ],
+        ))
+        .await;
+
+    // THEN it went out signed, as a test delivery of that type with that payload
+    assert_eq!(sent.status(), StatusCode::OK);
+    assert!(text(&sent).contains("Example sent: answered 200"));
+    let request = p.dispatcher.transport.requests().pop().expect("sent");
+    assert_eq!(request.body, br#"{"id":"inv_example"}"#);
+    assert!(
+        request
+            .headers
+            .iter()
+            .any(|(n, _)| n == "webhook-signature")
+    );
+
+    // AND another tenant neither sees the type nor sends it anywhere
+    let globex = signed_in(&p, "globex", false).await;
+    let theirs = p
+        .handle(get("/portal/event-types/invoice.paid", Some(&globex.id)))
+        .await;
+    assert_eq!(theirs.status(), StatusCode::NOT_FOUND);
+    let refused = p
+        .handle(post(
+            "/portal/event-types/invoice.paid/send",
+            &globex.id,
+            &[
+                ("csrf", &globex.csrf),
+                ("example", "0"),
+                ("endpoint", &endpoint),
+            ],
+        ))
+        .await;
+    assert_eq!(refused.status(), StatusCode::NOT_FOUND);
+    assert_eq!(p.dispatcher.transport.requests().len(), 1);
+
+    // AND a read-only session reads the page without the button
+    let viewer = signed_in(&p, "acme", true).await;
+    let read_only = text(
+        &p.handle(get("/portal/event-types/invoice.paid", Some(&viewer.id)))
+            .await,
+    );
+    assert!(read_only.contains("inv_example"));
+    assert!(!read_only.contains("Send this example"));
+}
+
+#[tokio::test]
+async fn the_verify_page_shows_the_snippets_that_the_tests_run() {
+    let p = portal();
+    let session = signed_in(&p, "acme", true).await;
+    let page = text(&p.handle(get("/portal/verify", Some(&session.id))).await);
+    for snippet in &crate::verify_page::SNIPPETS {
+        assert!(
+            page.contains(&format!("id=\"{}\"", snippet.id)),
+            "{}",
+            snippet.id
+        );
+        // Every line of the file is on the page, as it is (HTML-escaped).
+        for line in snippet.code.lines().filter(|l| !l.trim().is_empty()) {
+            let escaped = maud::html! { (line) }.into_string();
+            assert!(page.contains(&escaped), "{}: {line}", snippet.id);
+        }
+    }
+    assert_eq!(
+        crate::verify_page::SNIPPETS
+            .iter()
+            .filter(|s| s.tested)
+            .count(),
+        2
+    );
+}
+
 mod operator {
     use shared::{
         memory::{MemoryDeadLetterQueue, MemoryDirectory, MemoryEventStore, MemoryQueue},
