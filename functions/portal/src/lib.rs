@@ -29,6 +29,7 @@ use shared::{
         endpoint::CustomHeaders,
         ids::{EndpointId, EventType, MessageId},
         ports::{DeliveryQueue, DeliveryRetryQueue, OutboundStore, Transport},
+        recovery::RecoveryError,
         transport::HttpTransport,
     },
     portal::{LinkSigner, PortalAccess, PortalError, PortalStore, Session},
@@ -44,6 +45,8 @@ pub use pages::Notice;
 pub const COOKIE: &str = "portal_session";
 /// The landing page's double-submit check, read back by the login form's POST.
 pub const LOGIN_COOKIE: &str = "portal_login";
+/// How far back *Recover failed since…* may look, in hours: the choices the form offers.
+pub(crate) const RECOVER_HOURS: [u64; 5] = [1, 6, 24, 72, 168];
 /// Attempts shown per endpoint page (and drawn in its chart).
 const ATTEMPTS_SHOWN: u32 = 100;
 /// Messages read for the filter's suggestions.
@@ -709,6 +712,36 @@ where
                     Err(e) => {
                         return error_page(StatusCode::BAD_REQUEST, &e.to_string());
                     }
+                }
+            }
+            // Dead deliveries since a time, sent again with a fresh schedule: a dry run first
+            // (what would go), then the same form with `confirm`.
+            "recover" => {
+                let Some(hours) = form
+                    .get("since_hours")
+                    .and_then(|h| h.parse::<u64>().ok())
+                    .filter(|h| RECOVER_HOURS.contains(h))
+                else {
+                    return error_page(StatusCode::BAD_REQUEST, "Choose how far back to look.");
+                };
+                let since = outbound
+                    .clock
+                    .now()
+                    .checked_sub(Duration::from_secs(hours * 3_600))
+                    .unwrap_or(std::time::UNIX_EPOCH);
+                let dry_run = form.get("confirm").is_none_or(|c| c != "yes");
+                match outbound.recover_failed(tenant, &id, since, dry_run).await {
+                    Ok(report) => {
+                        if !dry_run {
+                            info!(%tenant, endpoint_id = %id, hours, requeued = report.requeued, "failed deliveries recovered from the portal");
+                        }
+                        let extra = pages::Extra::Recovery { hours, report };
+                        return self.endpoint(session, id.as_str(), None, Some(extra)).await;
+                    }
+                    Err(RecoveryError::UnknownEndpoint(_)) => {
+                        Err(AdminError::UnknownEndpoint(id.clone()))
+                    }
+                    Err(e) => return unavailable(&e.to_string()),
                 }
             }
             _ => return error_page(StatusCode::NOT_FOUND, "There is no such action."),

@@ -9,7 +9,7 @@ use std::{
 use lambda_http::http::StatusCode;
 use maud::{DOCTYPE, Markup, html};
 use shared::{
-    outbound::{delivery::Attempt, endpoint::Endpoint, ids::EventType},
+    outbound::{delivery::Attempt, endpoint::Endpoint, ids::EventType, recovery::RecoveryReport},
     portal::Session,
 };
 
@@ -89,6 +89,8 @@ pub enum Extra {
     Tested(Attempt),
     /// The edit form was refused: why, and what was typed.
     Refused(String, HashMap<String, String>),
+    /// *Recover failed since…*: what a dry run found, or what the recovery sent again.
+    Recovery { hours: u64, report: RecoveryReport },
 }
 
 pub(crate) fn layout(title: &str, session: Option<&Session>, content: Markup) -> Markup {
@@ -369,6 +371,42 @@ pub fn endpoint(
                 (chart::last_day(attempts, now))
             }
             @if !session.read_only {
+                div.card #recover {
+                    h2 { "Recover failed deliveries" }
+                    p.muted { "Deliveries that used up every retry (dead) are sent again, oldest first, with a fresh schedule. See what would go first." }
+                    @if let Some(Extra::Recovery { hours, report }) = &extra {
+                        @if report.dry_run {
+                            div.card #recovery-preview class={ "card " (if report.requeued > 0 { "notice" } else { "" }) } {
+                                (report.requeued) " dead " (plural(report.requeued, "delivery", "deliveries")) " from the last " (hours_text(*hours)) " would be sent again."
+                                @if report.requeued > 0 {
+                                    form method="post" action=(action("recover")) {
+                                        (csrf(session))
+                                        input type="hidden" name="since_hours" value=(hours);
+                                        input type="hidden" name="confirm" value="yes";
+                                        button.primary #recover-confirm type="submit" { "Send " (report.requeued) " again" }
+                                    }
+                                }
+                            }
+                        } @else {
+                            div.card.notice #recovery-done {
+                                (report.requeued) " " (plural(report.requeued, "delivery", "deliveries")) " queued again"
+                                @if report.skipped > 0 { "; " (report.skipped) " had moved on already" }
+                                @if report.failed > 0 { "; " (report.failed) " could not be queued now: try again" }
+                                "."
+                            }
+                        }
+                    }
+                    form.actions method="post" action=(action("recover")) {
+                        (csrf(session))
+                        label for="since_hours" { "Failed since" }
+                        select #since_hours name="since_hours" {
+                            @for h in crate::RECOVER_HOURS { option value=(h) selected[h == 24] { (hours_text(h)) " ago" } }
+                        }
+                        button #recover-preview-button type="submit" { "Preview" }
+                    }
+                }
+            }
+            @if !session.read_only {
                 div.card #edit {
                     h2 { "Settings" }
                     @if let Some((problem, _)) = refused { div.card.problem #problem { (problem) } }
@@ -396,6 +434,19 @@ pub fn endpoint(
             }
         },
     )
+}
+
+fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 { one } else { many }
+}
+
+/// `1 hour`, `6 hours`, `3 days`.
+fn hours_text(hours: u64) -> String {
+    match hours {
+        1 => "1 hour".into(),
+        h if h % 24 == 0 && h > 24 => format!("{} days", h / 24),
+        h => format!("{h} hours"),
+    }
 }
 
 pub(crate) fn truncate(text: &str, max: usize) -> &str {

@@ -535,6 +535,110 @@ async fn partners_read_the_event_catalog_and_send_an_example_to_their_endpoint()
 }
 
 #[tokio::test]
+async fn recovering_failed_deliveries_previews_first_then_sends_them_again() {
+    use shared::outbound::{
+        delivery::{Delivery, DeliveryStatus},
+        ports::DeliveryLog,
+        publish::PublishRequest,
+    };
+    // GIVEN an endpoint with one dead delivery
+    let p = portal();
+    let acme = signed_in(&p, "acme", false).await;
+    let ours = add(&p, "acme", "https://partner.example/acme").await;
+    let outbound = &p.dispatcher.outbound;
+    let published = outbound
+        .publish(PublishRequest {
+            tenant: &tenant("acme"),
+            event_type: "invoice.paid",
+            payload: br#"{"id":"inv_dead"}"#,
+            idempotency_key: Some("dead-1"),
+        })
+        .await
+        .expect("published");
+    let message = outbound
+        .store
+        .message(&tenant("acme"), &published.message_id)
+        .await
+        .expect("read")
+        .expect("message");
+    let now = outbound.clock.now();
+    let dead = Delivery {
+        status: DeliveryStatus::Dead,
+        attempts: 8,
+        ..Delivery::new(&message, &ours.id, false, now)
+    };
+    outbound
+        .store
+        .put_delivery_if_absent(&dead)
+        .await
+        .expect("stored");
+    let queued = p.dispatcher.outbound.queue.sent().len();
+    let path = format!("/portal/endpoints/{}/recover", ours.id);
+
+    // WHEN the partner previews
+    let preview = text(
+        &p.handle(post(
+            &path,
+            &acme.id,
+            &[("csrf", &acme.csrf), ("since_hours", "24")],
+        ))
+        .await,
+    );
+
+    // THEN it says what would go, and nothing went
+    assert!(
+        preview.contains("1 dead delivery from the last 24 hours would be sent again"),
+        "{preview}"
+    );
+    assert_eq!(p.dispatcher.outbound.queue.sent().len(), queued);
+
+    // AND confirming sends it again with a fresh schedule
+    let done = text(
+        &p.handle(post(
+            &path,
+            &acme.id,
+            &[
+                ("csrf", &acme.csrf),
+                ("since_hours", "24"),
+                ("confirm", "yes"),
+            ],
+        ))
+        .await,
+    );
+    assert!(done.contains("1 delivery queued again"), "{done}");
+    assert_eq!(p.dispatcher.outbound.queue.sent().len(), queued + 1);
+    let recovered = outbound
+        .store
+        .delivery(&dead.key)
+        .await
+        .expect("read")
+        .expect("delivery");
+    assert_eq!(
+        (recovered.status, recovered.attempts),
+        (DeliveryStatus::Pending, 0)
+    );
+
+    // AND a made-up window is refused, and another tenant's endpoint is not found
+    let odd = p
+        .handle(post(
+            &path,
+            &acme.id,
+            &[("csrf", &acme.csrf), ("since_hours", "100000")],
+        ))
+        .await;
+    assert_eq!(odd.status(), StatusCode::BAD_REQUEST);
+    let globex = signed_in(&p, "globex", false).await;
+    let theirs = p
+        .handle(post(
+            &path,
+            &globex.id,
+            &[("csrf", &globex.csrf), ("since_hours", "24")],
+        ))
+        .await;
+    assert_eq!(theirs.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
 async fn the_verify_page_shows_the_snippets_that_the_tests_run() {
     let p = portal();
     let session = signed_in(&p, "acme", true).await;
