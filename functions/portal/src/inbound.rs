@@ -1,5 +1,5 @@
 //! What operator sessions see of the inbound side: the tenant's received events by status, one
-//! event's record, the health report and the DLQ redrive. Behind a trait, so the portal holds
+//! event's record, replaying events, the health report and the DLQ redrive. Behind a trait, so the portal holds
 //! the replay function's operations (as deployed) or memory ones (in tests) alike.
 
 use async_trait::async_trait;
@@ -11,11 +11,15 @@ use shared::{
         health::{HealthArgs, HealthSummary},
         list::{ListArgs, ListSummary},
         redrive::{RedriveArgs, RedriveSummary},
+        targeted::{ReplayArgs, ReplaySummary},
     },
     ports::{DeadLetterQueue, EventQueue, OperationsStore, TenantNames},
     provider::Provider,
     record::{EventKey, EventRecord},
 };
+
+/// The most events one *Replay these* queues: one page of the list.
+pub const MAX_REPLAYED: u32 = 25;
 
 /// The operator pages' use cases, always for one tenant.
 #[async_trait]
@@ -33,6 +37,16 @@ pub trait Inbound: Send + Sync + std::fmt::Debug {
         id: &EventId,
     ) -> Result<Option<EventRecord>, String>;
     async fn health(&self, tenant: &TenantId) -> Result<HealthSummary, String>;
+    /// Events of one provider re-enqueued from their records (the replay function's targeted
+    /// `replay`), or in a dry run checked: what would go, what would not and why.
+    async fn replay(
+        &self,
+        tenant: &TenantId,
+        provider: Provider,
+        ids: &[EventId],
+        dry_run: bool,
+        note: &str,
+    ) -> Result<ReplaySummary, String>;
     /// The tenant's DLQ messages redriven, or in a dry run counted.
     async fn redrive(
         &self,
@@ -92,6 +106,30 @@ where
                 window_secs: Some(3_600),
                 thresholds: Default::default(),
                 max_records: None,
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())
+    }
+
+    async fn replay(
+        &self,
+        tenant: &TenantId,
+        provider: Provider,
+        ids: &[EventId],
+        dry_run: bool,
+        note: &str,
+    ) -> Result<ReplaySummary, String> {
+        Operations::replay(
+            self,
+            ReplayArgs {
+                tenant: tenant.as_str().to_owned(),
+                provider: provider.as_str().to_owned(),
+                ids: ids.iter().map(|id| id.as_str().to_owned()).collect(),
+                force: false,
+                dry_run,
+                limit: Some(MAX_REPLAYED),
+                note: Some(note.to_owned()),
             },
         )
         .await

@@ -11,7 +11,11 @@ mod operator_pages;
 mod pages;
 mod verify_page;
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+    time::Duration,
+};
 
 use lambda_http::{
     Body, Request, Response,
@@ -235,6 +239,7 @@ where
             }
             return match segments.as_slice() {
                 ["dlq", "redrive"] => self.operate(&session, &segments, request).await,
+                ["events", "replay"] => self.replay(&session, &form).await,
                 ["endpoints"] => self.add(&session, &form).await,
                 ["endpoints", id, action] => self.act(&session, id, action, &form).await,
                 ["event-types", name, "send"] => self.send_example(&session, name, &form).await,
@@ -341,6 +346,51 @@ where
             _ => return error_page(StatusCode::NOT_FOUND, "There is no such page."),
         };
         result.unwrap_or_else(|e| unavailable(&e))
+    }
+
+    /// Replay the events the form names (`provider/id` per line, one page of the list at
+    /// most): a dry run that says what would go and what would not, then the same form with
+    /// `confirm`. Operators only.
+    async fn replay(&self, session: &Session, form: &HashMap<String, String>) -> Answer {
+        let (true, Some(inbound)) = (session.operator, &self.inbound) else {
+            return error_page(StatusCode::NOT_FOUND, "There is no such page.");
+        };
+        let listed = form.get("events").map(String::as_str).unwrap_or_default();
+        let mut by_provider: BTreeMap<Provider, Vec<EventId>> = BTreeMap::new();
+        let mut count = 0;
+        for line in listed.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let parsed = line.split_once('/').and_then(|(provider, id)| {
+                Some((provider.parse::<Provider>().ok()?, EventId::parse(id).ok()?))
+            });
+            let Some((provider, id)) = parsed else {
+                return error_page(StatusCode::BAD_REQUEST, "That is not a list of events.");
+            };
+            by_provider.entry(provider).or_default().push(id);
+            count += 1;
+        }
+        if count == 0 || count > inbound::MAX_REPLAYED as usize {
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                &format!("Replay 1 to {} events at a time.", inbound::MAX_REPLAYED),
+            );
+        }
+        let dry_run = form.get("confirm").is_none_or(|c| c != "yes");
+        let tenant = &session.tenant;
+        let note = format!("portal: operator session of {tenant}");
+        let mut summaries = Vec::new();
+        for (provider, ids) in &by_provider {
+            match inbound.replay(tenant, *provider, ids, dry_run, &note).await {
+                Ok(summary) => summaries.push(summary),
+                Err(e) => return unavailable(&e),
+            }
+        }
+        if !dry_run {
+            info!(%tenant, events = count, "events replayed from the portal");
+        }
+        page(
+            StatusCode::OK,
+            operator_pages::replayed(session, &summaries, dry_run, listed),
+        )
     }
 
     /// Where a link lands: checked (not spent), then a button that opens the portal. A GET

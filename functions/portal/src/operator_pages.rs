@@ -5,9 +5,11 @@ use maud::{Markup, html};
 use shared::{
     clock::from_unix_millis,
     operations::{
+        Skipped,
         health::{HealthSummary, Verdict},
         list::ListSummary,
         redrive::RedriveSummary,
+        targeted::ReplaySummary,
     },
     portal::Session,
     provider::Provider,
@@ -84,6 +86,15 @@ pub fn events(session: &Session, status: &str, list: &ListSummary) -> Markup {
                 @if let Some(next) = &list.next_token {
                     p { a #next href={ "/portal/events?status=" (status) "&next=" (encode(next)) } { "Next page →" } }
                 }
+                @if !session.read_only {
+                    @let listed: Vec<String> = list.events.iter().map(|e| format!("{}/{}", e.provider, e.event_id)).collect();
+                    form method="post" action="/portal/events/replay" {
+                        (csrf(session))
+                        input type="hidden" name="events" value=(listed.join("\n"));
+                        button #replay-these type="submit" { "Replay these " (listed.len()) " events…" }
+                        " " span.muted { "You will see what would be queued first." }
+                    }
+                }
             }
         },
     )
@@ -117,6 +128,14 @@ pub fn event(session: &Session, record: &EventRecord, show_payload: bool) -> Mar
                 (row("payload SHA-256", record.payload_hash.clone()))
                 (row("operator note", record.note.clone().unwrap_or_default()))
             }
+            @if !session.read_only {
+                form method="post" action="/portal/events/replay" {
+                    (csrf(session))
+                    input type="hidden" name="events" value={ (key.provider.as_str()) "/" (key.event_id) };
+                    button #replay type="submit" { "Replay…" }
+                    " " span.muted { "Queue it for processing again; you will see whether it would go first." }
+                }
+            }
             @if show_payload {
                 div.card #payload {
                     h2 { "Payload" }
@@ -138,14 +157,15 @@ pub fn health(session: &Session, report: &HealthSummary) -> Markup {
             h1 { "Health " (verdict(report.status)) }
             p.muted { "The last " (report.window_secs / 60) " minutes" @if report.truncated { ", from a sample" } "." }
             table #checks {
-                thead { tr { th { "Check" } th { "Value" } th { "Degraded at" } th { "Critical at" } th { "Status" } } }
+                thead { tr { th { "Check" } th { "Now" } th { "Degraded" } th { "Critical" } th { "Status" } } }
                 tbody {
                     @for check in &report.checks {
+                        @let words = CheckWords::of(check.name);
                         tr {
-                            td { (check.name) }
-                            td { (format!("{:.2}", check.value)) }
-                            td { (format!("{:.2}", check.degraded_at)) }
-                            td { (format!("{:.2}", check.critical_at)) }
+                            td { strong { (words.title) } br; span.muted { (words.meaning) } }
+                            td { ((words.unit)(check.value)) }
+                            td { (words.bound) " " ((words.unit)(check.degraded_at)) }
+                            td { (words.bound) " " ((words.unit)(check.critical_at)) }
                             td { (verdict(check.status)) }
                         }
                     }
@@ -165,7 +185,132 @@ pub fn health(session: &Session, report: &HealthSummary) -> Markup {
     )
 }
 
-/// The tenant's DLQ: what a redrive would do, and the button that does it.
+/// A health check in words: what it measures, its unit, and which side of a threshold is bad.
+struct CheckWords {
+    title: &'static str,
+    meaning: &'static str,
+    unit: fn(f64) -> String,
+    /// `from` (at or above is worse) or `below` (lower is worse).
+    bound: &'static str,
+}
+
+impl CheckWords {
+    fn of(name: &str) -> Self {
+        let (title, meaning, unit, bound): (_, _, fn(f64) -> String, _) = match name {
+            "recent_failures" => (
+                "Failed events",
+                "Events that failed or went dead in the window.",
+                count,
+                "from",
+            ),
+            "backlog" => (
+                "Events waiting",
+                "Received and not yet processed, now.",
+                count,
+                "from",
+            ),
+            "oldest_pending_age_secs" => (
+                "Oldest waiting event",
+                "How long the oldest of those has waited.",
+                duration,
+                "from",
+            ),
+            "average_attempts" => (
+                "Attempts per event",
+                "Mean attempts of the events that finished: 1 is first time.",
+                attempts,
+                "from",
+            ),
+            "duplicate_rate" => (
+                "Duplicates",
+                "Repeated deliveries per event received (the provider retried).",
+                percent,
+                "from",
+            ),
+            "success_rate" => (
+                "Processed",
+                "Share of the finished events that were processed.",
+                percent,
+                "below",
+            ),
+            _ => ("Check", "", plain, "from"),
+        };
+        Self {
+            title,
+            meaning,
+            unit,
+            bound,
+        }
+    }
+}
+
+fn count(value: f64) -> String {
+    format!("{value:.0}")
+}
+
+fn plain(value: f64) -> String {
+    format!("{value:.2}")
+}
+
+fn attempts(value: f64) -> String {
+    format!("{value:.1}")
+}
+
+fn percent(value: f64) -> String {
+    format!("{:.1} %", value * 100.0)
+}
+
+fn duration(secs: f64) -> String {
+    match secs {
+        s if s < 120.0 => format!("{s:.0} s"),
+        s if s < 7_200.0 => format!("{:.0} min", s / 60.0),
+        s => format!("{:.1} h", s / 3_600.0),
+    }
+}
+
+/// What a replay would do (a dry run, with the button that does it) or did.
+pub fn replayed(
+    session: &Session,
+    summaries: &[ReplaySummary],
+    dry_run: bool,
+    listed: &str,
+) -> Markup {
+    let queued: Vec<&String> = summaries.iter().flat_map(|s| &s.replayed).collect();
+    let not_found: Vec<&String> = summaries.iter().flat_map(|s| &s.not_found).collect();
+    let skipped: Vec<&Skipped> = summaries.iter().flat_map(|s| &s.skipped).collect();
+    layout(
+        "Replay",
+        Some(session),
+        html! {
+            p { a href="/portal/events" { "← Events" } }
+            h1 { "Replay" }
+            @if dry_run {
+                p #replay-preview { (queued.len()) " would be queued for processing again; " (skipped.len() + not_found.len()) " would not." }
+            } @else {
+                div.card.notice #replay-done { (queued.len()) " queued for processing again; " (skipped.len() + not_found.len()) " not." }
+            }
+            @if !queued.is_empty() { ul.mono #queued { @for id in &queued { li { (id) } } } }
+            @if !skipped.is_empty() || !not_found.is_empty() {
+                table #refused {
+                    thead { tr { th { "Event" } th { "Why not" } } }
+                    tbody {
+                        @for s in &skipped { tr { td.mono { (s.id) } td { (s.reason) } } }
+                        @for id in &not_found { tr { td.mono { (id) } td { "no such event" } } }
+                    }
+                }
+            }
+            @if dry_run && !session.read_only && !queued.is_empty() {
+                form method="post" action="/portal/events/replay" {
+                    (csrf(session))
+                    input type="hidden" name="events" value=(listed);
+                    input type="hidden" name="confirm" value="yes";
+                    button.primary #confirm-replay type="submit" { "Replay " (queued.len()) " events" }
+                }
+            }
+        },
+    )
+}
+
 /// The tenant's dead events waiting in the DLQ (from the status index), and the redrive button.
 pub fn dlq_waiting(session: &Session, dead: &ListSummary) -> Markup {
     let more = if dead.next_token.is_some() { "+" } else { "" };

@@ -713,6 +713,19 @@ mod operator {
             self.inner.health(tenant).await
         }
 
+        async fn replay(
+            &self,
+            tenant: &TenantId,
+            provider: Provider,
+            ids: &[shared::ids::EventId],
+            dry_run: bool,
+            note: &str,
+        ) -> Result<shared::operations::targeted::ReplaySummary, String> {
+            self.inner
+                .replay(tenant, provider, ids, dry_run, note)
+                .await
+        }
+
         async fn redrive(
             &self,
             tenant: &TenantId,
@@ -824,11 +837,102 @@ mod operator {
 
         let health = text(&p.handle(get("/portal/health", Some(&ops.id))).await);
         assert!(health.contains("p95"), "{health}");
+        // In words, with units and which side of a threshold is bad.
+        for words in [
+            "Events waiting",
+            "Oldest waiting event",
+            "Processed",
+            "below",
+            " %",
+        ] {
+            assert!(health.contains(words), "{words}: {health}");
+        }
+        assert!(!health.contains("oldest_pending_age_secs"), "{health}");
         assert!(
             ["HEALTHY", "DEGRADED", "CRITICAL"]
                 .iter()
                 .any(|v| health.contains(v))
         );
+    }
+
+    #[tokio::test]
+    async fn an_operator_replays_events_after_seeing_what_would_go_and_what_would_not() {
+        let p = portal_with_a_dead_event();
+        let ops = operator(&p, false).await;
+        let record = text(
+            &p.handle(get("/portal/events/stripe/evt_dead_1", Some(&ops.id)))
+                .await,
+        );
+        assert!(record.contains("id=\"replay\""), "{record}");
+        let list = text(
+            &p.handle(get("/portal/events?status=dead", Some(&ops.id)))
+                .await,
+        );
+        assert!(list.contains("Replay these 1 events"), "{list}");
+
+        // A dry run first: what would go, what would not and why; nothing is queued.
+        let events = "stripe/evt_dead_1\nstripe/evt_never_seen";
+        let preview = text(
+            &p.handle(post(
+                "/portal/events/replay",
+                &ops.id,
+                &[("csrf", &ops.csrf), ("events", events)],
+            ))
+            .await,
+        );
+        assert!(
+            preview.contains("1 would be queued for processing again; 1 would not."),
+            "{preview}"
+        );
+        assert!(preview.contains("no such event"));
+        assert!(preview.contains("confirm-replay"));
+        let record_page = "/portal/events/stripe/evt_dead_1";
+        let still_dead = text(&p.handle(get(record_page, Some(&ops.id))).await);
+        assert!(still_dead.contains("dead since"), "{still_dead}");
+
+        // Then the confirmed replay queues it.
+        let done = text(
+            &p.handle(post(
+                "/portal/events/replay",
+                &ops.id,
+                &[("csrf", &ops.csrf), ("events", events), ("confirm", "yes")],
+            ))
+            .await,
+        );
+        assert!(
+            done.contains("1 queued for processing again; 1 not."),
+            "{done}"
+        );
+        let queued = text(&p.handle(get(record_page, Some(&ops.id))).await);
+        assert!(!queued.contains("dead since"), "{queued}");
+
+        // Bounded, well-formed, operators only.
+        let many: Vec<String> = (0..26).map(|i| format!("stripe/evt_{i}")).collect();
+        let too_many = p
+            .handle(post(
+                "/portal/events/replay",
+                &ops.id,
+                &[("csrf", &ops.csrf), ("events", &many.join("\n"))],
+            ))
+            .await;
+        assert_eq!(too_many.status(), StatusCode::BAD_REQUEST);
+        let garbage = p
+            .handle(post(
+                "/portal/events/replay",
+                &ops.id,
+                &[("csrf", &ops.csrf), ("events", "not an event")],
+            ))
+            .await;
+        assert_eq!(garbage.status(), StatusCode::BAD_REQUEST);
+        let partner = signed_in(&p, "acme", false).await;
+        let refused = p
+            .handle(post(
+                "/portal/events/replay",
+                &partner.id,
+                &[("csrf", &partner.csrf), ("events", "stripe/evt_dead_1")],
+            ))
+            .await;
+        assert_eq!(refused.status(), StatusCode::NOT_FOUND);
     }
 
     #[tokio::test]
