@@ -13,8 +13,8 @@ use shared::{
     env::Env,
     operations::{Operations, ReplaySettings},
     outbound::{
-        Outbound, OutboundSettings, dispatch::Dispatcher, ssrf::EgressPolicy,
-        transport::HttpTransport,
+        Outbound, OutboundSettings, actions::OutboundAction, dispatch::Dispatcher,
+        ssrf::EgressPolicy, transport::HttpTransport,
     },
     portal::PortalAccess,
     ports::TenantDirectory,
@@ -66,6 +66,18 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         }
         Command::Replay(args) => {
             let action = replay::read_action(&args.action)?;
+            if OutboundAction::is_outbound(&action) {
+                let dispatcher = outbound_dispatcher(&cli.outbound, None, false).await?;
+                let dlq_url =
+                    non_empty(args.deliveries_dlq_url).ok_or(CliError::MissingSetting {
+                        what: "the deliveries DLQ",
+                        flag: "deliveries-dlq-url",
+                        env: "DELIVERIES_DLQ_URL",
+                    })?;
+                let sdk = sdk_config().await;
+                let dlq = SqsDeadLetterQueue::new(aws_sdk_sqs::Client::new(&sdk), dlq_url);
+                return replay::run_outbound(&dispatcher.outbound, &dlq, action, out).await;
+            }
             // The deployed function's settings (RETRY_SCHEDULE, RETENTION_DAYS, ...), read the
             // same way, so a replay from a shell acts as the console's would.
             let settings = ReplaySettings::from_env(&Env::process())
@@ -111,6 +123,11 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             replay::run(&operations, action, out).await
         }
         Command::Listen(args) => listen::run(args).await,
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "hookctl", out);
+            Ok(())
+        }
         Command::Endpoint { command } => {
             let dispatcher =
                 outbound_dispatcher(&cli.outbound, cli.secrets_key.as_deref(), true).await?;

@@ -23,21 +23,25 @@ pub const MAX_GRACE_HOURS: u64 = 30 * 24;
 /// The most events one listing returns.
 pub const MAX_LIST_LIMIT: u32 = 1_000;
 
-/// Operate the webhook system: tenants' provider configuration, event records, and signed
-/// sample deliveries.
+/// Where the stack's settings are listed in `--help`: apart from each command's own options,
+/// since `make dev`'s or the stack's environment usually provides them.
+const DEPLOYMENT: &str = "Deployment settings (usually from the environment)";
+
+/// Operate the webhook system: tenants' provider configuration, event records, signed sample
+/// deliveries, partner endpoints, the event catalog and the portal.
 #[derive(Debug, Parser)]
 #[command(name = "hookctl", version)]
 pub struct Cli {
     /// DynamoDB table holding tenants' provider configuration.
-    #[arg(long, env = "TENANTS_TABLE", global = true, value_name = "TABLE")]
+    #[arg(long, env = "TENANTS_TABLE", global = true, help_heading = DEPLOYMENT, value_name = "TABLE")]
     pub tenants_table: Option<String>,
 
     /// DynamoDB table holding event records.
-    #[arg(long, env = "EVENTS_TABLE", global = true, value_name = "TABLE")]
+    #[arg(long, env = "EVENTS_TABLE", global = true, help_heading = DEPLOYMENT, value_name = "TABLE")]
     pub events_table: Option<String>,
 
     /// The KMS key tenants' secrets are sealed with (the stack's `SecretsKeyId` output).
-    #[arg(long, env = "SECRETS_KEY_ID", global = true, value_name = "KEY")]
+    #[arg(long, env = "SECRETS_KEY_ID", global = true, help_heading = DEPLOYMENT, value_name = "KEY")]
     pub secrets_key: Option<String>,
 
     #[command(flatten)]
@@ -51,29 +55,29 @@ pub struct Cli {
 #[derive(Debug, Args, Clone, Default)]
 pub struct OutboundFlags {
     /// DynamoDB table holding partner endpoints, messages and deliveries.
-    #[arg(long, env = "OUTBOUND_TABLE", global = true, value_name = "TABLE")]
+    #[arg(long, env = "OUTBOUND_TABLE", global = true, help_heading = DEPLOYMENT, value_name = "TABLE")]
     pub outbound_table: Option<String>,
 
     /// The KMS HMAC key that authenticates portal links (the stack's `PortalLinkKeyId`).
-    #[arg(long, env = "PORTAL_LINK_KEY_ID", global = true, value_name = "KEY")]
+    #[arg(long, env = "PORTAL_LINK_KEY_ID", global = true, help_heading = DEPLOYMENT, value_name = "KEY")]
     pub portal_link_key: Option<String>,
 
     /// The deliveries queue (the stack's `DeliveriesQueueUrl` output).
-    #[arg(long, env = "DELIVERIES_QUEUE_URL", global = true, value_name = "URL")]
+    #[arg(long, env = "DELIVERIES_QUEUE_URL", global = true, help_heading = DEPLOYMENT, value_name = "URL")]
     pub deliveries_queue_url: Option<String>,
 
     /// Local development only: accept http and loopback endpoint URLs (a deployed dispatcher
     /// still refuses to connect to them).
-    #[arg(long, env = "HOOKCTL_ALLOW_LOOPBACK", global = true)]
+    #[arg(long, env = "HOOKCTL_ALLOW_LOOPBACK", global = true, help_heading = DEPLOYMENT)]
     pub allow_loopback: bool,
 
     /// Ports below 1024 endpoint URLs may use besides 443, comma-separated: the stack's
     /// `EgressAllowedPorts`, so a URL its dispatcher would refuse is refused here first.
-    #[arg(long, env = "EGRESS_ALLOWED_PORTS", global = true, value_name = "PORTS", value_parser = parse_low_ports, default_value = "")]
+    #[arg(long, env = "EGRESS_ALLOWED_PORTS", global = true, help_heading = DEPLOYMENT, value_name = "PORTS", value_parser = parse_low_ports, default_value = "")]
     pub egress_allowed_ports: shared::outbound::ssrf::LowPorts,
 
     /// How many endpoints a tenant may have: the stack's `MaxEndpointsPerTenant`.
-    #[arg(long, env = "MAX_ENDPOINTS_PER_TENANT", global = true, value_name = "N", default_value_t = shared::outbound::DEFAULT_MAX_ENDPOINTS)]
+    #[arg(long, env = "MAX_ENDPOINTS_PER_TENANT", global = true, help_heading = DEPLOYMENT, value_name = "N", default_value_t = shared::outbound::DEFAULT_MAX_ENDPOINTS)]
     pub max_endpoints: usize,
 }
 
@@ -121,6 +125,11 @@ pub enum Command {
     Portal {
         #[command(subcommand)]
         command: crate::portal::PortalCommand,
+    },
+    /// Print a shell completion script: `source <(hookctl completions bash)`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
 }
 
@@ -230,7 +239,7 @@ pub struct ListArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum EventsCommand {
-    /// A tenant's events in one status, newest first.
+    /// A tenant's newest events, of every status or of one (--status).
     List(EventsListArgs),
     /// One event record. The payload shows as its size and hash unless --payload.
     Show(EventsShowArgs),
@@ -241,9 +250,9 @@ pub struct EventsListArgs {
     /// Tenant id.
     #[arg(value_parser = parse_tenant)]
     pub tenant: TenantId,
-    /// received, enqueued, processing, processed, failed or dead.
+    /// Only this status: received, enqueued, processing, processed, failed or dead.
     #[arg(long, value_parser = parse_status)]
-    pub status: EventStatus,
+    pub status: Option<EventStatus>,
     /// How many events at most.
     #[arg(
         long,
@@ -273,7 +282,8 @@ pub struct EventsShowArgs {
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
     /// The action as JSON, e.g. '{"action":"list","tenant":"acme"}', or @PATH to read a console
-    /// event such as @events/replay/redrive.json.
+    /// event such as @events/replay/redrive.json. Every action the replay function takes,
+    /// outbound ones (deliveries_redrive, resend, recover_failed, outbound_reconcile) included.
     pub action: String,
     /// The events queue, where redrive, replay and reconcile send pointers.
     #[arg(long, env = "EVENTS_QUEUE_URL", value_name = "URL")]
@@ -281,6 +291,9 @@ pub struct ReplayArgs {
     /// The events queue's dead-letter queue, which redrive drains.
     #[arg(long, env = "DEAD_LETTER_QUEUE_URL", value_name = "URL")]
     pub dead_letter_queue_url: Option<String>,
+    /// The deliveries' dead-letter queue, which `deliveries_redrive` drains.
+    #[arg(long, env = "DELIVERIES_DLQ_URL", value_name = "URL")]
+    pub deliveries_dlq_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -424,7 +437,6 @@ mod tests {
             &["tenant", "rotate", "acme", "stripe", "--grace-hours", "-1"],
             &["tenant", "rotate", "acme", "stripe", "--grace-hours", "721"],
             &["tenant", "unsigned", "acme", "stripe", "maybe"],
-            &["events", "list", "acme"],
             &["events", "list", "acme", "--status", "lost"],
             &["events", "list", "acme", "--status", "dead", "--limit", "0"],
             &[
@@ -502,7 +514,7 @@ mod tests {
         else {
             panic!("not events list");
         };
-        assert_eq!(list.status, EventStatus::Dead);
+        assert_eq!(list.status, Some(EventStatus::Dead));
         assert_eq!(list.limit, 5);
 
         let cli =
@@ -554,5 +566,29 @@ mod tests {
         ])
         .expect("parses");
         assert!(!format!("{cli:?}").contains("do_not_print"));
+    }
+
+    #[tokio::test]
+    async fn completions_are_printed_for_each_shell() {
+        for (shell, marker) in [
+            ("bash", "_hookctl()"),
+            ("zsh", "#compdef hookctl"),
+            ("fish", "complete -c hookctl"),
+        ] {
+            let cli = parse(&["completions", shell]).expect("parses");
+            let mut out = Vec::new();
+            crate::run(cli, &mut out).await.expect("printed");
+            let script = String::from_utf8(out).expect("utf-8");
+            assert!(
+                script.contains(marker),
+                "{shell}: {}",
+                &script[..script.len().min(200)]
+            );
+            assert!(
+                script.contains("event-type"),
+                "{shell} knows the subcommands"
+            );
+        }
+        assert!(parse(&["completions", "tcsh"]).is_err());
     }
 }

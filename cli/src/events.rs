@@ -5,7 +5,7 @@ use std::io::Write;
 
 use shared::{
     ports::{EventHistory, EventStore, EventSummary},
-    record::{EventKey, EventRecord, payload_hash},
+    record::{EventKey, EventRecord, EventStatus, payload_hash},
 };
 
 use crate::{
@@ -35,12 +35,34 @@ pub async fn list(
         status,
         limit,
     } = args;
-    let events = listing
-        .page_by_status(&tenant, status, limit, None)
-        .await?
-        .events;
+    let events = match status {
+        Some(status) => {
+            listing
+                .page_by_status(&tenant, status, limit, None)
+                .await?
+                .events
+        }
+        // Every status: the newest of each, merged, newest first.
+        None => {
+            let mut all = Vec::new();
+            for status in EventStatus::ALL {
+                all.extend(
+                    listing
+                        .page_by_status(&tenant, status, limit, None)
+                        .await?
+                        .events,
+                );
+            }
+            all.sort_by(|a, b| b.received_at.cmp(&a.received_at));
+            all.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+            all
+        }
+    };
     if events.is_empty() {
-        writeln!(out, "No {status} events for tenant {tenant}.")?;
+        match status {
+            Some(status) => writeln!(out, "No {status} events for tenant {tenant}.")?,
+            None => writeln!(out, "No events for tenant {tenant}.")?,
+        }
         return Ok(());
     }
     let rows: Vec<[String; 8]> = events.iter().map(summary_row).collect();
@@ -242,7 +264,7 @@ mod tests {
             &store,
             EventsCommand::List(EventsListArgs {
                 tenant: tenant("acme"),
-                status: EventStatus::Dead,
+                status: Some(EventStatus::Dead),
                 limit: 10,
             }),
         )
@@ -257,6 +279,25 @@ mod tests {
         assert!(!printed.contains('\u{1b}'));
         assert!(lines[2].contains("evt_dead_1") && lines[2].starts_with("2023-11-14T22:13:20Z"));
         assert!(!printed.contains("evt_ok") && !printed.contains("evt_dead_b"));
+
+        // Without --status: the newest of every status, newest first.
+        let every = run_to_string(
+            &store,
+            EventsCommand::List(EventsListArgs {
+                tenant: tenant("acme"),
+                status: None,
+                limit: 2,
+            }),
+        )
+        .await
+        .expect("listed");
+        let lines: Vec<&str> = every.lines().collect();
+        assert!(lines[1].contains("evt_dead_2"), "{every}");
+        assert!(
+            lines[2].contains("evt_ok") && lines[2].contains("processed"),
+            "{every}"
+        );
+        assert!(!every.contains("evt_dead_b"));
     }
 
     #[tokio::test]
@@ -273,11 +314,11 @@ mod tests {
                 limit,
             })
         };
-        let printed = run_to_string(&store, args(EventStatus::Dead, 10))
+        let printed = run_to_string(&store, args(Some(EventStatus::Dead), 10))
             .await
             .expect("listed");
         assert_eq!(printed, "No dead events for tenant acme.\n");
-        let printed = run_to_string(&store, args(EventStatus::Failed, 1))
+        let printed = run_to_string(&store, args(Some(EventStatus::Failed), 1))
             .await
             .expect("listed");
         assert!(printed.contains("evt_2") && !printed.contains("evt_1"));

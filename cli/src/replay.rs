@@ -8,6 +8,10 @@ use serde_json::Value;
 use shared::{
     clock::Clock,
     operations::Operations,
+    outbound::{
+        Outbound,
+        ports::{DeliveryQueue, OutboundStore},
+    },
     ports::{DeadLetterQueue, EventQueue, OperationsStore, TenantNames},
 };
 
@@ -44,6 +48,32 @@ where
         .run_json(action)
         .await
         .map_err(|e| CliError::Replay(e.to_string()))?;
+    print_summary(&summary, out)
+}
+
+/// Run an outbound action (`deliveries_redrive`, `resend`, `recover_failed`,
+/// `outbound_reconcile`) as the replay function does, and print its summary as JSON.
+pub async fn run_outbound<S, Q, C>(
+    outbound: &Outbound<S, Q, C>,
+    dead_letters: &impl DeadLetterQueue,
+    action: Value,
+    out: &mut dyn Write,
+) -> Result<(), CliError>
+where
+    S: OutboundStore,
+    Q: DeliveryQueue,
+    C: Clock,
+{
+    let summary = outbound
+        .run_json(action, dead_letters)
+        .await
+        .map_err(|e| CliError::Replay(e.to_string()))?;
+    print_summary(&summary, out)
+}
+
+/// The summary as pretty JSON; one that reports an error is an error (non-zero exit), printed
+/// all the same.
+fn print_summary(summary: &Value, out: &mut dyn Write) -> Result<(), CliError> {
     let text =
         serde_json::to_string_pretty(&summary).map_err(|e| CliError::Replay(e.to_string()))?;
     writeln!(out, "{text}")?;
@@ -129,6 +159,72 @@ mod tests {
         assert!(err.to_string().contains("no/such/file.json"), "{err}");
     }
 
+    #[tokio::test]
+    async fn outbound_actions_run_as_the_replay_function_runs_them_dry_run_first() {
+        use shared::{
+            memory::{MemoryDeliveryQueue, MemoryOutboundStore},
+            outbound::{
+                OutboundSettings, actions::OutboundAction, admin::EndpointChange,
+                publish::PublishRequest, ssrf::StaticResolver,
+            },
+        };
+        let outbound = Outbound::new(
+            MemoryOutboundStore::new(),
+            std::sync::Arc::new(MemoryDeliveryQueue::new()),
+            ManualClock::at_unix(1_700_000_000),
+            OutboundSettings::default(),
+        )
+        .with_resolver(std::sync::Arc::new(
+            StaticResolver::default()
+                .with("partner.example", &["93.184.216.34".parse().expect("ip")]),
+        ));
+        let acme = TenantId::parse("acme").expect("tenant");
+        outbound
+            .add_endpoint(
+                &acme,
+                EndpointChange {
+                    url: Some("https://partner.example/hooks".into()),
+                    ..EndpointChange::default()
+                },
+                None,
+            )
+            .await
+            .expect("endpoint");
+        outbound
+            .publish(PublishRequest {
+                tenant: &acme,
+                event_type: "invoice.paid",
+                payload: b"{}",
+                idempotency_key: Some("order-1"),
+            })
+            .await
+            .expect("published");
+        let sent = outbound.queue.sent().len();
+        let dlq = MemoryDeadLetterQueue::new();
+        let action =
+            json!({"action": "resend", "tenant": "acme", "message_id": "order-1", "dry_run": true});
+        assert!(OutboundAction::is_outbound(&action));
+
+        let mut out = Vec::new();
+        run_outbound(&outbound, &dlq, action, &mut out)
+            .await
+            .expect("runs");
+
+        let summary: Value = serde_json::from_slice(&out).expect("json out");
+        assert_eq!(summary["dry_run"], true, "{summary}");
+        assert_eq!(outbound.queue.sent().len(), sent, "a dry run sends nothing");
+        let mut out = Vec::new();
+        let refused = run_outbound(
+            &outbound,
+            &dlq,
+            json!({"action": "resend", "tenant": "Not A Tenant", "message_id": "x"}),
+            &mut out,
+        )
+        .await;
+        assert!(refused.is_err());
+        assert!(String::from_utf8_lossy(&out).contains("error"));
+    }
+
     #[test]
     fn every_console_event_reads_as_an_action() {
         for name in [
@@ -138,6 +234,10 @@ mod tests {
             "list",
             "health",
             "discard",
+            "deliveries_redrive",
+            "resend",
+            "recover_failed",
+            "outbound_reconcile",
         ] {
             let path = format!(
                 "{}/../events/replay/{name}.json",
