@@ -53,7 +53,7 @@ pub async fn list(
                         .events,
                 );
             }
-            all.sort_by(|a, b| b.received_at.cmp(&a.received_at));
+            all.sort_by_key(|e| std::cmp::Reverse(e.received_at));
             all.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
             all
         }
