@@ -439,6 +439,40 @@ async fn a_partner_manages_endpoints_in_a_real_browser_and_sees_only_their_tenan
     assert!(browser.text("#node").await.contains("tested"));
     browser.screenshot("09-verify").await;
 
+    // AND finds a published message in the log, delivered, with its attempt
+    portal
+        .dispatcher
+        .outbound
+        .publish(shared::outbound::publish::PublishRequest {
+            tenant: &acme,
+            event_type: "invoice.paid",
+            payload: br#"{"id":"inv_2","amount":100}"#,
+            idempotency_key: Some("order-browser-1"),
+        })
+        .await
+        .expect("published");
+    let mapping = local_stack::event_source::EventSourceMapping {
+        sqs: stack.sqs.clone(),
+        queue_url: stack.resources.deliveries_queue_url().to_owned(),
+        batch_size: 10,
+        batching_window: Duration::from_secs(0),
+    };
+    let poll = mapping
+        .poll_once(&portal.dispatcher, "dispatch-1")
+        .await
+        .expect("poll");
+    assert_eq!(poll.received, 1);
+    browser.open(&format!("{site}/portal/messages")).await;
+    let listed = browser.text("#messages").await;
+    assert!(
+        listed.contains("order-browser-1") && listed.contains("delivered"),
+        "{listed}"
+    );
+    browser.click("#messages a").await;
+    assert!(browser.text("#deliveries").await.contains("delivered"));
+    assert!(browser.text("#attempts").await.contains("200"));
+    browser.screenshot("10-message").await;
+
     // THEN a refused URL is explained and nothing is added
     browser.open(&format!("{site}/portal/endpoints")).await;
     browser

@@ -7,6 +7,7 @@
 mod catalog_pages;
 mod chart;
 pub mod inbound;
+mod message_pages;
 mod operator_pages;
 mod pages;
 mod verify_page;
@@ -256,6 +257,8 @@ where
             [] => Answer::Redirect("/portal/endpoints".into()),
             ["endpoints"] => self.endpoints(&session, notice, None).await,
             ["endpoints", id] => self.endpoint(&session, id, notice, None).await,
+            ["messages"] => self.messages(&session, request).await,
+            ["messages", id] => self.message(&session, id, request).await,
             ["event-types"] => self.event_types(&session).await,
             ["event-types", name] => self.event_type(&session, name, None).await,
             ["verify"] => page(StatusCode::OK, verify_page::page(&session)),
@@ -528,6 +531,53 @@ where
         page(
             status,
             pages::endpoint(session, &endpoint, &attempts, &types, now, notice, extra),
+        )
+    }
+
+    /// The message log, filtered as the query asks; `?id=` goes to that message.
+    async fn messages(&self, session: &Session, request: &Request) -> Answer {
+        let mut asked = query(request);
+        if let Some(id) = asked.remove("id") {
+            return Answer::Redirect(format!("/portal/messages/{}", encode(id.trim())));
+        }
+        let outbound = &self.dispatcher.outbound;
+        let query = message_pages::Query::parse(asked, outbound.clock.now());
+        let endpoints = match outbound.store.endpoints(&session.tenant).await {
+            Ok(endpoints) => endpoints,
+            Err(e) => return unavailable(&e.to_string()),
+        };
+        // Another tenant's endpoint id lists nothing: the log reads the session's tenant only.
+        match outbound
+            .message_log(&session.tenant, &query.filter, message_pages::SHOWN)
+            .await
+        {
+            Ok(listed) => page(
+                StatusCode::OK,
+                message_pages::messages(session, &query, &endpoints, &listed),
+            ),
+            Err(e) => unavailable(&e.to_string()),
+        }
+    }
+
+    /// One message: payload on request, deliveries, attempts.
+    async fn message(&self, session: &Session, id: &str, request: &Request) -> Answer {
+        let Ok(id) = MessageId::parse(&decode_segment(id)) else {
+            return error_page(StatusCode::NOT_FOUND, "There is no such message.");
+        };
+        let outbound = &self.dispatcher.outbound;
+        let detail = match outbound.message_detail(&session.tenant, &id).await {
+            Ok(Some(detail)) => detail,
+            Ok(None) => return error_page(StatusCode::NOT_FOUND, "There is no such message."),
+            Err(e) => return unavailable(&e.to_string()),
+        };
+        let endpoints = match outbound.store.endpoints(&session.tenant).await {
+            Ok(endpoints) => endpoints,
+            Err(e) => return unavailable(&e.to_string()),
+        };
+        let show = query(request).get("payload").is_some_and(|p| p == "show");
+        page(
+            StatusCode::OK,
+            message_pages::message(session, &id, &detail, &endpoints, show),
         )
     }
 

@@ -111,6 +111,7 @@ pub(crate) fn layout(title: &str, session: Option<&Session>, content: Markup) ->
                         span.tenant { (session.tenant.as_str()) }
                         nav {
                             a href="/portal/endpoints" { "Endpoints" } " "
+                            a href="/portal/messages" { "Messages" } " "
                             a href="/portal/event-types" { "Event types" } " "
                             a href="/portal/verify" { "Verify" } " "
                             @if session.operator {

@@ -639,6 +639,124 @@ async fn recovering_failed_deliveries_previews_first_then_sends_them_again() {
 }
 
 #[tokio::test]
+async fn the_message_log_lists_and_finds_messages_and_one_shows_its_deliveries_and_attempts() {
+    use shared::outbound::{
+        delivery::{Delivery, DeliveryStatus},
+        ports::DeliveryLog,
+        publish::PublishRequest,
+    };
+    // GIVEN two messages of acme's, one delivered and one failing, and one of globex's
+    let p = portal();
+    let acme = signed_in(&p, "acme", false).await;
+    let ours = add(&p, "acme", "https://partner.example/acme").await;
+    let theirs = add(&p, "globex", "https://partner.example/globex").await;
+    let outbound = &p.dispatcher.outbound;
+    for (tenant_name, endpoint, id, event_type, status, attempts) in [
+        (
+            "acme",
+            &ours.id,
+            "order-1",
+            "invoice.paid",
+            DeliveryStatus::Delivered,
+            1,
+        ),
+        (
+            "acme",
+            &ours.id,
+            "order-2",
+            "invoice.voided",
+            DeliveryStatus::Pending,
+            3,
+        ),
+        (
+            "globex",
+            &theirs.id,
+            "secret-order",
+            "invoice.paid",
+            DeliveryStatus::Delivered,
+            1,
+        ),
+    ] {
+        outbound
+            .publish(PublishRequest {
+                tenant: &tenant(tenant_name),
+                event_type,
+                payload: br#"{"customer_email":"jo@example.com"}"#,
+                idempotency_key: Some(id),
+            })
+            .await
+            .expect("published");
+        let message = outbound
+            .store
+            .message(&tenant(tenant_name), &MessageId::parse(id).expect("id"))
+            .await
+            .expect("read")
+            .expect("message");
+        let delivery = Delivery {
+            status,
+            attempts,
+            ..Delivery::new(&message, endpoint, false, outbound.clock.now())
+        };
+        outbound
+            .store
+            .put_delivery_if_absent(&delivery)
+            .await
+            .expect("delivery");
+    }
+
+    // THEN the log lists acme's messages only, and filters by state
+    let log = text(&p.handle(get("/portal/messages", Some(&acme.id))).await);
+    assert!(log.contains("order-1") && log.contains("order-2"), "{log}");
+    assert!(!log.contains("secret-order"));
+    let failing = text(
+        &p.handle(get("/portal/messages?state=failing", Some(&acme.id)))
+            .await,
+    );
+    assert!(
+        failing.contains("order-2") && !failing.contains("order-1"),
+        "{failing}"
+    );
+    let typed = text(
+        &p.handle(get("/portal/messages?type=invoice.paid", Some(&acme.id)))
+            .await,
+    );
+    assert!(typed.contains("order-1") && !typed.contains("order-2"));
+
+    // AND a search by id goes to the message, whose payload shows only when asked
+    let found = p
+        .handle(get("/portal/messages?id=order-2", Some(&acme.id)))
+        .await;
+    assert_eq!(
+        found.headers()[header::LOCATION],
+        "/portal/messages/order-2"
+    );
+    let page = text(
+        &p.handle(get("/portal/messages/order-2", Some(&acme.id)))
+            .await,
+    );
+    assert!(page.contains("partner.example/acme"), "{page}");
+    assert!(page.contains("Resend"));
+    assert!(!page.contains("jo@example.com"), "no payload unless asked");
+    let with_payload = text(
+        &p.handle(get("/portal/messages/order-2?payload=show", Some(&acme.id)))
+            .await,
+    );
+    assert!(with_payload.contains("jo@example.com"));
+
+    // AND another tenant's message is no message; a read-only session gets no Resend
+    let hidden = p
+        .handle(get("/portal/messages/secret-order", Some(&acme.id)))
+        .await;
+    assert_eq!(hidden.status(), StatusCode::NOT_FOUND);
+    let viewer = signed_in(&p, "acme", true).await;
+    let read_only = text(
+        &p.handle(get("/portal/messages/order-2", Some(&viewer.id)))
+            .await,
+    );
+    assert!(!read_only.contains("Resend"));
+}
+
+#[tokio::test]
 async fn the_verify_page_shows_the_snippets_that_the_tests_run() {
     let p = portal();
     let session = signed_in(&p, "acme", true).await;

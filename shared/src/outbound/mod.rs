@@ -11,6 +11,7 @@
 //! - [`relay`]: inbound events published to partners, from the processor.
 //! - [`admin`]: adding and changing endpoints; [`actions`]: recovery as console events.
 //! - [`catalog`]: the tenant's event types, with the JSON Schema a publish is checked against.
+//! - [`message_log`]: the tenant's messages and how their deliveries stand, for the portal.
 //! - [`rate`]: an endpoint's rate limit as reserved slots.
 //! - [`lanes`]: slow endpoints' deliveries on a lane of their own.
 //! - [`endpoint`], [`filter`], [`delivery`], [`ids`]: the records; [`ports`]: their storage.
@@ -24,6 +25,7 @@ pub mod endpoint;
 pub mod filter;
 pub mod ids;
 pub mod lanes;
+pub mod message_log;
 pub mod policies;
 pub mod ports;
 pub mod publish;
