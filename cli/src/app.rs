@@ -25,13 +25,16 @@ use crate::{
     args::{Cli, Command},
     endpoints,
     error::CliError,
-    event_types, events, listen, portal, replay,
+    event_types, events, listen,
+    output::Out,
+    portal, replay,
     secrets::{self, OsEntropy},
     send, tenants,
 };
 
 /// Run the parsed command line, writing its report to `out`.
 pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
+    let out = &mut Out::new(out, cli.output);
     let now = SystemTime::now();
     let entropy = OsEntropy;
     match cli.command {

@@ -47,6 +47,16 @@ pub struct Cli {
     #[command(flatten)]
     pub outbound: OutboundFlags,
 
+    /// text for people; json prints one JSON document (fields listed in the README).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t,
+        env = "HOOKCTL_OUTPUT"
+    )]
+    pub output: crate::output::Format,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -31,7 +31,8 @@ use shared::{
 use crate::{
     args::{parse_secret, parse_tenant},
     error::CliError,
-    output::{sanitize, table, timestamp},
+    output::{Out, sanitize, table, timestamp},
+    views,
 };
 
 /// The most rows one listing prints.
@@ -265,7 +266,7 @@ impl From<AdminError> for CliError {
 pub async fn endpoint<S, Q, R, T, C, J>(
     dispatcher: &Dispatcher<S, Q, R, T, C, J>,
     command: EndpointCommand,
-    out: &mut dyn Write,
+    out: &mut Out<'_>,
 ) -> Result<(), CliError>
 where
     S: OutboundStore,
@@ -285,6 +286,10 @@ where
                     args.secret,
                 )
                 .await?;
+            if out.json() {
+                let now = outbound.clock.now();
+                return out.document(&views::endpoint_with_secrets(&endpoint, now, false));
+            }
             describe(&endpoint, out)?;
             print_secrets(&endpoint, out)?;
             writeln!(
@@ -295,6 +300,10 @@ where
         EndpointCommand::List(args) => {
             let endpoints = outbound.store.endpoints(&args.tenant).await?;
             let now = outbound.clock.now();
+            if out.json() {
+                let listed: Vec<_> = endpoints.iter().map(|e| views::endpoint(e, now)).collect();
+                return out.document(&serde_json::json!({ "endpoints": listed }));
+            }
             let rows: Vec<[String; 5]> = endpoints
                 .iter()
                 .map(|e| {
@@ -324,6 +333,10 @@ where
                 outbound.store.endpoint(&tenant, &endpoint).await?
             };
             let found = found.ok_or(AdminError::UnknownEndpoint(endpoint))?;
+            if out.json() && args.reveal {
+                let now = outbound.clock.now();
+                return out.document(&views::endpoint_with_secrets(&found, now, true));
+            }
             describe(&found, out)?;
             if args.reveal {
                 print_secrets(&found, out)?;
@@ -350,10 +363,17 @@ where
             let rotated = outbound
                 .rotate_secret(&tenant, &endpoint, args.secret)
                 .await?;
+            if out.json() {
+                let now = outbound.clock.now();
+                return out.document(&views::endpoint_with_secrets(&rotated, now, false));
+            }
             print_secrets(&rotated, out)?;
         }
         EndpointCommand::Delete(EndpointRef { tenant, endpoint }) => {
             outbound.delete_endpoint(&tenant, &endpoint).await?;
+            if out.json() {
+                return out.document(&serde_json::json!({ "deleted": endpoint.as_str() }));
+            }
             writeln!(out, "deleted {endpoint}")?;
         }
         EndpointCommand::Test(args) => {
@@ -369,7 +389,11 @@ where
                 .test_endpoint(&tenant, &endpoint, event_type.as_ref(), payload.as_deref())
                 .await?
                 .ok_or(AdminError::UnknownEndpoint(endpoint))?;
-            print_attempt(&attempt, out)?;
+            if out.json() {
+                out.document(&views::attempt(&attempt))?;
+            } else {
+                print_attempt(&attempt, out)?;
+            }
             if !attempt.succeeded() {
                 return Err(CliError::Outbound("the endpoint did not answer 2xx".into()));
             }
@@ -404,6 +428,15 @@ where
                 .put_tenant_policy(&args.tenant, &policy)
                 .await?;
             let (schedule, disable_after) = outbound.settings.for_tenant(Some(&policy));
+            if out.json() {
+                return out.document(&serde_json::json!({
+                    "tenant": args.tenant.as_str(),
+                    "schedule": schedule.to_string(),
+                    "disable_after_secs": disable_after.as_secs(),
+                    "relay_inbound": policy.relay_inbound,
+                    "registered_types_only": policy.registered_types_only,
+                }));
+            }
             writeln!(
                 out,
                 "{}: schedule {schedule} s, disabled after {} h failing, inbound events {}, {} event types",
@@ -429,7 +462,7 @@ where
 pub async fn publish<S, Q, C>(
     outbound: &Outbound<S, Q, C>,
     args: PublishArgs,
-    out: &mut dyn Write,
+    out: &mut Out<'_>,
 ) -> Result<(), CliError>
 where
     S: OutboundStore,
@@ -450,6 +483,13 @@ where
         })
         .await
         .map_err(|e| CliError::Outbound(e.to_string()))?;
+    if out.json() {
+        return out.document(&serde_json::json!({
+            "message_id": published.message_id.as_str(),
+            "duplicate": published.duplicate,
+            "deliveries": published.deliveries,
+        }));
+    }
     writeln!(
         out,
         "message {}{}: {} deliveries",
@@ -468,7 +508,7 @@ where
 pub async fn deliveries<S, Q, C>(
     outbound: &Outbound<S, Q, C>,
     command: DeliveriesCommand,
-    out: &mut dyn Write,
+    out: &mut Out<'_>,
 ) -> Result<(), CliError>
 where
     S: OutboundStore,
@@ -504,7 +544,7 @@ where
 async fn list<S, Q, C>(
     outbound: &Outbound<S, Q, C>,
     args: DeliveriesListArgs,
-    out: &mut dyn Write,
+    out: &mut Out<'_>,
 ) -> Result<(), CliError>
 where
     S: OutboundStore,
@@ -527,6 +567,10 @@ where
             }
             (None, None) => return Err(CliError::Outbound("name --endpoint or --message".into())),
         };
+        if out.json() {
+            let attempts: Vec<_> = page.items.iter().map(views::attempt).collect();
+            return out.document(&serde_json::json!({ "attempts": attempts, "next": page.next }));
+        }
         let rows: Vec<[String; 7]> = page.items.iter().map(attempt_row).collect();
         table(
             out,
@@ -550,6 +594,10 @@ where
         ),
         (None, None) => return Err(CliError::Outbound("name --endpoint or --message".into())),
     };
+    if out.json() {
+        let deliveries: Vec<_> = items.iter().map(views::delivery).collect();
+        return out.document(&serde_json::json!({ "deliveries": deliveries, "next": next }));
+    }
     let rows: Vec<[String; 7]> = items.iter().map(delivery_row).collect();
     table(
         out,
@@ -616,7 +664,11 @@ fn state(e: &Endpoint, now: SystemTime) -> String {
     }
 }
 
-fn describe(e: &Endpoint, out: &mut dyn Write) -> Result<(), CliError> {
+/// The endpoint's fields; with `--output json`, its JSON view.
+fn describe(e: &Endpoint, out: &mut Out<'_>) -> Result<(), CliError> {
+    if out.json() {
+        return out.document(&views::endpoint(e, SystemTime::now()));
+    }
     writeln!(out, "endpoint     {}", e.id)?;
     writeln!(out, "tenant       {}", e.tenant)?;
     writeln!(out, "url          {}", sanitize(&e.url.as_str()))?;
@@ -728,8 +780,61 @@ mod tests {
 
     async fn run(d: &TestDispatcher, command: EndpointCommand) -> Result<String, CliError> {
         let mut out = Vec::new();
-        endpoint(d, command, &mut out).await?;
+        endpoint(d, command, &mut Out::text(&mut out)).await?;
         Ok(String::from_utf8(out).expect("utf-8"))
+    }
+
+    async fn run_json(d: &TestDispatcher, command: EndpointCommand) -> serde_json::Value {
+        let mut out = Vec::new();
+        endpoint(
+            d,
+            command,
+            &mut Out::new(&mut out, crate::output::Format::Json),
+        )
+        .await
+        .expect("ran");
+        serde_json::from_slice(&out).expect("one JSON document")
+    }
+
+    #[tokio::test]
+    async fn json_output_gives_scripts_the_endpoint_its_secret_once_and_the_listing() {
+        let d = dispatcher();
+        let added = run_json(
+            &d,
+            EndpointCommand::Add(EndpointAddArgs {
+                tenant: acme(),
+                url: "https://partner.example/hooks".into(),
+                change: ChangeArgs {
+                    headers: vec!["X-Api-Key: sk_partner_value".into()],
+                    ..ChangeArgs::default()
+                },
+                secret: None,
+            }),
+        )
+        .await;
+        let id = added["id"].as_str().expect("id").to_owned();
+        assert!(
+            added["secret"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("whsec_"))
+        );
+        assert_eq!(added["headers"], serde_json::json!(["x-api-key"]));
+        assert!(added.get("header_values").is_none(), "{added}");
+        let listed = run_json(&d, EndpointCommand::List(TenantArg { tenant: acme() })).await;
+        assert_eq!(listed["endpoints"][0]["id"], id.as_str());
+        assert!(listed["endpoints"][0].get("secret").is_none(), "{listed}");
+        let show = |reveal| {
+            EndpointCommand::Show(EndpointShowArgs {
+                endpoint: EndpointRef {
+                    tenant: acme(),
+                    endpoint: EndpointId::parse(&id).expect("id"),
+                },
+                reveal,
+            })
+        };
+        assert!(run_json(&d, show(false)).await.get("secret").is_none());
+        let revealed = run_json(&d, show(true)).await;
+        assert_eq!(revealed["header_values"]["x-api-key"], "sk_partner_value");
     }
 
     #[tokio::test]

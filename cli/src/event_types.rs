@@ -21,7 +21,7 @@ use crate::{
     CliError,
     args::parse_tenant,
     endpoints::{TenantArg, read_json},
-    output::{sanitize, sanitize_keeping, table, timestamp},
+    output::{Out, sanitize, sanitize_keeping, table, timestamp},
 };
 
 #[derive(Debug, Subcommand)]
@@ -82,7 +82,7 @@ impl From<CatalogError> for CliError {
 pub async fn event_type<S, Q, C>(
     outbound: &Outbound<S, Q, C>,
     command: EventTypeCommand,
-    out: &mut dyn Write,
+    out: &mut Out<'_>,
 ) -> Result<(), CliError>
 where
     S: OutboundStore,
@@ -115,9 +115,12 @@ where
             describe(&updated, out)?;
         }
         EventTypeCommand::List(TenantArg { tenant }) => {
-            let rows: Vec<[String; 4]> = outbound
-                .event_types(&tenant)
-                .await?
+            let types = outbound.event_types(&tenant).await?;
+            if out.json() {
+                let listed: Vec<_> = types.iter().map(EventTypeDefinition::to_json).collect();
+                return out.document(&serde_json::json!({ "event_types": listed }));
+            }
+            let rows: Vec<[String; 4]> = types
                 .iter()
                 .map(|t| {
                     [
@@ -132,6 +135,9 @@ where
         }
         EventTypeCommand::Show(TypeRef { tenant, name }) => {
             let found = outbound.event_type(&tenant, &parse_type(&name)?).await?;
+            if out.json() {
+                return out.document(&found.to_json());
+            }
             describe(&found, out)?;
             if let Some(schema) = &found.schema {
                 writeln!(out, "schema\n{}", pretty(schema.document()))?;
@@ -170,7 +176,11 @@ fn change(args: &EventTypeArgs) -> Result<EventTypeChange, CliError> {
     })
 }
 
-fn describe(t: &EventTypeDefinition, out: &mut dyn Write) -> Result<(), CliError> {
+/// The type's fields; with `--output json`, the API's JSON form of it.
+fn describe(t: &EventTypeDefinition, out: &mut Out<'_>) -> Result<(), CliError> {
+    if out.json() {
+        return out.document(&t.to_json());
+    }
     writeln!(out, "event type   {}", t.name)?;
     if !t.description.is_empty() {
         writeln!(out, "description  {}", sanitize(&t.description))?;
@@ -225,7 +235,7 @@ mod tests {
 
     async fn run(o: &TestOutbound, command: EventTypeCommand) -> Result<String, CliError> {
         let mut out = Vec::new();
-        event_type(o, command, &mut out).await?;
+        event_type(o, command, &mut Out::text(&mut out)).await?;
         Ok(String::from_utf8(out).expect("utf-8"))
     }
 
@@ -314,6 +324,19 @@ mod tests {
             shown.contains("example 1\n{\n  \"id\": \"inv_1\"\n}"),
             "{shown}"
         );
+        let mut json = Vec::new();
+        event_type(
+            &o,
+            EventTypeCommand::List(TenantArg {
+                tenant: TenantId::parse("acme").expect("tenant"),
+            }),
+            &mut Out::new(&mut json, crate::output::Format::Json),
+        )
+        .await
+        .expect("listed");
+        let listed: Value = serde_json::from_slice(&json).expect("one JSON document");
+        assert_eq!(listed["event_types"][0]["name"], "invoice.paid");
+        assert_eq!(listed["event_types"][0]["deprecated"], true);
         let missing = run(&o, EventTypeCommand::Show(args("invoice.void").event_type)).await;
         assert!(matches!(missing, Err(CliError::Outbound(m)) if m.contains("not registered")));
         std::fs::remove_dir_all(dir).ok();

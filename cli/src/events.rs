@@ -11,11 +11,12 @@ use shared::{
 use crate::{
     args::{EventsCommand, EventsListArgs, EventsShowArgs},
     error::CliError,
-    output::{sanitize, sanitize_keeping, table, timestamp},
+    output::{Out, sanitize, sanitize_keeping, table, timestamp},
+    views,
 };
 
 /// Run one `events` subcommand against a store that can both list and read.
-pub async fn run<S>(store: &S, command: EventsCommand, out: &mut dyn Write) -> Result<(), CliError>
+pub async fn run<S>(store: &S, command: EventsCommand, out: &mut Out<'_>) -> Result<(), CliError>
 where
     S: EventStore + EventHistory,
 {
@@ -28,7 +29,7 @@ where
 pub async fn list(
     listing: &dyn EventHistory,
     args: EventsListArgs,
-    out: &mut dyn Write,
+    out: &mut Out<'_>,
 ) -> Result<(), CliError> {
     let EventsListArgs {
         tenant,
@@ -58,6 +59,10 @@ pub async fn list(
             all
         }
     };
+    if out.json() {
+        let events: Vec<_> = events.iter().map(views::event_summary).collect();
+        return out.document(&serde_json::json!({ "events": events }));
+    }
     if events.is_empty() {
         match status {
             Some(status) => writeln!(out, "No {status} events for tenant {tenant}.")?,
@@ -102,7 +107,7 @@ fn summary_row(e: &EventSummary) -> [String; 8] {
 pub async fn show(
     store: &dyn EventStore,
     args: EventsShowArgs,
-    out: &mut dyn Write,
+    out: &mut Out<'_>,
 ) -> Result<(), CliError> {
     let EventsShowArgs {
         tenant,
@@ -127,6 +132,9 @@ pub async fn show(
             event_id,
         });
     };
+    if out.json() {
+        return out.document(&views::event_record(&record, payload));
+    }
     write_record(out, &record, payload)?;
     Ok(())
 }
@@ -242,7 +250,7 @@ mod tests {
         command: EventsCommand,
     ) -> Result<String, CliError> {
         let mut out = Vec::new();
-        run(store, command, &mut out).await?;
+        run(store, command, &mut Out::text(&mut out)).await?;
         Ok(String::from_utf8(out).expect("utf-8"))
     }
 
@@ -323,6 +331,40 @@ mod tests {
             .expect("listed");
         assert!(printed.contains("evt_2") && !printed.contains("evt_1"));
         assert!(printed.contains("raise --limit"), "{printed}");
+    }
+
+    #[tokio::test]
+    async fn json_output_lists_and_shows_with_stable_fields_and_no_payload_unless_asked() {
+        let r = record("acme", "evt_1", 1_700_000_000, EventStatus::Dead);
+        let store = store_with(std::slice::from_ref(&r)).await;
+        let json = |command| {
+            let store = &store;
+            async move {
+                let mut out = Vec::new();
+                run(
+                    store,
+                    command,
+                    &mut Out::new(&mut out, crate::output::Format::Json),
+                )
+                .await
+                .expect("ran");
+                serde_json::from_slice::<serde_json::Value>(&out).expect("one JSON document")
+            }
+        };
+        let listed = json(EventsCommand::List(EventsListArgs {
+            tenant: tenant("acme"),
+            status: None,
+            limit: 10,
+        }))
+        .await;
+        assert_eq!(listed["events"][0]["event_id"], "evt_1");
+        assert_eq!(listed["events"][0]["status"], "dead");
+        assert_eq!(listed["events"][0]["received_at"], "2023-11-14T22:13:20Z");
+        let shown = json(show_args("evt_1", false)).await;
+        assert_eq!(shown["payload_intact"], true);
+        assert_eq!(shown["payload"], serde_json::Value::Null);
+        let with_payload = json(show_args("evt_1", true)).await;
+        assert!(with_payload["payload"].is_string());
     }
 
     fn show_args(id: &str, payload: bool) -> EventsCommand {

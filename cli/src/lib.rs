@@ -14,7 +14,8 @@
 //! - [`event_types`]: `event-type ...`, the tenant's event catalog.
 //! - [`listen`]: `listen`, a local receiver that verifies outbound deliveries.
 //! - [`secrets`]: generated secrets, route tokens and ids.
-//! - [`output`]: tables, times, terminal-safe text.
+//! - [`output`]: tables, times, terminal-safe text, and `--output json`; [`views`]: the JSON
+//!   documents.
 
 pub mod app;
 pub mod args;
@@ -29,6 +30,7 @@ pub mod replay;
 pub mod secrets;
 pub mod send;
 pub mod tenants;
+pub mod views;
 
 pub use app::run;
 pub use error::CliError;

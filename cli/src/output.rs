@@ -1,9 +1,68 @@
-//! Text output: aligned tables, times, and cells made safe for a terminal.
+//! Output: for people (aligned tables, times, cells made safe for a terminal) or, with
+//! `--output json`, one JSON document per command for scripts.
 
 use std::{io::Write, time::SystemTime};
 
+use serde::Serialize;
 use shared::verify::Scheme;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+
+use crate::CliError;
+
+/// How a command prints.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Tables and aligned fields, for people.
+    #[default]
+    Text,
+    /// One JSON document, with the field names documented in the README, for scripts.
+    Json,
+}
+
+/// Where a command prints, and how.
+pub struct Out<'a> {
+    writer: &'a mut dyn Write,
+    pub format: Format,
+}
+
+impl<'a> Out<'a> {
+    pub fn new(writer: &'a mut dyn Write, format: Format) -> Self {
+        Self { writer, format }
+    }
+
+    /// Text output, as the tests of the text forms use.
+    pub fn text(writer: &'a mut dyn Write) -> Self {
+        Self::new(writer, Format::Text)
+    }
+
+    pub fn json(&self) -> bool {
+        self.format == Format::Json
+    }
+
+    /// Print `value` as the command's one JSON document.
+    pub fn document(&mut self, value: &impl Serialize) -> Result<(), CliError> {
+        let text = serde_json::to_string_pretty(value)
+            .map_err(|e| CliError::Outbound(format!("cannot print JSON: {e}")))?;
+        writeln!(self.writer, "{text}")?;
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Out<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Out").field("format", &self.format).finish()
+    }
+}
+
+impl Write for Out<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.writer.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.writer.flush()
+    }
+}
 
 /// The scheme's name as the README's table calls it.
 pub fn scheme_name(scheme: &Scheme) -> &'static str {

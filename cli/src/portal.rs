@@ -9,7 +9,7 @@ use shared::{
     portal::{Grant, LinkSigner, PortalAccess, PortalStore},
 };
 
-use crate::{args::parse_tenant, error::CliError};
+use crate::{args::parse_tenant, error::CliError, output::Out};
 
 #[derive(Debug, Subcommand)]
 pub enum PortalCommand {
@@ -59,7 +59,7 @@ pub fn parse_ttl(raw: &str) -> Result<Duration, String> {
 pub async fn run<S: PortalStore, L: LinkSigner, C: Clock>(
     access: &PortalAccess<S, L, C>,
     command: PortalCommand,
-    out: &mut dyn Write,
+    out: &mut Out<'_>,
 ) -> Result<(), CliError> {
     match command {
         PortalCommand::Link(args) => {
@@ -75,6 +75,15 @@ pub async fn run<S: PortalStore, L: LinkSigner, C: Clock>(
                 .await
                 .map_err(|e| CliError::Outbound(e.to_string()))?;
             let base = args.base_url.trim_end_matches('/');
+            if out.json() {
+                return out.document(&serde_json::json!({
+                    "url": format!("{base}/portal/login?token={token}"),
+                    "tenant": args.tenant.as_str(),
+                    "read_only": args.read_only,
+                    "operator": args.operator,
+                    "expires_in_secs": args.ttl.as_secs(),
+                }));
+            }
             writeln!(out, "{base}/portal/login?token={token}")?;
             writeln!(
                 out,
@@ -127,7 +136,7 @@ mod tests {
                 ttl: Duration::from_secs(600),
                 base_url: "https://hooks.example.com/".into(),
             }),
-            &mut out,
+            &mut Out::text(&mut out),
         )
         .await
         .expect("printed");
@@ -148,7 +157,7 @@ mod tests {
                 ttl: Duration::from_secs(2 * 86_400),
                 base_url: "https://hooks.example.com".into(),
             }),
-            &mut Vec::new(),
+            &mut Out::text(&mut Vec::new()),
         )
         .await;
         assert!(too_long.is_err());

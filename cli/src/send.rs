@@ -36,7 +36,7 @@ use shared::{
 use crate::{
     args::SendArgs,
     error::CliError,
-    output::{sanitize_keeping, timestamp},
+    output::{Out, sanitize_keeping, timestamp},
     secrets::{Entropy, check_usable, generate_event_id},
 };
 
@@ -322,19 +322,34 @@ pub struct Answer {
 
 /// POST the delivery, print what was sent and the answer; a non-2xx answer is an error, so
 /// scripts can rely on the exit code.
-pub async fn deliver(delivery: Delivery, out: &mut dyn Write) -> Result<(), CliError> {
-    writeln!(
-        out,
-        "POST {} (event {}, {} bytes)",
-        delivery.request.uri(),
-        delivery.event_id,
-        delivery.request.body().len()
-    )?;
+pub async fn deliver(delivery: Delivery, out: &mut Out<'_>) -> Result<(), CliError> {
+    let (uri, bytes) = (
+        delivery.request.uri().to_string(),
+        delivery.request.body().len(),
+    );
+    if !out.json() {
+        writeln!(
+            out,
+            "POST {uri} (event {}, {bytes} bytes)",
+            delivery.event_id
+        )?;
+    }
+    let event_id = delivery.event_id.to_string();
     let answer = post(delivery.request, TIMEOUT).await?;
-    writeln!(out, "{}", answer.status)?;
     let text = String::from_utf8_lossy(&answer.body);
-    if !text.is_empty() {
-        writeln!(out, "{}", sanitize_keeping(&text, &['\n', '\t']))?;
+    if out.json() {
+        out.document(&serde_json::json!({
+            "url": uri,
+            "event_id": event_id,
+            "bytes": bytes,
+            "status": answer.status.as_u16(),
+            "answer": text,
+        }))?;
+    } else {
+        writeln!(out, "{}", answer.status)?;
+        if !text.is_empty() {
+            writeln!(out, "{}", sanitize_keeping(&text, &['\n', '\t']))?;
+        }
     }
     if answer.status.is_success() {
         Ok(())
@@ -749,7 +764,9 @@ mod tests {
 
         // WHEN it is delivered
         let mut out = Vec::new();
-        deliver(delivery, &mut out).await.expect("2xx");
+        deliver(delivery, &mut Out::text(&mut out))
+            .await
+            .expect("2xx");
 
         // THEN the bytes and headers that arrived verify, and the answer is printed
         let (headers, body) = server.await.expect("server");

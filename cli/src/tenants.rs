@@ -8,6 +8,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
+use serde_json::json;
 use shared::{
     ids::TenantId,
     ports::{StoreError, TenantAdmin},
@@ -20,10 +21,11 @@ use shared::{
 use crate::{
     args::{AddArgs, ListArgs, PolicyArg, RotateArgs, TenantCommand, UnsignedArgs},
     error::CliError,
-    output::{scheme_name, table, timestamp},
+    output::{Out, scheme_name, table, timestamp},
     secrets::{
         Entropy, check_usable, generate_path_token, generate_secret, provider_issues_secret,
     },
+    views,
 };
 
 /// Run one `tenant` subcommand.
@@ -32,7 +34,7 @@ pub async fn run(
     command: TenantCommand,
     now: SystemTime,
     entropy: &dyn Entropy,
-    out: &mut dyn Write,
+    out: &mut Out<'_>,
 ) -> Result<(), CliError> {
     match command {
         TenantCommand::Add(args) => add(admin, args, now, entropy, out).await,
@@ -47,7 +49,7 @@ pub async fn add(
     args: AddArgs,
     now: SystemTime,
     entropy: &dyn Entropy,
-    out: &mut dyn Write,
+    out: &mut Out<'_>,
 ) -> Result<(), CliError> {
     let AddArgs {
         tenant,
@@ -106,6 +108,18 @@ pub async fn add(
         other => other.into(),
     })?;
 
+    if out.json() {
+        return out.document(&json!({
+            "tenant": config.tenant.as_str(),
+            "provider": provider.as_str(),
+            "scheme": scheme_name(&scheme),
+            "tolerance_secs": tolerance_secs,
+            "unsigned": allow_unsigned,
+            "secret": (generated && !signs_with_keys_it_holds(provider))
+                .then(|| config.secrets.current.expose().to_owned()),
+            "unsigned_route": path_token.as_ref().map(|token| unsigned_route(&config.tenant, provider, token)),
+        }));
+    }
     writeln!(
         out,
         "Added {provider} for tenant {tenant}: scheme {scheme}, replay window {tolerance_secs}s, \
@@ -128,7 +142,7 @@ pub async fn rotate(
     args: RotateArgs,
     now: SystemTime,
     entropy: &dyn Entropy,
-    out: &mut dyn Write,
+    out: &mut Out<'_>,
 ) -> Result<(), CliError> {
     let RotateArgs {
         tenant,
@@ -154,6 +168,13 @@ pub async fn rotate(
             .collect();
         config.public_keys = PublicKeys::new(std::iter::once(key).chain(kept));
         admin.put_config(&config).await?;
+        if out.json() {
+            return out.document(&json!({
+                "tenant": config.tenant.as_str(),
+                "provider": provider.as_str(),
+                "previous_keys_valid_until": timestamp(until),
+            }));
+        }
         writeln!(
             out,
             "Rotated {provider} for tenant {tenant}: the new key is current; the keys before it \
@@ -181,6 +202,14 @@ pub async fn rotate(
     let grace = Duration::from_secs(grace_hours.saturating_mul(60 * 60));
     config.rotate(secret, now, grace);
     admin.put_config(&config).await?;
+    if out.json() {
+        return out.document(&json!({
+            "tenant": config.tenant.as_str(),
+            "provider": provider.as_str(),
+            "previous_secret_valid_until": timestamp(now + grace),
+            "secret": generated.then(|| config.secrets.current.expose().to_owned()),
+        }));
+    }
 
     writeln!(
         out,
@@ -195,7 +224,7 @@ pub async fn unsigned(
     admin: &dyn TenantAdmin,
     args: UnsignedArgs,
     entropy: &dyn Entropy,
-    out: &mut dyn Write,
+    out: &mut Out<'_>,
 ) -> Result<(), CliError> {
     let UnsignedArgs {
         tenant,
@@ -203,6 +232,30 @@ pub async fn unsigned(
         policy,
     } = args;
     let mut config = existing(admin, tenant, provider).await?;
+    if out.json() {
+        let route = match (policy, &config.unsigned) {
+            (PolicyArg::Allow, UnsignedPolicy::Refuse) => {
+                let path_token = generate_path_token(entropy)?;
+                config.unsigned = UnsignedPolicy::Allow {
+                    token_digest: TokenDigest::of(path_token.expose()),
+                };
+                admin.put_config(&config).await?;
+                Some(unsigned_route(&config.tenant, provider, &path_token))
+            }
+            (PolicyArg::Refuse, UnsignedPolicy::Allow { .. }) => {
+                config.unsigned = UnsignedPolicy::Refuse;
+                admin.put_config(&config).await?;
+                None
+            }
+            _ => None,
+        };
+        return out.document(&json!({
+            "tenant": config.tenant.as_str(),
+            "provider": provider.as_str(),
+            "unsigned": matches!(config.unsigned, UnsignedPolicy::Allow { .. }),
+            "unsigned_route": route,
+        }));
+    }
     match (policy, &config.unsigned) {
         (PolicyArg::Allow, UnsignedPolicy::Allow { .. }) => {
             writeln!(
@@ -250,10 +303,17 @@ pub async fn list(
     admin: &dyn TenantAdmin,
     args: ListArgs,
     now: SystemTime,
-    out: &mut dyn Write,
+    out: &mut Out<'_>,
 ) -> Result<(), CliError> {
     let mut configs = admin.list_configs(args.tenant.as_ref()).await?;
     configs.sort_by(|a, b| (&a.tenant, a.provider.as_str()).cmp(&(&b.tenant, b.provider.as_str())));
+    if out.json() {
+        let listed: Vec<_> = configs
+            .iter()
+            .map(|c| views::provider_config(c, now))
+            .collect();
+        return out.document(&json!({ "configurations": listed }));
+    }
     if configs.is_empty() {
         match &args.tenant {
             Some(tenant) => writeln!(out, "No provider is configured for tenant {tenant}.")?,
@@ -427,11 +487,15 @@ fn print_unsigned_route(
 ) -> Result<(), CliError> {
     writeln!(
         out,
-        "Unsigned route (shown once; anyone holding it can post unsigned events):\n  \
-         POST /webhooks/{tenant}/{provider}/{}",
-        path_token.expose()
+        "Unsigned route (shown once; anyone holding it can post unsigned events):\n  POST {}",
+        unsigned_route(tenant, provider, path_token)
     )?;
     Ok(())
+}
+
+/// The path of a tenant's unsigned route.
+fn unsigned_route(tenant: &TenantId, provider: Provider, path_token: &Secret) -> String {
+    format!("/webhooks/{tenant}/{provider}/{}", path_token.expose())
 }
 
 #[cfg(test)]
@@ -480,8 +544,32 @@ mod tests {
         command: TenantCommand,
     ) -> Result<String, CliError> {
         let mut out = Vec::new();
-        run(admin, command, now(), &OsEntropy, &mut out).await?;
+        run(admin, command, now(), &OsEntropy, &mut Out::text(&mut out)).await?;
         Ok(String::from_utf8(out).expect("utf-8"))
+    }
+
+    async fn run_json(admin: &dyn TenantAdmin, command: TenantCommand) -> serde_json::Value {
+        let mut out = Vec::new();
+        let mut json = Out::new(&mut out, crate::output::Format::Json);
+        run(admin, command, now(), &OsEntropy, &mut json)
+            .await
+            .expect("ran");
+        serde_json::from_slice(&out).expect("one JSON document")
+    }
+
+    #[tokio::test]
+    async fn json_output_gives_the_generated_secret_once_and_lists_without_secrets() {
+        let dir = MemoryDirectory::new();
+        let added = run_json(&dir, TenantCommand::Add(add_args(Provider::Clerk))).await;
+        let secret = added["secret"].as_str().expect("generated").to_owned();
+        assert_eq!(added["scheme"], "standard-webhooks");
+        assert_eq!(
+            stored(&dir, Provider::Clerk).await.secrets.current.expose(),
+            secret
+        );
+        let listed = run_json(&dir, TenantCommand::List(ListArgs { tenant: None })).await;
+        assert_eq!(listed["configurations"][0]["provider"], "clerk");
+        assert!(!listed.to_string().contains(&secret), "{listed}");
     }
 
     async fn stored(admin: &dyn TenantAdmin, provider: Provider) -> ProviderConfig {
