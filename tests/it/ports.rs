@@ -708,3 +708,79 @@ async fn the_event_catalog_adapters_answer_alike() {
     ))
     .await;
 }
+
+async fn endpoint_count_suite(store: &impl shared::outbound::ports::OutboundStore) {
+    use shared::{
+        outbound::{
+            endpoint::Endpoint,
+            filter::EventFilter,
+            ssrf::{EgressPolicy, EndpointUrl},
+        },
+        secret::Secret,
+    };
+    let acme = TenantId::parse("acme").expect("tenant");
+    let at = std::time::UNIX_EPOCH + Duration::from_secs(1_750_000_000);
+    let new = |path: &str| {
+        let url = EndpointUrl::parse(
+            &format!("https://partner.example/{path}"),
+            EgressPolicy::PUBLIC,
+        )
+        .expect("url");
+        Endpoint::new(
+            acme.clone(),
+            url,
+            EventFilter::all(),
+            Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            at,
+        )
+    };
+
+    // A tenant with an endpoint stored before endpoints were counted.
+    let legacy = new("legacy");
+    store.put_endpoint(&legacy).await.expect("stored");
+
+    // Counting starts from what the caller read; the limit holds even when the caller's read
+    // is stale (another add landed in between).
+    assert!(store.insert_endpoint(&new("a"), 1, 3).await.expect("a"));
+    assert!(store.insert_endpoint(&new("b"), 2, 3).await.expect("b"));
+    assert!(
+        !store.insert_endpoint(&new("c"), 2, 3).await.expect("c"),
+        "at the limit"
+    );
+    assert_eq!(store.endpoints(&acme).await.expect("list").len(), 3);
+    let twice = new("d");
+    let mut roomy = 10;
+    assert!(store.insert_endpoint(&twice, 3, roomy).await.expect("d"));
+    assert!(matches!(
+        store.insert_endpoint(&twice, 4, roomy).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    // A delete makes room again; a stale delete is a conflict and counts nothing out.
+    assert!(matches!(
+        store.delete_endpoint(&acme, &legacy.id, 7).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store
+        .delete_endpoint(&acme, &legacy.id, 1)
+        .await
+        .expect("deleted");
+    roomy = 4;
+    assert!(store.insert_endpoint(&new("e"), 3, roomy).await.expect("e"));
+    assert!(!store.insert_endpoint(&new("f"), 3, roomy).await.expect("f"));
+}
+
+#[tokio::test]
+async fn the_endpoint_adapters_count_endpoints_with_each_insert_and_delete() {
+    let stack = Stack::new().await;
+    endpoint_count_suite(&shared::memory::MemoryOutboundStore::new()).await;
+    endpoint_count_suite(&shared::aws::DynamoOutboundStore::new(
+        stack.dynamodb.clone(),
+        stack.resources.outbound_table(),
+        std::sync::Arc::new(shared::aws::KmsKeys::new(
+            stack.kms.clone(),
+            stack.resources.secrets_key(),
+        )),
+    ))
+    .await;
+}

@@ -93,9 +93,9 @@ where
             .as_deref()
             .ok_or(AdminError::Url(Refused::InvalidUrl))?;
         let url = ssrf::check_url(url, &*self.resolver, self.settings.egress).await?;
-        // Two adds racing at the limit may both pass: the bound is for cost and fan-out, one
-        // over it changes neither.
-        if self.store.endpoints(tenant).await?.len() >= self.settings.max_endpoints {
+        // Refused early here; the insert counts again, atomically, for adds racing at the limit.
+        let existing = self.store.endpoints(tenant).await?.len();
+        if existing >= self.settings.max_endpoints {
             return Err(AdminError::TooManyEndpoints(self.settings.max_endpoints));
         }
         let secret = match secret {
@@ -119,7 +119,10 @@ where
                 ..change
             },
         )?;
-        self.store.put_endpoint(&endpoint).await?;
+        let max = self.settings.max_endpoints;
+        if !self.store.insert_endpoint(&endpoint, existing, max).await? {
+            return Err(AdminError::TooManyEndpoints(max));
+        }
         info!(%tenant, endpoint_id = %endpoint.id, url = %endpoint.url.redacted(), "endpoint added");
         Ok(Endpoint {
             version: endpoint.version + 1,

@@ -46,7 +46,18 @@ pub trait EndpointStore: Send + Sync {
     /// Every endpoint of `tenant`, without secrets.
     async fn endpoints(&self, tenant: &TenantId) -> Result<Vec<Endpoint>, StoreError>;
 
-    /// Delete it if still at `version`.
+    /// Store a new endpoint unless its tenant has `max` already, counted with the insert so
+    /// adds racing at the limit cannot both pass. `existing` (how many the caller just read)
+    /// starts the count of a tenant counted for the first time. `false`: at the limit, nothing
+    /// stored; a `Conflict` if the endpoint exists.
+    async fn insert_endpoint(
+        &self,
+        endpoint: &Endpoint,
+        existing: usize,
+        max: usize,
+    ) -> Result<bool, StoreError>;
+
+    /// Delete it if still at `version` (and count it out of its tenant's endpoints).
     async fn delete_endpoint(
         &self,
         tenant: &TenantId,

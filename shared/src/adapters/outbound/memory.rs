@@ -194,37 +194,62 @@ fn page<T: Clone>(items: Vec<T>, limit: u32, after: Option<&str>) -> Page<T> {
     }
 }
 
+/// Store `endpoint` at its version, keeping its health (and its secrets and header values when
+/// it was read without them).
+fn put_in(state: &mut State, endpoint: &Endpoint) -> Result<(), StoreError> {
+    let key = (endpoint.tenant.clone(), endpoint.id.clone());
+    let stored = state.endpoints.get(&key);
+    let current = stored.map_or(0, |s| s.endpoint.version);
+    if current != endpoint.version {
+        return Err(StoreError::Conflict(format!("endpoint {}", endpoint.id)));
+    }
+    let mut next = endpoint.clone();
+    next.version += 1;
+    if let Some(stored) = stored {
+        next.health = stored.endpoint.health.clone();
+        if next.secrets.is_none() {
+            next.secrets.clone_from(&stored.endpoint.secrets);
+        }
+        if next.headers.opened().is_none() {
+            next.headers.clone_from(&stored.endpoint.headers);
+        }
+    }
+    let holding_since = stored.and_then(|s| s.holding_since);
+    state.endpoints.insert(
+        key,
+        StoredEndpoint {
+            endpoint: next,
+            holding_since,
+        },
+    );
+    Ok(())
+}
+
 #[async_trait]
 impl EndpointStore for MemoryOutboundStore {
     async fn put_endpoint(&self, endpoint: &Endpoint) -> Result<(), StoreError> {
         self.check()?;
+        put_in(&mut lock(&self.state), endpoint)
+    }
+
+    async fn insert_endpoint(
+        &self,
+        endpoint: &Endpoint,
+        _existing: usize,
+        max: usize,
+    ) -> Result<bool, StoreError> {
+        self.check()?;
+        // Counted under the lock the insert holds, as DynamoDB counts in the transaction.
         let mut state = lock(&self.state);
-        let key = (endpoint.tenant.clone(), endpoint.id.clone());
-        let stored = state.endpoints.get(&key);
-        let current = stored.map_or(0, |s| s.endpoint.version);
-        if current != endpoint.version {
-            return Err(StoreError::Conflict(format!("endpoint {}", endpoint.id)));
+        let count = state
+            .endpoints
+            .keys()
+            .filter(|(tenant, _)| *tenant == endpoint.tenant)
+            .count();
+        if count >= max {
+            return Ok(false);
         }
-        let mut next = endpoint.clone();
-        next.version += 1;
-        if let Some(stored) = stored {
-            next.health = stored.endpoint.health.clone();
-            if next.secrets.is_none() {
-                next.secrets.clone_from(&stored.endpoint.secrets);
-            }
-            if next.headers.opened().is_none() {
-                next.headers.clone_from(&stored.endpoint.headers);
-            }
-        }
-        let holding_since = stored.and_then(|s| s.holding_since);
-        state.endpoints.insert(
-            key,
-            StoredEndpoint {
-                endpoint: next,
-                holding_since,
-            },
-        );
-        Ok(())
+        put_in(&mut state, endpoint).map(|()| true)
     }
 
     async fn endpoint(

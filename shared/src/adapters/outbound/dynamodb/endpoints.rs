@@ -9,13 +9,16 @@ use std::{
 };
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::{
+    operation::transact_write_items::TransactWriteItemsError,
+    types::{AttributeValue, CancellationReason, Delete, ReturnValue, TransactWriteItem},
+};
 
 use super::{DUE_INDEX, DynamoOutboundStore, decode_token, encode_token, key, tenant_pk};
 use crate::{
     adapters::{
         dynamodb::{
-            expression::{UpdateBuilder, is_conditional_failure},
+            expression::{UpdateBuilder, building, is_conditional_failure},
             item::{
                 Item, ItemError, ms, n, number, opt_millis, opt_number, opt_string, parsed, s,
                 string,
@@ -44,6 +47,7 @@ use crate::{
 const CURRENT: &str = "secret_current";
 const PREVIOUS: &str = "secret_previous";
 const HOLDING: &str = "holding";
+const ENDPOINT_COUNT: &str = "endpoints";
 /// Custom headers: names in the clear, values sealed as one JSON object.
 const HEADER_NAMES: &str = "header_names";
 const SEALED_HEADERS: &str = "headers_sealed";
@@ -57,6 +61,19 @@ const RESERVE_TRIES: u32 = 3;
 
 fn endpoint_key(tenant: &TenantId, id: &EndpointId) -> Item {
     key(tenant_pk(tenant), format!("ep#{id}"))
+}
+
+/// How many endpoints the tenant has, kept with every insert and delete (`insert_endpoint`).
+fn count_key(tenant: &TenantId) -> Item {
+    key(tenant_pk(tenant), ENDPOINT_COUNT.into())
+}
+
+/// Which items of a cancelled transaction failed their condition, in order.
+fn failed_conditions(reasons: &[CancellationReason]) -> Vec<bool> {
+    reasons
+        .iter()
+        .map(|r| r.code() == Some("ConditionalCheckFailed"))
+        .collect()
 }
 
 fn seal_context(tenant: &TenantId, id: &EndpointId, field: &str) -> SealContext {
@@ -215,43 +232,9 @@ impl DynamoOutboundStore {
         Ok(s(sealed.as_str()))
     }
 
-    async fn get_endpoint_item(
-        &self,
-        tenant: &TenantId,
-        id: &EndpointId,
-    ) -> Result<Option<Item>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(endpoint_key(tenant, id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable("GetItem", &self.table, &e))?;
-        Ok(output.item)
-    }
-
-    /// Run a health update; an endpoint deleted meanwhile is not an error.
-    async fn update_health(&self, update: UpdateBuilder) -> Result<Option<Item>, StoreError> {
-        let result = update
-            .condition("attribute_exists(#pk)", &["pk"])
-            .build()
-            .update_item(&self.client, &self.table)
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match result {
-            Ok(output) => Ok(output.attributes),
-            Err(e) if is_conditional_failure(&e) => Ok(None),
-            Err(e) => Err(unavailable("UpdateItem", &self.table, &e)),
-        }
-    }
-}
-
-#[async_trait]
-impl EndpointStore for DynamoOutboundStore {
-    async fn put_endpoint(&self, endpoint: &Endpoint) -> Result<(), StoreError> {
+    /// The update that writes `endpoint`'s configuration (sealing its secrets and header
+    /// values), created if its version is 0, else only at that version.
+    async fn endpoint_update(&self, endpoint: &Endpoint) -> Result<UpdateBuilder, StoreError> {
         let (tenant, id) = (&endpoint.tenant, &endpoint.id);
         let mut update = UpdateBuilder::new(endpoint_key(tenant, id))
             .set("tenant", s(tenant.as_str()))
@@ -295,7 +278,50 @@ impl EndpointStore for DynamoOutboundStore {
                 .condition("#version = :read_version", &["version"])
                 .value(":read_version", n(endpoint.version))
         };
-        match update
+        Ok(update)
+    }
+
+    async fn get_endpoint_item(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+    ) -> Result<Option<Item>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(endpoint_key(tenant, id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("GetItem", &self.table, &e))?;
+        Ok(output.item)
+    }
+
+    /// Run a health update; an endpoint deleted meanwhile is not an error.
+    async fn update_health(&self, update: UpdateBuilder) -> Result<Option<Item>, StoreError> {
+        let result = update
+            .condition("attribute_exists(#pk)", &["pk"])
+            .build()
+            .update_item(&self.client, &self.table)
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(output.attributes),
+            Err(e) if is_conditional_failure(&e) => Ok(None),
+            Err(e) => Err(unavailable("UpdateItem", &self.table, &e)),
+        }
+    }
+}
+
+#[async_trait]
+impl EndpointStore for DynamoOutboundStore {
+    async fn put_endpoint(&self, endpoint: &Endpoint) -> Result<(), StoreError> {
+        let id = &endpoint.id;
+        match self
+            .endpoint_update(endpoint)
+            .await?
             .build()
             .update_item(&self.client, &self.table)
             .send()
@@ -311,6 +337,53 @@ impl EndpointStore for DynamoOutboundStore {
                 }
             ))),
             Err(e) => Err(unavailable("UpdateItem", &self.table, &e)),
+        }
+    }
+
+    async fn insert_endpoint(
+        &self,
+        endpoint: &Endpoint,
+        existing: usize,
+        max: usize,
+    ) -> Result<bool, StoreError> {
+        let count = UpdateBuilder::new(count_key(&endpoint.tenant))
+            .set_clause(
+                "#count = if_not_exists(#count, :existing) + :one",
+                &["count"],
+            )
+            .value(":existing", n(existing))
+            .value(":one", n(1))
+            .condition("attribute_not_exists(#count) OR #count < :max", &["count"])
+            .value(":max", n(max))
+            .build()
+            .transact_update(&self.table)?;
+        let insert = self
+            .endpoint_update(endpoint)
+            .await?
+            .build()
+            .transact_update(&self.table)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(count)
+            .transact_items(insert)
+            .send()
+            .await;
+        let Err(err) = result else {
+            return Ok(true);
+        };
+        let Some(TransactWriteItemsError::TransactionCanceledException(cancel)) =
+            err.as_service_error()
+        else {
+            return Err(unavailable("TransactWriteItems", &self.table, &err));
+        };
+        match failed_conditions(cancel.cancellation_reasons()).as_slice() {
+            [true, _] => Ok(false),
+            [false, true] => Err(StoreError::Conflict(format!(
+                "endpoint {}: exists already",
+                endpoint.id
+            ))),
+            _ => Err(unavailable("TransactWriteItems", &self.table, &err)),
         }
     }
 
@@ -380,6 +453,46 @@ impl EndpointStore for DynamoOutboundStore {
         id: &EndpointId,
         version: u64,
     ) -> Result<(), StoreError> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(endpoint_key(tenant, id)))
+            .condition_expression("#version = :v")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":v", n(version))
+            .build()
+            .map_err(|e| building("TransactWriteItems", &e))?;
+        let uncount = UpdateBuilder::new(count_key(tenant))
+            .set_clause("#count = #count - :one", &["count"])
+            .value(":one", n(1))
+            .condition("#count > :zero", &["count"])
+            .value(":zero", n(0))
+            .build()
+            .transact_update(&self.table)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().delete(delete).build())
+            .transact_items(uncount)
+            .send()
+            .await;
+        let Err(err) = result else {
+            return Ok(());
+        };
+        let Some(TransactWriteItemsError::TransactionCanceledException(cancel)) =
+            err.as_service_error()
+        else {
+            return Err(unavailable("TransactWriteItems", &self.table, &err));
+        };
+        match failed_conditions(cancel.cancellation_reasons()).as_slice() {
+            [true, _] => {
+                return Err(StoreError::Conflict(format!(
+                    "endpoint {id}: changed since it was read"
+                )));
+            }
+            // A tenant whose endpoints were never counted: nothing to count out.
+            [false, true] => {}
+            _ => return Err(unavailable("TransactWriteItems", &self.table, &err)),
+        }
         match self
             .client
             .delete_item()

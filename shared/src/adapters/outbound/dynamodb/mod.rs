@@ -7,6 +7,8 @@
 //! |---|---|---|---|---|
 //! | endpoint | `t#{tenant}` | `ep#{endpoint}` | | `holding` while it holds deliveries |
 //! | tenant policy | `t#{tenant}` | `policy` | | |
+//! | endpoint count | `t#{tenant}` | `endpoints` (written with each insert and delete, in one transaction) | | |
+//! | event type | `t#{tenant}` | `type#{name}` | | |
 //! | published event types | `t#{tenant}` | `types` | | |
 //! | message | `m#{tenant}#{message}` | `msg` | | |
 //! | delivery | `m#{tenant}#{message}` | `dlv#{endpoint}` | `{tenant}#{endpoint}#{shard}`: `att#{at}#{message}#{n}` of the last attempt it carries, or `dlv#{created}#{message}` before any | `pending#{shard}` (due, for a retry), `held#{tenant}#{endpoint}` (created) |
