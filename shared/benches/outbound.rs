@@ -1,5 +1,5 @@
 //! The outbound side's own cost: a publish fanned out to 100 endpoints on in-memory adapters,
-//! and the dispatcher's work per delivery around the HTTP round trip, measured against a
+//! a publish checked against its type's JSON Schema, and the dispatcher's work per delivery around the HTTP round trip, measured against a
 //! receiver on loopback next to the bare round trip through the same HTTP client.
 
 use std::{
@@ -20,6 +20,7 @@ use shared::{
     outbound::{
         Outbound, OutboundSettings,
         admin::EndpointChange,
+        catalog::{EventTypeChange, PayloadSchema},
         delivery::DeliveryPointer,
         dispatch::Dispatcher,
         ports::{OutboundRequest, Transport},
@@ -109,6 +110,67 @@ fn publish_fan_out(c: &mut Criterion) {
                 )
             })
         });
+    });
+    group.finish();
+}
+
+/// A publish to one endpoint, of a type with no schema and of one with a registered schema (the
+/// catalog read is remembered after the first), and the schema check alone on a 1 KiB payload.
+fn publish_checked_against_schema(c: &mut Criterion) {
+    let rt = Runtime::new().expect("runtime");
+    let outbound = outbound(&rt, 1, "http://127.0.0.1:9/hooks");
+    let schema = serde_json::json!({
+        "type": "object",
+        "required": ["id", "amount", "currency"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^inv_[a-z0-9]+$"},
+            "amount": {"type": "integer", "minimum": 0},
+            "currency": {"enum": ["eur", "usd", "gbp"]},
+            "customer": {"type": "string"},
+            "lines": {"type": "array", "items": {"type": "object", "required": ["sku", "qty"]}}
+        }
+    });
+    rt.block_on(outbound.register_event_type(
+        &tenant(),
+        "invoice.checked",
+        EventTypeChange {
+            schema: Some(schema.clone()),
+            ..EventTypeChange::default()
+        },
+    ))
+    .expect("registered");
+    let next = AtomicU64::new(0);
+    let mut group = c.benchmark_group("catalog");
+    for event_type in ["invoice.paid", "invoice.checked"] {
+        group.bench_function(format!("publish_one_endpoint_{event_type}"), |b| {
+            b.iter(|| {
+                let key = format!("c{}", next.fetch_add(1, Ordering::Relaxed));
+                rt.block_on(async {
+                    black_box(
+                        outbound
+                            .publish(PublishRequest {
+                                tenant: &tenant(),
+                                event_type,
+                                payload: PAYLOAD,
+                                idempotency_key: Some(&key),
+                            })
+                            .await
+                            .expect("published"),
+                    )
+                })
+            });
+        });
+    }
+    let compiled = PayloadSchema::new(schema).expect("schema");
+    let lines: Vec<serde_json::Value> = (0..12)
+        .map(
+            |i| serde_json::json!({"sku": format!("sku_{i:04}"), "qty": i, "note": "x".repeat(40)}),
+        )
+        .collect();
+    let payload = serde_json::json!({"id": "inv_1", "amount": 4200, "currency": "eur", "customer": "cus_1", "lines": lines});
+    group.throughput(Throughput::Bytes(payload.to_string().len() as u64));
+    group.bench_function("schema_check_1kib_payload", |b| {
+        b.iter(|| black_box(compiled.check(black_box(&payload))));
     });
     group.finish();
 }
@@ -218,5 +280,10 @@ fn dispatch_overhead(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, publish_fan_out, dispatch_overhead);
+criterion_group!(
+    benches,
+    publish_fan_out,
+    publish_checked_against_schema,
+    dispatch_overhead
+);
 criterion_main!(benches);
