@@ -264,18 +264,24 @@ fn verify_officially(secret: &str, headers: &[(String, String)], body: &[u8]) ->
         panic!("INTEROP_PYTHON is not set: run the tests with `make test`, which installs the providers' libraries")
     });
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/interop/verify_outbound.py");
-    let mut child = Command::new(python)
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the verifier runs");
+    let mut command = Command::new(python);
+    command.arg(script);
     let case = json!({
         "secret": secret,
         "headers": headers,
         "body": String::from_utf8(body.to_vec()).expect("utf-8"),
     });
+    verdict(command, &case)
+}
+
+/// Run `command` with `case` on its standard input; the JSON verdict it prints.
+fn verdict(mut command: Command, case: &Value) -> Value {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the verifier runs");
     writeln!(child.stdin.take().expect("stdin"), "{case}").expect("write");
     let output = child.wait_with_output().expect("ran");
     assert!(
@@ -1518,7 +1524,7 @@ async fn headers_stored_in_the_clear_before_sealing_are_read_and_sealed_by_the_n
 /// Run the portal's `language` verification snippet on one delivery; its verdict.
 fn run_snippet(language: &str, secret: &str, headers: &[(String, String)], body: &[u8]) -> Value {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    let mut command = match language {
+    let command = match language {
         "python" => {
             let python = std::env::var("INTEROP_PYTHON").unwrap_or_else(|_| {
                 panic!("INTEROP_PYTHON is not set: run the tests with `make test`")
@@ -1542,12 +1548,6 @@ fn run_snippet(language: &str, secret: &str, headers: &[(String, String)], body:
             command
         }
     };
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the snippet runs");
     let headers: serde_json::Map<String, Value> = headers
         .iter()
         .map(|(name, value)| (name.clone(), Value::String(value.clone())))
@@ -1557,14 +1557,7 @@ fn run_snippet(language: &str, secret: &str, headers: &[(String, String)], body:
         "headers": headers,
         "body": String::from_utf8(body.to_vec()).expect("utf-8"),
     });
-    writeln!(child.stdin.take().expect("stdin"), "{case}").expect("write");
-    let output = child.wait_with_output().expect("ran");
-    assert!(
-        output.status.success(),
-        "{language}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("a verdict")
+    verdict(command, &case)
 }
 
 #[tokio::test]

@@ -472,7 +472,8 @@ pub fn sign(
 ) -> Result<Vec<(String, String)>, VerifyError> {
     let unusable = || VerifyError::UnusableSecret("expected an RSA private key in PKCS#8 DER");
     let pair = RsaKeyPair::from_pkcs8(private_key_pkcs8).map_err(|_| unusable())?;
-    let time = rfc3339_seconds(transmit.at);
+    // `2024-05-01T12:00:00Z`, as PayPal writes transmission times.
+    let time = crate::clock::rfc3339(transmit.at);
     let message = signed_content(transmit.transmission_id, &time, transmit.webhook_id, body);
     let mut signature = vec![0; pair.public_modulus_len()];
     pair.sign(
@@ -492,20 +493,6 @@ pub fn sign(
         (TRANSMISSION_TIME_HEADER.to_owned(), time),
         (SIGNATURE_HEADER.to_owned(), STANDARD.encode(signature)),
     ])
-}
-
-/// `2024-05-01T12:00:00Z`, as PayPal writes transmission times.
-fn rfc3339_seconds(at: SystemTime) -> String {
-    let t = OffsetDateTime::from(at);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
 }
 
 #[cfg(test)]

@@ -235,7 +235,7 @@ fn the_signed_string_is_id_time_webhook_id_and_decimal_crc32() {
         signed_content("t-id", "2025-06-01T00:00:00Z", "WH1", b"123456789"),
         "t-id|2025-06-01T00:00:00Z|WH1|3421780262"
     );
-    assert_eq!(rfc3339_seconds(at(NOW)), "2025-06-01T00:00:00Z");
+    assert_eq!(crate::clock::rfc3339(at(NOW)), "2025-06-01T00:00:00Z");
 }
 
 #[test]

@@ -117,27 +117,10 @@ impl EventTypeStore for DynamoOutboundStore {
     }
 
     async fn event_types(&self, tenant: &TenantId) -> Result<Vec<EventTypeDefinition>, StoreError> {
-        let mut types = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :type)")
-                .expression_attribute_values(":pk", s(tenant_pk(tenant)))
-                .expression_attribute_values(":type", s(PREFIX))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| unavailable("Query", &self.table, &e))?;
-            for item in output.items() {
-                types.push(definition_from_item(item)?);
-            }
-            start = output.last_evaluated_key().cloned();
-            if start.is_none() {
-                return Ok(types);
-            }
-        }
+        self.tenant_items(tenant, PREFIX, false)
+            .await?
+            .iter()
+            .map(|item| Ok(definition_from_item(item)?))
+            .collect()
     }
 }

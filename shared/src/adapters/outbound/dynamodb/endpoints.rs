@@ -281,6 +281,36 @@ impl DynamoOutboundStore {
         Ok(update)
     }
 
+    /// Every item of the tenant's partition whose sort key starts with `prefix`, page by page.
+    pub(super) async fn tenant_items(
+        &self,
+        tenant: &TenantId,
+        prefix: &str,
+        consistent: bool,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(tenant_pk(tenant)))
+                .expression_attribute_values(":prefix", s(prefix))
+                .consistent_read(consistent)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| unavailable("Query", &self.table, &e))?;
+            items.extend(output.items().iter().cloned());
+            start = output.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
     async fn get_endpoint_item(
         &self,
         tenant: &TenantId,
@@ -422,29 +452,11 @@ impl EndpointStore for DynamoOutboundStore {
     }
 
     async fn endpoints(&self, tenant: &TenantId) -> Result<Vec<Endpoint>, StoreError> {
-        let mut endpoints = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :ep)")
-                .expression_attribute_values(":pk", s(tenant_pk(tenant)))
-                .expression_attribute_values(":ep", s("ep#"))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| unavailable("Query", &self.table, &e))?;
-            for item in output.items() {
-                endpoints.push(endpoint_from_item(item)?);
-            }
-            start = output.last_evaluated_key().cloned();
-            if start.is_none() {
-                return Ok(endpoints);
-            }
-        }
+        self.tenant_items(tenant, "ep#", true)
+            .await?
+            .iter()
+            .map(|item| Ok(endpoint_from_item(item)?))
+            .collect()
     }
 
     async fn delete_endpoint(
