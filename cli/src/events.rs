@@ -228,6 +228,7 @@ mod tests {
             Correlation {
                 request_id: Some("req-apigw-1".into()),
                 client_request_id: None,
+                trace: None,
             },
             Verification::Verified(SecretSlot::Previous),
             PAYLOAD.to_vec(),

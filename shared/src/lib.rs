@@ -54,5 +54,6 @@ pub mod sealing;
 pub mod secret;
 pub mod shard;
 pub mod tenant;
+pub mod trace;
 pub mod ttl_cache;
 pub mod verify;

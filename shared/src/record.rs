@@ -17,6 +17,7 @@ use crate::{
     ids::{EventId, TenantId},
     provider::Provider,
     secret::SecretSlot,
+    trace::TraceParent,
 };
 
 /// How long processed and discarded records are kept when the deployment says nothing
@@ -236,6 +237,9 @@ pub struct Correlation {
     pub request_id: Option<String>,
     /// The sender's `X-Request-Id`, if any.
     pub client_request_id: Option<String>,
+    /// The ingress's span of the event's trace: a child of the provider's `traceparent`, or
+    /// the first span of a new trace. The processor's span and a relay's deliveries continue it.
+    pub trace: Option<TraceParent>,
 }
 
 /// The stored event: the source of truth for its life, whatever the queues hold.

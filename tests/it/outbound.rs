@@ -226,11 +226,15 @@ impl Stack {
     }
 }
 
+/// The caller's trace every publish through the API continues.
+const CALLER_TRACE: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
 /// Publish through the API Lambda's own handler, as API Gateway hands it a request.
 async fn publish_via_api(d: &ItDispatcher, body: &Value) -> (u16, Value) {
     let request = lambda_http::http::Request::builder()
         .method("POST")
         .uri("/v1/tenants/acme/messages")
+        .header("traceparent", CALLER_TRACE)
         .body(Body::Text(body.to_string()))
         .expect("request")
         .with_path_parameters(HashMap::from([("tenant".to_owned(), "acme".to_owned())]));
@@ -562,6 +566,7 @@ async fn reconcile_finds_due_work_in_every_shard_of_the_due_index() {
             payload: b"{}".to_vec(),
             created_at: now,
             fanned_out: true,
+            trace: None,
         };
         // Pending for its retry: the only way a delivery is in the due index now.
         let delivery = Delivery::new(&message, &endpoint.id, false, now);
@@ -575,6 +580,7 @@ async fn reconcile_finds_due_work_in_every_shard_of_the_due_index() {
         payload: b"{}".to_vec(),
         created_at: now,
         fanned_out: false,
+        trace: None,
     };
     store
         .put_message(&unfinished, now + Duration::from_secs(3_600))
@@ -1004,6 +1010,7 @@ async fn a_message_stored_before_messages_had_partitions_of_their_own_is_deliver
         payload: br#"{"n":1}"#.to_vec(),
         created_at: std::time::SystemTime::now(),
         fanned_out: false,
+        trace: None,
     };
     store
         .put_message(&old, old.created_at + Duration::from_secs(3_600))
@@ -1194,7 +1201,11 @@ async fn a_relayed_payload_too_large_for_an_item_is_delivered_whole_from_where_t
     };
     let published = d
         .outbound
-        .publish_kept(request, Some(location))
+        .publish_kept(
+            request,
+            Some(location),
+            shared::trace::TraceParent::generate(),
+        )
         .await
         .expect("published");
     let poll = stack
@@ -1463,6 +1474,13 @@ async fn custom_header_values_are_sealed_named_in_the_clear_and_sent_with_each_d
     assert_eq!(sent("x-api-key").as_deref(), Some(KEY));
     assert_eq!(sent("x-route").as_deref(), Some("eu"));
     assert!(sent("webhook-signature").is_some());
+    // AND the caller's trace, continued through the stored message, in a span of its own
+    let trace: shared::trace::TraceParent = sent("traceparent")
+        .expect("traceparent")
+        .parse()
+        .expect("valid");
+    assert_eq!(trace.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_ne!(trace.to_string(), CALLER_TRACE);
 }
 
 #[tokio::test]

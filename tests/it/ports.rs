@@ -43,6 +43,7 @@ fn received(key: &EventKey, secs: u64) -> EventRecord {
         Correlation {
             request_id: Some(format!("req-{}", key.event_id)),
             client_request_id: None,
+            trace: None,
         },
         Verification::Verified(SecretSlot::Current),
         format!(r#"{{"id":"{}"}}"#, key.event_id).into_bytes(),

@@ -457,6 +457,7 @@ async fn reconcile_takes_over_abandoned_processing_dead_letters_spent_and_leaves
             Correlation {
                 request_id: Some(format!("apigw-{id}")),
                 client_request_id: None,
+                trace: None,
             },
             Verification::Verified(SecretSlot::Current),
             b"{}".to_vec(),

@@ -122,11 +122,9 @@ where
     };
     Ok(match (&method, rest) {
         (&Method::POST, ["messages"]) => {
-            let header_key = request
-                .headers()
-                .get("idempotency-key")
-                .and_then(|v| v.to_str().ok());
-            publish::publish(outbound, &tenant, body, header_key).await
+            let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+            let (key, trace) = (header("idempotency-key"), header(shared::trace::HEADER));
+            publish::publish(outbound, &tenant, body, key, trace).await
         }
         (&Method::GET, ["event-types"]) => event_types::list(outbound, &tenant).await,
         (&Method::POST, ["event-types"]) => event_types::register(outbound, &tenant, body).await,

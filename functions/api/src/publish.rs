@@ -3,7 +3,8 @@
 //! The body: `{"event_type": "invoice.paid", "payload": {...}, "idempotency_key": "..."}`; the
 //! key may come as the `Idempotency-Key` header instead. 202 with the message id when stored
 //! and fanned out; the same request again answers 200 with `duplicate: true` and delivers
-//! nothing twice. A payload that breaks its registered type's schema is a 422 naming where;
+//! nothing twice. A `traceparent` header makes the publish, and every delivery attempt after it,
+//! spans of the caller's trace. A payload that breaks its registered type's schema is a 422 naming where;
 //! an outage a 503 (publish again with the same key).
 
 use lambda_http::{Body, Response, http::StatusCode};
@@ -18,6 +19,7 @@ use shared::{
         ports::{DeliveryQueue, OutboundStore},
         publish::PublishRequest,
     },
+    trace::TraceParent,
 };
 use tracing::warn;
 
@@ -39,6 +41,7 @@ pub async fn publish<S, Q, C>(
     tenant: &TenantId,
     body: &[u8],
     header_key: Option<&str>,
+    traceparent: Option<&str>,
 ) -> Response<Body>
 where
     S: OutboundStore,
@@ -59,13 +62,17 @@ where
         }
     };
     let key = parsed.idempotency_key.as_deref().or(header_key);
+    // The publish is a span of the caller's trace, if it sent one: every delivery continues it.
     let result = outbound
-        .publish(PublishRequest {
-            tenant,
-            event_type: &parsed.event_type,
-            payload: parsed.payload.get().as_bytes(),
-            idempotency_key: key,
-        })
+        .publish_traced(
+            PublishRequest {
+                tenant,
+                event_type: &parsed.event_type,
+                payload: parsed.payload.get().as_bytes(),
+                idempotency_key: key,
+            },
+            TraceParent::continue_from(traceparent),
+        )
         .await;
     match result {
         Ok(published) => json_response(

@@ -21,6 +21,7 @@ use shared::{
     },
     ports::{EventQueue, EventStore, TenantDirectory},
     record::Correlation,
+    trace::TraceParent,
     verify::PayPalCertificates,
 };
 
@@ -202,7 +203,7 @@ fn host(request: &Request) -> Option<&str> {
     }
 }
 
-/// API Gateway's request id and the sender's `X-Request-Id`.
+/// API Gateway's request id, the sender's `X-Request-Id`, and the ingress's span of the trace.
 fn correlation(request: &Request) -> Correlation {
     let request_id = match request.request_context_ref() {
         Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone(),
@@ -214,9 +215,17 @@ fn correlation(request: &Request) -> Correlation {
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .map(|v| v.chars().take(128).collect());
+    // The ingress's span: a child of the provider's trace, if it sent one, else a new trace.
+    let trace = TraceParent::continue_from(
+        request
+            .headers()
+            .get(shared::trace::HEADER)
+            .and_then(|v| v.to_str().ok()),
+    );
     Correlation {
         request_id,
         client_request_id,
+        trace: Some(trace),
     }
 }
 
@@ -306,6 +315,28 @@ mod tests {
         assert_eq!(
             record.correlation.client_request_id.as_deref(),
             Some("req-demo-1")
+        );
+        assert!(record.correlation.trace.is_some(), "a trace starts here");
+    }
+
+    #[tokio::test]
+    async fn a_provider_s_traceparent_is_continued_on_the_record() {
+        let ingress = ingress();
+        let mut request = fixture("stripe-invoice-paid.json");
+        request.headers_mut().insert(
+            "traceparent",
+            lambda_http::http::HeaderValue::from_static(
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ),
+        );
+        let response = handle(&ingress, request).await.expect("response");
+        assert_eq!(response.status().as_u16(), 200);
+        let trace = ingress.store.all()[0].correlation.trace.expect("kept");
+        assert_eq!(trace.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_ne!(
+            trace.span_id(),
+            "00f067aa0ba902b7",
+            "the ingress's own span"
         );
     }
 

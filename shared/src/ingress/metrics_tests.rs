@@ -109,6 +109,7 @@ async fn an_accepted_delivery_counts_received_with_its_latency() {
     accepted.correlation = Correlation {
         request_id: Some("apigw-1".into()),
         client_request_id: Some("req-1".into()),
+        trace: None,
     };
     ingress.handle(accepted).await;
 

@@ -252,6 +252,8 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
             provider = delivery.provider,
             request_id = delivery.correlation.request_id.as_deref(),
             client_request_id = delivery.correlation.client_request_id.as_deref(),
+            trace_id = delivery.correlation.trace.map(|t| t.trace_id()).as_deref(),
+            span_id = delivery.correlation.trace.map(|t| t.span_id()).as_deref(),
             event_id = field::Empty,
         );
         let (outcome, unsigned) = self.accept(&delivery).instrument(span).await;

@@ -74,6 +74,7 @@ fn delivery<'a>(headers: &'a HeaderMap, body: &'a [u8]) -> Delivery<'a> {
         correlation: Correlation {
             request_id: Some("apigw-1".into()),
             client_request_id: Some("req-1".into()),
+            trace: None,
         },
         host: Some("hooks.example.com"),
         path_and_query: Some("/webhooks/acme/stripe"),

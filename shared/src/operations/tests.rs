@@ -67,6 +67,7 @@ fn given(ops: &Ops, tenant_name: &str, id: &str, status: EventStatus, age: u64) 
         Correlation {
             request_id: Some(format!("apigw-{id}")),
             client_request_id: Some(format!("x-{id}")),
+            trace: None,
         },
         Verification::Verified(SecretSlot::Current),
         b"{}".to_vec(),
@@ -108,6 +109,7 @@ fn dead_letter(ops: &Ops, key: &EventKey) {
         &Correlation {
             request_id: Some(format!("apigw-{}", key.event_id)),
             client_request_id: Some(format!("x-{}", key.event_id)),
+            trace: None,
         },
     );
     ops.dead_letters

@@ -14,7 +14,7 @@ use super::{
     ids::{EndpointId, EventType, MessageId},
     ssrf::EndpointUrl,
 };
-use crate::ids::TenantId;
+use crate::{ids::TenantId, trace::TraceParent};
 
 /// The largest payload a message may carry: well inside a DynamoDB item, and more than any
 /// partner wants in one webhook.
@@ -38,6 +38,8 @@ pub struct OutboundMessage {
     pub created_at: SystemTime,
     /// Whether every delivery has been created. Until then reconcile finishes the fan-out.
     pub fanned_out: bool,
+    /// The publish's trace context: every attempt sends a child of it as `traceparent`.
+    pub trace: Option<TraceParent>,
 }
 
 impl OutboundMessage {

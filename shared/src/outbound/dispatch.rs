@@ -48,6 +48,7 @@ use crate::{
     ports::StoreError,
     processor::{Jitter, Message},
     retry::RetrySchedule,
+    trace::{self, TraceParent},
 };
 
 /// The deliveries queue's `maxReceiveCount` (template.yaml): a pointer that would come back
@@ -227,6 +228,9 @@ where
             tenant = pointer.as_ref().map(|p| p.tenant.as_str()),
             outbound_message_id = pointer.as_ref().map(|p| p.message_id.as_str()),
             endpoint_id = pointer.as_ref().map(|p| p.endpoint_id.as_str()),
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
+            parent_span_id = tracing::field::Empty,
         );
         async {
             let Some((pointer, key)) = pointer.and_then(|p| p.key().map(|k| (p, k))) else {
@@ -859,6 +863,18 @@ where
             Ok(headers) => headers,
             Err(e) => return failed_before_sending(&format!("signing failed: {e}")),
         };
+        // This attempt is a span of the publish's trace (a message stored before traces were
+        // kept starts one): the receiver can continue it. Outside the signed content.
+        let attempt = message
+            .trace
+            .map_or_else(TraceParent::generate, |trace| trace.child());
+        let span = tracing::Span::current();
+        span.record("trace_id", attempt.trace_id());
+        span.record("span_id", attempt.span_id());
+        if let Some(parent) = message.trace {
+            span.record("parent_span_id", parent.span_id());
+        }
+        headers.push((trace::HEADER.to_owned(), attempt.to_string()));
         headers.extend(custom.iter().map(|(n, v)| (n.to_owned(), v.to_owned())));
         self.transport
             .send(OutboundRequest {
@@ -1059,6 +1075,7 @@ where
             event_type,
             created_at: now,
             fanned_out: true,
+            trace: Some(TraceParent::generate()),
         };
         let started = Instant::now();
         let exchange = self.send(&endpoint, &message, now).await;

@@ -32,6 +32,7 @@ use crate::{
     clock::Clock,
     ids::{IdError, TenantId},
     ports::{QueueError, StoreError},
+    trace::TraceParent,
 };
 
 /// Why a publish did not complete.
@@ -112,9 +113,20 @@ where
     Q: DeliveryQueue,
     C: Clock,
 {
-    /// Store the message once and fan it out.
+    /// Store the message once and fan it out, as the first span of a new trace.
     pub async fn publish(&self, request: PublishRequest<'_>) -> Result<Published, PublishError> {
-        self.publish_kept(request, None).await
+        self.publish_kept(request, None, TraceParent::generate())
+            .await
+    }
+
+    /// The same, as a span of the caller's trace (`TraceParent::continue_from` its header):
+    /// every attempt of every delivery continues it.
+    pub async fn publish_traced(
+        &self,
+        request: PublishRequest<'_>,
+        trace: TraceParent,
+    ) -> Result<Published, PublishError> {
+        self.publish_kept(request, None, trace).await
     }
 
     /// Publish a payload whose bytes are kept at `kept_at` already (a relayed inbound event's
@@ -124,6 +136,7 @@ where
         &self,
         request: PublishRequest<'_>,
         kept_at: Option<&str>,
+        trace: TraceParent,
     ) -> Result<Published, PublishError> {
         let event_type = EventType::parse(request.event_type).map_err(PublishError::EventType)?;
         let id = match request.idempotency_key {
@@ -146,6 +159,7 @@ where
             payload_location,
             created_at: now,
             fanned_out: true,
+            trace: Some(trace),
         };
         // A repeated publish sends nothing: the message it repeats is on its way already.
         if let Some(existing) = self.store.stored_message(&message.tenant, &id).await? {
@@ -203,6 +217,8 @@ where
             event_type = %message.event_type,
             duplicate,
             deliveries,
+            trace_id = message.trace.map(|t| t.trace_id()).as_deref(),
+            span_id = message.trace.map(|t| t.span_id()).as_deref(),
             "published"
         );
         Ok(Published {

@@ -24,7 +24,9 @@ use super::{
     ports::{DeliveryQueue, OutboundStore},
     publish::PublishRequest,
 };
-use crate::{clock::Clock, ids::TenantId, processor::Relay, record::EventRecord};
+use crate::{
+    clock::Clock, ids::TenantId, processor::Relay, record::EventRecord, trace::TraceParent,
+};
 
 /// The processor's relay: publishes through `outbound`, reading each tenant's switch at most
 /// once per [`super::policies::POLICY_TTL`].
@@ -127,7 +129,12 @@ where
             payload: &payload,
             idempotency_key: Some(id.as_str()),
         };
-        match self.outbound.publish_kept(request, kept_at).await {
+        // The relayed message continues the event's trace: its deliveries are spans of it.
+        let trace = record
+            .correlation
+            .trace
+            .map_or_else(TraceParent::generate, |t| t.child());
+        match self.outbound.publish_kept(request, kept_at, trace).await {
             Ok(published) => {
                 info!(message_id = %published.message_id, deliveries = published.deliveries, "relayed to partners");
                 Ok(())
@@ -466,5 +473,35 @@ mod tests {
         let odd = relayed_id(&record("a/b+c"));
         assert!(odd.as_str().starts_with("in.github.h"), "{odd}");
         assert_eq!(odd, relayed_id(&record("a/b+c")), "stable");
+    }
+
+    #[tokio::test]
+    async fn a_relayed_event_s_message_continues_the_event_s_trace() {
+        let w = world(true).await;
+        let (key, message) = w.stored("evt_traced");
+        let mut record = w.processor.store.record(&key).expect("record");
+        let ingress: crate::trace::TraceParent =
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+                .parse()
+                .expect("traceparent");
+        record.correlation.trace = Some(ingress);
+        w.processor.store.insert(record);
+
+        assert_eq!(w.processor.process(&message).await, Disposition::Processed);
+
+        let relayed = w
+            .relay
+            .outbound
+            .store
+            .message(
+                &acme(),
+                &relayed_id(&w.processor.store.record(&key).expect("record")),
+            )
+            .await
+            .expect("read")
+            .expect("relayed");
+        let trace = relayed.trace.expect("a trace");
+        assert_eq!(trace.trace_id(), ingress.trace_id());
+        assert_ne!(trace.span_id(), ingress.span_id(), "a span of its own");
     }
 }

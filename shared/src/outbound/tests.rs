@@ -441,6 +441,7 @@ async fn reconcile_finishes_a_fan_out_stored_unfinished_before_pointers_went_fir
         payload: b"{}".to_vec(),
         created_at: UNIX_EPOCH + Duration::from_secs(NOW),
         fanned_out: false,
+        trace: None,
     };
     w.store()
         .put_message(&message, UNIX_EPOCH + Duration::from_secs(NOW + 86_400))
@@ -1643,6 +1644,50 @@ async fn a_tenant_has_at_most_its_limit_of_endpoints() {
         )
         .await
         .expect("globex's first");
+}
+
+#[tokio::test]
+async fn each_attempt_continues_the_publish_s_trace_in_a_traceparent_header() {
+    // GIVEN a message published as a span of the caller's trace
+    let w = world();
+    w.endpoint("https://a.example/in", &[]).await;
+    let caller: crate::trace::TraceParent =
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+            .parse()
+            .expect("traceparent");
+    w.outbound()
+        .publish_traced(
+            PublishRequest {
+                tenant: &acme(),
+                event_type: "invoice.paid",
+                payload: PAYLOAD,
+                idempotency_key: Some("traced-1"),
+            },
+            caller.child(),
+        )
+        .await
+        .expect("published");
+
+    // WHEN it is delivered, and a test event is sent
+    assert_eq!(w.dispatch_all().await, [Dispatched::Delivered]);
+
+    // THEN the request carries the caller's trace id in a span of its own, outside the signature
+    let request = w.d.transport.requests().pop().expect("a request");
+    let map = headers(&request.headers);
+    let sent: crate::trace::TraceParent = map["traceparent"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("a valid traceparent");
+    assert_eq!(sent.trace_id(), caller.trace_id());
+    assert_ne!(sent.span_id(), caller.span_id());
+    let stored = w
+        .store()
+        .message(&acme(), &ids::MessageId::parse("traced-1").expect("id"))
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(stored.trace.map(|t| t.trace_id()), Some(caller.trace_id()));
 }
 
 mod catalog {

@@ -237,6 +237,9 @@ where
             event_id = pointer.as_ref().map(|p| p.event_id.as_str()),
             request_id = pointer.as_ref().and_then(|p| p.request_id.as_deref()),
             client_request_id = pointer.as_ref().and_then(|p| p.client_request_id.as_deref()),
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
+            parent_span_id = tracing::field::Empty,
         );
         async {
             let Some(key) = pointer.and_then(|p| p.key()) else {
@@ -264,6 +267,13 @@ where
                 return (self.retry_unclaimed(message).await, None);
             }
         };
+        // This run is a span of the event's trace, its parent the ingress's span.
+        if let Some(ingress) = record.correlation.trace {
+            let span = tracing::Span::current();
+            span.record("trace_id", ingress.trace_id());
+            span.record("span_id", ingress.child().span_id());
+            span.record("parent_span_id", ingress.span_id());
+        }
         match record.status {
             // Its relay may be what failed after the commit: relaying again is a duplicate.
             EventStatus::Processed => {

@@ -74,6 +74,11 @@ pub(crate) fn record_to_item(record: &EventRecord) -> Item {
         "client_request_id",
         record.correlation.client_request_id.as_deref().map(s),
     );
+    put_opt(
+        &mut item,
+        "traceparent",
+        record.correlation.trace.map(|t| s(t.to_string())),
+    );
     put_opt(&mut item, "last_error", record.last_error.as_deref().map(s));
     put_opt(&mut item, "enqueued_at", record.enqueued_at.map(ms));
     put_opt(&mut item, "completed_at", record.completed_at.map(ms));
@@ -131,6 +136,7 @@ pub(crate) fn record_from_item(item: &Item) -> Result<EventRecord, ItemError> {
         correlation: Correlation {
             request_id: opt_string(item, "request_id")?.map(str::to_owned),
             client_request_id: opt_string(item, "client_request_id")?.map(str::to_owned),
+            trace: opt_string(item, "traceparent")?.and_then(|t| t.parse().ok()),
         },
         verification: Verification::from_stored(string(item, "verification")?),
         status: parsed(item, "status")?,
@@ -220,6 +226,7 @@ mod tests {
             Correlation {
                 request_id: Some("req-1".into()),
                 client_request_id: Some("x-1".into()),
+                trace: Some(crate::trace::TraceParent::generate()),
             },
             Verification::Verified(SecretSlot::Previous),
             vec![0, 159, 146, 150, b'{', b'}'],

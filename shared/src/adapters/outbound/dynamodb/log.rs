@@ -84,6 +84,8 @@ fn message_from_item(item: &Item) -> Result<OutboundMessage, ItemError> {
         payload_location: opt_string(item, "payload_ref")?.map(str::to_owned),
         created_at: millis(item, "created_at")?,
         fanned_out: boolean(item, "fanned_out")?,
+        // Messages stored before traces were kept have none (their attempts start one).
+        trace: opt_string(item, "traceparent")?.and_then(|t| t.parse().ok()),
     })
 }
 
@@ -719,6 +721,9 @@ impl DeliveryLog for DynamoOutboundStore {
             ),
             ("expires_at".to_owned(), n(unix_secs(expires_at))),
         ]);
+        if let Some(trace) = &message.trace {
+            item.insert("traceparent".to_owned(), s(trace.to_string()));
+        }
         match (&message.payload_location, deflate(&message.payload)) {
             (Some(location), _) => item.insert("payload_ref".to_owned(), s(location)),
             (None, Some(deflated)) => item.insert("payload_z".to_owned(), b(deflated)),
