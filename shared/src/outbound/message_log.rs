@@ -8,6 +8,8 @@
 
 use std::{collections::BTreeMap, time::SystemTime};
 
+use futures_util::{StreamExt, stream};
+
 use super::{
     Outbound,
     delivery::{Attempt, Delivery, DeliveryStatus, OutboundMessage},
@@ -20,6 +22,8 @@ use crate::{clock::Clock, ids::TenantId, ports::StoreError};
 pub const READ_PER_ENDPOINT: u32 = 200;
 /// Attempts shown for one message.
 pub const ATTEMPTS_SHOWN: u32 = 100;
+/// How many endpoints' indexes are read at once.
+const ENDPOINTS_AT_ONCE: usize = 8;
 
 /// How a delivery, or a message as a whole, stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -123,13 +127,24 @@ where
                 .map(|e| e.id)
                 .collect(),
         };
+        // Each endpoint's index read at once, a few at a time: a tenant with many endpoints
+        // answers in a few round trips, not one per endpoint.
+        let pages: Vec<Result<_, StoreError>> = stream::iter(&endpoints)
+            .map(|endpoint| {
+                self.store.deliveries_of_endpoint(
+                    tenant,
+                    endpoint,
+                    filter.since,
+                    READ_PER_ENDPOINT,
+                    None,
+                )
+            })
+            .buffer_unordered(ENDPOINTS_AT_ONCE)
+            .collect()
+            .await;
         let mut messages: BTreeMap<MessageId, LoggedMessage> = BTreeMap::new();
-        for endpoint in &endpoints {
-            let page = self
-                .store
-                .deliveries_of_endpoint(tenant, endpoint, filter.since, READ_PER_ENDPOINT, None)
-                .await?;
-            for delivery in page.items {
+        for page in pages {
+            for delivery in page?.items {
                 let id = delivery.key.message_id.clone();
                 let logged = messages.entry(id.clone()).or_insert_with(|| LoggedMessage {
                     id,
