@@ -162,6 +162,9 @@ pub fn message(
             p { a href="/portal/messages" { "← Messages" } }
             h1 #message-title { code { (id) } }
             p { span.mono { (event_type) } @if let Some(m) = &detail.message { " · created " (rfc3339(m.created_at)) " UTC" } }
+            @if let Some(trace) = detail.message.as_ref().and_then(|m| m.trace) {
+                p.muted #trace { "Trace " code { (trace.trace_id()) } ": each attempt's " code { "traceparent" } " continues it." }
+            }
             @match &detail.message {
                 Some(m) if show_payload => {
                     div.card #payload { h2 { "Payload" } pre { (String::from_utf8_lossy(&m.payload)) } }

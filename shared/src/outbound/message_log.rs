@@ -8,7 +8,7 @@
 
 use std::{collections::BTreeMap, time::SystemTime};
 
-use futures_util::{StreamExt, stream};
+use futures_util::future::join_all;
 
 use super::{
     Outbound,
@@ -127,33 +127,32 @@ where
                 .map(|e| e.id)
                 .collect(),
         };
-        // Each endpoint's index read at once, a few at a time: a tenant with many endpoints
-        // answers in a few round trips, not one per endpoint.
-        let pages: Vec<Result<_, StoreError>> = stream::iter(&endpoints)
-            .map(|endpoint| {
-                self.store.deliveries_of_endpoint(
+        // A few endpoints' indexes read at once: a tenant with many endpoints answers in a few
+        // round trips, not one per endpoint.
+        let mut messages: BTreeMap<MessageId, LoggedMessage> = BTreeMap::new();
+        for chunk in endpoints.chunks(ENDPOINTS_AT_ONCE) {
+            let mut reads = Vec::with_capacity(chunk.len());
+            for endpoint in chunk {
+                reads.push(self.store.deliveries_of_endpoint(
                     tenant,
                     endpoint,
                     filter.since,
                     READ_PER_ENDPOINT,
                     None,
-                )
-            })
-            .buffer_unordered(ENDPOINTS_AT_ONCE)
-            .collect()
-            .await;
-        let mut messages: BTreeMap<MessageId, LoggedMessage> = BTreeMap::new();
-        for page in pages {
-            for delivery in page?.items {
-                let id = delivery.key.message_id.clone();
-                let logged = messages.entry(id.clone()).or_insert_with(|| LoggedMessage {
-                    id,
-                    event_type: delivery.event_type.clone(),
-                    created_at: delivery.created_at,
-                    deliveries: Vec::new(),
-                });
-                logged.created_at = logged.created_at.min(delivery.created_at);
-                logged.deliveries.push(delivery);
+                ));
+            }
+            for page in join_all(reads).await {
+                for delivery in page?.items {
+                    let id = delivery.key.message_id.clone();
+                    let logged = messages.entry(id.clone()).or_insert_with(|| LoggedMessage {
+                        id,
+                        event_type: delivery.event_type.clone(),
+                        created_at: delivery.created_at,
+                        deliveries: Vec::new(),
+                    });
+                    logged.created_at = logged.created_at.min(delivery.created_at);
+                    logged.deliveries.push(delivery);
+                }
             }
         }
         let mut listed: Vec<LoggedMessage> = messages
