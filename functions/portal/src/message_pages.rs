@@ -2,7 +2,10 @@
 //! period, or found by id; one message with its payload (on request), its deliveries with
 //! *Resend*, and every attempt across endpoints.
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::HashMap,
+    time::{Duration, SystemTime},
+};
 
 use maud::{Markup, html};
 use shared::{
@@ -39,12 +42,14 @@ pub struct Query {
 }
 
 impl Query {
-    pub fn parse(query: HashMap<String, String>, now: std::time::SystemTime) -> Self {
+    pub fn parse(query: HashMap<String, String>, now: SystemTime) -> Self {
         let hours = query
             .get("hours")
             .and_then(|h| h.parse::<u64>().ok())
             .filter(|h| PERIODS.iter().any(|(p, _)| p == h))
             .unwrap_or(PERIODS[0].0);
+        // A day given as `from` or `to` (UTC, `to` inclusive) overrides the period's bound.
+        let day = |name: &str| query.get(name).and_then(|d| day_start(d));
         let filter = MessageFilter {
             event_type: query
                 .get("type")
@@ -54,8 +59,8 @@ impl Query {
             endpoint: query
                 .get("endpoint")
                 .and_then(|e| EndpointId::parse(e).ok()),
-            since: now.checked_sub(Duration::from_secs(hours * 3_600)),
-            until: None,
+            since: day("from").or_else(|| now.checked_sub(Duration::from_secs(hours * 3_600))),
+            until: day("to").map(|d| d + Duration::from_secs(86_400)),
         };
         Self {
             filter,
@@ -63,6 +68,21 @@ impl Query {
             typed: query,
         }
     }
+}
+
+/// Midnight UTC of a `YYYY-MM-DD` day, as a date input sends it.
+fn day_start(raw: &str) -> Option<SystemTime> {
+    let mut parts = raw.trim().splitn(3, '-').map(str::parse::<u16>);
+    let (Some(Ok(year)), Some(Ok(month)), Some(Ok(day))) =
+        (parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let month = time::Month::try_from(u8::try_from(month).ok()?).ok()?;
+    let date =
+        time::Date::from_calendar_date(i32::from(year), month, u8::try_from(day).ok()?).ok()?;
+    let secs = date.midnight().assume_utc().unix_timestamp();
+    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?))
 }
 
 fn state_badge(state: MessageState) -> Markup {
@@ -107,6 +127,10 @@ pub fn messages(
                 select #hours name="hours" aria-label="Period" {
                     @for (hours, words) in PERIODS { option value=(hours) selected[hours == query.hours] { (words) } }
                 }
+                " or from "
+                input #from type="date" name="from" aria-label="From (UTC)" value=(query.typed.get("from").map(String::as_str).unwrap_or_default());
+                " to "
+                input #to type="date" name="to" aria-label="To (UTC, inclusive)" value=(query.typed.get("to").map(String::as_str).unwrap_or_default());
                 button type="submit" { "Filter" }
             }
             @if listed.is_empty() {

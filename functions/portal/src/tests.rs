@@ -721,6 +721,36 @@ async fn the_message_log_lists_and_finds_messages_and_one_shows_its_deliveries_a
             .await,
     );
     assert!(typed.contains("order-1") && !typed.contains("order-2"));
+    // A range of days (UTC, the last one included): the messages are of 2025-06-15.
+    let that_day = text(
+        &p.handle(get(
+            "/portal/messages?from=2025-06-15&to=2025-06-15",
+            Some(&acme.id),
+        ))
+        .await,
+    );
+    assert!(that_day.contains("order-1") && that_day.contains("order-2"));
+    let day_after = text(
+        &p.handle(get("/portal/messages?from=2025-06-16", Some(&acme.id)))
+            .await,
+    );
+    assert!(!day_after.contains("order-1"), "{day_after}");
+    let day_before = text(
+        &p.handle(get(
+            "/portal/messages?from=2025-06-01&to=2025-06-14",
+            Some(&acme.id),
+        ))
+        .await,
+    );
+    assert!(!day_before.contains("order-1"), "{day_before}");
+    let garbage = p
+        .handle(get("/portal/messages?from=15/06/2025&to=x", Some(&acme.id)))
+        .await;
+    assert_eq!(
+        garbage.status(),
+        StatusCode::OK,
+        "an unreadable day is ignored"
+    );
 
     // AND a search by id goes to the message, whose payload shows only when asked
     let found = p
