@@ -40,12 +40,16 @@ pub enum ProjectionKind {
     ResendEmail,
     /// One entry of a Resend email's event history.
     ResendEmailEvent,
+    /// The latest status of one Twilio message (SMS, MMS, WhatsApp).
+    TwilioMessage,
+    /// The latest status of one Twilio call.
+    TwilioCall,
     /// An event from a provider without a domain handler, recorded with its type and time.
     ReceivedEvent,
 }
 
 impl ProjectionKind {
-    pub const ALL: [ProjectionKind; 13] = [
+    pub const ALL: [ProjectionKind; 15] = [
         Self::StripeInvoice,
         Self::StripeSubscription,
         Self::StripeCheckoutSession,
@@ -58,6 +62,8 @@ impl ProjectionKind {
         Self::ClerkMembership,
         Self::ResendEmail,
         Self::ResendEmailEvent,
+        Self::TwilioMessage,
+        Self::TwilioCall,
         Self::ReceivedEvent,
     ];
 
@@ -76,6 +82,8 @@ impl ProjectionKind {
             Self::ClerkMembership => "clerk_membership",
             Self::ResendEmail => "resend_email",
             Self::ResendEmailEvent => "resend_email_event",
+            Self::TwilioMessage => "twilio_message",
+            Self::TwilioCall => "twilio_call",
             Self::ReceivedEvent => "received_event",
         }
     }

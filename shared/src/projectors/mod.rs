@@ -9,6 +9,7 @@ mod clerk;
 mod recorded;
 mod resend;
 mod stripe;
+mod twilio;
 
 use std::{fmt, str::FromStr};
 
@@ -83,12 +84,12 @@ pub fn project(
         Provider::Stripe => stripe::project(event_type, payload, key, policy),
         Provider::Clerk => clerk::project(event_type, payload, key, policy),
         Provider::Resend => resend::project(event_type, payload, key, policy),
+        Provider::Twilio => twilio::project(event_type, payload, key, policy),
         Provider::Svix
         | Provider::StandardWebhooks
         | Provider::GitHub
         | Provider::Slack
         | Provider::Shopify
-        | Provider::Twilio
         | Provider::PayPal
         | Provider::Circle
         | Provider::Generic => recorded::project(provider, event_type, payload, key),
@@ -146,6 +147,11 @@ pub fn lifecycle_rank(provider: Provider, event_type: &str) -> u32 {
         (Provider::Resend, "email.clicked") => 50,
         (Provider::Resend, "email.bounced") => 60,
         (Provider::Resend, "email.complained") => 70,
+        // Twilio's callbacks carry no time: the status's place in the life is the order.
+        (Provider::Twilio, t) => t
+            .split_once('.')
+            .and_then(|(kind, status)| twilio::rank(kind, status))
+            .unwrap_or(CHANGE),
         (_, t) if t.ends_with(".created") || t.ends_with(".completed") => BIRTH,
         (_, t) if t.ends_with(".deleted") => DEATH,
         _ => CHANGE,
