@@ -232,32 +232,35 @@ pub async fn unsigned(
         policy,
     } = args;
     let mut config = existing(admin, tenant, provider).await?;
+    // Decide and write once; then say it, in words or as JSON.
+    let was_allowed = matches!(config.unsigned, UnsignedPolicy::Allow { .. });
+    let allow = policy == PolicyArg::Allow;
+    let path_token = match (allow, was_allowed) {
+        (true, false) => {
+            let path_token = generate_path_token(entropy)?;
+            config.unsigned = UnsignedPolicy::Allow {
+                token_digest: TokenDigest::of(path_token.expose()),
+            };
+            admin.put_config(&config).await?;
+            Some(path_token)
+        }
+        (false, true) => {
+            config.unsigned = UnsignedPolicy::Refuse;
+            admin.put_config(&config).await?;
+            None
+        }
+        _ => None,
+    };
     if out.json() {
-        let route = match (policy, &config.unsigned) {
-            (PolicyArg::Allow, UnsignedPolicy::Refuse) => {
-                let path_token = generate_path_token(entropy)?;
-                config.unsigned = UnsignedPolicy::Allow {
-                    token_digest: TokenDigest::of(path_token.expose()),
-                };
-                admin.put_config(&config).await?;
-                Some(unsigned_route(&config.tenant, provider, &path_token))
-            }
-            (PolicyArg::Refuse, UnsignedPolicy::Allow { .. }) => {
-                config.unsigned = UnsignedPolicy::Refuse;
-                admin.put_config(&config).await?;
-                None
-            }
-            _ => None,
-        };
         return out.document(&json!({
             "tenant": config.tenant.as_str(),
             "provider": provider.as_str(),
-            "unsigned": matches!(config.unsigned, UnsignedPolicy::Allow { .. }),
-            "unsigned_route": route,
+            "unsigned": allow,
+            "unsigned_route": path_token.as_ref().map(|token| unsigned_route(&config.tenant, provider, token)),
         }));
     }
-    match (policy, &config.unsigned) {
-        (PolicyArg::Allow, UnsignedPolicy::Allow { .. }) => {
+    match (allow, was_allowed) {
+        (true, true) => {
             writeln!(
                 out,
                 "Unsigned deliveries are already allowed for {provider} of tenant {}; the route is \
@@ -265,29 +268,24 @@ pub async fn unsigned(
                 config.tenant
             )?;
         }
-        (PolicyArg::Refuse, UnsignedPolicy::Refuse) => {
+        (false, false) => {
             writeln!(
                 out,
                 "Unsigned deliveries are already refused for {provider} of tenant {}.",
                 config.tenant
             )?;
         }
-        (PolicyArg::Allow, UnsignedPolicy::Refuse) => {
-            let path_token = generate_path_token(entropy)?;
-            config.unsigned = UnsignedPolicy::Allow {
-                token_digest: TokenDigest::of(path_token.expose()),
-            };
-            admin.put_config(&config).await?;
+        (true, false) => {
             writeln!(
                 out,
                 "Unsigned deliveries are now allowed for {provider} of tenant {}.",
                 config.tenant
             )?;
-            print_unsigned_route(out, &config.tenant, provider, &path_token)?;
+            if let Some(token) = &path_token {
+                print_unsigned_route(out, &config.tenant, provider, token)?;
+            }
         }
-        (PolicyArg::Refuse, UnsignedPolicy::Allow { .. }) => {
-            config.unsigned = UnsignedPolicy::Refuse;
-            admin.put_config(&config).await?;
+        (false, true) => {
             writeln!(
                 out,
                 "Unsigned deliveries are now refused for {provider} of tenant {}; the unsigned \

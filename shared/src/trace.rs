@@ -23,16 +23,9 @@ pub struct TraceParent {
 impl TraceParent {
     /// A new trace, its first span ours.
     pub fn generate() -> Self {
-        let mut bytes = [0u8; 24];
-        // A failing random source leaves zeros, which no one can mistake for a valid trace:
-        // the last byte is forced so the ids are never all zero.
-        let _ = getrandom::fill(&mut bytes);
-        bytes[15] |= 1;
-        bytes[23] |= 1;
-        let (trace, span) = bytes.split_at(16);
         Self {
-            trace_id: trace.try_into().unwrap_or([1; 16]),
-            span_id: span.try_into().unwrap_or([1; 8]),
+            trace_id: random_id(),
+            span_id: random_id(),
             sampled: true,
         }
     }
@@ -41,7 +34,7 @@ impl TraceParent {
     #[must_use]
     pub fn child(&self) -> Self {
         Self {
-            span_id: Self::generate().span_id,
+            span_id: random_id(),
             ..*self
         }
     }
@@ -61,6 +54,17 @@ impl TraceParent {
     pub fn span_id(&self) -> String {
         hex::encode(self.span_id)
     }
+}
+
+/// Random bytes for an id. A failing random source leaves zeros, and the last bit is forced,
+/// so an id is never all zeros (which the specification reserves as invalid).
+fn random_id<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    let _ = getrandom::fill(&mut bytes);
+    if let Some(last) = bytes.last_mut() {
+        *last |= 1;
+    }
+    bytes
 }
 
 impl fmt::Display for TraceParent {

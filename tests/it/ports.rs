@@ -695,6 +695,8 @@ async fn event_type_suite(store: &impl shared::outbound::ports::OutboundStore) {
         .expect("policy");
     let listed = store.event_types(&acme).await.expect("list");
     assert_eq!(listed.len(), 1);
+    assert_eq!(store.event_type_count(&acme).await.expect("count"), 1);
+    assert_eq!(store.event_type_count(&globex).await.expect("count"), 0);
     assert!(store.event_types(&globex).await.expect("list").is_empty());
     assert_eq!(store.event_type(&globex, &paid).await.expect("read"), None);
 }

@@ -171,7 +171,9 @@ mod tests {
 
     use super::*;
 
-    fn outbound() -> Outbound<MemoryOutboundStore, Arc<MemoryDeliveryQueue>, ManualClock> {
+    /// A publisher on memory adapters that resolves `partner.example` (the OpenAPI tests too).
+    pub(crate) fn outbound() -> Outbound<MemoryOutboundStore, Arc<MemoryDeliveryQueue>, ManualClock>
+    {
         Outbound::new(
             MemoryOutboundStore::new(),
             Arc::new(MemoryDeliveryQueue::new()),

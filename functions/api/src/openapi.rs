@@ -28,7 +28,7 @@ mod tests {
         clock::ManualClock,
         ids::TenantId,
         memory::{MemoryDeliveryQueue, MemoryOutboundStore},
-        outbound::{Outbound, OutboundSettings, admin::EndpointChange, ssrf::StaticResolver},
+        outbound::{Outbound, admin::EndpointChange},
     };
 
     use super::*;
@@ -37,16 +37,7 @@ mod tests {
     type TestOutbound = Outbound<MemoryOutboundStore, Arc<MemoryDeliveryQueue>, ManualClock>;
 
     async fn outbound() -> TestOutbound {
-        let outbound = Outbound::new(
-            MemoryOutboundStore::new(),
-            Arc::new(MemoryDeliveryQueue::new()),
-            ManualClock::at_unix(1_750_000_000),
-            OutboundSettings::default(),
-        )
-        .with_resolver(Arc::new(
-            StaticResolver::default()
-                .with("partner.example", &["93.184.216.34".parse().expect("ip")]),
-        ));
+        let outbound = crate::tests::outbound();
         outbound
             .add_endpoint(
                 &TenantId::parse("acme").expect("tenant"),

@@ -333,12 +333,10 @@ where
         change: EventTypeChange,
     ) -> Result<EventTypeDefinition, CatalogError> {
         let name = EventType::parse(name).map_err(|e| CatalogError::Name(e.to_string()))?;
-        if self.store.event_type(tenant, &name).await?.is_some() {
-            return Err(CatalogError::Exists(name));
-        }
-        if self.store.event_types(tenant).await?.len() >= MAX_EVENT_TYPES {
+        if self.store.event_type_count(tenant).await? >= MAX_EVENT_TYPES {
             return Err(CatalogError::TooMany);
         }
+        // One registered already fails the put's condition: `Exists`.
         let mut definition = EventTypeDefinition::new(tenant.clone(), name, self.clock.now());
         definition.apply(change)?;
         self.save(definition, CatalogError::Exists).await

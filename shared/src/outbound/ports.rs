@@ -163,6 +163,9 @@ pub trait EventTypeStore: Send + Sync {
 
     /// Every type the tenant registered, in no particular order.
     async fn event_types(&self, tenant: &TenantId) -> Result<Vec<EventTypeDefinition>, StoreError>;
+
+    /// How many types the tenant registered, without reading (or compiling) their schemas.
+    async fn event_type_count(&self, tenant: &TenantId) -> Result<usize, StoreError>;
 }
 
 /// What storing a message found.

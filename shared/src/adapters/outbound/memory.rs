@@ -491,6 +491,15 @@ impl EventTypeStore for MemoryOutboundStore {
             .cloned()
             .collect())
     }
+
+    async fn event_type_count(&self, tenant: &TenantId) -> Result<usize, StoreError> {
+        self.check()?;
+        Ok(lock(&self.state)
+            .event_types
+            .keys()
+            .filter(|(t, _)| t == tenant)
+            .count())
+    }
 }
 
 impl MemoryOutboundStore {

@@ -123,4 +123,8 @@ impl EventTypeStore for DynamoOutboundStore {
             .map(|item| Ok(definition_from_item(item)?))
             .collect()
     }
+
+    async fn event_type_count(&self, tenant: &TenantId) -> Result<usize, StoreError> {
+        self.tenant_item_count(tenant, PREFIX).await
+    }
 }

@@ -11,7 +11,7 @@ use std::{
 use async_trait::async_trait;
 use aws_sdk_dynamodb::{
     operation::transact_write_items::TransactWriteItemsError,
-    types::{AttributeValue, CancellationReason, Delete, ReturnValue, TransactWriteItem},
+    types::{AttributeValue, CancellationReason, Delete, ReturnValue, Select, TransactWriteItem},
 };
 
 use super::{DUE_INDEX, DynamoOutboundStore, decode_token, encode_token, key, tenant_pk};
@@ -279,6 +279,36 @@ impl DynamoOutboundStore {
                 .value(":read_version", n(endpoint.version))
         };
         Ok(update)
+    }
+
+    /// How many items of the tenant's partition have a sort key starting with `prefix`: a
+    /// count query, which returns none of them.
+    pub(super) async fn tenant_item_count(
+        &self,
+        tenant: &TenantId,
+        prefix: &str,
+    ) -> Result<usize, StoreError> {
+        let mut count = 0;
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(tenant_pk(tenant)))
+                .expression_attribute_values(":prefix", s(prefix))
+                .select(Select::Count)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| unavailable("Query", &self.table, &e))?;
+            count += usize::try_from(output.count()).unwrap_or(0);
+            start = output.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(count);
+            }
+        }
     }
 
     /// Every item of the tenant's partition whose sort key starts with `prefix`, page by page.
