@@ -35,7 +35,9 @@ LINT_VENV := $(VENV)/lint
 LINT_STAMP := $(LINT_VENV)/.lint-$(CFN_LINT_VERSION)-$(CHECKOV_VERSION)-$(OPENAPI_VALIDATOR_VERSION)
 # The providers' own libraries, which the interop tests sign (and verify) with.
 INTEROP_VENV := $(VENV)/interop
-INTEROP_PACKAGES := stripe==16.1.0 svix==2.9.1 standardwebhooks==1.1.0 slack-sdk==3.47.0 twilio==9.13.0
+INTEROP_PACKAGES := stripe==16.1.0 svix==2.9.1 standardwebhooks==1.1.0 slack-sdk==3.47.0 twilio==9.13.0 \
+	PyNaCl==1.6.2 sendgrid==6.12.5 squareup==46.0.0.20260916 paddle-python-sdk==1.16.1 \
+	google-auth==2.40.3 cryptography==51.0.1
 INTEROP_STAMP := $(INTEROP_VENV)/.interop-$(shell echo '$(INTEROP_PACKAGES)' | cksum | cut -d' ' -f1)
 # The official Node.js library, which the portal's Node verification snippet runs with.
 INTEROP_NODE := tests/interop/node
@@ -237,7 +239,7 @@ bench-coldstart: emulator-start ## Each function's cold start: init, first answe
 # on first use. Each target runs FUZZ_SECONDS; a crash leaves its input under
 # fuzz/artifacts/<target>/: copy it to fuzz/regressions/<target>/ and `make test` runs it.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := signature_headers event_extraction queue_message console_event
+FUZZ_TARGETS := signature_headers event_extraction queue_message console_event google_oidc_token
 CARGO_FUZZ_VERSION := 0.13.2
 
 .PHONY: fuzz

@@ -58,6 +58,11 @@ pub enum CliError {
         provider: Provider,
     },
 
+    #[error(
+        "{provider} verifies with a key or identity the provider issues: pass it with --secret"
+    )]
+    SecretRequired { provider: Provider },
+
     #[error("Circle deliveries are verified with Circle's public keys: pass --public-key ID=KEY")]
     MissingPublicKey,
 

@@ -76,6 +76,8 @@ pub fn scheme_name(scheme: &Scheme) -> &'static str {
         Scheme::Twilio => "twilio",
         Scheme::Circle => "circle",
         Scheme::PayPal => "paypal",
+        Scheme::GoogleOidc => "google-oidc",
+        Scheme::Declared(declaration) => declaration.name,
     }
 }
 

@@ -60,9 +60,12 @@ pub fn generate_event_id(provider: Provider, entropy: &dyn Entropy) -> Result<St
             format!("msg_{}", hex::encode(bytes))
         }
         Provider::Slack => format!("Ev{}", hex::encode_upper(bytes)),
-        Provider::Stripe | Provider::Generic | Provider::Twilio | Provider::PayPal => {
-            format!("evt_{}", hex::encode(bytes))
-        }
+        Provider::Stripe
+        | Provider::Generic
+        | Provider::Twilio
+        | Provider::PayPal
+        | Provider::Firebase
+        | Provider::Declared(_) => format!("evt_{}", hex::encode(bytes)),
     })
 }
 
@@ -269,7 +272,7 @@ mod tests {
 
     #[test]
     fn generated_ids_are_valid_event_ids_in_the_provider_shape() {
-        for provider in Provider::ALL {
+        for provider in Provider::all() {
             let id = generate_event_id(provider, &OsEntropy).expect("id");
             shared::ids::EventId::parse(&id).expect("valid event id");
         }

@@ -15,7 +15,10 @@ use shared::{
     provider::Provider,
     secret::Secret,
     tenant::{ProviderConfig, TokenDigest, UnsignedPolicy},
-    verify::{PublicKey, PublicKeys},
+    verify::{
+        PublicKey, PublicKeys,
+        declared::{Handshake, meta_verify_token},
+    },
 };
 
 use crate::{
@@ -77,6 +80,9 @@ pub async fn add(
     } else {
         let (secret, generated) = match secret {
             Some(given) => (given, false),
+            None if !scheme.secret_can_be_generated() => {
+                return Err(CliError::SecretRequired { provider });
+            }
             None => (generate_secret(&scheme, entropy)?, true),
         };
         check_usable(&scheme, &secret, now)?;
@@ -118,6 +124,7 @@ pub async fn add(
             "secret": (generated && !signs_with_keys_it_holds(provider))
                 .then(|| config.secrets.current.expose().to_owned()),
             "unsigned_route": path_token.as_ref().map(|token| unsigned_route(&config.tenant, provider, token)),
+            "verify_token": verify_token(&config),
         }));
     }
     writeln!(
@@ -131,6 +138,7 @@ pub async fn add(
     if !signs_with_keys_it_holds(provider) {
         print_secret(out, &config, generated, "Signing secret")?;
     }
+    print_verify_token(out, &config)?;
     if let Some(token) = &path_token {
         print_unsigned_route(out, &config.tenant, provider, token)?;
     }
@@ -193,6 +201,9 @@ pub async fn rotate(
     let scheme = config.verifier().scheme;
     let (secret, generated) = match secret {
         Some(given) => (given, false),
+        None if !scheme.secret_can_be_generated() => {
+            return Err(CliError::SecretRequired { provider });
+        }
         None => (generate_secret(&scheme, entropy)?, true),
     };
     check_usable(&scheme, &secret, now)?;
@@ -208,6 +219,7 @@ pub async fn rotate(
             "provider": provider.as_str(),
             "previous_secret_valid_until": timestamp(now + grace),
             "secret": generated.then(|| config.secrets.current.expose().to_owned()),
+            "verify_token": verify_token(&config),
         }));
     }
 
@@ -217,7 +229,8 @@ pub async fn rotate(
         tenant = config.tenant,
         until = timestamp(now + grace),
     )?;
-    print_secret(out, &config, generated, "New signing secret")
+    print_secret(out, &config, generated, "New signing secret")?;
+    print_verify_token(out, &config)
 }
 
 pub async fn unsigned(
@@ -472,6 +485,29 @@ fn print_secret(
             "Note: {} issues its own signing secret. Real deliveries verify only after you store \
              that one with --secret; this generated secret suits `hookctl send` tests.",
             config.provider
+        )?;
+    }
+    Ok(())
+}
+
+/// Meta's dashboard asks for a verify token beside the callback URL: the one the ingress
+/// answers Meta's subscription check for, derived from the current app secret.
+fn verify_token(config: &ProviderConfig) -> Option<String> {
+    match config.provider {
+        Provider::Declared(declaration)
+            if declaration.handshake == Some(Handshake::MetaSubscribe) =>
+        {
+            Some(meta_verify_token(&config.secrets.current))
+        }
+        _ => None,
+    }
+}
+
+fn print_verify_token(out: &mut dyn Write, config: &ProviderConfig) -> Result<(), CliError> {
+    if let Some(token) = verify_token(config) {
+        writeln!(
+            out,
+            "Verify token for Meta's dashboard (it follows the app secret):\n  {token}"
         )?;
     }
     Ok(())

@@ -91,13 +91,19 @@ async fn route(
         (_, [root, ..]) if root == "webhooks" && routes.front == Front::FunctionUrl => {
             (Target::Ingress, HashMap::new())
         }
-        (&Method::POST, [root, tenant, provider]) if root == "webhooks" => (
-            Target::Ingress,
-            HashMap::from([
-                ("tenant".to_owned(), tenant.clone()),
-                ("provider".to_owned(), provider.clone()),
-            ]),
-        ),
+        // A GET or HEAD is a provider's handshake (Meta, Dropbox, Okta, Trello), as the
+        // template routes it.
+        (&Method::POST | &Method::GET | &Method::HEAD, [root, tenant, provider])
+            if root == "webhooks" =>
+        {
+            (
+                Target::Ingress,
+                HashMap::from([
+                    ("tenant".to_owned(), tenant.clone()),
+                    ("provider".to_owned(), provider.clone()),
+                ]),
+            )
+        }
         (&Method::POST, [root, tenant, provider, token]) if root == "webhooks" => (
             Target::Ingress,
             HashMap::from([

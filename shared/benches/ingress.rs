@@ -75,6 +75,7 @@ fn bench_ingress(c: &mut Criterion) {
                         body: &body,
                         correlation: Correlation::default(),
                         host: Some("hooks.example.com"),
+                        method: "POST",
                         path_and_query: Some("/webhooks/acme/stripe"),
                     };
                     let outcome = runtime.block_on(ingress.handle(black_box(delivery)));

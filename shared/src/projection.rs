@@ -44,12 +44,28 @@ pub enum ProjectionKind {
     TwilioMessage,
     /// The latest status of one Twilio call.
     TwilioCall,
+    /// The latest status of one PayPal payment capture.
+    PayPalCapture,
+    /// The latest status of one PayPal refund, with the capture it refunds.
+    PayPalRefund,
+    /// The latest status of one PayPal dispute.
+    PayPalDispute,
+    /// The latest status of one PayPal subscription.
+    PayPalSubscription,
+    /// The latest status of one Circle payment (or refund, which Circle sends as a payment).
+    CirclePayment,
+    /// The latest status of one Circle transfer.
+    CircleTransfer,
+    /// The latest status of one Circle payout.
+    CirclePayout,
+    /// The latest delivery status of one Firebase Cloud Messaging message.
+    FirebaseMessage,
     /// An event from a provider without a domain handler, recorded with its type and time.
     ReceivedEvent,
 }
 
 impl ProjectionKind {
-    pub const ALL: [ProjectionKind; 15] = [
+    pub const ALL: [ProjectionKind; 23] = [
         Self::StripeInvoice,
         Self::StripeSubscription,
         Self::StripeCheckoutSession,
@@ -64,6 +80,14 @@ impl ProjectionKind {
         Self::ResendEmailEvent,
         Self::TwilioMessage,
         Self::TwilioCall,
+        Self::PayPalCapture,
+        Self::PayPalRefund,
+        Self::PayPalDispute,
+        Self::PayPalSubscription,
+        Self::CirclePayment,
+        Self::CircleTransfer,
+        Self::CirclePayout,
+        Self::FirebaseMessage,
         Self::ReceivedEvent,
     ];
 
@@ -84,6 +108,14 @@ impl ProjectionKind {
             Self::ResendEmailEvent => "resend_email_event",
             Self::TwilioMessage => "twilio_message",
             Self::TwilioCall => "twilio_call",
+            Self::PayPalCapture => "paypal_capture",
+            Self::PayPalRefund => "paypal_refund",
+            Self::PayPalDispute => "paypal_dispute",
+            Self::PayPalSubscription => "paypal_subscription",
+            Self::CirclePayment => "circle_payment",
+            Self::CircleTransfer => "circle_transfer",
+            Self::CirclePayout => "circle_payout",
+            Self::FirebaseMessage => "firebase_message",
             Self::ReceivedEvent => "received_event",
         }
     }
@@ -466,6 +498,19 @@ mod tests {
             version,
             Change::Upsert(Fields::from([("status".to_owned(), json!(status))])),
         )
+    }
+
+    #[test]
+    fn kind_names_are_distinct_and_fit_a_partition_key() {
+        let names: std::collections::BTreeSet<&str> =
+            ProjectionKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(names.len(), ProjectionKind::ALL.len());
+        for name in names {
+            assert!(
+                name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{name}"
+            );
+        }
     }
 
     #[test]

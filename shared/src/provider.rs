@@ -5,7 +5,7 @@ use std::{fmt, str::FromStr};
 
 use thiserror::Error;
 
-use crate::verify::{GenericHeaders, Scheme};
+use crate::verify::{GenericHeaders, Scheme, declared};
 
 /// A webhook provider, as it appears in the route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -22,6 +22,11 @@ pub enum Provider {
     Twilio,
     PayPal,
     Circle,
+    /// Google Cloud's OIDC-authenticated push (Pub/Sub push subscriptions, Eventarc, Cloud
+    /// Tasks, Cloud Scheduler), the way Firebase calls out.
+    Firebase,
+    /// A provider described as data ([`declared`]): GitLab, Discord, Zoom, Paddle, ...
+    Declared(&'static declared::Declaration),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -29,7 +34,8 @@ pub enum Provider {
 pub struct UnknownProvider;
 
 impl Provider {
-    pub const ALL: [Provider; 12] = [
+    /// The providers with a scheme of their own; [`Provider::all`] adds the declared ones.
+    pub const BUILT_IN: [Provider; 13] = [
         Self::Stripe,
         Self::Clerk,
         Self::Resend,
@@ -42,7 +48,27 @@ impl Provider {
         Self::Twilio,
         Self::PayPal,
         Self::Circle,
+        Self::Firebase,
     ];
+
+    /// Every provider a route can name.
+    pub fn all() -> impl Iterator<Item = Provider> {
+        Self::BUILT_IN.into_iter().chain(
+            declared::catalog::ALL
+                .iter()
+                .map(|declaration| Self::Declared(declaration)),
+        )
+    }
+
+    /// The built-in providers and one declared provider of each shape: for property tests that
+    /// run every provider on many inputs.
+    pub fn representatives() -> impl Iterator<Item = Provider> {
+        Self::BUILT_IN.into_iter().chain(
+            declared::catalog::REPRESENTATIVES
+                .iter()
+                .map(|declaration| Self::Declared(declaration)),
+        )
+    }
 
     /// The route segment and storage name.
     pub fn as_str(self) -> &'static str {
@@ -59,6 +85,8 @@ impl Provider {
             Self::Twilio => "twilio",
             Self::PayPal => "paypal",
             Self::Circle => "circle",
+            Self::Firebase => "firebase",
+            Self::Declared(declaration) => declaration.name,
         }
     }
 
@@ -78,6 +106,8 @@ impl Provider {
             Self::Twilio => Scheme::Twilio,
             Self::PayPal => Scheme::PayPal,
             Self::Circle => Scheme::Circle,
+            Self::Firebase => Scheme::GoogleOidc,
+            Self::Declared(declaration) => Scheme::Declared(declaration),
         }
     }
 }
@@ -93,10 +123,7 @@ impl FromStr for Provider {
 
     /// Exact, lowercase names only: a route is a name, not a guess.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|p| p.as_str() == s)
-            .ok_or(UnknownProvider)
+        Self::all().find(|p| p.as_str() == s).ok_or(UnknownProvider)
     }
 }
 
@@ -106,16 +133,33 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for p in Provider::ALL {
+        for p in Provider::all() {
             assert_eq!(p.as_str().parse::<Provider>(), Ok(p));
         }
     }
 
     #[test]
     fn unknown_or_miscased_names_are_refused() {
-        for bad in ["Stripe", "stripe ", "PayPal", "pay-pal", "paddle", ""] {
+        for bad in [
+            "Stripe", "stripe ", "PayPal", "pay-pal", "Paddle", "gitlab ", "",
+        ] {
             assert_eq!(bad.parse::<Provider>(), Err(UnknownProvider), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn there_are_at_least_forty_routes_and_no_name_twice() {
+        let names: Vec<&str> = Provider::all().map(Provider::as_str).collect();
+        let unique: std::collections::BTreeSet<&str> = names.iter().copied().collect();
+        assert_eq!(unique.len(), names.len(), "a route name is used twice");
+        assert!(names.len() >= 40, "{} routes", names.len());
+    }
+
+    #[test]
+    fn declared_providers_route_to_their_declarations() {
+        let paddle: Provider = "paddle".parse().expect("paddle");
+        assert_eq!(paddle.as_str(), "paddle");
+        assert!(matches!(paddle.default_scheme(), Scheme::Declared(d) if d.name == "paddle"));
     }
 
     #[test]

@@ -2,12 +2,17 @@
 //! (PyPI `stripe`, `svix`, `standardwebhooks`, `slack_sdk`, `twilio`, in the virtualenv `make
 //! test` installs) are accepted by the deployed ingress handler, and the same requests with one
 //! byte changed are refused. None of these signatures comes from this project's signers.
+//! Google's OIDC tokens are signed and judged by Google's `google-auth`, and our verdicts must
+//! agree with its verdicts.
 
 use std::{
     io::Write,
     process::{Command, Stdio},
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 use shared::{
     clock::ManualClock,
@@ -17,6 +22,9 @@ use shared::{
     provider::Provider,
     secret::Secret,
     tenant::ProviderConfig,
+    verify::google_oidc::{
+        self, GoogleKeys, GoogleOidcExpectation, StaticJwks, TestSigner, google_claims, jwks,
+    },
 };
 
 use crate::support::*;
@@ -31,24 +39,29 @@ fn python() -> String {
 
 /// Sign `cases` with the official libraries; one signed request per case.
 fn sign_officially(cases: &[Value]) -> Vec<Value> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/interop/sign.py");
+    run_interop_script("sign.py", cases)
+}
+
+/// Run `tests/interop/{script}` on `cases`, one JSON line each way.
+fn run_interop_script(script: &str, cases: &[Value]) -> Vec<Value> {
+    let script = format!("{}/interop/{script}", env!("CARGO_MANIFEST_DIR"));
     let mut child = Command::new(python())
-        .arg(script)
+        .arg(&script)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot run the interop signer ({e}): run `make test`"));
+        .unwrap_or_else(|e| panic!("cannot run {script} ({e}): run `make test`"));
     {
         let mut stdin = child.stdin.take().expect("stdin");
         for case in cases {
             writeln!(stdin, "{case}").expect("write a case");
         }
     }
-    let output = child.wait_with_output().expect("the signer ran");
+    let output = child.wait_with_output().expect("the script ran");
     assert!(
         output.status.success(),
-        "the official signers failed: {}",
+        "{script} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout)
@@ -163,4 +176,384 @@ async fn requests_signed_by_the_providers_own_libraries_are_accepted_and_tampere
         assert_eq!(status, 401, "{provider} tampered");
         assert_eq!(ingress.store.all().len(), 1, "{provider}");
     }
+}
+
+const GOOGLE_AUDIENCE: &str = "https://hooks.example.com/webhooks/acme/pubsub";
+const GOOGLE_SERVICE_ACCOUNT: &str = "pubsub-push@acme-prod.iam.gserviceaccount.com";
+
+#[tokio::test]
+async fn google_oidc_tokens_signed_by_google_auth_are_accepted_and_bad_ones_refused_by_both() {
+    // GIVEN a key published as Google publishes its keys (a JWK, served from memory), and a
+    // tenant expecting its push subscription's audience and service account
+    let signer = TestSigner::generate("interop-google-kid");
+    let keys = GoogleKeys::new(Arc::new(StaticJwks::new(
+        jwks(&[signer.jwk()]),
+        Some(Duration::from_secs(3600)),
+    )));
+    let expect = GoogleOidcExpectation::new(GOOGLE_AUDIENCE, GOOGLE_SERVICE_ACCOUNT);
+    // google-auth reads the real clock, so the tokens are made around it, with wide margins.
+    let now = SystemTime::now();
+    let now_secs = now
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    let claims_with = |edit: &dyn Fn(&mut serde_json::Map<String, Value>)| {
+        let mut claims = google_claims(&expect, now_secs - 5);
+        if let Value::Object(map) = &mut claims {
+            edit(map);
+        }
+        claims
+    };
+    // (case, claims, our expected refusal reason: None when the token must pass)
+    let table: Vec<(&str, Value, Option<&str>)> = vec![
+        ("valid", claims_with(&|_| {}), None),
+        (
+            "valid, the other issuer form",
+            claims_with(&|c| {
+                c.insert("iss".into(), "accounts.google.com".into());
+            }),
+            None,
+        ),
+        (
+            "wrong audience",
+            claims_with(&|c| {
+                c.insert("aud".into(), "https://hooks.example.com/other".into());
+            }),
+            Some("invalid_token"),
+        ),
+        (
+            "wrong issuer",
+            claims_with(&|c| {
+                c.insert("iss".into(), "https://evil.example.com".into());
+            }),
+            Some("invalid_token"),
+        ),
+        (
+            "another service account",
+            claims_with(&|c| {
+                c.insert(
+                    "email".into(),
+                    "intruder@other.iam.gserviceaccount.com".into(),
+                );
+            }),
+            Some("invalid_token"),
+        ),
+        (
+            "email not verified",
+            claims_with(&|c| {
+                c.insert("email_verified".into(), false.into());
+            }),
+            Some("invalid_token"),
+        ),
+        (
+            "expired an hour ago",
+            claims_with(&|c| {
+                c.insert("iat".into(), (now_secs - 7200).into());
+                c.insert("exp".into(), (now_secs - 3600).into());
+            }),
+            Some("stale_timestamp"),
+        ),
+        (
+            "issued ten minutes ahead",
+            claims_with(&|c| {
+                c.insert("iat".into(), (now_secs + 600).into());
+                c.insert("exp".into(), (now_secs + 4200).into());
+            }),
+            Some("future_timestamp"),
+        ),
+    ];
+
+    // WHEN google-auth signs each case's claims with the key
+    let sign_cases: Vec<Value> = table
+        .iter()
+        .map(|(_, claims, _)| {
+            json!({"private_key_pem": signer.private_key_pem(), "kid": signer.kid(),
+                   "claims": claims})
+        })
+        .collect();
+    let signed = run_interop_script("google_oidc.py", &sign_cases);
+    assert_eq!(signed.len(), table.len());
+    let mut tokens: Vec<(String, String, Option<&str>)> = table
+        .iter()
+        .zip(&signed)
+        .map(|((name, _, expected), signed)| {
+            let token = signed["token"].as_str().expect("a token").to_owned();
+            ((*name).to_owned(), token, *expected)
+        })
+        .collect();
+
+    // AND the valid token is tampered with: other claims under its signature, and one
+    // signature byte flipped
+    let valid = tokens[0].1.clone();
+    let (signing_input, signature) = valid.rsplit_once('.').expect("three segments");
+    let (header, _) = signing_input.split_once('.').expect("three segments");
+    let forged_claims = claims_with(&|c| {
+        c.insert("aud".into(), "https://hooks.example.com/other".into());
+    });
+    tokens.push((
+        "other claims under a genuine signature".into(),
+        format!(
+            "{header}.{}.{signature}",
+            URL_SAFE_NO_PAD.encode(forged_claims.to_string())
+        ),
+        Some("signature_mismatch"),
+    ));
+    let mut flipped = URL_SAFE_NO_PAD.decode(signature).expect("base64url");
+    flipped[100] ^= 0x01;
+    tokens.push((
+        "a signature byte flipped".into(),
+        format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(&flipped)),
+        Some("signature_mismatch"),
+    ));
+    // AND a token this project's test signer made must satisfy google-auth too
+    tokens.push((
+        "signed by our test signer".into(),
+        signer.sign(&claims_with(&|_| {})),
+        None,
+    ));
+
+    // THEN google-auth and our verifier agree on every token
+    let verdict_cases: Vec<Value> = tokens
+        .iter()
+        .map(|(_, token, _)| {
+            json!({"token": token, "certs": {signer.kid(): signer.jwk()},
+                   "audience": GOOGLE_AUDIENCE, "service_account": GOOGLE_SERVICE_ACCOUNT})
+        })
+        .collect();
+    let verdicts = run_interop_script("google_oidc.py", &verdict_cases);
+    assert_eq!(verdicts.len(), tokens.len());
+    for ((name, token, expected), theirs) in tokens.iter().zip(&verdicts) {
+        let headers = http::HeaderMap::from_iter([(
+            http::header::AUTHORIZATION,
+            http::HeaderValue::from_str(&format!("Bearer {token}")).expect("ascii"),
+        )]);
+        let ours = google_oidc::verify(&headers, &expect, &keys, now).await;
+        match expected {
+            None => {
+                assert_eq!(
+                    theirs["valid"], true,
+                    "{name}: google-auth refused: {theirs}"
+                );
+                let verified = ours.unwrap_or_else(|e| panic!("{name}: we refused: {e}"));
+                assert_eq!(verified.key_id.as_deref(), Some(signer.kid()), "{name}");
+            }
+            Some(reason) => {
+                assert_eq!(theirs["valid"], false, "{name}: google-auth accepted");
+                let err = ours.expect_err(name);
+                assert_eq!(err.reason(), *reason, "{name}: {err}");
+            }
+        }
+    }
+
+    // AND google-auth reads the same key as a PEM public key, as its certificates usually come
+    let pem_case = json!({"token": valid, "certs": {signer.kid(): signer.public_key_pem()},
+                          "audience": GOOGLE_AUDIENCE});
+    assert_eq!(
+        run_interop_script("google_oidc.py", &[pem_case])[0]["valid"],
+        true
+    );
+}
+
+/// What our verifier says of one request to a declared provider: `Ok` accepted, `Err` the reason.
+fn our_verdict(
+    provider: &str,
+    signed: &Value,
+    body: &str,
+    url: &str,
+    now: SystemTime,
+) -> Result<(), String> {
+    use std::str::FromStr;
+
+    use shared::{
+        secret::SecretSet,
+        verify::{RequestUrl, Verifier, VerifyContext},
+    };
+
+    let provider =
+        Provider::from_str(provider).map_err(|_| format!("no provider named {provider}"))?;
+    let mut headers = http::HeaderMap::new();
+    for pair in signed["headers"].as_array().expect("headers") {
+        headers.append(
+            http::HeaderName::from_bytes(pair[0].as_str().expect("name").as_bytes())
+                .expect("header name"),
+            http::HeaderValue::from_str(pair[1].as_str().expect("value")).expect("header value"),
+        );
+    }
+    let url = RequestUrl::parse(url).expect("url");
+    let context = VerifyContext {
+        url: Some(&url),
+        ..Default::default()
+    };
+    let secrets = SecretSet::single(Secret::new(signed["secret"].as_str().expect("secret")));
+    Verifier::new(provider.default_scheme())
+        .verify_with(body.as_bytes(), &headers, &secrets, &context, now)
+        .map(drop)
+        .map_err(|e| format!("{}: {e}", e.reason()))
+}
+
+/// `signed`'s headers with `name`'s value replaced by `value`.
+fn with_header(signed: &Value, name: &str, value: &str) -> Value {
+    let mut changed = signed.clone();
+    for pair in changed["headers"].as_array_mut().expect("headers") {
+        if pair[0]
+            .as_str()
+            .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        {
+            pair[1] = value.into();
+        }
+    }
+    changed
+}
+
+#[test]
+fn new_providers_agree_with_their_official_libraries() {
+    // GIVEN requests signed with each provider's official library (PyNaCl for Discord, whose
+    // documentation verifies with it; cryptography's ECDSA, approved by sendgrid's EventWebhook;
+    // squareup and paddle-python-sdk), at this machine's time, because paddle-python-sdk checks
+    // signed times against the real clock
+    let now_secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    let now = UNIX_EPOCH + Duration::from_secs(now_secs);
+    let square_url = format!("https://{HOST}/webhooks/acme/square");
+    let other_url = format!("https://{HOST}/webhooks/acme/square2");
+    let discord_body =
+        json!({"type": 2, "id": "1300000000000000001", "application_id": "1200000000000000002",
+                              "token": "interop", "version": 1, "data": {"name": "deploy"}})
+        .to_string();
+    let sendgrid_body = format!(
+        "{}\r\n",
+        json!([{"email": "a@example.com", "event": "delivered", "sg_event_id": "interop-1",
+                "sg_message_id": "m1", "timestamp": now_secs}])
+    );
+    let square_body = json!({"merchant_id": "MLEFBHHSJGVHD", "type": "payment.created",
+                             "event_id": "ac3ac95b-f97d-458c-a6e6-18981597e05f",
+                             "created_at": "2023-11-14T22:13:20Z", "data": {"type": "payment", "id": "p1"}})
+    .to_string();
+    let paddle_body = json!({"event_id": "evt_01hv8x2acma2gz3he1e9rsjbty", "event_type": "transaction.completed",
+                             "occurred_at": "2023-11-14T22:13:20.000000Z", "notification_id": "ntf_interop",
+                             "data": {"id": "txn_interop"}})
+    .to_string();
+    let paddle_secret = "pdl_ntfset_01hs0t3tw21j988db1pam5xg8m_interopinteropinteropinterop";
+    let cases = vec![
+        json!({"op": "sign", "provider": "discord", "body": discord_body, "timestamp": now_secs}),
+        json!({"op": "sign", "provider": "sendgrid", "body": sendgrid_body, "timestamp": now_secs}),
+        json!({"op": "sign", "provider": "square", "body": square_body, "timestamp": now_secs,
+               "secret": "Ibxx_5AKakO-3qeNVR61Dw", "url": square_url}),
+        json!({"op": "sign", "provider": "paddle", "body": paddle_body, "timestamp": now_secs,
+               "secret": paddle_secret}),
+        // signed an hour ago: stale for the library and for us (both given a 300 s window)
+        json!({"op": "sign", "provider": "paddle", "body": paddle_body, "timestamp": now_secs - 3600,
+               "secret": paddle_secret}),
+    ];
+    let signed = run_interop_script("declared.py", &cases);
+    assert_eq!(signed.len(), cases.len());
+
+    // AND the tampered variants: one body byte, the signed timestamp (Square signs none, so the
+    // notification URL it signs instead), and the stale Paddle request
+    let flip = |body: &str| {
+        let mut bytes = body.as_bytes().to_vec();
+        let at = bytes.len() / 2;
+        bytes[at] ^= 0x01;
+        String::from_utf8(bytes).expect("ascii")
+    };
+    let ts = (now_secs + 1).to_string();
+    // (label, provider, request, body, url, authentic)
+    let mut requests: Vec<(String, &str, Value, String, String, bool)> = Vec::new();
+    for (request, provider) in signed
+        .iter()
+        .take(4)
+        .zip(["discord", "sendgrid", "square", "paddle"])
+    {
+        assert_eq!(request["provider"], provider, "{request}");
+        let body = request["body"].as_str().expect("body").to_owned();
+        requests.push((
+            format!("{provider} as signed"),
+            provider,
+            request.clone(),
+            body.clone(),
+            square_url.clone(),
+            true,
+        ));
+        requests.push((
+            format!("{provider} one body byte changed"),
+            provider,
+            request.clone(),
+            flip(&body),
+            square_url.clone(),
+            false,
+        ));
+        let other_time = match provider {
+            "discord" => Some(with_header(request, "X-Signature-Timestamp", &ts)),
+            "sendgrid" => Some(with_header(
+                request,
+                "X-Twilio-Email-Event-Webhook-Timestamp",
+                &ts,
+            )),
+            "paddle" => {
+                let header = request["headers"][0][1].as_str().expect("Paddle-Signature");
+                let h1 = header.split_once(";h1=").expect("ts=..;h1=..").1;
+                Some(with_header(
+                    request,
+                    "Paddle-Signature",
+                    &format!("ts={ts};h1={h1}"),
+                ))
+            }
+            _ => None,
+        };
+        match other_time {
+            Some(changed) => requests.push((
+                format!("{provider} another timestamp"),
+                provider,
+                changed,
+                body,
+                square_url.clone(),
+                false,
+            )),
+            None => requests.push((
+                format!("{provider} another notification URL"),
+                provider,
+                request.clone(),
+                body,
+                other_url.clone(),
+                false,
+            )),
+        }
+    }
+    let stale = &signed[4];
+    requests.push((
+        "paddle signed an hour ago".into(),
+        "paddle",
+        stale.clone(),
+        stale["body"].as_str().expect("body").to_owned(),
+        square_url.clone(),
+        false,
+    ));
+
+    // WHEN each library judges each request
+    let verdict_cases: Vec<Value> = requests
+        .iter()
+        .map(|(_, provider, request, body, url, _)| {
+            json!({"op": "verify", "provider": provider, "secret": request["secret"],
+                   "headers": request["headers"], "body": body, "url": url})
+        })
+        .collect();
+    let verdicts = run_interop_script("declared.py", &verdict_cases);
+    assert_eq!(verdicts.len(), requests.len());
+
+    // THEN the library accepts exactly the authentic requests, and so do we
+    let mut disagreements = Vec::new();
+    for ((label, provider, request, body, url, authentic), theirs) in requests.iter().zip(&verdicts)
+    {
+        if theirs["valid"] != *authentic {
+            disagreements.push(format!("{label}: the official library says {theirs}"));
+        }
+        match (our_verdict(provider, request, body, url, now), authentic) {
+            (Ok(()), false) => disagreements.push(format!("{label}: we accepted it")),
+            (Err(why), true) => disagreements.push(format!("{label}: we refused it ({why})")),
+            _ => {}
+        }
+    }
+    assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
 }

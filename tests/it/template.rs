@@ -1002,8 +1002,7 @@ fn each_role_opens_exactly_the_secrets_it_needs_by_evaluating_its_policies() {
         .flat_map(|(_, s)| as_list(&s["Condition"]["StringEquals"]["kms:EncryptionContext:scope"]))
         .filter_map(|v| v.as_str().map(str::to_owned))
         .collect();
-    let providers: BTreeSet<String> = shared::provider::Provider::ALL
-        .iter()
+    let providers: BTreeSet<String> = shared::provider::Provider::all()
         .map(|p| p.as_str().to_owned())
         .collect();
     assert_eq!(listed, providers);

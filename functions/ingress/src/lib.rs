@@ -2,6 +2,7 @@
 //! [`Delivery`], run the ingress use case, turn its [`Outcome`] into a response. Everything else
 //! lives in `shared`.
 
+mod google_jwks_source;
 mod paypal_source;
 
 use std::{sync::Arc, time::Duration};
@@ -22,7 +23,7 @@ use shared::{
     ports::{EventQueue, EventStore, TenantDirectory},
     record::Correlation,
     trace::TraceParent,
-    verify::PayPalCertificates,
+    verify::{PayPalCertificates, google_oidc::GoogleKeys},
 };
 
 /// The longest a warm ingress may trust a cached configuration: a revoked secret or token
@@ -102,6 +103,9 @@ pub fn build(sdk: &aws_config::SdkConfig, config: &Config) -> AwsIngress {
             retention: config.retention,
         },
     );
+    let ingress = ingress.with_google(Arc::new(GoogleKeys::new(Arc::new(
+        google_jwks_source::GoogleJwksHttps::default(),
+    ))));
     match paypal_certificates() {
         Some(certificates) => ingress.with_paypal(certificates),
         None => {
@@ -138,7 +142,9 @@ fn route(request: &Request) -> Option<Route<'_>> {
             token: params.first("token"),
         });
     }
-    if request.method() != Method::POST {
+    // Events are POSTs; some providers' handshakes are GETs (Meta, Dropbox, Okta) or a HEAD
+    // (Trello).
+    if ![Method::POST, Method::GET, Method::HEAD].contains(request.method()) {
         return None;
     }
     let rest = request.uri().path().strip_prefix("/webhooks/")?;
@@ -185,6 +191,7 @@ where
         body,
         correlation: correlation(&request),
         host: host(&request),
+        method: request.method().as_str(),
         path_and_query: request.uri().path_and_query().map(|p| p.as_str()),
     };
     Ok(response(&ingress.handle(delivery).await))
@@ -241,11 +248,20 @@ fn not_found() -> Response<Body> {
 
 /// The HTTP answer for an outcome.
 pub fn response(outcome: &Outcome) -> Response<Body> {
-    let mut response = Response::new(Body::Text(outcome.body().to_string()));
+    let (body, content_type) = match outcome {
+        // A handshake is answered exactly as the provider expects, text or JSON.
+        Outcome::Handshake(answer) => (answer.body.clone(), answer.content_type),
+        _ => (outcome.body().to_string(), "application/json"),
+    };
+    let mut response = Response::new(Body::Text(body));
     *response.status_mut() =
         StatusCode::from_u16(outcome.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     if let Some(secs) = outcome.retry_after() {
         headers.insert("retry-after", HeaderValue::from(secs));
     }
@@ -382,10 +398,14 @@ mod tests {
     #[tokio::test]
     async fn a_function_url_answers_what_api_gateway_has_no_route_for_with_404() {
         let ingress = ingress();
+        // A GET is routed, as API Gateway routes it for handshakes; Stripe has none: 405.
         let (status, body) = call(&ingress, "function-url-get.json").await;
         assert_eq!(
             (status, body),
-            (404, serde_json::json!({"message": "Not Found"}))
+            (
+                405,
+                serde_json::json!({"error": "method not allowed: send a POST"})
+            )
         );
         for path in [
             "/",

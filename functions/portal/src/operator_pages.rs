@@ -58,7 +58,7 @@ pub fn events(session: &Session, status: &str, list: &ListSummary) -> Markup {
             form.card #search method="get" action="/portal/events/lookup" {
                 label for="provider" { "Find an event by id" }
                 select #provider name="provider" {
-                    @for provider in Provider::ALL { option value=(provider.as_str()) { (provider.as_str()) } }
+                    @for provider in Provider::all() { option value=(provider.as_str()) { (provider.as_str()) } }
                 }
                 " "
                 input #event-id type="text" name="id" placeholder="evt_..." required;

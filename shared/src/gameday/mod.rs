@@ -243,6 +243,7 @@ impl World {
                 body: &webhook.body,
                 correlation: Correlation::default(),
                 host: Some("hooks.example.com"),
+                method: "POST",
                 path_and_query: None,
             })
             .await

@@ -75,6 +75,7 @@ fn delivery<'a>(provider: &'a str, headers: &'a HeaderMap, token: Option<&'a str
         body: BODY,
         correlation: Correlation::default(),
         host: Some("hooks.example.com"),
+        method: "POST",
         path_and_query: Some("/webhooks/acme/stripe"),
     }
 }

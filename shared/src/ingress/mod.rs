@@ -38,7 +38,11 @@ use crate::{
     provider::Provider,
     record::{Correlation, EventKey, EventRecord, Verification},
     tenant::ProviderConfig,
-    verify::{PayPalCertificates, PayPalContext, RequestUrl, VerifyContext, VerifyError},
+    verify::{
+        PayPalCertificates, PayPalContext, RequestUrl, VerifyContext, VerifyError,
+        declared::{HandshakeAnswer, HandshakeRequest},
+        google_oidc::GoogleKeys,
+    },
 };
 
 /// The default body limit: everything a provider legitimately sends that reaches the function.
@@ -83,6 +87,8 @@ pub struct Delivery<'a> {
     /// The host the request was addressed to, and its path and raw query as sent: Twilio signs
     /// the URL it called, which is rebuilt from these (or the tenant's public base URL).
     pub host: Option<&'a str>,
+    /// The HTTP method: providers' handshakes may come as a `GET`; events are `POST`s.
+    pub method: &'a str,
     pub path_and_query: Option<&'a str>,
 }
 
@@ -97,9 +103,11 @@ pub enum Outcome {
     Duplicate {
         event_id: EventId,
     },
-    /// Slack's Request URL check: a verified `url_verification`, answered with its challenge
-    /// and stored nowhere.
-    Challenge(String),
+    /// A provider's check of the endpoint (Slack's `url_verification`, Zoom's URL validation,
+    /// Meta's subscription GET, ...), answered as the provider expects and stored nowhere.
+    Handshake(HandshakeAnswer),
+    /// A `GET` on a route whose provider has no handshake that uses one.
+    MethodNotAllowed,
     /// No configuration for this tenant and provider (or a token route it does not allow):
     /// answered exactly like a bad signature.
     UnknownRoute(UnknownRoute),
@@ -119,7 +127,8 @@ pub enum Outcome {
 impl Outcome {
     pub fn status_code(&self) -> u16 {
         match self {
-            Self::Accepted { .. } | Self::Duplicate { .. } | Self::Challenge(_) => 200,
+            Self::Accepted { .. } | Self::Duplicate { .. } | Self::Handshake(_) => 200,
+            Self::MethodNotAllowed => 405,
             Self::BadRequest(_) => 400,
             Self::Unauthorized(e) if e.is_configuration_error() => 503,
             Self::Unauthorized(_) => 401,
@@ -139,7 +148,9 @@ impl Outcome {
                 json!({ "received": true, "id": event_id.as_str(), "duplicate": true })
             }
             Self::UnknownRoute(_) => json!({ "error": "invalid signature" }),
-            Self::Challenge(challenge) => json!({ "challenge": challenge }),
+            Self::Handshake(answer) => serde_json::from_str(&answer.body)
+                .unwrap_or_else(|_| Value::String(answer.body.clone())),
+            Self::MethodNotAllowed => json!({ "error": "method not allowed: send a POST" }),
             Self::PayloadTooLarge { limit } => {
                 json!({ "error": format!("payload larger than {limit} bytes") })
             }
@@ -165,7 +176,8 @@ impl Outcome {
         match self {
             Self::Accepted { .. } => "accepted",
             Self::Duplicate { .. } => "duplicate",
-            Self::Challenge(_) => "challenge",
+            Self::Handshake(_) => "challenge",
+            Self::MethodNotAllowed => "method_not_allowed",
             Self::UnknownRoute(_) => "signature_failure",
             Self::PayloadTooLarge { .. } => "too_large",
             Self::Unauthorized(_) => "signature_failure",
@@ -212,6 +224,9 @@ pub struct Ingress<S, Q, D, C> {
     /// PayPal's certificate checker, shared by every tenant; PayPal deliveries are refused as a
     /// configuration error (503) without it.
     pub paypal: Option<Arc<PayPalCertificates>>,
+    /// Google's signing keys, shared by every tenant; Firebase deliveries are refused as a
+    /// configuration error (503) without them.
+    pub google: Option<Arc<GoogleKeys>>,
     /// Where metric lines go: stdout unless replaced with [`Ingress::with_metrics`].
     pub metrics: Arc<dyn MetricSink>,
 }
@@ -225,8 +240,15 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
             clock,
             settings,
             paypal: None,
+            google: None,
             metrics: metrics::stdout(),
         }
+    }
+
+    /// Verify Google's OIDC pushes (Firebase) with `keys`.
+    pub fn with_google(mut self, keys: Arc<GoogleKeys>) -> Self {
+        self.google = Some(keys);
+        self
     }
 
     /// Verify PayPal deliveries with `certificates`.
@@ -329,6 +351,27 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
         }
 
         let now = self.clock.now();
+        // Handshakes the provider does not sign come first: a GET, or Graph's validation.
+        if let Provider::Declared(declaration) = provider
+            && let Some(handshake) = declaration.handshake
+            && let Some(answer) =
+                handshake.before_auth(&handshake_request(delivery), &config.secrets, now)
+        {
+            return match answer {
+                Ok(answer) => {
+                    info!("answered the provider's handshake");
+                    (Outcome::Handshake(answer), false)
+                }
+                Err(e) => {
+                    warn!(reason = e.reason(), error = %e, "handshake refused");
+                    (Outcome::Unauthorized(e), false)
+                }
+            };
+        }
+        if !delivery.method.eq_ignore_ascii_case("POST") {
+            info!(method = delivery.method, "refused: not a POST");
+            return (Outcome::MethodNotAllowed, false);
+        }
         let verifier = config.verifier();
         let unsigned = !verifier.scheme.is_signed(delivery.headers)
             && config.admits_unsigned(delivery.path_token);
@@ -343,6 +386,7 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
                 }),
                 _ => None,
             },
+            google: self.google.as_deref(),
         };
         let verification = if unsigned {
             Verification::Unsigned
@@ -371,12 +415,22 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
         };
 
         // Slack checks a Request URL with a signed challenge before it sends anything: answer it,
-        // store nothing.
+        // store nothing. So do Discord, Zoom and Twitch.
         if provider == Provider::Slack
             && let Some(challenge) = crate::extract::slack_challenge(delivery.body)
         {
             info!("answered Slack's url_verification");
-            return (Outcome::Challenge(challenge), false);
+            let answer = HandshakeAnswer::json(json!({ "challenge": challenge }));
+            return (Outcome::Handshake(answer), false);
+        }
+        if let (Provider::Declared(declaration), Verification::Verified(slot)) =
+            (provider, &verification)
+            && let Some(handshake) = declaration.handshake
+            && let Some(secret) = config.secrets.active(now).find(|(s, _)| s == slot)
+            && let Some(answer) = handshake.after_auth(&handshake_request(delivery), secret.1)
+        {
+            info!("answered the provider's signed handshake");
+            return (Outcome::Handshake(answer), false);
         }
 
         let meta = match extract(
@@ -409,7 +463,7 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
         {
             return (outcome, false);
         }
-        let record = EventRecord::received(
+        let mut record = EventRecord::received(
             key,
             meta.event_type,
             meta.created_at,
@@ -418,6 +472,11 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
             delivery.body.to_vec(),
             now,
         );
+        if provider == Provider::Firebase {
+            // A redelivery differs only in `deliveryAttempt`: still the same event, not a conflict.
+            record.payload_hash =
+                crate::record::payload_hash(&crate::extract::firebase_identity(delivery.body));
+        }
         let outcome = self.store_and_enqueue(&record).await;
         let unsigned_accepted = unsigned && matches!(outcome, Outcome::Accepted { .. });
         (outcome, unsigned_accepted)
@@ -546,6 +605,19 @@ fn request_url(delivery: &Delivery<'_>, config: &ProviderConfig) -> Option<Reque
     }
 }
 
+/// What a handshake looks at.
+fn handshake_request<'a>(delivery: &Delivery<'a>) -> HandshakeRequest<'a> {
+    HandshakeRequest {
+        method: delivery.method,
+        query: delivery
+            .path_and_query
+            .and_then(|p| p.split_once('?'))
+            .map(|(_, query)| query),
+        headers: delivery.headers,
+        body: delivery.body,
+    }
+}
+
 /// Hex SHA-256 of what the scheme signed besides the id: the body, and for the generic scheme
 /// its signed timestamp too (the same body at another time is another event).
 fn signed_content_hash(delivery: &Delivery<'_>, config: &ProviderConfig) -> String {
@@ -557,7 +629,11 @@ fn signed_content_hash(delivery: &Delivery<'_>, config: &ProviderConfig) -> Stri
             hash.update(b".");
         }
     }
-    hash.update(delivery.body);
+    if config.provider == Provider::Firebase {
+        hash.update(crate::extract::firebase_identity(delivery.body));
+    } else {
+        hash.update(delivery.body);
+    }
     hex::encode(hash.finalize())
 }
 
@@ -571,12 +647,14 @@ fn refuse(why: UnknownRoute) -> (Outcome, bool) {
 fn metric_name(outcome: &Outcome) -> &'static str {
     match outcome {
         Outcome::Accepted { .. } => metrics::RECEIVED,
-        Outcome::Challenge(_) => metrics::CHALLENGE,
+        Outcome::Handshake(_) => metrics::CHALLENGE,
         Outcome::Duplicate { .. } => metrics::DUPLICATE,
         Outcome::Unauthorized(_) | Outcome::UnknownRoute(_) => metrics::SIGNATURE_FAILURE,
         Outcome::Unavailable => metrics::UNAVAILABLE,
         Outcome::Conflict { .. } => metrics::CONFLICT,
-        Outcome::PayloadTooLarge { .. } | Outcome::BadRequest(_) => metrics::REJECTED,
+        Outcome::PayloadTooLarge { .. } | Outcome::BadRequest(_) | Outcome::MethodNotAllowed => {
+            metrics::REJECTED
+        }
     }
 }
 

@@ -77,6 +77,7 @@ fn delivery<'a>(headers: &'a HeaderMap, body: &'a [u8]) -> Delivery<'a> {
             trace: None,
         },
         host: Some("hooks.example.com"),
+        method: "POST",
         path_and_query: Some("/webhooks/acme/stripe"),
     }
 }
@@ -334,7 +335,7 @@ async fn unknown_tenants_and_providers_are_answered_exactly_like_a_bad_signature
     for (tenant, provider, why) in [
         ("globex", "stripe", UnknownRoute::UnknownTenant),
         ("acme", "github", UnknownRoute::UnknownTenant),
-        ("acme", "paddle", UnknownRoute::UnknownProvider),
+        ("acme", "no-such-provider", UnknownRoute::UnknownProvider),
         ("ACME", "stripe", UnknownRoute::InvalidTenant),
         ("a#b", "stripe", UnknownRoute::InvalidTenant),
     ] {
@@ -545,6 +546,7 @@ async fn twilio_is_verified_over_the_url_it_called_rebuilt_from_the_request() {
                 tenant,
                 provider: "twilio",
                 host: Some(host),
+                method: "POST",
                 path_and_query: Some(&path),
                 ..delivery(&headers, body)
             })
@@ -561,6 +563,7 @@ async fn twilio_is_verified_over_the_url_it_called_rebuilt_from_the_request() {
                 tenant,
                 provider: "twilio",
                 host: Some(host),
+                method: "POST",
                 path_and_query: Some(&elsewhere),
                 ..delivery(&headers, body)
             })
@@ -728,4 +731,301 @@ async fn content_noted_by_an_attempt_that_never_stored_its_record_does_not_block
 
     // THEN it is stored: nothing was acknowledged for the lost attempt
     assert!(matches!(outcome, Outcome::Accepted { .. }), "{outcome:?}");
+}
+
+fn declared(name: &str) -> Provider {
+    name.parse().expect("a declared provider")
+}
+
+#[tokio::test]
+async fn a_declared_provider_is_verified_stored_and_deduplicated_like_any_other() {
+    // GIVEN a tenant receiving Paddle, and a delivery signed as Paddle signs
+    let paddle = config_for(declared("paddle"), "pdl_ntf_secret");
+    let ingress = ingress_with(vec![paddle.clone()]);
+    let body = br#"{"event_id":"evt_01h8bkrjns","event_type":"transaction.completed","occurred_at":"2023-11-14T22:13:10Z","data":{}}"#;
+    let headers = signed(&paddle, "pdl_ntf_secret", body, NOW);
+    let paddle_delivery = || Delivery {
+        provider: "paddle",
+        path_and_query: Some("/webhooks/acme/paddle"),
+        ..delivery(&headers, body)
+    };
+
+    // WHEN it arrives twice
+    let first = ingress.handle(paddle_delivery()).await;
+    let second = ingress.handle(paddle_delivery()).await;
+
+    // THEN it is stored once with the id, type and time Paddle's body carries
+    assert_eq!(
+        first,
+        Outcome::Accepted {
+            event_id: evt("evt_01h8bkrjns")
+        }
+    );
+    assert_eq!(
+        second,
+        Outcome::Duplicate {
+            event_id: evt("evt_01h8bkrjns")
+        }
+    );
+    let records = ingress.store.all();
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        records[0].event_type.as_deref(),
+        Some("transaction.completed")
+    );
+    assert_eq!(records[0].provider_created_at, Some(at(NOW - 10)));
+
+    // AND a tampered body is a 401 that stores nothing
+    let mut tampered = body.to_vec();
+    tampered[12] ^= 1;
+    let refused = ingress
+        .handle(Delivery {
+            provider: "paddle",
+            ..delivery(&headers, &tampered)
+        })
+        .await;
+    assert_eq!(refused.status_code(), 401);
+    assert_eq!(ingress.store.all().len(), 1);
+}
+
+#[tokio::test]
+async fn zoom_url_validation_is_answered_after_its_signature_and_stored_nowhere() {
+    // GIVEN Zoom's endpoint check, signed with the app's secret token
+    let zoom = config_for(declared("zoom"), "zoom_secret_token");
+    let ingress = ingress_with(vec![zoom.clone()]);
+    let body = br#"{"payload":{"plainToken":"qgg8vlvZRS6UYooatFL8Aw"},"event_ts":1654503849680,"event":"endpoint.url_validation"}"#;
+    let headers = signed(&zoom, "zoom_secret_token", body, NOW);
+
+    // WHEN it arrives
+    let outcome = ingress
+        .handle(Delivery {
+            provider: "zoom",
+            ..delivery(&headers, body)
+        })
+        .await;
+
+    // THEN the token and its HMAC go back as JSON, and nothing is stored
+    let Outcome::Handshake(answer) = &outcome else {
+        panic!("not a handshake: {outcome:?}");
+    };
+    assert_eq!(answer.content_type, "application/json");
+    assert_eq!(outcome.body()["plainToken"], "qgg8vlvZRS6UYooatFL8Aw");
+    assert!(ingress.store.all().is_empty() && ingress.queue.sent().is_empty());
+
+    // AND the same check signed by anyone else is a 401
+    let forged = signed(&zoom, "guess", body, NOW);
+    let refused = ingress
+        .handle(Delivery {
+            provider: "zoom",
+            ..delivery(&forged, body)
+        })
+        .await;
+    assert_eq!(refused.status_code(), 401);
+}
+
+#[tokio::test]
+async fn meta_s_subscription_get_is_answered_for_the_verify_token_only() {
+    // GIVEN a tenant receiving WhatsApp, whose verify token follows its app secret
+    let whatsapp = config_for(declared("whatsapp"), "meta_app_secret");
+    let ingress = ingress_with(vec![whatsapp]);
+    let token = crate::verify::declared::meta_verify_token(&Secret::new("meta_app_secret"));
+    let none = HeaderMap::new();
+    let (ingress, none) = (&ingress, &none);
+    let get = |query: String| async move {
+        let path = format!("/webhooks/acme/whatsapp?{query}");
+        ingress
+            .handle(Delivery {
+                provider: "whatsapp",
+                method: "GET",
+                path_and_query: Some(&path),
+                ..delivery(none, b"")
+            })
+            .await
+    };
+
+    // WHEN Meta checks with the right token, THEN the challenge goes back as text
+    let answered = get(format!(
+        "hub.mode=subscribe&hub.verify_token={token}&hub.challenge=1158201444"
+    ))
+    .await;
+    assert_eq!(
+        answered,
+        Outcome::Handshake(crate::verify::declared::HandshakeAnswer::text("1158201444"))
+    );
+    // AND with another token, or none, it is a 401
+    let refused = get("hub.mode=subscribe&hub.verify_token=guess&hub.challenge=1".to_owned()).await;
+    assert_eq!(refused.status_code(), 401);
+    assert_eq!(get(String::new()).await.status_code(), 401);
+    assert!(ingress.store.all().is_empty());
+}
+
+#[tokio::test]
+async fn a_get_on_a_provider_without_a_get_handshake_is_405_and_an_unknown_route_still_401() {
+    let ingress = ingress();
+    let none = HeaderMap::new();
+    let get = ingress
+        .handle(Delivery {
+            method: "GET",
+            ..delivery(&none, b"")
+        })
+        .await;
+    assert_eq!(get, Outcome::MethodNotAllowed);
+    assert_eq!(get.status_code(), 405);
+    // The route is checked first: a GET cannot tell configured tenants from others.
+    let unknown = ingress
+        .handle(Delivery {
+            tenant: "globex",
+            method: "GET",
+            ..delivery(&none, b"")
+        })
+        .await;
+    assert_eq!(unknown.status_code(), 401);
+}
+
+#[tokio::test]
+async fn a_declared_delivery_replayed_under_a_fresh_unsigned_id_is_a_duplicate() {
+    // GIVEN Sentry, whose signature covers the body but not its `request-id` header
+    let sentry = config_for(declared("sentry"), "sentry_client_secret");
+    let ingress = ingress_with(vec![sentry.clone()]);
+    let body = br#"{"action":"created","data":{"issue":{"id":"1"}}}"#;
+    let send = |request_id: &'static str| {
+        let mut headers = signed(&sentry, "sentry_client_secret", body, NOW);
+        headers.insert("request-id", HeaderValue::from_static(request_id));
+        let ingress = &ingress;
+        async move {
+            ingress
+                .handle(Delivery {
+                    provider: "sentry",
+                    ..delivery(&headers, body)
+                })
+                .await
+        }
+    };
+    assert_eq!(
+        send("req-1").await,
+        Outcome::Accepted {
+            event_id: evt("req-1")
+        }
+    );
+    // WHEN the same signed bytes come again under another id, THEN it is the first's duplicate
+    assert_eq!(
+        send("req-2").await,
+        Outcome::Duplicate {
+            event_id: evt("req-1")
+        }
+    );
+    assert_eq!(ingress.store.all().len(), 1);
+}
+
+/// A Pub/Sub push of an FCM delivery row, as Google sends it, with its delivery attempt.
+fn firebase_push(attempt: u32) -> Vec<u8> {
+    use base64::Engine;
+    let row = json!({"event": "MESSAGE_DELIVERED", "message_id": "0:1700000000%abc",
+                     "event_timestamp": "2023-11-14T22:13:15Z", "sdk_platform": "ANDROID"});
+    json!({
+        "message": {
+            "data": base64::engine::general_purpose::STANDARD.encode(row.to_string()),
+            "messageId": "9876543210", "publishTime": "2023-11-14T22:13:16Z",
+            "attributes": {},
+        },
+        "subscription": "projects/acme/subscriptions/fcm-status",
+        "deliveryAttempt": attempt,
+    })
+    .to_string()
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn a_firebase_push_is_verified_by_google_s_token_and_a_redelivery_is_a_duplicate() {
+    use crate::verify::google_oidc::{GoogleKeys, GoogleOidcExpectation, StaticJwks, TestSigner};
+    // GIVEN a tenant expecting pushes from its service account, and Google's keys
+    const ACCOUNT: &str = "push@acme-prod.iam.gserviceaccount.com";
+    const URL: &str = "https://hooks.example.com/webhooks/acme/firebase";
+    let firebase = config_for(Provider::Firebase, ACCOUNT);
+    let signer = TestSigner::generate("kid-1");
+    let keys = GoogleKeys::new(Arc::new(StaticJwks::new(
+        crate::verify::google_oidc::jwks(&[signer.jwk()]),
+        None,
+    )));
+    let ingress = ingress_with(vec![firebase]).with_google(Arc::new(keys));
+    let token = |account: &str, audience: &str| {
+        let claims = crate::verify::google_oidc::google_claims(
+            &GoogleOidcExpectation::new(audience, account),
+            NOW,
+        );
+        header_map(vec![(
+            "authorization".into(),
+            format!("Bearer {}", signer.sign(&claims)),
+        )])
+    };
+    let push = |headers: HeaderMap, body: Vec<u8>| {
+        let ingress = &ingress;
+        async move {
+            ingress
+                .handle(Delivery {
+                    provider: "firebase",
+                    path_and_query: Some("/webhooks/acme/firebase"),
+                    ..delivery(&headers, &body)
+                })
+                .await
+        }
+    };
+
+    // WHEN Google pushes, and pushes the same message again as its second attempt
+    let first = push(token(ACCOUNT, URL), firebase_push(1)).await;
+    let again = push(token(ACCOUNT, URL), firebase_push(2)).await;
+
+    // THEN it is stored once, under Pub/Sub's message id, typed by the FCM row
+    assert_eq!(
+        first,
+        Outcome::Accepted {
+            event_id: evt("9876543210")
+        }
+    );
+    assert_eq!(
+        again,
+        Outcome::Duplicate {
+            event_id: evt("9876543210")
+        }
+    );
+    let records = ingress.store.all();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].event_type.as_deref(), Some("MESSAGE_DELIVERED"));
+
+    // AND a token for another audience or another account is a 401; no token at all too
+    let elsewhere = push(
+        token(ACCOUNT, "https://evil.example.com/webhooks/acme/firebase"),
+        firebase_push(1),
+    )
+    .await;
+    assert_eq!(elsewhere.status_code(), 401);
+    let stranger = push(
+        token("intruder@other.iam.gserviceaccount.com", URL),
+        firebase_push(1),
+    )
+    .await;
+    assert_eq!(stranger.status_code(), 401);
+    assert_eq!(
+        push(HeaderMap::new(), firebase_push(1)).await.status_code(),
+        401
+    );
+    assert_eq!(ingress.store.all().len(), 1);
+}
+
+#[tokio::test]
+async fn firebase_without_google_s_keys_is_our_503_not_an_acceptance() {
+    let ingress = ingress_with(vec![config_for(
+        Provider::Firebase,
+        "push@acme-prod.iam.gserviceaccount.com",
+    )]);
+    let headers = header_map(vec![("authorization".into(), "Bearer a.b.c".into())]);
+    let body = firebase_push(1);
+    let outcome = ingress
+        .handle(Delivery {
+            provider: "firebase",
+            ..delivery(&headers, &body)
+        })
+        .await;
+    assert_eq!(outcome.status_code(), 503);
+    assert!(ingress.store.all().is_empty());
 }

@@ -147,7 +147,7 @@ async fn misspelt_fields_and_bad_limits_are_refused_and_change_nothing() {
         json!({"action": "explode"}),
         json!({"action": "discard", "tenant": "acme", "provider": "stripe", "ids": ["evt_1"], "note": "  "}),
         json!({"action": "replay", "tenant": "ACME", "provider": "stripe", "ids": ["evt_1"]}),
-        json!({"action": "replay", "tenant": "acme", "provider": "paddle", "ids": ["evt_1"]}),
+        json!({"action": "replay", "tenant": "acme", "provider": "paddel", "ids": ["evt_1"]}),
         json!({"action": "replay", "tenant": "acme", "provider": "stripe", "ids": ["a", "b"], "limit": 1}),
     ] {
         let summary = run(&ops, action.clone()).await;

@@ -5,7 +5,11 @@
 //! Keys are built only from the event's [`EventKey`] tenant; payload fields choose entity ids
 //! within that tenant, never the tenant.
 
+mod circle;
 mod clerk;
+mod firebase;
+mod paypal;
+mod reader;
 mod recorded;
 mod resend;
 mod stripe;
@@ -85,14 +89,16 @@ pub fn project(
         Provider::Clerk => clerk::project(event_type, payload, key, policy),
         Provider::Resend => resend::project(event_type, payload, key, policy),
         Provider::Twilio => twilio::project(event_type, payload, key, policy),
+        Provider::PayPal => paypal::project(event_type, payload, key, policy),
+        Provider::Circle => circle::project(event_type, payload, key, policy),
+        Provider::Firebase => firebase::project(event_type, payload, key, policy),
         Provider::Svix
         | Provider::StandardWebhooks
         | Provider::GitHub
         | Provider::Slack
         | Provider::Shopify
-        | Provider::PayPal
-        | Provider::Circle
-        | Provider::Generic => recorded::project(provider, event_type, payload, key),
+        | Provider::Generic
+        | Provider::Declared(_) => recorded::project(provider, event_type, payload, key),
     }
 }
 
@@ -152,6 +158,8 @@ pub fn lifecycle_rank(provider: Provider, event_type: &str) -> u32 {
             .split_once('.')
             .and_then(|(kind, status)| twilio::rank(kind, status))
             .unwrap_or(CHANGE),
+        // PayPal's types name the transition: their place in the resource's life.
+        (Provider::PayPal, t) => paypal::rank(t).unwrap_or(CHANGE),
         (_, t) if t.ends_with(".created") || t.ends_with(".completed") => BIRTH,
         (_, t) if t.ends_with(".deleted") => DEATH,
         _ => CHANGE,
@@ -174,6 +182,12 @@ impl<'a> Event<'a> {
             key,
             rank: lifecycle_rank(provider, event_type),
         }
+    }
+
+    /// Rank by what the payload says (Circle's and Firebase's types do not name the status).
+    fn with_rank(mut self, rank: u32) -> Self {
+        self.rank = rank;
+        self
     }
 
     /// A permanent error naming the provider and type.

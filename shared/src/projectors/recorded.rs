@@ -1,6 +1,7 @@
-//! Providers without a domain handler (GitHub, Slack, Shopify, Svix, Standard Webhooks,
-//! generic): each event is recorded as received, with its type and time, so a tenant can see
-//! what arrived. The payload may be anything, even not JSON: every type is accepted.
+//! Providers without a domain handler (GitHub, Slack, Shopify, Svix, Standard Webhooks, the
+//! declared ones, generic), and Circle's subscription handshakes: each event is recorded as
+//! received, with its type and time, so a tenant can see what arrived. The payload may be
+//! anything, even not JSON: every type is accepted.
 
 use serde_json::{Value, json};
 

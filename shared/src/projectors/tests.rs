@@ -112,11 +112,43 @@ const RESEND: [(&str, &str); 7] = [
     ("email.complained", fixture!("resend", "email.complained")),
 ];
 
+const PAYPAL: [(&str, &str); 4] = [
+    (
+        "PAYMENT.CAPTURE.COMPLETED",
+        fixture!("paypal", "PAYMENT.CAPTURE.COMPLETED"),
+    ),
+    (
+        "PAYMENT.CAPTURE.REFUNDED",
+        fixture!("paypal", "PAYMENT.CAPTURE.REFUNDED"),
+    ),
+    (
+        "CUSTOMER.DISPUTE.CREATED",
+        fixture!("paypal", "CUSTOMER.DISPUTE.CREATED"),
+    ),
+    (
+        "BILLING.SUBSCRIPTION.ACTIVATED",
+        fixture!("paypal", "BILLING.SUBSCRIPTION.ACTIVATED"),
+    ),
+];
+
+const CIRCLE: [(&str, &str); 3] = [
+    ("payments", fixture!("circle", "payments")),
+    ("transfers", fixture!("circle", "transfers")),
+    ("payouts", fixture!("circle", "payouts")),
+];
+
 fn every_fixture() -> impl Iterator<Item = (Provider, &'static str, &'static str)> {
     let s = STRIPE.iter().map(|(t, p)| (Provider::Stripe, *t, *p));
     let c = CLERK.iter().map(|(t, p)| (Provider::Clerk, *t, *p));
     let r = RESEND.iter().map(|(t, p)| (Provider::Resend, *t, *p));
-    s.chain(c).chain(r)
+    let pp = PAYPAL.iter().map(|(t, p)| (Provider::PayPal, *t, *p));
+    let ci = CIRCLE.iter().map(|(t, p)| (Provider::Circle, *t, *p));
+    let fb = [(
+        Provider::Firebase,
+        "MESSAGE_DELIVERED",
+        firebase::DELIVERED_PUSH,
+    )];
+    s.chain(c).chain(r).chain(pp).chain(ci).chain(fb)
 }
 
 fn event_key(tenant: &str, provider: Provider, id: &str) -> EventKey {
@@ -472,7 +504,13 @@ fn long_offending_values_are_clipped_in_messages() {
 
 #[test]
 fn unknown_types_are_ignored_by_default_and_fatal_when_configured() {
-    for provider in [Provider::Stripe, Provider::Clerk, Provider::Resend] {
+    for provider in [
+        Provider::Stripe,
+        Provider::Clerk,
+        Provider::Resend,
+        Provider::PayPal,
+        Provider::Circle,
+    ] {
         let key = acme(provider);
         let payload = br#"{"type":"brand.new","created":1,"timestamp":1,"data":{}}"#;
         let ignored = project(
@@ -863,6 +901,42 @@ fn a_payload_naming_another_tenant_changes_nothing_of_theirs() {
 // ---------------------------------------------------------------------------------------------
 // Out-of-order delivery
 
+/// One arrival order of `n` events, picked by `seed` (a deterministic Fisher-Yates shuffle, so
+/// a failing case reproduces from its seed).
+fn arrival_order(n: usize, seed: u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut state = seed;
+    for i in (1..order.len()).rev() {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1);
+        order.swap(
+            i,
+            usize::try_from((state >> 33) % (i as u64 + 1)).unwrap_or(0),
+        );
+    }
+    order
+}
+
+/// The fields `key` holds after `events` arrive in the order `seed` picks.
+fn fields_after_arrival(events: &[Vec<ProjectionWrite>], seed: u64, key: &ProjectionKey) -> Fields {
+    let mut store = MemoryProjections::new();
+    for i in arrival_order(events.len(), seed) {
+        store.apply_all(&events[i]);
+    }
+    store.get(key).expect("item").fields.clone()
+}
+
+/// Of events given as (place in the life, time), event `i` having the id that sorts `i`-th:
+/// the place of the latest in (time, place, id), the state every arrival order must leave.
+fn latest_place(picks: &[(usize, i64)]) -> usize {
+    picks
+        .iter()
+        .enumerate()
+        .max_by_key(|(i, (place, at))| (*at, *place, *i))
+        .map_or(0, |(_, (place, _))| *place)
+}
+
 /// Every order of `n` items (Heap's algorithm), deterministically.
 fn permutations(n: usize) -> Vec<Vec<usize>> {
     fn heap(k: usize, a: &mut Vec<usize>, out: &mut Vec<Vec<usize>>) {
@@ -1107,7 +1181,7 @@ fn a_replayed_event_changes_nothing() {
 // ---------------------------------------------------------------------------------------------
 // No input makes a handler panic
 
-const TYPES: [&str; 24] = [
+const TYPES: [&str; 31] = [
     "invoice.paid",
     "invoice.payment_failed",
     "customer.subscription.created",
@@ -1130,6 +1204,13 @@ const TYPES: [&str; 24] = [
     "email.clicked",
     "email.bounced",
     "email.complained",
+    "PAYMENT.CAPTURE.COMPLETED",
+    "PAYMENT.CAPTURE.REFUNDED",
+    "CUSTOMER.DISPUTE.RESOLVED",
+    "BILLING.SUBSCRIPTION.RE-ACTIVATED",
+    "payments",
+    "transfers",
+    "MESSAGE_DELIVERED",
     "push",
     "brand.new",
 ];
@@ -1151,6 +1232,10 @@ fn json_value() -> impl Strategy<Value = Value> {
             Just("customer".to_owned()),
             Just("email_id".to_owned()),
             Just("deleted".to_owned()),
+            Just("resource".to_owned()),
+            Just("notification".to_owned()),
+            Just("message".to_owned()),
+            Just("data".to_owned()),
             "[a-z_]{1,8}",
         ];
         prop_oneof![
@@ -1167,7 +1252,7 @@ proptest! {
         body in prop::collection::vec(any::<u8>(), 0..256),
         t in prop::sample::select(&TYPES[..]),
     ) {
-        for provider in Provider::ALL {
+        for provider in Provider::all() {
             let key = acme(provider);
             let _ = project(provider, Some(t), &body, &key, UnknownTypePolicy::Fail);
             let _ = project(provider, None, &body, &key, UnknownTypePolicy::Ignore);
@@ -1185,9 +1270,16 @@ proptest! {
             "data": {"object": data.clone()},
         });
         let flat = json!({"type": t, "created": time, "timestamp": time, "data": data});
-        for provider in Provider::ALL {
+        // PayPal's, Circle's and Pub/Sub's envelopes around the same arbitrary resource.
+        let paypal = json!({
+            "event_type": t, "create_time": time, "resource_type": "capture",
+            "resource": data.clone(),
+        });
+        let circle = json!({"notificationType": t, "notification": data.clone()});
+        let push = json!({"message": {"data": data.clone()}, "subscription": "s"});
+        for provider in Provider::all() {
             let key = acme(provider);
-            for b in [&body, &flat] {
+            for b in [&body, &flat, &paypal, &circle, &push] {
                 let bytes = b.to_string().into_bytes();
                 if let Ok(ProjectorOutcome::Writes(w)) =
                     project(provider, Some(t), &bytes, &key, UnknownTypePolicy::Fail)
@@ -1199,3 +1291,10 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// PayPal, Circle and Firebase, one file each
+
+mod circle;
+mod firebase;
+mod paypal;

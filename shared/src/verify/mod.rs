@@ -13,8 +13,10 @@
 //! fetch makes its path async: [`Verifier::verify_async`].
 
 pub mod circle;
+pub mod declared;
 mod generic;
 mod github;
+pub mod google_oidc;
 mod keys;
 mod mac;
 pub mod paypal;
@@ -34,6 +36,10 @@ use thiserror::Error;
 pub use twilio::{InvalidUrl, RequestUrl};
 
 use crate::secret::{Secret, SecretSet, SecretSlot};
+
+/// What Google's OIDC verification needs: its signing keys, fetched, so only
+/// [`Verifier::verify_async`] can reach them.
+const GOOGLE_CONTEXT: &str = "Google's signing keys (verify_async with VerifyContext::google)";
 
 /// The replay window used when a tenant configures none.
 pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
@@ -65,6 +71,11 @@ pub enum Scheme {
     /// `{transmission id}|{time}|{webhook id}|{crc32(body)}` by the certificate at
     /// `paypal-cert-url`. Needs [`VerifyContext::paypal`] and [`Verifier::verify_async`].
     PayPal,
+    /// `Authorization: Bearer <JWT>` signed by Google (RS256, Google's published keys), for
+    /// Pub/Sub push and the rest of Google Cloud. Needs [`VerifyContext::google`].
+    GoogleOidc,
+    /// A provider described as data: see [`declared`].
+    Declared(&'static declared::Declaration),
 }
 
 impl Scheme {
@@ -82,8 +93,31 @@ impl Scheme {
             Self::Twilio => &[twilio::SIGNATURE_HEADER],
             Self::Circle => &[circle::SIGNATURE_HEADER],
             Self::PayPal => &[paypal::SIGNATURE_HEADER],
+            Self::Declared(declaration) => return declaration.is_signed(headers),
+            Self::GoogleOidc => &["authorization"],
         };
         names.iter().any(|name| headers.contains_key(*name))
+    }
+
+    /// Whether [`Scheme::sign`] can make a delivery from the tenant's secret alone: not where
+    /// the provider signs with a private key of its own (Circle, PayPal, Discord, SendGrid),
+    /// with an identity (Google), or inside the body (Mailgun, Graph's client state).
+    pub fn signs_from_secret(&self) -> bool {
+        match self {
+            Self::Circle | Self::PayPal | Self::GoogleOidc => false,
+            Self::Declared(declaration) => declaration.signs_from_secret(),
+            _ => true,
+        }
+    }
+
+    /// Whether a random secret can stand for the tenant's: not where the secret is a public
+    /// key or an identity the provider issues.
+    pub fn secret_can_be_generated(&self) -> bool {
+        match self {
+            Self::Circle | Self::PayPal | Self::GoogleOidc => false,
+            Self::Declared(declaration) => !declaration.verifies_with_a_public_key(),
+            _ => true,
+        }
     }
 
     /// Whether `secret` is one this scheme can verify deliveries with: a verify-only key (a
@@ -97,6 +131,8 @@ impl Scheme {
     ) -> Result<(), VerifyError> {
         match self {
             Self::StandardWebhooks => standard::check_secret(secret),
+            Self::Declared(declaration) => declaration.check_secret(secret),
+            Self::GoogleOidc => google_oidc::check_service_account(secret.expose()),
             _ => self
                 .sign_with(b"", secret, at, "msg_check", context)
                 .map(drop),
@@ -146,6 +182,10 @@ impl Scheme {
             Self::PayPal => Err(VerifyError::UnusableSecret(
                 "PayPal signs with its certificate's private key; sign with paypal::sign",
             )),
+            Self::Declared(declaration) => declaration.sign(body, secret, at, id, context),
+            Self::GoogleOidc => Err(VerifyError::UnusableSecret(
+                "Google signs with its own keys; the secret is the expected service account",
+            )),
         }
     }
 }
@@ -169,6 +209,8 @@ pub struct VerifyContext<'a> {
     pub public_keys: Option<&'a PublicKeys>,
     /// The tenant's PayPal webhook id and the process's certificate checker: PayPal.
     pub paypal: Option<PayPalContext<'a>>,
+    /// Google's signing keys, shared by every tenant: Firebase and Google Cloud push.
+    pub google: Option<&'a google_oidc::GoogleKeys>,
 }
 
 /// What PayPal verification needs besides the request.
@@ -239,6 +281,10 @@ impl Verifier {
                 paypal::Transmission::parse(headers)?;
                 Err(VerifyError::MissingContext(paypal::ASYNC_CONTEXT))
             }
+            Scheme::Declared(declaration) => {
+                declaration.verify(raw_body, headers, secrets, context, window)
+            }
+            Scheme::GoogleOidc => Err(VerifyError::MissingContext(GOOGLE_CONTEXT)),
         }
     }
 
@@ -256,6 +302,7 @@ impl Verifier {
             Scheme::PayPal => {
                 paypal::verify(raw_body, headers, context.paypal, self.window(now)).await
             }
+            Scheme::GoogleOidc => google(headers, secrets, context, now).await,
             _ => self.verify_with(raw_body, headers, secrets, context, now),
         }
     }
@@ -266,6 +313,39 @@ impl Verifier {
             tolerance: self.tolerance,
         }
     }
+}
+
+/// Google's OIDC push: the token's audience must be the URL Google pushed to (as the push
+/// subscription's audience defaults to), and its `email` the tenant's service account (the
+/// "secret"; a rotation moves to another account with the previous one kept for its grace).
+async fn google(
+    headers: &HeaderMap,
+    secrets: &SecretSet,
+    context: &VerifyContext<'_>,
+    now: SystemTime,
+) -> Result<Verified, VerifyError> {
+    let keys = context
+        .google
+        .ok_or(VerifyError::MissingContext(GOOGLE_CONTEXT))?;
+    let audience = context
+        .url
+        .ok_or(VerifyError::MissingContext("the URL Google pushed to"))?;
+    let mut last = VerifyError::SignatureMismatch;
+    for (slot, account) in secrets.active(now) {
+        let expect = google_oidc::GoogleOidcExpectation::new(audience.as_str(), account.expose());
+        match google_oidc::verify(headers, &expect, keys, now).await {
+            Ok(verified) => {
+                return Ok(Verified {
+                    secret: slot,
+                    ..verified
+                });
+            }
+            // Another account may be the rotation's other one; anything else is final.
+            Err(e @ VerifyError::InvalidToken("unexpected service account")) => last = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last)
 }
 
 /// What a successful verification tells: which secret matched, and the metadata the scheme
@@ -322,6 +402,9 @@ pub enum VerifyError {
     /// The certificate source failed; the provider should retry.
     #[error("the signing certificate could not be fetched")]
     CertificateUnavailable,
+    /// A bearer token (Google's OIDC) broke a rule: the text names the rule, never the token.
+    #[error("the token is not acceptable: {0}")]
+    InvalidToken(&'static str),
 }
 
 impl VerifyError {
@@ -339,6 +422,7 @@ impl VerifyError {
             Self::UnknownKeyId => "unknown_key_id",
             Self::UntrustedCertificate(_) => "untrusted_certificate",
             Self::CertificateUnavailable => "certificate_unavailable",
+            Self::InvalidToken(_) => "invalid_token",
         }
     }
 
@@ -553,7 +637,7 @@ mod tests {
             let h = headers(&pairs);
             let url = RequestUrl::parse("https://hooks.example.com/webhooks/acme/twilio").expect("url");
             let keys = PublicKeys::new([PublicKey::new("key-1", "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE")]);
-            let context = VerifyContext { url: Some(&url), public_keys: Some(&keys), paypal: None };
+            let context = VerifyContext { url: Some(&url), public_keys: Some(&keys), ..Default::default() };
             for scheme in all_schemes() {
                 let v = verifier(scheme);
                 let _ = v.verify(&body, &h, &secrets("whsec_c2VjcmV0"), at(now));

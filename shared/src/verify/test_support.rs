@@ -4,7 +4,10 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use super::{Scheme, Verified, Verifier, VerifyContext, VerifyError};
+use super::{
+    Scheme, Verified, Verifier, VerifyContext, VerifyError,
+    declared::{Auth, Field, IdFrom},
+};
 use crate::secret::{Secret, SecretSet, SecretSlot};
 
 pub fn at(unix_secs: u64) -> SystemTime {
@@ -51,7 +54,14 @@ fn signed_headers(
 
 /// Whether the scheme signs a timestamp, and so enforces a replay window.
 fn has_timestamp(scheme: &Scheme) -> bool {
-    !matches!(scheme, Scheme::GitHub | Scheme::Shopify | Scheme::Twilio)
+    match scheme {
+        Scheme::Declared(declaration) => match &declaration.auth {
+            Auth::Signed(signature) => signature.timestamp.is_some(),
+            Auth::StandardWebhooks => true,
+            _ => false,
+        },
+        _ => !matches!(scheme, Scheme::GitHub | Scheme::Shopify | Scheme::Twilio),
+    }
 }
 
 /// The behaviour every scheme owes, checked through its own `sign` (the independent vectors
@@ -162,7 +172,7 @@ pub fn common_battery_in(
 
     // Every header the scheme sends is required, and none may be repeated.
     for name in h.keys() {
-        if is_metadata_only(name.as_str()) {
+        if is_metadata_only(&scheme, name.as_str()) {
             continue;
         }
         let mut without = h.clone();
@@ -238,7 +248,12 @@ impl Contextual<'_> {
 
 /// Headers that carry metadata (id, type, topic) rather than anything verification needs; the
 /// ingress refuses a delivery whose event id it cannot find.
-fn is_metadata_only(name: &str) -> bool {
+fn is_metadata_only(scheme: &Scheme, name: &str) -> bool {
+    if let Scheme::Declared(declaration) = scheme {
+        let id = matches!(declaration.id, IdFrom::Header { name: n, signed: false } if n == name);
+        let event_type = matches!(declaration.event_type, Field::Header(n) if n == name);
+        return id || event_type;
+    }
     matches!(
         name,
         "x-github-event"

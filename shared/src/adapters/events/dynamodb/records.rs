@@ -345,7 +345,7 @@ mod tests {
             ("attempts", Some(n(-1)), ItemError::Invalid("attempts")),
             (
                 "provider",
-                Some(s("paddle")),
+                Some(s("paddel")),
                 ItemError::Invalid("provider"),
             ),
             (
