@@ -396,6 +396,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_handshake_is_answered_as_the_provider_expects_text_and_not_sniffed() {
+        // GIVEN a tenant receiving Meta's webhooks, and Meta's subscription check as a GET
+        let secret = Secret::new("meta_app_secret");
+        let token = shared::verify::declared::meta_verify_token(&secret);
+        let meta = ProviderConfig::new(
+            TenantId::parse("demo").expect("tenant"),
+            "meta".parse().expect("meta"),
+            secret,
+        );
+        let ingress = Ingress::new(
+            MemoryEventStore::new(),
+            MemoryQueue::new(),
+            MemoryDirectory::with([meta]),
+            ManualClock::at_unix(1_700_000_000),
+            IngressSettings::default(),
+        );
+        let mut request = fixture("function-url-get.json");
+        *request.uri_mut() = format!(
+            "https://hooks.example.com/webhooks/demo/meta?hub.mode=subscribe&hub.verify_token={token}&hub.challenge=1158201444"
+        )
+        .parse()
+        .expect("uri");
+
+        // WHEN it arrives through the Function URL
+        let response = handle(&ingress, request).await.expect("response");
+
+        // THEN the challenge is the whole body, as text, and the browser may not sniff it
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers()[CONTENT_TYPE],
+            "text/plain; charset=utf-8"
+        );
+        assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+        assert!(matches!(response.body(), Body::Text(text) if text == "1158201444"));
+        assert!(ingress.store.all().is_empty());
+    }
+
+    #[tokio::test]
     async fn a_function_url_answers_what_api_gateway_has_no_route_for_with_404() {
         let ingress = ingress();
         // A GET is routed, as API Gateway routes it for handshakes; Stripe has none: 405.
