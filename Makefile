@@ -37,7 +37,7 @@ LINT_STAMP := $(LINT_VENV)/.lint-$(CFN_LINT_VERSION)-$(CHECKOV_VERSION)-$(OPENAP
 INTEROP_VENV := $(VENV)/interop
 INTEROP_PACKAGES := stripe==16.1.0 svix==2.9.1 standardwebhooks==1.1.0 slack-sdk==3.47.0 twilio==9.13.0 \
 	PyNaCl==1.6.2 sendgrid==6.12.5 squareup==46.0.0.20260916 paddle-python-sdk==1.16.1 \
-	google-auth==2.40.3 cryptography==51.0.1
+	google-auth==2.40.3 cryptography==51.0.1 braintree==4.48.0
 INTEROP_STAMP := $(INTEROP_VENV)/.interop-$(shell echo '$(INTEROP_PACKAGES)' | cksum | cut -d' ' -f1)
 # The official Node.js library, which the portal's Node verification snippet runs with.
 INTEROP_NODE := tests/interop/node

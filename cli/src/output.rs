@@ -77,6 +77,7 @@ pub fn scheme_name(scheme: &Scheme) -> &'static str {
         Scheme::Circle => "circle",
         Scheme::PayPal => "paypal",
         Scheme::GoogleOidc => "google-oidc",
+        Scheme::Braintree => "braintree",
         Scheme::Declared(declaration) => declaration.name,
     }
 }

@@ -65,6 +65,7 @@ pub fn generate_event_id(provider: Provider, entropy: &dyn Entropy) -> Result<St
         | Provider::Twilio
         | Provider::PayPal
         | Provider::Firebase
+        | Provider::Braintree
         | Provider::Declared(_) => format!("evt_{}", hex::encode(bytes)),
     })
 }

@@ -309,6 +309,8 @@ pub fn default_payload(provider: Provider, id: &str, now: SystemTime) -> Vec<u8>
             })
         }
         Provider::Declared(declaration) => return declaration.sample_payload(id, now),
+        // Braintree signs inside the form: the sample is its payload, for `--file` users to sign.
+        Provider::Braintree => json!({"kind": "check", "id": id, "timestamp": timestamp(now)}),
     };
     value.to_string().into_bytes()
 }

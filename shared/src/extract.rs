@@ -134,6 +134,7 @@ pub fn extract(
         }
         Provider::Declared(declaration) => declared(declaration, headers, body),
         Provider::Firebase => firebase(body),
+        Provider::Braintree => braintree(body),
         Provider::Generic => {
             let id_header = generic.map_or_else(|| GenericHeaders::default().id, |g| g.id.clone());
             let from_header = id_header.and_then(|name| header(headers, &name));
@@ -375,6 +376,24 @@ fn firebase(body: &[u8]) -> Result<EventMeta, ExtractError> {
         event_type,
         created_at: rfc3339(&message["publishTime"]),
         id_signed: false,
+    })
+}
+
+/// Braintree's notifications carry no id: the hex SHA-256 of the signed payload is one (a
+/// retry carries the same payload). The kind and time are read from the payload's XML.
+fn braintree(body: &[u8]) -> Result<EventMeta, ExtractError> {
+    const EXPECTED: &str = "form field bt_payload";
+    let (_, payload) = crate::verify::braintree::fields(body)
+        .map_err(|_| ExtractError::MissingEventId(EXPECTED))?;
+    let (kind, time) = crate::verify::braintree::kind_and_time(&payload);
+    Ok(EventMeta {
+        event_id: id_from(
+            Some(hex::encode(Sha256::digest(payload.as_bytes()))),
+            EXPECTED,
+        )?,
+        event_type: kind,
+        created_at: time.and_then(|t| rfc3339(&Value::String(t))),
+        id_signed: true,
     })
 }
 

@@ -25,6 +25,8 @@ pub enum Provider {
     /// Google Cloud's OIDC-authenticated push (Pub/Sub push subscriptions, Eventarc, Cloud
     /// Tasks, Cloud Scheduler), the way Firebase calls out.
     Firebase,
+    /// Braintree's signed notification forms (`bt_signature`, `bt_payload`).
+    Braintree,
     /// A provider described as data ([`declared`]): GitLab, Discord, Zoom, Paddle, ...
     Declared(&'static declared::Declaration),
 }
@@ -35,7 +37,7 @@ pub struct UnknownProvider;
 
 impl Provider {
     /// The providers with a scheme of their own; [`Provider::all`] adds the declared ones.
-    pub const BUILT_IN: [Provider; 13] = [
+    pub const BUILT_IN: [Provider; 14] = [
         Self::Stripe,
         Self::Clerk,
         Self::Resend,
@@ -49,6 +51,7 @@ impl Provider {
         Self::PayPal,
         Self::Circle,
         Self::Firebase,
+        Self::Braintree,
     ];
 
     /// Every provider a route can name.
@@ -86,6 +89,7 @@ impl Provider {
             Self::PayPal => "paypal",
             Self::Circle => "circle",
             Self::Firebase => "firebase",
+            Self::Braintree => "braintree",
             Self::Declared(declaration) => declaration.name,
         }
     }
@@ -107,6 +111,7 @@ impl Provider {
             Self::PayPal => Scheme::PayPal,
             Self::Circle => Scheme::Circle,
             Self::Firebase => Scheme::GoogleOidc,
+            Self::Braintree => Scheme::Braintree,
             Self::Declared(declaration) => Scheme::Declared(declaration),
         }
     }

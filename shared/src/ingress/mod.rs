@@ -368,6 +368,20 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
                 }
             };
         }
+        // Braintree checks a destination with a challenge only the key's holder can answer.
+        if provider == Provider::Braintree
+            && delivery.method.eq_ignore_ascii_case("GET")
+            && let Some(challenge) = handshake_request(delivery).query.and_then(|q| {
+                form_urlencoded::parse(q.as_bytes())
+                    .find(|(name, _)| name == "bt_challenge")
+                    .map(|(_, value)| value.into_owned())
+            })
+        {
+            return match crate::verify::braintree::challenge(&config.secrets.current, &challenge) {
+                Ok(answer) => (Outcome::Handshake(HandshakeAnswer::text(answer)), false),
+                Err(e) => (Outcome::Unauthorized(e), false),
+            };
+        }
         if !delivery.method.eq_ignore_ascii_case("POST") {
             info!(method = delivery.method, "refused: not a POST");
             return (Outcome::MethodNotAllowed, false);

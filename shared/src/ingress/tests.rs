@@ -1029,3 +1029,58 @@ async fn firebase_without_google_s_keys_is_our_503_not_an_acceptance() {
     assert_eq!(outcome.status_code(), 503);
     assert!(ingress.store.all().is_empty());
 }
+
+#[tokio::test]
+async fn braintree_s_destination_challenge_is_answered_with_the_key_s_hmac() {
+    let secret = "merchant_public:merchant_private";
+    let ingress = ingress_with(vec![config_for(Provider::Braintree, secret)]);
+    let none = HeaderMap::new();
+    let challenge = |query: &'static str| {
+        let ingress = &ingress;
+        let none = &none;
+        async move {
+            ingress
+                .handle(Delivery {
+                    provider: "braintree",
+                    method: "GET",
+                    path_and_query: Some(query),
+                    ..delivery(none, b"")
+                })
+                .await
+        }
+    };
+    let answered =
+        challenge("/webhooks/acme/braintree?bt_challenge=20f9f8ed05f77439fe955c977e4c8a53").await;
+    let expected = crate::verify::braintree::challenge(
+        &Secret::new(secret),
+        "20f9f8ed05f77439fe955c977e4c8a53",
+    )
+    .expect("answer");
+    assert_eq!(
+        answered,
+        Outcome::Handshake(crate::verify::declared::HandshakeAnswer::text(expected))
+    );
+    assert_eq!(
+        challenge("/webhooks/acme/braintree?bt_challenge=nothex")
+            .await
+            .status_code(),
+        401
+    );
+    assert_eq!(
+        challenge("/webhooks/acme/braintree").await.status_code(),
+        405
+    );
+
+    // AND a notification signed as Braintree signs is stored under its payload's hash
+    let xml = br#"<notification><timestamp type="datetime">2023-11-14T22:13:20Z</timestamp><kind>check</kind><subject></subject></notification>"#;
+    let body = crate::verify::braintree::sign(xml, &Secret::new(secret)).expect("form");
+    let stored = ingress
+        .handle(Delivery {
+            provider: "braintree",
+            ..delivery(&none, &body)
+        })
+        .await;
+    assert!(matches!(stored, Outcome::Accepted { .. }), "{stored:?}");
+    assert_eq!(ingress.store.all()[0].event_type.as_deref(), Some("check"));
+    assert_eq!(ingress.store.all()[0].provider_created_at, Some(at(NOW)));
+}

@@ -98,6 +98,7 @@ pub fn project(
         | Provider::Slack
         | Provider::Shopify
         | Provider::Generic
+        | Provider::Braintree
         | Provider::Declared(_) => recorded::project(provider, event_type, payload, key),
     }
 }

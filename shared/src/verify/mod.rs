@@ -12,6 +12,7 @@
 //! URL. Those inputs travel in a [`VerifyContext`] (see there for why), and PayPal's certificate
 //! fetch makes its path async: [`Verifier::verify_async`].
 
+pub mod braintree;
 pub mod circle;
 pub mod declared;
 mod generic;
@@ -74,6 +75,9 @@ pub enum Scheme {
     /// `Authorization: Bearer <JWT>` signed by Google (RS256, Google's published keys), for
     /// Pub/Sub push and the rest of Google Cloud. Needs [`VerifyContext::google`].
     GoogleOidc,
+    /// Braintree: `bt_signature` (public key and hex HMAC-SHA1 keyed with the SHA-1 of the
+    /// private key) over `bt_payload`, both form fields of the body.
+    Braintree,
     /// A provider described as data: see [`declared`].
     Declared(&'static declared::Declaration),
 }
@@ -95,6 +99,8 @@ impl Scheme {
             Self::PayPal => &[paypal::SIGNATURE_HEADER],
             Self::Declared(declaration) => return declaration.is_signed(headers),
             Self::GoogleOidc => &["authorization"],
+            // The signature is a form field: always verified.
+            Self::Braintree => return true,
         };
         names.iter().any(|name| headers.contains_key(*name))
     }
@@ -104,7 +110,7 @@ impl Scheme {
     /// with an identity (Google), or inside the body (Mailgun, Graph's client state).
     pub fn signs_from_secret(&self) -> bool {
         match self {
-            Self::Circle | Self::PayPal | Self::GoogleOidc => false,
+            Self::Circle | Self::PayPal | Self::GoogleOidc | Self::Braintree => false,
             Self::Declared(declaration) => declaration.signs_from_secret(),
             _ => true,
         }
@@ -114,7 +120,7 @@ impl Scheme {
     /// key or an identity the provider issues.
     pub fn secret_can_be_generated(&self) -> bool {
         match self {
-            Self::Circle | Self::PayPal | Self::GoogleOidc => false,
+            Self::Circle | Self::PayPal | Self::GoogleOidc | Self::Braintree => false,
             Self::Declared(declaration) => !declaration.verifies_with_a_public_key(),
             _ => true,
         }
@@ -133,6 +139,7 @@ impl Scheme {
             Self::StandardWebhooks => standard::check_secret(secret),
             Self::Declared(declaration) => declaration.check_secret(secret),
             Self::GoogleOidc => google_oidc::check_service_account(secret.expose()),
+            Self::Braintree => braintree::check_secret(secret),
             _ => self
                 .sign_with(b"", secret, at, "msg_check", context)
                 .map(drop),
@@ -185,6 +192,9 @@ impl Scheme {
             Self::Declared(declaration) => declaration.sign(body, secret, at, id, context),
             Self::GoogleOidc => Err(VerifyError::UnusableSecret(
                 "Google signs with its own keys; the secret is the expected service account",
+            )),
+            Self::Braintree => Err(VerifyError::UnusableSecret(
+                "Braintree signs inside the form; build it with braintree::sign",
             )),
         }
     }
@@ -285,6 +295,7 @@ impl Verifier {
                 declaration.verify(raw_body, headers, secrets, context, window)
             }
             Scheme::GoogleOidc => Err(VerifyError::MissingContext(GOOGLE_CONTEXT)),
+            Scheme::Braintree => braintree::verify(raw_body, secrets, now),
         }
     }
 
