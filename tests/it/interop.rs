@@ -3,7 +3,8 @@
 //! test` installs) are accepted by the deployed ingress handler, and the same requests with one
 //! byte changed are refused. None of these signatures comes from this project's signers.
 //! Google's OIDC tokens are signed and judged by Google's `google-auth`, and our verdicts must
-//! agree with its verdicts.
+//! agree with its verdicts. GitHub's signatures are made and judged by GitHub's npm package
+//! `@octokit/webhooks-methods` (in `tests/interop/node`), and our verdicts must agree with its.
 
 use std::{
     io::Write,
@@ -45,13 +46,44 @@ fn sign_officially(cases: &[Value]) -> Vec<Value> {
 /// Run `tests/interop/{script}` on `cases`, one JSON line each way.
 fn run_interop_script(script: &str, cases: &[Value]) -> Vec<Value> {
     let script = format!("{}/interop/{script}", env!("CARGO_MANIFEST_DIR"));
-    let mut child = Command::new(python())
-        .arg(&script)
+    let mut command = Command::new(python());
+    command.arg(&script);
+    run_lines(command, &script, cases)
+}
+
+/// The Node libraries `make test` installs from `tests/interop/node/package-lock.json`, checked
+/// to hold `package`. Without them the test fails loudly rather than skip.
+fn node_modules(package: &str) -> String {
+    let modules = std::env::var("INTEROP_NODE_MODULES").unwrap_or_else(|_| {
+        panic!("INTEROP_NODE_MODULES is not set: run the tests with `make test`, which installs the Node libraries")
+    });
+    let manifest = format!("{modules}/{package}/package.json");
+    assert!(
+        std::path::Path::new(&manifest).is_file(),
+        "{package} is not installed in INTEROP_NODE_MODULES ({modules}): run `make test`, which runs `npm ci` in tests/interop/node"
+    );
+    modules
+}
+
+/// Run `tests/interop/node/{script}` with Node on `cases`, one JSON line each way, with
+/// `package` from INTEROP_NODE_MODULES.
+fn run_node_interop_script(script: &str, package: &str, cases: &[Value]) -> Vec<Value> {
+    let script = format!("{}/interop/node/{script}", env!("CARGO_MANIFEST_DIR"));
+    let mut command = Command::new("node");
+    command.env("NODE_PATH", node_modules(package)).arg(&script);
+    run_lines(command, &script, cases)
+}
+
+/// Run `command` (which runs `script`) with `cases` on its stdin, one JSON line each; the JSON
+/// lines it prints.
+fn run_lines(mut command: Command, script: &str, cases: &[Value]) -> Vec<Value> {
+    let program = command.get_program().to_string_lossy().into_owned();
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {script} ({e}): run `make test`"));
+        .unwrap_or_else(|e| panic!("cannot run {program} {script} ({e}): run `make test`"));
     {
         let mut stdin = child.stdin.take().expect("stdin");
         for case in cases {
@@ -67,7 +99,11 @@ fn run_interop_script(script: &str, cases: &[Value]) -> Vec<Value> {
     String::from_utf8(output.stdout)
         .expect("utf-8")
         .lines()
-        .map(|line| serde_json::from_str(line).expect("a signed request"))
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| {
+                panic!("{script} printed a line that is not JSON ({e}): {line}")
+            })
+        })
         .collect()
 }
 
@@ -556,4 +592,319 @@ fn new_providers_agree_with_their_official_libraries() {
         }
     }
     assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
+}
+
+const GITHUB_SECRET: &str = "interop-github-webhook-secret-0123456789";
+const OTHER_GITHUB_SECRET: &str = "interop-github-another-secret-9876543210";
+const OCTOKIT: &str = "@octokit/webhooks-methods";
+
+/// GitHub's library, `@octokit/webhooks-methods`, on `cases` (`sign` or `verify`, one each).
+fn octokit(cases: &[Value]) -> Vec<Value> {
+    let answers = run_node_interop_script("github.js", OCTOKIT, cases);
+    assert_eq!(
+        answers.len(),
+        cases.len(),
+        "one answer per case: {answers:?}"
+    );
+    answers
+}
+
+/// The signature in one of octokit's `sign` answers.
+fn octokit_signature(answer: &Value) -> String {
+    answer["signature"]
+        .as_str()
+        .unwrap_or_else(|| panic!("octokit did not sign: {answer}"))
+        .to_owned()
+}
+
+/// What this project's GitHub verifier says of `body` delivered with `signature`.
+fn our_github_verdict(
+    body: &str,
+    signature: &str,
+) -> Result<shared::verify::Verified, shared::verify::VerifyError> {
+    use shared::{
+        secret::SecretSet,
+        verify::{Scheme, Verifier},
+    };
+
+    let headers = http::HeaderMap::from_iter([
+        (
+            http::HeaderName::from_static("x-hub-signature-256"),
+            http::HeaderValue::from_str(signature).expect("header value"),
+        ),
+        (
+            http::HeaderName::from_static("x-github-delivery"),
+            http::HeaderValue::from_static("72d3162e-cc78-11e3-81ab-4c9367dc0958"),
+        ),
+        (
+            http::HeaderName::from_static("x-github-event"),
+            http::HeaderValue::from_static("push"),
+        ),
+    ]);
+    Verifier::new(Scheme::GitHub).verify(
+        body.as_bytes(),
+        &headers,
+        &SecretSet::single(Secret::new(GITHUB_SECRET)),
+        at(NOW),
+    )
+}
+
+#[test]
+fn github_signatures_agree_with_octokit() {
+    use shared::verify::Scheme;
+
+    // GIVEN bodies as GitHub sends them: ASCII JSON, UTF-8 with an emoji and other non-ASCII
+    // text, and one ending in a newline
+    let bodies: Vec<(&str, String)> = vec![
+        (
+            "ascii json",
+            json!({"zen": "Design for failure.", "hook_id": 123_456,
+                   "repository": {"full_name": "acme/widgets"}, "sender": {"login": "octocat"}})
+            .to_string(),
+        ),
+        (
+            "utf-8 with emoji",
+            json!({"action": "created", "comment": {"body": "Ship it 🚀 — déjà vu, 日本語 ✅"},
+                   "sender": {"login": "octocat"}})
+            .to_string(),
+        ),
+        (
+            "trailing newline",
+            format!(
+                "{}\n",
+                json!({"ref": "refs/heads/main", "after": "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c"})
+            ),
+        ),
+    ];
+
+    // WHEN octokit signs each body, and signs the first with another secret
+    let mut sign_cases: Vec<Value> = bodies
+        .iter()
+        .map(|(_, body)| json!({"op": "sign", "secret": GITHUB_SECRET, "body": body}))
+        .collect();
+    sign_cases.push(json!({"op": "sign", "secret": OTHER_GITHUB_SECRET, "body": bodies[0].1}));
+    let signed = octokit(&sign_cases);
+    let other_secrets_signature = octokit_signature(&signed[bodies.len()]);
+
+    // (label, body, signature, authentic)
+    let mut requests: Vec<(String, String, String, bool)> = Vec::new();
+    for ((name, body), answer) in bodies.iter().zip(&signed) {
+        let signature = octokit_signature(answer);
+        let hex = signature
+            .strip_prefix("sha256=")
+            .unwrap_or_else(|| panic!("{name}: octokit signed {signature}"));
+        assert_eq!(hex.len(), 64, "{name}: {signature}");
+
+        // THEN this project signs each body exactly as octokit does
+        let ours = Scheme::GitHub
+            .sign(body.as_bytes(), &Secret::new(GITHUB_SECRET), at(NOW), "id")
+            .expect("sign");
+        let our_signature = ours
+            .iter()
+            .find(|(header, _)| header.eq_ignore_ascii_case("x-hub-signature-256"))
+            .map(|(_, value)| value.clone())
+            .expect("x-hub-signature-256");
+        assert_eq!(our_signature, signature, "{name}: our signature");
+
+        // AND our verifier accepts octokit's signature, with GitHub's delivery and event
+        let verified = our_github_verdict(body, &signature)
+            .unwrap_or_else(|e| panic!("{name}: we refused octokit's signature: {e}"));
+        assert_eq!(
+            verified.event_id.as_deref(),
+            Some("72d3162e-cc78-11e3-81ab-4c9367dc0958"),
+            "{name}"
+        );
+        assert_eq!(verified.event_type.as_deref(), Some("push"), "{name}");
+
+        // the tampered variants, built from the genuine signature
+        let mut tampered = body.as_bytes().to_vec();
+        let at_byte = (tampered.len() / 2..tampered.len())
+            .find(|&i| tampered[i].is_ascii_alphanumeric())
+            .expect("an ASCII letter or digit in the second half");
+        tampered[at_byte] ^= 0x01;
+        let tampered = String::from_utf8(tampered).expect("still utf-8");
+        requests.extend([
+            (
+                format!("{name}: as signed by octokit"),
+                body.clone(),
+                signature.clone(),
+                true,
+            ),
+            (
+                format!("{name}: as signed by us"),
+                body.clone(),
+                our_signature,
+                true,
+            ),
+            (
+                format!("{name}: one body byte changed"),
+                tampered,
+                signature.clone(),
+                false,
+            ),
+            (
+                format!("{name}: uppercase hex"),
+                body.clone(),
+                format!("sha256={}", hex.to_uppercase()),
+                false,
+            ),
+            (
+                format!("{name}: sha1= prefix"),
+                body.clone(),
+                format!("sha1={hex}"),
+                false,
+            ),
+            (
+                format!("{name}: truncated signature"),
+                body.clone(),
+                signature[..signature.len() - 2].to_owned(),
+                false,
+            ),
+        ]);
+    }
+    requests.push((
+        "ascii json: signed with another secret".into(),
+        bodies[0].1.clone(),
+        other_secrets_signature,
+        false,
+    ));
+
+    // AND octokit's verify judges every request
+    let verdict_cases: Vec<Value> = requests
+        .iter()
+        .map(|(_, body, signature, _)| {
+            json!({"op": "verify", "secret": GITHUB_SECRET, "body": body, "signature": signature})
+        })
+        .collect();
+    let verdicts = octokit(&verdict_cases);
+
+    // THEN octokit and our verifier both accept exactly the authentic requests
+    let mut disagreements = Vec::new();
+    for ((label, body, signature, authentic), theirs) in requests.iter().zip(&verdicts) {
+        if theirs["valid"] != *authentic {
+            disagreements.push(format!("{label}: octokit says {theirs}"));
+        }
+        match (our_github_verdict(body, signature), authentic) {
+            (Ok(_), false) => disagreements.push(format!("{label}: we accepted it")),
+            (Err(e), true) => disagreements.push(format!("{label}: we refused it ({e})")),
+            _ => {}
+        }
+    }
+    assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
+}
+
+/// Braintree signs inside the form, with the SHA-1 of the private key as the HMAC key: the
+/// library's own sample notifications verify here, tampered ones are refused by both, and the
+/// destination challenge is answered exactly as the library answers it.
+#[tokio::test]
+async fn braintree_notifications_and_challenges_agree_with_braintree_s_library() {
+    use shared::verify::{Scheme, Verifier, braintree};
+    const PUBLIC: &str = "interop_public_key";
+    const PRIVATE: &str = "interop_private_key_0123";
+    let secret = format!("{PUBLIC}:{PRIVATE}");
+    let keys = json!({"public_key": PUBLIC, "private_key": PRIVATE});
+    let with = |extra: Value| {
+        let mut case = keys.clone();
+        case.as_object_mut()
+            .expect("object")
+            .extend(extra.as_object().expect("object").clone());
+        case
+    };
+    let samples = run_interop_script(
+        "braintree_lib.py",
+        &[
+            with(
+                json!({"op": "sample", "kind": "subscription_charged_successfully", "id": "sub_1"}),
+            ),
+            with(json!({"op": "sample", "kind": "dispute_opened", "id": "dp_1"})),
+        ],
+    );
+    let verifier = Verifier::new(Scheme::Braintree);
+    let secrets = shared::secret::SecretSet::single(Secret::new(&secret));
+    let none = http::HeaderMap::new();
+    // Form encoding, as Braintree posts it: everything but unreserved characters escaped.
+    let encode = |text: &str| -> String {
+        text.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    let form = |signature: &str, payload: &str| {
+        format!(
+            "bt_signature={}&bt_payload={}",
+            encode(signature),
+            encode(payload)
+        )
+    };
+    let mut verdicts = Vec::new();
+    for (sample, kind) in samples
+        .iter()
+        .zip(["subscription_charged_successfully", "dispute_opened"])
+    {
+        let (signature, payload) = (
+            sample["bt_signature"].as_str().expect("signature"),
+            sample["bt_payload"].as_str().expect("payload"),
+        );
+        // Signed by the library: accepted, and its kind read from the XML.
+        let body = form(signature, payload);
+        verifier
+            .verify(body.as_bytes(), &none, &secrets, SystemTime::now())
+            .expect("the library's notification verifies");
+        let meta = shared::extract::extract(Provider::Braintree, &none, body.as_bytes(), None)
+            .expect("meta");
+        assert_eq!(meta.event_type.as_deref(), Some(kind));
+        // Tampered: the payload's first character changed, or another key's signature.
+        let tampered_payload = format!(
+            "{}{}",
+            if payload.starts_with('P') { "Q" } else { "P" },
+            &payload[1..]
+        );
+        let foreign = signature.replace(PUBLIC, "someone_else");
+        for (sig, pay) in [
+            (signature, tampered_payload.as_str()),
+            (foreign.as_str(), payload),
+        ] {
+            let ours = verifier
+                .verify(
+                    form(sig, pay).as_bytes(),
+                    &none,
+                    &secrets,
+                    SystemTime::now(),
+                )
+                .is_ok();
+            verdicts.push((
+                ours,
+                with(json!({"op": "parse", "bt_signature": sig, "bt_payload": pay})),
+            ));
+        }
+    }
+    // This project's signer, judged by the library.
+    let xml = br#"<notification><timestamp type="datetime">2023-11-14T22:13:20Z</timestamp><kind>check</kind><subject><check type="boolean">true</check></subject></notification>"#;
+    let ours = braintree::sign(xml, &Secret::new(&secret)).expect("sign");
+    let (signature, payload) = braintree::fields(&ours).expect("fields");
+    verdicts.push((
+        true,
+        with(json!({"op": "parse", "bt_signature": signature, "bt_payload": payload})),
+    ));
+
+    let cases: Vec<Value> = verdicts.iter().map(|(_, case)| case.clone()).collect();
+    let theirs = run_interop_script("braintree_lib.py", &cases);
+    for ((ours, case), theirs) in verdicts.iter().zip(&theirs) {
+        assert_eq!(Some(*ours), theirs["valid"].as_bool(), "{case}");
+    }
+
+    // The destination challenge: the same answer as the library's.
+    let challenge = "20f9f8ed05f77439fe955c977e4c8a53";
+    let theirs = run_interop_script(
+        "braintree_lib.py",
+        &[with(json!({"op": "challenge", "challenge": challenge}))],
+    );
+    assert_eq!(
+        braintree::challenge(&Secret::new(&secret), challenge).expect("answer"),
+        theirs[0]["answer"].as_str().expect("answer")
+    );
 }
