@@ -146,7 +146,7 @@ fn write_record(out: &mut dyn Write, r: &EventRecord, with_payload: bool) -> std
     if payload_hash(&r.payload) != r.payload_hash {
         integrity.push_str(" (does NOT match the stored bytes)");
     }
-    let fields: [(&str, String); 21] = [
+    let fields: [(&str, String); 22] = [
         ("tenant", r.key.tenant.to_string()),
         ("provider", r.key.provider.to_string()),
         ("event id", r.key.event_id.to_string()),
@@ -164,6 +164,12 @@ fn write_record(out: &mut dyn Write, r: &EventRecord, with_payload: bool) -> std
         (
             "client request id",
             opt_text(r.correlation.client_request_id.as_deref()),
+        ),
+        (
+            "trace id",
+            r.correlation
+                .trace
+                .map_or_else(|| "-".into(), |t| t.trace_id()),
         ),
         ("replays", r.replay_count.to_string()),
         ("replayed at", opt_time(r.replayed_at)),
@@ -228,7 +234,9 @@ mod tests {
             Correlation {
                 request_id: Some("req-apigw-1".into()),
                 client_request_id: None,
-                trace: None,
+                trace: Some(shared::trace::TraceParent::continue_from(Some(
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                ))),
             },
             Verification::Verified(SecretSlot::Previous),
             PAYLOAD.to_vec(),
@@ -391,6 +399,7 @@ mod tests {
             "provider created   2023-11-14T22:13:15Z",
             "request id         req-apigw-1",
             "client request id  -",
+            "trace id           4bf92f3577b34da6a3ce929d0e0e4736",
         ] {
             assert!(printed.contains(expected), "{expected:?} not in\n{printed}");
         }

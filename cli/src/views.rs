@@ -131,6 +131,7 @@ pub fn event_record(r: &EventRecord, with_payload: bool) -> Value {
         "duplicates": r.duplicates,
         "replays": r.replay_count,
         "request_id": r.correlation.request_id,
+        "trace_id": r.correlation.trace.map(|t| t.trace_id()),
         "note": r.note,
         "payload_bytes": r.payload.len(),
         "payload_sha256": r.payload_hash,

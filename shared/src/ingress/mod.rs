@@ -477,7 +477,7 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
         {
             return (outcome, false);
         }
-        let mut record = EventRecord::received(
+        let record = EventRecord::received(
             key,
             meta.event_type,
             meta.created_at,
@@ -486,11 +486,6 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
             delivery.body.to_vec(),
             now,
         );
-        if provider == Provider::Firebase {
-            // A redelivery differs only in `deliveryAttempt`: still the same event, not a conflict.
-            record.payload_hash =
-                crate::record::payload_hash(&crate::extract::firebase_identity(delivery.body));
-        }
         let outcome = self.store_and_enqueue(&record).await;
         let unsigned_accepted = unsigned && matches!(outcome, Outcome::Accepted { .. });
         (outcome, unsigned_accepted)
@@ -567,7 +562,9 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
                 debug!("accepted");
                 Outcome::Accepted { event_id }
             }
-            Ok(PutOutcome::Existing(stored)) if stored.payload_hash != record.payload_hash => {
+            Ok(PutOutcome::Existing(stored))
+                if stored.payload_hash != record.payload_hash && !redelivered(&stored, record) =>
+            {
                 warn!(
                     security = true,
                     "event id reused with a different payload; refused"
@@ -617,6 +614,16 @@ fn request_url(delivery: &Delivery<'_>, config: &ProviderConfig) -> Option<Reque
             RequestUrl::https(delivery.host?, path, query).ok()
         }
     }
+}
+
+/// Whether `stored` and `arriving` are one event whose bytes differ only where the provider
+/// changes them on a redelivery: Pub/Sub's `deliveryAttempt`. (A payload kept in S3 is not
+/// compared: it is a conflict, as for any other provider.)
+fn redelivered(stored: &EventRecord, arriving: &EventRecord) -> bool {
+    arriving.key.provider == Provider::Firebase
+        && !stored.payload.is_empty()
+        && crate::extract::firebase_identity(&stored.payload)
+            == crate::extract::firebase_identity(&arriving.payload)
 }
 
 /// What a handshake looks at.
