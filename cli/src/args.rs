@@ -186,8 +186,9 @@ pub struct AddArgs {
     /// PayPal: the id of the webhook subscription (PayPal signs it into every delivery).
     #[arg(long, value_name = "ID")]
     pub paypal_webhook_id: Option<String>,
-    /// Twilio: the public base URL Twilio calls (`https://hooks.example.com`) when a custom
-    /// domain fronts the API; Twilio signs the URL it called.
+    /// Twilio, Square, HubSpot, Trello, Firebase: the public base URL the provider calls
+    /// (`https://hooks.example.com`) when a custom domain fronts the API; they sign the URL they
+    /// called (Firebase's token names it as its audience).
     #[arg(long, value_name = "URL")]
     pub public_base_url: Option<String>,
 }

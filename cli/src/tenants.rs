@@ -411,11 +411,12 @@ impl ProviderSettings {
             paypal_webhook_id.is_some(),
             Provider::PayPal,
         )?;
-        only(
-            "--public-base-url",
-            public_base_url.is_some(),
-            Provider::Twilio,
-        )?;
+        if public_base_url.is_some() && !provider.default_scheme().signs_the_url() {
+            return Err(CliError::NotForProvider {
+                what: "--public-base-url",
+                provider,
+            });
+        }
         if provider == Provider::Circle && public_keys.is_empty() {
             return Err(CliError::MissingPublicKey);
         }

@@ -116,6 +116,16 @@ impl Scheme {
         }
     }
 
+    /// Whether the scheme signs the URL the provider called (or, for Google, names it as the
+    /// token's audience): then a tenant behind a custom domain configures its public base URL.
+    pub fn signs_the_url(&self) -> bool {
+        match self {
+            Self::Twilio | Self::GoogleOidc => true,
+            Self::Declared(declaration) => declaration.signs_the_url(),
+            _ => false,
+        }
+    }
+
     /// Whether a random secret can stand for the tenant's: not where the secret is a public
     /// key or an identity the provider issues.
     pub fn secret_can_be_generated(&self) -> bool {

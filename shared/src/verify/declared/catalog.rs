@@ -401,7 +401,12 @@ pub const HUBSPOT: Declaration = Declaration {
             prefix: "",
         },
         encoding: Base64,
-        signed: &[Part::Text("POST"), Part::Url, Part::Body, Part::Timestamp],
+        signed: &[
+            Part::Text("POST"),
+            Part::UrlHubSpotDecoded,
+            Part::Body,
+            Part::Timestamp,
+        ],
         timestamp: Some(Stamp::Header {
             name: "x-hubspot-request-timestamp",
             unit: Millis,
@@ -869,6 +874,7 @@ fn describe_auth(auth: &Auth) -> String {
                     Part::Timestamp => "timestamp".to_owned(),
                     Part::Id => "id".to_owned(),
                     Part::Url => "URL".to_owned(),
+                    Part::UrlHubSpotDecoded => "URL (HubSpot's escapes decoded)".to_owned(),
                     Part::Text(t) => format!("`{t}`"),
                     Part::BodyField(p) => format!("`{p}`"),
                 })

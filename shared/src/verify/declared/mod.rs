@@ -161,6 +161,9 @@ pub enum Part {
     Id,
     /// The URL the provider called (`VerifyContext::url`).
     Url,
+    /// That URL with the escapes HubSpot decodes before signing (`%3A` `%2F` `%3F` `%40` `%21`
+    /// `%24` `%27` `%28` `%29` `%2A` `%2C` `%3B`) decoded, and no others.
+    UrlHubSpotDecoded,
     /// Fixed text such as a version tag or a separator.
     Text(&'static str),
     /// A string field of the JSON body.
@@ -268,6 +271,12 @@ impl Declaration {
             Auth::ClientState => false,
             _ => true,
         }
+    }
+
+    /// Whether the signature covers the URL the provider called.
+    pub fn signs_the_url(&self) -> bool {
+        matches!(&self.auth, Auth::Signed(s)
+            if s.signed.iter().any(|p| matches!(p, Part::Url | Part::UrlHubSpotDecoded)))
     }
 
     /// Whether the tenant's "secret" is the provider's public key.

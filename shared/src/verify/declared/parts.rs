@@ -327,10 +327,56 @@ fn content<'r>(
                         .as_bytes()
                         .to_vec(),
                 ),
+                Part::UrlHubSpotDecoded => Cow::Owned(
+                    hubspot_decoded(
+                        context
+                            .url
+                            .ok_or(VerifyError::MissingContext(URL_CONTEXT))?
+                            .as_str(),
+                    )
+                    .into_bytes(),
+                ),
                 Part::BodyField(pointer) => Cow::Owned(request.body_field(pointer)?.into_bytes()),
             })
         })
         .collect()
+}
+
+/// HubSpot's v3 signature covers the URI with a fixed set of escapes decoded (its docs' list),
+/// each in either case of hex; every other escape stays as sent.
+fn hubspot_decoded(url: &str) -> String {
+    const DECODED: [(&str, char); 12] = [
+        ("3A", ':'),
+        ("2F", '/'),
+        ("3F", '?'),
+        ("40", '@'),
+        ("21", '!'),
+        ("24", '$'),
+        ("27", '\''),
+        ("28", '('),
+        ("29", ')'),
+        ("2A", '*'),
+        ("2C", ','),
+        ("3B", ';'),
+    ];
+    let mut out = String::with_capacity(url.len());
+    let mut rest = url;
+    while let Some(at) = rest.find('%') {
+        out.push_str(&rest[..at]);
+        let escape = rest.get(at + 1..at + 3).map(str::to_ascii_uppercase);
+        match escape.and_then(|e| DECODED.iter().find(|(code, _)| *code == e)) {
+            Some((_, c)) => {
+                out.push(*c);
+                rest = &rest[at + 3..];
+            }
+            None => {
+                out.push('%');
+                rest = &rest[at + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The slot of the active secret (or public key) whose signature is among `presented`.

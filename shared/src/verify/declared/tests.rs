@@ -503,6 +503,32 @@ fn schemes_that_sign_the_url_need_it() {
     );
 }
 
+#[test]
+fn hubspot_signs_its_uri_with_a_fixed_set_of_escapes_decoded() {
+    let verifier = verifier(Scheme::Declared(&catalog::HUBSPOT));
+    let url = RequestUrl::parse("https://hooks.example.com/webhooks/acme/hubspot?a=%3Ab%2fc%20d")
+        .expect("url");
+    let body = br#"[{"eventId":1,"subscriptionType":"contact.creation"}]"#;
+    let ts = (NOW * 1000).to_string();
+    let signed = "POSThttps://hooks.example.com/webhooks/acme/hubspot?a=:b/c%20d".to_owned()
+        + std::str::from_utf8(body).expect("utf-8")
+        + &ts;
+    let signature = STANDARD.encode(hmac_sha256(SECRET.as_bytes(), &[signed.as_bytes()]));
+    let h = headers(&[
+        ("x-hubspot-signature-v3", &signature),
+        ("x-hubspot-request-timestamp", &ts),
+    ]);
+    let context = VerifyContext {
+        url: Some(&url),
+        ..Default::default()
+    };
+    assert!(
+        verifier
+            .verify_with(body, &h, &secrets(SECRET), &context, at(NOW))
+            .is_ok()
+    );
+}
+
 fn request<'a>(
     method: &'a str,
     query: Option<&'a str>,
