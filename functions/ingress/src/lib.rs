@@ -3,6 +3,7 @@
 //! lives in `shared`.
 
 mod google_jwks_source;
+mod https;
 mod paypal_source;
 
 use std::{sync::Arc, time::Duration};
