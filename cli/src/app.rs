@@ -23,7 +23,7 @@ use shared::{
 
 use crate::{
     args::{Cli, Command},
-    endpoints,
+    endpoints, erase,
     error::CliError,
     event_types, events, listen,
     output::Out,
@@ -51,6 +51,27 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             })?;
             let store = DynamoEventStore::new(dynamodb().await, table);
             events::run(&store, command, out).await
+        }
+        Command::Erase(mut args) => {
+            // `--actor`, else `$USER` (clap reads it), else the other names systems use.
+            if args.actor.is_none() {
+                args.actor = ["LOGNAME", "USERNAME"]
+                    .into_iter()
+                    .find_map(|name| std::env::var(name).ok());
+            }
+            let table = non_empty(cli.events_table).ok_or(CliError::MissingSetting {
+                what: "the events table",
+                flag: "events-table",
+                env: "EVENTS_TABLE",
+            })?;
+            let sdk = sdk_config().await;
+            let mut store = DynamoEventStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
+            // Only payloads too large for their record need the bucket; without it, erasing
+            // one of those is refused before anything changes.
+            if let Some(bucket) = non_empty(args.payloads_bucket.clone()) {
+                store = store.with_payloads(shared::aws::s3_on_first_use(&sdk), bucket);
+            }
+            erase::run(&store, args, now, out).await
         }
         Command::Send(args) => {
             // A secret on the command line needs no table (and no AWS credentials).

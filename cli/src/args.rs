@@ -107,6 +107,9 @@ pub enum Command {
         #[command(subcommand)]
         command: EventsCommand,
     },
+    /// Erase an event's payload (a data-subject request), keeping its record as a tombstone so
+    /// a redelivery is still a duplicate. Audited; --dry-run changes nothing.
+    Erase(EraseArgs),
     /// Sign a payload as the provider would and POST it to a deployed (or local) ingress.
     Send(SendArgs),
     /// Run a replay function action from here, through the same use cases: redrive, replay,
@@ -280,6 +283,34 @@ pub struct EventsShowArgs {
     /// Print the payload itself (it may hold personal data).
     #[arg(long)]
     pub payload: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EraseArgs {
+    /// Tenant id: only this tenant's records are ever reached.
+    #[arg(value_parser = parse_tenant)]
+    pub tenant: TenantId,
+    /// The inbound event whose payload to erase, as PROVIDER/ID (e.g. stripe/evt_1).
+    #[arg(long, value_parser = parse_event_ref, value_name = "PROVIDER/ID")]
+    pub event: (Provider, EventId),
+    /// Say what would be erased, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Who erases, for the audit record (defaults to the OS user, `$USER`).
+    #[arg(long, env = "USER", value_name = "NAME")]
+    pub actor: Option<String>,
+    /// The bucket payloads too large for their record are kept in (the stack's
+    /// `PayloadsBucket`): needed to erase those.
+    #[arg(long, env = "PAYLOADS_BUCKET", value_name = "BUCKET")]
+    pub payloads_bucket: Option<String>,
+}
+
+/// `PROVIDER/ID`: split at the first `/` (provider names hold none; an id may).
+fn parse_event_ref(raw: &str) -> Result<(Provider, EventId), String> {
+    let (provider, id) = raw
+        .split_once('/')
+        .ok_or_else(|| "expected PROVIDER/ID, e.g. stripe/evt_1".to_owned())?;
+    Ok((parse_provider(provider)?, parse_event_id(id)?))
 }
 
 #[derive(Debug, Args)]
@@ -536,6 +567,31 @@ mod tests {
         };
         assert_eq!(show.event_id.as_str(), "evt_1");
         assert!(show.payload);
+    }
+
+    #[test]
+    fn erase_parses_provider_and_id_and_keeps_slashes_in_the_id() {
+        let cli = parse(&[
+            "erase",
+            "acme",
+            "--event",
+            "stripe/../other/evt_1",
+            "--dry-run",
+            "--actor",
+            "dpo",
+        ])
+        .expect("parses");
+        let Command::Erase(erase) = cli.command else {
+            panic!("not erase");
+        };
+        assert_eq!(erase.tenant.as_str(), "acme");
+        assert_eq!(erase.event.0, Provider::Stripe);
+        assert_eq!(erase.event.1.as_str(), "../other/evt_1");
+        assert!(erase.dry_run);
+        assert_eq!(erase.actor.as_deref(), Some("dpo"));
+        assert!(parse(&["erase", "acme", "--event", "evt_1"]).is_err());
+        assert!(parse(&["erase", "acme", "--event", "nope/evt_1"]).is_err());
+        assert!(parse(&["erase", "acme"]).is_err());
     }
 
     #[test]

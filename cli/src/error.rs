@@ -121,6 +121,10 @@ pub enum CliError {
         source: io::Error,
     },
 
+    /// An erasure found nothing (nothing changed), or erased without its audit record.
+    #[error("{0}")]
+    Erasure(String),
+
     /// The replay action was refused (bad input) or could not run (an outage).
     #[error("replay: {0}")]
     Replay(String),

@@ -143,7 +143,13 @@ fn write_record(out: &mut dyn Write, r: &EventRecord, with_payload: bool) -> std
     let opt_time = |t: Option<std::time::SystemTime>| t.map_or_else(|| "-".into(), timestamp);
     let opt_text = |t: Option<&str>| t.map_or_else(|| "-".into(), sanitize);
     let mut integrity = String::new();
-    if payload_hash(&r.payload) != r.payload_hash {
+    if let Some(at) = r.erased_at {
+        integrity = format!(
+            " (ERASED {} by {}; the hash is kept for duplicates)",
+            timestamp(at),
+            opt_text(r.erased_by.as_deref())
+        );
+    } else if payload_hash(&r.payload) != r.payload_hash {
         integrity.push_str(" (does NOT match the stored bytes)");
     }
     let fields: [(&str, String); 22] = [
@@ -189,7 +195,7 @@ fn write_record(out: &mut dyn Write, r: &EventRecord, with_payload: bool) -> std
     for (name, value) in fields {
         writeln!(out, "{name:<width$}  {value}")?;
     }
-    if with_payload {
+    if with_payload && !r.is_erased() {
         writeln!(out)?;
         let text = String::from_utf8_lossy(&r.payload);
         writeln!(out, "{}", sanitize_keeping(&text, &['\n', '\t']))?;
@@ -383,6 +389,36 @@ mod tests {
             event_id: EventId::parse(id).expect("id"),
             payload,
         })
+    }
+
+    #[tokio::test]
+    async fn an_erased_record_shows_erased_and_never_a_payload() {
+        let mut r = record("acme", "evt_1", 1_700_000_000, EventStatus::Processed);
+        r.payload = Vec::new();
+        r.erased_at = Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_100));
+        r.erased_by = Some("dpo".into());
+        let store = store_with(std::slice::from_ref(&r)).await;
+        let printed = run_to_string(&store, show_args("evt_1", true))
+            .await
+            .expect("shown");
+        assert!(
+            printed.contains("ERASED 2023-11-14T22:15:00Z by dpo"),
+            "{printed}"
+        );
+        assert!(!printed.contains("does NOT match"), "{printed}");
+        let mut out = Vec::new();
+        run(
+            &store,
+            show_args("evt_1", true),
+            &mut Out::new(&mut out, crate::output::Format::Json),
+        )
+        .await
+        .expect("ran");
+        let shown: serde_json::Value = serde_json::from_slice(&out).expect("json");
+        assert_eq!(shown["erased_by"], "dpo");
+        assert_eq!(shown["erased_at"], "2023-11-14T22:15:00Z");
+        assert_eq!(shown["payload"], serde_json::Value::Null);
+        assert_eq!(shown["payload_sha256"], r.payload_hash);
     }
 
     #[tokio::test]

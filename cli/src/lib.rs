@@ -8,6 +8,7 @@
 //! - [`args`]: the command line (clap).
 //! - [`tenants`]: `tenant add | rotate | unsigned | list`.
 //! - [`events`]: `events list | show`.
+//! - [`erase`]: `erase`, erasing an event's payload into an audited tombstone.
 //! - [`send`]: `send`, signing with `shared::verify::Scheme::sign`.
 //! - [`replay`]: `replay`, the replay function's actions through `shared::replay`.
 //! - [`endpoints`]: `endpoint ...`, `publish`, `deliveries ...` through `shared::outbound`.
@@ -20,6 +21,7 @@
 pub mod app;
 pub mod args;
 pub mod endpoints;
+pub mod erase;
 pub mod error;
 pub mod event_types;
 pub mod events;

@@ -135,8 +135,11 @@ pub fn event_record(r: &EventRecord, with_payload: bool) -> Value {
         "note": r.note,
         "payload_bytes": r.payload.len(),
         "payload_sha256": r.payload_hash,
-        "payload_intact": payload_hash(&r.payload) == r.payload_hash,
-        "payload": with_payload.then(|| String::from_utf8_lossy(&r.payload).into_owned()),
+        "payload_intact": r.is_erased() || payload_hash(&r.payload) == r.payload_hash,
+        "payload": (with_payload && !r.is_erased())
+            .then(|| String::from_utf8_lossy(&r.payload).into_owned()),
+        "erased_at": time(r.erased_at),
+        "erased_by": r.erased_by,
     })
 }
 

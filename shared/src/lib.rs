@@ -27,6 +27,7 @@ pub mod batch;
 pub mod clock;
 pub mod directory_cache;
 pub mod env;
+pub mod erasure;
 pub mod errors;
 pub mod extract;
 #[cfg(any(test, feature = "test-util"))]

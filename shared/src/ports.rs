@@ -267,6 +267,55 @@ pub trait EventRecovery: Send + Sync {
     ) -> Result<bool, StoreError>;
 }
 
+/// Who erases, and when: what a tombstone and its audit record keep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Erasure {
+    pub at: SystemTime,
+    /// The operator (`hookctl erase --actor`, by default the OS user).
+    pub actor: String,
+}
+
+/// What erasing one event's payload found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Erased {
+    /// No record under this key: nothing changed.
+    NotFound,
+    /// The payload is gone now; `tombstone` is the record as stored, and `offloaded` says
+    /// whether the payload was kept outside the record (its object deleted).
+    Now {
+        tombstone: Box<EventRecord>,
+        offloaded: bool,
+    },
+    /// Erased before (by this erasure's earlier try, or another): nothing more to remove.
+    Already(Box<EventRecord>),
+}
+
+/// One erasure, as audited: who, when, what, and how many items it changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErasureAudit {
+    pub tenant: TenantId,
+    pub at: SystemTime,
+    pub actor: String,
+    /// What was asked for, e.g. `event stripe/evt_1`.
+    pub target: String,
+    /// How many items lost their payload (0 when all were erased before).
+    pub items: u32,
+}
+
+/// Erasing payloads on request (GDPR), keeping every record's idempotency: the record stays
+/// as a tombstone with its key, status, times and payload hash, so a redelivery of the same
+/// bytes is still a duplicate and other bytes under the id still a conflict.
+#[async_trait]
+pub trait EventErasure: Send + Sync {
+    /// Remove `key`'s payload: the record's bytes, and the object a payload too large for its
+    /// record is kept in, and mark the record erased by `erasure`. Only `key`'s own record is
+    /// touched (it is built from the tenant, never found by search).
+    async fn erase_payload(&self, key: &EventKey, erasure: &Erasure) -> Result<Erased, StoreError>;
+
+    /// Keep `audit`, under a key scoped to its tenant that no event record can have.
+    async fn record_erasure(&self, audit: &ErasureAudit) -> Result<(), StoreError>;
+}
+
 /// An event waiting in a pending status, as the pending index holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingEvent {

@@ -283,6 +283,12 @@ pub struct EventRecord {
     pub discarded_at: Option<SystemTime>,
     /// How many more times the provider delivered the same event after it was stored.
     pub duplicates: u32,
+    /// When an operator erased the payload (a data-subject request): the record is then a
+    /// tombstone, its `payload` empty and `payload_location` gone, its key, status, times and
+    /// `payload_hash` kept so a redelivery is still known as a duplicate (or a conflict).
+    pub erased_at: Option<SystemTime>,
+    /// Who erased it (the operator named by `hookctl erase --actor`).
+    pub erased_by: Option<String>,
 }
 
 impl EventRecord {
@@ -323,7 +329,15 @@ impl EventRecord {
             note: None,
             discarded_at: None,
             duplicates: 0,
+            erased_at: None,
+            erased_by: None,
         }
+    }
+
+    /// Whether the payload was erased: the record is a tombstone, never to be processed or
+    /// replayed (there is nothing left to apply).
+    pub fn is_erased(&self) -> bool {
+        self.erased_at.is_some()
     }
 
     /// Move to `to` at `at`, or refuse without changing anything. The one place a record's
@@ -334,6 +348,10 @@ impl EventRecord {
         Ok(())
     }
 }
+
+/// Why an erased event is neither processed nor replayed: what processors, replays and
+/// redrives say about it.
+pub const ERASED_REASON: &str = "erased: its payload was erased by an operator";
 
 /// Hex SHA-256 of a payload.
 pub fn payload_hash(payload: &[u8]) -> String {

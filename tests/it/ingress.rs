@@ -312,3 +312,131 @@ async fn a_dynamodb_outage_is_503_and_its_pointer_names_nothing_stored() {
     assert_eq!(stack.drain_queue().await.len(), 1);
     assert_eq!(stack.store().get(&key("evt_it_1")).await, Ok(None));
 }
+
+/// The raw item under `pk` in the events table, as a GetItem returns it.
+async fn raw_item(
+    stack: &Stack,
+    pk: &str,
+) -> Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    stack
+        .dynamodb
+        .get_item()
+        .table_name(stack.resources.events_table())
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("GetItem")
+        .item
+}
+
+#[tokio::test]
+async fn an_erased_event_loses_its_payload_and_stays_a_duplicate() {
+    use shared::{
+        erasure::{ErasureError, erase_event},
+        ports::Erasure,
+    };
+    // GIVEN acme's event evt_it_1 (inline) and a large one kept in S3, both delivered
+    let stack = stack_with_stripe().await;
+    let ingress = stack.ingress();
+    assert_eq!(
+        call(&ingress, stripe_request(SECRET, BODY, NOW)).await.0,
+        200
+    );
+    let mut large: serde_json::Value = serde_json::from_slice(&invoice("evt_big")).expect("json");
+    large["data"]["object"]["description"] = incompressible(40 * 1024).into();
+    let large = serde_json::to_vec(&large).expect("json");
+    let headers = sign(&stripe(), SECRET, &large, NOW, "");
+    let (status, answer) = call(&ingress, request("acme", "stripe", None, &headers, &large)).await;
+    assert_eq!(status, 200, "{answer}");
+    let location = stack
+        .store()
+        .get(&key("evt_big"))
+        .await
+        .expect("read")
+        .expect("stored")
+        .payload_location
+        .expect("kept in S3");
+    let store = stack.store();
+    let erasure = Erasure {
+        at: at(NOW + 60),
+        actor: "dpo".into(),
+    };
+
+    // WHEN another tenant (and ids reaching past the key) ask to erase acme's event
+    for (tenant, id) in [
+        ("other", "evt_it_1"),
+        ("acme", "acme#stripe#evt_it_1"),
+        ("acme", "../acme/stripe/evt_it_1"),
+        ("other", "../acme#stripe#evt_it_1"),
+    ] {
+        let key = EventKey {
+            tenant: TenantId::parse(tenant).expect("tenant"),
+            provider: Provider::Stripe,
+            event_id: shared::ids::EventId::parse(id).expect("id"),
+        };
+        let refused = erase_event(&store, &key, &erasure, false).await;
+        // THEN nothing is found and nothing changes
+        assert!(
+            matches!(refused, Err(ErasureError::NotFound { .. })),
+            "{tenant}/{id}: {refused:?}"
+        );
+    }
+    let before = raw_item(&stack, "acme#stripe#evt_it_1")
+        .await
+        .expect("item");
+    assert!(before.contains_key("payload") || before.contains_key("payload_z"));
+
+    // WHEN acme's operator erases both
+    for id in ["evt_it_1", "evt_big"] {
+        let report = erase_event(&store, &key(id), &erasure, false)
+            .await
+            .expect("erased");
+        assert_eq!((report.erased, report.audited), (1, true), "{id}");
+    }
+
+    // THEN no payload attribute is left, the hash and status are, and the S3 object is gone
+    for pk in ["acme#stripe#evt_it_1", "acme#stripe#evt_big"] {
+        let item = raw_item(&stack, pk).await.expect("tombstone kept");
+        for gone in ["payload", "payload_z", "payload_location"] {
+            assert!(!item.contains_key(gone), "{pk}: {gone}");
+        }
+        assert!(item.contains_key("payload_hash") && item.contains_key("erased_at"));
+        assert_eq!(item["erased_by"].as_s().expect("S"), "dpo");
+    }
+    assert_eq!(
+        before["payload_hash"],
+        raw_item(&stack, "acme#stripe#evt_it_1")
+            .await
+            .expect("item")["payload_hash"]
+    );
+    let object = stack
+        .s3
+        .get_object()
+        .bucket(stack.resources.payloads_bucket())
+        .key(&location)
+        .send()
+        .await;
+    assert!(object.is_err(), "the offloaded payload is deleted");
+    let tomb = store
+        .get(&key("evt_big"))
+        .await
+        .expect("read")
+        .expect("kept");
+    assert!(tomb.payload.is_empty() && tomb.is_erased() && tomb.payload_location.is_none());
+
+    // AND a redelivery of the same bytes is still a duplicate, other bytes still a conflict
+    let (status, body) = call(&ingress, stripe_request(SECRET, BODY, NOW)).await;
+    assert_eq!((status, body["duplicate"].clone()), (200, json!(true)));
+    let (status, _) = call(&ingress, request("acme", "stripe", None, &headers, &large)).await;
+    assert_eq!(status, 200);
+    let forged = br#"{"id":"evt_it_1","object":"event","type":"invoice.paid","created":1699999990,"data":{"object":{"customer":"cus_2"}}}"#;
+    assert_eq!(
+        call(&ingress, stripe_request(SECRET, forged, NOW)).await.0,
+        409
+    );
+    let after = raw_item(&stack, "acme#stripe#evt_it_1")
+        .await
+        .expect("item");
+    assert!(!after.contains_key("payload") && !after.contains_key("payload_z"));
+}

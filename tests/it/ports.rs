@@ -787,3 +787,119 @@ async fn the_endpoint_adapters_count_endpoints_with_each_insert_and_delete() {
     ))
     .await;
 }
+
+/// What the erasure suite needs of an adapter.
+trait Erasable: shared::ports::EventStore + shared::ports::EventErasure {}
+impl<T: shared::ports::EventStore + shared::ports::EventErasure> Erasable for T {}
+
+async fn erasure_suite(store: &impl Erasable) {
+    use shared::ports::{Erased, Erasure, ErasureAudit};
+    let erasure = Erasure {
+        at: at(NOW + 9),
+        actor: "dpo".into(),
+    };
+    // GIVEN acme's event and other's event under the same id
+    let mine = event("acme", "evt_erase");
+    let theirs = event("other", "evt_erase");
+    for key in [&mine, &theirs] {
+        assert_eq!(
+            store.put_if_absent(&received(key, NOW)).await,
+            Ok(PutOutcome::Inserted)
+        );
+    }
+    // WHEN ids that reach for other's record are erased as acme's: nothing is found
+    for id in [
+        "evt_none",
+        "other#stripe#evt_erase",
+        "../other/evt_erase",
+        "evt_erase#",
+    ] {
+        assert_eq!(
+            store.erase_payload(&event("acme", id), &erasure).await,
+            Ok(Erased::NotFound),
+            "{id}"
+        );
+    }
+    // WHEN acme's is erased: a tombstone with its hash, time and actor, and no payload
+    let original = received(&mine, NOW);
+    let Ok(Erased::Now {
+        tombstone,
+        offloaded: false,
+    }) = store.erase_payload(&mine, &erasure).await
+    else {
+        panic!("erased now");
+    };
+    let stored = store.get(&mine).await.expect("read").expect("kept");
+    assert_eq!(*tombstone, stored);
+    assert!(stored.payload.is_empty() && stored.payload_location.is_none());
+    assert_eq!(stored.payload_hash, original.payload_hash);
+    assert_eq!(stored.status, original.status);
+    assert_eq!(stored.received_at, original.received_at);
+    assert_eq!(
+        (stored.erased_at, stored.erased_by.as_deref()),
+        (Some(at(NOW + 9)), Some("dpo"))
+    );
+    // THEN again is `Already`, a redelivery finds the tombstone, and other's is whole
+    assert_eq!(
+        store.erase_payload(&mine, &erasure).await,
+        Ok(Erased::Already(Box::new(stored.clone())))
+    );
+    match store.put_if_absent(&original).await {
+        Ok(PutOutcome::Existing(found)) => {
+            assert_eq!(found.payload_hash, original.payload_hash);
+            assert!(found.is_erased());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        store
+            .get(&theirs)
+            .await
+            .expect("read")
+            .expect("kept")
+            .payload,
+        received(&theirs, NOW).payload
+    );
+    // AND an audit record is kept
+    let audit = ErasureAudit {
+        tenant: mine.tenant.clone(),
+        at: erasure.at,
+        actor: "dpo".into(),
+        target: "event stripe/evt_erase".into(),
+        items: 1,
+    };
+    assert_eq!(store.record_erasure(&audit).await, Ok(()));
+}
+
+#[tokio::test]
+async fn the_erasure_adapters_answer_alike() {
+    use shared::ports::EventStore;
+    let stack = Stack::new().await;
+    let dynamodb = stack.store();
+    let memory = MemoryEventStore::new();
+    erasure_suite(&memory).await;
+    erasure_suite(&dynamodb).await;
+    let key = event("acme", "evt_erase");
+    assert_eq!(
+        memory.get(&key).await.expect("memory"),
+        dynamodb.get(&key).await.expect("dynamodb")
+    );
+    assert_eq!(memory.erasures().len(), 1);
+    // The audit item sits under acme's scoped key, apart from every event record.
+    let audits = stack
+        .dynamodb
+        .scan()
+        .table_name(stack.resources.events_table())
+        .filter_expression("begins_with(pk, :p)")
+        .expression_attribute_values(
+            ":p",
+            aws_sdk_dynamodb::types::AttributeValue::S("#audit#acme#erase#".into()),
+        )
+        .send()
+        .await
+        .expect("scan");
+    assert_eq!(audits.count(), 1);
+    let item = &audits.items()[0];
+    assert_eq!(item["actor"].as_s().expect("S"), "dpo");
+    assert_eq!(item["items"].as_n().expect("N"), "1");
+}

@@ -136,7 +136,9 @@ pub fn event(session: &Session, record: &EventRecord, show_payload: bool) -> Mar
                     " " span.muted { "Queue it for processing again; you will see whether it would go first." }
                 }
             }
-            @if show_payload {
+            @if let Some(erased_at) = record.erased_at {
+                p #payload-erased { "Payload erased " (rfc3339(erased_at)) " by " (record.erased_by.clone().unwrap_or_default()) "." " " span.muted { "The record is kept, so a redelivery is still a duplicate." } }
+            } @else if show_payload {
                 div.card #payload {
                     h2 { "Payload" }
                     pre.mono { (String::from_utf8_lossy(&record.payload)) }

@@ -893,6 +893,13 @@ mod operator {
 
     /// The same, and the count of its DLQ reads.
     fn portal_counting_redrives() -> (TestPortal, Arc<CountedRedrives>) {
+        portal_with_a_dead_record(|_| {})
+    }
+
+    /// The same, the dead record changed by `edit` first.
+    fn portal_with_a_dead_record(
+        edit: impl FnOnce(&mut EventRecord),
+    ) -> (TestPortal, Arc<CountedRedrives>) {
         let key = EventKey {
             tenant: tenant("acme"),
             provider: Provider::Stripe,
@@ -911,6 +918,7 @@ mod operator {
         record.attempts = 6;
         record.retry_exhausted = true;
         record.last_error = Some("downstream <b>timeout</b>".into());
+        edit(&mut record);
         let operations = Operations::new(
             MemoryEventStore::new(),
             MemoryQueue::new(),
@@ -936,6 +944,24 @@ mod operator {
             operator: true,
         };
         signed_in_as(p, "acme", grant).await
+    }
+
+    #[tokio::test]
+    async fn an_erased_payload_shows_as_erased_and_is_never_shown() {
+        // GIVEN acme's dead event, its payload erased by an operator
+        let (p, _) = portal_with_a_dead_record(|record| {
+            record.payload = Vec::new();
+            record.erased_at = Some(std::time::UNIX_EPOCH + Duration::from_secs(NOW - 60));
+            record.erased_by = Some("dpo".into());
+        });
+        let ops = operator(&p, false).await;
+        // WHEN an operator asks for the record with its payload
+        let path = "/portal/events/stripe/evt_dead_1?payload=show";
+        let page = text(&p.handle(get(path, Some(&ops.id))).await);
+        // THEN the page says erased, by whom, and offers no payload
+        assert!(page.contains("payload-erased"), "{page}");
+        assert!(page.contains("by dpo"), "{page}");
+        assert!(!page.contains("show-payload") && !page.contains("jo@example.com"));
     }
 
     #[tokio::test]

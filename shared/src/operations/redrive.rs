@@ -210,6 +210,8 @@ where
             EventStatus::Processing if lease_live(record.lease_until, now) => {
                 left(summary, id, "a processor holds the event")
             }
+            // Nothing left to apply; the DLQ copy stays for the operator to see.
+            _ if record.is_erased() => left(summary, id, crate::record::ERASED_REASON),
             status => {
                 if summary.dry_run {
                     summary.redriven.push(id);

@@ -71,6 +71,10 @@ where
                 summary.not_found.push(id);
                 continue;
             };
+            if record.is_erased() {
+                skip(crate::record::ERASED_REASON);
+                continue;
+            }
             match record.status {
                 EventStatus::Processed if !args.force => {
                     skip("processed already; set \"force\": true to run it again");

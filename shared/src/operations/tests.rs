@@ -362,6 +362,42 @@ async fn a_replay_dry_run_changes_nothing() {
 }
 
 #[tokio::test]
+async fn an_erased_event_is_refused_by_replay_and_redrive_with_the_reason() {
+    // GIVEN a dead event whose payload an operator erased, with its DLQ copy
+    let ops = ops();
+    let dead = given(&ops, "acme", "evt_dead", EventStatus::Dead, 600);
+    ops.store.insert(EventRecord {
+        payload: Vec::new(),
+        erased_at: Some(at(0)),
+        erased_by: Some("dpo".into()),
+        ..record(&ops, &dead)
+    });
+    dead_letter(&ops, &dead);
+    let before = ops.store.all();
+
+    // WHEN an operator replays it, even by force, or redrives the DLQ
+    let replay = run(
+        &ops,
+        json!({"action": "replay", "tenant": "acme", "provider": "stripe",
+               "ids": ["evt_dead"], "force": true}),
+    )
+    .await;
+    let redrive = run(&ops, json!({"action": "redrive"})).await;
+
+    // THEN both refuse it, saying why, and nothing changes or is sent
+    for summary in [&replay, &redrive] {
+        assert_eq!(
+            summary["skipped"][0]["reason"],
+            crate::record::ERASED_REASON,
+            "{summary}"
+        );
+    }
+    assert!(ids(&replay, "replayed").is_empty());
+    assert_eq!(ops.store.all(), before);
+    assert!(ops.queue.sent().is_empty());
+}
+
+#[tokio::test]
 async fn replay_never_reaches_another_tenants_event() {
     let ops = ops();
     let theirs = given(&ops, "globex", "evt_x", EventStatus::Dead, 600);

@@ -39,7 +39,7 @@ use crate::{
     projection::ProjectionWrite,
     projectors::{self, ProjectorOutcome, UnknownTypePolicy},
     provider::Provider,
-    record::{EventKey, EventRecord, EventStatus},
+    record::{ERASED_REASON, EventKey, EventRecord, EventStatus},
     retry::{RetrySchedule, within_sqs_limit},
 };
 
@@ -274,6 +274,9 @@ where
             span.record("span_id", ingress.child().span_id());
             span.record("parent_span_id", ingress.span_id());
         }
+        if record.is_erased() {
+            return (self.erased(message, &record).await, Some(record));
+        }
         match record.status {
             // Its relay may be what failed after the commit: relaying again is a duplicate.
             EventStatus::Processed => {
@@ -340,6 +343,31 @@ where
             );
         }
         (disposition, Some(record))
+    }
+
+    /// An event whose payload an operator erased: there is nothing to apply (an empty payload
+    /// is not the event) nor to relay, and no retry brings it back. An unfinished one ends
+    /// dead with [`ERASED_REASON`], visible to operators; it is never copied to the DLQ, where
+    /// a redrive could only refuse it again.
+    async fn erased(&self, message: &Message, record: &EventRecord) -> Disposition {
+        if EventStatus::UNFINISHED.contains(&record.status) {
+            let failure = Failure {
+                error: ERASED_REASON.to_owned(),
+                status: EventStatus::Dead,
+                retry_exhausted: false,
+            };
+            let now = self.clock.now();
+            if let Err(e) = self
+                .store
+                .record_failure(&record.key, record.attempts, &failure, now)
+                .await
+            {
+                warn!(error = %e, "could not mark an erased event dead; retrying");
+                return self.retry_after(message, Duration::ZERO).await;
+            }
+            warn!("the event's payload was erased; marked dead, not processed");
+        }
+        Disposition::Skipped("payload erased by an operator")
     }
 
     /// Relay a committed event where its tenant asks for it, then end as `done`. If the relay

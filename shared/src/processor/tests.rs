@@ -169,6 +169,32 @@ async fn unrecognized_verification_is_never_applied() {
 }
 
 #[tokio::test]
+async fn an_erased_event_that_comes_back_is_never_applied_and_ends_dead() {
+    use crate::ports::{Erasure, EventErasure};
+    // GIVEN an enqueued event whose payload an operator erased
+    let p = processor();
+    let key = stored(&p, "evt_1", "invoice.paid", INVOICE_PAID);
+    let erasure = Erasure {
+        at: p.clock.now(),
+        actor: "dpo".into(),
+    };
+    p.store.erase_payload(&key, &erasure).await.expect("erased");
+
+    // WHEN its pointer arrives, and again
+    let first = p.process(&message(&key, 1)).await;
+    let again = p.process(&message(&key, 2)).await;
+
+    // THEN nothing is applied, nothing goes to the DLQ, and the event is dead saying why
+    assert_eq!(first, Disposition::Skipped("payload erased by an operator"));
+    assert_eq!(again, first);
+    assert!(p.store.projections().is_empty());
+    assert!(p.queue.dead_letters().is_empty());
+    let record = p.store.record(&key).expect("record");
+    assert_eq!(record.status, EventStatus::Dead);
+    assert_eq!(record.last_error.as_deref(), Some(ERASED_REASON));
+}
+
+#[tokio::test]
 async fn a_payload_that_breaks_the_schema_goes_dead_and_to_the_dlq_at_once() {
     let p = processor();
     let key = stored(

@@ -21,9 +21,9 @@ use crate::{
     ids::TenantId,
     operations::{decode_page_token, encode_page_token},
     ports::{
-        Commit, ContentClaim, EventHistory, EventPage, EventProcessing, EventRecovery, EventStore,
-        EventSummary, EventTimeline, Failure, OperatorMark, PendingEvent, PendingEvents,
-        PutOutcome, Requeue, StoreError,
+        Commit, ContentClaim, Erased, Erasure, ErasureAudit, EventErasure, EventHistory, EventPage,
+        EventProcessing, EventRecovery, EventStore, EventSummary, EventTimeline, Failure,
+        OperatorMark, PendingEvent, PendingEvents, PutOutcome, Requeue, StoreError,
     },
     projection::{MemoryProjections, ProjectionWrite, check_writes},
     record::{EventKey, EventRecord, EventStatus},
@@ -44,6 +44,8 @@ pub struct MemoryEventStore {
     effects: AtomicUsize,
     /// Successful commits per event: exactly one for every processed event.
     commits: Mutex<HashMap<EventKey, usize>>,
+    /// Erasures' audit records, in the order they were kept.
+    erasures: Mutex<Vec<ErasureAudit>>,
 }
 
 impl MemoryEventStore {
@@ -94,6 +96,11 @@ impl MemoryEventStore {
     /// How many times `key`'s effects were committed.
     pub fn commits(&self, key: &EventKey) -> usize {
         lock(&self.commits).get(key).copied().unwrap_or(0)
+    }
+
+    /// The erasures' audit records, for assertions.
+    pub fn erasures(&self) -> Vec<ErasureAudit> {
+        lock(&self.erasures).clone()
     }
 
     fn available(&self) -> Result<(), StoreError> {
@@ -321,6 +328,34 @@ impl EventRecovery for MemoryEventStore {
         record.note = Some(mark.note.clone());
         record.expires_at = expires_at;
         Ok(true)
+    }
+}
+
+#[async_trait]
+impl EventErasure for MemoryEventStore {
+    async fn erase_payload(&self, key: &EventKey, erasure: &Erasure) -> Result<Erased, StoreError> {
+        self.available()?;
+        let mut records = lock(&self.records);
+        let Some(record) = records.get_mut(key) else {
+            return Ok(Erased::NotFound);
+        };
+        if record.is_erased() {
+            return Ok(Erased::Already(Box::new(record.clone())));
+        }
+        record.payload = Vec::new();
+        let offloaded = record.payload_location.take().is_some();
+        record.erased_at = Some(erasure.at);
+        record.erased_by = Some(erasure.actor.clone());
+        Ok(Erased::Now {
+            tombstone: Box::new(record.clone()),
+            offloaded,
+        })
+    }
+
+    async fn record_erasure(&self, audit: &ErasureAudit) -> Result<(), StoreError> {
+        self.available()?;
+        lock(&self.erasures).push(audit.clone());
+        Ok(())
     }
 }
 

@@ -19,8 +19,10 @@
 //! - [`marks`]: the processor's `processed` and failure marks.
 //! - [`commit`]: the projections transaction.
 //! - [`operations`]: operators' requeues and discards, the pending and status indexes.
+//! - [`erasure`]: erasing payloads into tombstones, and the erasures' audit records.
 
 mod commit;
+mod erasure;
 mod marks;
 mod operations;
 pub(crate) mod payloads;
@@ -121,7 +123,10 @@ impl DynamoEventStore {
     ) -> Result<EventRecord, StoreError> {
         // A reader without the bucket (an operator listing records) gets the record without
         // its payload; the functions that need payloads are always given the bucket.
-        if let (Some(location), Some(bucket)) = (&record.payload_location, &self.payloads) {
+        // An erased record's object is gone (or going): it has nothing to load.
+        if let (Some(location), Some(bucket), false) =
+            (&record.payload_location, &self.payloads, record.is_erased())
+        {
             record.payload = bucket.get(location).await?;
         }
         Ok(record)

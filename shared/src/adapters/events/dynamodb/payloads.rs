@@ -104,6 +104,20 @@ impl PayloadBucket {
         Ok(bytes.into_bytes().to_vec())
     }
 
+    /// Delete the payload at `location` now (an erasure). Deleting what is already gone
+    /// succeeds, so a retried erasure finishes.
+    pub async fn delete(&self, location: &str) -> Result<(), StoreError> {
+        self.client
+            .get()
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(location)
+            .send()
+            .await
+            .map_err(|e| s3_error("DeleteObject", &self.bucket, &e))?;
+        Ok(())
+    }
+
     /// Let the lifecycle expire the payload at `location`.
     pub async fn release(&self, location: &str) -> Result<(), StoreError> {
         self.tag(location, DONE_TAG).await

@@ -49,15 +49,19 @@ pub(crate) fn record_to_item(record: &EventRecord) -> Item {
         indexed.then(|| s(tenant_status(key, record.status))),
     );
     // The payload (deflated where that is smaller), or where it is kept when too large for
-    // the item (see `inline_payload_bytes`).
+    // the item (see `inline_payload_bytes`). An erased record keeps neither.
     match (
+        record.is_erased(),
         &record.payload_location,
         crate::adapters::dynamodb::deflate::deflate(&record.payload),
     ) {
-        (Some(location), _) => item.insert("payload_location".to_owned(), s(location)),
-        (None, Some(deflated)) => item.insert("payload_z".to_owned(), b(deflated)),
-        (None, None) => item.insert("payload".to_owned(), b(record.payload.clone())),
+        (true, _, _) => None,
+        (false, Some(location), _) => item.insert("payload_location".to_owned(), s(location)),
+        (false, None, Some(deflated)) => item.insert("payload_z".to_owned(), b(deflated)),
+        (false, None, None) => item.insert("payload".to_owned(), b(record.payload.clone())),
     };
+    put_opt(&mut item, "erased_at", record.erased_at.map(ms));
+    put_opt(&mut item, "erased_by", record.erased_by.as_deref().map(s));
     put_opt(&mut item, "event_type", record.event_type.as_deref().map(s));
     put_opt(
         &mut item,
@@ -148,6 +152,8 @@ pub(crate) fn record_from_item(item: &Item) -> Result<EventRecord, ItemError> {
         enqueued_at: opt_millis(item, "enqueued_at")?,
         completed_at: opt_millis(item, "completed_at")?,
         payload: match (opt_string(item, "payload_location")?, item.get("payload_z")) {
+            // A tombstone: its payload was erased.
+            _ if item.contains_key("erased_at") => Vec::new(),
             // Loaded from there by the store when it returns the record.
             (Some(_), _) => Vec::new(),
             (None, Some(_)) => crate::adapters::dynamodb::deflate::inflate(
@@ -169,6 +175,8 @@ pub(crate) fn record_from_item(item: &Item) -> Result<EventRecord, ItemError> {
         note: opt_string(item, "note")?.map(str::to_owned),
         discarded_at: opt_millis(item, "discarded_at")?,
         duplicates: opt_number(item, "duplicates")?.unwrap_or(0),
+        erased_at: opt_millis(item, "erased_at")?,
+        erased_by: opt_string(item, "erased_by")?.map(str::to_owned),
     })
 }
 
@@ -278,6 +286,25 @@ mod tests {
         for record in [minimal(), full()] {
             assert_eq!(record_from_item(&record_to_item(&record)), Ok(record));
         }
+    }
+
+    #[test]
+    fn an_erased_record_keeps_its_hash_and_no_payload() {
+        let mut record = full();
+        record.payload = Vec::new();
+        record.erased_at = Some(from_unix_millis(1_700_000_010_000));
+        record.erased_by = Some("dpo@example.com".into());
+        let item = record_to_item(&record);
+        for gone in ["payload", "payload_z", "payload_location"] {
+            assert!(!item.contains_key(gone), "{gone}");
+        }
+        assert_eq!(item["payload_hash"], s(&record.payload_hash));
+        assert_eq!(record_from_item(&item), Ok(record.clone()));
+        // Between the erase's two writes the location may linger: still no payload.
+        let mut lingering = item;
+        lingering.insert("payload_location".into(), s("payloads/acme/x/y"));
+        let read = record_from_item(&lingering).expect("reads");
+        assert!(read.payload.is_empty() && read.is_erased());
     }
 
     #[test]

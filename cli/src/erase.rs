@@ -1,0 +1,208 @@
+//! `hookctl erase TENANT --event PROVIDER/ID`: erase an event's payload on a data-subject
+//! request, through `shared::erasure`. The record stays as a tombstone (key, status, times,
+//! payload hash), so a redelivery is still answered as a duplicate; every erasure is audited.
+
+use std::{io::Write, time::SystemTime};
+
+use shared::{
+    erasure::{ErasureError, ErasureReport, erase_event},
+    ports::{Erasure, EventErasure, EventStore},
+    record::EventKey,
+};
+
+use crate::{args::EraseArgs, error::CliError, output::Out};
+
+/// Erase, or with `--dry-run` say what would be erased. Nothing found is an error, so a
+/// script sees a non-zero exit.
+pub async fn run<S>(
+    store: &S,
+    args: EraseArgs,
+    now: SystemTime,
+    out: &mut Out<'_>,
+) -> Result<(), CliError>
+where
+    S: EventStore + EventErasure,
+{
+    let EraseArgs {
+        tenant,
+        event: (provider, event_id),
+        dry_run,
+        actor,
+        payloads_bucket: _,
+    } = args;
+    let actor = actor
+        .map(|a| a.trim().to_owned())
+        .filter(|a| !a.is_empty())
+        .ok_or(CliError::MissingSetting {
+            what: "who erases",
+            flag: "actor",
+            env: "USER",
+        })?;
+    let key = EventKey {
+        tenant,
+        provider,
+        event_id,
+    };
+    let erasure = Erasure { at: now, actor };
+    let report = erase_event(store, &key, &erasure, dry_run)
+        .await
+        .map_err(|e| match e {
+            ErasureError::Store(e) => CliError::from(e),
+            other => CliError::Erasure(other.to_string()),
+        })?;
+    if out.json() {
+        return out.document(&report);
+    }
+    write_report(out, &report)?;
+    Ok(())
+}
+
+fn write_report(out: &mut dyn Write, r: &ErasureReport) -> std::io::Result<()> {
+    let what = format!("{} of tenant {}", r.target, r.tenant);
+    let size = match r.payload_bytes {
+        Some(bytes) if r.offloaded => format!(" ({bytes} bytes, kept in the payloads bucket)"),
+        Some(bytes) => format!(" ({bytes} bytes)"),
+        None if r.offloaded => " (kept in the payloads bucket, object deleted)".to_owned(),
+        None => String::new(),
+    };
+    match (r.dry_run, r.erased > 0) {
+        (true, true) => writeln!(out, "Would erase the payload of {what}{size}.")?,
+        (true, false) => writeln!(out, "The payload of {what} is erased already.")?,
+        (false, true) => writeln!(out, "Erased the payload of {what}{size}.")?,
+        (false, false) => writeln!(out, "The payload of {what} was erased already.")?,
+    }
+    writeln!(
+        out,
+        "The record stays as a tombstone (sha256 {}), so a redelivery is still a duplicate.",
+        r.payload_hash
+    )?;
+    if r.dry_run {
+        writeln!(out, "Dry run: nothing was changed.")?;
+    } else if r.audited {
+        writeln!(out, "Audited as erased by {}.", r.actor)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use shared::{
+        ids::{EventId, TenantId},
+        memory::MemoryEventStore,
+        provider::Provider,
+        record::{Correlation, EventRecord, Verification},
+    };
+
+    use super::*;
+    use crate::output::Format;
+
+    const PAYLOAD: &[u8] = br#"{"id":"evt_1","customer_email":"jo@example.com"}"#;
+
+    fn key(tenant: &str, id: &str) -> EventKey {
+        EventKey {
+            tenant: TenantId::parse(tenant).expect("tenant"),
+            provider: Provider::Stripe,
+            event_id: EventId::parse(id).expect("id"),
+        }
+    }
+
+    fn store_with(keys: &[EventKey]) -> MemoryEventStore {
+        let store = MemoryEventStore::new();
+        for k in keys {
+            store.insert(EventRecord::received(
+                k.clone(),
+                Some("invoice.paid".into()),
+                None,
+                Correlation::default(),
+                Verification::Unsigned,
+                PAYLOAD.to_vec(),
+                SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            ));
+        }
+        store
+    }
+
+    fn args(tenant: &str, id: &str, dry_run: bool) -> EraseArgs {
+        EraseArgs {
+            tenant: TenantId::parse(tenant).expect("tenant"),
+            event: (Provider::Stripe, EventId::parse(id).expect("id")),
+            dry_run,
+            actor: Some("dpo".into()),
+            payloads_bucket: None,
+        }
+    }
+
+    async fn erase(
+        store: &MemoryEventStore,
+        args: EraseArgs,
+        format: Format,
+    ) -> (Result<(), CliError>, String) {
+        let mut buf = Vec::new();
+        let result = {
+            let mut out = Out::new(&mut buf, format);
+            let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_500);
+            run(store, args, now, &mut out).await
+        };
+        (result, String::from_utf8(buf).expect("utf-8"))
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_says_what_would_go_and_changes_nothing() {
+        let k = key("acme", "evt_1");
+        let store = store_with(std::slice::from_ref(&k));
+        let (result, text) = erase(&store, args("acme", "evt_1", true), Format::Text).await;
+        result.expect("dry run");
+        assert!(
+            text.contains("Would erase the payload of event stripe/evt_1"),
+            "{text}"
+        );
+        assert!(text.contains("nothing was changed"), "{text}");
+        assert_eq!(store.record(&k).expect("kept").payload, PAYLOAD);
+        assert!(store.erasures().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_erase_leaves_a_tombstone_and_an_audit_and_prints_json() {
+        let k = key("acme", "evt_1");
+        let store = store_with(std::slice::from_ref(&k));
+        let (result, text) = erase(&store, args("acme", "evt_1", false), Format::Json).await;
+        result.expect("erased");
+        let doc: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(doc["erased"], 1);
+        assert_eq!(doc["audited"], true);
+        assert_eq!(doc["actor"], "dpo");
+        assert_eq!(doc["target"], "event stripe/evt_1");
+        assert!(!text.contains("jo@example.com"), "{text}");
+        let tomb = store.record(&k).expect("kept");
+        assert!(tomb.payload.is_empty() && tomb.is_erased());
+        assert_eq!(store.erasures().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn nothing_matched_fails_and_another_tenants_event_is_never_reached() {
+        let theirs = key("other", "evt_1");
+        let store = store_with(std::slice::from_ref(&theirs));
+        for id in ["evt_1", "other#stripe#evt_1", "../other/evt_1"] {
+            for dry_run in [true, false] {
+                let (result, _) = erase(&store, args("acme", id, dry_run), Format::Text).await;
+                let err = result.expect_err("nothing of acme's");
+                assert!(err.to_string().contains("nothing to erase"), "{id}: {err}");
+            }
+        }
+        assert_eq!(store.record(&theirs).expect("kept").payload, PAYLOAD);
+        assert!(store.erasures().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_erase_without_an_actor_is_refused() {
+        let k = key("acme", "evt_1");
+        let store = store_with(std::slice::from_ref(&k));
+        let mut a = args("acme", "evt_1", false);
+        a.actor = Some("  ".into());
+        let (result, _) = erase(&store, a, Format::Text).await;
+        assert!(matches!(result, Err(CliError::MissingSetting { .. })));
+        assert_eq!(store.record(&k).expect("kept").payload, PAYLOAD);
+    }
+}

@@ -1,0 +1,233 @@
+//! Erasing an inbound event's content on request (GDPR), keeping "never apply twice": the
+//! record stays as a tombstone (key, status, times, payload hash), so a redelivery of the same
+//! bytes is still a duplicate and other bytes under the id still a conflict; the processor,
+//! replays and redrives refuse it with [`ERASED_REASON`](crate::record::ERASED_REASON).
+//!
+//! Every erasure that changes or finds something leaves an audit record (who, when, what, how
+//! many items). A dry run reads only; an erasure that finds nothing writes nothing.
+
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::{
+    ports::{Erased, Erasure, ErasureAudit, EventErasure, EventStore, StoreError},
+    record::EventKey,
+};
+
+/// What an erasure did, or with `dry_run` would do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErasureReport {
+    /// What was asked for: `event PROVIDER/ID`.
+    pub target: String,
+    pub tenant: String,
+    pub dry_run: bool,
+    /// Items whose payload was (or would be) removed.
+    pub erased: u32,
+    /// Items found erased already.
+    pub already_erased: u32,
+    /// On a dry run, the size of the payload that would be removed (the erase itself never
+    /// reads it).
+    pub payload_bytes: Option<usize>,
+    /// Whether the payload was kept in the payloads bucket (its object deleted).
+    pub offloaded: bool,
+    /// The content hash the tombstone keeps, so duplicates are still recognised.
+    pub payload_hash: String,
+    pub actor: String,
+    /// Whether the audit record was written (never on a dry run).
+    pub audited: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ErasureError {
+    /// Nothing under the key: nothing was changed, nothing audited.
+    #[error("nothing to erase: tenant {tenant} has no {target}; nothing was changed")]
+    NotFound { tenant: String, target: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The payload is gone, but its audit record could not be written.
+    #[error(
+        "the payload was erased, but the audit record could not be written ({0}); \
+         run the same erase again to write it"
+    )]
+    Unaudited(StoreError),
+}
+
+/// Erase `key`'s payload by `erasure`, or with `dry_run` say what would be erased.
+pub async fn erase_event<S>(
+    store: &S,
+    key: &EventKey,
+    erasure: &Erasure,
+    dry_run: bool,
+) -> Result<ErasureReport, ErasureError>
+where
+    S: EventStore + EventErasure + ?Sized,
+{
+    let target = format!("event {}/{}", key.provider, key.event_id);
+    let not_found = || ErasureError::NotFound {
+        tenant: key.tenant.to_string(),
+        target: target.clone(),
+    };
+    let report = |record: &crate::record::EventRecord, now: bool| ErasureReport {
+        target: target.clone(),
+        tenant: key.tenant.to_string(),
+        dry_run,
+        erased: u32::from(now),
+        already_erased: u32::from(!now),
+        payload_bytes: None,
+        offloaded: record.payload_location.is_some(),
+        payload_hash: record.payload_hash.clone(),
+        actor: erasure.actor.clone(),
+        audited: false,
+    };
+    if dry_run {
+        let record = store.get(key).await?.ok_or_else(not_found)?;
+        let erased = record.is_erased();
+        return Ok(ErasureReport {
+            payload_bytes: (!erased).then_some(record.payload.len()),
+            ..report(&record, !erased)
+        });
+    }
+    // No read first: the erase answers what it found, and works where an outside payload
+    // has already expired.
+    let mut done = match store.erase_payload(key, erasure).await? {
+        Erased::NotFound => return Err(not_found()),
+        Erased::Now {
+            tombstone,
+            offloaded,
+        } => ErasureReport {
+            offloaded,
+            ..report(&tombstone, true)
+        },
+        Erased::Already(tombstone) => report(&tombstone, false),
+    };
+    let audit = ErasureAudit {
+        tenant: key.tenant.clone(),
+        at: erasure.at,
+        actor: erasure.actor.clone(),
+        target: target.clone(),
+        items: done.erased,
+    };
+    store
+        .record_erasure(&audit)
+        .await
+        .map_err(ErasureError::Unaudited)?;
+    done.audited = true;
+    tracing::info!(tenant = %key.tenant, provider = %key.provider, event_id = %key.event_id,
+        actor = %erasure.actor, erased = done.erased, "payload erased");
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::{
+        ids::{EventId, TenantId},
+        memory::MemoryEventStore,
+        ports::PutOutcome,
+        provider::Provider,
+        record::{Correlation, ERASED_REASON, EventRecord, Verification},
+    };
+
+    const PAYLOAD: &[u8] = br#"{"id":"evt_1","customer_email":"jo@example.com"}"#;
+
+    fn key(tenant: &str, id: &str) -> EventKey {
+        EventKey {
+            tenant: TenantId::parse(tenant).expect("tenant"),
+            provider: Provider::Stripe,
+            event_id: EventId::parse(id).expect("id"),
+        }
+    }
+
+    fn record(key: EventKey, payload: &[u8]) -> EventRecord {
+        EventRecord::received(
+            key,
+            Some("invoice.paid".into()),
+            None,
+            Correlation::default(),
+            Verification::Unsigned,
+            payload.to_vec(),
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        )
+    }
+
+    fn erasure() -> Erasure {
+        Erasure {
+            at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_100),
+            actor: "dpo".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_erased_event_keeps_its_hash_and_stays_a_duplicate() {
+        // GIVEN a stored event
+        let store = MemoryEventStore::new();
+        let k = key("acme", "evt_1");
+        store.insert(record(k.clone(), PAYLOAD));
+        // WHEN it is erased
+        let report = erase_event(&store, &k, &erasure(), false)
+            .await
+            .expect("erased");
+        // THEN the payload is gone, the hash kept, the erasure audited
+        assert_eq!(report.erased, 1);
+        let tomb = store.record(&k).expect("kept");
+        assert!(tomb.payload.is_empty() && tomb.is_erased());
+        assert_eq!(tomb.erased_by.as_deref(), Some("dpo"));
+        assert_eq!(tomb.payload_hash, record(k.clone(), PAYLOAD).payload_hash);
+        let audits = store.erasures();
+        assert_eq!(audits.len(), 1);
+        assert_eq!((audits[0].tenant.as_str(), audits[0].items), ("acme", 1));
+        assert_eq!(audits[0].target, "event stripe/evt_1");
+        // AND a redelivery of the same bytes finds the tombstone, with the same hash
+        let again = record(k.clone(), PAYLOAD);
+        match store.put_if_absent(&again).await.expect("put") {
+            PutOutcome::Existing(stored) => {
+                assert_eq!(stored.payload_hash, again.payload_hash);
+            }
+            other => panic!("{other:?}"),
+        }
+        // AND erasing again changes nothing more, and says so
+        let twice = erase_event(&store, &k, &erasure(), false)
+            .await
+            .expect("again");
+        assert_eq!((twice.erased, twice.already_erased), (0, 1));
+        assert!(!ERASED_REASON.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_changes_nothing() {
+        let store = MemoryEventStore::new();
+        let k = key("acme", "evt_1");
+        store.insert(record(k.clone(), PAYLOAD));
+        let report = erase_event(&store, &k, &erasure(), true)
+            .await
+            .expect("dry run");
+        assert!(report.dry_run && !report.audited);
+        assert_eq!(report.erased, 1);
+        assert_eq!(report.payload_bytes, Some(PAYLOAD.len()));
+        assert_eq!(store.record(&k).expect("kept").payload, PAYLOAD);
+        assert!(store.erasures().is_empty());
+    }
+
+    #[tokio::test]
+    async fn nothing_found_changes_nothing_and_never_reaches_another_tenant() {
+        // GIVEN tenant other's event
+        let store = MemoryEventStore::new();
+        let theirs = key("other", "evt_1");
+        store.insert(record(theirs.clone(), PAYLOAD));
+        // WHEN acme asks to erase ids that name it, or try to reach past the key
+        for id in ["evt_1", "other#stripe#evt_1", "../other/evt_1", "evt_1#"] {
+            for dry_run in [true, false] {
+                let err = erase_event(&store, &key("acme", id), &erasure(), dry_run)
+                    .await
+                    .expect_err("nothing of acme's");
+                assert!(matches!(err, ErasureError::NotFound { .. }), "{id}: {err}");
+                assert!(err.to_string().contains("nothing was changed"));
+            }
+        }
+        // THEN tenant other's payload is whole, and no audit was written
+        assert_eq!(store.record(&theirs).expect("kept").payload, PAYLOAD);
+        assert!(store.erasures().is_empty());
+    }
+}
