@@ -428,5 +428,11 @@ impl<T: EventStore + EventProcessing> ProcessorStore for T {}
 
 /// What the operators' use cases need of the event records: read, requeue and discard, the
 /// pending index and the status index.
-pub trait OperationsStore: EventStore + EventRecovery + PendingEvents + EventHistory {}
-impl<T: EventStore + EventRecovery + PendingEvents + EventHistory> OperationsStore for T {}
+pub trait OperationsStore:
+    EventStore + EventRecovery + PendingEvents + EventHistory + EventErasure
+{
+}
+impl<T: EventStore + EventRecovery + PendingEvents + EventHistory + EventErasure> OperationsStore
+    for T
+{
+}

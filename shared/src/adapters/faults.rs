@@ -20,10 +20,10 @@ use crate::{
     ids::{EventId, TenantId},
     message::QueueMessage,
     ports::{
-        Commit, ContentClaim, DeadLetter, DeadLetterQueue, EventHistory, EventPage,
-        EventProcessing, EventQueue, EventRecovery, EventStore, EventTimeline, Failure,
-        OperatorMark, PendingEvent, PendingEvents, PutOutcome, QueueError, Requeue, RetryQueue,
-        StoreError, TenantDirectory, TenantNames,
+        Commit, ContentClaim, DeadLetter, DeadLetterQueue, Erased, Erasure, ErasureAudit,
+        EventErasure, EventHistory, EventPage, EventProcessing, EventQueue, EventRecovery,
+        EventStore, EventTimeline, Failure, OperatorMark, PendingEvent, PendingEvents, PutOutcome,
+        QueueError, Requeue, RetryQueue, StoreError, TenantDirectory, TenantNames,
     },
     projection::ProjectionWrite,
     provider::Provider,
@@ -431,6 +431,25 @@ impl<P: EventHistory> EventHistory for Faulty<P> {
         self.call(
             "EventHistory.in_status_since",
             self.inner.in_status_since(tenant, status, since, limit),
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl<P: EventErasure> EventErasure for Faulty<P> {
+    async fn erase_payload(&self, key: &EventKey, erasure: &Erasure) -> Result<Erased, StoreError> {
+        self.call(
+            "EventErasure.erase_payload",
+            self.inner.erase_payload(key, erasure),
+        )
+        .await
+    }
+
+    async fn record_erasure(&self, audit: &ErasureAudit) -> Result<(), StoreError> {
+        self.call(
+            "EventErasure.record_erasure",
+            self.inner.record_erasure(audit),
         )
         .await
     }

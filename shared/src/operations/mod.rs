@@ -17,6 +17,7 @@
 //! because processing is idempotent.
 
 pub mod discard;
+pub mod erase;
 pub mod health;
 pub mod list;
 pub mod reconcile;
@@ -119,6 +120,7 @@ pub enum Action {
     List(list::ListArgs),
     Health(health::HealthArgs),
     Discard(discard::DiscardArgs),
+    Erase(erase::EraseArgs),
 }
 
 impl Action {
@@ -130,6 +132,7 @@ impl Action {
             Self::List(_) => "list",
             Self::Health(_) => "health",
             Self::Discard(_) => "discard",
+            Self::Erase(_) => "erase",
         }
     }
 }
@@ -198,6 +201,7 @@ where
             Action::List(args) => to_json(self.list(args).await?),
             Action::Health(args) => to_json(self.health(args).await?),
             Action::Discard(args) => to_json(self.discard(args).await?),
+            Action::Erase(args) => to_json(self.erase(args).await?),
         };
         Ok(summary)
     }

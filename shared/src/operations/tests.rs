@@ -810,3 +810,43 @@ fn page_tokens_belong_to_their_tenant() {
     assert_eq!(decode_page_token(&token, &tenant("acm")), None);
     assert_eq!(decode_page_token("!!", &tenant("acme")), None);
 }
+
+#[tokio::test]
+async fn erase_from_the_console_runs_dry_first_then_tombstones_audits_and_keeps_other_tenants() {
+    let ops = ops();
+    let key = given(&ops, "acme", "evt_1", EventStatus::Processed, 60);
+    let globex = given(&ops, "globex", "evt_1", EventStatus::Processed, 60);
+    let erase = |dry_run: bool| {
+        json!({"action": "erase", "tenant": "acme", "provider": "stripe",
+               "ids": ["evt_1", "evt_missing"], "actor": "dpo: request 114", "dry_run": dry_run})
+    };
+
+    // A dry run says what it would erase and changes nothing.
+    let dry = run(&ops, erase(true)).await;
+    assert_eq!(ids(&dry, "erased"), ["acme/stripe/evt_1"]);
+    assert_eq!(ids(&dry, "not_found"), ["acme/stripe/evt_missing"]);
+    assert!(!record(&ops, &key).is_erased());
+
+    // The real run tombstones acme's event only; a second run finds it erased.
+    let done = run(&ops, erase(false)).await;
+    assert_eq!(ids(&done, "erased"), ["acme/stripe/evt_1"]);
+    let tombstone = record(&ops, &key);
+    assert!(tombstone.is_erased() && tombstone.payload.is_empty());
+    assert_eq!(tombstone.status, EventStatus::Processed);
+    assert!(!record(&ops, &globex).is_erased());
+    let again = run(&ops, erase(false)).await;
+    assert_eq!(ids(&again, "already_erased"), ["acme/stripe/evt_1"]);
+
+    // Without an actor nothing runs.
+    let anonymous = run(
+        &ops,
+        json!({"action": "erase", "tenant": "acme", "provider": "stripe", "ids": ["evt_1"], "actor": " "}),
+    )
+    .await;
+    assert!(
+        anonymous["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("actor")),
+        "{anonymous}"
+    );
+}
