@@ -426,8 +426,8 @@ pub trait DeadLetterQueue: Send + Sync {
 pub trait ProcessorStore: EventStore + EventProcessing {}
 impl<T: EventStore + EventProcessing> ProcessorStore for T {}
 
-/// What the operators' use cases need of the event records: read, requeue and discard, the
-/// pending index and the status index.
+/// What the operators' use cases need of the event records: read, requeue, discard and erase,
+/// the pending index and the status index.
 pub trait OperationsStore:
     EventStore + EventRecovery + PendingEvents + EventHistory + EventErasure
 {
