@@ -66,9 +66,30 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             })?;
             let sdk = sdk_config().await;
             let mut store = DynamoEventStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
+            let bucket = non_empty(args.payloads_bucket.clone());
+            if args.message.is_some() {
+                // Every erasure's audit lives in the events table; the message in the outbound
+                // one. Its secrets are never needed; the bucket only for a dry run's reading of
+                // a relayed payload (the erase drops the reference, never the object).
+                let outbound = non_empty(cli.outbound.outbound_table.clone()).ok_or(
+                    CliError::MissingSetting {
+                        what: "the outbound table",
+                        flag: "outbound-table",
+                        env: "OUTBOUND_TABLE",
+                    },
+                )?;
+                let mut messages = DynamoOutboundStore::without_secrets(
+                    aws_sdk_dynamodb::Client::new(&sdk),
+                    outbound,
+                );
+                if let Some(bucket) = bucket {
+                    messages = messages.with_payloads(shared::aws::s3_on_first_use(&sdk), bucket);
+                }
+                return erase::run_message(&messages, &store, args, now, out).await;
+            }
             // Only payloads too large for their record need the bucket; without it, erasing
             // one of those is refused before anything changes.
-            if let Some(bucket) = non_empty(args.payloads_bucket.clone()) {
+            if let Some(bucket) = bucket {
                 store = store.with_payloads(shared::aws::s3_on_first_use(&sdk), bucket);
             }
             erase::run(&store, args, now, out).await

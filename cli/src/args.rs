@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use shared::{
     ids::{EventId, TenantId},
+    outbound::ids::MessageId,
     provider::Provider,
     record::EventStatus,
     secret::Secret,
@@ -107,8 +108,9 @@ pub enum Command {
         #[command(subcommand)]
         command: EventsCommand,
     },
-    /// Erase an event's payload (a data-subject request), keeping its record as a tombstone so
-    /// a redelivery is still a duplicate. Audited; --dry-run changes nothing.
+    /// Erase an event's or an outbound message's payload (a data-subject request), keeping its
+    /// record as a tombstone so a redelivery or a repeated publish is still a duplicate.
+    /// Audited; --dry-run changes nothing.
     Erase(EraseArgs),
     /// Sign a payload as the provider would and POST it to a deployed (or local) ingress.
     Send(SendArgs),
@@ -286,13 +288,17 @@ pub struct EventsShowArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).multiple(false)))]
 pub struct EraseArgs {
     /// Tenant id: only this tenant's records are ever reached.
     #[arg(value_parser = parse_tenant)]
     pub tenant: TenantId,
     /// The inbound event whose payload to erase, as PROVIDER/ID (e.g. stripe/evt_1).
-    #[arg(long, value_parser = parse_event_ref, value_name = "PROVIDER/ID")]
-    pub event: (Provider, EventId),
+    #[arg(long, group = "target", value_parser = parse_event_ref, value_name = "PROVIDER/ID")]
+    pub event: Option<(Provider, EventId)>,
+    /// The outbound message whose payload to erase (its id, the publish's idempotency key).
+    #[arg(long, group = "target", value_parser = parse_message_id, value_name = "MSG_ID")]
+    pub message: Option<MessageId>,
     /// Say what would be erased, and change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -303,6 +309,10 @@ pub struct EraseArgs {
     /// `PayloadsBucket`): needed to erase those.
     #[arg(long, env = "PAYLOADS_BUCKET", value_name = "BUCKET")]
     pub payloads_bucket: Option<String>,
+}
+
+fn parse_message_id(raw: &str) -> Result<MessageId, String> {
+    MessageId::parse(raw).map_err(|e| e.to_string())
 }
 
 /// `PROVIDER/ID`: split at the first `/` (provider names hold none; an id may).
@@ -585,13 +595,35 @@ mod tests {
             panic!("not erase");
         };
         assert_eq!(erase.tenant.as_str(), "acme");
-        assert_eq!(erase.event.0, Provider::Stripe);
-        assert_eq!(erase.event.1.as_str(), "../other/evt_1");
+        let (provider, id) = erase.event.expect("event");
+        assert_eq!(provider, Provider::Stripe);
+        assert_eq!(id.as_str(), "../other/evt_1");
         assert!(erase.dry_run);
         assert_eq!(erase.actor.as_deref(), Some("dpo"));
         assert!(parse(&["erase", "acme", "--event", "evt_1"]).is_err());
         assert!(parse(&["erase", "acme", "--event", "nope/evt_1"]).is_err());
         assert!(parse(&["erase", "acme"]).is_err());
+    }
+
+    #[test]
+    fn erase_takes_exactly_one_of_event_and_message() {
+        let cli =
+            parse(&["erase", "acme", "--message", "order-1", "--actor", "dpo"]).expect("parses");
+        let Command::Erase(erase) = cli.command else {
+            panic!("not erase");
+        };
+        assert_eq!(erase.message.expect("message").as_str(), "order-1");
+        assert!(erase.event.is_none());
+        let both = [
+            "erase",
+            "acme",
+            "--message",
+            "order-1",
+            "--event",
+            "stripe/evt_1",
+        ];
+        assert!(parse(&both).is_err());
+        assert!(parse(&["erase", "acme", "--message", "a#b"]).is_err());
     }
 
     #[test]

@@ -1,19 +1,22 @@
-//! `hookctl erase TENANT --event PROVIDER/ID`: erase an event's payload on a data-subject
-//! request, through `shared::erasure`. The record stays as a tombstone (key, status, times,
-//! payload hash), so a redelivery is still answered as a duplicate; every erasure is audited.
+//! `hookctl erase TENANT --event PROVIDER/ID` or `--message MSG_ID`: erase an inbound event's
+//! or an outbound message's payload on a data-subject request, through `shared::erasure`. The
+//! record stays as a tombstone (key, status, times, content hash), so a redelivery or a
+//! repeated publish is still answered as a duplicate; every erasure is audited in the events
+//! table.
 
 use std::{io::Write, time::SystemTime};
 
 use shared::{
-    erasure::{ErasureError, ErasureReport, erase_event},
+    erasure::{ErasureError, ErasureReport, erase_event, erase_message},
+    outbound::ports::{DeliveryLog, MessageErasure},
     ports::{Erasure, EventErasure, EventStore},
     record::EventKey,
 };
 
 use crate::{args::EraseArgs, error::CliError, output::Out};
 
-/// Erase, or with `--dry-run` say what would be erased. Nothing found is an error, so a
-/// script sees a non-zero exit.
+/// Erase the event `--event` names, or with `--dry-run` say what would be erased. Nothing
+/// found is an error, so a script sees a non-zero exit.
 pub async fn run<S>(
     store: &S,
     args: EraseArgs,
@@ -23,33 +26,63 @@ pub async fn run<S>(
 where
     S: EventStore + EventErasure,
 {
-    let EraseArgs {
-        tenant,
-        event: (provider, event_id),
-        dry_run,
-        actor,
-        payloads_bucket: _,
-    } = args;
-    let actor = actor
-        .map(|a| a.trim().to_owned())
+    let erasure = erasure(&args, now)?;
+    let (provider, event_id) = args.event.ok_or(CliError::Erasure(
+        "name the event to erase with --event PROVIDER/ID".into(),
+    ))?;
+    let key = EventKey {
+        tenant: args.tenant,
+        provider,
+        event_id,
+    };
+    let report = erase_event(store, &key, &erasure, args.dry_run).await;
+    render(report, out)
+}
+
+/// Erase the outbound message `--message` names from `messages`, auditing in `audits` (the
+/// events table, where every erasure's audit lives).
+pub async fn run_message<M, A>(
+    messages: &M,
+    audits: &A,
+    args: EraseArgs,
+    now: SystemTime,
+    out: &mut Out<'_>,
+) -> Result<(), CliError>
+where
+    M: DeliveryLog + MessageErasure,
+    A: EventErasure,
+{
+    let erasure = erasure(&args, now)?;
+    let id = args.message.ok_or(CliError::Erasure(
+        "name the message to erase with --message MSG_ID".into(),
+    ))?;
+    let report = erase_message(messages, audits, &args.tenant, &id, &erasure, args.dry_run).await;
+    render(report, out)
+}
+
+/// Who erases, and when: `--actor` (or the OS user), never blank.
+fn erasure(args: &EraseArgs, now: SystemTime) -> Result<Erasure, CliError> {
+    let actor = args
+        .actor
+        .as_deref()
+        .map(str::trim)
         .filter(|a| !a.is_empty())
         .ok_or(CliError::MissingSetting {
             what: "who erases",
             flag: "actor",
             env: "USER",
         })?;
-    let key = EventKey {
-        tenant,
-        provider,
-        event_id,
-    };
-    let erasure = Erasure { at: now, actor };
-    let report = erase_event(store, &key, &erasure, dry_run)
-        .await
-        .map_err(|e| match e {
-            ErasureError::Store(e) => CliError::from(e),
-            other => CliError::Erasure(other.to_string()),
-        })?;
+    Ok(Erasure {
+        at: now,
+        actor: actor.to_owned(),
+    })
+}
+
+fn render(report: Result<ErasureReport, ErasureError>, out: &mut Out<'_>) -> Result<(), CliError> {
+    let report = report.map_err(|e| match e {
+        ErasureError::Store(e) => CliError::from(e),
+        other => CliError::Erasure(other.to_string()),
+    })?;
     if out.json() {
         return out.document(&report);
     }
@@ -59,9 +92,17 @@ where
 
 fn write_report(out: &mut dyn Write, r: &ErasureReport) -> std::io::Result<()> {
     let what = format!("{} of tenant {}", r.target, r.tenant);
+    let message = r.target.starts_with("message ");
     let size = match r.payload_bytes {
+        Some(bytes) if r.offloaded && message => {
+            format!(" ({bytes} bytes, relayed from an inbound event's object)")
+        }
         Some(bytes) if r.offloaded => format!(" ({bytes} bytes, kept in the payloads bucket)"),
         Some(bytes) => format!(" ({bytes} bytes)"),
+        None if r.offloaded && message => {
+            " (its reference dropped; the inbound event's object is kept: erase it with --event)"
+                .to_owned()
+        }
         None if r.offloaded => " (kept in the payloads bucket, object deleted)".to_owned(),
         None => String::new(),
     };
@@ -71,11 +112,26 @@ fn write_report(out: &mut dyn Write, r: &ErasureReport) -> std::io::Result<()> {
         (false, true) => writeln!(out, "Erased the payload of {what}{size}.")?,
         (false, false) => writeln!(out, "The payload of {what} was erased already.")?,
     }
-    writeln!(
-        out,
-        "The record stays as a tombstone (sha256 {}), so a redelivery is still a duplicate.",
-        r.payload_hash
-    )?;
+    if message {
+        writeln!(
+            out,
+            "The message stays as a tombstone (sha256 {}), so a repeated publish is still a \
+             duplicate; its deliveries are never sent again.",
+            r.payload_hash
+        )?;
+    } else {
+        writeln!(
+            out,
+            "The record stays as a tombstone (sha256 {}), so a redelivery is still a duplicate.",
+            r.payload_hash
+        )?;
+    }
+    if let Some(answers) = r.answers_cleared.filter(|n| *n > 0) {
+        writeln!(
+            out,
+            "Cleared {answers} stored partner answer(s) of its attempts."
+        )?;
+    }
     if r.dry_run {
         writeln!(out, "Dry run: nothing was changed.")?;
     } else if r.audited {
@@ -127,7 +183,8 @@ mod tests {
     fn args(tenant: &str, id: &str, dry_run: bool) -> EraseArgs {
         EraseArgs {
             tenant: TenantId::parse(tenant).expect("tenant"),
-            event: (Provider::Stripe, EventId::parse(id).expect("id")),
+            event: Some((Provider::Stripe, EventId::parse(id).expect("id"))),
+            message: None,
             dry_run,
             actor: Some("dpo".into()),
             payloads_bucket: None,
@@ -204,5 +261,101 @@ mod tests {
         let (result, _) = erase(&store, a, Format::Text).await;
         assert!(matches!(result, Err(CliError::MissingSetting { .. })));
         assert_eq!(store.record(&k).expect("kept").payload, PAYLOAD);
+    }
+
+    mod messages {
+        use shared::{
+            memory::MemoryOutboundStore,
+            outbound::{
+                delivery::OutboundMessage,
+                ids::{EventType, MessageId},
+            },
+        };
+
+        use super::*;
+
+        async fn stored(tenant: &str, id: &str) -> MemoryOutboundStore {
+            let store = MemoryOutboundStore::new();
+            let message = OutboundMessage {
+                tenant: TenantId::parse(tenant).expect("tenant"),
+                id: MessageId::parse(id).expect("id"),
+                event_type: EventType::parse("invoice.paid").expect("type"),
+                payload: PAYLOAD.to_vec(),
+                payload_location: None,
+                created_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+                fanned_out: true,
+                trace: None,
+                erased: None,
+            };
+            store
+                .put_message(&message, message.created_at + Duration::from_secs(60))
+                .await
+                .expect("put");
+            store
+        }
+
+        fn args(tenant: &str, id: &str, dry_run: bool) -> EraseArgs {
+            EraseArgs {
+                tenant: TenantId::parse(tenant).expect("tenant"),
+                event: None,
+                message: Some(MessageId::parse(id).expect("id")),
+                dry_run,
+                actor: Some("dpo".into()),
+                payloads_bucket: None,
+            }
+        }
+
+        async fn erase(
+            messages: &MemoryOutboundStore,
+            audits: &MemoryEventStore,
+            args: EraseArgs,
+        ) -> (Result<(), CliError>, String) {
+            let mut buf = Vec::new();
+            let result = {
+                let mut out = Out::new(&mut buf, Format::Json);
+                let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_500);
+                run_message(messages, audits, args, now, &mut out).await
+            };
+            (result, String::from_utf8(buf).expect("utf-8"))
+        }
+
+        #[tokio::test]
+        async fn a_message_erase_leaves_a_tombstone_and_an_audit_in_the_events_table() {
+            let messages = stored("acme", "order-1").await;
+            let audits = MemoryEventStore::new();
+            let (result, text) = erase(&messages, &audits, args("acme", "order-1", false)).await;
+            result.expect("erased");
+            let doc: serde_json::Value = serde_json::from_str(&text).expect("json");
+            assert_eq!(doc["target"], "message order-1");
+            assert_eq!(
+                (doc["erased"].clone(), doc["audited"].clone()),
+                (1.into(), true.into())
+            );
+            assert!(!text.contains("jo@example.com"), "{text}");
+            let tomb = messages
+                .message(
+                    &TenantId::parse("acme").expect("tenant"),
+                    &MessageId::parse("order-1").expect("id"),
+                )
+                .await
+                .expect("read")
+                .expect("kept");
+            assert!(tomb.payload.is_empty() && tomb.is_erased());
+            assert_eq!(audits.erasures().len(), 1);
+        }
+
+        #[tokio::test]
+        async fn another_tenants_message_is_never_reached() {
+            let messages = stored("other", "order-1").await;
+            let audits = MemoryEventStore::new();
+            for id in ["order-1", "other.order-1"] {
+                for dry_run in [true, false] {
+                    let (result, _) = erase(&messages, &audits, args("acme", id, dry_run)).await;
+                    let err = result.expect_err("nothing of acme's");
+                    assert!(err.to_string().contains("nothing to erase"), "{id}: {err}");
+                }
+            }
+            assert!(audits.erasures().is_empty());
+        }
     }
 }

@@ -3,6 +3,9 @@
 //! bytes is still a duplicate and other bytes under the id still a conflict; the processor,
 //! replays and redrives refuse it with [`ERASED_REASON`](crate::record::ERASED_REASON).
 //!
+//! An outbound message is erased the same way ([`erase_message`]): a tombstone keeping its
+//! content hash, its attempts' stored answers cleared, its deliveries never sent again.
+//!
 //! Every erasure that changes or finds something leaves an audit record (who, when, what, how
 //! many items). A dry run reads only; an erasure that finds nothing writes nothing.
 
@@ -10,6 +13,12 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::{
+    ids::TenantId,
+    outbound::{
+        delivery::OutboundMessage,
+        ids::MessageId,
+        ports::{DeliveryLog, ErasedMessage, MessageErasure},
+    },
     ports::{Erased, Erasure, ErasureAudit, EventErasure, EventStore, StoreError},
     record::EventKey,
 };
@@ -35,6 +44,9 @@ pub struct ErasureReport {
     pub actor: String,
     /// Whether the audit record was written (never on a dry run).
     pub audited: bool,
+    /// For a message: how many of its attempts' stored partner answers were cleared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answers_cleared: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -78,6 +90,7 @@ where
         payload_hash: record.payload_hash.clone(),
         actor: erasure.actor.clone(),
         audited: false,
+        answers_cleared: None,
     };
     if dry_run {
         let record = store.get(key).await?.ok_or_else(not_found)?;
@@ -114,6 +127,79 @@ where
     done.audited = true;
     tracing::info!(tenant = %key.tenant, provider = %key.provider, event_id = %key.event_id,
         actor = %erasure.actor, erased = done.erased, "payload erased");
+    Ok(done)
+}
+
+/// Erase the payload of `tenant`'s outbound message `id` by `erasure`, or with `dry_run` say
+/// what would be erased. The message stays as a tombstone (tenant, id, type, times, content
+/// hash), its attempts' stored answers are cleared, and the audit is kept with the inbound
+/// ones, through `audits` (the events table). A payload relayed by reference is the inbound
+/// event's S3 object: the message drops the reference, the object stays (`--event` erases it).
+pub async fn erase_message<S, A>(
+    store: &S,
+    audits: &A,
+    tenant: &TenantId,
+    id: &MessageId,
+    erasure: &Erasure,
+    dry_run: bool,
+) -> Result<ErasureReport, ErasureError>
+where
+    S: DeliveryLog + MessageErasure + ?Sized,
+    A: EventErasure + ?Sized,
+{
+    let target = format!("message {id}");
+    let not_found = || ErasureError::NotFound {
+        tenant: tenant.to_string(),
+        target: target.clone(),
+    };
+    let report = |message: &OutboundMessage, now: bool| ErasureReport {
+        target: target.clone(),
+        tenant: tenant.to_string(),
+        dry_run,
+        erased: u32::from(now),
+        already_erased: u32::from(!now),
+        payload_bytes: None,
+        offloaded: message.payload_location.is_some(),
+        payload_hash: message.content_hash(),
+        actor: erasure.actor.clone(),
+        audited: false,
+        answers_cleared: None,
+    };
+    if dry_run {
+        let message = store.message(tenant, id).await?.ok_or_else(not_found)?;
+        let erased = message.is_erased();
+        return Ok(ErasureReport {
+            payload_bytes: (!erased).then_some(message.payload.len()),
+            ..report(&message, !erased)
+        });
+    }
+    let mut done = match store.erase_message(tenant, id, erasure).await? {
+        ErasedMessage::NotFound => return Err(not_found()),
+        ErasedMessage::Now {
+            tombstone,
+            referenced,
+            attempts,
+        } => ErasureReport {
+            offloaded: referenced,
+            answers_cleared: Some(attempts),
+            ..report(&tombstone, true)
+        },
+        ErasedMessage::Already(tombstone) => report(&tombstone, false),
+    };
+    let audit = ErasureAudit {
+        tenant: tenant.clone(),
+        at: erasure.at,
+        actor: erasure.actor.clone(),
+        target: target.clone(),
+        items: done.erased,
+    };
+    audits
+        .record_erasure(&audit)
+        .await
+        .map_err(ErasureError::Unaudited)?;
+    done.audited = true;
+    tracing::info!(%tenant, message_id = %id, actor = %erasure.actor, erased = done.erased,
+        "message payload erased");
     Ok(done)
 }
 
@@ -229,5 +315,105 @@ mod tests {
         // THEN tenant other's payload is whole, and no audit was written
         assert_eq!(store.record(&theirs).expect("kept").payload, PAYLOAD);
         assert!(store.erasures().is_empty());
+    }
+
+    mod messages {
+        use super::*;
+        use crate::{
+            memory::MemoryOutboundStore,
+            outbound::{
+                delivery::OutboundMessage,
+                ids::{EventType, MessageId},
+                ports::DeliveryLog,
+            },
+        };
+
+        fn message(tenant: &str, id: &str) -> OutboundMessage {
+            OutboundMessage {
+                tenant: TenantId::parse(tenant).expect("tenant"),
+                id: MessageId::parse(id).expect("id"),
+                event_type: EventType::parse("invoice.paid").expect("type"),
+                payload: PAYLOAD.to_vec(),
+                payload_location: None,
+                created_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+                fanned_out: true,
+                trace: None,
+                erased: None,
+            }
+        }
+
+        async fn stored(tenant: &str, id: &str) -> MemoryOutboundStore {
+            let store = MemoryOutboundStore::new();
+            let m = message(tenant, id);
+            store
+                .put_message(&m, m.created_at + Duration::from_secs(86_400))
+                .await
+                .expect("put");
+            store
+        }
+
+        async fn payload(store: &MemoryOutboundStore, tenant: &str, id: &str) -> Vec<u8> {
+            store
+                .message(
+                    &TenantId::parse(tenant).expect("tenant"),
+                    &MessageId::parse(id).expect("id"),
+                )
+                .await
+                .expect("read")
+                .expect("kept")
+                .payload
+        }
+
+        #[tokio::test]
+        async fn a_dry_run_changes_nothing_and_keeps_the_hash() {
+            let store = stored("acme", "msg_1").await;
+            let audits = MemoryEventStore::new();
+            let report = erase_message(
+                &store,
+                &audits,
+                &TenantId::parse("acme").expect("tenant"),
+                &MessageId::parse("msg_1").expect("id"),
+                &erasure(),
+                true,
+            )
+            .await
+            .expect("dry run");
+            assert!(report.dry_run && !report.audited);
+            assert_eq!(report.target, "message msg_1");
+            assert_eq!(report.payload_bytes, Some(PAYLOAD.len()));
+            assert_eq!(report.payload_hash, message("acme", "msg_1").content_hash());
+            assert_eq!(payload(&store, "acme", "msg_1").await, PAYLOAD);
+            assert!(audits.erasures().is_empty());
+        }
+
+        #[tokio::test]
+        async fn nothing_found_changes_nothing_and_never_reaches_another_tenant() {
+            // GIVEN tenant other's message
+            let store = stored("other", "msg_1").await;
+            let audits = MemoryEventStore::new();
+            // WHEN acme names it, or tries to reach past its own keys
+            for id in ["msg_1", "other#msg_1", "../other/msg_1", "msg_1#"] {
+                let Ok(id) = MessageId::parse(id) else {
+                    continue; // refused before any store is asked
+                };
+                for dry_run in [true, false] {
+                    let err = erase_message(
+                        &store,
+                        &audits,
+                        &TenantId::parse("acme").expect("tenant"),
+                        &id,
+                        &erasure(),
+                        dry_run,
+                    )
+                    .await
+                    .expect_err("nothing of acme's");
+                    assert!(matches!(err, ErasureError::NotFound { .. }), "{id}: {err}");
+                    assert!(err.to_string().contains("nothing was changed"));
+                }
+            }
+            // THEN tenant other's payload is whole, and no audit was written
+            assert_eq!(payload(&store, "other", "msg_1").await, PAYLOAD);
+            assert!(audits.erasures().is_empty());
+        }
     }
 }

@@ -567,6 +567,7 @@ async fn reconcile_finds_due_work_in_every_shard_of_the_due_index() {
             created_at: now,
             fanned_out: true,
             trace: None,
+            erased: None,
         };
         // Pending for its retry: the only way a delivery is in the due index now.
         let delivery = Delivery::new(&message, &endpoint.id, false, now);
@@ -581,6 +582,7 @@ async fn reconcile_finds_due_work_in_every_shard_of_the_due_index() {
         created_at: now,
         fanned_out: false,
         trace: None,
+        erased: None,
     };
     store
         .put_message(&unfinished, now + Duration::from_secs(3_600))
@@ -1011,6 +1013,7 @@ async fn a_message_stored_before_messages_had_partitions_of_their_own_is_deliver
         created_at: std::time::SystemTime::now(),
         fanned_out: false,
         trace: None,
+        erased: None,
     };
     store
         .put_message(&old, old.created_at + Duration::from_secs(3_600))
@@ -1614,4 +1617,205 @@ async fn the_portals_python_and_node_snippets_verify_a_real_delivery_and_refuse_
         let verdict = run_snippet(language, secret.expose(), &headers, forged.as_bytes());
         assert_eq!(verdict["verified"], false, "{language}: {verdict}");
     }
+}
+
+#[tokio::test]
+async fn an_erased_message_keeps_no_payload_stays_a_duplicate_and_is_never_posted_on_dynamodb() {
+    use shared::{erasure::erase_message, ports::Erasure, record::ERASED_REASON};
+    // GIVEN a published message whose first attempt failed: its delivery waits, pending, with
+    // the partner's answer kept
+    let stack = Stack::new().await;
+    let d = stack.dispatcher(
+        settings("0,0", EgressPolicy::LOCAL_DEVELOPMENT),
+        StaticResolver::default(),
+    );
+    let receiver = Receiver::start(Behaviour::Answer(500)).await;
+    let endpoint = stack.add_endpoint(&d, &receiver.url(), &[]).await;
+    let body = json!({"event_type": "invoice.paid", "payload": {"email": "jo@example.com"}, "idempotency_key": "order-erase"});
+    let (status, published) = publish_via_api(&d, &body).await;
+    assert_eq!(status, 202, "{published}");
+    stack
+        .deliveries_mapping()
+        .poll_once(&d, "dispatch-1")
+        .await
+        .expect("poll");
+    assert_eq!(receiver.requests().len(), 1);
+    let key = DeliveryKey {
+        tenant: acme(),
+        message_id: MessageId::parse("order-erase").expect("id"),
+        endpoint_id: endpoint.id.clone(),
+    };
+    let delivery = raw_item(
+        &stack,
+        "m#acme#order-erase",
+        &format!("dlv#{}", endpoint.id),
+    )
+    .await
+    .expect("delivery");
+    assert!(delivery.contains_key("response_body"), "{delivery:?}");
+
+    // WHEN an operator erases it (audited in the events table, as inbound erasures are)
+    let audits = stack.store();
+    let erasure = Erasure {
+        at: SystemTime::now(),
+        actor: "dpo".into(),
+    };
+    // Another tenant naming the same id reaches nothing
+    let theirs = erase_message(
+        &d.outbound.store,
+        &audits,
+        &TenantId::parse("other").expect("tenant"),
+        &key.message_id,
+        &erasure,
+        false,
+    )
+    .await;
+    assert!(theirs.is_err(), "{theirs:?}");
+    let report = erase_message(
+        &d.outbound.store,
+        &audits,
+        &acme(),
+        &key.message_id,
+        &erasure,
+        false,
+    )
+    .await
+    .expect("erased");
+    assert_eq!((report.erased, report.audited), (1, true));
+    assert_eq!(report.answers_cleared, Some(1));
+
+    // THEN the message item keeps no payload, only its hash and who erased it
+    let item = raw_item(&stack, "m#acme#order-erase", "msg")
+        .await
+        .expect("message");
+    for gone in ["payload", "payload_z", "payload_ref"] {
+        assert!(!item.contains_key(gone), "{gone}: {item:?}");
+    }
+    assert!(item.contains_key("content_hash") && item.contains_key("erased_at"));
+    assert_eq!(
+        item.get("erased_by"),
+        Some(&AttributeValue::S("dpo".into()))
+    );
+    let delivery = raw_item(
+        &stack,
+        "m#acme#order-erase",
+        &format!("dlv#{}", endpoint.id),
+    )
+    .await
+    .expect("delivery");
+    assert!(!delivery.contains_key("response_body"), "{delivery:?}");
+
+    // AND a repeated publish of the same content is its duplicate, other content a conflict
+    let (status, again) = publish_via_api(&d, &body).await;
+    assert_eq!(
+        (status, again["duplicate"].as_bool()),
+        (200, Some(true)),
+        "{again}"
+    );
+    let other = json!({"event_type": "invoice.paid", "payload": {"email": "x@example.com"}, "idempotency_key": "order-erase"});
+    assert_eq!(publish_via_api(&d, &other).await.0, 409);
+
+    // AND the waiting delivery ends, cancelled, without a POST
+    let again = Message {
+        message_id: "again".into(),
+        receipt_handle: None,
+        body: DeliveryPointer::new(&key).to_json(),
+        receive_count: 2,
+        sent_at: None,
+    };
+    assert_eq!(
+        d.dispatch(&again, "dispatch-2").await,
+        Dispatched::Skipped(ERASED_REASON)
+    );
+    assert_eq!(receiver.requests().len(), 1, "never posted again");
+    let ended = d
+        .outbound
+        .store
+        .delivery(&key)
+        .await
+        .expect("read")
+        .expect("delivery");
+    assert_eq!(ended.status, DeliveryStatus::Cancelled);
+}
+
+#[tokio::test]
+async fn erasing_a_relayed_message_drops_its_reference_and_leaves_the_events_object() {
+    use shared::{erasure::erase_message, ports::Erasure};
+    // GIVEN a message relaying an inbound event's payload by reference
+    let stack = Stack::new().await;
+    let d = stack.dispatcher_over(
+        stack
+            .outbound_store()
+            .with_payloads(stack.s3.clone(), stack.resources.payloads_bucket()),
+        settings("0,0", EgressPolicy::LOCAL_DEVELOPMENT),
+        StaticResolver::default(),
+    );
+    let receiver = Receiver::start(Behaviour::Answer(200)).await;
+    stack.add_endpoint(&d, &receiver.url(), &["stripe.*"]).await;
+    let payload = json!({"id": "evt_big", "padding": "x".repeat(300 * 1024)}).to_string();
+    let location = "payloads/acme/relayed/evt_erased";
+    stack
+        .s3
+        .put_object()
+        .bucket(stack.resources.payloads_bucket())
+        .key(location)
+        .body(payload.clone().into_bytes().into())
+        .send()
+        .await
+        .expect("kept");
+    let request = shared::outbound::publish::PublishRequest {
+        tenant: &acme(),
+        event_type: "stripe.invoice.paid",
+        payload: payload.as_bytes(),
+        idempotency_key: Some("in.stripe.evt_erased"),
+    };
+    let id = d
+        .outbound
+        .publish_kept(
+            request,
+            Some(location),
+            shared::trace::TraceParent::generate(),
+        )
+        .await
+        .expect("published")
+        .message_id;
+
+    // WHEN it is erased by a store without the bucket (the erase never touches S3)
+    let without = stack.outbound_store();
+    let report = erase_message(
+        &without,
+        &stack.store(),
+        &acme(),
+        &id,
+        &Erasure {
+            at: SystemTime::now(),
+            actor: "dpo".into(),
+        },
+        false,
+    )
+    .await
+    .expect("erased");
+
+    // THEN the reference is gone from the message, the hash kept, and the object is the
+    // event's to erase (with `--event`): still there
+    assert!(report.offloaded && report.audited);
+    assert_eq!(report.payload_hash, published_hash(&payload));
+    let item = raw_item(&stack, &format!("m#acme#{id}"), "msg")
+        .await
+        .expect("stored");
+    assert!(!item.contains_key("payload_ref"), "{item:?}");
+    let tomb = without
+        .message(&acme(), &id)
+        .await
+        .expect("read without the bucket")
+        .expect("kept");
+    assert!(tomb.is_erased() && tomb.payload.is_empty() && tomb.payload_location.is_none());
+    stack
+        .s3
+        .head_object()
+        .bucket(stack.resources.payloads_bucket())
+        .key(location)
+        .send()
+        .await
+        .expect("the inbound event's object stays");
 }

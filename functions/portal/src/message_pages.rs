@@ -190,6 +190,9 @@ pub fn message(
                 p.muted #trace { "Trace " code { (trace.trace_id()) } ": each attempt's " code { "traceparent" } " continues it." }
             }
             @match &detail.message {
+                Some(m) if m.is_erased() => {
+                    p #payload-erased { "Payload erased" @if let Some(e) = &m.erased { " " (rfc3339(e.at)) " UTC" } "." " " span.muted { "The message is kept, so a repeated publish is still a duplicate; it is never sent again." } }
+                }
                 Some(m) if show_payload => {
                     div.card #payload { h2 { "Payload" } pre { (String::from_utf8_lossy(&m.payload)) } }
                 }

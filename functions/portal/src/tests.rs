@@ -773,6 +773,27 @@ async fn the_message_log_lists_and_finds_messages_and_one_shows_its_deliveries_a
     );
     assert!(with_payload.contains("jo@example.com"));
 
+    // AND once an operator erased it, the page says so where the payload was
+    use shared::outbound::ports::MessageErasure;
+    outbound
+        .store
+        .erase_message(
+            &TenantId::parse("acme").expect("tenant"),
+            &shared::outbound::ids::MessageId::parse("order-2").expect("id"),
+            &shared::ports::Erasure {
+                at: outbound.clock.now(),
+                actor: "operator-jane".into(),
+            },
+        )
+        .await
+        .expect("erased");
+    let erased = text(
+        &p.handle(get("/portal/messages/order-2?payload=show", Some(&acme.id)))
+            .await,
+    );
+    assert!(erased.contains("payload-erased"), "{erased}");
+    assert!(!erased.contains("jo@example.com") && !erased.contains("operator-jane"));
+
     // AND another tenant's message is no message; a read-only session gets no Resend
     let hidden = p
         .handle(get("/portal/messages/secret-order", Some(&acme.id)))

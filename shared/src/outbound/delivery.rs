@@ -40,12 +40,32 @@ pub struct OutboundMessage {
     pub fanned_out: bool,
     /// The publish's trace context: every attempt sends a child of it as `traceparent`.
     pub trace: Option<TraceParent>,
+    /// Set once an operator erased its payload (`hookctl erase --message`): the message is a
+    /// tombstone, `payload` empty, never sent again.
+    pub erased: Option<MessageErased>,
+}
+
+/// Who erased a message's payload, when, and the content hash it had: kept so a repeated
+/// publish of the same content is still a duplicate, and other content still a conflict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageErased {
+    pub at: SystemTime,
+    pub by: String,
+    pub content_hash: String,
 }
 
 impl OutboundMessage {
-    /// Hex SHA-256 of the type and payload: what a repeated publish is compared on.
+    /// Hex SHA-256 of the type and payload: what a repeated publish is compared on. A
+    /// tombstone answers the hash its payload had.
     pub fn content_hash(&self) -> String {
-        content_hash(&self.event_type, &self.payload)
+        match &self.erased {
+            Some(erased) => erased.content_hash.clone(),
+            None => content_hash(&self.event_type, &self.payload),
+        }
+    }
+
+    pub fn is_erased(&self) -> bool {
+        self.erased.is_some()
     }
 }
 

@@ -409,6 +409,9 @@ where
         let Some(message) = store.message(&key.tenant, &key.message_id).await? else {
             return self.without_message(pointer, key, sent_at, now).await;
         };
+        if message.is_erased() {
+            return self.erased(key, now).await;
+        }
         if pointer
             .event_type
             .as_deref()
@@ -723,6 +726,32 @@ where
                 Ok(Dispatched::Skipped("no such message"))
             }
         }
+    }
+
+    /// A delivery of a message whose payload an operator erased: nothing may be sent (never an
+    /// empty body), so no attempt and nothing against the endpoint's health; cancelled, with
+    /// no DLQ copy, since a redrive could only be refused again.
+    async fn erased(&self, key: &DeliveryKey, now: SystemTime) -> Result<Dispatched, StoreError> {
+        warn!(
+            reason = crate::record::ERASED_REASON,
+            "not delivered; cancelled"
+        );
+        self.outbound
+            .store
+            .move_delivery(
+                key,
+                &[
+                    DeliveryStatus::Pending,
+                    DeliveryStatus::Held,
+                    DeliveryStatus::Sending,
+                ],
+                DeliveryStatus::Cancelled,
+                false,
+                now,
+                Some(now + self.settings().retention),
+            )
+            .await?;
+        Ok(Dispatched::Skipped(crate::record::ERASED_REASON))
     }
 
     /// A delivery whose schedule was spent when its DLQ copy failed: copy it now and mark it
@@ -1076,6 +1105,7 @@ where
             created_at: now,
             fanned_out: true,
             trace: Some(TraceParent::generate()),
+            erased: None,
         };
         let started = Instant::now();
         let exchange = self.send(&endpoint, &message, now).await;

@@ -18,7 +18,7 @@ use super::{
 };
 use crate::{
     ids::TenantId,
-    ports::{QueueError, StoreError},
+    ports::{Erasure, QueueError, StoreError},
 };
 
 /// Tenants' partner endpoints.
@@ -403,6 +403,41 @@ impl StoredMessage {
             content_hash: message.content_hash(),
         }
     }
+}
+
+/// What erasing one message's payload found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErasedMessage {
+    /// No message of this tenant under this id: nothing changed.
+    NotFound,
+    /// The payload is gone now. `tombstone` is the message as stored; `referenced` says
+    /// whether it relayed a payload kept by reference (the inbound event's S3 object, left
+    /// alone: only the reference was dropped); `attempts` is how many stored partner answers
+    /// (attempts' response bodies) were cleared.
+    Now {
+        tombstone: Box<OutboundMessage>,
+        referenced: bool,
+        attempts: u32,
+    },
+    /// Erased before: nothing more to remove.
+    Already(Box<OutboundMessage>),
+}
+
+/// Erasing an outbound message's payload on request (GDPR), keeping its idempotency: the
+/// message stays as a tombstone with its tenant, id, type, times and content hash, so a
+/// repeated publish of the same content is still a duplicate and other content a conflict.
+#[async_trait]
+pub trait MessageErasure: Send + Sync {
+    /// Remove the payload of `tenant`'s message `id` (and a reference to a payload kept
+    /// outside, never the object itself), mark it erased by `erasure`, and clear the response
+    /// bodies its deliveries' attempts keep. Only that message's items are touched (their keys
+    /// are built from the tenant, never found by search).
+    async fn erase_message(
+        &self,
+        tenant: &TenantId,
+        id: &MessageId,
+        erasure: &Erasure,
+    ) -> Result<ErasedMessage, StoreError>;
 }
 
 /// Deliveries per second for one endpoint, shared by every dispatcher ([`super::rate`]).

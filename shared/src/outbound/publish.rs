@@ -160,6 +160,7 @@ where
             created_at: now,
             fanned_out: true,
             trace: Some(trace),
+            erased: None,
         };
         // A repeated publish sends nothing: the message it repeats is on its way already.
         if let Some(existing) = self.store.stored_message(&message.tenant, &id).await? {

@@ -79,6 +79,9 @@ pub enum RecoveryError {
     UnknownMessage(MessageId),
     #[error("no endpoint {0}")]
     UnknownEndpoint(EndpointId),
+    /// An operator erased the message's payload: nothing left to send.
+    #[error("message {0}: {reason}", reason = crate::record::ERASED_REASON)]
+    Erased(MessageId),
     #[error(transparent)]
     Unavailable(#[from] PublishError),
 }
@@ -230,6 +233,9 @@ where
             .message(tenant, message_id)
             .await?
             .ok_or_else(|| RecoveryError::UnknownMessage(message_id.clone()))?;
+        if message.is_erased() {
+            return Err(RecoveryError::Erased(message_id.clone()));
+        }
         let targets = match endpoint {
             Some(id) => vec![
                 self.store
@@ -277,6 +283,20 @@ where
         Ok(report)
     }
 
+    /// Whether the delivery's message had its payload erased by an operator: such a delivery
+    /// is never started over (skipped, with the reason logged).
+    async fn is_erased(&self, key: &DeliveryKey) -> Result<bool, StoreError> {
+        let erased = self
+            .store
+            .message(&key.tenant, &key.message_id)
+            .await?
+            .is_some_and(|m| m.is_erased());
+        if erased {
+            info!(delivery = %key, reason = crate::record::ERASED_REASON, "not started over");
+        }
+        Ok(erased)
+    }
+
     /// Start over every dead delivery of `endpoint` created at or after `since`.
     pub async fn recover_failed(
         &self,
@@ -301,6 +321,10 @@ where
                 .filter(|d| d.status == DeliveryStatus::Dead)
             {
                 report.matched += 1;
+                if self.is_erased(&delivery.key).await? {
+                    report.skipped += 1;
+                    continue;
+                }
                 if dry_run
                     || self
                         .requeue(delivery, &[DeliveryStatus::Dead], true)
@@ -356,8 +380,10 @@ where
                     continue;
                 };
                 report.matched += 1;
+                let erased = delivery.status == DeliveryStatus::Dead
+                    && self.is_erased(&delivery.key).await?;
                 if dry_run {
-                    if delivery.status == DeliveryStatus::Dead {
+                    if delivery.status == DeliveryStatus::Dead && !erased {
                         report.requeued(&delivery.key);
                     } else {
                         report.skipped += 1;
@@ -366,6 +392,7 @@ where
                     continue;
                 }
                 let requeued = delivery.status == DeliveryStatus::Dead
+                    && !erased
                     && self
                         .requeue(&delivery, &[DeliveryStatus::Dead], true)
                         .await?;

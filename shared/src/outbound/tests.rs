@@ -442,6 +442,7 @@ async fn reconcile_finishes_a_fan_out_stored_unfinished_before_pointers_went_fir
         created_at: UNIX_EPOCH + Duration::from_secs(NOW),
         fanned_out: false,
         trace: None,
+        erased: None,
     };
     w.store()
         .put_message(&message, UNIX_EPOCH + Duration::from_secs(NOW + 86_400))
@@ -1851,4 +1852,107 @@ mod catalog {
             "remembered for up to catalog::TYPE_TTL"
         );
     }
+}
+
+#[tokio::test]
+async fn an_erased_message_is_never_sent_again_and_stays_a_duplicate() {
+    use crate::{
+        erasure::erase_message, memory::MemoryEventStore, ports::Erasure, record::ERASED_REASON,
+    };
+    let w = world();
+    let endpoint = w.endpoint("https://a.example/in", &[]).await;
+    // GIVEN a delivery waiting for its retry, its failed attempt keeping the partner's answer
+    w.d.transport
+        .script("https://a.example/in", vec![ScriptedTransport::status(500)]);
+    let key = w.publish_to_one("invoice.paid", "order-erased").await;
+    w.dispatch_all().await;
+    w.store()
+        .reset_health(&acme(), &endpoint.id)
+        .await
+        .expect("reset");
+    assert_eq!(w.store().all_attempts()[0].response_body, "status 500");
+
+    // WHEN an operator erases the message
+    let audits = MemoryEventStore::new();
+    let erasure = Erasure {
+        at: UNIX_EPOCH + Duration::from_secs(NOW + 1),
+        actor: "dpo".into(),
+    };
+    let report = erase_message(
+        w.store(),
+        &audits,
+        &acme(),
+        &key.message_id,
+        &erasure,
+        false,
+    )
+    .await
+    .expect("erased");
+
+    // THEN its payload and the attempt's answer are gone, the erasure audited
+    assert_eq!((report.erased, report.answers_cleared), (1, Some(1)));
+    let tomb = w
+        .store()
+        .message(&acme(), &key.message_id)
+        .await
+        .expect("read")
+        .expect("kept");
+    assert!(tomb.payload.is_empty() && tomb.is_erased());
+    assert_eq!(tomb.erased.as_ref().map(|e| e.by.as_str()), Some("dpo"));
+    assert!(w.store().all_attempts()[0].response_body.is_empty());
+    let audited = audits.erasures();
+    assert_eq!(audited.len(), 1);
+    assert_eq!(audited[0].target, format!("message {}", key.message_id));
+
+    // AND its pointer coming back cancels it: no POST, no DLQ copy, nothing against health
+    assert_eq!(
+        w.redeliver_when_due(&key).await,
+        Dispatched::Skipped(ERASED_REASON)
+    );
+    assert_eq!(w.d.transport.requests().len(), 1, "only the first attempt");
+    assert_eq!(w.deliveries()[0].status, DeliveryStatus::Cancelled);
+    assert!(w.queue.dead_letters().is_empty());
+    assert_eq!(w.health(&endpoint.id).await.consecutive_failures, 0);
+
+    // AND a repeated publish of the same content is a duplicate, other content a conflict
+    assert!(w.publish("invoice.paid", "order-erased").await.duplicate);
+    assert!(w.queue.drain().is_empty(), "a duplicate sends nothing");
+    let other = w
+        .outbound()
+        .publish(PublishRequest {
+            tenant: &acme(),
+            event_type: "invoice.paid",
+            payload: br#"{"id":"inv_2"}"#,
+            idempotency_key: Some("order-erased"),
+        })
+        .await;
+    assert!(matches!(other, Err(PublishError::Conflict(_))));
+
+    // AND a resend, or a recovery of its delivery, is refused with the reason
+    let resend = w
+        .outbound()
+        .resend(&acme(), &key.message_id, None, false)
+        .await
+        .expect_err("refused");
+    assert!(resend.to_string().contains(ERASED_REASON), "{resend}");
+    let since = UNIX_EPOCH + Duration::from_secs(NOW - 60);
+    let recovered = w
+        .outbound()
+        .recover_failed(&acme(), &endpoint.id, since, false)
+        .await
+        .expect("recover");
+    assert_eq!(recovered.requeued, 0);
+
+    // AND erasing again changes nothing more, and says so
+    let twice = erase_message(
+        w.store(),
+        &audits,
+        &acme(),
+        &key.message_id,
+        &erasure,
+        false,
+    )
+    .await
+    .expect("again");
+    assert_eq!((twice.erased, twice.already_erased), (0, 1));
 }

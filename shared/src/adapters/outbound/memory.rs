@@ -18,17 +18,17 @@ use crate::{
         catalog::EventTypeDefinition,
         delivery::{
             Answered, Attempt, Delivery, DeliveryKey, DeliveryPointer, DeliveryStatus, Exchange,
-            OutboundMessage,
+            MessageErased, OutboundMessage,
         },
         endpoint::{DisabledReason, Endpoint, EndpointHealth},
         ids::{EndpointId, EventType, MessageId},
         ports::{
             AttemptResult, DUE_GRACE, DeliveryClaim, DeliveryLog, DeliveryQueue,
-            DeliveryRetryQueue, EndpointStore, EventTypeStore, HeldDeliveries, OutboundRequest,
-            Page, PutMessage, RateLimiter, Transport,
+            DeliveryRetryQueue, EndpointStore, ErasedMessage, EventTypeStore, HeldDeliveries,
+            MessageErasure, OutboundRequest, Page, PutMessage, RateLimiter, Transport,
         },
     },
-    ports::{QueueError, StoreError},
+    ports::{Erasure, QueueError, StoreError},
 };
 
 #[derive(Debug, Clone)]
@@ -517,6 +517,49 @@ impl MemoryOutboundStore {
             .ok_or_else(|| StoreError::Conflict(format!("no endpoint {id}")))?;
         change(&mut stored.endpoint.health);
         Ok(stored.endpoint.health.clone())
+    }
+}
+
+#[async_trait]
+impl MessageErasure for MemoryOutboundStore {
+    async fn erase_message(
+        &self,
+        tenant: &TenantId,
+        id: &MessageId,
+        erasure: &Erasure,
+    ) -> Result<ErasedMessage, StoreError> {
+        self.check()?;
+        let mut state = lock(&self.state);
+        let Some(message) = state.messages.get_mut(&(tenant.clone(), id.clone())) else {
+            return Ok(ErasedMessage::NotFound);
+        };
+        if message.is_erased() {
+            return Ok(ErasedMessage::Already(Box::new(message.clone())));
+        }
+        message.erased = Some(MessageErased {
+            at: erasure.at,
+            by: erasure.actor.clone(),
+            content_hash: message.content_hash(),
+        });
+        message.payload.clear();
+        let referenced = message.payload_location.take().is_some();
+        let tombstone = Box::new(message.clone());
+        let mut attempts = 0;
+        for attempt in state
+            .attempts
+            .iter_mut()
+            .filter(|a| &a.key.tenant == tenant && &a.key.message_id == id)
+        {
+            if !attempt.response_body.is_empty() {
+                attempt.response_body.clear();
+                attempts += 1;
+            }
+        }
+        Ok(ErasedMessage::Now {
+            tombstone,
+            referenced,
+            attempts,
+        })
     }
 }
 

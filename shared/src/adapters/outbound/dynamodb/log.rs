@@ -33,15 +33,15 @@ use crate::{
     outbound::{
         delivery::{
             Answered, Attempt, Delivery, DeliveryKey, DeliveryStatus, ErrorClass,
-            MAX_PAYLOAD_BYTES, OutboundMessage, Trigger,
+            MAX_PAYLOAD_BYTES, MessageErased, OutboundMessage, Trigger,
         },
         ids::{EndpointId, EventType, MessageId},
         ports::{
-            AttemptResult, DUE_GRACE, DeliveryClaim, DeliveryLog, HeldDeliveries, Page, PutMessage,
-            StoredMessage,
+            AttemptResult, DUE_GRACE, DeliveryClaim, DeliveryLog, ErasedMessage, HeldDeliveries,
+            MessageErasure, Page, PutMessage, StoredMessage,
         },
     },
-    ports::StoreError,
+    ports::{Erasure, StoreError},
 };
 
 const FANOUT: &str = "fanout";
@@ -70,11 +70,23 @@ fn delivery_shard_key(key: &DeliveryKey) -> String {
 }
 
 fn message_from_item(item: &Item) -> Result<OutboundMessage, ItemError> {
+    let erased = match opt_millis(item, "erased_at")? {
+        // A tombstone answers the hash it was stored with, its payload gone.
+        Some(at) => Some(MessageErased {
+            at,
+            by: opt_string(item, "erased_by")?
+                .unwrap_or_default()
+                .to_owned(),
+            content_hash: string(item, "content_hash")?.to_owned(),
+        }),
+        None => None,
+    };
     Ok(OutboundMessage {
         tenant: parsed(item, "tenant")?,
         id: parsed(item, "message_id")?,
         event_type: parsed(item, "event_type")?,
         payload: match (item.get("payload_z"), item.get("payload_ref")) {
+            _ if erased.is_some() => Vec::new(),
             (Some(_), _) => inflate(bytes(item, "payload_z")?, MAX_PAYLOAD_BYTES)
                 .ok_or(ItemError::Invalid("payload_z"))?,
             // Loaded by `with_payload`.
@@ -86,6 +98,7 @@ fn message_from_item(item: &Item) -> Result<OutboundMessage, ItemError> {
         fanned_out: boolean(item, "fanned_out")?,
         // Messages stored before traces were kept have none (their attempts start one).
         trace: opt_string(item, "traceparent")?.and_then(|t| t.parse().ok()),
+        erased,
     })
 }
 
@@ -691,6 +704,136 @@ impl DynamoOutboundStore {
             Err(e) => return Err(e),
         }
         Ok(Some(message))
+    }
+}
+
+/// Erasing a message's payload (a data-subject request).
+///
+/// Cost: one `UpdateItem` on the message item (billed by the item before, payload included; no
+/// index changes), a `Query` of the message's deliveries and attempts (keys and bodies only),
+/// and one small `UpdateItem` per item that kept a partner's answer. A payload relayed by
+/// reference (`payload_ref`, the inbound event's own S3 object) is never deleted here: only
+/// the reference goes; the object is the inbound event's, erased with `--event`.
+/// Operator actions only, never on a hot path.
+#[async_trait]
+impl MessageErasure for DynamoOutboundStore {
+    async fn erase_message(
+        &self,
+        tenant: &TenantId,
+        id: &MessageId,
+        erasure: &Erasure,
+    ) -> Result<ErasedMessage, StoreError> {
+        let (layout, known) = self.layout(tenant, id).await?;
+        if !known {
+            return Ok(ErasedMessage::NotFound);
+        }
+        let result = UpdateBuilder::new(layout.message_key(tenant, id))
+            .set("erased_at", ms(erasure.at))
+            .set("erased_by", s(&erasure.actor))
+            .remove("payload")
+            .remove("payload_z")
+            .remove("payload_ref")
+            // The key is built from the tenant; the stored tenant must agree, as a second
+            // guard that no other tenant's item is ever changed.
+            .condition(
+                "attribute_exists(#pk) AND #tenant = :tenant",
+                &["pk", "tenant"],
+            )
+            .value(":tenant", s(tenant.as_str()))
+            .condition("attribute_not_exists(#erased_at)", &["erased_at"])
+            .build()
+            .update_item(&self.client, &self.table)
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(output) => {
+                let before = output.attributes().ok_or_else(|| {
+                    StoreError::Malformed("an erasure returned no attributes".into())
+                })?;
+                let mut tombstone = message_from_item(before)?;
+                tombstone.erased = Some(MessageErased {
+                    at: erasure.at,
+                    by: erasure.actor.clone(),
+                    content_hash: string(before, "content_hash")?.to_owned(),
+                });
+                tombstone.payload = Vec::new();
+                let referenced = tombstone.payload_location.take().is_some();
+                let attempts = self.clear_answers(layout, tenant, id).await?;
+                Ok(ErasedMessage::Now {
+                    tombstone: Box::new(tombstone),
+                    referenced,
+                    attempts,
+                })
+            }
+            Err(e) if is_conditional_failure(&e) => {
+                match self.read(layout.message_key(tenant, id), false).await? {
+                    Some(item) if opt_string(&item, "tenant")? == Some(tenant.as_str()) => {
+                        let message = message_from_item(&item)?;
+                        if !message.is_erased() {
+                            return Err(StoreError::Conflict(
+                                "the message changed during the erasure".into(),
+                            ));
+                        }
+                        // An erasure stopped before the answers were cleared finishes now.
+                        self.clear_answers(layout, tenant, id).await?;
+                        Ok(ErasedMessage::Already(Box::new(message)))
+                    }
+                    _ => Ok(ErasedMessage::NotFound),
+                }
+            }
+            Err(e) => Err(unavailable("UpdateItem", &self.table, &e)),
+        }
+    }
+}
+
+impl DynamoOutboundStore {
+    /// Remove the partner answers (`response_body`) the message's deliveries and attempts
+    /// keep; how many items had one.
+    async fn clear_answers(
+        &self,
+        layout: Layout,
+        tenant: &TenantId,
+        id: &MessageId,
+    ) -> Result<u32, StoreError> {
+        let (pk, deliveries, attempts) = layout.message_items(tenant, id);
+        let mut cleared = 0;
+        for prefix in [deliveries, attempts] {
+            let mut start = None;
+            loop {
+                let output = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .filter_expression("attribute_exists(response_body)")
+                    .projection_expression("pk, sk")
+                    .expression_attribute_values(":pk", s(&pk))
+                    .expression_attribute_values(":prefix", s(&prefix))
+                    .consistent_read(true)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|e| unavailable("Query", &self.table, &e))?;
+                for item in output.items() {
+                    let key: Item = ["pk", "sk"]
+                        .into_iter()
+                        .filter_map(|k| Some((k.to_owned(), item.get(k)?.clone())))
+                        .collect();
+                    let update = UpdateBuilder::new(key)
+                        .remove("response_body")
+                        .condition("attribute_exists(#pk)", &["pk"]);
+                    if self.update_if(update).await? {
+                        cleared += 1;
+                    }
+                }
+                start = output.last_evaluated_key().cloned();
+                if start.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok(cleared)
     }
 }
 
