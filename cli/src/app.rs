@@ -92,6 +92,9 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             if let Some(bucket) = bucket {
                 store = store.with_payloads(shared::aws::s3_on_first_use(&sdk), bucket);
             }
+            if args.before.is_some() {
+                return erase::run_before(&store, args, now, out).await;
+            }
             erase::run(&store, args, now, out).await
         }
         Command::Send(args) => {

@@ -299,6 +299,13 @@ pub struct EraseArgs {
     /// The outbound message whose payload to erase (its id, the publish's idempotency key).
     #[arg(long, group = "target", value_parser = parse_message_id, value_name = "MSG_ID")]
     pub message: Option<MessageId>,
+    /// Every inbound event of the tenant received before TIME (RFC 3339, or a day
+    /// `YYYY-MM-DD` meaning its start in UTC), oldest first, at most --limit per run.
+    #[arg(long, group = "target", value_parser = parse_time, value_name = "TIME")]
+    pub before: Option<std::time::SystemTime>,
+    /// With --before: at most this many events per run (run again for the rest).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub limit: u32,
     /// Say what would be erased, and change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -309,6 +316,19 @@ pub struct EraseArgs {
     /// `PayloadsBucket`): needed to erase those.
     #[arg(long, env = "PAYLOADS_BUCKET", value_name = "BUCKET")]
     pub payloads_bucket: Option<String>,
+}
+
+/// RFC 3339 (`2026-01-31T00:00:00Z`), or a day (`2026-01-31`) meaning its start in UTC.
+fn parse_time(raw: &str) -> Result<std::time::SystemTime, String> {
+    use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+    let text = if raw.len() == 10 {
+        format!("{raw}T00:00:00Z")
+    } else {
+        raw.to_owned()
+    };
+    OffsetDateTime::parse(&text, &Rfc3339)
+        .map(Into::into)
+        .map_err(|_| "expected RFC 3339 (2026-01-31T00:00:00Z) or a day (2026-01-31)".to_owned())
 }
 
 fn parse_message_id(raw: &str) -> Result<MessageId, String> {
@@ -601,6 +621,31 @@ mod tests {
         assert!(erase.dry_run);
         assert_eq!(erase.actor.as_deref(), Some("dpo"));
         assert!(parse(&["erase", "acme", "--event", "evt_1"]).is_err());
+        // By age: a day or an RFC 3339 time, never beside --event.
+        let cli =
+            parse(&["erase", "acme", "--before", "2026-01-31", "--limit", "50"]).expect("parses");
+        let Command::Erase(by_age) = cli.command else {
+            panic!("not erase");
+        };
+        assert_eq!(
+            by_age.before,
+            Some(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_769_817_600))
+        );
+        assert_eq!(by_age.limit, 50);
+        assert!(parse(&["erase", "acme", "--before", "2026-01-31T12:00:00Z"]).is_ok());
+        assert!(parse(&["erase", "acme", "--before", "yesterday"]).is_err());
+        assert!(
+            parse(&[
+                "erase",
+                "acme",
+                "--before",
+                "2026-01-31",
+                "--event",
+                "stripe/evt_1"
+            ])
+            .is_err()
+        );
+        assert!(parse(&["erase", "acme", "--before", "2026-01-31", "--limit", "0"]).is_err());
         assert!(parse(&["erase", "acme", "--event", "nope/evt_1"]).is_err());
         assert!(parse(&["erase", "acme"]).is_err());
     }

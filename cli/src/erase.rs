@@ -7,9 +7,9 @@
 use std::{io::Write, time::SystemTime};
 
 use shared::{
-    erasure::{ErasureError, ErasureReport, erase_event, erase_message},
+    erasure::{ErasureError, ErasureReport, erase_event, erase_events_before, erase_message},
     outbound::ports::{DeliveryLog, MessageErasure},
-    ports::{Erasure, EventErasure, EventStore},
+    ports::{Erasure, EventErasure, EventHistory, EventStore},
     record::EventKey,
 };
 
@@ -58,6 +58,63 @@ where
     ))?;
     let report = erase_message(messages, audits, &args.tenant, &id, &erasure, args.dry_run).await;
     render(report, out)
+}
+
+/// Erase the payloads of the tenant's events received before `--before`, at most `--limit`.
+pub async fn run_before<S>(
+    store: &S,
+    args: EraseArgs,
+    now: SystemTime,
+    out: &mut Out<'_>,
+) -> Result<(), CliError>
+where
+    S: EventHistory + EventErasure,
+{
+    let erasure = erasure(&args, now)?;
+    let before = args.before.ok_or(CliError::Erasure(
+        "name the age to erase with --before TIME".into(),
+    ))?;
+    let report = erase_events_before(
+        store,
+        &args.tenant,
+        before,
+        args.limit,
+        &erasure,
+        args.dry_run,
+    )
+    .await
+    .map_err(|e| match e {
+        ErasureError::Store(e) => CliError::from(e),
+        other => CliError::Erasure(other.to_string()),
+    })?;
+    if out.json() {
+        return out.document(&report);
+    }
+    let what = format!("{} of tenant {}", report.target, report.tenant);
+    if report.dry_run {
+        writeln!(
+            out,
+            "Would erase the payloads of {} {what} (some may be erased already).",
+            report.erased
+        )?;
+        writeln!(out, "Dry run: nothing was changed.")?;
+    } else {
+        writeln!(
+            out,
+            "Erased the payloads of {} {what}; {} were erased already. Each record stays as a \
+             tombstone, so a redelivery is still a duplicate.",
+            report.erased, report.already_erased
+        )?;
+        writeln!(out, "Audited as erased by {}.", report.actor)?;
+    }
+    if report.more {
+        writeln!(
+            out,
+            "More remain beyond --limit {}: run it again.",
+            args.limit
+        )?;
+    }
+    Ok(())
 }
 
 /// Who erases, and when: `--actor` (or the OS user), never blank.
@@ -185,6 +242,8 @@ mod tests {
             tenant: TenantId::parse(tenant).expect("tenant"),
             event: Some((Provider::Stripe, EventId::parse(id).expect("id"))),
             message: None,
+            before: None,
+            limit: 1000,
             dry_run,
             actor: Some("dpo".into()),
             payloads_bucket: None,
@@ -253,6 +312,57 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_erase_by_age_reaches_only_events_before_the_time() {
+        // A processed event (in the status index) that entered its status at t0.
+        let k = key("acme", "evt_1");
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let mut processed = EventRecord::received(
+            k.clone(),
+            Some("invoice.paid".into()),
+            None,
+            Correlation::default(),
+            Verification::Unsigned,
+            PAYLOAD.to_vec(),
+            t0,
+        );
+        processed.status = shared::record::EventStatus::Processed;
+        let store = MemoryEventStore::new();
+        store.insert(processed);
+        let by_age = |before: SystemTime| {
+            let mut a = args("acme", "evt_1", false);
+            a.event = None;
+            a.before = Some(before);
+            a
+        };
+        let run_at = |a: EraseArgs| {
+            let store = &store;
+            async move {
+                let mut buf = Vec::new();
+                let result = {
+                    let mut out = Out::new(&mut buf, Format::Text);
+                    run_before(store, a, t0 + Duration::from_secs(500), &mut out).await
+                };
+                (result, String::from_utf8(buf).expect("utf-8"))
+            }
+        };
+        let (result, _) = run_at(by_age(t0)).await;
+        assert!(
+            result
+                .expect_err("nothing before")
+                .to_string()
+                .contains("nothing to erase")
+        );
+        let (result, text) = run_at(by_age(t0 + Duration::from_secs(1))).await;
+        result.expect("erased");
+        assert!(
+            text.contains("Erased the payloads of 1 events received before"),
+            "{text}"
+        );
+        assert!(store.record(&k).expect("kept").is_erased());
+        assert_eq!(store.erasures().len(), 1);
+    }
+
+    #[tokio::test]
     async fn an_erase_without_an_actor_is_refused() {
         let k = key("acme", "evt_1");
         let store = store_with(std::slice::from_ref(&k));
@@ -299,6 +409,8 @@ mod tests {
                 tenant: TenantId::parse(tenant).expect("tenant"),
                 event: None,
                 message: Some(MessageId::parse(id).expect("id")),
+                before: None,
+                limit: 1000,
                 dry_run,
                 actor: Some("dpo".into()),
                 payloads_bucket: None,

@@ -9,6 +9,8 @@
 //! Every erasure that changes or finds something leaves an audit record (who, when, what, how
 //! many items). A dry run reads only; an erasure that finds nothing writes nothing.
 
+use std::time::SystemTime;
+
 use serde::Serialize;
 use thiserror::Error;
 
@@ -19,8 +21,8 @@ use crate::{
         ids::MessageId,
         ports::{DeliveryLog, ErasedMessage, MessageErasure},
     },
-    ports::{Erased, Erasure, ErasureAudit, EventErasure, EventStore, StoreError},
-    record::EventKey,
+    ports::{Erased, Erasure, ErasureAudit, EventErasure, EventHistory, EventStore, StoreError},
+    record::{EventKey, EventStatus},
 };
 
 /// What an erasure did, or with `dry_run` would do.
@@ -201,6 +203,99 @@ where
     tracing::info!(%tenant, message_id = %id, actor = %erasure.actor, erased = done.erased,
         "message payload erased");
     Ok(done)
+}
+
+/// What an erasure by age did, or with `dry_run` would do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AgeErasureReport {
+    /// `events received before <time>`.
+    pub target: String,
+    pub tenant: String,
+    pub dry_run: bool,
+    /// Events whose payload was removed now; in a dry run, the events found, erased before or
+    /// not (telling them apart would read every payload).
+    pub erased: u32,
+    /// Tombstones found again: erased by an earlier run.
+    pub already_erased: u32,
+    /// Whether `limit` stopped the run: run it again for the rest.
+    pub more: bool,
+    pub actor: String,
+    pub audited: bool,
+}
+
+/// Erase the payloads of `tenant`'s events that entered their current status before
+/// `before` (and so were received before it), oldest first, at most `limit` of them, with one
+/// audit record for the run. Found through the status index, status by status: events still
+/// `received` (on their way, in no index) are not reached.
+pub async fn erase_events_before<S>(
+    store: &S,
+    tenant: &TenantId,
+    before: SystemTime,
+    limit: u32,
+    erasure: &Erasure,
+    dry_run: bool,
+) -> Result<AgeErasureReport, ErasureError>
+where
+    S: EventHistory + EventErasure + ?Sized,
+{
+    let target = format!("events received before {}", crate::clock::rfc3339(before));
+    let mut keys = Vec::new();
+    for status in EventStatus::ALL {
+        let room = limit.saturating_sub(u32::try_from(keys.len()).unwrap_or(u32::MAX));
+        if room == 0 {
+            break;
+        }
+        let found = store
+            .in_status_before(tenant, status, before, room + 1)
+            .await?;
+        keys.extend(found.into_iter().map(|t| t.key));
+    }
+    let wanted = usize::try_from(limit).unwrap_or(usize::MAX);
+    let more = keys.len() > wanted;
+    keys.truncate(wanted);
+    if keys.is_empty() {
+        return Err(ErasureError::NotFound {
+            tenant: tenant.to_string(),
+            target,
+        });
+    }
+    let mut report = AgeErasureReport {
+        target: target.clone(),
+        tenant: tenant.to_string(),
+        dry_run,
+        erased: 0,
+        already_erased: 0,
+        more,
+        actor: erasure.actor.clone(),
+        audited: false,
+    };
+    if dry_run {
+        report.erased = u32::try_from(keys.len()).unwrap_or(u32::MAX);
+        return Ok(report);
+    }
+    for key in &keys {
+        match store.erase_payload(key, erasure).await? {
+            Erased::Now { .. } => report.erased += 1,
+            Erased::Already(_) => report.already_erased += 1,
+            // Gone since the index was read (expired): nothing to erase.
+            Erased::NotFound => {}
+        }
+    }
+    let audit = ErasureAudit {
+        tenant: tenant.clone(),
+        at: erasure.at,
+        actor: erasure.actor.clone(),
+        target,
+        items: report.erased,
+    };
+    store
+        .record_erasure(&audit)
+        .await
+        .map_err(ErasureError::Unaudited)?;
+    report.audited = true;
+    tracing::info!(tenant = %tenant, actor = %erasure.actor, erased = report.erased,
+        "payloads erased by age");
+    Ok(report)
 }
 
 #[cfg(test)]
@@ -415,5 +510,70 @@ mod tests {
             assert_eq!(payload(&store, "other", "msg_1").await, PAYLOAD);
             assert!(audits.erasures().is_empty());
         }
+    }
+
+    #[tokio::test]
+    async fn an_erasure_by_age_reaches_the_tenant_s_older_events_only_and_audits_once() {
+        let store = MemoryEventStore::new();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        // Two old events of acme, one new, and an old one of globex, all processed (indexed).
+        for (tenant, id, at) in [
+            ("acme", "evt_old_1", 0),
+            ("acme", "evt_old_2", 10),
+            ("acme", "evt_new", 1_000),
+            ("globex", "evt_old_1", 0),
+        ] {
+            let mut r = record(key(tenant, id), PAYLOAD);
+            r.received_at = t0 + Duration::from_secs(at);
+            r.status = EventStatus::Processed;
+            r.status_at = r.received_at;
+            assert!(matches!(
+                store.put_if_absent(&r).await,
+                Ok(PutOutcome::Inserted)
+            ));
+        }
+        let acme = TenantId::parse("acme").expect("tenant");
+        let cutoff = t0 + Duration::from_secs(500);
+
+        let dry = erase_events_before(&store, &acme, cutoff, 100, &erasure(), true)
+            .await
+            .expect("dry run");
+        assert_eq!((dry.erased, dry.audited), (2, false));
+        assert!(
+            !store
+                .get(&key("acme", "evt_old_1"))
+                .await
+                .expect("get")
+                .expect("kept")
+                .is_erased()
+        );
+
+        // A limit of one erases the oldest and says there is more.
+        let first = erase_events_before(&store, &acme, cutoff, 1, &erasure(), false)
+            .await
+            .expect("erased");
+        assert_eq!((first.erased, first.more, first.audited), (1, true, true));
+        let rest = erase_events_before(&store, &acme, cutoff, 100, &erasure(), false)
+            .await
+            .expect("erased");
+        assert_eq!((rest.erased, rest.already_erased, rest.more), (1, 1, false));
+        for (tenant, id, erased) in [
+            ("acme", "evt_old_1", true),
+            ("acme", "evt_old_2", true),
+            ("acme", "evt_new", false),
+            ("globex", "evt_old_1", false),
+        ] {
+            let r = store
+                .get(&key(tenant, id))
+                .await
+                .expect("get")
+                .expect("kept");
+            assert_eq!(r.is_erased(), erased, "{tenant}/{id}");
+        }
+        // Nothing before the first event: not found, nothing audited.
+        assert!(matches!(
+            erase_events_before(&store, &acme, t0, 100, &erasure(), false).await,
+            Err(ErasureError::NotFound { .. })
+        ));
     }
 }

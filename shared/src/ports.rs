@@ -384,6 +384,16 @@ pub trait EventHistory: Send + Sync {
         since: SystemTime,
         limit: u32,
     ) -> Result<Vec<EventTimeline>, StoreError>;
+
+    /// Up to `limit` events that entered `status` before `before`, oldest first: what an
+    /// erasure by age reaches (an event's status time is at or after its receipt).
+    async fn in_status_before(
+        &self,
+        tenant: &TenantId,
+        status: crate::record::EventStatus,
+        before: SystemTime,
+        limit: u32,
+    ) -> Result<Vec<EventTimeline>, StoreError>;
 }
 
 /// The tenants that have configuration: names only, never secrets.

@@ -450,6 +450,19 @@ async fn listing_suite(store: &impl Records) {
         .expect("window");
     assert_eq!(recent.len(), 2);
     assert_eq!(recent[0].status_at, at(NOW + 4));
+    // What an erasure by age reaches: before a time, oldest first, this tenant's only.
+    let older = store
+        .in_status_before(&tenant, EventStatus::Failed, at(NOW + 3), 10)
+        .await
+        .expect("older");
+    let older: Vec<String> = older.iter().map(|t| t.key.event_id.to_string()).collect();
+    assert_eq!(older, ["evt_p0", "evt_p1", "evt_p2"]);
+    let oldest = store
+        .in_status_before(&tenant, EventStatus::Failed, at(NOW + 3), 1)
+        .await
+        .expect("oldest");
+    assert_eq!(oldest.len(), 1);
+    assert_eq!(oldest[0].key.event_id.as_str(), "evt_p0");
 }
 
 #[tokio::test]

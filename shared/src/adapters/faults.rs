@@ -434,6 +434,20 @@ impl<P: EventHistory> EventHistory for Faulty<P> {
         )
         .await
     }
+
+    async fn in_status_before(
+        &self,
+        tenant: &TenantId,
+        status: EventStatus,
+        before: SystemTime,
+        limit: u32,
+    ) -> Result<Vec<EventTimeline>, StoreError> {
+        self.call(
+            "EventHistory.in_status_before",
+            self.inner.in_status_before(tenant, status, before, limit),
+        )
+        .await
+    }
 }
 
 #[async_trait]

@@ -457,4 +457,32 @@ impl EventHistory for MemoryEventStore {
         found.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         Ok(found)
     }
+
+    async fn in_status_before(
+        &self,
+        tenant: &TenantId,
+        status: EventStatus,
+        before: SystemTime,
+        limit: u32,
+    ) -> Result<Vec<EventTimeline>, StoreError> {
+        self.available()?;
+        let mut found: Vec<EventTimeline> = lock(&self.records)
+            .values()
+            .filter(|r| &r.key.tenant == tenant && r.status == status && r.status_at < before)
+            .filter(|r| r.status.is_indexed())
+            .map(|r| EventTimeline {
+                key: r.key.clone(),
+                status: r.status,
+                status_at: r.status_at,
+                attempts: r.attempts,
+                received_at: r.received_at,
+                enqueued_at: r.enqueued_at,
+                completed_at: r.completed_at,
+                duplicates: r.duplicates,
+            })
+            .collect();
+        found.sort_by(|a, b| (a.status_at, &a.key).cmp(&(b.status_at, &b.key)));
+        found.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(found)
+    }
 }

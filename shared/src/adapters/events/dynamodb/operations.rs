@@ -391,6 +391,37 @@ impl EventHistory for DynamoEventStore {
         found.truncate(wanted);
         Ok(found)
     }
+
+    async fn in_status_before(
+        &self,
+        tenant: &TenantId,
+        status: EventStatus,
+        before: std::time::SystemTime,
+        limit: u32,
+    ) -> Result<Vec<EventTimeline>, StoreError> {
+        let wanted = usize::try_from(limit).unwrap_or(usize::MAX);
+        let mut found = self
+            .query_each_partition(
+                tenant_status_partitions(tenant, status),
+                wanted,
+                |partition| {
+                    self.client
+                        .query()
+                        .table_name(&self.table)
+                        .index_name(STATUS_INDEX)
+                        .key_condition_expression("tenant_status = :ts AND status_at < :before")
+                        .expression_attribute_values(":ts", s(partition))
+                        .expression_attribute_values(":before", n(unix_millis(before)))
+                        .scan_index_forward(true)
+                },
+                timeline_from_item,
+            )
+            .await?;
+        // The oldest `limit` of them all.
+        found.sort_by(|a, b| (a.status_at, &a.key).cmp(&(b.status_at, &b.key)));
+        found.truncate(wanted);
+        Ok(found)
+    }
 }
 
 #[cfg(test)]
