@@ -205,6 +205,64 @@ where
     Ok(done)
 }
 
+/// The console's `erase_message` action: `{"action": "erase_message", "tenant": "acme",
+/// "message_id": "msg_1", "actor": "dpo: request 114", "dry_run": true}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EraseMessageArgs {
+    pub action: String,
+    pub tenant: String,
+    pub message_id: String,
+    pub actor: String,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+impl EraseMessageArgs {
+    /// The action's name in a console event.
+    pub const ACTION: &'static str = "erase_message";
+}
+
+/// Run a console `erase_message` event: its JSON summary. The operator's mistakes (a bad
+/// tenant or id, no actor, nothing found) are `{"error": ...}`, an outage an `Err`.
+pub async fn erase_message_action<S, A>(
+    messages: &S,
+    audits: &A,
+    event: serde_json::Value,
+    now: SystemTime,
+) -> Result<serde_json::Value, StoreError>
+where
+    S: DeliveryLog + MessageErasure + ?Sized,
+    A: EventErasure + ?Sized,
+{
+    let refuse = |problem: String| Ok(serde_json::json!({ "error": problem }));
+    let args: EraseMessageArgs = match serde_json::from_value(event) {
+        Ok(args) => args,
+        Err(e) => return refuse(e.to_string()),
+    };
+    let (tenant, id) = match (
+        TenantId::parse(&args.tenant),
+        MessageId::parse(&args.message_id),
+    ) {
+        (Ok(tenant), Ok(id)) => (tenant, id),
+        (Err(e), _) => return refuse(format!("tenant: {e}")),
+        (_, Err(e)) => return refuse(format!("message_id: {e}")),
+    };
+    let actor = args.actor.trim();
+    if actor.is_empty() {
+        return refuse("actor: say who erases this message and why (it goes to the audit)".into());
+    }
+    let erasure = Erasure {
+        at: now,
+        actor: actor.chars().take(200).collect(),
+    };
+    match erase_message(messages, audits, &tenant, &id, &erasure, args.dry_run).await {
+        Ok(report) => Ok(serde_json::to_value(report).unwrap_or_default()),
+        Err(ErasureError::Store(e)) => Err(e),
+        Err(other) => refuse(other.to_string()),
+    }
+}
+
 /// What an erasure by age did, or with `dry_run` would do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AgeErasureReport {
@@ -509,6 +567,44 @@ mod tests {
             // THEN tenant other's payload is whole, and no audit was written
             assert_eq!(payload(&store, "other", "msg_1").await, PAYLOAD);
             assert!(audits.erasures().is_empty());
+        }
+
+        #[tokio::test]
+        async fn the_console_action_runs_dry_first_needs_an_actor_and_answers_mistakes_as_errors() {
+            let store = stored("acme", "msg_1").await;
+            let audits = MemoryEventStore::new();
+            let now = erasure().at;
+            let event = |dry_run: bool, actor: &str, id: &str| {
+                serde_json::json!({"action": "erase_message", "tenant": "acme", "message_id": id,
+                                   "actor": actor, "dry_run": dry_run})
+            };
+            let dry = erase_message_action(&store, &audits, event(true, "dpo", "msg_1"), now)
+                .await
+                .expect("runs");
+            assert_eq!(
+                (dry["dry_run"].as_bool(), dry["erased"].as_u64()),
+                (Some(true), Some(1))
+            );
+            assert_eq!(payload(&store, "acme", "msg_1").await, PAYLOAD);
+            for mistake in [
+                event(false, " ", "msg_1"),
+                event(false, "dpo", "msg_missing"),
+                event(false, "dpo", ""),
+                serde_json::json!({"action": "erase_message", "tenant": "acme", "message_id": "msg_1",
+                                   "actor": "dpo", "dryrun": true}),
+            ] {
+                let answer = erase_message_action(&store, &audits, mistake.clone(), now)
+                    .await
+                    .expect("answered");
+                assert!(answer["error"].is_string(), "{mistake} -> {answer}");
+            }
+            assert_eq!(payload(&store, "acme", "msg_1").await, PAYLOAD);
+            let done = erase_message_action(&store, &audits, event(false, "dpo", "msg_1"), now)
+                .await
+                .expect("runs");
+            assert_eq!(done["audited"].as_bool(), Some(true));
+            assert!(payload(&store, "acme", "msg_1").await.is_empty());
+            assert_eq!(audits.erasures().len(), 1);
         }
     }
 

@@ -11,8 +11,9 @@ use shared::{
         DynamoEventStore, DynamoOutboundStore, DynamoTenantNames, SqsDeadLetterQueue,
         SqsDeliveryQueue, SqsEventQueue,
     },
-    clock::SystemClock,
+    clock::{Clock, SystemClock},
     env::{Env, EnvError},
+    erasure::{EraseMessageArgs, erase_message_action},
     operations::{Operations, ReplaySettings},
     outbound::{Outbound, OutboundSettings, actions::OutboundAction},
 };
@@ -37,6 +38,17 @@ impl Replay {
     /// Run a console event on the side it names; the operator's mistakes are an
     /// `{"error": ...}` summary, an outage an `Err`.
     pub async fn run_json(&self, event: Value) -> Result<Value, Error> {
+        // A message's erasure touches both sides: the message, and the audit in the events table.
+        if event.get("action").and_then(Value::as_str) == Some(EraseMessageArgs::ACTION) {
+            let now = self.operations.clock.now();
+            return Ok(erase_message_action(
+                &self.outbound.store,
+                &self.operations.store,
+                event,
+                now,
+            )
+            .await?);
+        }
         if OutboundAction::is_outbound(&event) {
             Ok(self.outbound.run_json(event, &self.deliveries_dlq).await?)
         } else {
@@ -163,6 +175,7 @@ mod tests {
                 "discard",
                 include_str!("../../../events/replay/discard.json"),
             ),
+            ("erase", include_str!("../../../events/replay/erase.json")),
         ];
         for (name, text) in events {
             let value: Value = serde_json::from_str(text).expect("json");
@@ -173,6 +186,14 @@ mod tests {
                 assert_eq!(value["dry_run"], true, "{name} ships as a dry run");
             }
         }
+    }
+
+    #[test]
+    fn the_message_erasure_console_event_parses_and_ships_as_a_dry_run() {
+        let text = include_str!("../../../events/replay/erase_message.json");
+        let args: EraseMessageArgs = serde_json::from_str(text).expect("erase_message");
+        assert_eq!(args.action, EraseMessageArgs::ACTION);
+        assert!(args.dry_run);
     }
 
     #[test]
