@@ -436,24 +436,8 @@ impl EventHistory for MemoryEventStore {
         since: SystemTime,
         limit: u32,
     ) -> Result<Vec<EventTimeline>, StoreError> {
-        self.available()?;
-        let mut found: Vec<EventTimeline> = lock(&self.records)
-            .values()
-            .filter(|r| &r.key.tenant == tenant && r.status == status && r.status_at >= since)
-            // As in DynamoDB: `received` records are in no index.
-            .filter(|r| r.status.is_indexed())
-            .map(|r| EventTimeline {
-                key: r.key.clone(),
-                status: r.status,
-                status_at: r.status_at,
-                attempts: r.attempts,
-                received_at: r.received_at,
-                enqueued_at: r.enqueued_at,
-                completed_at: r.completed_at,
-                duplicates: r.duplicates,
-            })
-            .collect();
-        found.sort_by_key(|t| std::cmp::Reverse(t.status_at));
+        let mut found = self.in_status(tenant, status, |at| at >= since)?;
+        found.reverse();
         found.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         Ok(found)
     }
@@ -465,10 +449,25 @@ impl EventHistory for MemoryEventStore {
         before: SystemTime,
         limit: u32,
     ) -> Result<Vec<EventTimeline>, StoreError> {
+        let mut found = self.in_status(tenant, status, |at| at < before)?;
+        found.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(found)
+    }
+}
+
+impl MemoryEventStore {
+    /// The tenant's events in `status` whose status time `within` admits, oldest first; as in
+    /// DynamoDB, `received` records are in no index.
+    fn in_status(
+        &self,
+        tenant: &TenantId,
+        status: EventStatus,
+        within: impl Fn(SystemTime) -> bool,
+    ) -> Result<Vec<EventTimeline>, StoreError> {
         self.available()?;
         let mut found: Vec<EventTimeline> = lock(&self.records)
             .values()
-            .filter(|r| &r.key.tenant == tenant && r.status == status && r.status_at < before)
+            .filter(|r| &r.key.tenant == tenant && r.status == status && within(r.status_at))
             .filter(|r| r.status.is_indexed())
             .map(|r| EventTimeline {
                 key: r.key.clone(),
@@ -482,7 +481,6 @@ impl EventHistory for MemoryEventStore {
             })
             .collect();
         found.sort_by(|a, b| (a.status_at, &a.key).cmp(&(b.status_at, &b.key)));
-        found.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         Ok(found)
     }
 }

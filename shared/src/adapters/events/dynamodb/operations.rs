@@ -368,28 +368,8 @@ impl EventHistory for DynamoEventStore {
         since: std::time::SystemTime,
         limit: u32,
     ) -> Result<Vec<EventTimeline>, StoreError> {
-        let wanted = usize::try_from(limit).unwrap_or(usize::MAX);
-        let mut found = self
-            .query_each_partition(
-                tenant_status_partitions(tenant, status),
-                wanted,
-                |partition| {
-                    self.client
-                        .query()
-                        .table_name(&self.table)
-                        .index_name(STATUS_INDEX)
-                        .key_condition_expression("tenant_status = :ts AND status_at >= :since")
-                        .expression_attribute_values(":ts", s(partition))
-                        .expression_attribute_values(":since", n(unix_millis(since)))
-                        .scan_index_forward(false)
-                },
-                timeline_from_item,
-            )
-            .await?;
-        // The newest `limit` of them all.
-        found.sort_by(|a, b| (b.status_at, &b.key).cmp(&(a.status_at, &a.key)));
-        found.truncate(wanted);
-        Ok(found)
+        self.in_status(tenant, status, Window::Since(since), limit)
+            .await
     }
 
     async fn in_status_before(
@@ -399,7 +379,34 @@ impl EventHistory for DynamoEventStore {
         before: std::time::SystemTime,
         limit: u32,
     ) -> Result<Vec<EventTimeline>, StoreError> {
+        self.in_status(tenant, status, Window::Before(before), limit)
+            .await
+    }
+}
+
+/// A side of a time in the status index: at or after it (newest first), or before it (oldest
+/// first).
+#[derive(Clone, Copy)]
+enum Window {
+    Since(std::time::SystemTime),
+    Before(std::time::SystemTime),
+}
+
+impl DynamoEventStore {
+    /// Up to `limit` of the tenant's events in `status` on one side of a time, over every
+    /// partition of the status index.
+    async fn in_status(
+        &self,
+        tenant: &TenantId,
+        status: EventStatus,
+        window: Window,
+        limit: u32,
+    ) -> Result<Vec<EventTimeline>, StoreError> {
         let wanted = usize::try_from(limit).unwrap_or(usize::MAX);
+        let (condition, at, oldest_first) = match window {
+            Window::Since(at) => ("tenant_status = :ts AND status_at >= :at", at, false),
+            Window::Before(at) => ("tenant_status = :ts AND status_at < :at", at, true),
+        };
         let mut found = self
             .query_each_partition(
                 tenant_status_partitions(tenant, status),
@@ -409,16 +416,19 @@ impl EventHistory for DynamoEventStore {
                         .query()
                         .table_name(&self.table)
                         .index_name(STATUS_INDEX)
-                        .key_condition_expression("tenant_status = :ts AND status_at < :before")
+                        .key_condition_expression(condition)
                         .expression_attribute_values(":ts", s(partition))
-                        .expression_attribute_values(":before", n(unix_millis(before)))
-                        .scan_index_forward(true)
+                        .expression_attribute_values(":at", n(unix_millis(at)))
+                        .scan_index_forward(oldest_first)
                 },
                 timeline_from_item,
             )
             .await?;
-        // The oldest `limit` of them all.
+        // The `limit` nearest the time's side of them all.
         found.sort_by(|a, b| (a.status_at, &a.key).cmp(&(b.status_at, &b.key)));
+        if !oldest_first {
+            found.reverse();
+        }
         found.truncate(wanted);
         Ok(found)
     }
