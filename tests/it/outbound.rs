@@ -1165,6 +1165,44 @@ async fn a_message_is_kept_longer_for_a_waiting_delivery_never_shorter_on_dynamo
     assert_eq!(expiry().await, kept);
 }
 
+/// An inbound event's 300 KiB payload kept in the payloads bucket at
+/// `payloads/acme/relayed/{name}`, published by reference as the relay publishes it: the
+/// payload, its location and the message's id.
+async fn relay_large_payload(
+    stack: &Stack,
+    d: &ItDispatcher,
+    name: &str,
+) -> (String, String, shared::outbound::ids::MessageId) {
+    let payload = json!({"id": name, "padding": "x".repeat(300 * 1024)}).to_string();
+    let location = format!("payloads/acme/relayed/{name}");
+    stack
+        .s3
+        .put_object()
+        .bucket(stack.resources.payloads_bucket())
+        .key(&location)
+        .body(payload.clone().into_bytes().into())
+        .send()
+        .await
+        .expect("kept");
+    let key = format!("in.stripe.{name}");
+    let request = shared::outbound::publish::PublishRequest {
+        tenant: &acme(),
+        event_type: "stripe.invoice.paid",
+        payload: payload.as_bytes(),
+        idempotency_key: Some(&key),
+    };
+    let published = d
+        .outbound
+        .publish_kept(
+            request,
+            Some(&location),
+            shared::trace::TraceParent::generate(),
+        )
+        .await
+        .expect("published");
+    (payload, location, published.message_id)
+}
+
 #[tokio::test]
 async fn a_relayed_payload_too_large_for_an_item_is_delivered_whole_from_where_the_event_keeps_it()
 {
@@ -1183,34 +1221,8 @@ async fn a_relayed_payload_too_large_for_an_item_is_delivered_whole_from_where_t
     );
     let receiver = Receiver::start(Behaviour::Answer(200)).await;
     let endpoint = stack.add_endpoint(&d, &receiver.url(), &["stripe.*"]).await;
-    let payload = json!({"id": "evt_big", "padding": "x".repeat(300 * 1024)}).to_string();
-    let location = "payloads/acme/relayed/evt_big";
-    stack
-        .s3
-        .put_object()
-        .bucket(stack.resources.payloads_bucket())
-        .key(location)
-        .body(payload.clone().into_bytes().into())
-        .send()
-        .await
-        .expect("kept");
-
     // WHEN it is relayed (published by reference) and dispatched
-    let request = shared::outbound::publish::PublishRequest {
-        tenant: &acme(),
-        event_type: "stripe.invoice.paid",
-        payload: payload.as_bytes(),
-        idempotency_key: Some("in.stripe.evt_big"),
-    };
-    let published = d
-        .outbound
-        .publish_kept(
-            request,
-            Some(location),
-            shared::trace::TraceParent::generate(),
-        )
-        .await
-        .expect("published");
+    let (payload, location, message_id) = relay_large_payload(&stack, &d, "evt_big").await;
     let poll = stack
         .deliveries_mapping()
         .poll_once(&d, "dispatch-1")
@@ -1219,7 +1231,7 @@ async fn a_relayed_payload_too_large_for_an_item_is_delivered_whole_from_where_t
 
     // THEN the message's item holds where the payload is, not a copy, and the partner gets
     // it whole, signed
-    let id = published.message_id;
+    let id = message_id;
     let item = raw_item(&stack, &format!("m#acme#{id}"), "msg")
         .await
         .expect("stored");
@@ -1752,33 +1764,7 @@ async fn erasing_a_relayed_message_drops_its_reference_and_leaves_the_events_obj
     );
     let receiver = Receiver::start(Behaviour::Answer(200)).await;
     stack.add_endpoint(&d, &receiver.url(), &["stripe.*"]).await;
-    let payload = json!({"id": "evt_big", "padding": "x".repeat(300 * 1024)}).to_string();
-    let location = "payloads/acme/relayed/evt_erased";
-    stack
-        .s3
-        .put_object()
-        .bucket(stack.resources.payloads_bucket())
-        .key(location)
-        .body(payload.clone().into_bytes().into())
-        .send()
-        .await
-        .expect("kept");
-    let request = shared::outbound::publish::PublishRequest {
-        tenant: &acme(),
-        event_type: "stripe.invoice.paid",
-        payload: payload.as_bytes(),
-        idempotency_key: Some("in.stripe.evt_erased"),
-    };
-    let id = d
-        .outbound
-        .publish_kept(
-            request,
-            Some(location),
-            shared::trace::TraceParent::generate(),
-        )
-        .await
-        .expect("published")
-        .message_id;
+    let (payload, location, id) = relay_large_payload(&stack, &d, "evt_erased").await;
 
     // WHEN it is erased by a store without the bucket (the erase never touches S3)
     let without = stack.outbound_store();
