@@ -73,6 +73,17 @@ impl Provider {
         )
     }
 
+    /// The check the provider makes of an endpoint, if any, answered by the ingress
+    /// ([`declared::Handshake`]).
+    pub fn handshake(self) -> Option<declared::Handshake> {
+        match self {
+            Self::Declared(declaration) => declaration.handshake,
+            Self::Slack => Some(declared::Handshake::SlackUrlVerification),
+            Self::Braintree => Some(declared::Handshake::BraintreeChallenge),
+            _ => None,
+        }
+    }
+
     /// The route segment and storage name.
     pub fn as_str(self) -> &'static str {
         match self {

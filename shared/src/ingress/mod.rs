@@ -37,6 +37,7 @@ use crate::{
     ports::{ContentClaim, EventQueue, EventStore, PutOutcome, StoreError, TenantDirectory},
     provider::Provider,
     record::{Correlation, EventKey, EventRecord, Verification},
+    secret::SecretSlot,
     tenant::ProviderConfig,
     verify::{
         PayPalCertificates, PayPalContext, RequestUrl, VerifyContext, VerifyError,
@@ -352,8 +353,8 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
 
         let now = self.clock.now();
         // Handshakes the provider does not sign come first: a GET, or Graph's validation.
-        if let Provider::Declared(declaration) = provider
-            && let Some(handshake) = declaration.handshake
+        let handshake = provider.handshake();
+        if let Some(handshake) = handshake
             && let Some(answer) =
                 handshake.before_auth(&handshake_request(delivery), &config.secrets, now)
         {
@@ -366,20 +367,6 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
                     warn!(reason = e.reason(), error = %e, "handshake refused");
                     (Outcome::Unauthorized(e), false)
                 }
-            };
-        }
-        // Braintree checks a destination with a challenge only the key's holder can answer.
-        if provider == Provider::Braintree
-            && delivery.method.eq_ignore_ascii_case("GET")
-            && let Some(challenge) = handshake_request(delivery).query.and_then(|q| {
-                form_urlencoded::parse(q.as_bytes())
-                    .find(|(name, _)| name == "bt_challenge")
-                    .map(|(_, value)| value.into_owned())
-            })
-        {
-            return match crate::verify::braintree::challenge(&config.secrets.current, &challenge) {
-                Ok(answer) => (Outcome::Handshake(HandshakeAnswer::text(answer)), false),
-                Err(e) => (Outcome::Unauthorized(e), false),
             };
         }
         if !delivery.method.eq_ignore_ascii_case("POST") {
@@ -428,20 +415,15 @@ impl<S: EventStore, Q: EventQueue, D: TenantDirectory, C: Clock> Ingress<S, Q, D
             }
         };
 
-        // Slack checks a Request URL with a signed challenge before it sends anything: answer it,
-        // store nothing. So do Discord, Zoom and Twitch.
-        if provider == Provider::Slack
-            && let Some(challenge) = crate::extract::slack_challenge(delivery.body)
-        {
-            info!("answered Slack's url_verification");
-            let answer = HandshakeAnswer::json(json!({ "challenge": challenge }));
-            return (Outcome::Handshake(answer), false);
-        }
-        if let (Provider::Declared(declaration), Verification::Verified(slot)) =
-            (provider, &verification)
-            && let Some(handshake) = declaration.handshake
-            && let Some(secret) = config.secrets.active(now).find(|(s, _)| s == slot)
-            && let Some(answer) = handshake.after_auth(&handshake_request(delivery), secret.1)
+        // Slack, Discord, Zoom and Twitch check an endpoint with a signed request before they
+        // send anything: answer it with the secret that verified it, store nothing.
+        let slot = match &verification {
+            Verification::Verified(slot) => *slot,
+            _ => SecretSlot::Current,
+        };
+        if let Some(handshake) = handshake
+            && let Some((_, secret)) = config.secrets.active(now).find(|(s, _)| *s == slot)
+            && let Some(answer) = handshake.after_auth(&handshake_request(delivery), secret)
         {
             info!("answered the provider's signed handshake");
             return (Outcome::Handshake(answer), false);

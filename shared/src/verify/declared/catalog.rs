@@ -815,11 +815,6 @@ pub const REPRESENTATIVES: &[&Declaration] = &[
     &SQUARE, &DOCUSIGN, &LINEAR, &TELEGRAM, &ZENDESK,
 ];
 
-/// The declared provider named `name`.
-pub fn find(name: &str) -> Option<&'static Declaration> {
-    ALL.iter().copied().find(|d| d.name == name)
-}
-
 /// The README's table of declared providers, generated so it cannot drift from the code: a
 /// test compares it with the README.
 pub fn markdown_table() -> String {

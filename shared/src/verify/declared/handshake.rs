@@ -50,6 +50,11 @@ pub enum Handshake {
     WooCommercePing,
     /// Trello: a `HEAD` when a webhook is created, answered 200 with no body.
     TrelloHead,
+    /// Slack: a signed `url_verification` is answered with its challenge.
+    SlackUrlVerification,
+    /// Braintree: `GET ?bt_challenge=<hex>` is answered `<public key>|<HMAC of it>`, which
+    /// only the key's holder can compute.
+    BraintreeChallenge,
 }
 
 /// The parts of a request a handshake looks at.
@@ -132,6 +137,13 @@ impl Handshake {
             Self::TrelloHead if request.method.eq_ignore_ascii_case("HEAD") => {
                 Some(Ok(HandshakeAnswer::text("")))
             }
+            Self::BraintreeChallenge if get => {
+                let challenge = query_value(request.query, "bt_challenge")?;
+                Some(
+                    crate::verify::braintree::challenge(&secrets.current, &challenge)
+                        .map(HandshakeAnswer::text),
+                )
+            }
             _ => None,
         }
     }
@@ -169,16 +181,10 @@ impl Handshake {
                 let challenge = echo(body["challenge"].as_str()?, "challenge").ok()?;
                 Some(HandshakeAnswer::text(challenge))
             }
+            Self::SlackUrlVerification => crate::extract::slack_challenge(request.body)
+                .map(|challenge| HandshakeAnswer::json(json!({ "challenge": challenge }))),
             _ => None,
         }
-    }
-
-    /// Whether the handshake arrives as a GET (which needs its own route).
-    pub fn uses_get(self) -> bool {
-        matches!(
-            self,
-            Self::MetaSubscribe | Self::DropboxChallenge | Self::OktaVerification
-        )
     }
 
     /// What the provider sends and gets, in words, for the README's table.
@@ -195,6 +201,8 @@ impl Handshake {
             Self::OktaVerification => "`GET` verification challenge answered",
             Self::WooCommercePing => "unsigned `webhook_id=` ping answered 200",
             Self::TrelloHead => "`HEAD` answered 200",
+            Self::SlackUrlVerification => "signed `url_verification` answered with the challenge",
+            Self::BraintreeChallenge => "`GET ?bt_challenge=` answered with the key's HMAC",
         }
     }
 }

@@ -318,6 +318,17 @@ impl DynamoOutboundStore {
         prefix: &str,
         consistent: bool,
     ) -> Result<Vec<Item>, StoreError> {
+        self.items_with_prefix(&tenant_pk(tenant), prefix, consistent)
+            .await
+    }
+
+    /// Every item of partition `pk` whose sort key starts with `prefix`, page by page.
+    pub(super) async fn items_with_prefix(
+        &self,
+        pk: &str,
+        prefix: &str,
+        consistent: bool,
+    ) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
@@ -326,7 +337,7 @@ impl DynamoOutboundStore {
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(tenant_pk(tenant)))
+                .expression_attribute_values(":pk", s(pk))
                 .expression_attribute_values(":prefix", s(prefix))
                 .consistent_read(consistent)
                 .set_exclusive_start_key(start)

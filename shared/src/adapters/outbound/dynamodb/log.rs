@@ -799,37 +799,21 @@ impl DynamoOutboundStore {
         let (pk, deliveries, attempts) = layout.message_items(tenant, id);
         let mut cleared = 0;
         for prefix in [deliveries, attempts] {
-            let mut start = None;
-            loop {
-                let output = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                    .filter_expression("attribute_exists(response_body)")
-                    .projection_expression("pk, sk")
-                    .expression_attribute_values(":pk", s(&pk))
-                    .expression_attribute_values(":prefix", s(&prefix))
-                    .consistent_read(true)
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(|e| unavailable("Query", &self.table, &e))?;
-                for item in output.items() {
-                    let key: Item = ["pk", "sk"]
-                        .into_iter()
-                        .filter_map(|k| Some((k.to_owned(), item.get(k)?.clone())))
-                        .collect();
-                    let update = UpdateBuilder::new(key)
-                        .remove("response_body")
-                        .condition("attribute_exists(#pk)", &["pk"]);
-                    if self.update_if(update).await? {
-                        cleared += 1;
-                    }
+            // Read units are billed on whole items whatever a filter or projection keeps, so
+            // the answers are picked here.
+            for item in self.items_with_prefix(&pk, &prefix, true).await? {
+                if !item.contains_key("response_body") {
+                    continue;
                 }
-                start = output.last_evaluated_key().cloned();
-                if start.is_none() {
-                    break;
+                let key: Item = ["pk", "sk"]
+                    .into_iter()
+                    .filter_map(|k| Some((k.to_owned(), item.get(k)?.clone())))
+                    .collect();
+                let update = UpdateBuilder::new(key)
+                    .remove("response_body")
+                    .condition("attribute_exists(#pk)", &["pk"]);
+                if self.update_if(update).await? {
+                    cleared += 1;
                 }
             }
         }
